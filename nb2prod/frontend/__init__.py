@@ -1,0 +1,1 @@
+"""The compiler's frontend: from a notebook file to a Plan."""

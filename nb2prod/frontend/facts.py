@@ -1,0 +1,198 @@
+"""One pass over every cell: parse it, split display from code, and record what it calls.
+
+The analyses after this (roles, model, metrics, parameters, findings) read these facts and
+never re-parse a cell.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+from nb2prod.frontend.display import DisplayTracker
+from nb2prod.frontend.magics import NormalisedCell, normalise
+from nb2prod.frontend.names import CellNames, scan_names
+from nb2prod.frontend.pysyntax import Aliases, dotted_name, parse_cell, root_name, target_names
+from nb2prod.frontend.reader import CodeCell, Notebook
+
+_DIRECTIVE = re.compile(r"^\s*#\s*nb2prod\s*:\s*(?P<body>.+?)\s*$")
+
+
+@dataclass(frozen=True)
+class CallSite:
+    qualified: str  # callee with imports resolved: 'sklearn.metrics.f1_score', 'model.fit'
+    method: str | None  # the attribute called, for method calls
+    receiver: str | None  # the variable the method is called on
+    node: ast.Call
+    line: int
+    assigned_to: tuple[str, ...]  # names bound by `x = call(...)`
+    in_display: bool
+
+
+@dataclass
+class CellFacts:
+    cell: CodeCell
+    normalised: NormalisedCell
+    statements: list[ast.stmt]
+    display: list[bool]
+    names: CellNames  # over the kept (non-display) statements
+    calls: list[CallSite]
+    directive: str | None
+    classes: dict[str, set[str]] = field(default_factory=dict)  # class -> method names
+    functions: set[str] = field(default_factory=set)
+
+    @property
+    def number(self) -> int:
+        return self.cell.number
+
+    @property
+    def kept_statements(self) -> list[ast.stmt]:
+        return [s for s, shown in zip(self.statements, self.display, strict=True) if not shown]
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.statements
+
+    def only(self, *kinds: type) -> bool:
+        """Whether every non-display statement is one of `kinds` (and there is one)."""
+        kept = [s for s in self.kept_statements if not _is_docstring(s)]
+        return bool(kept) and all(isinstance(s, kinds) for s in kept)
+
+
+@dataclass
+class NotebookFacts:
+    notebook: Notebook
+    cells: list[CellFacts]
+    aliases: Aliases
+    constructors: dict[str, str]  # variable -> qualified constructor it was last built with
+    constructor_calls: dict[str, ast.Call]
+    figure_names: set[str]
+
+    def cell(self, number: int) -> CellFacts:
+        return self.cells[number - 1]
+
+
+def gather_facts(notebook: Notebook) -> NotebookFacts:
+    """Normalise and parse every code cell once, then classify its statements."""
+    aliases = Aliases()
+    parsed: list[tuple[CodeCell, NormalisedCell, ast.Module]] = []
+    for cell in notebook.cells:
+        normalised = normalise(cell.source)
+        tree = parse_cell(normalised.source, notebook.path, cell.number)
+        aliases.add_imports(tree)
+        parsed.append((cell, normalised, tree))
+    tracker = DisplayTracker(aliases, _functions_returning_values(parsed))
+    constructors: dict[str, str] = {}
+    constructor_calls: dict[str, ast.Call] = {}
+    cells = []
+    for cell, normalised, tree in parsed:
+        statements = [s for s in tree.body if not _is_ipython_call(s)]
+        timed = set(normalised.timing_lines)
+        display = [tracker.is_display(s) or s.lineno in timed for s in statements]
+        kept = [s for s, shown in zip(statements, display, strict=True) if not shown]
+        facts = CellFacts(
+            cell=cell,
+            normalised=normalised,
+            statements=statements,
+            display=display,
+            names=scan_names(kept),
+            calls=list(_calls(statements, display, aliases)),
+            directive=_directive(cell.source),
+        )
+        for statement in kept:
+            _record_definitions(statement, facts, aliases, constructors, constructor_calls)
+        cells.append(facts)
+    return NotebookFacts(
+        notebook, cells, aliases, constructors, constructor_calls, tracker.figure_names
+    )
+
+
+def _functions_returning_values(
+    parsed: list[tuple[CodeCell, NormalisedCell, ast.Module]],
+) -> set[str]:
+    """Notebook functions that return a value: a bare call to one is there to show it."""
+    names = set()
+    for _, _, tree in parsed:
+        for statement in tree.body:
+            if isinstance(statement, ast.FunctionDef) and any(
+                isinstance(node, ast.Return) and node.value is not None
+                for node in ast.walk(statement)
+            ):
+                names.add(statement.name)
+    return names
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
+
+
+def _is_ipython_call(statement: ast.stmt) -> bool:
+    """`get_ipython()...` left in a statement the line rewriter could not read."""
+    return isinstance(statement, ast.Expr) and root_name(statement.value) == "get_ipython"
+
+
+def _directive(source: str) -> str | None:
+    for line in source.splitlines():
+        if line.strip():
+            match = _DIRECTIVE.match(line)
+            return match["body"] if match else None
+    return None
+
+
+def _calls(statements: list[ast.stmt], display: list[bool], aliases: Aliases):
+    for statement, shown in zip(statements, display, strict=True):
+        assigned: dict[int, tuple[str, ...]] = {}
+        if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call):
+            names = [n for target in statement.targets for n in target_names(target)]
+            assigned[id(statement.value)] = tuple(names)
+        for node in ast.walk(statement):
+            if not isinstance(node, ast.Call):
+                continue
+            callee = dotted_name(node.func)
+            method = node.func.attr if isinstance(node.func, ast.Attribute) else None
+            receiver = root_name(node.func.value) if isinstance(node.func, ast.Attribute) else None
+            if callee is not None:
+                qualified = aliases.resolve(callee)
+            elif method is not None:
+                qualified = f"{receiver or '?'}.{method}"
+            else:
+                qualified = "?"
+            yield CallSite(
+                qualified=qualified,
+                method=method,
+                receiver=receiver,
+                node=node,
+                line=node.lineno,
+                assigned_to=assigned.get(id(node), ()),
+                in_display=shown,
+            )
+
+
+def _record_definitions(
+    statement: ast.stmt,
+    facts: CellFacts,
+    aliases: Aliases,
+    constructors: dict[str, str],
+    constructor_calls: dict[str, ast.Call],
+) -> None:
+    if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+        facts.functions.add(statement.name)
+    elif isinstance(statement, ast.ClassDef):
+        facts.classes[statement.name] = {
+            item.name
+            for item in statement.body
+            if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+        }
+    elif isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call):
+        callee = dotted_name(statement.value.func)
+        if callee is None:
+            return
+        for target in statement.targets:
+            if isinstance(target, ast.Name):
+                constructors[target.id] = aliases.resolve(callee)
+                constructor_calls[target.id] = statement.value

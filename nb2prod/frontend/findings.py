@@ -1,0 +1,128 @@
+"""Findings a reviewer must see before trusting a conversion.
+
+Hidden state (cells run out of order), unseeded randomness in training or splitting, and
+absolute local paths. Secrets and the def-use findings live beside the analyses that find
+them (`secrets.py`, `dataflow.py`).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from nb2prod.frontend.facts import NotebookFacts
+from nb2prod.frontend.pysyntax import keyword
+from nb2prod.frontend.vocabulary import (
+    NUMPY_GLOBAL_RANDOM,
+    PYTHON_RANDOM,
+    RANDOM_STATE_ESTIMATORS,
+    SHUFFLING_SPLITTERS,
+    SPLIT_FUNCTIONS,
+)
+from nb2prod.plan import Finding
+
+_ABSOLUTE_PATH = re.compile(
+    r"^(/(home|Users|root|mnt|media|data|srv|opt|var|tmp|Volumes|workspace|content|dbfs)/"
+    r"|[A-Za-z]:[\\/]|~[\\/]|\\\\[\w.-]+\\)"
+)
+_SEED_HINT = "pass random_state=... (a parameter) so a re-run gives the same model"
+
+
+def execution_order_findings(facts: NotebookFacts) -> list[Finding]:
+    """Cells whose outputs came from a run in another order than the file shows."""
+    counts = [(c.number, c.cell.execution_count) for c in facts.cells]
+    counts = [(number, count) for number, count in counts if isinstance(count, int)]
+    findings = []
+    for index, (number, count) in enumerate(counts):
+        below = [(n, c) for n, c in counts[index + 1 :] if c < count]
+        if below:
+            first_below, its_count = below[0]
+            findings.append(
+                Finding(
+                    "hidden-state",
+                    "warning",
+                    f"cell {number} [{count}] was run after cell {first_below} "
+                    f"[{its_count}] below it: the saved outputs do not come from a "
+                    "top-to-bottom run",
+                    number,
+                    None,
+                    "restart the kernel and run all cells, then check the results still hold",
+                )
+            )
+    return findings
+
+
+def randomness_findings(facts: NotebookFacts, kept: set[int]) -> list[Finding]:
+    findings: list[Finding] = []
+    numpy_seeded = python_seeded = False
+    for cell in facts.cells:
+        if cell.number not in kept:
+            continue
+        for call in cell.calls:
+            if call.in_display:
+                continue
+            qualified = call.qualified
+            if qualified == "numpy.random.seed":
+                numpy_seeded = True
+            elif qualified == "random.seed":
+                python_seeded = True
+            message = _unseeded(call.node, qualified, numpy_seeded, python_seeded)
+            if message:
+                findings.append(
+                    Finding(
+                        "unseeded-random", "warning", message, cell.number, call.line, _SEED_HINT
+                    )
+                )
+    return findings
+
+
+def _unseeded(
+    node: ast.Call, qualified: str, numpy_seeded: bool, python_seeded: bool
+) -> str | None:
+    name = qualified.rsplit(".", 1)[-1]
+    has_state = keyword(node, "random_state") is not None or keyword(node, "seed") is not None
+    if qualified in SPLIT_FUNCTIONS:
+        shuffle = keyword(node, "shuffle")
+        if not has_state and not (isinstance(shuffle, ast.Constant) and shuffle.value is False):
+            return f"{name}(...) shuffles without random_state: each run splits differently"
+    elif RANDOM_STATE_ESTIMATORS.match(qualified):
+        if not has_state:
+            return f"{name}(...) has no random_state: each run trains a different model"
+    elif SHUFFLING_SPLITTERS.match(qualified):
+        shuffle = keyword(node, "shuffle")
+        if isinstance(shuffle, ast.Constant) and shuffle.value is True and not has_state:
+            return f"{name}(shuffle=True) has no random_state: folds change on every run"
+    elif qualified == "numpy.random.default_rng":
+        if not node.args and not node.keywords:
+            return "numpy.random.default_rng() has no seed: the data changes on every run"
+    elif NUMPY_GLOBAL_RANDOM.match(qualified) and not numpy_seeded:
+        return f"{qualified}(...) draws from numpy's global generator, never seeded"
+    elif PYTHON_RANDOM.match(qualified) and not python_seeded:
+        return f"{qualified}(...) draws from Python's random module, never seeded"
+    return None
+
+
+def absolute_path_findings(facts: NotebookFacts, kept: set[int]) -> list[Finding]:
+    findings = []
+    for cell in facts.cells:
+        if cell.number not in kept:
+            continue
+        for statement in cell.kept_statements:
+            for node in ast.walk(statement):
+                if (
+                    isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and _ABSOLUTE_PATH.match(node.value)
+                ):
+                    findings.append(
+                        Finding(
+                            "absolute-path",
+                            "warning",
+                            f"absolute local path {node.value[:80]!r} will not exist where "
+                            "the pipeline runs",
+                            cell.number,
+                            node.lineno,
+                            "make it a parameter, or a path relative to the project",
+                        )
+                    )
+    return findings

@@ -1,0 +1,170 @@
+"""Which metrics the notebook measures, and on what data.
+
+A claim of accuracy is only honest when it was measured on data the model did not see. Names
+are followed through the notebook: the test outputs of `train_test_split` are held out, and
+so is anything computed from them (`y_pred = model.predict(X_test)`); cross-validation
+scores are held out by construction.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+from nb2prod.frontend.facts import NotebookFacts
+from nb2prod.frontend.pysyntax import dotted_name, keyword, names_in, target_names
+from nb2prod.frontend.vocabulary import (
+    CV_FUNCTIONS,
+    LOWER_IS_BETTER,
+    SPLIT_FUNCTIONS,
+    is_metric_function,
+)
+from nb2prod.plan import Finding, Metric, Parameter
+
+_HELD_OUT_NAME = re.compile(r"(^|_)(test|val|valid|validation|holdout|heldout|oof)(_|$)", re.I)
+_TRAIN_NAME = re.compile(r"(^|_)train(_|$)", re.I)
+_DEFAULT_TEST_SIZE = 0.25
+_DEFAULT_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class Measurement:
+    metrics: tuple[Metric, ...]
+    holdout_fraction: float | None  # from train_test_split
+    findings: tuple[Finding, ...]
+
+
+def find_metrics(
+    facts: NotebookFacts,
+    kept: set[int],
+    model_name: str,
+    parameters: tuple[Parameter, ...],
+    metric_names: set[str],
+) -> Measurement:
+    defaults = {p.name: p.default for p in parameters}
+    notebook_functions = {name for cell in facts.cells for name in cell.functions}
+    held_out: set[str] = set()
+    trained_on: set[str] = set()
+    holdout_fraction: float | None = None
+    metrics: list[Metric] = []
+    findings: list[Finding] = []
+    for cell in facts.cells:
+        if cell.number not in kept:
+            continue
+        for statement in cell.kept_statements:
+            split = _split_call(statement, facts)
+            if split is not None:
+                holdout_fraction = _test_size(split, defaults)
+            _propagate(statement, split, held_out, trained_on)
+        for call in cell.calls:
+            if call.in_display or not call.assigned_to:
+                continue
+            qualified = call.qualified
+            function = qualified.rsplit(".", 1)[-1]
+            is_score = call.method == "score" and call.receiver == model_name
+            if not (is_score or is_metric_function(qualified, function in notebook_functions)):
+                continue
+            data = names_in(call.node)
+            if qualified in CV_FUNCTIONS:
+                validation, folds = "cross-validation", _folds(call.node, defaults)
+            elif data & held_out:
+                validation, folds = "holdout", None
+            elif data & trained_on:
+                validation, folds = "training data", None
+            else:
+                validation, folds = "unknown", None
+            name = call.assigned_to[0]
+            metric = Metric(
+                name=name,
+                function=function,
+                cell=cell.number,
+                line=call.line,
+                held_out=validation in ("holdout", "cross-validation"),
+                validation=validation,
+                folds=folds,
+                greater_is_better=_greater_is_better(call.node, function, name),
+            )
+            metrics.append(metric)
+            if validation == "training data":
+                findings.append(
+                    Finding(
+                        "metric-on-training-data",
+                        "warning",
+                        f"{name!r} is measured on the data the model was trained on, so it "
+                        "says nothing about new data",
+                        cell.number,
+                        call.line,
+                        "measure it on the held-out split",
+                    )
+                )
+    known = {m.name for m in metrics}
+    for name in sorted(metric_names - known):
+        cell = next((c.number for c in facts.cells if name in c.names.defines), 0)
+        metrics.append(Metric(name, "unknown", cell, 0, False, "unknown", None, None))
+    return Measurement(tuple(metrics), holdout_fraction, tuple(findings))
+
+
+def _split_call(statement: ast.stmt, facts: NotebookFacts) -> ast.Call | None:
+    if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call):
+        callee = dotted_name(statement.value.func)
+        if callee and facts.aliases.resolve(callee) in SPLIT_FUNCTIONS:
+            return statement.value
+    return None
+
+
+def _propagate(
+    statement: ast.stmt, split: ast.Call | None, held_out: set[str], trained_on: set[str]
+) -> None:
+    """Follow held-out and training data through one assignment."""
+    if not isinstance(statement, ast.Assign):
+        return
+    targets = [name for target in statement.targets for name in target_names(target)]
+    if split is not None:
+        for index, name in enumerate(targets):
+            (held_out if index % 2 else trained_on).add(name)
+        return
+    value = statement.value
+    if isinstance(value, ast.Call) and len(targets) == len(value.args) > 1:
+        pairs = [(name, names_in(arg)) for name, arg in zip(targets, value.args, strict=True)]
+    else:
+        pairs = [(name, names_in(value)) for name in targets]
+    for name, sources in pairs:
+        if sources & held_out or _HELD_OUT_NAME.search(name):
+            held_out.add(name)
+            trained_on.discard(name)
+        elif sources & trained_on or _TRAIN_NAME.search(name):
+            trained_on.add(name)
+
+
+def _test_size(call: ast.Call, defaults: dict[str, object]) -> float | None:
+    """The held-out fraction, when it can be read; None when it is a count or unknown."""
+    test, train = keyword(call, "test_size"), keyword(call, "train_size")
+    if test is not None:
+        value = _number(test, defaults)
+    elif train is not None:
+        kept = _number(train, defaults)
+        value = 1 - kept if isinstance(kept, float) else None
+    else:
+        value = _DEFAULT_TEST_SIZE
+    return float(value) if isinstance(value, float) and 0 < value < 1 else None
+
+
+def _folds(call: ast.Call, defaults: dict[str, object]) -> int:
+    cv = _number(keyword(call, "cv"), defaults)
+    return int(cv) if isinstance(cv, int) and not isinstance(cv, bool) else _DEFAULT_FOLDS
+
+
+def _number(node: ast.expr | None, defaults: dict[str, object]) -> int | float | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return node.value
+    if isinstance(node, ast.Name) and isinstance(defaults.get(node.id), int | float):
+        return defaults[node.id]  # type: ignore[return-value]
+    return None
+
+
+def _greater_is_better(call: ast.Call, function: str, name: str) -> bool:
+    scoring = keyword(call, "scoring")
+    if isinstance(scoring, ast.Constant) and isinstance(scoring.value, str):
+        return True  # sklearn scorers are all "greater is better" (errors are negated)
+    return not LOWER_IS_BETTER.search(function) and not LOWER_IS_BETTER.search(name)

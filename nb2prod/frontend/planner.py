@@ -1,0 +1,573 @@
+"""Assemble the Plan: run each analysis once, in dependency order, and keep every reason."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import keyword as python_keywords
+import re
+from pathlib import Path
+
+from nb2prod import __version__
+from nb2prod.contract import Contract, load_contract
+from nb2prod.errors import InputError
+from nb2prod.frontend.dataflow import DataFlow, analyse_dataflow
+from nb2prod.frontend.facts import CellFacts, NotebookFacts, gather_facts
+from nb2prod.frontend.findings import (
+    absolute_path_findings,
+    execution_order_findings,
+    randomness_findings,
+)
+from nb2prod.frontend.metrics import Measurement, find_metrics
+from nb2prod.frontend.model import candidate_names, explicit_model_name, find_model
+from nb2prod.frontend.reader import read_notebook
+from nb2prod.frontend.requirements import resolve_requirements
+from nb2prod.frontend.roles import RoleDecision, assign_roles, is_literal
+from nb2prod.frontend.secrets import Secret, find_secrets, secrets_in_dropped_lines
+from nb2prod.plan import (
+    DROPPED_ROLES,
+    Block,
+    CellDecision,
+    DroppedCode,
+    EnvironmentVariable,
+    Finding,
+    Honesty,
+    Metric,
+    Model,
+    NotebookSource,
+    Parameter,
+    Plan,
+    Step,
+    freeze,
+)
+
+_STEP_NAMES = {
+    "imports": "imports",
+    "parameters": "parameters",
+    "functions": "helpers",
+    "load": "load_data",
+    "features": "build_features",
+    "train": "train_model",
+    "evaluate": "evaluate",
+    "inference": "predict",
+}
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
+def build_plan(path: Path, status: str | None = None) -> Plan:
+    """Read `path` and describe the package to build from it; InputError on bad input."""
+    notebook = read_notebook(path)
+    contract = load_contract()
+    facts = gather_facts(notebook)
+    explicit = explicit_model_name(facts)
+    model_names = candidate_names(facts) | ({explicit[0]} if explicit else set())
+    roles = assign_roles(facts, model_names)
+    kept = {
+        cell.number
+        for cell, role in zip(facts.cells, roles, strict=True)
+        if role.role not in DROPPED_ROLES and cell.kept_statements
+    }
+    model, findings = find_model(facts, kept)
+    flow = analyse_dataflow(facts, kept)
+    roles, kept = _drop_dead_cells(facts, roles, kept, flow, model)
+    secrets = [secret for cell in facts.cells for secret in find_secrets(cell)]
+    parameters = _parameters(facts, roles, kept, {s.holder for s in secrets})
+    metric_names = _kale_metric_names(facts, roles)
+    measurement = find_metrics(facts, kept, model.name, parameters, metric_names)
+    removed_imports = _unused_imports(facts, kept)
+    blocks = {
+        cell.number: _block(cell, removed_imports.get(cell.number, []), secrets)
+        for cell in facts.cells
+        if cell.number in kept
+    }
+    kept = {number for number, block in blocks.items() if block is not None}
+    requirements, local_modules, requirement_findings = resolve_requirements(
+        _kept_imports(facts, kept, removed_imports),
+        [(spec, c.number) for c in facts.cells for spec in c.normalised.requirements],
+        notebook.path.resolve().parent,
+        {name for cell in facts.cells for name in cell.normalised.local_files},
+    )
+    if model.library:
+        model = _with_library(model, requirements)
+    if model.task == "unknown":
+        model = _with_task_from_metrics(model, measurement.metrics)
+    findings += flow.findings
+    findings += measurement.findings
+    findings += requirement_findings
+    findings += execution_order_findings(facts)
+    findings += randomness_findings(facts, kept)
+    findings += absolute_path_findings(facts, kept)
+    findings += _secret_findings(facts, secrets)
+    findings += _dropped_syntax_findings(facts)
+    findings += [
+        Finding(
+            "local-module",
+            "info",
+            f"imports the local module {m.module!r} ({m.path}); the package must ship it",
+            m.cell,
+            None,
+            None,
+        )
+        for m in local_modules
+    ]
+    steps = _steps(facts, roles, kept, blocks, flow, model, measurement.metrics)
+    return Plan(
+        nb2prod_version=__version__,
+        notebook=NotebookSource(
+            path=str(path),
+            sha256=hashlib.sha256(notebook.raw_bytes).hexdigest(),
+            nbformat=notebook.nbformat_version,
+            upgraded_from=notebook.upgraded_from,
+            kernel=notebook.kernel,
+            language=notebook.language,
+            code_cells=len(notebook.cells),
+        ),
+        package_name=package_name(path),
+        cells=_decisions(facts, roles, kept, removed_imports),
+        steps=steps,
+        parameters=parameters,
+        model=model,
+        metrics=measurement.metrics,
+        requirements=requirements,
+        local_modules=local_modules,
+        environment=tuple(
+            EnvironmentVariable(s.env_name, s.cell, f"secret moved out of the code ({s.masked})")
+            for s in secrets
+            if s.cell in kept
+        ),
+        findings=tuple(
+            sorted(
+                dict.fromkeys(findings),
+                key=lambda f: (f.cell or 0, f.line or 0, _SEVERITY_ORDER[f.severity], f.code),
+            )
+        ),
+        honesty=_honesty(facts, contract, model, measurement, status),
+        contract=freeze(contract.to_dict()),
+    )
+
+
+def _drop_dead_cells(
+    facts: NotebookFacts,
+    roles: list[RoleDecision],
+    kept: set[int],
+    flow: DataFlow,
+    model: Model,
+) -> tuple[list[RoleDecision], set[int]]:
+    """Drop cells that only compute values nothing kept reads (e.g. residuals for a plot)."""
+    read = {
+        (source, name) for sources in flow.reads_from.values() for name, source in sources.items()
+    }
+    roles, kept = list(roles), set(kept)
+    for index, cell in enumerate(facts.cells):
+        if cell.number not in kept or roles[index].role not in ("load", "features", "inference"):
+            continue
+        statements = cell.kept_statements
+        simple = all(
+            isinstance(s, ast.Assign) and all(isinstance(t, ast.Name) for t in s.targets)
+            for s in statements
+        )
+        defines = set(cell.names.defines)
+        if (
+            simple
+            and model.name not in defines
+            and not any((cell.number, n) in read for n in defines)
+        ):
+            kept.discard(cell.number)
+            names = ", ".join(cell.names.defines)
+            roles[index] = RoleDecision(
+                "explore", f"computes {names}, which only dropped display code reads"
+            )
+    return roles, kept
+
+
+def package_name(path: Path) -> str:
+    """A Python package name from the notebook's file name, safe to put in code and paths."""
+    name = re.sub(r"[^0-9a-zA-Z]+", "_", path.stem).strip("_").lower()
+    if not name or not name[0].isalpha():
+        name = f"nb_{name}".rstrip("_")
+    if python_keywords.iskeyword(name) or name in {"test", "tests", "mlflow", "nb2prod"}:
+        name = f"{name}_model"
+    return name[:60]
+
+
+def _parameters(
+    facts: NotebookFacts, roles: list[RoleDecision], kept: set[int], secret_holders: set[str]
+) -> tuple[Parameter, ...]:
+    found: dict[str, Parameter] = {}
+    for cell, role in zip(facts.cells, roles, strict=True):
+        if role.role != "parameters" or cell.number not in kept:
+            continue
+        for statement in cell.kept_statements:
+            if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+                target = statement.targets[0]
+            elif isinstance(statement, ast.AnnAssign):
+                target = statement.target
+            else:
+                continue
+            value = statement.value
+            if not isinstance(target, ast.Name) or value is None or not is_literal(value):
+                continue
+            if target.id in secret_holders:
+                continue
+            default = ast.literal_eval(value)
+            found[target.id] = Parameter(
+                name=target.id,
+                type=_type_name(default),
+                default=freeze(list(default) if isinstance(default, tuple | set) else default),
+                cell=cell.number,
+                line=statement.lineno,
+            )
+    return tuple(found.values())
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple | set):
+        return "list"
+    return type(value).__name__
+
+
+def _kale_metric_names(facts: NotebookFacts, roles: list[RoleDecision]) -> set[str]:
+    names: set[str] = set()
+    for cell in facts.cells:
+        if "pipeline-metrics" in cell.cell.tags:
+            for statement in cell.statements:
+                names.update(
+                    n.id
+                    for n in ast.walk(statement)
+                    if isinstance(n, ast.Name) and n.id not in {"print", "display"}
+                )
+    return names
+
+
+def _unused_imports(facts: NotebookFacts, kept: set[int]) -> dict[int, list[ast.stmt]]:
+    """Import statements whose names only dropped code reads (plots, exploration)."""
+    read: set[str] = set()
+    for cell in facts.cells:
+        if cell.number in kept:
+            for statement in cell.kept_statements:
+                if not isinstance(statement, ast.Import | ast.ImportFrom):
+                    read.update(n.id for n in ast.walk(statement) if isinstance(n, ast.Name))
+    removed: dict[int, list[ast.stmt]] = {}
+    for cell in facts.cells:
+        if cell.number not in kept:
+            continue
+        for statement in cell.kept_statements:
+            if isinstance(statement, ast.Import | ast.ImportFrom):
+                bound = {(a.asname or a.name).split(".")[0] for a in statement.names}
+                if "*" not in bound and not bound & read:
+                    removed.setdefault(cell.number, []).append(statement)
+    return removed
+
+
+def _kept_imports(
+    facts: NotebookFacts, kept: set[int], removed: dict[int, list[ast.stmt]]
+) -> list[tuple[str, int]]:
+    modules = []
+    for cell in facts.cells:
+        if cell.number not in kept:
+            continue
+        gone = {id(s) for s in removed.get(cell.number, [])}
+        for statement in cell.kept_statements:
+            if id(statement) in gone:
+                continue
+            for node in ast.walk(statement):
+                if isinstance(node, ast.Import):
+                    modules += [(a.name.split(".")[0], cell.number) for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    modules.append((node.module.split(".")[0], cell.number))
+    return modules
+
+
+def _block(cell: CellFacts, removed: list[ast.stmt], secrets: list[Secret]) -> Block | None:
+    """The cell's production code: display statements and unused imports blanked, secrets out."""
+    lines = cell.normalised.source.split("\n")
+    dropped = [s for s, shown in zip(cell.statements, cell.display, strict=True) if shown]
+    for statement in [*dropped, *removed]:
+        first = _first_line(statement)
+        for index in range(first - 1, (statement.end_lineno or first)):
+            lines[index] = ""
+    for secret in sorted(
+        (s for s in secrets if s.cell == cell.number), key=lambda s: (-s.line, -s.col)
+    ):
+        _redact(lines, secret)
+    first = next((i for i, text in enumerate(lines) if text.strip()), None)
+    if first is None:
+        return None
+    last = max(i for i, text in enumerate(lines) if text.strip())
+    body = re.sub(r"\n{3,}", "\n\n", "\n".join(text.rstrip() for text in lines[first : last + 1]))
+    if not _has_code(body):
+        return None
+    return Block(cell=cell.number, first_line=first + 1, source=body + "\n")
+
+
+def _has_code(source: str) -> bool:
+    try:
+        return bool(ast.parse(source).body)
+    except SyntaxError:
+        return True
+
+
+def _first_line(statement: ast.stmt) -> int:
+    decorators = getattr(statement, "decorator_list", [])
+    return min([statement.lineno, *(d.lineno for d in decorators)])
+
+
+def _redact(lines: list[str], secret: Secret) -> None:
+    replacement = f'os.environ["{secret.env_name}"]'
+    start = lines[secret.line - 1].encode()
+    end = lines[secret.end_line - 1].encode()
+    head = start[: secret.col].decode()
+    tail = end[secret.end_col :].decode()
+    lines[secret.line - 1] = head + replacement + tail
+    for index in range(secret.line, secret.end_line):
+        lines[index] = ""
+
+
+def _steps(
+    facts: NotebookFacts,
+    roles: list[RoleDecision],
+    kept: set[int],
+    blocks: dict[int, Block | None],
+    flow: DataFlow,
+    model: Model,
+    metrics: tuple[Metric, ...],
+) -> tuple[Step, ...]:
+    groups: list[tuple[RoleDecision, list[int]]] = []
+    for cell, role in zip(facts.cells, roles, strict=True):
+        if cell.number not in kept:
+            continue
+        if groups and (groups[-1][0].role, groups[-1][0].step) == (role.role, role.step):
+            groups[-1][1].append(cell.number)
+        else:
+            groups.append((role, [cell.number]))
+    owner = {number: index for index, (_, cells) in enumerate(groups) for number in cells}
+    used_later: dict[int, set[str]] = {index: set() for index in range(len(groups))}
+    inputs: dict[int, set[str]] = {index: set() for index in range(len(groups))}
+    for reader, sources in flow.reads_from.items():
+        if reader not in owner:
+            continue
+        for name, source in sources.items():
+            if source in owner and owner[source] != owner[reader]:
+                inputs[owner[reader]].add(name)
+                used_later[owner[source]].add(name)
+    steps, taken = [], set()
+    for index, (role, cells) in enumerate(groups):
+        base = _identifier(role.step) if role.step else _STEP_NAMES.get(role.role, role.role)
+        name, suffix = base, 2
+        while name in taken:
+            name, suffix = f"{base}_{suffix}", suffix + 1
+        taken.add(name)
+        defined = {n for number in cells for n in facts.cell(number).names.defines}
+        outputs = used_later[index] | ({model.name, *(m.name for m in metrics)} & defined)
+        order = [n for number in cells for n in facts.cell(number).names.defines]
+        steps.append(
+            Step(
+                name=name,
+                role=role.role,
+                blocks=tuple(b for number in cells if (b := blocks[number]) is not None),
+                inputs=tuple(sorted(inputs[index])),
+                outputs=tuple(n for n in dict.fromkeys(order) if n in outputs),
+                after=role.after,
+            )
+        )
+    return tuple(steps)
+
+
+def _identifier(text: str) -> str:
+    name = re.sub(r"\W+", "_", text).strip("_").lower() or "step"
+    return name if name[0].isalpha() else f"step_{name}"
+
+
+def _decisions(
+    facts: NotebookFacts,
+    roles: list[RoleDecision],
+    kept: set[int],
+    removed: dict[int, list[ast.stmt]],
+) -> tuple[CellDecision, ...]:
+    decisions = []
+    for cell, role in zip(facts.cells, roles, strict=True):
+        dropped = [DroppedCode(d.line, d.construct, d.reason) for d in cell.normalised.dropped]
+        for statement, shown in zip(cell.statements, cell.display, strict=True):
+            if shown and role.role not in DROPPED_ROLES:
+                dropped.append(
+                    DroppedCode(statement.lineno, _construct(statement), "only displays or plots")
+                )
+        for statement in removed.get(cell.number, []):
+            dropped.append(
+                DroppedCode(
+                    statement.lineno, _construct(statement), "imported only for dropped code"
+                )
+            )
+        reason = role.reason
+        if role.role not in DROPPED_ROLES and cell.number not in kept:
+            reason += "; nothing left to keep once display code is dropped"
+        decisions.append(
+            CellDecision(
+                cell=cell.number,
+                execution_count=cell.cell.execution_count,
+                tags=cell.cell.tags,
+                role=role.role,
+                reason=reason,
+                kept=cell.number in kept,
+                step=role.step,
+                defines=cell.names.defines,
+                uses=tuple(dict.fromkeys(u.name for u in cell.names.uses)),
+                dropped=tuple(sorted(dropped, key=lambda d: d.line)),
+            )
+        )
+    return tuple(decisions)
+
+
+def _construct(statement: ast.stmt) -> str:
+    text = ast.unparse(statement).splitlines()[0]
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _secret_findings(facts: NotebookFacts, secrets: list[Secret]) -> list[Finding]:
+    findings = [
+        Finding(
+            "secret",
+            "error",
+            f"{s.holder or 'a string'} holds what looks like a secret ({s.masked}); it is "
+            f"read from ${s.env_name} in the generated code",
+            s.cell,
+            s.line,
+            "revoke it, remove it from the notebook and its history, and set it in the environment",
+        )
+        for s in secrets
+    ]
+    for cell in facts.cells:
+        for line, masked in secrets_in_dropped_lines(cell):
+            findings.append(
+                Finding(
+                    "secret",
+                    "error",
+                    f"a shell or magic line holds what looks like a secret ({masked})",
+                    cell.number,
+                    line,
+                    "revoke it and remove it from the notebook",
+                )
+            )
+    return findings
+
+
+def _dropped_syntax_findings(facts: NotebookFacts) -> list[Finding]:
+    findings = []
+    for cell in facts.cells:
+        for dropped in cell.normalised.dropped:
+            if not dropped.warn:
+                continue
+            code = "shell-escape" if dropped.construct.startswith("!") else "dropped-magic"
+            findings.append(
+                Finding(
+                    code,
+                    "warning",
+                    f"{dropped.construct} dropped: {dropped.reason}",
+                    cell.number,
+                    dropped.line,
+                    "do this in Python, or in the package's setup, if production needs it",
+                )
+            )
+    return findings
+
+
+def _with_library(model: Model, requirements: tuple) -> Model:
+    for requirement in requirements:
+        if model.library in requirement.modules:
+            return _replace(model, library=requirement.name)
+    return model
+
+
+def _with_task_from_metrics(model: Model, metrics: tuple[Metric, ...]) -> Model:
+    from nb2prod.frontend.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+    for metric in metrics:
+        if CLASSIFICATION_METRICS.search(metric.function):
+            return _replace(model, task="classification")
+        if REGRESSION_METRICS.search(metric.function):
+            return _replace(model, task="regression")
+    return model
+
+
+def _replace(model: Model, **changes: object) -> Model:
+    from dataclasses import replace
+
+    return replace(model, **changes)
+
+
+def _honesty(
+    facts: NotebookFacts,
+    contract: Contract,
+    model: Model,
+    measurement: Measurement,
+    override: str | None,
+) -> Honesty:
+    held_out = [m for m in measurement.metrics if m.held_out]
+    primary = _primary_metric(held_out)
+    declared = _declared_status(facts, override)
+    if declared is not None:
+        value, source = declared
+        try:
+            status = contract.status(value)
+        except KeyError as error:
+            raise InputError(facts.notebook.path, f"{source}: {error.args[0]}") from None
+        reason = f"declared by {source}"
+    elif model.kind == "fitted" and primary is not None:
+        status = contract.status("IMPLEMENTED")
+        reason = (
+            f"a fitted {model.estimator.rsplit('.', 1)[-1]} evaluated on held-out data "
+            f"({primary.name}); the pipeline confirms it when it measures the metric"
+        )
+    elif model.kind == "fitted":
+        status = contract.status("HEURISTIC")
+        reason = "a fitted model never evaluated on held-out data: not validated"
+    else:
+        status = contract.status("HEURISTIC")
+        reason = f"hand-written rules ({model.estimator.rsplit('.', 1)[-1]}) with no fitted model"
+    if primary is None:
+        method = (
+            f"{contract.no_validation_prefix} - pattern-based heuristic"
+            if model.kind == "rule-based"
+            else f"{contract.no_validation_prefix} - no held-out evaluation"
+        )
+    elif primary.validation == "cross-validation":
+        method = f"{primary.folds}-fold cross-validation"
+    elif measurement.holdout_fraction is not None:
+        method = f"holdout {measurement.holdout_fraction * 100:g}%"
+    else:
+        method = "holdout"
+    validated = primary is not None and status.name == "IMPLEMENTED"
+    return Honesty(
+        implementation_status=status.name,
+        status_source="derived" if declared is None else declared[1],
+        reason=reason,
+        validation_method=method,
+        validation_status=contract.validation_status_values[0 if validated else 1],
+        primary_metric=primary.name if primary else None,
+        threshold=status.min_metric,
+        uncertainty=status.uncertainty,
+    )
+
+
+def _primary_metric(held_out: list[Metric]) -> Metric | None:
+    """The metric a claim is made from: higher-is-better first, cross-validation preferred."""
+    ranked = sorted(
+        held_out,
+        key=lambda m: (not m.greater_is_better, m.validation != "cross-validation", m.cell, m.line),
+    )
+    return ranked[0] if ranked else None
+
+
+def _declared_status(facts: NotebookFacts, override: str | None) -> tuple[str, str] | None:
+    if override:
+        return override, "--status"
+    declared = facts.notebook.metadata.get("nb2prod")
+    if isinstance(declared, dict) and isinstance(declared.get("implementation_status"), str):
+        return declared["implementation_status"], "notebook metadata nb2prod.implementation_status"
+    for cell in facts.cells:
+        for tag in cell.cell.tags:
+            if tag.startswith("nb2prod:status="):
+                return tag.split("=", 1)[1], f"cell {cell.number} tag {tag!r}"
+    return None

@@ -1,0 +1,135 @@
+"""Small helpers over Python's `ast` shared by the frontend's analyses.
+
+The frontend uses the standard library's `ast`: one parse per cell is all `plan` needs, and
+it is an order of magnitude faster than a concrete syntax tree.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from nb2prod.errors import InputError
+
+
+def parse_cell(source: str, path: Path, cell: int) -> ast.Module:
+    """Parse a normalised cell; a syntax error names the cell and the line."""
+    try:
+        return ast.parse(source)
+    except SyntaxError as error:
+        line = error.lineno or 1
+        text = (error.text or "").strip()
+        detail = f"{error.msg}" + (f": {text[:60]}" if text else "")
+        raise InputError(
+            path,
+            f"syntax error: {detail}",
+            cell=cell,
+            line=line,
+            hint="fix the cell, or tag it 'skip' to leave it out",
+        ) from None
+    except (ValueError, RecursionError) as error:
+        raise InputError(path, f"cannot be parsed: {error}", cell=cell) from None
+
+
+class Aliases:
+    """What the notebook's imports bind: `pd` -> `pandas`, `f1` -> `sklearn.metrics.f1_score`."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, str] = {}
+        self.star_modules: list[str] = []
+
+    def add_imports(self, tree: ast.AST) -> None:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.asname:
+                        self._names[alias.asname] = alias.name
+                    else:
+                        top = alias.name.split(".")[0]
+                        self._names[top] = top
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                for alias in node.names:
+                    if alias.name == "*":
+                        self.star_modules.append(node.module)
+                    else:
+                        self._names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+
+    def is_module_alias(self, name: str) -> bool:
+        return name in self._names
+
+    def resolve(self, dotted: str) -> str:
+        """Qualify a dotted name through the imports: `pd.read_csv` -> `pandas.read_csv`."""
+        head, _, rest = dotted.partition(".")
+        qualified = self._names.get(head)
+        if qualified is None:
+            return dotted
+        return f"{qualified}.{rest}" if rest else qualified
+
+
+def dotted_name(node: ast.AST) -> str | None:
+    """`a.b.c` for a Name/Attribute chain, None for anything else."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def root_name(node: ast.AST) -> str | None:
+    """The variable at the root of an expression chain: `df` in `df.groupby(...).mean()`."""
+    while True:
+        if isinstance(node, ast.Attribute | ast.Subscript):
+            node = node.value
+        elif isinstance(node, ast.Call):
+            node = node.func
+        elif isinstance(node, ast.Name):
+            return node.id
+        else:
+            return None
+
+
+def method_chain(node: ast.AST) -> list[str]:
+    """Method names called along a chain, outermost last: `df.a().b()` -> ['a', 'b']."""
+    methods: list[str] = []
+    while True:
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute):
+                methods.append(node.func.attr)
+            node = node.func.value if isinstance(node.func, ast.Attribute) else node.func
+        elif isinstance(node, ast.Attribute | ast.Subscript):
+            node = node.value
+        else:
+            return list(reversed(methods))
+
+
+def calls_in(nodes: Iterable[ast.AST]) -> Iterator[ast.Call]:
+    for node in nodes:
+        for child in ast.walk(node):
+            if isinstance(child, ast.Call):
+                yield child
+
+
+def target_names(target: ast.AST) -> list[str]:
+    """Plain names bound by an assignment target (tuples unpacked, attributes ignored)."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Tuple | ast.List):
+        return [name for element in target.elts for name in target_names(element)]
+    if isinstance(target, ast.Starred):
+        return target_names(target.value)
+    return []
+
+
+def keyword(call: ast.Call, name: str) -> ast.expr | None:
+    for item in call.keywords:
+        if item.arg == name:
+            return item.value
+    return None
+
+
+def names_in(node: ast.AST) -> set[str]:
+    return {child.id for child in ast.walk(node) if isinstance(child, ast.Name)}

@@ -1,0 +1,112 @@
+"""What the frontend knows about the ML libraries it reads, in one place.
+
+Each pattern is matched against qualified names (imports resolved), so `from sklearn.metrics
+import f1_score as f` and `sklearn.metrics.f1_score` are the same call.
+"""
+
+from __future__ import annotations
+
+import re
+
+FIT_METHODS = frozenset({"fit", "fit_predict", "partial_fit"})
+TRAIN_FUNCTIONS = frozenset({"xgboost.train", "lightgbm.train", "catboost.train"})
+PREDICT_METHODS = frozenset({"predict", "predict_proba", "predict_log_proba", "decision_function"})
+CONVENTIONAL_MODEL_NAMES = (
+    "model",
+    "clf",
+    "classifier",
+    "regressor",
+    "reg",
+    "estimator",
+    "pipeline",
+    "pipe",
+    "best_model",
+    "final_model",
+    "search",
+    "grid",
+    "gs",
+)
+LOAD_PREFIXES = (
+    "pandas.read_",
+    "polars.read_",
+    "polars.scan_",
+    "numpy.load",
+    "numpy.genfromtxt",
+    "numpy.fromfile",
+    "sklearn.datasets.load_",
+    "sklearn.datasets.fetch_",
+    "sklearn.datasets.make_",
+    "datasets.load_dataset",
+    "pyarrow.parquet.read_",
+    "torchvision.datasets.",
+    "tensorflow.keras.datasets.",
+    "keras.datasets.",
+    "json.load",
+    "csv.reader",
+    "csv.DictReader",
+    "open",
+)
+SPLIT_FUNCTIONS = frozenset({"sklearn.model_selection.train_test_split"})
+CV_FUNCTIONS = frozenset(
+    {"sklearn.model_selection.cross_val_score", "sklearn.model_selection.cross_validate"}
+)
+_TRANSFORMER_MODULES = (
+    "sklearn.preprocessing.",
+    "sklearn.feature_extraction.",
+    "sklearn.feature_selection.",
+    "sklearn.decomposition.",
+    "sklearn.impute.",
+    "sklearn.compose.",
+    "category_encoders.",
+)
+_TRANSFORMER_NAME = re.compile(
+    r"(Scaler|Encoder|Imputer|Vectorizer|Transformer|PCA|SVD|Selector|SelectKBest|"
+    r"SelectFromModel|Binarizer|Normalizer|PolynomialFeatures|Discretizer|Tokenizer)$"
+)
+_METRIC_SUFFIXES = ("_score", "_error", "_loss", "_deviance")
+_METRIC_EXTRAS = frozenset({"matthews_corrcoef", "log_loss", "hinge_loss", "top_k_accuracy_score"})
+_METRIC_WORDS = re.compile(
+    r"^(rmse|mse|mae|mape|smape|rmsle|accuracy|acc|auc|roc_auc|f1|precision|recall|r2|"
+    r"logloss|error_rate|score)(_|$)"
+)
+LOWER_IS_BETTER = re.compile(r"(error|loss|rmse|mse|mae|mape|deviance)", re.IGNORECASE)
+CLASSIFIER_HINTS = re.compile(r"(Classifier|LogisticRegression|SVC|NB$|KNeighborsClassifier)")
+REGRESSOR_HINTS = re.compile(r"(Regressor|Regression$|Ridge|Lasso|ElasticNet|SVR|LinearModel)")
+CLASSIFICATION_METRICS = re.compile(r"(accuracy|f1|precision|recall|roc_auc|log_loss|matthews)")
+REGRESSION_METRICS = re.compile(r"(r2|squared_error|absolute_error|rmse|mae|mse|mape)")
+
+# Estimators whose result depends on `random_state` when none is given.
+RANDOM_STATE_ESTIMATORS = re.compile(
+    r"^sklearn\.[\w.]*\.(RandomForest\w+|ExtraTrees\w+|GradientBoosting\w+|"
+    r"HistGradientBoosting\w+|DecisionTree\w+|ExtraTree\w+|AdaBoost\w+|Bagging\w+|"
+    r"IsolationForest|KMeans|MiniBatchKMeans|MLP\w+|SGD\w+|Perceptron|RandomizedSearchCV|"
+    r"ShuffleSplit|StratifiedShuffleSplit|TSNE|RandomTreesEmbedding|GaussianMixture)$"
+    r"|^(xgboost\.XGB\w+|lightgbm\.LGBM\w+)$"
+)
+SHUFFLING_SPLITTERS = re.compile(r"^sklearn\.model_selection\.(KFold|StratifiedKFold|GroupKFold)$")
+NUMPY_GLOBAL_RANDOM = re.compile(
+    r"^numpy\.random\.(?!seed$|default_rng$|RandomState$|Generator$)\w+$"
+)
+PYTHON_RANDOM = re.compile(r"^random\.(?!seed$|Random$|SystemRandom$)\w+$")
+
+
+def is_transformer(constructor: str | None) -> bool:
+    if not constructor:
+        return False
+    last = constructor.rsplit(".", 1)[-1]
+    return constructor.startswith(_TRANSFORMER_MODULES) or bool(_TRANSFORMER_NAME.search(last))
+
+
+def is_metric_function(qualified: str, defined_in_notebook: bool) -> bool:
+    last = qualified.rsplit(".", 1)[-1]
+    if qualified in CV_FUNCTIONS:
+        return True
+    if qualified.startswith("sklearn.metrics."):
+        return last.endswith(_METRIC_SUFFIXES) or last in _METRIC_EXTRAS
+    if defined_in_notebook:
+        return bool(_METRIC_WORDS.match(last.lower())) or last.endswith(_METRIC_SUFFIXES)
+    return False
+
+
+def is_load_call(qualified: str) -> bool:
+    return qualified.startswith(LOAD_PREFIXES)

@@ -1,0 +1,246 @@
+"""The Plan: one immutable, JSON-serialisable description of the package to build.
+
+The frontend produces it; the backend (templates) sees nothing else. Everything a reviewer
+needs to trust the conversion is here: where each line came from, what was dropped and why,
+and the findings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+JsonValue = Any  # str | int | float | bool | None | tuple | mapping, frozen
+
+ROLES = (
+    "imports",
+    "parameters",
+    "functions",
+    "load",
+    "features",
+    "train",
+    "evaluate",
+    "inference",
+    "explore",
+    "skip",
+)
+ROLE_TITLES = {
+    "imports": "imports",
+    "parameters": "parameters",
+    "functions": "helper functions",
+    "load": "data loading",
+    "features": "feature engineering",
+    "train": "training",
+    "evaluate": "evaluation",
+    "inference": "inference",
+    "explore": "display/exploration",
+    "skip": "skipped",
+}
+DROPPED_ROLES = frozenset({"explore", "skip"})
+
+
+@dataclass(frozen=True)
+class NotebookSource:
+    path: str
+    sha256: str
+    nbformat: str
+    upgraded_from: int | None
+    kernel: str | None
+    language: str
+    code_cells: int
+
+
+@dataclass(frozen=True)
+class DroppedCode:
+    """Code the package will not contain: IPython syntax or display statements."""
+
+    line: int
+    construct: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CellDecision:
+    cell: int
+    execution_count: int | None
+    tags: tuple[str, ...]
+    role: str
+    reason: str
+    kept: bool
+    step: str | None
+    defines: tuple[str, ...]
+    uses: tuple[str, ...]
+    dropped: tuple[DroppedCode, ...]
+
+
+@dataclass(frozen=True)
+class Block:
+    """Code taken from one cell, with the cell it came from."""
+
+    cell: int
+    first_line: int
+    source: str
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    role: str
+    blocks: tuple[Block, ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    after: tuple[str, ...]  # Kale's prev:NAME dependencies
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str
+    default: JsonValue
+    cell: int
+    line: int
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    kind: str  # "fitted" | "rule-based"
+    estimator: str
+    library: str | None
+    task: str  # "classification" | "regression" | "unknown"
+    defined_in: int
+    fitted_in: int | None
+    fit_inputs: tuple[str, ...]
+    reason: str
+    candidates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    function: str
+    cell: int
+    line: int
+    held_out: bool
+    validation: str  # "holdout" | "cross-validation" | "training data" | "unknown"
+    folds: int | None
+    greater_is_better: bool | None
+
+
+@dataclass(frozen=True)
+class Requirement:
+    name: str
+    specifier: str
+    source: str
+    modules: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LocalModule:
+    module: str
+    path: str | None
+    cell: int
+
+
+@dataclass(frozen=True)
+class EnvironmentVariable:
+    """A value moved out of the code, e.g. a secret found in a cell."""
+
+    name: str
+    cell: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: str  # "error" | "warning" | "info"
+    message: str
+    cell: int | None
+    line: int | None
+    hint: str | None
+
+
+@dataclass(frozen=True)
+class Honesty:
+    implementation_status: str
+    status_source: str  # "notebook metadata" | "cell tag" | "--status" | "derived"
+    reason: str
+    validation_method: str
+    validation_status: str
+    primary_metric: str | None
+    threshold: float | None
+    uncertainty: str | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    nb2prod_version: str
+    notebook: NotebookSource
+    package_name: str
+    cells: tuple[CellDecision, ...]
+    steps: tuple[Step, ...]
+    parameters: tuple[Parameter, ...]
+    model: Model
+    metrics: tuple[Metric, ...]
+    requirements: tuple[Requirement, ...]
+    local_modules: tuple[LocalModule, ...]
+    environment: tuple[EnvironmentVariable, ...]
+    findings: tuple[Finding, ...]
+    honesty: Honesty
+    contract: JsonValue
+
+    def to_dict(self) -> dict[str, Any]:
+        return _thaw(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        return _build(cls, data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        return cls.from_dict(json.loads(text))
+
+
+def freeze(value: Any) -> JsonValue:
+    """Make a JSON value immutable: lists become tuples, dicts read-only mappings."""
+    if isinstance(value, list | tuple):
+        return tuple(freeze(item) for item in value)
+    if isinstance(value, dict):
+        return types.MappingProxyType({key: freeze(item) for key, item in value.items()})
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    """Plain JSON data from frozen Plan values (dataclasses, tuples, read-only mappings)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _thaw(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_thaw(item) for item in value]
+    if isinstance(value, dict | types.MappingProxyType):
+        return {key: _thaw(item) for key, item in value.items()}
+    return value
+
+
+def _build(kind: Any, data: Any) -> Any:
+    """Rebuild a typed value (dataclass, tuple, optional) from its JSON form."""
+    if dataclasses.is_dataclass(kind):
+        hints = typing.get_type_hints(kind)
+        return kind(
+            **{f.name: _build(hints[f.name], data[f.name]) for f in dataclasses.fields(kind)}
+        )
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        (item_kind, _ellipsis) = typing.get_args(kind)
+        return tuple(_build(item_kind, item) for item in data)
+    if origin in (types.UnionType, typing.Union):
+        options = [option for option in typing.get_args(kind) if option is not type(None)]
+        return None if data is None else _build(options[0], data)
+    return freeze(data)

@@ -1,0 +1,82 @@
+"""Shared helpers: write small notebooks, run the real CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "sample_notebooks"
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str | Path, cwd: Path | None = None) -> Run:
+    """Run `python -m nb2prod` in a subprocess, as a user would."""
+    done = subprocess.run(
+        [sys.executable, "-m", "nb2prod", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def notebook(cells: list[str | dict[str, Any]], metadata: dict[str, Any] | None = None):
+    """A v4 notebook; a cell is its source, or a dict with source, tags, execution_count."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.update(
+        metadata
+        if metadata is not None
+        else {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"},
+        }
+    )
+    for count, cell in enumerate(cells, start=1):
+        spec = {"source": cell} if isinstance(cell, str) else dict(cell)
+        if spec.pop("markdown", False):
+            nb.cells.append(nbformat.v4.new_markdown_cell(spec["source"]))
+            continue
+        code = nbformat.v4.new_code_cell(spec["source"])
+        code.execution_count = spec.get("execution_count", count)
+        if "tags" in spec:
+            code.metadata["tags"] = spec["tags"]
+        nb.cells.append(code)
+    return nb
+
+
+@pytest.fixture
+def write_notebook(tmp_path: Path) -> Callable[..., Path]:
+    def write(cells: list[str | dict[str, Any]], name: str = "nb.ipynb", **kwargs: Any) -> Path:
+        path = tmp_path / name
+        nbformat.write(notebook(cells, **kwargs), path)
+        return path
+
+    return write
+
+
+# The smallest notebook nb2prod accepts: a model fitted and measured on held-out data.
+TRAINING_CELLS = [
+    "from sklearn.datasets import load_iris\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.metrics import accuracy_score\n"
+    "from sklearn.model_selection import train_test_split",
+    "X, y = load_iris(return_X_y=True)",
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+    "model = LogisticRegression(max_iter=200)\nmodel.fit(X_train, y_train)",
+    "accuracy = accuracy_score(y_test, model.predict(X_test))",
+]
