@@ -51,6 +51,7 @@ _STEP_NAMES = {
     "evaluate": "evaluate",
     "inference": "predict",
 }
+_DEAD_CODE_ROLES = ("load", "features", "inference")
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
@@ -159,7 +160,8 @@ def _drop_dead_cells(
     }
     roles, kept = list(roles), set(kept)
     for index, cell in enumerate(facts.cells):
-        if cell.number not in kept or roles[index].role not in ("load", "features", "inference"):
+        role = roles[index]
+        if cell.number not in kept or role.explicit or role.role not in _DEAD_CODE_ROLES:
             continue
         statements = cell.kept_statements
         simple = all(

@@ -9,6 +9,8 @@ language, no code) is refused with the file named and a way forward.
 from __future__ import annotations
 
 import json
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from nbformat import validator
 from nb2prod.errors import InputError
 
 _RESAVE = "re-save it from Jupyter"
+_CELL_ID = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -123,14 +126,20 @@ def _to_v4(path: Path, data: dict[str, Any]) -> tuple[nbformat.NotebookNode, int
             f"uses nbformat version {major!r}; nb2prod reads versions 3 and 4",
             hint="open and re-save it with a current Jupyter",
         )
+    if major == 4:
+        _repair_cell_ids(data)
     try:
         node = nbformat.versions[major].to_notebook_json(data)
         if major == 3:
             nbformat.validate(node, version=3, relax_add_props=True)
             node = nbformat.convert(node, 4)
-        _, repaired = validator.normalize(node, relax_add_props=True, strip_invalid_metadata=True)
-        node = nbformat.from_dict(repaired)
-        nbformat.validate(node, relax_add_props=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nbformat's warnings are about what we repair
+            _, repaired = validator.normalize(
+                node, relax_add_props=True, strip_invalid_metadata=True
+            )
+            node = nbformat.from_dict(repaired)
+            nbformat.validate(node, relax_add_props=True)
     except nbformat.ValidationError as error:
         raise InputError(
             path, f"is not a valid notebook: {_schema_error(error)}", hint=_RESAVE
@@ -140,6 +149,24 @@ def _to_v4(path: Path, data: dict[str, Any]) -> tuple[nbformat.NotebookNode, int
             path, f"is not a valid notebook ({type(error).__name__}: {error})", hint=_RESAVE
         ) from None
     return node, (3 if major == 3 else None)
+
+
+def _repair_cell_ids(data: dict[str, Any]) -> None:
+    """Give cells valid, unique ids (v4.5+), as Jupyter does on save, instead of refusing."""
+    cells = data.get("cells")
+    if not isinstance(cells, list) or not isinstance(data.get("nbformat_minor"), int):
+        return
+    if data["nbformat_minor"] < 5:
+        return
+    seen: set[str] = set()
+    for index, cell in enumerate(cells):
+        if not isinstance(cell, dict):
+            continue
+        cell_id = cell.get("id")
+        if not (isinstance(cell_id, str) and _CELL_ID.match(cell_id)) or cell_id in seen:
+            cell_id = f"nb2prod-{index}"
+            cell["id"] = cell_id
+        seen.add(cell_id)
 
 
 def _schema_error(error: nbformat.ValidationError) -> str:

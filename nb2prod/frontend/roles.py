@@ -86,6 +86,7 @@ class RoleDecision:
     reason: str
     step: str | None = None  # Kale step name
     after: tuple[str, ...] = ()
+    explicit: bool = False  # the user said so (tag or directive): heuristics never override it
 
 
 def parse_role_word(word: str, facts: NotebookFacts, cell: int, where: str) -> str:
@@ -137,20 +138,19 @@ def _from_tags(cell: CellFacts, facts: NotebookFacts) -> RoleDecision | None:
             if "=" in word:
                 continue  # nb2prod:model=NAME, nb2prod:status=...: not a role
             role = parse_role_word(word, facts, cell.number, f"tag {tag!r}")
-            return RoleDecision(role, f"tagged {tag!r}", step, after)
+            return RoleDecision(role, f"tagged {tag!r}", step, after, explicit=True)
     for tag in tags:
         if tag in _KALE_TAGS:
-            return RoleDecision(_KALE_TAGS[tag], f"tagged {tag!r} (Kale)", step, after)
+            return RoleDecision(_KALE_TAGS[tag], f"tagged {tag!r} (Kale)", step, after, True)
         if tag in _PAPERMILL_TAGS:
-            return RoleDecision("parameters", f"tagged {tag!r} (papermill)", step, after)
+            return RoleDecision("parameters", f"tagged {tag!r} (papermill)", step, after, True)
     if step is not None:
         role = _role_from_step_name(step)
         if role is None:
             heuristic = _from_code(cell, facts, set())
-            return RoleDecision(
-                heuristic.role, f"tagged 'step:{step}' (Kale); {heuristic.reason}", step, after
-            )
-        return RoleDecision(role, f"tagged 'step:{step}' (Kale)", step, after)
+            reason = f"tagged 'step:{step}' (Kale); {heuristic.reason}"
+            return RoleDecision(heuristic.role, reason, step, after, explicit=True)
+        return RoleDecision(role, f"tagged 'step:{step}' (Kale)", step, after, explicit=True)
     return None
 
 
@@ -161,7 +161,7 @@ def _from_directive(cell: CellFacts, facts: NotebookFacts) -> RoleDecision | Non
     if not words:
         return None
     role = parse_role_word(words[0], facts, cell.number, "the '# nb2prod:' directive")
-    return RoleDecision(role, f"directive '# nb2prod: {cell.directive}'")
+    return RoleDecision(role, f"directive '# nb2prod: {cell.directive}'", explicit=True)
 
 
 def _role_from_step_name(step: str) -> str | None:

@@ -1,0 +1,292 @@
+"""Roles, def-use, model, metrics and findings on small notebooks written for each case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import TRAINING_CELLS
+
+from nb2prod.frontend.planner import build_plan
+from nb2prod.plan import Plan
+
+
+def plan(write_notebook, cells, **kwargs) -> Plan:
+    return build_plan(write_notebook(cells, **kwargs))
+
+
+def codes(result: Plan) -> list[tuple[str, int | None]]:
+    return [(f.code, f.cell) for f in result.findings]
+
+
+# roles ----------------------------------------------------------------------------------
+
+
+def test_tag_beats_directive_beats_heuristic(write_notebook) -> None:
+    cells = [
+        *TRAINING_CELLS[:2],
+        {"source": "# nb2prod: features\nX2 = X * 2", "tags": ["nb2prod:load"]},
+        "# nb2prod: features\nX3 = X2 + 1",
+        *TRAINING_CELLS[2:],
+    ]
+    result = plan(write_notebook, cells)
+    assert (result.cells[2].role, result.cells[2].reason) == ("load", "tagged 'nb2prod:load'")
+    assert result.cells[3].role == "features"
+    assert result.cells[3].reason == "directive '# nb2prod: features'"
+    assert result.cells[5].reason == "calls model.fit(...)"
+
+
+def test_skip_tag_and_explore_cells_are_dropped(write_notebook) -> None:
+    cells = [
+        "import matplotlib.pyplot as plt",
+        *TRAINING_CELLS,
+        {"source": "print('debug')\nmodel.fit(X, y)", "tags": ["skip"]},
+        "plt.plot([1, 2])\nplt.show()",
+        "import seaborn as sns\nsns.histplot([1, 2])",
+    ]
+    result = plan(write_notebook, cells, name="x.ipynb")
+    assert [(c.role, c.kept) for c in result.cells[-3:]] == [
+        ("skip", False),
+        ("explore", False),
+        ("imports", False),  # its import serves only the plot, so nothing is left
+    ]
+    assert result.cells[-1].reason.endswith("nothing left to keep once display code is dropped")
+    assert all(b.cell not in (1, 7, 8, 9) for s in result.steps for b in s.blocks)
+
+
+def test_mixed_cell_keeps_code_and_drops_display(write_notebook) -> None:
+    cells = [
+        "import matplotlib.pyplot as plt\n" + TRAINING_CELLS[0],
+        "X, y = load_iris(return_X_y=True)\nprint(X.shape)\nplt.hist(y)\nX[:5]",
+        *TRAINING_CELLS[2:],
+    ]
+    result = plan(write_notebook, cells)
+    (load,) = [s for s in result.steps if s.role == "load"]
+    assert load.blocks[0].source == "X, y = load_iris(return_X_y=True)\n"
+    dropped = [d.construct for d in result.cells[1].dropped]
+    assert dropped == ["print(X.shape)", "plt.hist(y)", "X[:5]"]
+    assert "matplotlib" not in result.steps[0].blocks[0].source
+    assert "matplotlib" not in [r.name for r in result.requirements]
+
+
+def test_papermill_parameters_with_types(write_notebook) -> None:
+    cells = [
+        {
+            "source": "alpha = 0.5\nepochs = 3\nname = 'run'\nflags = [1, 2]\nuse_gpu = False",
+            "tags": ["parameters"],
+        },
+        *TRAINING_CELLS,
+    ]
+    result = plan(write_notebook, cells)
+    assert [(p.name, p.type, p.default) for p in result.parameters] == [
+        ("alpha", "float", 0.5),
+        ("epochs", "int", 3),
+        ("name", "str", "run"),
+        ("flags", "list", (1, 2)),
+        ("use_gpu", "bool", False),
+    ]
+
+
+# def-use -------------------------------------------------------------------------------
+
+
+def test_steps_get_explicit_inputs_and_outputs(write_notebook) -> None:
+    result = plan(write_notebook, TRAINING_CELLS)
+    train = next(s for s in result.steps if s.role == "train")
+    assert train.inputs == ("LogisticRegression", "X_train", "y_train")
+    assert train.outputs == ("model",)
+    evaluate = next(s for s in result.steps if s.role == "evaluate")
+    assert evaluate.outputs == ("accuracy",)
+
+
+def test_use_before_definition_is_hidden_state(write_notebook) -> None:
+    cells = [
+        TRAINING_CELLS[0],
+        "X, y = load_iris(return_X_y=True)\nX_scaled = X * scale",
+        "scale = 2.0",
+        "X_train, X_test, y_train, y_test = train_test_split(X_scaled, y, random_state=0)",
+        *TRAINING_CELLS[3:],
+    ]
+    result = plan(write_notebook, cells)
+    (finding,) = [f for f in result.findings if f.code == "use-before-definition"]
+    assert (finding.cell, finding.line) == (2, 2)
+    assert "'scale'" in finding.message and "cell 3" in finding.message
+
+
+def test_function_bodies_read_names_when_called(write_notebook) -> None:
+    cells = [
+        TRAINING_CELLS[0],
+        "def double(frame):\n    return frame * FACTOR",
+        "FACTOR = 2",
+        "X, y = load_iris(return_X_y=True)\nX = double(X)",
+        *TRAINING_CELLS[2:],
+    ]
+    result = plan(write_notebook, cells)
+    assert "use-before-definition" not in [code for code, _ in codes(result)]
+
+
+def test_execution_order_findings(write_notebook) -> None:
+    cells = [
+        {"source": source, "execution_count": n}
+        for source, n in zip(TRAINING_CELLS, [1, 2, 9, 3, 4], strict=True)
+    ]
+    result = plan(write_notebook, cells)
+    assert codes(result).count(("hidden-state", 3)) == 1
+    assert [c for c, cell in codes(result) if c == "hidden-state"] == ["hidden-state"]
+
+
+# model and metrics -----------------------------------------------------------------------
+
+
+def test_ambiguous_model_is_reported_not_silent(write_notebook) -> None:
+    cells = [
+        *TRAINING_CELLS[:3],
+        "from sklearn.tree import DecisionTreeClassifier\n"
+        "tree = DecisionTreeClassifier(random_state=0)\ntree.fit(X_train, y_train)\n"
+        "forest = DecisionTreeClassifier(random_state=1)\nforest.fit(X_train, y_train)",
+        "accuracy = accuracy_score(y_test, forest.predict(X_test))",
+    ]
+    result = plan(write_notebook, cells)
+    assert result.model.name == "forest"
+    (finding,) = [f for f in result.findings if f.code == "ambiguous-model"]
+    assert "tree, forest" in finding.message and "nb2prod:model=NAME" in (finding.hint or "")
+
+
+def test_explicit_model_tag_decides(write_notebook) -> None:
+    cells = [
+        *TRAINING_CELLS[:3],
+        {
+            "source": "from sklearn.tree import DecisionTreeClassifier\n"
+            "tree = DecisionTreeClassifier(random_state=0)\ntree.fit(X_train, y_train)\n"
+            "model = DecisionTreeClassifier(random_state=1)\nmodel.fit(X_train, y_train)",
+            "tags": ["nb2prod:model=tree"],
+        },
+        "accuracy = accuracy_score(y_test, tree.predict(X_test))",
+    ]
+    result = plan(write_notebook, cells)
+    assert result.model.name == "tree"
+    assert result.model.reason == "named by cell 4 tag 'nb2prod:model=tree'"
+    assert "ambiguous-model" not in [c for c, _ in codes(result)]
+
+
+def test_scaler_fit_is_not_the_model(write_notebook) -> None:
+    cells = [
+        TRAINING_CELLS[0] + "\nfrom sklearn.preprocessing import StandardScaler",
+        *TRAINING_CELLS[1:3],
+        "scaler = StandardScaler()\nscaler.fit(X_train)\nX_train_s = scaler.transform(X_train)",
+        "clf = LogisticRegression()\nclf.fit(X_train_s, y_train)",
+    ]
+    result = plan(write_notebook, cells)
+    assert result.model.name == "clf"
+    assert result.cells[3].role == "features"
+
+
+def test_metric_on_training_data_is_flagged_and_not_a_claim(write_notebook) -> None:
+    cells = [*TRAINING_CELLS[:4], "train_acc = accuracy_score(y_train, model.predict(X_train))"]
+    result = plan(write_notebook, cells)
+    assert [(m.name, m.validation, m.held_out) for m in result.metrics] == [
+        ("train_acc", "training data", False)
+    ]
+    assert ("metric-on-training-data", 5) in codes(result)
+    assert result.honesty.implementation_status == "HEURISTIC"
+    assert result.honesty.validation_method == "NONE - no held-out evaluation"
+    assert result.honesty.validation_status == "UNVALIDATED"
+
+
+def test_declared_status_wins(write_notebook) -> None:
+    metadata = {
+        "kernelspec": {"name": "python3"},
+        "nb2prod": {"implementation_status": "⚠️ HEURISTIC"},
+    }
+    result = plan(write_notebook, TRAINING_CELLS, metadata=metadata)
+    assert result.honesty.implementation_status == "HEURISTIC"
+    assert result.honesty.status_source == "notebook metadata nb2prod.implementation_status"
+    tagged = [
+        *TRAINING_CELLS[:-1],
+        {"source": TRAINING_CELLS[-1], "tags": ["nb2prod:status=PLANNED"]},
+    ]
+    assert plan(write_notebook, tagged, name="t.ipynb").honesty.implementation_status == "PLANNED"
+
+
+# findings -------------------------------------------------------------------------------
+
+
+def test_unseeded_randomness(write_notebook) -> None:
+    cells = [
+        TRAINING_CELLS[0]
+        + "\nimport numpy as np\nfrom sklearn.ensemble import RandomForestClassifier",
+        "X, y = load_iris(return_X_y=True)\nnoise = np.random.rand(3)",
+        "X_train, X_test, y_train, y_test = train_test_split(X, y)",
+        "model = RandomForestClassifier(n_estimators=10)\nmodel.fit(X_train, y_train)",
+    ]
+    result = plan(write_notebook, cells)
+    found = [
+        (f.cell, f.message.split(" ")[0]) for f in result.findings if f.code == "unseeded-random"
+    ]
+    assert found == [
+        (2, "numpy.random.rand(...)"),
+        (3, "train_test_split(...)"),
+        (4, "RandomForestClassifier(...)"),
+    ]
+
+
+def test_seeded_randomness_is_quiet(write_notebook) -> None:
+    result = plan(write_notebook, TRAINING_CELLS)
+    assert "unseeded-random" not in [c for c, _ in codes(result)]
+
+
+def test_secrets_in_keywords_dicts_and_shell_lines_are_masked(write_notebook) -> None:
+    token = "ghp_" + "a1B2c3D4" * 5
+    cells = [
+        *TRAINING_CELLS,
+        f"!curl -H 'Authorization: token {token}' https://api.example.org",
+        "import requests\nconfig = {'password': 'hunter2hunter2'}\n"
+        "requests.get('https://example.org', headers={'api_key': 'k3y-v4lue-99'})",
+    ]
+    result = plan(write_notebook, cells)
+    secrets = [f for f in result.findings if f.code == "secret"]
+    assert [f.cell for f in secrets] == [6, 7, 7]
+    text = result.to_json()
+    for value in (token, "hunter2hunter2", "k3y-v4lue-99"):
+        assert value not in text
+    assert "ghp_********" in text
+
+
+def test_placeholders_are_not_secrets(write_notebook) -> None:
+    cells = [*TRAINING_CELLS, "API_KEY = '<your-api-key>'\nTOKEN = ''\nmax_tokens = 'abcdefgh'"]
+    assert "secret" not in [c for c, _ in codes(plan(write_notebook, cells))]
+
+
+def test_absolute_paths(write_notebook) -> None:
+    cells = [
+        "import pandas as pd\n" + TRAINING_CELLS[0],
+        "X, y = load_iris(return_X_y=True)\n"
+        "extra = pd.read_csv('/Users/ana/data/train.csv')\n"
+        "other = pd.read_csv('C:\\\\data\\\\x.csv')\n"
+        "X = X[: len(extra) + len(other)]",
+        *TRAINING_CELLS[2:],
+    ]
+    result = plan(write_notebook, cells)
+    assert [c for c in codes(result) if c[0] == "absolute-path"] == [("absolute-path", 2)] * 2
+
+
+# requirements ------------------------------------------------------------------------------
+
+
+def test_local_modules_and_unresolved_imports(write_notebook, tmp_path: Path) -> None:
+    (tmp_path / "helpers.py").write_text("def clean(x):\n    return x\n")
+    cells = [
+        TRAINING_CELLS[0] + "\nfrom helpers import clean\nimport notinstalledpkg_xyz",
+        "X, y = load_iris(return_X_y=True)\nX = clean(X)\nnotinstalledpkg_xyz.touch(X)",
+        *TRAINING_CELLS[2:],
+        "%pip install lightgbm==4.5.0",
+    ]
+    result = plan(write_notebook, cells)
+    assert [(m.module, m.path, m.cell) for m in result.local_modules] == [
+        ("helpers", "helpers.py", 1)
+    ]
+    requirements = {r.name: r.specifier for r in result.requirements}
+    assert requirements["lightgbm"] == "==4.5.0"
+    assert requirements["notinstalledpkg_xyz"] == ""
+    assert ("unpinned-requirement", 1) in codes(result)
+    assert ("local-module", 1) in codes(result)
+    assert "helpers" not in requirements

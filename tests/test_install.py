@@ -1,0 +1,83 @@
+"""`pip install .` (a real wheel, not the editable checkout) gives a working nb2prod."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SAMPLES
+
+
+@pytest.fixture(scope="module")
+def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with nb2prod installed from a wheel built from this checkout.
+
+    The venv sees the already installed dependencies (system site-packages) so the test needs
+    no network; nb2prod itself comes only from the wheel.
+    """
+    root = tmp_path_factory.mktemp("wheel")
+    dist = root / "dist"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            dist,
+            REPO,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = dist.glob("nb2prod-*.whl")
+    env = root / "venv"
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env)
+    python = env / "bin" / "python"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            python,
+            "install",
+            "--no-deps",
+            "--no-index",
+            wheel,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return env
+
+
+def test_wheel_carries_contract_and_templates(wheel_venv: Path, tmp_path: Path) -> None:
+    python = wheel_venv / "bin" / "python"
+    probe = (
+        "import nb2prod, nb2prod.resources as r; "
+        "print(nb2prod.__file__); print(r.contract_path()); print(r.data_dir('templates'))"
+    )
+    done = subprocess.run([python, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    module, contract, templates = done.stdout.split()
+    assert str(wheel_venv) in module  # not the checkout
+    assert Path(contract).is_file() and "_data" in contract
+    assert Path(templates).is_dir() and "_data" in templates
+
+
+def test_wheel_console_script_plans_a_sample(wheel_venv: Path, tmp_path: Path) -> None:
+    script = wheel_venv / "bin" / "nb2prod"
+    done = subprocess.run(
+        [script, "plan", SAMPLES / "pool_heuristic.ipynb"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "⚠️ HEURISTIC" in done.stdout
