@@ -9,6 +9,7 @@ reviewer must see.
 
 from __future__ import annotations
 
+import bisect
 import builtins
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -61,13 +62,13 @@ def analyse_dataflow(facts: NotebookFacts, kept: set[int]) -> DataFlow:
             if use.name in NOTEBOOK_BUILTINS:
                 continue
             defining = definitions.get(use.name, [])
-            earlier = [n for n in defining if n < cell.number]
-            if earlier:
-                sources.setdefault(use.name, earlier[-1])
+            above = bisect.bisect_left(defining, cell.number)  # cells are visited in order
+            if above:
+                sources.setdefault(use.name, defining[above - 1])
             elif defining and use.deferred:
                 sources.setdefault(use.name, defining[0])
             elif defining:
-                later = [n for n in defining if n >= cell.number]
+                later = defining[above:]
                 findings.append(
                     Finding(
                         code="use-before-definition",

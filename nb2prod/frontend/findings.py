@@ -32,16 +32,22 @@ def execution_order_findings(facts: NotebookFacts) -> list[Finding]:
     """Cells whose outputs came from a run in another order than the file shows."""
     counts = [(c.number, c.cell.execution_count) for c in facts.cells]
     counts = [(number, count) for number, count in counts if isinstance(count, int)]
+    lowest_below: list[tuple[int, int] | None] = [None] * len(counts)
+    lowest: tuple[int, int] | None = None  # (count, cell) of the earliest-run cell below
+    for index in range(len(counts) - 1, -1, -1):
+        lowest_below[index] = lowest
+        number, count = counts[index]
+        if lowest is None or count < lowest[0]:
+            lowest = (count, number)
     findings = []
-    for index, (number, count) in enumerate(counts):
-        below = [(n, c) for n, c in counts[index + 1 :] if c < count]
-        if below:
-            first_below, its_count = below[0]
+    for (number, count), below in zip(counts, lowest_below, strict=True):
+        if below is not None and below[0] < count:
+            its_count, cell_below = below
             findings.append(
                 Finding(
                     "hidden-state",
                     "warning",
-                    f"cell {number} [{count}] was run after cell {first_below} "
+                    f"cell {number} [{count}] was run after cell {cell_below} "
                     f"[{its_count}] below it: the saved outputs do not come from a "
                     "top-to-bottom run",
                     number,

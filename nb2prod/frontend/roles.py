@@ -9,7 +9,7 @@ last heuristics on the code. Every decision carries the reason a reviewer will r
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nb2prod.errors import InputError
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
@@ -101,9 +101,31 @@ def parse_role_word(word: str, facts: NotebookFacts, cell: int, where: str) -> s
     return role
 
 
+@dataclass
+class _Context:
+    """What the heuristics know of the cells above the current one, kept up to date in one pass."""
+
+    model_names: set[str]
+    functions: set[str]  # every function the notebook defines
+    predictions: set[str] = field(default_factory=set)  # names bound from .predict(...) above
+    data: set[str] = field(default_factory=set)  # names bound above by cells that hold data
+
+    def advance(self, cell: CellFacts) -> None:
+        self.predictions.update(
+            name
+            for call in cell.calls
+            if call.method in PREDICT_METHODS
+            for name in call.assigned_to
+        )
+        definitions_only = cell.only(ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
+        if not definitions_only and not _only_literal_assignments(cell):
+            self.data.update(cell.names.defines)
+
+
 def assign_roles(facts: NotebookFacts, model_names: set[str]) -> list[RoleDecision]:
     decisions: list[RoleDecision] = []
     kale_block: RoleDecision | None = None
+    context = _Context(model_names, {name for cell in facts.cells for name in cell.functions})
     for cell in facts.cells:
         decision = _from_tags(cell, facts) or _from_directive(cell, facts)
         if decision is not None:
@@ -123,8 +145,9 @@ def assign_roles(facts: NotebookFacts, model_names: set[str]) -> list[RoleDecisi
                 kale_block.after,
             )
         else:
-            decision = _from_code(cell, facts, model_names)
+            decision = _from_code(cell, facts, context)
         decisions.append(decision)
+        context.advance(cell)
     return decisions
 
 
@@ -147,7 +170,7 @@ def _from_tags(cell: CellFacts, facts: NotebookFacts) -> RoleDecision | None:
     if step is not None:
         role = _role_from_step_name(step)
         if role is None:
-            heuristic = _from_code(cell, facts, set())
+            heuristic = _from_code(cell, facts, _Context(set(), set()))
             reason = f"tagged 'step:{step}' (Kale); {heuristic.reason}"
             return RoleDecision(heuristic.role, reason, step, after, explicit=True)
         return RoleDecision(role, f"tagged 'step:{step}' (Kale)", step, after, explicit=True)
@@ -192,8 +215,9 @@ def _shown(cell: CellFacts) -> str:
     return text + (f" (+{len(cell.statements) - 1} more)" if len(cell.statements) > 1 else "")
 
 
-def _from_code(cell: CellFacts, facts: NotebookFacts, model_names: set[str]) -> RoleDecision:
+def _from_code(cell: CellFacts, facts: NotebookFacts, context: _Context) -> RoleDecision:
     """Heuristics, strongest signal first."""
+    model_names = context.model_names
     if cell.only(ast.Import, ast.ImportFrom):
         return RoleDecision("imports", "only imports")
     if cell.only(ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
@@ -213,7 +237,7 @@ def _from_code(cell: CellFacts, facts: NotebookFacts, model_names: set[str]) -> 
     if built:
         return RoleDecision("train", f"builds the model {built[0]}")
     for call in calls:
-        defined_here = call.qualified in _notebook_functions(facts)
+        defined_here = call.qualified in context.functions
         if is_metric_function(call.qualified, defined_here):
             return RoleDecision("evaluate", f"computes {call.qualified.rsplit('.', 1)[-1]}(...)")
         if call.method == "score" and call.receiver in model_names:
@@ -224,33 +248,19 @@ def _from_code(cell: CellFacts, facts: NotebookFacts, model_names: set[str]) -> 
     for call in calls:
         if call.method in PREDICT_METHODS:
             return RoleDecision("inference", f"calls {call.receiver}.{call.method}(...)")
-    predictions = _prediction_names(facts, cell.number)
-    read = sorted({use.name for use in cell.names.uses} & predictions)
+    read = sorted({use.name for use in cell.names.uses} & context.predictions)
     if read:
         return RoleDecision("inference", f"works on the predictions {', '.join(read)}")
     for call in calls:
         if call.qualified in SPLIT_FUNCTIONS or call.qualified in CV_FUNCTIONS:
             return RoleDecision("features", "splits the data")
-    if _is_data_source(cell, facts):
+    reads = {use.name for use in cell.names.uses if not use.deferred}
+    if cell.names.defines and not reads & context.data:
         produced = ", ".join(cell.names.defines[:3])
         return RoleDecision("load", f"creates the data ({produced}) from no earlier data")
     return RoleDecision(
         "features", "transforms data (code that neither loads, trains nor evaluates)"
     )
-
-
-def _prediction_names(facts: NotebookFacts, before: int) -> set[str]:
-    return {
-        name
-        for cell in facts.cells[: before - 1]
-        for call in cell.calls
-        if call.method in PREDICT_METHODS
-        for name in call.assigned_to
-    }
-
-
-def _notebook_functions(facts: NotebookFacts) -> set[str]:
-    return {name for cell in facts.cells for name in cell.functions}
 
 
 def _only_literal_assignments(cell: CellFacts) -> bool:
@@ -275,18 +285,3 @@ def is_literal(node: ast.expr) -> bool:
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return False
     return True
-
-
-def _is_data_source(cell: CellFacts, facts: NotebookFacts) -> bool:
-    """Defines data while reading nothing but imports, parameters and functions."""
-    if not cell.names.defines:
-        return False
-    reads = {use.name for use in cell.names.uses if not use.deferred}
-    earlier_data = set()
-    for other in facts.cells[: cell.number - 1]:
-        if other.only(ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef):
-            continue
-        if _only_literal_assignments(other):
-            continue
-        earlier_data.update(other.names.defines)
-    return not (reads & earlier_data)
