@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from nb2prod.frontend.display import DisplayTracker
 from nb2prod.frontend.magics import NormalisedCell, normalise
@@ -46,7 +47,7 @@ class CellFacts:
     def number(self) -> int:
         return self.cell.number
 
-    @property
+    @cached_property
     def kept_statements(self) -> list[ast.stmt]:
         return [s for s, shown in zip(self.statements, self.display, strict=True) if not shown]
 

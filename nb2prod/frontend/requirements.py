@@ -44,7 +44,7 @@ _KNOWN_DISTRIBUTIONS = {
 class _Entry:
     name: str
     specifier: str
-    sources: list[str] = field(default_factory=list)
+    sources: dict[str, list[int]] = field(default_factory=dict)  # "import numpy" -> cells
     modules: list[str] = field(default_factory=list)
 
 
@@ -83,8 +83,9 @@ def resolve_requirements(
         version = _installed_version(distribution)
         entry = entries.setdefault(key, _Entry(distribution, f"=={version}" if version else ""))
         entry.modules.append(module)
-        entry.sources.append(f"import {module} (cell {cell})")
-        if version is None and len(entry.sources) == 1:
+        first_sighting = not entry.sources
+        entry.sources.setdefault(f"import {module}", []).append(cell)
+        if version is None and first_sighting:
             findings.append(
                 Finding(
                     "unpinned-requirement",
@@ -102,7 +103,7 @@ def resolve_requirements(
         Requirement(
             e.name,
             e.specifier,
-            "; ".join(dict.fromkeys(e.sources)),
+            "; ".join(f"{what} ({_cells(cells)})" for what, cells in e.sources.items()),
             tuple(dict.fromkeys(e.modules)),
         )
         for e in sorted(entries.values(), key=lambda e: canonicalize_name(e.name))
@@ -137,7 +138,15 @@ def _add_pip_requirement(
         entry.specifier = pinned
     if spec.extras and "[" not in entry.name:
         entry.name = f"{entry.name}[{','.join(sorted(spec.extras))}]"
-    entry.sources.append(f"!pip install (cell {cell})")
+    entry.sources.setdefault("!pip install", []).append(cell)
+
+
+def _cells(numbers: list[int]) -> str:
+    numbers = sorted(set(numbers))
+    if len(numbers) == 1:
+        return f"cell {numbers[0]}"
+    shown = ", ".join(map(str, numbers[:3]))
+    return f"cells {shown}" + (f" and {len(numbers) - 3} more" if len(numbers) > 3 else "")
 
 
 def _local_path(module: str, notebook_dir: Path, written_files: set[str]) -> str | None:
