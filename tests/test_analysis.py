@@ -241,12 +241,13 @@ def test_secrets_in_keywords_dicts_and_shell_lines_are_masked(write_notebook) ->
         f"!curl -H 'Authorization: token {token}' https://api.example.org",
         "import requests\nconfig = {'password': 'hunter2hunter2'}\n"
         "requests.get('https://example.org', headers={'api_key': 'k3y-v4lue-99'})",
+        "print({'token': 'shown-only-0123'})",
     ]
     result = plan(write_notebook, cells)
     secrets = [f for f in result.findings if f.code == "secret"]
-    assert [f.cell for f in secrets] == [6, 7, 7]
+    assert [f.cell for f in secrets] == [6, 7, 7, 8]
     text = result.to_json()
-    for value in (token, "hunter2hunter2", "k3y-v4lue-99"):
+    for value in (token, "hunter2hunter2", "k3y-v4lue-99", "shown-only-0123"):
         assert value not in text
     assert "ghp_********" in text
 

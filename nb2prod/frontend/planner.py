@@ -23,7 +23,7 @@ from nb2prod.frontend.model import candidate_names, explicit_model_name, find_mo
 from nb2prod.frontend.reader import read_notebook
 from nb2prod.frontend.requirements import resolve_requirements
 from nb2prod.frontend.roles import RoleDecision, assign_roles, is_literal
-from nb2prod.frontend.secrets import Secret, find_secrets, secrets_in_dropped_lines
+from nb2prod.frontend.secrets import Secret, find_secrets, scrub, secrets_in_dropped_lines
 from nb2prod.plan import (
     DROPPED_ROLES,
     Block,
@@ -112,7 +112,7 @@ def build_plan(path: Path, status: str | None = None) -> Plan:
         for m in local_modules
     ]
     steps = _steps(facts, roles, kept, blocks, flow, model, measurement.metrics)
-    return Plan(
+    plan = Plan(
         nb2prod_version=__version__,
         notebook=NotebookSource(
             path=str(path),
@@ -145,6 +145,16 @@ def build_plan(path: Path, status: str | None = None) -> Plan:
         honesty=_honesty(facts, contract, model, measurement, status),
         contract=freeze(contract.to_dict()),
     )
+    return _without_secrets(plan, facts, secrets)
+
+
+def _without_secrets(plan: Plan, facts: NotebookFacts, secrets: list[Secret]) -> Plan:
+    """Belt and braces: no secret value survives anywhere in the Plan (reasons, dropped code)."""
+    values = {s.value for s in secrets}
+    values |= {value for cell in facts.cells for *_, value in secrets_in_dropped_lines(cell)}
+    if not values:
+        return plan
+    return Plan.from_json(scrub(plan.to_json(indent=None), values))
 
 
 def _drop_dead_cells(
@@ -441,7 +451,7 @@ def _secret_findings(facts: NotebookFacts, secrets: list[Secret]) -> list[Findin
         for s in secrets
     ]
     for cell in facts.cells:
-        for line, masked in secrets_in_dropped_lines(cell):
+        for line, masked, _ in secrets_in_dropped_lines(cell):
             findings.append(
                 Finding(
                     "secret",

@@ -129,12 +129,12 @@ def _to_v4(path: Path, data: dict[str, Any]) -> tuple[nbformat.NotebookNode, int
     if major == 4:
         _repair_cell_ids(data)
     try:
-        node = nbformat.versions[major].to_notebook_json(data)
-        if major == 3:
-            nbformat.validate(node, version=3, relax_add_props=True)
-            node = nbformat.convert(node, 4)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # nbformat's warnings are about what we repair
+            node = nbformat.versions[major].to_notebook_json(data)
+            if major == 3:
+                nbformat.validate(node, version=3, relax_add_props=True)
+                node = nbformat.convert(node, 4)
             _, repaired = validator.normalize(
                 node, relax_add_props=True, strip_invalid_metadata=True
             )

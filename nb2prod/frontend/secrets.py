@@ -8,8 +8,9 @@ copying it a second time.
 from __future__ import annotations
 
 import ast
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nb2prod.frontend.facts import CellFacts
 
@@ -38,6 +39,7 @@ class Secret:
     holder: str  # the variable or keyword that held it ('' when only its shape gave it away)
     masked: str
     env_name: str
+    value: str = field(repr=False)  # kept only to scrub it from every output; never serialised
 
 
 def mask(value: str) -> str:
@@ -61,13 +63,20 @@ def find_secrets(cell: CellFacts) -> list[Secret]:
     return sorted(found.values(), key=lambda s: (s.line, s.col))
 
 
-def secrets_in_dropped_lines(cell: CellFacts) -> list[tuple[int, str]]:
-    """Tokens in lines that never reach Python (shell escapes): reported, masked."""
+def secrets_in_dropped_lines(cell: CellFacts) -> list[tuple[int, str, str]]:
+    """Tokens in lines that never reach Python (shell escapes): (line, masked, value)."""
     hits = []
     for number, text in enumerate(cell.cell.source.splitlines(), start=1):
         if text.lstrip().startswith(("!", "%")):
-            hits.extend((number, mask(m.group(0))) for m in _TOKEN_PATTERNS.finditer(text))
+            hits.extend((number, mask(m[0]), m[0]) for m in _TOKEN_PATTERNS.finditer(text))
     return hits
+
+
+def scrub(text: str, values: set[str]) -> str:
+    """Replace every secret value in a JSON text by its masked form."""
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(json.dumps(value)[1:-1], mask(value))
+    return text
 
 
 def _held_strings(node: ast.AST):
@@ -119,4 +128,5 @@ def _secret(cell: CellFacts, node: ast.Constant, holder: str, index: int) -> Sec
         holder=holder,
         masked=mask(node.value),
         env_name=env,
+        value=node.value,
     )
