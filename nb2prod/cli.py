@@ -44,6 +44,34 @@ def build_parser() -> argparse.ArgumentParser:
         "instead of deriving it",
     )
     plan.set_defaults(handler=_run_plan)
+
+    convert = commands.add_parser(
+        "convert",
+        help="generate a production package from a notebook",
+        description="Generate a package that trains on MLflow, serves on FastAPI and carries "
+        "the model's honesty metadata everywhere. The package appears whole or not at all.",
+    )
+    convert.add_argument("notebook", type=Path, help="the .ipynb file")
+    convert.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="DIR",
+        help="where to write the package (default: a folder named after the notebook, beside it)",
+    )
+    convert.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    convert.add_argument(
+        "--status",
+        metavar="STATUS",
+        help="declare the model's implementation_status instead of deriving it",
+    )
+    convert.add_argument(
+        "--template",
+        type=Path,
+        metavar="DIR",
+        help="a fork of nb2prod's cookiecutter template that honours the same context",
+    )
+    convert.set_defaults(handler=_run_convert)
     return parser
 
 
@@ -53,6 +81,21 @@ def _run_plan(args: argparse.Namespace) -> int:
 
     plan = build_plan(args.notebook, status=args.status)
     sys.stdout.write(plan.to_json() + "\n" if args.json else render_summary(plan))
+    return EXIT_OK
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from nb2prod.backend.render import convert
+    from nb2prod.backend.report import render_report
+
+    conversion = convert(
+        args.notebook,
+        args.output,
+        force=args.force,
+        status=args.status,
+        template=args.template,
+    )
+    sys.stdout.write(render_report(conversion))
     return EXIT_OK
 
 

@@ -115,6 +115,7 @@ class Model:
     defined_in: int
     fitted_in: int | None
     fit_inputs: tuple[str, ...]
+    predict_inputs: tuple[str, ...]  # what the notebook passes to model.predict(...)
     reason: str
     candidates: tuple[str, ...]
 

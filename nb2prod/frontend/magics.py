@@ -11,11 +11,11 @@ Removed lines become blank lines, so line numbers still point at the notebook's 
 from __future__ import annotations
 
 import ast
-import io
 import re
 import shlex
-import tokenize
 from dataclasses import dataclass
+
+from nb2prod.frontend.pysyntax import lines_inside_strings
 
 # Cell magics whose body is Python: the body is kept and analysed.
 _UNWRAPPED_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "memit", "debug"})
@@ -136,7 +136,7 @@ def normalise(source: str) -> NormalisedCell:
             return cell_magic
     state = _State()
     parses = _parses(source)
-    inside_strings = set() if parses else _lines_inside_strings(source)
+    inside_strings = set() if parses else lines_inside_strings(source)
     index = 0
     while index < len(lines):
         text = lines[index]
@@ -185,18 +185,6 @@ def _parses(source: str) -> bool:
     except (SyntaxError, ValueError):
         return False
     return True
-
-
-def _lines_inside_strings(source: str) -> set[int]:
-    """Lines that continue a multi-line string: a `%` or `!` there is text, not syntax."""
-    inside: set[int] = set()
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.STRING and token.end[0] > token.start[0]:
-                inside.update(range(token.start[0] + 1, token.end[0] + 1))
-    except (tokenize.TokenError, SyntaxError, ValueError):
-        pass
-    return inside
 
 
 def _cell_magic(lines: list[str], first: int) -> NormalisedCell | None:

@@ -19,6 +19,7 @@ from nb2prod.frontend.vocabulary import (
     CLASSIFIER_HINTS,
     CONVENTIONAL_MODEL_NAMES,
     FIT_METHODS,
+    PREDICT_METHODS,
     REGRESSOR_HINTS,
     is_transformer,
 )
@@ -65,7 +66,7 @@ def find_model(facts: NotebookFacts, kept: set[int]) -> tuple[Model, list[Findin
         reason = f"named by {where}"
     else:
         chosen, reason = _choose(facts, candidates, findings)
-    return _describe(facts, chosen, reason, candidates), findings
+    return _describe(facts, kept, chosen, reason, candidates), findings
 
 
 def _candidates(facts: NotebookFacts, kept: set[int] | None) -> list[_Candidate]:
@@ -165,7 +166,11 @@ def _fitted(facts: NotebookFacts) -> set[str]:
 
 
 def _describe(
-    facts: NotebookFacts, chosen: _Candidate, reason: str, candidates: list[_Candidate]
+    facts: NotebookFacts,
+    kept: set[int],
+    chosen: _Candidate,
+    reason: str,
+    candidates: list[_Candidate],
 ) -> Model:
     estimator = facts.constructors.get(chosen.name, "unknown")
     defined_in = next(
@@ -190,9 +195,21 @@ def _describe(
         defined_in=defined_in,
         fitted_in=chosen.cell if chosen.kind == "fitted" else None,
         fit_inputs=chosen.fit_inputs,
+        predict_inputs=_predict_inputs(facts, kept, chosen.name),
         reason=reason,
         candidates=tuple(dict.fromkeys(c.name for c in candidates)),
     )
+
+
+def _predict_inputs(facts: NotebookFacts, kept: set[int], name: str) -> tuple[str, ...]:
+    inputs = []
+    for cell in facts.cells:
+        if cell.number not in kept:
+            continue
+        for call in cell.calls:
+            if call.method in PREDICT_METHODS and call.receiver == name and call.node.args:
+                inputs.append(dotted_name(call.node.args[0]) or ast.unparse(call.node.args[0]))
+    return tuple(dict.fromkeys(inputs))
 
 
 def _callees_inside(call: ast.Call | None, facts: NotebookFacts) -> list[str]:

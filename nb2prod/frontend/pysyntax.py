@@ -7,6 +7,8 @@ it is an order of magnitude faster than a concrete syntax tree.
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -133,3 +135,15 @@ def keyword(call: ast.Call, name: str) -> ast.expr | None:
 
 def names_in(node: ast.AST) -> set[str]:
     return {child.id for child in ast.walk(node) if isinstance(child, ast.Name)}
+
+
+def lines_inside_strings(source: str) -> set[int]:
+    """Lines that continue a multi-line string: their text is data, not code or indentation."""
+    inside: set[int] = set()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.STRING and token.end[0] > token.start[0]:
+                inside.update(range(token.start[0] + 1, token.end[0] + 1))
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        pass
+    return inside

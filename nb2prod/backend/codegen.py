@@ -1,0 +1,303 @@
+"""Turn the Plan's steps into Python functions with explicit inputs and outputs.
+
+A notebook shares everything through globals; a package must not. Each pipeline step becomes
+a function that takes what it reads (data as positional arguments, the notebook's parameters
+as keyword arguments) and returns what later steps, training or serving need. Every block
+keeps a `# From cell N` marker, so a reviewer (and a failing run) can trace it to the cell.
+"""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from dataclasses import dataclass, field
+
+from nb2prod.errors import InputError
+from nb2prod.frontend.names import scan_names
+from nb2prod.frontend.pysyntax import lines_inside_strings
+from nb2prod.plan import Parameter, Plan, Step
+
+MODULE_ROLES = frozenset({"imports", "functions"})
+FEATURE_ROLES = frozenset({"features"})
+PIPELINE_ROLES = frozenset({"parameters", "load", "features", "train", "evaluate"})
+CELL_MARKER = "# From cell {cell}"
+
+
+@dataclass
+class StepFunction:
+    """One step as the generated code calls it."""
+
+    name: str
+    role: str
+    cells: tuple[int, ...]
+    inputs: list[str]  # data, positional
+    keywords: list[str]  # the notebook's parameters
+    outputs: list[str]
+    source: str  # the function definition
+
+
+@dataclass
+class GeneratedCode:
+    imports: str
+    helpers: str
+    helper_names: list[str]
+    parameters: str
+    features: list[StepFunction] = field(default_factory=list)
+    pipeline: list[StepFunction] = field(default_factory=list)
+    run_body: str = ""
+    dropped: list[str] = field(default_factory=list)  # what the package leaves out, and why
+
+
+def generate(plan: Plan) -> GeneratedCode:
+    parameters = {p.name: p for p in plan.parameters}
+    imports = _join_blocks([s for s in plan.steps if s.role == "imports"], markers=True)
+    if plan.environment and "import os" not in imports:
+        imports = "import os\n" + imports
+    helper_steps = [s for s in plan.steps if s.role == "functions"]
+    helpers = _join_blocks(helper_steps, markers=True)
+    helper_names = sorted({n for s in helper_steps for n in _defines(_step_source(s))})
+    module_names = set(helper_names) | {
+        n for s in plan.steps if s.role == "imports" for n in _defines(_step_source(s))
+    }
+    _check_helpers_are_self_contained(plan, helper_steps, module_names)
+    code = GeneratedCode(
+        imports=imports,
+        helpers=helpers,
+        helper_names=helper_names,
+        parameters=_parameters_class(plan.parameters),
+    )
+    needed = _needed_in_run(plan)
+    pipeline_steps = [s for s in plan.steps if s.role in PIPELINE_ROLES]
+    for step in plan.steps:
+        if step.role in MODULE_ROLES:
+            continue
+        if step.role not in PIPELINE_ROLES:
+            code.dropped.append(
+                f"step {step.name} (cells {_cells(step)}, {step.role}): not part of training"
+            )
+            continue
+        later = pipeline_steps[pipeline_steps.index(step) + 1 :]
+        wanted = needed | {name for other in later for name in other.inputs}
+        function = _step_function(step, parameters, module_names, wanted, plan)
+        if function is None:
+            continue
+        (code.features if step.role in FEATURE_ROLES else code.pipeline).append(function)
+    code.run_body = _run_body([*_in_order(plan, code)], plan, needed)
+    return code
+
+
+def _in_order(plan: Plan, code: GeneratedCode) -> list[StepFunction]:
+    by_name = {f.name: f for f in [*code.features, *code.pipeline]}
+    return [by_name[s.name] for s in plan.steps if s.name in by_name]
+
+
+def _step_source(step: Step) -> str:
+    return "\n".join(block.source for block in step.blocks)
+
+
+def _defines(source: str) -> list[str]:
+    return list(scan_names(ast.parse(source).body).defines)
+
+
+def _join_blocks(steps: list[Step], *, markers: bool) -> str:
+    parts = []
+    for step in steps:
+        for block in step.blocks:
+            marker = CELL_MARKER.format(cell=block.cell) + "\n" if markers else ""
+            parts.append(marker + block.source.rstrip() + "\n")
+    return "\n\n".join(parts)
+
+
+def _needed_in_run(plan: Plan) -> set[str]:
+    """Names training needs after the steps ran: the model, its metrics, its input, the data."""
+    needed = {plan.model.name, *(m.name for m in plan.metrics)}
+    needed.update(_model_input(plan)[:1])
+    needed.update(n for s in plan.steps if s.role == "load" for n in s.outputs)
+    return needed
+
+
+def _model_input(plan: Plan) -> tuple[str, ...]:
+    names = [*plan.model.fit_inputs[:1], *plan.model.predict_inputs[:1]]
+    return tuple(n for n in names if n.isidentifier())
+
+
+def _step_function(
+    step: Step,
+    parameters: dict[str, Parameter],
+    module_names: set[str],
+    needed: set[str],
+    plan: Plan,
+) -> StepFunction | None:
+    statements = []
+    for block in step.blocks:
+        body = block.source
+        if step.role == "parameters":
+            body = _without_literal_parameters(body, parameters)
+            if not body.strip():
+                continue
+        statements.append((block.cell, body))
+    if not statements:
+        return None
+    source = "\n".join(body for _, body in statements)
+    defined = _defines(source)
+    outputs = [n for n in dict.fromkeys(defined) if n in needed and n not in parameters]
+    if step.role == "parameters" and not outputs:
+        return None  # configuration nothing reads, e.g. a tracking URI for the notebook
+    reads = [n for n in step.inputs if n not in module_names]
+    keywords = [n for n in reads if n in parameters]
+    inputs = [n for n in reads if n not in parameters]
+    name = "configure" if step.role == "parameters" else step.name
+    signature = _signature(inputs, keywords, parameters)
+    returns = "None" if not outputs else "Any" if len(outputs) == 1 else "tuple[Any, ...]"
+    cells = tuple(cell for cell, _ in statements)
+    lines = [f"def {name}({signature}) -> {returns}:", f'    """{_docstring(step, cells)}"""']
+    for cell, body in statements:
+        lines.append("    " + CELL_MARKER.format(cell=cell))
+        lines.append(_indent(body))
+    if outputs:
+        lines.append(f"    return {', '.join(outputs)}")
+    return StepFunction(name, step.role, cells, inputs, keywords, outputs, "\n".join(lines) + "\n")
+
+
+def _without_literal_parameters(source: str, parameters: dict[str, Parameter]) -> str:
+    """Drop `NAME = literal` lines that became fields of `Parameters`."""
+    lines = source.split("\n")
+    for statement in ast.parse(source).body:
+        if (
+            isinstance(statement, ast.Assign | ast.AnnAssign)
+            and isinstance(target := _single_target(statement), ast.Name)
+            and target.id in parameters
+        ):
+            for index in range(statement.lineno - 1, statement.end_lineno or statement.lineno):
+                lines[index] = ""
+    return "\n".join(line for line in lines if line.strip())
+
+
+def _single_target(statement: ast.Assign | ast.AnnAssign) -> ast.expr | None:
+    if isinstance(statement, ast.AnnAssign):
+        return statement.target
+    return statement.targets[0] if len(statement.targets) == 1 else None
+
+
+def _signature(inputs: list[str], keywords: list[str], parameters: dict[str, Parameter]) -> str:
+    parts = [f"{name}: Any" for name in inputs]
+    if keywords:
+        parts.append("*")
+        parts += [f"{name}: {_annotation(parameters[name])}" for name in keywords]
+    return ", ".join(parts)
+
+
+def _annotation(parameter: Parameter) -> str:
+    return {
+        "int": "int",
+        "float": "float",
+        "str": "str",
+        "bool": "bool",
+        "list": "tuple[Any, ...]",
+        "dict": "dict[str, Any]",
+    }.get(parameter.type, "Any")
+
+
+def _docstring(step: Step, cells: tuple[int, ...]) -> str:
+    what = {
+        "parameters": "Configuration the later steps read",
+        "load": "Load the data",
+        "features": "Feature engineering",
+        "train": "Train the model",
+        "evaluate": "Measure the model on held-out data",
+    }[step.role]
+    where = f"cell {cells[0]}" if len(cells) == 1 else f"cells {', '.join(map(str, cells))}"
+    return f"{what}, as the notebook does in {where}."
+
+
+def _indent(source: str) -> str:
+    """Indent code into a function body, leaving multi-line string contents untouched."""
+    inside = lines_inside_strings(source)
+    lines = source.rstrip("\n").split("\n")
+    return "\n".join(
+        line if (number in inside or not line.strip()) else "    " + line
+        for number, line in enumerate(lines, start=1)
+    )
+
+
+def _parameters_class(parameters: tuple[Parameter, ...]) -> str:
+    if not parameters:
+        return "    pass\n"
+    lines = []
+    for parameter in parameters:
+        lines.append(f"    {parameter.name}: {_annotation(parameter)} = {_default(parameter)}")
+    return "\n".join(lines) + "\n"
+
+
+def _default(parameter: Parameter) -> str:
+    value = parameter.default
+    if parameter.type == "list":
+        return repr(tuple(value))
+    if parameter.type == "dict":
+        return f"field(default_factory=lambda: {dict(value)!r})"
+    return repr(value)
+
+
+def _run_body(functions: list[StepFunction], plan: Plan, needed: set[str]) -> str:
+    lines = []
+    available: set[str] = set()
+    for function in functions:
+        arguments = [*function.inputs, *(f"{k}=params.{k}" for k in function.keywords)]
+        missing = [name for name in function.inputs if name not in available]
+        if missing:
+            raise InputError(
+                plan.notebook.path,
+                f"step {function.name} reads {', '.join(missing)}, which no earlier step returns",
+                cell=function.cells[0],
+                hint="move the code that defines it into a cell above",
+            )
+        call = f"{function.name}({', '.join(arguments)})"
+        if not function.outputs:
+            lines.append(call)
+        else:
+            lines.append(f"{', '.join(function.outputs)} = {call}")
+        available.update(function.outputs)
+    absent = sorted(n for n in needed if n not in available)
+    if absent:
+        raise InputError(
+            plan.notebook.path,
+            f"training needs {', '.join(absent)}, but no pipeline step produces it",
+            hint="tag the cell that defines it with its role (e.g. 'nb2prod:train')",
+        )
+    model_input = _model_input(plan)[0] if _model_input(plan) else None
+    data = ", ".join(f'"{n}": {n}' for s in plan.steps if s.role == "load" for n in s.outputs)
+    metrics = ", ".join(f'"{m.name}": {m.name}' for m in plan.metrics)
+    lines.append(
+        "return PipelineResult(\n"
+        f"    model={plan.model.name},\n"
+        f"    metrics={{{metrics}}},\n"
+        f"    data={{{data}}},\n"
+        f"    model_input={model_input or 'None'},\n"
+        ")"
+    )
+    return textwrap.indent("\n".join(lines), "    ") + "\n"
+
+
+def _check_helpers_are_self_contained(
+    plan: Plan, helper_steps: list[Step], module_names: set[str]
+) -> None:
+    """A helper that reads a notebook variable cannot live in a module: say so, with the cell."""
+    import builtins
+
+    allowed = module_names | set(dir(builtins))
+    for step in helper_steps:
+        for block in step.blocks:
+            names = scan_names(ast.parse(block.source).body)
+            for use in names.uses:
+                if use.name not in allowed and use.name not in names.defines:
+                    raise InputError(
+                        plan.notebook.path,
+                        f"the helper code reads the notebook variable {use.name!r}",
+                        cell=block.cell,
+                        line=block.first_line + use.line - 1,
+                        hint="pass it to the function as an argument",
+                    )
+
+
+def _cells(step: Step) -> str:
+    return ", ".join(str(block.cell) for block in step.blocks)

@@ -1,0 +1,69 @@
+"""What `convert` tells the user: what it wrote, where each cell went, and what to run next."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nb2prod.backend.render import Conversion
+from nb2prod.plan import ROLE_TITLES
+
+
+def render_report(conversion: Conversion) -> str:
+    plan, code = conversion.plan, conversion.code
+    target = _shown_path(conversion.target)
+    status = plan.honesty.implementation_status
+    mark = plan.contract["statuses"][status]["mark"]
+    functions = {cell: f.name for f in [*code.features, *code.pipeline] for cell in f.cells}
+    lines = [
+        f"Wrote {target}/ ({len(conversion.files)} files) from {plan.notebook.path}",
+        "",
+        "Files",
+        *(f"  {name}" for name in conversion.files),
+        "",
+        "Cells",
+    ]
+    for cell in plan.cells:
+        if not cell.kept:
+            where = f"dropped: {cell.reason}"
+        elif cell.role == "imports":
+            where = "module imports"
+        elif cell.role == "functions":
+            where = "helpers.py"
+        elif cell.cell in functions:
+            module = "features.py" if cell.role == "features" else "pipeline.py"
+            where = f"{module}: {functions[cell.cell]}()"
+        elif cell.role == "parameters":
+            where = "pipeline.Parameters (train options)"
+        else:
+            where = f"not part of training ({ROLE_TITLES[cell.role]})"
+        lines.append(f"  cell {cell.cell:>3}  {where}")
+    lines += ["", "Honesty"]
+    lines.append(
+        f"  {mark} {status}: {plan.honesty.status_source}: {plan.honesty.reason}; validation: "
+        f"{plan.honesty.validation_method}"
+    )
+    if plan.findings:
+        lines += ["", f"Findings ({len(plan.findings)})"]
+        for finding in plan.findings:
+            where = f"cell {finding.cell}" if finding.cell else "notebook"
+            lines.append(f"  {finding.severity:<7} {where:<9} {finding.code}: {finding.message}")
+    promote = "promote --allow-heuristic" if status == "HEURISTIC" else "promote"
+    lines += [
+        "",
+        "Next",
+        f"  cd {target}",
+        '  python -m pip install -e ".[test]"',
+        f"  python -m {plan.package_name}.train",
+        f"  python -m {plan.package_name}.{promote}",
+        f"  uvicorn {plan.package_name}.serve:app",
+        "  python -m pytest",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _shown_path(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)

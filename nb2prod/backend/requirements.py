@@ -1,0 +1,44 @@
+"""What the generated package installs: the notebook's pinned requirements plus its runtime.
+
+The runtime (MLflow, FastAPI, uvicorn, prometheus_client, skops) is pinned to the versions
+installed where nb2prod runs when it can see them; otherwise to a range known to work.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+from packaging.utils import canonicalize_name
+
+from nb2prod.plan import Plan
+
+# Ranges for the runtime the templates are written against, used when it is not installed here.
+RUNTIME = {
+    "mlflow": ">=3.4,<4",
+    "fastapi": ">=0.115",
+    "uvicorn": ">=0.30",
+    "prometheus-client": ">=0.20",
+    "pandas": ">=2.2",
+    "skops": ">=0.10",
+}
+TEST = {"pytest": ">=8", "httpx": ">=0.27"}
+
+
+def runtime_requirements(plan: Plan) -> dict[str, list[str]]:
+    """{'install': [...], 'test': [...]} as PEP 508 strings, notebook pins first."""
+    install: dict[str, str] = {}
+    for requirement in plan.requirements:
+        install[canonicalize_name(requirement.name)] = f"{requirement.name}{requirement.specifier}"
+    for name, fallback in RUNTIME.items():
+        if name == "skops" and plan.model.kind != "fitted":
+            continue
+        install.setdefault(canonicalize_name(name), _pinned(name, fallback))
+    test = [_pinned(name, fallback) for name, fallback in TEST.items()]
+    return {"install": sorted(install.values(), key=str.lower), "test": test}
+
+
+def _pinned(name: str, fallback: str) -> str:
+    try:
+        return f"{name}=={metadata.version(name)}"
+    except metadata.PackageNotFoundError:
+        return f"{name}{fallback}"

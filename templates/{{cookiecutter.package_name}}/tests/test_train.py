@@ -1,0 +1,68 @@
+# {{ cookiecutter._code.header }}
+"""Training runs the notebook's code into MLflow and records every honesty field."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from {{ cookiecutter.package_name }} import honesty, pipeline, train
+
+
+def test_run_records_honesty_data_and_code(trained) -> None:
+    client = MlflowClient(trained.tracking_uri)
+    name = honesty.MODEL["model_name"]
+    version = client.get_model_version(name, trained.version)
+    run = client.get_run(version.run_id)
+    for field in honesty.RUN_PARAMS:
+        assert run.data.params[field], field
+        assert run.data.tags[field] == run.data.params[field]
+    assert run.data.params["implementation_status"] == honesty.MODEL["implementation_status"]
+    assert len(run.data.params["data_sha256"]) == 64
+    assert run.data.tags["code_version"].startswith(("git:", "sha256:"))
+    assert run.data.tags["notebook_sha256"] == honesty.MODEL["notebook_sha256"]
+    for parameter in dataclasses.fields(pipeline.Parameters):
+        assert parameter.name in run.data.params
+    for tag in ("implementation_status", "accuracy_claim", "validation_status", "data_sha256"):
+        assert version.tags[tag] == run.data.tags.get(tag, run.data.params.get(tag)), tag
+
+
+def test_claim_is_derived_from_the_measured_metric(trained) -> None:
+    client = MlflowClient(trained.tracking_uri)
+    version = client.get_model_version(honesty.MODEL["model_name"], trained.version)
+    run = client.get_run(version.run_id)
+    claim = run.data.params["accuracy_claim"]
+    primary = honesty.MODEL["primary_metric"]
+    if primary:
+        measured = run.data.metrics[primary]
+        assert claim.startswith(f"{measured:.3f}")
+        assert version.tags["primary_metric_value"] == repr(measured)
+    else:
+        assert claim.startswith("not measured")
+        assert run.data.params["honesty_warning"] == honesty.UNVALIDATED
+
+
+def test_model_is_logged_with_signature_and_example(trained) -> None:
+    info = mlflow.models.get_model_info(trained.model_uri)
+    assert info.signature is not None and info.signature.inputs is not None
+    assert info.saved_input_example_info is not None
+
+
+def test_planned_model_is_refused_before_any_run(
+    tracking: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(honesty.MODEL, "implementation_status", "PLANNED")
+    assert train.main([]) == 2
+    assert "PLANNED" in capsys.readouterr().err
+    assert MlflowClient(tracking).search_runs(experiment_ids=["0"]) == []
+    assert MlflowClient(tracking).get_experiment_by_name(honesty.MODEL["model_name"]) is None
+
+
+def test_every_parameter_is_a_command_line_option() -> None:
+    defaults = pipeline.Parameters()
+    assert train.parse_parameters([]) == defaults
+    for field in dataclasses.fields(pipeline.Parameters):
+        assert field.name in vars(defaults)

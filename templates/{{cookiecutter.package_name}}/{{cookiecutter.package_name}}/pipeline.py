@@ -1,0 +1,45 @@
+# {{ cookiecutter._code.header }}
+"""The notebook's pipeline as functions with explicit inputs and outputs.
+
+Each step is the code of the notebook cells named in its `# From cell N` markers; `run`
+calls the steps in the notebook's order and hands each one what it reads, so nothing
+travels through globals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+{{ cookiecutter._code.imports }}
+{%- if cookiecutter._code.helper_names %}
+from {{ cookiecutter.package_name }}.helpers import {{ cookiecutter._code.helper_names | join(", ") }}
+{%- endif %}
+{%- if cookiecutter._code.features %}
+from {{ cookiecutter.package_name }}.features import {% for f in cookiecutter._code.features %}{{ f.name }}{% if not loop.last %}, {% endif %}{% endfor %}
+{%- endif %}
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """The notebook's parameters; each one is a command-line option of `train`."""
+
+{{ cookiecutter._code.parameters }}
+
+@dataclass
+class PipelineResult:
+    """What training needs once the steps have run."""
+
+    model: Any
+    metrics: dict[str, Any]
+    data: dict[str, Any]  # the loaded data, digested and logged as the run's input
+    model_input: Any  # an example of what the model predicts on: gives the signature
+{% for function in cookiecutter._code.pipeline %}
+
+{{ function.source }}
+{%- endfor %}
+
+
+def run(params: Parameters) -> PipelineResult:
+    """Run the notebook's steps in order, each with what it reads."""
+{{ cookiecutter._code.run_body }}
