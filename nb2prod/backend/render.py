@@ -155,8 +155,14 @@ def _ruff(root: Path) -> None:
     from ruff.__main__ import find_ruff_bin
 
     ruff = find_ruff_bin()
-    subprocess.run([ruff, "check", "--no-cache", "--fix", "--quiet", str(root)], capture_output=True, check=False)
-    subprocess.run([ruff, "format", "--no-cache", "--quiet", str(root)], capture_output=True, check=False)
+    subprocess.run(
+        [ruff, "check", "--no-cache", "--fix", "--quiet", str(root)],
+        capture_output=True,
+        check=False,
+    )
+    subprocess.run(
+        [ruff, "format", "--no-cache", "--quiet", str(root)], capture_output=True, check=False
+    )
     check = subprocess.run(
         [ruff, "check", "--no-cache", "--quiet", "--output-format", "concise", str(root)],
         capture_output=True,
