@@ -53,25 +53,24 @@ def generate(plan: Plan) -> GeneratedCode:
     imports = _join_blocks([s for s in plan.steps if s.role == "imports"], markers=True)
     if plan.environment and "import os" not in imports:
         imports = "import os\n" + imports
-    helper_steps = [s for s in plan.steps if s.role == "functions"]
-    helpers = _join_blocks(helper_steps, markers=True)
+    import_names = {n for s in plan.steps if s.role == "imports" for n in _defines(_step_source(s))}
+    helper_steps, closure_steps = _split_helpers(plan, import_names)
     helper_names = sorted({n for s in helper_steps for n in _defines(_step_source(s))})
-    module_names = set(helper_names) | {
-        n for s in plan.steps if s.role == "imports" for n in _defines(_step_source(s))
-    }
-    _check_helpers_are_self_contained(plan, helper_steps, module_names)
+    module_names = import_names | set(helper_names)
+    _check_model_class_is_importable(plan, helper_names)
     code = GeneratedCode(
         imports=imports,
-        helpers=helpers,
+        helpers=_join_blocks(helper_steps, markers=True),
         helper_names=helper_names,
         parameters=_parameters_class(plan.parameters),
     )
     needed = _needed_in_run(plan)
-    pipeline_steps = [s for s in plan.steps if s.role in PIPELINE_ROLES]
+    closures = {s.name for s in closure_steps}
+    pipeline_steps = [s for s in plan.steps if s.role in PIPELINE_ROLES or s.name in closures]
     for step in plan.steps:
-        if step.role in MODULE_ROLES:
+        if step.role in MODULE_ROLES and step.name not in closures:
             continue
-        if step.role not in PIPELINE_ROLES:
+        if step not in pipeline_steps:
             code.dropped.append(
                 f"step {step.name} (cells {_cells(step)}, {step.role}): not part of training"
             )
@@ -205,6 +204,7 @@ def _docstring(step: Step, cells: tuple[int, ...]) -> str:
         "features": "Feature engineering",
         "train": "Train the model",
         "evaluate": "Measure the model on held-out data",
+        "functions": "Define the helpers that read the notebook's variables",
     }[step.role]
     where = f"cell {cells[0]}" if len(cells) == 1 else f"cells {', '.join(map(str, cells))}"
     return f"{what}, as the notebook does in {where}."
@@ -278,25 +278,42 @@ def _run_body(functions: list[StepFunction], plan: Plan, needed: set[str]) -> st
     return textwrap.indent("\n".join(lines), "    ") + "\n"
 
 
-def _check_helpers_are_self_contained(
-    plan: Plan, helper_steps: list[Step], module_names: set[str]
-) -> None:
-    """A helper that reads a notebook variable cannot live in a module: say so, with the cell."""
+def _split_helpers(plan: Plan, import_names: set[str]) -> tuple[list[Step], list[Step]]:
+    """Helpers that only need imports live in helpers.py; the rest become pipeline steps.
+
+    A notebook helper that reads a notebook variable (a parameter, some data) cannot be a
+    module-level function without a global. It is defined inside a step instead, as a closure
+    over the values it reads, and handed to the steps that call it.
+    """
     import builtins
 
-    allowed = module_names | set(dir(builtins))
-    for step in helper_steps:
-        for block in step.blocks:
-            names = scan_names(ast.parse(block.source).body)
-            for use in names.uses:
-                if use.name not in allowed and use.name not in names.defines:
-                    raise InputError(
-                        plan.notebook.path,
-                        f"the helper code reads the notebook variable {use.name!r}",
-                        cell=block.cell,
-                        line=block.first_line + use.line - 1,
-                        hint="pass it to the function as an argument",
-                    )
+    helpers = [s for s in plan.steps if s.role == "functions"]
+    closures: list[Step] = []
+    changed = True
+    while changed:
+        changed = False
+        allowed = import_names | set(dir(builtins))
+        allowed |= {n for s in helpers for n in _defines(_step_source(s))}
+        for step in list(helpers):
+            names = scan_names(ast.parse(_step_source(step)).body)
+            if any(u.name not in allowed and u.name not in names.defines for u in names.uses):
+                helpers.remove(step)
+                closures.append(step)
+                changed = True
+    return helpers, closures
+
+
+def _check_model_class_is_importable(plan: Plan, helper_names: list[str]) -> None:
+    """MLflow loads a rule-based model from code, so its class must be importable."""
+    if plan.model.kind != "rule-based" or plan.model.estimator in helper_names:
+        return
+    raise InputError(
+        plan.notebook.path,
+        f"the rule-based model's class {plan.model.estimator} must be defined in a helper "
+        "cell that reads no notebook variables",
+        cell=plan.model.defined_in,
+        hint="move the class into its own cell and pass values through its constructor",
+    )
 
 
 def _cells(step: Step) -> str:

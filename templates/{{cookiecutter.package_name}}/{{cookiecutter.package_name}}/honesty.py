@@ -129,11 +129,12 @@ def promotion_refusals(
                 f"measured {MODEL.get('primary_metric')} {measured:.3f} is below the "
                 f"{status} threshold {threshold:.2f}"
             )
-        claimed = claimed_value(fields["accuracy_claim"])
-        if claimed is not None and measured + 5e-4 < claimed:
-            reasons.append(
-                f"measured {measured:.3f} is below the claim {fields['accuracy_claim']!r}"
-            )
+    claimed = claimed_value(fields["accuracy_claim"])
+    if measured is not None and claimed is not None:
+        # the claim is rounded to 3 decimals; anything worse than that rounding is an overclaim
+        worse = measured + 5e-4 < claimed if higher_is_better else measured - 5e-4 > claimed
+        if worse:
+            reasons.append(f"measured {measured:.3f} is worse than the claim {fields['accuracy_claim']!r}")
     return reasons
 
 

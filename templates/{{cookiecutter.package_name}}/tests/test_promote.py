@@ -1,0 +1,221 @@
+# {{ cookiecutter._code.header }}
+"""The promotion gate against a real MLflow registry: what it refuses, and what it lets ship.
+
+Each test trains and registers a tiny model the way the training pipeline does (honesty fields
+as run params and as version tags, the metric on the run), then runs the gate in-process.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+from {{ cookiecutter.package_name }} import honesty, promote
+
+NAME = honesty.MODEL["model_name"]
+METRIC = honesty.MODEL.get("primary_metric") or "score"
+THRESHOLDS_APPLY = honesty.MODEL.get("greater_is_better", True)
+IMPLEMENTED_MIN = honesty.CONTRACT["statuses"]["IMPLEMENTED"]["min_metric"]
+HEURISTIC_MIN = honesty.CONTRACT["statuses"]["HEURISTIC"]["min_metric"]
+HEURISTIC = {
+    "implementation_status": "HEURISTIC",
+    "validation_method": "NONE - pattern-based heuristic",
+    "honesty_warning": "UNVALIDATED",
+    "validation_status": "UNVALIDATED",
+}
+
+pytestmark = pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer")
+
+
+@pytest.fixture
+def client(tmp_path, monkeypatch) -> MlflowClient:
+    """A fresh sqlite tracking store and registry, found by the gate through the environment."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    return MlflowClient(tracking_uri=uri)
+
+
+def record(metric: float | None, **changes: str | None) -> dict[str, str]:
+    """An honest record for a model measured at `metric`; `changes` edit it (None removes)."""
+    shown = "" if metric is None else f"{metric:.3f} {METRIC} (holdout 20%)"
+    fields = {
+        "implementation_status": "IMPLEMENTED",
+        "accuracy_claim": shown or "not measured (holdout 20%)",
+        "validation_method": "holdout 20%",
+        "honesty_warning": "VALIDATED",
+        "validation_status": "VALIDATED",
+        "primary_metric": METRIC,
+        "primary_metric_value": "" if metric is None else repr(metric),
+        "data_sha256": "0" * 64,
+        "code_version": "test",
+        "notebook_sha256": "0" * 64,
+    }
+    fields.update(changes)
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def register(client: MlflowClient, tags: dict[str, str]) -> str:
+    """Train, log and register a tiny model carrying `tags` on its run and version."""
+    features, target = load_iris(return_X_y=True, as_frame=True)
+    features, target = features[::7], target[::7]  # 22 rows, all three classes
+    experiment = client.get_experiment_by_name("promote-tests") or client.get_experiment(
+        client.create_experiment("promote-tests")
+    )
+    with mlflow.start_run(experiment_id=experiment.experiment_id):
+        mlflow.log_params({key: tags[key] for key in honesty.RUN_PARAMS if key in tags})
+        mlflow.set_tags(tags)
+        if tags.get("primary_metric_value"):
+            mlflow.log_metric(METRIC, float(tags["primary_metric_value"]))
+        info = mlflow.sklearn.log_model(
+            LogisticRegression(max_iter=500).fit(features, target),
+            name="model",
+            registered_model_name=NAME,
+            input_example=features.head(2),
+            pip_requirements=["scikit-learn"],
+        )
+    version = str(info.registered_model_version)
+    for key, value in tags.items():
+        client.set_model_version_tag(NAME, version, key, value)
+    return version
+
+
+def champion(client: MlflowClient) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(NAME, "champion").version)
+    except MlflowException:
+        return None
+
+
+def assert_refused(client, capsys, version: str, args: list[str], because: str) -> None:
+    """Exit 1, the reason said on stderr and recorded on the version, no alias moved there."""
+    before = champion(client)
+    assert promote.main(["--version", version, *args]) == 1
+    assert because in capsys.readouterr().err
+    assert champion(client) == before != version
+    tags = client.get_model_version(NAME, version).tags
+    assert tags["promotion_decision"] == "refused"
+    assert because in tags["promotion_reasons"]
+    datetime.fromisoformat(tags["promotion_checked_at"])
+    assert "promoted_alias" not in tags
+
+
+def assert_accepted(client, capsys, version: str, args: list[str]) -> dict[str, str]:
+    """Exit 0, champion points at the version, the decision recorded on it."""
+    assert promote.main(["--version", version, *args]) == 0
+    assert champion(client) == version
+    tags = client.get_model_version(NAME, version).tags
+    assert tags["promotion_decision"] == "accepted"
+    assert tags["promoted_alias"] == "champion"
+    datetime.fromisoformat(tags["promoted_at"])
+    assert "promotion_reasons" not in tags
+    status = honesty.plain_status(tags["implementation_status"])
+    assert honesty.label(status) in capsys.readouterr().out
+    return tags
+
+
+@pytest.mark.parametrize("field", honesty.RUN_PARAMS)
+def test_a_missing_honesty_field_is_refused(client, capsys, field):
+    version = register(client, record(0.9, **{field: None}))
+    assert_refused(client, capsys, version, [], because=field)
+
+
+@pytest.mark.parametrize("args", [[], ["--allow-heuristic"]])
+def test_planned_is_refused_even_with_the_opt_in(client, capsys, args):
+    version = register(client, record(0.9, implementation_status="PLANNED"))
+    assert_refused(client, capsys, version, args, because="PLANNED cannot be promoted")
+
+
+def test_heuristic_without_the_opt_in_is_refused(client, capsys):
+    version = register(client, record(0.9, **HEURISTIC))
+    assert_refused(client, capsys, version, [], because="--allow-heuristic")
+
+
+@pytest.mark.skipif(not THRESHOLDS_APPLY, reason="the thresholds are for higher-is-better metrics")
+@pytest.mark.parametrize(
+    ("changes", "measured", "args"),
+    [({}, IMPLEMENTED_MIN - 0.05, []), (HEURISTIC, HEURISTIC_MIN - 0.05, ["--allow-heuristic"])],
+)
+def test_a_metric_below_the_status_threshold_is_refused(client, capsys, changes, measured, args):
+    version = register(client, record(measured, **changes))
+    assert_refused(client, capsys, version, args, because="threshold")
+
+
+@pytest.mark.skipif(not THRESHOLDS_APPLY, reason="the claim is checked on higher-is-better metrics")
+def test_a_metric_below_the_claim_is_refused(client, capsys):
+    version = register(client, record(0.8, accuracy_claim=f"0.900 {METRIC} (holdout 20%)"))
+    assert_refused(client, capsys, version, [], because="worse than the claim")
+
+
+def test_an_implemented_model_without_a_measured_metric_is_refused(client, capsys):
+    version = register(client, record(None))
+    assert_refused(client, capsys, version, [], because="no measured metric")
+
+
+def test_a_metric_tag_that_contradicts_the_run_is_refused(client, capsys):
+    version = register(client, record(0.8))
+    client.set_model_version_tag(NAME, version, "primary_metric_value", "0.99")
+    assert_refused(client, capsys, version, [], because="contradicts the run's logged")
+
+
+def test_a_status_tag_edited_after_training_is_refused(client, capsys):
+    version = register(client, record(0.9, **HEURISTIC))
+    client.set_model_version_tag(NAME, version, "implementation_status", "IMPLEMENTED")
+    assert_refused(client, capsys, version, [], because="contradicts the run's logged 'HEURISTIC'")
+
+
+def test_a_refused_version_does_not_move_the_champion(client, capsys):
+    good = register(client, record(0.9))
+    assert_accepted(client, capsys, good, [])
+    planned = register(client, record(0.9, implementation_status="PLANNED"))
+    assert_refused(client, capsys, planned, [], because="PLANNED")
+    assert champion(client) == good
+
+
+def test_a_validated_implemented_model_is_promoted(client, capsys):
+    version = register(client, record(0.9))
+    tags = assert_accepted(client, capsys, version, [])
+    assert "promotion_opt_in" not in tags
+
+
+def test_a_heuristic_model_is_promoted_with_the_opt_in(client, capsys):
+    version = register(client, record(0.7, **HEURISTIC))
+    tags = assert_accepted(client, capsys, version, ["--allow-heuristic"])
+    assert tags["promotion_opt_in"] == "heuristic"
+
+
+def test_a_refused_then_fixed_decision_replaces_the_old_reasons(client, capsys):
+    version = register(client, record(0.9, **HEURISTIC))
+    assert_refused(client, capsys, version, [], because="--allow-heuristic")
+    assert_accepted(client, capsys, version, ["--allow-heuristic"])
+
+
+def test_the_latest_version_is_promoted_by_default(client, capsys):
+    register(client, record(0.9))
+    latest = register(client, record(0.91))
+    assert promote.main([]) == 0
+    assert champion(client) == latest
+
+
+def test_another_alias_can_be_set(client, capsys):
+    version = register(client, record(0.9))
+    assert promote.main(["--version", version, "--alias", "staging"]) == 0
+    assert str(client.get_model_version_by_alias(NAME, "staging").version) == version
+    assert champion(client) is None
+
+
+def test_a_missing_model_or_version_is_a_one_line_error(client, capsys):
+    assert promote.main([]) == 2
+    error = capsys.readouterr().err
+    assert NAME in error and error.count("\n") == 1
+    register(client, record(0.9))
+    capsys.readouterr()
+    assert promote.main(["--version", "7"]) == 2
+    error = capsys.readouterr().err
+    assert "version=7" in error and error.count("\n") == 1

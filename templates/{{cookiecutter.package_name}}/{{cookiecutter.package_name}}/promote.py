@@ -1,0 +1,190 @@
+# {{ cookiecutter._code.header }}
+"""The registry's promotion gate: a model version gets an alias only if its honesty allows it.
+
+    python -m <package>.promote [--version N] [--alias champion] [--allow-heuristic]
+
+The gate reads what the model version says about itself (its tags), checks those claims against
+the run that produced it (version tags can be edited after training, a run's params cannot),
+and asks `honesty.promotion_refusals` whether the contract lets it ship. Every decision,
+refused or accepted, is written back on the version as tags, so the registry keeps its own
+audit trail. Promotion moves an alias (`models:/<name>@champion`): registry stages are
+deprecated since MLflow 2.9 and are never used.
+
+Exit codes: 0 promoted, 1 refused by the contract, 2 no such model/version or alias refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from . import honesty
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# The version tag is written from the same float the run logged; only float formatting may differ.
+METRIC_TOLERANCE = 1e-6
+
+
+class NothingToPromote(Exception):
+    """The model or version asked for does not exist, or the registry cannot be read."""
+
+
+def tracking_uri() -> str:
+    """The store training wrote to: MLFLOW_TRACKING_URI, else the local sqlite file."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def find_version(client: MlflowClient, name: str, version: int | None) -> ModelVersion:
+    """The version asked for, or the newest one: promoting what was just trained is the norm."""
+    try:
+        if version is not None:
+            return client.get_model_version(name, str(version))
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException as error:
+        raise NothingToPromote(error.message) from error
+    if not versions:
+        raise NothingToPromote(f"no registered model {name!r} with any version in {tracking_uri()}")
+    return max(versions, key=lambda mv: int(mv.version))
+
+
+def measured_metric(tags: Mapping[str, str]) -> tuple[float | None, list[str]]:
+    """The measured metric the version carries (None when nothing was measured), and any fault."""
+    raw = tags.get("primary_metric_value", "").strip()
+    if not raw:
+        return None, []
+    try:
+        value = float(raw)
+    except ValueError:
+        return None, [f"primary_metric_value {raw!r} is not a number"]
+    if not math.isfinite(value):
+        return None, [f"primary_metric_value {raw!r} is not a finite number"]
+    return value, []
+
+
+def disagreements_with_run(
+    client: MlflowClient, mv: ModelVersion, measured: float | None
+) -> list[str]:
+    """Where the version's tags contradict its run, so an edited tag cannot open the gate."""
+    if not mv.run_id:
+        return []
+    try:
+        run = client.get_run(mv.run_id)
+    except MlflowException:
+        return [f"the run {mv.run_id} that produced version {mv.version} cannot be read"]
+    reasons = []
+    for name in honesty.RUN_PARAMS:
+        tagged, logged = mv.tags.get(name), run.data.params.get(name)
+        if tagged and logged is not None and tagged != logged:
+            reasons.append(f"tag {name}={tagged!r} contradicts the run's logged {logged!r}")
+    metric = mv.tags.get("primary_metric") or honesty.MODEL.get("primary_metric")
+    declared = honesty.MODEL.get("primary_metric")
+    if metric and declared and metric != declared:
+        reasons.append(f"the version measured {metric!r}, but this model is judged on {declared!r}")
+    logged_value = run.data.metrics.get(metric) if metric else None
+    if logged_value is not None and (
+        measured is None or not math.isclose(measured, logged_value, abs_tol=METRIC_TOLERANCE)
+    ):
+        tagged_value = mv.tags.get("primary_metric_value") or "nothing"
+        reasons.append(
+            f"primary_metric_value {tagged_value} contradicts the run's logged {metric} "
+            f"{logged_value!r}"
+        )
+    return reasons
+
+
+def refusals(client: MlflowClient, mv: ModelVersion, *, allow_heuristic: bool) -> list[str]:
+    """Every reason this version may not be promoted; empty means the contract lets it ship."""
+    reasons = []
+    if mv.status != "READY":
+        reasons.append(f"version {mv.version} is {mv.status}, not READY")
+    measured, faults = measured_metric(mv.tags)
+    reasons += honesty.promotion_refusals(mv.tags, measured, allow_heuristic=allow_heuristic)
+    return reasons + faults + disagreements_with_run(client, mv, measured)
+
+
+def record(client: MlflowClient, mv: ModelVersion, tags: Mapping[str, str]) -> None:
+    """Write the decision on the version; drop decision tags a previous check left behind."""
+    for key in ("promotion_reasons", "promotion_opt_in"):
+        if key in mv.tags and key not in tags:
+            client.delete_model_version_tag(mv.name, str(mv.version), key)
+    for key, value in tags.items():
+        client.set_model_version_tag(mv.name, str(mv.version), key, value)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__package__}.promote",
+        description="Promote a registered model version to an alias, if the honesty contract "
+        "allows it.",
+    )
+    parser.add_argument("--version", type=int, help="model version (default: the latest)")
+    parser.add_argument("--alias", default="champion", help="alias to set (default: champion)")
+    parser.add_argument(
+        "--allow-heuristic",
+        action="store_true",
+        help="explicit opt-in to promote a HEURISTIC (not backtested) model",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    name: str = honesty.MODEL["model_name"]
+    client = MlflowClient(tracking_uri=tracking_uri())
+    try:
+        mv = find_version(client, name, args.version)
+    except NothingToPromote as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    reasons = refusals(client, mv, allow_heuristic=args.allow_heuristic)
+    if reasons:
+        record(
+            client,
+            mv,
+            {
+                "promotion_decision": "refused",
+                "promotion_reasons": "; ".join(reasons),
+                "promotion_checked_at": now,
+            },
+        )
+        print(f"refused: {name} version {mv.version} stays off @{args.alias}:", file=sys.stderr)
+        for reason in reasons:
+            print(f"  - {reason}", file=sys.stderr)
+        return 1
+
+    status = honesty.plain_status(mv.tags["implementation_status"])
+    opted_in = bool(honesty.CONTRACT["statuses"][status].get("requires_opt_in"))
+    try:
+        client.set_registered_model_alias(name, args.alias, str(mv.version))
+    except MlflowException as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
+    decision = {
+        "promotion_decision": "accepted",
+        "promoted_alias": args.alias,
+        "promoted_at": now,
+        "promotion_checked_at": now,
+    }
+    if opted_in:
+        decision["promotion_opt_in"] = "heuristic"
+    record(client, mv, decision)
+
+    print(f"promoted {name} version {mv.version} to models:/{name}@{args.alias}")
+    print(f"  {honesty.label(status)}: {mv.tags['accuracy_claim']} ({mv.tags['honesty_warning']})")
+    if opted_in:
+        print("  opted in with --allow-heuristic: this model is not backtested")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

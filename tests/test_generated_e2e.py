@@ -1,0 +1,186 @@
+"""Every sample, end to end with real parts: convert, install, train into a real MLflow sqlite
+store, promote through the gate, serve with a real uvicorn on 127.0.0.1, and run the generated
+package's own tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import venv
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import SAMPLES, TRAINING_CELLS
+
+from nb2prod.backend.render import convert
+
+
+@dataclass(frozen=True)
+class Expected:
+    status: str
+    promote_args: tuple[str, ...]  # the arguments with which promotion is accepted
+    refusal: str  # what a plain `promote` says when it refuses ('' when it accepts)
+
+
+EXPECTED = {
+    "tumor_classifier": Expected("IMPLEMENTED", (), ""),
+    "wine_kale_pipeline": Expected("IMPLEMENTED", (), ""),
+    "diabetes_regressor": Expected("IMPLEMENTED", (), "below the IMPLEMENTED threshold"),
+    "pool_heuristic": Expected("HEURISTIC", ("--allow-heuristic",), "--allow-heuristic"),
+}
+
+
+@pytest.fixture(scope="session")
+def python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One fresh venv for the generated packages; it sees the installed runtime (no network)."""
+    root = tmp_path_factory.mktemp("venv")
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(root)
+    return root / "bin" / "python"
+
+
+def install(python: Path, package: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            python,
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            package,
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+def run(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None):
+    return subprocess.run(
+        [python, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def uvicorn(python: Path):
+    started: list[subprocess.Popen[str]] = []
+
+    def start(app: str, cwd: Path, env: dict[str, str]) -> str:
+        port = free_port()
+        process = subprocess.Popen(
+            [python, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=cwd,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        started.append(process)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"uvicorn exited: {process.stdout.read()}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    return base
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise AssertionError("uvicorn did not answer /health in 90 s")
+
+    yield start
+    for process in started:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("sample", sorted(EXPECTED))
+def test_sample_end_to_end(sample: str, python: Path, tmp_path: Path, uvicorn) -> None:
+    expected = EXPECTED[sample]
+    package = convert(SAMPLES / f"{sample}.ipynb", tmp_path / sample).target
+    install(python, package)
+    work = tmp_path / "work"
+    work.mkdir()
+
+    trained = run(python, "-m", f"{sample}.train", cwd=work)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert f"trained {sample} version 1" in trained.stdout
+    assert (work / "mlflow.db").is_file()  # the default store: sqlite in the working folder
+
+    refused = run(python, "-m", f"{sample}.promote", cwd=work)
+    if expected.refusal:
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert expected.refusal in refused.stderr
+    else:
+        assert refused.returncode == 0, refused.stderr
+    if expected.promote_args:
+        accepted = run(python, "-m", f"{sample}.promote", *expected.promote_args, cwd=work)
+        assert accepted.returncode == 0, accepted.stderr
+
+    promoted = not expected.refusal or expected.promote_args
+    env = {} if promoted else {"MODEL_URI": f"models:/{sample}/1"}
+    base = uvicorn(f"{sample}.serve:app", work, env)
+    records = json.loads(
+        run(
+            python,
+            "-c",
+            f"from {sample} import pipeline; import json; "
+            "x = pipeline.run(pipeline.Parameters()).model_input.iloc[:3]; "
+            "print(x.to_json(orient='records'))",
+            cwd=work,
+        ).stdout
+    )
+    one = httpx.post(f"{base}/predict", json=records[0], timeout=30)
+    assert one.status_code == 200, one.text
+    body = one.json()
+    assert body["implementation_status"] == expected.status
+    assert body["accuracy_claim"] and body["validation_status"] and body["model_version"] == "1"
+    if expected.status == "HEURISTIC":
+        assert body["uncertainty"]
+        assert body["validation_status"] == "UNVALIDATED"
+    batch = httpx.post(f"{base}/predict", json=records, timeout=30)
+    assert batch.status_code == 200 and len(batch.json()["predictions"]) == 3
+    assert httpx.get(f"{base}/ready", timeout=5).status_code == 200
+    metrics = httpx.get(f"{base}/metrics", timeout=5).text
+    counted = [
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("predictions_total{")
+    ]
+    assert sum(counted) == 4
+    assert f'honesty_compliant_responses_total{{status_value="{expected.status}"}} 2.0' in metrics
+
+    tests = run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=package)
+    assert tests.returncode == 0, tests.stdout[-4000:]
+
+
+def test_failing_training_code_names_its_cell(python: Path, tmp_path: Path, write_notebook) -> None:
+    cells = [*TRAINING_CELLS[:3], "model = LogisticRegression()\nmodel.fit(X_train, y_train[:5])"]
+    notebook = write_notebook(cells, name="broken.ipynb")
+    package = convert(notebook, tmp_path / "broken").target
+    install(python, package)
+    done = run(python, "-m", "broken.train", cwd=tmp_path)
+    assert done.returncode == 1
+    line = done.stderr.strip().splitlines()[-1]
+    assert "train: failed in code from notebook cell 4 (pipeline.py:" in line
+    assert "ValueError" in line
