@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import venv
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,37 @@ def run_cli(*args: str | Path, cwd: Path | None = None) -> Run:
         timeout=120,
     )
     return Run(done.returncode, done.stdout, done.stderr)
+
+
+def fresh_venv(root: Path) -> Path:
+    """A new virtual environment that sees the installed packages, so no network is needed.
+
+    What is installed into it afterwards (nb2prod's wheel, a generated package) shadows the
+    shared site-packages, so a test sees exactly what a user's install would give.
+    """
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(root)
+    return root / "bin" / "python"
+
+
+def install_into(python: Path, target: Path | str) -> None:
+    """`pip install --no-deps` a wheel or a project folder into the venv of `python`."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            str(target),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def notebook(cells: list[str | dict[str, Any]], metadata: dict[str, Any] | None = None):

@@ -8,15 +8,13 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
-import venv
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SAMPLES, TRAINING_CELLS
+from conftest import SAMPLES, TRAINING_CELLS, fresh_venv, install_into
 
 from nb2prod.backend.render import convert
 
@@ -39,29 +37,7 @@ EXPECTED = {
 @pytest.fixture(scope="session")
 def python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One fresh venv for the generated packages; it sees the installed runtime (no network)."""
-    root = tmp_path_factory.mktemp("venv")
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(root)
-    return root / "bin" / "python"
-
-
-def install(python: Path, package: Path) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            python,
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            package,
-        ],
-        check=True,
-        capture_output=True,
-    )
+    return fresh_venv(tmp_path_factory.mktemp("venv"))
 
 
 def run(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None):
@@ -118,7 +94,7 @@ def uvicorn(python: Path):
 def test_sample_end_to_end(sample: str, python: Path, tmp_path: Path, uvicorn) -> None:
     expected = EXPECTED[sample]
     package = convert(SAMPLES / f"{sample}.ipynb", tmp_path / sample).target
-    install(python, package)
+    install_into(python, package)
     work = tmp_path / "work"
     work.mkdir()
 
@@ -178,7 +154,7 @@ def test_failing_training_code_names_its_cell(python: Path, tmp_path: Path, writ
     cells = [*TRAINING_CELLS[:3], "model = LogisticRegression()\nmodel.fit(X_train, y_train[:5])"]
     notebook = write_notebook(cells, name="broken.ipynb")
     package = convert(notebook, tmp_path / "broken").target
-    install(python, package)
+    install_into(python, package)
     done = run(python, "-m", "broken.train", cwd=tmp_path)
     assert done.returncode == 1
     line = done.stderr.strip().splitlines()[-1]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SAMPLES
+from conftest import REPO, SAMPLES, fresh_venv, install_into
 
 
 @pytest.fixture(scope="module")
@@ -36,25 +35,9 @@ def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
     )
     (wheel,) = dist.glob("nb2prod-*.whl")
-    env = root / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env)
-    python = env / "bin" / "python"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            python,
-            "install",
-            "--no-deps",
-            "--no-index",
-            wheel,
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return env
+    python = fresh_venv(root / "venv")
+    install_into(python, wheel)
+    return root / "venv"
 
 
 def test_wheel_carries_contract_and_templates(wheel_venv: Path, tmp_path: Path) -> None:
