@@ -148,6 +148,16 @@ class LocalModule:
 
 
 @dataclass(frozen=True)
+class DataFile:
+    """A file the notebook reads by a relative path; convert ships it with the package."""
+
+    path: str  # as the notebook writes it, relative to the notebook's folder
+    cell: int
+    line: int
+    size: int | None  # bytes; None when the file is not beside the notebook
+
+
+@dataclass(frozen=True)
 class EnvironmentVariable:
     """A value moved out of the code, e.g. a secret found in a cell."""
 
@@ -190,6 +200,7 @@ class Plan:
     metrics: tuple[Metric, ...]
     requirements: tuple[Requirement, ...]
     local_modules: tuple[LocalModule, ...]
+    data_files: tuple[DataFile, ...]
     environment: tuple[EnvironmentVariable, ...]
     findings: tuple[Finding, ...]
     honesty: Honesty

@@ -291,3 +291,21 @@ def test_local_modules_and_unresolved_imports(write_notebook, tmp_path: Path) ->
     assert ("unpinned-requirement", 1) in codes(result)
     assert ("local-module", 1) in codes(result)
     assert "helpers" not in requirements
+
+
+def test_relative_data_files_are_listed(write_notebook, tmp_path: Path) -> None:
+    (tmp_path / "train.csv").write_text("a,b\n1,2\n")
+    cells = [
+        "import pandas as pd\n" + TRAINING_CELLS[0],
+        "X, y = load_iris(return_X_y=True)\n"
+        "extra = pd.read_csv('train.csv')\nmore = pd.read_parquet(path='missing.parquet')\n"
+        "remote = pd.read_csv('https://example.org/x.csv')\n"
+        "X = X[: len(extra) + len(more) + len(remote)]",
+        *TRAINING_CELLS[2:],
+    ]
+    result = plan(write_notebook, cells)
+    assert [(d.path, d.cell, d.size) for d in result.data_files] == [
+        ("train.csv", 2, 8),
+        ("missing.parquet", 2, None),
+    ]
+    assert ("missing-data-file", 2) in codes(result)

@@ -160,3 +160,31 @@ def test_failing_training_code_names_its_cell(python: Path, tmp_path: Path, writ
     line = done.stderr.strip().splitlines()[-1]
     assert "train: failed in code from notebook cell 4 (pipeline.py:" in line
     assert "ValueError" in line
+
+
+def test_data_files_beside_the_notebook_ship_with_the_package(
+    python: Path, tmp_path: Path, write_notebook
+) -> None:
+    rows = ["sepal,petal,label"] + [f"{i % 7}.{i % 3},{i % 5}.1,{i % 2}" for i in range(60)]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "flowers.csv").write_text("\n".join(rows) + "\n")
+    notebook = write_notebook(
+        [
+            "import pandas as pd\n" + TRAINING_CELLS[0],
+            "frame = pd.read_csv('data/flowers.csv')\n"
+            "X, y = frame[['sepal', 'petal']], frame['label']",
+            *TRAINING_CELLS[2:],
+        ],
+        name="flowers.ipynb",
+    )
+    package = convert(notebook, tmp_path / "flowers").target
+    assert (package / "flowers" / "data" / "data" / "flowers.csv").read_text().startswith("sepal")
+    assert (
+        'pd.read_csv(data_path("data/flowers.csv"))'
+        in (package / "flowers" / "pipeline.py").read_text()
+    )
+    install_into(python, package)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = run(python, "-m", "flowers.train", cwd=elsewhere)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -50,7 +50,8 @@ class GeneratedCode:
 
 def generate(plan: Plan) -> GeneratedCode:
     parameters = {p.name: p for p in plan.parameters}
-    imports = _join_blocks([s for s in plan.steps if s.role == "imports"], markers=True)
+    paths = {data.path for data in plan.data_files if data.size is not None}
+    imports = _join_blocks([s for s in plan.steps if s.role == "imports"], set())
     if plan.environment and "import os" not in imports:
         imports = "import os\n" + imports
     import_names = {n for s in plan.steps if s.role == "imports" for n in _defines(_step_source(s))}
@@ -60,7 +61,7 @@ def generate(plan: Plan) -> GeneratedCode:
     _check_model_class_is_importable(plan, helper_names)
     code = GeneratedCode(
         imports=imports,
-        helpers=_join_blocks(helper_steps, markers=True),
+        helpers=_join_blocks(helper_steps, paths),
         helper_names=helper_names,
         parameters=_parameters_class(plan.parameters),
     )
@@ -77,7 +78,7 @@ def generate(plan: Plan) -> GeneratedCode:
             continue
         later = pipeline_steps[pipeline_steps.index(step) + 1 :]
         wanted = needed | {name for other in later for name in other.inputs}
-        function = _step_function(step, parameters, module_names, wanted, plan)
+        function = _step_function(step, parameters, module_names, wanted, plan, paths)
         if function is None:
             continue
         (code.features if step.role in FEATURE_ROLES else code.pipeline).append(function)
@@ -94,16 +95,37 @@ def _step_source(step: Step) -> str:
     return "\n".join(block.source for block in step.blocks)
 
 
+def rewrite_data_paths(source: str, paths: set[str]) -> str:
+    """`pd.read_csv("train.csv")` -> `pd.read_csv(data_path("train.csv"))`: the package ships
+    the file, so the code must find it wherever training runs."""
+    if not paths:
+        return source
+    lines = source.split("\n")
+    hits = [
+        node
+        for call in ast.walk(ast.parse(source))
+        if isinstance(call, ast.Call)
+        for node in [*call.args[:1], *(k.value for k in call.keywords)]
+        if isinstance(node, ast.Constant) and node.value in paths and node.lineno == node.end_lineno
+    ]
+    for node in sorted(hits, key=lambda n: (n.lineno, n.col_offset), reverse=True):
+        raw = lines[node.lineno - 1].encode()
+        start, end = node.col_offset, node.end_col_offset or node.col_offset
+        literal = raw[start:end].decode()
+        lines[node.lineno - 1] = raw[:start].decode() + f"data_path({literal})" + raw[end:].decode()
+    return "\n".join(lines)
+
+
 def _defines(source: str) -> list[str]:
     return list(scan_names(ast.parse(source).body).defines)
 
 
-def _join_blocks(steps: list[Step], *, markers: bool) -> str:
+def _join_blocks(steps: list[Step], paths: set[str]) -> str:
     parts = []
     for step in steps:
         for block in step.blocks:
-            marker = CELL_MARKER.format(cell=block.cell) + "\n" if markers else ""
-            parts.append(marker + block.source.rstrip() + "\n")
+            source = rewrite_data_paths(block.source, paths)
+            parts.append(CELL_MARKER.format(cell=block.cell) + "\n" + source.rstrip() + "\n")
     return "\n\n".join(parts)
 
 
@@ -126,10 +148,11 @@ def _step_function(
     module_names: set[str],
     needed: set[str],
     plan: Plan,
+    paths: set[str],
 ) -> StepFunction | None:
     statements = []
     for block in step.blocks:
-        body = block.source
+        body = rewrite_data_paths(block.source, paths)
         if step.role == "parameters":
             body = _without_literal_parameters(body, parameters)
             if not body.strip():

@@ -55,6 +55,7 @@ def convert(
     with tempfile.TemporaryDirectory(prefix=".nb2prod-", dir=target.parent) as staging:
         built = _render(template, plan, code, Path(staging))
         _drop_empty_files(built)
+        _copy_data_files(plan, notebook.parent, built / plan.package_name / "data")
         _ruff(built)
         files = tuple(sorted(str(p.relative_to(built)) for p in built.rglob("*") if p.is_file()))
         _move_into_place(built, target)
@@ -141,6 +142,34 @@ def _render(template: Path, plan: Plan, code: GeneratedCode, staging: Path) -> P
             hint="fix the template; nothing was written",
         ) from None
     return Path(rendered)
+
+
+MAX_DATA_FILE_BYTES = 100 * 1024 * 1024
+
+
+def _copy_data_files(plan: Plan, notebook_dir: Path, data_dir: Path) -> None:
+    """Ship the files the notebook reads, so training runs anywhere; refuse what cannot ship."""
+    for data in plan.data_files:
+        if data.size is None:
+            continue
+        source = (notebook_dir / data.path).resolve()
+        if not source.is_relative_to(notebook_dir.resolve()):
+            raise InputError(
+                plan.notebook.path,
+                f"reads {data.path!r}, outside the notebook's folder: it cannot be shipped",
+                cell=data.cell,
+                hint="move the file beside the notebook",
+            )
+        if data.size > MAX_DATA_FILE_BYTES:
+            raise InputError(
+                plan.notebook.path,
+                f"reads {data.path!r} ({data.size // 2**20} MiB), too large to ship in a package",
+                cell=data.cell,
+                hint="load it from a data store, or pass a smaller sample",
+            )
+        target = data_dir / data.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
 
 
 def _drop_empty_files(root: Path) -> None:

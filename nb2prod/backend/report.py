@@ -38,6 +38,12 @@ def render_report(conversion: Conversion) -> str:
         else:
             where = f"not part of training ({ROLE_TITLES[cell.role]})"
         lines.append(f"  cell {cell.cell:>3}  {where}")
+    shipped = [d for d in plan.data_files if d.size is not None]
+    if shipped:
+        lines += ["", "Data files (shipped in the package; DATA_DIR overrides their folder)"]
+        lines += [
+            f"  {d.path} -> {plan.package_name}/data/{d.path} (cell {d.cell})" for d in shipped
+        ]
     lines += ["", "Honesty"]
     lines.append(
         f"  {mark} {status}: {plan.honesty.status_source}: {plan.honesty.reason}; validation: "

@@ -11,6 +11,7 @@ from pathlib import Path
 from nb2prod import __version__
 from nb2prod.contract import Contract, load_contract
 from nb2prod.errors import InputError
+from nb2prod.frontend.datafiles import data_file_findings, find_data_files
 from nb2prod.frontend.dataflow import DataFlow, analyse_dataflow
 from nb2prod.frontend.facts import CellFacts, NotebookFacts, gather_facts
 from nb2prod.frontend.findings import (
@@ -100,6 +101,8 @@ def build_plan(path: Path, status: str | None = None) -> Plan:
     findings += absolute_path_findings(facts, kept)
     findings += _secret_findings(facts, secrets)
     findings += _dropped_syntax_findings(facts)
+    data_files = find_data_files(facts, kept)
+    findings += data_file_findings(data_files)
     findings += [
         Finding(
             "local-module",
@@ -131,6 +134,7 @@ def build_plan(path: Path, status: str | None = None) -> Plan:
         metrics=measurement.metrics,
         requirements=requirements,
         local_modules=local_modules,
+        data_files=data_files,
         environment=tuple(
             EnvironmentVariable(s.env_name, s.cell, f"secret moved out of the code ({s.masked})")
             for s in secrets

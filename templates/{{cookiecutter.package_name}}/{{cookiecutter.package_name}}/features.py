@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 {{ cookiecutter._code.imports }}
+from {{ cookiecutter.package_name }}.lineage import data_path
 {%- if cookiecutter._code.helper_names %}
 from {{ cookiecutter.package_name }}.helpers import {{ cookiecutter._code.helper_names | join(", ") }}
 {%- endif %}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import linecache
+import os
 import re
 import subprocess
 import traceback
@@ -18,6 +19,11 @@ import pandas as pd
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 _CELL_MARKER = re.compile(r"^\s*# From cell (\d+)\s*$")
+
+
+def data_path(relative: str) -> str:
+    """Where a data file the notebook read lives now: DATA_DIR if set, else shipped in `data/`."""
+    return str(Path(os.environ.get("DATA_DIR") or PACKAGE_DIR / "data") / relative)
 
 
 def canonical_bytes(value: Any) -> bytes:
