@@ -51,7 +51,9 @@ class GeneratedCode:
 def generate(plan: Plan) -> GeneratedCode:
     parameters = {p.name: p for p in plan.parameters}
     paths = {data.path for data in plan.data_files if data.size is not None}
-    imports = _join_blocks([s for s in plan.steps if s.role == "imports"], set())
+    imports = "\n".join(
+        block.source for s in plan.steps if s.role == "imports" for block in s.blocks
+    )
     if plan.environment and "import os" not in imports:
         imports = "import os\n" + imports
     import_names = {n for s in plan.steps if s.role == "imports" for n in _defines(_step_source(s))}
