@@ -167,3 +167,20 @@ def test_hostile_names_cannot_inject_code(tmp_path: Path, write_notebook) -> Non
     for path in target.rglob("*.py"):
         compile(path.read_text(), str(path), "exec")
         assert "os.system('echo pwned')" not in path.read_text()
+
+
+def test_force_never_replaces_the_folder_holding_the_notebook(tmp_path: Path) -> None:
+    notebook = tmp_path / "work" / "model.ipynb"
+    notebook.parent.mkdir()
+    shutil.copy(SAMPLES / "pool_heuristic.ipynb", notebook)
+    result = run_cli("convert", notebook, "-o", notebook.parent, "--force")
+    assert result.code == 2 and "holds the notebook itself" in result.stderr
+    assert notebook.is_file()
+
+
+def test_unwritable_target_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run_cli("convert", SAMPLES / "pool_heuristic.ipynb", "-o", blocker / "pkg")
+    assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "cannot write the package" in result.stderr

@@ -50,15 +50,30 @@ def convert(
         raise InputError(target, "already exists", hint="pass --force to replace it, or -o DIR")
     if target.exists() and not target.is_dir():
         raise InputError(target, "exists and is not a folder", hint="choose another -o DIR")
+    if notebook.resolve().is_relative_to(target.resolve()):
+        raise InputError(
+            target,
+            "holds the notebook itself; replacing it would delete the notebook",
+            hint="choose another -o DIR",
+        )
     code = generate(plan)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".nb2prod-", dir=target.parent) as staging:
-        built = _render(template, plan, code, Path(staging))
-        _drop_empty_files(built)
-        _copy_data_files(plan, notebook.parent, built / plan.package_name / "data")
-        _ruff(built)
-        files = tuple(sorted(str(p.relative_to(built)) for p in built.rglob("*") if p.is_file()))
-        _move_into_place(built, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".nb2prod-", dir=target.parent) as staging:
+            built = _render(template, plan, code, Path(staging))
+            _drop_empty_files(built)
+            _copy_data_files(plan, notebook.parent, built / plan.package_name / "data")
+            _ruff(built)
+            files = tuple(
+                sorted(str(p.relative_to(built)) for p in built.rglob("*") if p.is_file())
+            )
+            _move_into_place(built, target)
+    except OSError as error:
+        raise InputError(
+            target,
+            f"cannot write the package: {error.strerror or error}",
+            hint="check the folder's permissions and free space",
+        ) from None
     return Conversion(plan, code, target, files)
 
 

@@ -6,6 +6,7 @@ import ast
 import hashlib
 import keyword as python_keywords
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from nb2prod import __version__
@@ -25,6 +26,7 @@ from nb2prod.frontend.reader import read_notebook
 from nb2prod.frontend.requirements import resolve_requirements
 from nb2prod.frontend.roles import RoleDecision, assign_roles, is_literal
 from nb2prod.frontend.secrets import Secret, find_secrets, scrub, secrets_in_dropped_lines
+from nb2prod.frontend.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from nb2prod.plan import (
     DROPPED_ROLES,
     Block,
@@ -38,6 +40,7 @@ from nb2prod.plan import (
     NotebookSource,
     Parameter,
     Plan,
+    Requirement,
     Step,
     freeze,
 )
@@ -489,28 +492,22 @@ def _dropped_syntax_findings(facts: NotebookFacts) -> list[Finding]:
     return findings
 
 
-def _with_library(model: Model, requirements: tuple) -> Model:
+def _with_library(model: Model, requirements: tuple[Requirement, ...]) -> Model:
+    """Name the model's library by its distribution ('scikit-learn', not 'sklearn')."""
     for requirement in requirements:
         if model.library in requirement.modules:
-            return _replace(model, library=requirement.name)
+            return replace(model, library=requirement.name)
     return model
 
 
 def _with_task_from_metrics(model: Model, metrics: tuple[Metric, ...]) -> Model:
-    from nb2prod.frontend.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS
-
+    """A model whose class says nothing of its task is known by what it is measured with."""
     for metric in metrics:
         if CLASSIFICATION_METRICS.search(metric.function):
-            return _replace(model, task="classification")
+            return replace(model, task="classification")
         if REGRESSION_METRICS.search(metric.function):
-            return _replace(model, task="regression")
+            return replace(model, task="regression")
     return model
-
-
-def _replace(model: Model, **changes: object) -> Model:
-    from dataclasses import replace
-
-    return replace(model, **changes)
 
 
 def _honesty(
