@@ -449,8 +449,8 @@ def _secret_findings(facts: NotebookFacts, secrets: list[Secret]) -> list[Findin
         Finding(
             "secret",
             "error",
-            f"{s.holder or 'a string'} holds what looks like a secret ({s.masked}); it is "
-            f"read from ${s.env_name} in the generated code",
+            f"{s.holder or 'a string'} holds what looks like a secret ({s.masked}); nb2prod "
+            f"never copies it: generated code that needs it reads ${s.env_name}",
             s.cell,
             s.line,
             "revoke it, remove it from the notebook and its history, and set it in the environment",
