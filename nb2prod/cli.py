@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nb2prod import __version__
 from nb2prod.errors import InputError
+from nb2prod.lint.output import FORMATS
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -72,6 +73,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="a fork of nb2prod's cookiecutter template that honours the same context",
     )
     convert.set_defaults(handler=_run_convert)
+
+    lint = commands.add_parser(
+        "lint",
+        help="check code and notebooks for missing honesty logging and response fields",
+        description="Run the honesty rules over Python files, folders and notebooks. Exit "
+        "code 0: clean; 1: findings; 2: a file could not be linted or a usage error.",
+    )
+    lint.add_argument(
+        "paths", nargs="*", type=Path, metavar="PATH", help="files or folders ('-' for stdin)"
+    )
+    lint.add_argument(
+        "--output-format",
+        choices=FORMATS,
+        default="full",
+        help="how to print findings (default: full)",
+    )
+    lint.add_argument(
+        "--select", metavar="CODES", help="only these rules (comma-separated prefixes)"
+    )
+    lint.add_argument(
+        "--ignore", metavar="CODES", help="skip these rules (comma-separated prefixes)"
+    )
+    lint.add_argument(
+        "--statistics", action="store_true", help="count findings per rule instead of listing them"
+    )
+    lint.add_argument(
+        "--stdin-filename", metavar="NAME", default="-", help="the name to report stdin under"
+    )
+    lint.set_defaults(handler=_run_lint)
+
+    rules = commands.add_parser("rules", help="list the lint rules")
+    rules.set_defaults(handler=_run_rules)
+    rule = commands.add_parser("rule", help="explain a lint rule")
+    rule.add_argument("code", metavar="CODE", help="a rule code, e.g. NBH101, or its name")
+    rule.set_defaults(handler=_run_rule)
     return parser
 
 
@@ -97,6 +133,60 @@ def _run_convert(args: argparse.Namespace) -> int:
     )
     sys.stdout.write(render_report(conversion))
     return EXIT_OK
+
+
+def _codes(text: str | None) -> list[str]:
+    return [code.strip().upper() for code in (text or "").split(",") if code.strip()]
+
+
+def _run_lint(args: argparse.Namespace) -> int:
+    from nb2prod.contract import load_contract
+    from nb2prod.lint.discovery import find_files
+    from nb2prod.lint.engine import lint_files, lint_stdin
+    from nb2prod.lint.output import render, statistics
+    from nb2prod.lint.registry import all_rules, select_rules
+    from nb2prod.lint.violation import FileResult
+
+    rules = select_rules(all_rules(), _codes(args.select), _codes(args.ignore))
+    contract = load_contract()
+    paths = args.paths or [Path(".")]
+    results: list[FileResult] = []
+    if Path("-") in paths:
+        results.append(lint_stdin(sys.stdin.read(), args.stdin_filename, rules, contract))
+        paths = [p for p in paths if p != Path("-")]
+    if paths:
+        files, problems = find_files(paths)
+        results += [FileResult(str(path), error=problem) for path, problem in problems]
+        results += lint_files(files, rules, contract)
+    if args.statistics:
+        sys.stdout.write(statistics(results))
+    else:
+        colour = (
+            args.output_format == "full" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        )
+        sys.stdout.write(render(results, args.output_format, colour=colour))
+    if any(r.violations for r in results):
+        return EXIT_FINDINGS
+    return EXIT_ERROR if any(r.error for r in results) else EXIT_OK
+
+
+def _run_rules(args: argparse.Namespace) -> int:
+    from nb2prod.lint.registry import all_rules
+
+    for rule in all_rules():
+        print(f"{rule.CODE}  {rule.NAME:<40} {rule.MESSAGE}")
+    return EXIT_OK
+
+
+def _run_rule(args: argparse.Namespace) -> int:
+    from nb2prod.lint.registry import all_rules
+
+    wanted = args.code.strip()
+    for rule in all_rules():
+        if wanted.upper() == rule.CODE or wanted == rule.NAME:
+            print(f"# {rule.NAME} ({rule.CODE})\n\n{rule.documentation()}")
+            return EXIT_OK
+    raise InputError(wanted, "is not a rule code or name", hint="'nb2prod rules' lists them")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,133 @@
+"""Lint files: one parse per file, every rule in one batched libcst pass, files in parallel.
+
+A rule declares the substrings it needs (`TRIGGERS`); a file containing none of them for
+every selected rule is not parsed at all, which is where most of the speed on a large tree
+comes from. Notebooks are linted natively: their code cells are joined, linted once, and
+each finding is mapped back to `notebook.ipynb:cell_N:line:col`.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper
+
+from nb2prod.contract import Contract
+from nb2prod.lint.notebooks import NotebookSource, read_notebook_source
+from nb2prod.lint.rule import LintRule, RuleContext
+from nb2prod.lint.suppressions import apply_suppressions, find_suppressions
+from nb2prod.lint.violation import FileResult, Violation
+
+PARSE_ERROR_CODE = "NBH000"
+_PARALLEL_FROM = 16  # fewer files than this: process start-up costs more than it saves
+
+
+class SourceError(Exception):
+    """The source does not parse: where, and what the parser said."""
+
+    def __init__(self, line: int, column: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.column, self.message = line, column, message
+
+
+def lint_source(
+    source: str, path: str, rules: Sequence[type[LintRule]], contract: Contract
+) -> list[Violation]:
+    """Violations in one module's source; raises SourceError if it does not parse."""
+    active = [r for r in rules if not r.TRIGGERS or any(t in source for t in r.TRIGGERS)]
+    found: list[Violation] = []
+    if active:
+        try:
+            module = cst.parse_module(source)
+        except cst.ParserSyntaxError as error:
+            raise SourceError(error.raw_line, error.raw_column + 1, error.message) from None
+        context = RuleContext(path, contract)
+        visitors = [rule(context) for rule in active]
+        MetadataWrapper(module, unsafe_skip_copy=True).visit_batched(visitors)
+        found = [v for visitor in visitors for v in visitor.violations]
+    else:
+        _check_syntax(source)
+    suppressions = find_suppressions(source) if "nb2prod:" in source else []
+    return sorted(apply_suppressions(path, found, suppressions))
+
+
+def _check_syntax(source: str) -> None:
+    """No rule needs this file's tree, but a syntax error is still worth a line (C parser)."""
+    try:
+        ast.parse(source)
+    except SyntaxError as error:
+        raise SourceError(error.lineno or 1, error.offset or 1, error.msg) from None
+    except (ValueError, RecursionError) as error:
+        raise SourceError(1, 1, str(error)) from None
+
+
+def lint_file(path: Path, rules: Sequence[type[LintRule]], contract: Contract) -> FileResult:
+    shown = str(path)
+    try:
+        if path.suffix == ".ipynb":
+            notebook = read_notebook_source(path)
+            source = notebook.source
+        else:
+            data = path.read_bytes()
+            if b"\0" in data:
+                return FileResult(shown, error="binary file, not Python source")
+            source = data.decode("utf-8")
+            notebook = None
+    except UnicodeDecodeError:
+        return FileResult(shown, error="not UTF-8 text")
+    except OSError as error:
+        return FileResult(shown, error=f"cannot be read: {error.strerror or error}")
+    except ValueError as error:  # a notebook that is not JSON
+        return FileResult(shown, error=str(error))
+    try:
+        violations = lint_source(source, shown, rules, contract)
+    except SourceError as error:
+        where = notebook.locate(error.line) if notebook else None
+        place = f"cell_{where[0]}:{where[1]}" if where else str(error.line)
+        return FileResult(shown, error=f"{place}:{error.column}: syntax error: {error.message}")
+    except RecursionError:
+        return FileResult(shown, error="nested too deeply to parse")
+    if notebook is not None:
+        violations = [_in_cell(v, notebook) for v in violations]
+    return FileResult(shown, tuple(violations))
+
+
+def lint_stdin(
+    source: str, name: str, rules: Sequence[type[LintRule]], contract: Contract
+) -> FileResult:
+    try:
+        return FileResult(name, tuple(lint_source(source, name, rules, contract)))
+    except SourceError as error:
+        return FileResult(name, error=f"{error.line}:{error.column}: syntax error: {error.message}")
+
+
+def lint_files(
+    paths: Iterable[Path], rules: Sequence[type[LintRule]], contract: Contract
+) -> list[FileResult]:
+    """Lint every file, across processes when there are enough of them."""
+    paths = list(paths)
+    if len(paths) < _PARALLEL_FROM or (os.cpu_count() or 1) == 1:
+        return [lint_file(path, rules, contract) for path in paths]
+    workers = os.cpu_count() or 1
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        chunk = max(1, len(paths) // (workers * 8))
+        return list(pool.map(_lint_one, [(p, rules, contract) for p in paths], chunksize=chunk))
+
+
+def _lint_one(job: tuple[Path, Sequence[type[LintRule]], Contract]) -> FileResult:
+    return lint_file(*job)
+
+
+def _in_cell(violation: Violation, notebook: NotebookSource) -> Violation:
+    where = notebook.locate(violation.line)
+    if where is None:
+        return violation
+    cell, line = where
+    end = notebook.locate(violation.end_line) or (cell, line)
+    return replace(violation, cell=cell, line=line, end_line=end[1] if end[0] == cell else line)
