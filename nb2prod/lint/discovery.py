@@ -38,7 +38,7 @@ def find_files(
     paths: Sequence[Path], exclude: Sequence[str] = ()
 ) -> tuple[list[Path], list[tuple[Path, str]]]:
     """(files to lint, [(path, problem)]) for the given files and folders."""
-    excluded = pathspec.PathSpec.from_lines("gitwildmatch", exclude)
+    excluded = pathspec.GitIgnoreSpec.from_lines(exclude)
     files: list[Path] = []
     problems: list[tuple[Path, str]] = []
     for path in paths:
@@ -61,7 +61,7 @@ def _walk(root: Path, excluded: pathspec.PathSpec) -> Iterator[Path]:
         if gitignore.is_file():
             try:
                 lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
-                ignores.append((here, pathspec.PathSpec.from_lines("gitwildmatch", lines)))
+                ignores.append((here, pathspec.GitIgnoreSpec.from_lines(lines)))
             except OSError:
                 pass
         dirnames[:] = sorted(
