@@ -33,6 +33,7 @@ class HonestyValueOutsideContract(LintRule):
     """
 
     CODE = "NBH102"
+    MODULE_WIDE = False
     NAME = "honesty-value-outside-contract"
     MESSAGE = "implementation_status is not a contract value"
     TRIGGERS = (_STATUS,)

@@ -47,6 +47,7 @@ class MlflowRunWithoutHonesty(LintRule):
     """
 
     CODE = "NBH101"
+    MODULE_WIDE = False
     NAME = "mlflow-run-without-honesty"
     MESSAGE = "MLflow run does not log the honesty fields"
     TRIGGERS = ("start_run", "create_run")

@@ -20,6 +20,7 @@ from libcst.metadata import MetadataWrapper
 
 from nb2prod.contract import Contract
 from nb2prod.lint.notebooks import NotebookSource, read_notebook_source
+from nb2prod.lint.registry import all_rules, rules_folder
 from nb2prod.lint.rule import LintRule, RuleContext
 from nb2prod.lint.suppressions import apply_suppressions, find_suppressions
 from nb2prod.lint.violation import FileResult, Violation
@@ -43,8 +44,9 @@ def lint_source(
     active = [r for r in rules if not r.TRIGGERS or any(t in source for t in r.TRIGGERS)]
     found: list[Violation] = []
     if active:
+        parsed = _relevant_source(source, active)
         try:
-            module = cst.parse_module(source)
+            module = cst.parse_module(parsed)
         except cst.ParserSyntaxError as error:
             raise SourceError(error.raw_line, error.raw_column + 1, error.message) from None
         context = RuleContext(path, contract)
@@ -55,6 +57,36 @@ def lint_source(
         _check_syntax(source)
     suppressions = find_suppressions(source) if "nb2prod:" in source else []
     return sorted(apply_suppressions(path, found, suppressions))
+
+
+def _relevant_source(source: str, active: Sequence[type[LintRule]]) -> str:
+    """The source with every top-level def/class that holds no trigger blanked out.
+
+    Only when each active rule judges a definition on its own (MODULE_WIDE is False). Lines
+    are blanked, not removed, so positions stay those of the file. Python's own parser finds
+    the definitions; it is an order of magnitude faster than libcst's, whose parse and scope
+    analysis then only see the code that can matter.
+    """
+    if any(rule.MODULE_WIDE for rule in active):
+        return source
+    triggers = tuple({t for rule in active for t in rule.TRIGGERS})
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError):
+        return source  # libcst reports the error with its own position
+    lines = source.splitlines(keepends=True)
+    blanked = False
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        last = node.end_lineno or node.lineno
+        text = "".join(lines[first - 1 : last])
+        if not any(trigger in text for trigger in triggers):
+            for index in range(first - 1, last):
+                lines[index] = "\n" if lines[index].endswith("\n") else ""
+            blanked = True
+    return "".join(lines) if blanked else source
 
 
 def _check_syntax(source: str) -> None:
@@ -115,13 +147,19 @@ def lint_files(
     if len(paths) < _PARALLEL_FROM or (os.cpu_count() or 1) == 1:
         return [lint_file(path, rules, contract) for path in paths]
     workers = os.cpu_count() or 1
+    # Rule classes are loaded from files, so workers receive their codes and load them again.
+    codes = tuple(rule.CODE for rule in rules)
+    folder = rules_folder(rules)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         chunk = max(1, len(paths) // (workers * 8))
-        return list(pool.map(_lint_one, [(p, rules, contract) for p in paths], chunksize=chunk))
+        jobs = [(path, codes, folder, contract) for path in paths]
+        return list(pool.map(_lint_one, jobs, chunksize=chunk))
 
 
-def _lint_one(job: tuple[Path, Sequence[type[LintRule]], Contract]) -> FileResult:
-    return lint_file(*job)
+def _lint_one(job: tuple[Path, tuple[str, ...], Path, Contract]) -> FileResult:
+    path, codes, folder, contract = job
+    rules = [rule for rule in all_rules(folder) if rule.CODE in codes]
+    return lint_file(path, rules, contract)
 
 
 def _in_cell(violation: Violation, notebook: NotebookSource) -> Violation:

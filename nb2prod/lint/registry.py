@@ -33,6 +33,15 @@ def all_rules(folder: Path | None = None) -> tuple[type[LintRule], ...]:
     return tuple(found[code] for code in sorted(found))
 
 
+def rules_folder(rules: tuple[type[LintRule], ...] | list[type[LintRule]]) -> Path:
+    """The folder the given rules were loaded from (the default one when there are none)."""
+    for rule in rules:
+        module = sys.modules.get(rule.__module__)
+        if module is not None and getattr(module, "__file__", None):
+            return Path(module.__file__).parent
+    return data_dir("rules")
+
+
 def _load(path: Path):
     name = f"{_PACKAGE}.{path.stem}"
     if name in sys.modules:

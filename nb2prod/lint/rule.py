@@ -36,6 +36,10 @@ class LintRule(cst.BatchableCSTVisitor):
     MESSAGE: ClassVar[str]
     # Substrings without which the rule cannot fire: a file containing none is not parsed.
     TRIGGERS: ClassVar[tuple[str, ...]] = ()
+    # False when a finding depends only on the function or class holding a trigger (plus the
+    # module's imports and top-level assignments): the engine may then skip the parse of every
+    # other definition in the file, which is most of a large file.
+    MODULE_WIDE: ClassVar[bool] = True
     VALID: ClassVar[Sequence[str]] = ()
     INVALID: ClassVar[Sequence[str]] = ()
     METADATA_DEPENDENCIES = (PositionProvider, QualifiedNameProvider)
