@@ -75,18 +75,32 @@ def _relevant_source(source: str, active: Sequence[type[LintRule]]) -> str:
     except (SyntaxError, ValueError, RecursionError):
         return source  # libcst reports the error with its own position
     lines = source.splitlines(keepends=True)
+    blanked = _blank_definitions(tree.body, lines, triggers)
+    return "".join(lines) if blanked else source
+
+
+def _blank_definitions(body: list[ast.stmt], lines: list[str], triggers: tuple[str, ...]) -> bool:
+    """Blank the definitions in `body` that hold no trigger; look inside classes that do."""
     blanked = False
-    for node in tree.body:
+    for node in body:
         if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             continue
         first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
         last = node.end_lineno or node.lineno
-        text = "".join(lines[first - 1 : last])
-        if not any(trigger in text for trigger in triggers):
-            for index in range(first - 1, last):
-                lines[index] = "\n" if lines[index].endswith("\n") else ""
-            blanked = True
-    return "".join(lines) if blanked else source
+        if any(trigger in "".join(lines[first - 1 : last]) for trigger in triggers):
+            if isinstance(node, ast.ClassDef):
+                kept_methods = [n for n in node.body if not _is_definition(n)]
+                if kept_methods or len(node.body) > 1:
+                    blanked |= _blank_definitions(node.body, lines, triggers)
+            continue
+        for index in range(first - 1, last):
+            lines[index] = "\n" if lines[index].endswith("\n") else ""
+        blanked = True
+    return blanked
+
+
+def _is_definition(node: ast.stmt) -> bool:
+    return isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
 
 
 def _check_syntax(source: str) -> None:
