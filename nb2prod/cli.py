@@ -6,11 +6,18 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nb2prod import __version__
 from nb2prod.errors import InputError
 from nb2prod.lint.output import FORMATS
+
+if TYPE_CHECKING:
+    from nb2prod.lint.cache import LintCache
+    from nb2prod.lint.config import LintConfig
+    from nb2prod.lint.violation import FileResult
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -78,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
         "lint",
         help="check code and notebooks for missing honesty logging and response fields",
         description="Run the honesty rules over Python files, folders and notebooks. Exit "
-        "code 0: clean; 1: findings; 2: a file could not be linted or a usage error.",
+        "code 0: clean; 1: findings; 2: a file could not be linted or a usage error. "
+        "Settings come from [tool.nb2prod.lint] in the nearest pyproject.toml; flags "
+        "override them.",
     )
     lint.add_argument(
         "paths", nargs="*", type=Path, metavar="PATH", help="files or folders ('-' for stdin)"
@@ -96,10 +105,39 @@ def build_parser() -> argparse.ArgumentParser:
         "--ignore", metavar="CODES", help="skip these rules (comma-separated prefixes)"
     )
     lint.add_argument(
+        "--exclude",
+        metavar="GLOBS",
+        help="skip files and folders matching these gitignore-style globs (comma-separated)",
+    )
+    lint.add_argument(
+        "--contract", type=Path, metavar="FILE", help="the honesty contract to check against"
+    )
+    lint.add_argument(
+        "--config", type=Path, metavar="FILE", help="read settings from this pyproject.toml"
+    )
+    lint.add_argument("--isolated", action="store_true", help="ignore every configuration file")
+    lint.add_argument(
         "--statistics", action="store_true", help="count findings per rule instead of listing them"
     )
     lint.add_argument(
         "--stdin-filename", metavar="NAME", default="-", help="the name to report stdin under"
+    )
+    lint.add_argument(
+        "--no-cache", action="store_true", help="lint every file afresh and leave the cache alone"
+    )
+    lint.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="where to keep the cache (default: .nb2prod_cache in the project root)",
+    )
+    lint.add_argument(
+        "--fix",
+        action="store_true",
+        help="apply the safe fixes (honesty params marked TODO for a human to fill in)",
+    )
+    lint.add_argument(
+        "--diff", action="store_true", help="print the safe fixes as a diff; change nothing"
     )
     lint.set_defaults(handler=_run_lint)
 
@@ -135,29 +173,40 @@ def _run_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _codes(text: str | None) -> list[str]:
-    return [code.strip().upper() for code in (text or "").split(",") if code.strip()]
-
-
 def _run_lint(args: argparse.Namespace) -> int:
-    from nb2prod.contract import load_contract
+    from nb2prod.lint.cache import CACHE_DIR_NAME, LintCache, lint_with_cache, run_key
     from nb2prod.lint.discovery import find_files
-    from nb2prod.lint.engine import lint_files, lint_stdin
     from nb2prod.lint.output import render, statistics
-    from nb2prod.lint.registry import all_rules, select_rules
     from nb2prod.lint.violation import FileResult
+    from nb2prod.resources import data_dir
 
-    rules = select_rules(all_rules(), _codes(args.select), _codes(args.ignore))
-    contract = load_contract()
+    config = _lint_config(args)
+    contract_bytes = config.contract_bytes()
     paths = args.paths or [Path(".")]
     results: list[FileResult] = []
     if Path("-") in paths:
+        from nb2prod.lint.engine import lint_stdin
+
+        rules, contract = config.load_rules()
         results.append(lint_stdin(sys.stdin.read(), args.stdin_filename, rules, contract))
         paths = [p for p in paths if p != Path("-")]
+    cache = None
+    files: list[Path] = []
     if paths:
-        files, problems = find_files(paths)
+        if not args.no_cache:
+            folder = args.cache_dir or config.cache_dir or config.root / CACHE_DIR_NAME
+            key = run_key(data_dir("rules"), contract_bytes, config.select, config.ignore)
+            cache = LintCache(folder, key)
+        files, problems = find_files(paths, config.exclude)
+        named = {path for path in paths if not path.is_dir()}  # named files are always linted
+        files = [f for f in files if f in named or not config.is_excluded(f)]
         results += [FileResult(str(path), error=problem) for path, problem in problems]
-        results += lint_files(files, rules, contract)
+        results += lint_with_cache(files, config.load_rules, cache)
+    results = [config.keep(r) for r in results]
+    if args.diff:
+        return _show_fixes(results, files, config)
+    if args.fix:
+        results = _apply_fixes(results, files, config, cache)
     if args.statistics:
         sys.stdout.write(statistics(results))
     else:
@@ -168,6 +217,60 @@ def _run_lint(args: argparse.Namespace) -> int:
     if any(r.violations for r in results):
         return EXIT_FINDINGS
     return EXIT_ERROR if any(r.error for r in results) else EXIT_OK
+
+
+def _lint_config(args: argparse.Namespace) -> LintConfig:
+    """The pyproject settings with the command line's flags laid over them."""
+    from nb2prod.lint.config import LintConfig, load_config, parse_codes
+
+    config = LintConfig(root=Path.cwd()) if args.isolated else load_config(args.config)
+    changes: dict[str, object] = {}
+    if (select := parse_codes(args.select)) is not None:
+        changes["select"] = select
+    if (ignore := parse_codes(args.ignore)) is not None:
+        changes["ignore"] = ignore
+    if args.exclude is not None:
+        changes["exclude"] = tuple(g.strip() for g in args.exclude.split(",") if g.strip())
+    if args.contract is not None:
+        changes["contract"] = args.contract
+    return replace(config, **changes) if changes else config
+
+
+def _show_fixes(results: list[FileResult], files: list[Path], config: LintConfig) -> int:
+    """`--diff`: print the safe fixes, change nothing; exit 1 when there is one (as ruff)."""
+    from nb2prod.lint.fixes import fix_files
+
+    linted = {str(path) for path in files}  # not stdin, not paths that do not exist
+    fixes = fix_files([r for r in results if r.path in linted], config)
+    sys.stdout.write("".join(fix.diff() for fix in fixes))
+    for result in results:
+        if result.error:
+            print(f"{result.path}: error: {result.error}", file=sys.stderr)
+    print(f"Would fix {_plural(sum(f.fixed for f in fixes), 'finding')}.", file=sys.stderr)
+    return EXIT_FINDINGS if fixes else EXIT_OK
+
+
+def _apply_fixes(
+    results: list[FileResult], files: list[Path], config: LintConfig, cache: LintCache | None
+) -> list[FileResult]:
+    """`--fix`: write the safe fixes, then lint those files again: what is left is a human's."""
+    from nb2prod.lint.cache import lint_with_cache
+    from nb2prod.lint.fixes import fix_files
+
+    linted = {str(path) for path in files}
+    fixes = fix_files([r for r in results if r.path in linted], config)
+    if not fixes:
+        return results
+    for fix in fixes:
+        fix.path.write_text(fix.after, encoding="utf-8", newline="")
+    fresh = lint_with_cache([fix.path for fix in fixes], config.load_rules, cache)
+    by_path = {r.path: config.keep(r) for r in fresh}
+    print(f"Fixed {_plural(sum(f.fixed for f in fixes), 'finding')}.", file=sys.stderr)
+    return [by_path.get(r.path, r) for r in results]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _run_rules(args: argparse.Namespace) -> int:

@@ -56,7 +56,8 @@ def lint_source(
     else:
         _check_syntax(source)
     suppressions = find_suppressions(source) if "nb2prod:" in source else []
-    return sorted(apply_suppressions(path, found, suppressions))
+    selected = frozenset(rule.CODE for rule in rules)
+    return sorted(apply_suppressions(path, found, suppressions, selected))
 
 
 def _relevant_source(source: str, active: Sequence[type[LintRule]]) -> str:

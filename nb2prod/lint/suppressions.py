@@ -37,9 +37,15 @@ def find_suppressions(source: str) -> list[Suppression]:
 
 
 def apply_suppressions(
-    path: str, violations: list[Violation], suppressions: list[Suppression]
+    path: str,
+    violations: list[Violation],
+    suppressions: list[Suppression],
+    selected: frozenset[str] | None = None,
 ) -> list[Violation]:
-    """Drop suppressed violations; report suppressions that matched nothing."""
+    """Drop suppressed violations; report suppressions of selected rules that matched nothing.
+
+    A suppression for a rule that did not run (not selected, or ignored) is not reported: it
+    may be needed by the next run that selects the rule."""
     used: set[tuple[int, str]] = set()
     kept = []
     by_line = {s.line: s for s in suppressions}
@@ -50,7 +56,10 @@ def apply_suppressions(
         else:
             kept.append(violation)
     for suppression in suppressions:
-        for code in sorted(suppression.codes - {c for line, c in used if line == suppression.line}):
+        unused = suppression.codes - {c for line, c in used if line == suppression.line}
+        if selected is not None:
+            unused &= selected
+        for code in sorted(unused):
             kept.append(
                 Violation(
                     path=path,
