@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from nb2prod.lint.rule import LintRule, RuleContext
+from nb2prod.lint.syntax import keyword
 
 _STATUS = "implementation_status"
 _VIEWS = (
@@ -168,7 +169,7 @@ view = feast.FeatureView(name="stats", schema=[trips], tags={"owner": "ml"})
             if missing:
                 self._report_call(node, "feature view", missing)
             else:
-                self._cover(_keyword(node, "schema"))
+                self._cover(keyword(node, "schema"))
         elif names & set(_FIELDS):
             self._fields.append(_Field(node, self._binding[-1]))
 
@@ -182,7 +183,7 @@ view = feast.FeatureView(name="stats", schema=[trips], tags={"owner": "ml"})
 
     def _missing(self, call: cst.Call) -> list[str]:
         """Quality tags a call's tags= lacks; none when it has them or cannot be read."""
-        tags = _keyword(call, "tags")
+        tags = keyword(call, "tags")
         if isinstance(tags, cst.Name):
             tags = self._dicts.get(tags.value, tags)
         if tags is None:
@@ -224,13 +225,6 @@ view = feast.FeatureView(name="stats", schema=[trips], tags={"owner": "ml"})
 class _Field:
     call: cst.Call
     name: str | None  # the variable it is bound to, if any
-
-
-def _keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == name:
-            return arg.value
-    return None
 
 
 def _last_name(node: cst.BaseExpression) -> str | None:

@@ -8,6 +8,7 @@ import re
 import libcst as cst
 
 from nb2prod.lint.rule import LintRule, RuleContext
+from nb2prod.lint.syntax import callee_name, string_value
 
 _CLAIM = "accuracy_claim"
 _LOG_METRIC = ("mlflow.log_metric", "mlflow.log_metrics")
@@ -143,19 +144,23 @@ def respond(prediction, measured: float):
                 self._claim(node.value)
 
     def visit_DictElement(self, node: cst.DictElement) -> None:
-        if _string(node.key) == _CLAIM:
+        if string_value(node.key) == _CLAIM:
             self._claim(node.value)
 
     def visit_Call(self, node: cst.Call) -> None:
         args = node.args
         for arg, following in itertools.pairwise(args):
-            if arg.keyword is None and following.keyword is None and _string(arg.value) == _CLAIM:
+            if (
+                arg.keyword is None
+                and following.keyword is None
+                and string_value(arg.value) == _CLAIM
+            ):
                 self._claim(following.value)
         for arg in args:
             if arg.keyword is not None and arg.keyword.value == _CLAIM:
                 self._claim(arg.value)
         if self._measures(node):
-            self._scopes[-1].evidence.append(f"{_callee(node) or 'a measuring call'}(...)")
+            self._scopes[-1].evidence.append(f"{callee_name(node) or 'a measuring call'}(...)")
 
     def leave_Module(self, original_node: cst.Module) -> None:
         for scope in self._all:
@@ -174,7 +179,7 @@ def respond(prediction, measured: float):
         names = self.qualified_names(node.func)
         if names & set(_LOG_METRIC) or any(n.startswith(_MEASURING_MODULES) for n in names):
             return True
-        callee = _callee(node) or ""
+        callee = callee_name(node) or ""
         return callee in ("score", "evaluate", "log_metric", "log_metrics") or callee.endswith(
             ("_score", "_error")
         )
@@ -218,25 +223,9 @@ def _literal(node: cst.BaseExpression) -> str | None:
     return None
 
 
-def _string(node: cst.BaseExpression) -> str | None:
-    if isinstance(node, cst.SimpleString):
-        value = node.evaluated_value
-        return value if isinstance(value, str) else None
-    return None
-
-
 def _target_names(target: cst.BaseExpression) -> list[str]:
     if isinstance(target, cst.Name):
         return [target.value]
     if isinstance(target, cst.Tuple | cst.List):
         return [name for element in target.elements for name in _target_names(element.value)]
     return []
-
-
-def _callee(call: cst.Call) -> str | None:
-    func = call.func
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    if isinstance(func, cst.Name):
-        return func.value
-    return None

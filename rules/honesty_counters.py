@@ -5,6 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from nb2prod.lint.rule import LintRule, RuleContext
+from nb2prod.lint.syntax import string_value
 
 _COUNTERS = ("prometheus_client.Counter", "prometheus_client.metrics.Counter")
 _METRICS = (
@@ -123,17 +124,10 @@ def _metric_name(call: cst.Call) -> str | None:
     """The exposed name: namespace_subsystem_name, when all three are literals."""
     parts: dict[str, str | None] = {"namespace": "", "subsystem": "", "name": None}
     if call.args and call.args[0].keyword is None:
-        parts["name"] = _string(call.args[0].value)
+        parts["name"] = string_value(call.args[0].value)
     for arg in call.args:
         if arg.keyword is not None and arg.keyword.value in parts:
-            parts[arg.keyword.value] = _string(arg.value)
+            parts[arg.keyword.value] = string_value(arg.value)
     if any(value is None for value in parts.values()):
         return None
     return "_".join(value for value in parts.values() if value)
-
-
-def _string(node: cst.BaseExpression) -> str | None:
-    if isinstance(node, cst.SimpleString):
-        value = node.evaluated_value
-        return value if isinstance(value, str) else None
-    return None

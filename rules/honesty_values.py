@@ -5,6 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from nb2prod.lint.rule import LintRule
+from nb2prod.lint.syntax import string_value
 
 _LOGGING = ("mlflow.log_param", "mlflow.set_tag")
 _STATUS = "implementation_status"
@@ -54,14 +55,14 @@ class HonestyValueOutsideContract(LintRule):
     def visit_Call(self, node: cst.Call) -> None:
         if self.calls(node, *_LOGGING) and len(node.args) >= 2:
             key, value = node.args[0].value, node.args[1].value
-            if _string(key) == _STATUS:
+            if string_value(key) == _STATUS:
                 self._check(value)
         for arg in node.args:
             if arg.keyword is not None and arg.keyword.value == _STATUS:
                 self._check(arg.value)
 
     def visit_DictElement(self, node: cst.DictElement) -> None:
-        if _string(node.key) == _STATUS:
+        if string_value(node.key) == _STATUS:
             self._check(node.value)
 
     def visit_Assign(self, node: cst.Assign) -> None:
@@ -70,7 +71,7 @@ class HonestyValueOutsideContract(LintRule):
                 self._check(node.value)
 
     def _check(self, value: cst.BaseExpression) -> None:
-        text = _string(value)
+        text = string_value(value)
         if text is None:
             return
         plain = text.split()[-1] if text.strip() else text
@@ -79,10 +80,3 @@ class HonestyValueOutsideContract(LintRule):
             self.report(
                 value, f"implementation_status {text!r} is not a contract value; use one of {known}"
             )
-
-
-def _string(node: cst.BaseExpression) -> str | None:
-    if isinstance(node, cst.SimpleString):
-        value = node.evaluated_value
-        return value if isinstance(value, str) else None
-    return None

@@ -7,6 +7,7 @@ import itertools
 import libcst as cst
 
 from nb2prod.lint.rule import LintRule, RuleContext
+from nb2prod.lint.syntax import plain_status, string_value
 
 _STATUS = "implementation_status"
 _METHOD = "validation_method"
@@ -140,13 +141,13 @@ def tag(client: MlflowClient, name: str, version: str) -> None:
         args = node.args
         for arg, following in itertools.pairwise(args):
             if arg.keyword is None and following.keyword is None:
-                self._given(_string(arg.value), following.value)
+                self._given(string_value(arg.value), following.value)
         for arg in args:
             if arg.keyword is not None:
                 self._given(arg.keyword.value, arg.value)
 
     def visit_DictElement(self, node: cst.DictElement) -> None:
-        self._given(_string(node.key), node.value)
+        self._given(string_value(node.key), node.value)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:
@@ -158,11 +159,11 @@ def tag(client: MlflowClient, name: str, version: str) -> None:
             self._given(node.target.value, node.value)
 
     def _given(self, key: str | None, value: cst.BaseExpression) -> None:
-        text = _string(value)
+        text = string_value(value)
         if text is None:
             return
         scope = self._scopes[-1]
-        if key == _STATUS and _plain(text) in self._validated:
+        if key == _STATUS and plain_status(text) in self._validated:
             scope.validated.append((value, text))
         elif key == _METHOD and self._says_none(text):
             scope.methods.append(text)
@@ -189,15 +190,3 @@ class _Scope:
     def __init__(self) -> None:
         self.validated: list[tuple[cst.BaseExpression, str]] = []
         self.methods: list[str] = []
-
-
-def _plain(status: str) -> str:
-    """'✅ IMPLEMENTED' -> 'IMPLEMENTED': the linter accepts the marked labels."""
-    return status.split()[-1] if status.strip() else status
-
-
-def _string(node: cst.BaseExpression) -> str | None:
-    if isinstance(node, cst.SimpleString):
-        value = node.evaluated_value
-        return value if isinstance(value, str) else None
-    return None

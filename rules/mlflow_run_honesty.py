@@ -5,6 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from nb2prod.lint.rule import LintRule, RuleContext
+from nb2prod.lint.syntax import callee_name, dict_keys
 
 _START = ("mlflow.start_run",)
 _CLIENT = ("mlflow.MlflowClient", "mlflow.tracking.MlflowClient", "mlflow.client.MlflowClient")
@@ -119,8 +120,8 @@ run = client.create_run("0")
             for target in node.targets:
                 if isinstance(target.target, cst.Name):
                     self._scopes[-1].clients.add(target.target.value)
-        keys = _dict_keys(node.value)
-        if isinstance(node.value, cst.Call) and _callee_name(node.value) == "run_record":
+        keys = dict_keys(node.value)
+        if isinstance(node.value, cst.Call) and callee_name(node.value) == "run_record":
             keys = set(self.context.contract.fields_where("run_param"))
         if keys is not None:
             for target in node.targets:
@@ -138,10 +139,10 @@ run = client.create_run("0")
                 scope.logged.add(key.evaluated_value)
         elif names & set(_PARAMS) and node.args:
             value = node.args[0].value
-            keys = _dict_keys(value)
+            keys = dict_keys(value)
             if keys is None and isinstance(value, cst.Name):
                 keys = self._bound_dict(value.value)
-            if keys is None and isinstance(value, cst.Call) and _callee_name(value) == "run_record":
+            if keys is None and isinstance(value, cst.Call) and callee_name(value) == "run_record":
                 keys = set(self.context.contract.fields_where("run_param"))
             scope.logged.update(keys or ())
 
@@ -182,24 +183,3 @@ class _Scope:
         self.logged: set[str] = set()
         self.dicts: dict[str, set[str]] = {}
         self.clients: set[str] = set()
-
-
-def _dict_keys(node: cst.BaseExpression) -> set[str] | None:
-    if not isinstance(node, cst.Dict):
-        return None
-    keys = set()
-    for element in node.elements:
-        if isinstance(element, cst.DictElement) and isinstance(element.key, cst.SimpleString):
-            value = element.key.evaluated_value
-            if isinstance(value, str):
-                keys.add(value)
-    return keys
-
-
-def _callee_name(call: cst.Call) -> str | None:
-    func = call.func
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    if isinstance(func, cst.Name):
-        return func.value
-    return None

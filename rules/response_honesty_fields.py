@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from nb2prod.lint.rule import LintRule, RuleContext
+from nb2prod.lint.syntax import keyword
 
 _APPS = (
     "fastapi.FastAPI",
@@ -263,7 +264,7 @@ async def predict(x: float) -> list[Prediction]:
             self._functions[-1].append(node)
 
     def visit_Call(self, node: cst.Call) -> None:
-        model = _keyword(node, "response_model")
+        model = keyword(node, "response_model")
         if model is not None and not _exempt(node):
             self._models.append(model)
 
@@ -272,7 +273,7 @@ async def predict(x: float) -> list[Prediction]:
         for route in self._routes:
             if route.owner not in self._apps or _exempt(route.decorator):
                 continue
-            declared = _keyword(route.decorator, "response_model")
+            declared = keyword(route.decorator, "response_model")
             annotation = route.function.returns
             if declared is None and annotation is not None:
                 models.append(annotation.annotation)
@@ -321,12 +322,12 @@ async def predict(x: float) -> list[Prediction]:
         value = node.value
         content: cst.BaseExpression | None = value
         if isinstance(value, cst.Call) and self.calls(value, *_JSON_RESPONSES):
-            status = _keyword(value, "status_code")
+            status = keyword(value, "status_code")
             if status is None and len(value.args) > 1 and value.args[1].keyword is None:
                 status = value.args[1].value
             if isinstance(status, cst.Integer) and status.evaluated_value >= 400:
                 return
-            content = _keyword(value, "content")
+            content = keyword(value, "content")
             if content is None and value.args and value.args[0].keyword is None:
                 content = value.args[0].value
         if not isinstance(content, cst.Dict):
@@ -363,16 +364,9 @@ class _Route:
     returns: list[cst.Return] = field(default_factory=list)
 
 
-def _keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == name:
-            return arg.value
-    return None
-
-
 def _exempt(call: cst.Call) -> bool:
     """A route (or `add_api_route`) whose literal path ends in a service endpoint."""
-    path = _keyword(call, "path")
+    path = keyword(call, "path")
     if path is None and call.args and call.args[0].keyword is None:
         path = call.args[0].value
     if not isinstance(path, cst.SimpleString) or not isinstance(path.evaluated_value, str):

@@ -7,6 +7,7 @@ import itertools
 import libcst as cst
 
 from nb2prod.lint.rule import LintRule, RuleContext
+from nb2prod.lint.syntax import plain_status, string_value
 
 _STATUS = "implementation_status"
 _REFUSERS = ("require_trainable", "refuse_planned")
@@ -135,7 +136,11 @@ def train(record):
             self._refuses = True
         args = node.args
         for arg, following in itertools.pairwise(args):
-            if arg.keyword is None and following.keyword is None and _string(arg.value) == _STATUS:
+            if (
+                arg.keyword is None
+                and following.keyword is None
+                and string_value(arg.value) == _STATUS
+            ):
                 self._given.append(following.value)
         for arg in args:
             if arg.keyword is not None and arg.keyword.value == _STATUS:
@@ -151,7 +156,7 @@ def train(record):
             self._refuses = True
 
     def visit_DictElement(self, node: cst.DictElement) -> None:
-        if _string(node.key) == _STATUS:
+        if string_value(node.key) == _STATUS:
             self._given.append(node.value)
 
     def visit_Assign(self, node: cst.Assign) -> None:
@@ -168,7 +173,8 @@ def train(record):
 
     def visit_Subscript(self, node: cst.Subscript) -> None:
         if node not in self._written and any(
-            isinstance(e.slice, cst.Index) and _string(e.slice.value) == _STATUS for e in node.slice
+            isinstance(e.slice, cst.Index) and string_value(e.slice.value) == _STATUS
+            for e in node.slice
         ):
             self._dynamic = True
 
@@ -202,36 +208,24 @@ def train(record):
             self._written.add(target)
             key = target.attr.value if isinstance(target, cst.Attribute) else None
             if isinstance(target, cst.Subscript) and isinstance(target.slice[0].slice, cst.Index):
-                key = _string(target.slice[0].slice.value)
+                key = string_value(target.slice[0].slice.value)
             if key == _STATUS:
                 self._given.append(value)
 
     def _fixed(self, value: cst.BaseExpression, seen: set[str]) -> bool:
         """Whether a value is a literal that is not PLANNED, or a name bound only to such."""
-        text = _string(value)
+        text = string_value(value)
         if text is not None:
-            return _plain(text) not in self._untrainable
+            return plain_status(text) not in self._untrainable
         if isinstance(value, cst.Name) and value.value not in seen:
             bound = self._bindings.get(value.value)
             return bool(bound) and all(self._fixed(v, seen | {value.value}) for v in bound)
         return False
 
     def _names_untrainable(self, node: cst.BaseExpression) -> bool:
-        text = _string(node)
+        text = string_value(node)
         if text is not None:
-            return _plain(text) in self._untrainable
+            return plain_status(text) in self._untrainable
         if isinstance(node, cst.Tuple | cst.List | cst.Set):
             return any(self._names_untrainable(element.value) for element in node.elements)
         return False
-
-
-def _plain(status: str) -> str:
-    """'❌ PLANNED' -> 'PLANNED': the linter accepts the marked labels."""
-    return status.split()[-1] if status.strip() else status
-
-
-def _string(node: cst.BaseExpression) -> str | None:
-    if isinstance(node, cst.SimpleString):
-        value = node.evaluated_value
-        return value if isinstance(value, str) else None
-    return None
