@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -43,8 +42,8 @@ def lint_source(
     """Violations in one module's source; raises SourceError if it does not parse."""
     active = [r for r in rules if not r.TRIGGERS or any(t in source for t in r.TRIGGERS)]
     found: list[Violation] = []
-    if active:
-        parsed = _relevant_source(source, active)
+    parsed = _relevant_source(source, active) if active else None
+    if parsed is not None:
         try:
             module = cst.parse_module(parsed)
         except cst.ParserSyntaxError as error:
@@ -53,14 +52,14 @@ def lint_source(
         visitors = [rule(context) for rule in active]
         MetadataWrapper(module, unsafe_skip_copy=True).visit_batched(visitors)
         found = [v for visitor in visitors for v in visitor.violations]
-    else:
+    elif not active:
         _check_syntax(source)
     suppressions = find_suppressions(source) if "nb2prod:" in source else []
     selected = frozenset(rule.CODE for rule in rules)
     return sorted(apply_suppressions(path, found, suppressions, selected))
 
 
-def _relevant_source(source: str, active: Sequence[type[LintRule]]) -> str:
+def _relevant_source(source: str, active: Sequence[type[LintRule]]) -> str | None:
     """The source with every top-level def/class that holds no trigger blanked out.
 
     Only when each active rule judges a definition on its own (MODULE_WIDE is False). Lines
@@ -77,7 +76,35 @@ def _relevant_source(source: str, active: Sequence[type[LintRule]]) -> str:
         return source  # libcst reports the error with its own position
     lines = source.splitlines(keepends=True)
     blanked = _blank_definitions(tree.body, lines, triggers)
+    if not _triggers_in_code(tree, lines, triggers):
+        return None  # the triggers are only in docstrings or strings: nothing to parse for
     return "".join(lines) if blanked else source
+
+
+def _triggers_in_code(tree: ast.Module, lines: list[str], triggers: tuple[str, ...]) -> bool:
+    """Whether a trigger survives once docstrings (and other bare strings) are removed.
+
+    A docstring that shows `mlflow.start_run()` in an example is prose, not a run. Strings
+    that are values (a dict key "implementation_status") stay: rules look for those."""
+    code = list(lines)
+    for statement in ast.walk(tree):
+        node = statement.value if isinstance(statement, ast.Expr) else None
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.end_lineno:
+            first, last = node.lineno - 1, node.end_lineno - 1
+            if first == last:
+                raw = code[first].encode()
+                code[first] = (raw[: node.col_offset] + raw[node.end_col_offset or 0 :]).decode(
+                    errors="replace"
+                )
+            else:
+                code[first] = code[first].encode()[: node.col_offset].decode(errors="replace")
+                for index in range(first + 1, last):
+                    code[index] = ""
+                code[last] = (
+                    code[last].encode()[node.end_col_offset or 0 :].decode(errors="replace")
+                )
+    text = "".join(code)
+    return any(trigger in text for trigger in triggers)
 
 
 def _blank_definitions(body: list[ast.stmt], lines: list[str], triggers: tuple[str, ...]) -> bool:
@@ -162,6 +189,8 @@ def lint_files(
     if len(paths) < _PARALLEL_FROM or (os.cpu_count() or 1) == 1:
         return [lint_file(path, rules, contract) for path in paths]
     workers = os.cpu_count() or 1
+    from concurrent.futures import ProcessPoolExecutor  # only runs with many files pay for it
+
     # Rule classes are loaded from files, so workers receive their codes and load them again.
     codes = tuple(rule.CODE for rule in rules)
     folder = rules_folder(rules)
