@@ -342,3 +342,21 @@ def test_runs_without_a_safe_fix_are_left_alone(tmp_path: Path) -> None:
     result = lint(tmp_path, "--diff", "--select", "NBH101")
     assert result.code == 0 and result.stdout == ""
     assert (tmp_path / "train.py").read_text() == source
+
+
+def test_fix_declares_missing_response_fields(tmp_path: Path) -> None:
+    source = (
+        "from fastapi import FastAPI\nfrom pydantic import BaseModel\n\napp = FastAPI()\n\n\n"
+        "class Answer(BaseModel):\n    prediction: float\n    implementation_status: str\n\n\n"
+        '@app.post("/predict", response_model=Answer)\n'
+        "def predict() -> Answer:\n"
+        '    return Answer(prediction=1.0, implementation_status="HEURISTIC")\n'
+    )
+    path = tmp_path / "serve.py"
+    path.write_text(source)
+    shown = run_cli("lint", "--no-cache", "--diff", path)
+    assert shown.code == 1 and "+    accuracy_claim: str" in shown.stdout
+    assert path.read_text() == source  # --diff writes nothing
+    fixed = run_cli("lint", "--no-cache", "--fix", path)
+    assert "    accuracy_claim: str\n    validation_status: str\n" in path.read_text()
+    assert "NBH105" not in run_cli("lint", "--no-cache", path).stdout, fixed.stdout

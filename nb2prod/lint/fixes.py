@@ -1,6 +1,9 @@
 """Safe fixes (`--fix`, `--diff`): code that makes an honesty gap visible, never code that
 pretends to close it.
 
+NBH105 (a response model without the honesty fields) is fixed by declaring them as required
+`str` fields with a TODO, so a route that does not set them fails in tests at once.
+
 NBH101 (an MLflow run without its honesty params) is fixed by inserting, as the first
 statement of the `with mlflow.start_run():` block, a `log_params` call with the missing
 fields, each valued `"TODO: fill in"`. Nothing else is guessed: the values are a human's to
@@ -27,9 +30,10 @@ from nb2prod.contract import Contract
 from nb2prod.lint.config import LintConfig
 from nb2prod.lint.violation import FileResult, Violation
 
-FIXABLE = frozenset({"NBH101"})
+FIXABLE = frozenset({"NBH101", "NBH105"})
 PLACEHOLDER = "TODO: fill in"
 _MISSING = re.compile(r"does not log (?P<fields>[a-z_, ]+);")
+_MODEL_LACKS = re.compile(r"^response model (?P<model>\w+) lacks (?P<fields>[a-z_, ]+);")
 
 
 @dataclass(frozen=True)
@@ -67,9 +71,15 @@ def fix_file(path: Path, violations: Sequence[Violation], contract: Contract) ->
     wanted = {
         (v.line, v.column): fields
         for v in violations
-        if v.code in FIXABLE and v.cell is None and (fields := _missing(v, contract))
+        if v.code == "NBH101" and v.cell is None and (fields := _missing(v, contract))
     }
-    if not wanted or path.suffix not in (".py", ".pyi"):
+    models = {
+        model: fields
+        for v in violations
+        if v.code == "NBH105" and v.cell is None and (found := _model_fields(v, contract))
+        for model, fields in [found]
+    }
+    if not (wanted or models) or path.suffix not in (".py", ".pyi"):
         return None
     try:
         before = path.read_bytes().decode("utf-8")
@@ -78,10 +88,11 @@ def fix_file(path: Path, violations: Sequence[Violation], contract: Contract) ->
         return None  # already reported as a file that could not be linted
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     fixer = _InsertLogParams(wanted)
-    after = wrapper.visit(fixer).code
-    if not fixer.fixed or after == before:
+    fields = _AddResponseFields(models)
+    after = wrapper.visit(fixer).visit(fields).code
+    if not (fixer.fixed + fields.fixed) or after == before:
         return None
-    return Fix(path, before, after, fixer.fixed)
+    return Fix(path, before, after, fixer.fixed + fields.fixed)
 
 
 def _missing(violation: Violation, contract: Contract) -> tuple[str, ...]:
@@ -92,6 +103,45 @@ def _missing(violation: Violation, contract: Contract) -> tuple[str, ...]:
     fields = tuple(f.strip() for f in match["fields"].split(",") if f.strip())
     required = set(contract.fields_where("run_param"))
     return fields if fields and set(fields) <= required else ()
+
+
+def _model_fields(violation: Violation, contract: Contract) -> tuple[str, tuple[str, ...]] | None:
+    """(model, fields) NBH105 says a response model lacks, checked against the contract."""
+    match = _MODEL_LACKS.search(violation.message)
+    if not match:
+        return None
+    fields = tuple(f.strip() for f in match["fields"].split(",") if f.strip())
+    required = set(contract.fields_where("response"))
+    return (match["model"], fields) if fields and set(fields) <= required else None
+
+
+class _AddResponseFields(cst.CSTTransformer):
+    """Declare the missing response fields as required `str` fields of the model.
+
+    Required, not optional with a default: a response that does not set them then fails at
+    once, in tests, instead of answering without its honesty metadata."""
+
+    def __init__(self, models: dict[str, tuple[str, ...]]) -> None:
+        super().__init__()
+        self.models = models
+        self.fixed = 0
+
+    def leave_ClassDef(
+        self, original_node: cst.ClassDef, updated_node: cst.ClassDef
+    ) -> cst.ClassDef:
+        fields = self.models.get(original_node.name.value)
+        if not fields or not isinstance(updated_node.body, cst.IndentedBlock):
+            return updated_node
+        self.fixed += 1
+        added = [cst.parse_statement(f"{name}: str\n") for name in fields]
+        comment = cst.EmptyLine(
+            comment=cst.Comment(
+                "# TODO(nb2prod): set these from the model's registry tags (nb2prod rule NBH105)"
+            )
+        )
+        added[0] = added[0].with_changes(leading_lines=(comment,))
+        body = updated_node.body
+        return updated_node.with_changes(body=body.with_changes(body=(*body.body, *added)))
 
 
 class _InsertLogParams(cst.CSTTransformer):
