@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pathspec
+if TYPE_CHECKING:
+    from pathspec import PathSpec
+
 
 LINTED_SUFFIXES = (".py", ".pyi", ".ipynb")
 SKIPPED_DIRS = frozenset(
@@ -38,12 +41,11 @@ def find_files(
     paths: Sequence[Path], exclude: Sequence[str] = ()
 ) -> tuple[list[Path], list[tuple[Path, str]]]:
     """(files to lint, [(path, problem)]) for the given files and folders."""
-    excluded = pathspec.GitIgnoreSpec.from_lines(exclude)
     files: list[Path] = []
     problems: list[tuple[Path, str]] = []
     for path in paths:
         if path.is_dir():
-            files.extend(_walk(path, excluded))
+            files.extend(_walk(path, exclude))
         elif path.is_file() or (path.is_symlink() and path.exists()):
             files.append(path)  # named explicitly: linted whatever its suffix or ignores
         elif path.is_symlink():
@@ -53,7 +55,10 @@ def find_files(
     return list(dict.fromkeys(files)), problems
 
 
-def _walk(root: Path, excluded: pathspec.PathSpec) -> Iterator[Path]:
+def _walk(root: Path, exclude: Sequence[str]) -> Iterator[Path]:
+    import pathspec  # only walking folders needs it; a pre-commit run names files
+
+    excluded = pathspec.GitIgnoreSpec.from_lines(exclude)
     ignores: list[tuple[Path, pathspec.PathSpec]] = []
     for folder, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(folder)
@@ -80,8 +85,8 @@ def _walk(root: Path, excluded: pathspec.PathSpec) -> Iterator[Path]:
 def _ignored(
     path: Path,
     root: Path,
-    excluded: pathspec.PathSpec,
-    ignores: list[tuple[Path, pathspec.PathSpec]],
+    excluded: PathSpec,
+    ignores: list[tuple[Path, PathSpec]],
     is_dir: bool,
 ) -> bool:
     suffix = "/" if is_dir else ""

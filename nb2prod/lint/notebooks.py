@@ -12,8 +12,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from nb2prod.frontend.magics import normalise
-
 
 @dataclass(frozen=True)
 class NotebookSource:
@@ -29,6 +27,8 @@ class NotebookSource:
 
 
 def read_notebook_source(path: Path) -> NotebookSource:
+    from nb2prod.frontend.magics import normalise  # only notebooks pay for the IPython rules
+
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as error:
