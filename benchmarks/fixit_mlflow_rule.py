@@ -23,6 +23,8 @@ import libcst as cst
 from fixit import Invalid, LintRule, Valid
 from libcst.metadata import QualifiedNameProvider
 
+from nb2prod.lint.syntax import callee_name, dict_keys
+
 HONESTY_PARAMS = (
     "implementation_status",
     "accuracy_claim",
@@ -150,8 +152,8 @@ class MlflowRunWithoutHonestyRule(LintRule):
         value = node.value
         if isinstance(value, cst.Call) and self._names(value.func) & _CLIENT:
             scope.clients.update(_target_names(node))
-        keys = _dict_keys(value)
-        if isinstance(value, cst.Call) and _callee_name(value) == "run_record":
+        keys = dict_keys(value)
+        if isinstance(value, cst.Call) and callee_name(value) == "run_record":
             keys = set(HONESTY_PARAMS)
         if keys is not None:
             for name in _target_names(node):
@@ -168,10 +170,10 @@ class MlflowRunWithoutHonestyRule(LintRule):
                 scope.logged.add(key.evaluated_value)
         elif names & _PARAMS and node.args:
             value = node.args[0].value
-            keys = _dict_keys(value)
+            keys = dict_keys(value)
             if keys is None and isinstance(value, cst.Name):
                 keys = self._bound_dict(value.value)
-            if keys is None and isinstance(value, cst.Call) and _callee_name(value) == "run_record":
+            if keys is None and isinstance(value, cst.Call) and callee_name(value) == "run_record":
                 keys = set(HONESTY_PARAMS)
             scope.logged.update(keys or ())
 
@@ -209,24 +211,3 @@ class MlflowRunWithoutHonestyRule(LintRule):
 
 def _target_names(node: cst.Assign) -> list[str]:
     return [t.target.value for t in node.targets if isinstance(t.target, cst.Name)]
-
-
-def _dict_keys(node: cst.BaseExpression) -> set[str] | None:
-    if not isinstance(node, cst.Dict):
-        return None
-    keys: set[str] = set()
-    for element in node.elements:
-        if isinstance(element, cst.DictElement) and isinstance(element.key, cst.SimpleString):
-            value = element.key.evaluated_value
-            if isinstance(value, str):
-                keys.add(value)
-    return keys
-
-
-def _callee_name(call: cst.Call) -> str | None:
-    func = call.func
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    if isinstance(func, cst.Name):
-        return func.value
-    return None

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 
 import libcst as cst
 
 from nb2prod.lint.rule import LintRule, RuleContext
-from nb2prod.lint.syntax import callee_name, string_value
+from nb2prod.lint.syntax import callee_name, string_value, values_given
 
 _CLAIM = "accuracy_claim"
 _LOG_METRIC = ("mlflow.log_metric", "mlflow.log_metrics")
@@ -148,17 +147,8 @@ def respond(prediction, measured: float):
             self._claim(node.value)
 
     def visit_Call(self, node: cst.Call) -> None:
-        args = node.args
-        for arg, following in itertools.pairwise(args):
-            if (
-                arg.keyword is None
-                and following.keyword is None
-                and string_value(arg.value) == _CLAIM
-            ):
-                self._claim(following.value)
-        for arg in args:
-            if arg.keyword is not None and arg.keyword.value == _CLAIM:
-                self._claim(arg.value)
+        for value in values_given(node, _CLAIM):
+            self._claim(value)
         if self._measures(node):
             self._scopes[-1].evidence.append(f"{callee_name(node) or 'a measuring call'}(...)")
 

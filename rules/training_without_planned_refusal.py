@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
-
 import libcst as cst
 
 from nb2prod.lint.rule import LintRule, RuleContext
-from nb2prod.lint.syntax import plain_status, string_value
+from nb2prod.lint.syntax import callee_name, plain_status, string_value, values_given
 
 _STATUS = "implementation_status"
 _REFUSERS = ("require_trainable", "refuse_planned")
@@ -126,25 +124,12 @@ def train(record):
         self._written: set[cst.CSTNode] = set()  # assignment targets, not reads
 
     def visit_Call(self, node: cst.Call) -> None:
-        func = node.func
-        name = func.attr.value if isinstance(func, cst.Attribute) else ""
-        if isinstance(func, cst.Name):
-            name = func.value
+        name = callee_name(node) or ""
         if self._training is None and (self.calls(node, "mlflow.start_run") or name == "fit"):
             self._training = node
         if any(refuser in name for refuser in _REFUSERS):
             self._refuses = True
-        args = node.args
-        for arg, following in itertools.pairwise(args):
-            if (
-                arg.keyword is None
-                and following.keyword is None
-                and string_value(arg.value) == _STATUS
-            ):
-                self._given.append(following.value)
-        for arg in args:
-            if arg.keyword is not None and arg.keyword.value == _STATUS:
-                self._given.append(arg.value)
+        self._given.extend(values_given(node, _STATUS))
 
     def visit_Comparison(self, node: cst.Comparison) -> None:
         operands = [node.left, *(target.comparator for target in node.comparisons)]

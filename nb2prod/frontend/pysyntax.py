@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import io
 import tokenize
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from nb2prod.errors import InputError
@@ -106,13 +105,6 @@ def method_chain(node: ast.AST) -> list[str]:
             node = node.value
         else:
             return list(reversed(methods))
-
-
-def calls_in(nodes: Iterable[ast.AST]) -> Iterator[ast.Call]:
-    for node in nodes:
-        for child in ast.walk(node):
-            if isinstance(child, ast.Call):
-                yield child
 
 
 def target_names(target: ast.AST) -> list[str]:

@@ -24,7 +24,6 @@ from nb2prod.lint.rule import LintRule, RuleContext
 from nb2prod.lint.suppressions import apply_suppressions, find_suppressions
 from nb2prod.lint.violation import FileResult, Violation
 
-PARSE_ERROR_CODE = "NBH000"
 _PARALLEL_FROM = 16  # fewer files than this: process start-up costs more than it saves
 
 

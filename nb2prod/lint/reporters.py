@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from nb2prod import __version__
-from nb2prod.lint.violation import FileResult, Violation
+from nb2prod.lint.violation import NOT_LINTED_CODE, FileResult, Violation
 
 INFORMATION_URI = "https://pypi.org/project/nb2prod/"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 FINGERPRINT_KEY = "nb2prod/v1"
-NOT_LINTED_CODE = "NBH000"  # the engine's code for a file it could not lint
 _ERROR_PLACE = re.compile(r"^(?:cell_(?P<cell>\d+):)?(?P<line>\d+):(?P<column>\d+): (?P<text>.*)$")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import libcst as cst
 
 
@@ -29,6 +31,18 @@ def keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
         if arg.keyword is not None and arg.keyword.value == name:
             return arg.value
     return None
+
+
+def values_given(call: cst.Call, field: str) -> list[cst.BaseExpression]:
+    """Values a call gives `field`: `f("field", value)` pairs and `f(field=value)`."""
+    args = call.args
+    values = [
+        following.value
+        for arg, following in itertools.pairwise(args)
+        if arg.keyword is None and following.keyword is None and string_value(arg.value) == field
+    ]
+    values += [arg.value for arg in args if arg.keyword is not None and arg.keyword.value == field]
+    return values
 
 
 def dict_keys(node: cst.BaseExpression) -> set[str] | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+NOT_LINTED_CODE = "NBH000"  # what reporters call a file that could not be linted
+
 
 @dataclass(frozen=True, order=True)
 class Violation:
