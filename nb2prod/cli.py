@@ -141,6 +141,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lint.set_defaults(handler=_run_lint)
 
+    review = commands.add_parser(
+        "review",
+        help="comment on a pull request about missing honesty metadata on the lines it changes",
+        description="Lint the files a pull request changed, keep the findings on the lines it "
+        "added or changed, and keep one summary comment on the PR up to date (inline review "
+        "comments with --inline). In GitHub Actions the pull request, repository and API come "
+        "from GITHUB_EVENT_PATH, GITHUB_REPOSITORY and GITHUB_API_URL; the token is read from "
+        "GITHUB_TOKEN only, never from a flag. Without a pull request, --base reviews local "
+        "changes and prints the comment. Exit code 0: nothing at the --fail-on level; "
+        "1: findings; 2: an error.",
+    )
+    review.add_argument("--repo", metavar="OWNER/NAME", help="the repository (GITHUB_REPOSITORY)")
+    review.add_argument("--pr", type=int, metavar="N", help="the pull request number")
+    review.add_argument("--base", metavar="SHA", help="the base commit (or a ref, locally)")
+    review.add_argument("--head", metavar="SHA", help="the head commit")
+    review.add_argument(
+        "--api-url", metavar="URL", help="the GitHub REST API (GITHUB_API_URL; Enterprise: /api/v3)"
+    )
+    review.add_argument(
+        "--all",
+        action="store_true",
+        help="keep every finding in the changed files, not only those on changed lines",
+    )
+    review.add_argument(
+        "--inline",
+        action="store_true",
+        help="also post review comments on the lines, with a suggestion where the fix is "
+        "mechanical",
+    )
+    review.add_argument(
+        "--dry-run", action="store_true", help="print the comments instead of posting them"
+    )
+    review.add_argument(
+        "--fail-on",
+        choices=("none", "warning", "error"),
+        default="error",
+        help="the lowest severity that makes the exit code 1 (default: error)",
+    )
+    review.add_argument(
+        "--root",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="the repository checkout, at the PR's head (default: the current folder)",
+    )
+    review.add_argument("--config", type=Path, metavar="FILE", help="a pyproject.toml to use")
+    review.set_defaults(handler=_run_review)
+
     rules = commands.add_parser("rules", help="list the lint rules")
     rules.set_defaults(handler=_run_rules)
     rule = commands.add_parser("rule", help="explain a lint rule")
@@ -271,6 +319,35 @@ def _apply_fixes(
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _run_review(args: argparse.Namespace) -> int:
+    from nb2prod.lint.config import load_config
+    from nb2prod.review.bot import ReviewOptions, review_local, review_pull_request
+    from nb2prod.review.pullrequest import pull_request_from, site_from
+
+    if not args.root.is_dir():
+        raise InputError(args.root, "is not a folder", hint="--root names the repository checkout")
+    options = ReviewOptions(
+        root=args.root,
+        config=load_config(args.config, cwd=args.root),
+        everything=args.all,
+        inline=args.inline,
+        dry_run=args.dry_run,
+        fail_on=args.fail_on,
+    )
+    pull = pull_request_from(
+        os.environ, repository=args.repo, number=args.pr, base=args.base, head=args.head
+    )
+    if pull is not None:
+        return review_pull_request(pull, site_from(os.environ, args.api_url), options)
+    if args.base:
+        return review_local(args.base, options)
+    raise InputError(
+        "nb2prod review",
+        "no pull request to review (not a GitHub Actions pull_request event)",
+        hint="pass --repo OWNER/NAME --pr N, or --base REF to review local changes",
+    )
 
 
 def _run_rules(args: argparse.Namespace) -> int:

@@ -329,16 +329,16 @@ def render_markdown(results: Sequence[FileResult]) -> str:
         summary += f"; {_plural(len(failed), 'file')} could not be linted"
     out += [summary + ".", ""]
     for result in with_findings:
-        out += [f"### {_code_span(display_path(result.path))}", ""]
+        out += [f"### {code_span(display_path(result.path))}", ""]
         out += ["| Location | Rule | Message |", "| --- | --- | --- |"]
         out += [
-            f"| {where(v)} | `{v.code}` {_cell(v.name)} | {_cell(v.message)} |"
+            f"| {where(v)} | `{v.code}` {table_text(v.name)} | {table_text(v.message)} |"
             for v in result.violations
         ]
         out.append("")
     if failed:
         out += ["### Files that could not be linted", "", "| File | Problem |", "| --- | --- |"]
-        out += [f"| {_path_cell(r.path)} | {_cell(r.error or '')} |" for r in failed]
+        out += [f"| {path_cell(r.path)} | {table_text(r.error or '')} |" for r in failed]
         out.append("")
     return "\n".join(out)
 
@@ -347,16 +347,16 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _cell(text: str) -> str:
+def table_text(text: str) -> str:
     """Text safe inside a table cell: no pipes, no line breaks, no stray HTML."""
     text = " ".join(text.split())
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _path_cell(path: str) -> str:
+def path_cell(path: str) -> str:
     """A path as code inside a table: GitHub needs `\\|` even inside a code span."""
-    return _code_span(display_path(path)).replace("|", "\\|")
+    return code_span(display_path(path)).replace("|", "\\|")
 
 
-def _code_span(text: str) -> str:
+def code_span(text: str) -> str:
     return f"`` {text} ``" if "`" in text else f"`{text}`"
