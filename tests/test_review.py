@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
+from conftest import REPO as REPO_ROOT
 from conftest import Run, notebook
 from github_api import BOT, Failure, FakeGitHub
 
@@ -437,3 +440,119 @@ def test_outside_a_pull_request_the_error_says_what_to_pass(repo: Repository) ->
     run = review(repo, env)
     assert run.code == 2
     assert "pass --repo OWNER/NAME --pr N, or --base REF" in run.stderr
+
+
+# -- the composite action ---------------------------------------------------------------------
+
+ACTION = yaml.safe_load((REPO_ROOT / "action.yml").read_text(encoding="utf-8"))
+_EXPRESSION = re.compile(r"\$\{\{\s*(.+?)\s*\}\}")
+_NAME = re.compile(r"\b(?:inputs|github|steps)(?:\.[A-Za-z_][\w-]*)+")
+
+
+def _evaluate(expression: str, context: dict[str, str]) -> str | bool:
+    """The subset of the Actions expression language action.yml uses: names, '...' strings,
+    ==, && and ||. An unknown name is an error, as a typo in action.yml would be."""
+    python = _NAME.sub(lambda m: repr(context[m.group(0)]), expression)
+    python = python.replace("&&", " and ").replace("||", " or ")
+    return eval(python, {"__builtins__": {}})  # only ever action.yml's own text
+
+
+def _substitute(text: str, context: dict[str, str]) -> str:
+    return _EXPRESSION.sub(lambda m: str(_evaluate(m.group(1), context)), text)
+
+
+def run_action_emulating_the_runner(
+    inputs: dict[str, str], env: dict[str, str], workdir: Path, tmp_path: Path
+) -> tuple[int, str]:
+    """Run action.yml's `run:` steps in order with bash, as the runner would: expressions
+    substituted, step outputs through GITHUB_OUTPUT, `if:` honoured. No runner can run here:
+    `uses:` steps (setup-python) are skipped, and the install step is skipped too, since
+    nb2prod is already installed where the tests run (its command is checked instead)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(sys.executable)
+    (bin_dir / "nb2prod").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m nb2prod "$@"\n')
+    (bin_dir / "nb2prod").chmod(0o755)
+    context = {"github.event_name": env["GITHUB_EVENT_NAME"], "github.token": env["GITHUB_TOKEN"]}
+    for name, spec in ACTION["inputs"].items():  # defaults may be expressions themselves
+        context[f"inputs.{name}"] = _substitute(str(spec.get("default", "")), context)
+    context |= {f"inputs.{name}": value for name, value in inputs.items()}
+    for step in ACTION["runs"]["steps"]:
+        for name in {m.group(0) for m in _NAME.finditer(json.dumps(step))}:
+            if name.startswith("steps.") and name not in context:
+                context[name] = ""  # an output of a step that was skipped
+    log = []
+    status = 0
+    for step in ACTION["runs"]["steps"]:
+        if "uses" in step:
+            continue
+        if step["name"] == "Install nb2prod":
+            assert '"$GITHUB_ACTION_PATH"' in step["run"]
+            continue
+        if "if" in step and not _evaluate(_EXPRESSION.sub(r"\1", step["if"]), context):
+            continue
+        outputs = tmp_path / f"output-{step['id'] if 'id' in step else len(log)}"
+        outputs.touch()
+        step_env = env | {k: _substitute(str(v), context) for k, v in step.get("env", {}).items()}
+        step_env |= {"GITHUB_OUTPUT": str(outputs), "GITHUB_ACTION_PATH": str(REPO_ROOT)}
+        step_env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+        assert step["shell"] == "bash"
+        done = subprocess.run(
+            ["bash", "-eo", "pipefail", "-c", _substitute(step["run"], context)],
+            cwd=workdir,
+            env=step_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        log.append(done.stdout + done.stderr)
+        for line in outputs.read_text().splitlines():
+            key, _, value = line.partition("=")
+            context[f"steps.{step.get('id')}.outputs.{key}"] = value
+        status = done.returncode
+        if status != 0:
+            break
+    return status, "\n".join(log)
+
+
+def test_the_action_lints_to_sarif_and_comments_on_the_pull_request_runner_emulated(
+    github: FakeGitHub, repo: Repository, tmp_path: Path
+) -> None:
+    repo.commit({"train.py": HONEST_TRAIN + DISHONEST_ADDITION}, "add a fast path")
+    open_pull_request(github, repo)
+    env = actions_env(tmp_path, github, repo)
+
+    status, log = run_action_emulating_the_runner({}, env, repo.path, tmp_path)
+
+    assert status == 1, log  # a finding on a changed line fails the check
+    sarif = json.loads((repo.path / "nb2prod.sarif").read_text())
+    assert sorted(r["locations"][0]["physicalLocation"]["region"]["startLine"]
+                  for r in sarif["runs"][0]["results"]) == [7, 25]  # fmt: skip
+    assert "::error file=train.py,line=25" in log  # annotations on the diff
+    assert "nb2prod found missing honesty metadata (fail-on: error)" in log
+    (comment,) = summaries(github)
+    assert "**1 finding**" in str(comment["body"])
+    assert TOKEN not in log
+
+    relaxed, log = run_action_emulating_the_runner(
+        {"fail-on": "none"}, env, repo.path, tmp_path / "x"
+    )
+    assert relaxed == 0, log
+    assert len(summaries(github)) == 1
+
+    # On a push there is no pull request: the lint's findings decide, no comment is written.
+    push = env | {"GITHUB_EVENT_NAME": "push"}
+    pushed, log = run_action_emulating_the_runner({}, push, repo.path, tmp_path / "push")
+    assert pushed == 1 and "nb2prod review" not in log
+    assert summaries(github)[0]["updated_count"] == 0
+
+
+def test_every_action_input_is_used_and_every_reference_is_declared() -> None:
+    text = (REPO_ROOT / "action.yml").read_text(encoding="utf-8")
+    referenced = set(re.findall(r"inputs\.([\w-]+)", text))
+    assert referenced == set(ACTION["inputs"])
+    assert ACTION["runs"]["using"] == "composite"
+    for step in ACTION["runs"]["steps"]:
+        if "run" in step:
+            check = subprocess.run(["bash", "-n", "-c", step["run"]], capture_output=True)
+            assert check.returncode == 0, (step["name"], check.stderr)

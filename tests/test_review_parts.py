@@ -109,5 +109,5 @@ def test_a_plain_403_is_final_and_says_which_permissions_are_needed() -> None:
     with FakeGitHub(TOKEN) as server:
         server.fail(Failure("POST", "/comments", 403, {"message": "Resource not accessible"}))
         client = GitHub(server.url, "o/r", TOKEN, sleep=lambda _: None)
-        with pytest.raises(GitHubError, match="'pull-requests: write' and 'issues: write'"):
+        with pytest.raises(GitHubError, match="the 'pull-requests: write' permission"):
             client.create_issue_comment(1, "hi")

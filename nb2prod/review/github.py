@@ -184,7 +184,7 @@ class GitHub:
         elif status == 403:
             text = (
                 f"GitHub denied {method} {what} (403: {said}); the token needs "
-                "'pull-requests: write' and 'issues: write' (workflow 'permissions:')"
+                "the 'pull-requests: write' permission (a workflow's 'permissions:')"
             )
         elif status == 404:
             text = (
