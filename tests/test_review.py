@@ -556,3 +556,17 @@ def test_every_action_input_is_used_and_every_reference_is_declared() -> None:
         if "run" in step:
             check = subprocess.run(["bash", "-n", "-c", step["run"]], capture_output=True)
             assert check.returncode == 0, (step["name"], check.stderr)
+
+
+def test_a_changed_file_that_does_not_parse_is_reported_and_fails_the_check(
+    github: FakeGitHub, repo: Repository, tmp_path: Path
+) -> None:
+    repo.commit({"broken.py": "def oops(:\n    pass\n", "README.md": None}, "wip")
+    open_pull_request(github, repo)
+
+    run = review(repo, actions_env(tmp_path, github, repo))
+
+    assert run.code == 1
+    body = str(summaries(github)[0]["body"])
+    assert "**1 file** could not be linted" in body
+    assert "| `broken.py` | 1:" in body and "syntax error" in body
