@@ -34,6 +34,7 @@ needs_hadolint = pytest.mark.skipif(
 )
 
 ALERTS = {"MissingHonestyLabels", "HighErrorRate", "HighPredictionLatencyP99", "ModelServiceDown"}
+GRAFANA_PANELS = {"stat", "table", "timeseries", "gauge", "bargauge", "text"}
 PROMQL_WORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right",
     "and", "or", "unless", "bool", "offset", "inf", "nan",
@@ -182,6 +183,7 @@ def test_dashboard_is_a_valid_provisioned_dashboard(monitoring: Path, exported: 
     queried: set[str] = set()
     for panel in panels:
         assert panel["title"] and panel["gridPos"], panel
+        assert panel["type"] in GRAFANA_PANELS, panel["title"]
         assert panel["datasource"] == wanted, panel["title"]
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
@@ -209,10 +211,14 @@ def test_dashboard_queries_are_valid_promql(monitoring: Path, tmp_path: Path) ->
 
 
 def test_grafana_dashboard_provider(monitoring: Path) -> None:
-    config = load_yaml(monitoring / "grafana" / "provisioning" / "dashboards.yml")
+    """Grafana reads the dashboards from where the file's own instructions mount them."""
+    text = (monitoring / "grafana" / "provisioning" / "dashboards.yml").read_text(encoding="utf-8")
+    config = yaml.safe_load(text)
     assert config["apiVersion"] == 1
     (provider,) = config["providers"]
     assert provider["type"] == "file" and provider["options"]["path"].startswith("/")
+    (mounted_at,) = re.findall(r"monitoring/grafana/dashboards/\s+->\s+(\S+)", text)
+    assert provider["options"]["path"] == mounted_at.rstrip("/")
 
 
 @needs_hadolint
