@@ -50,9 +50,9 @@ MUTATIONS = [
     Mutation(
         "route response model",
         "serve.py",
-        r'"/predict", response_model=PredictResponse\)\n'
-        r"(        def predict\(.*?\)) -> PredictResponse:",
-        r'"/predict")\n\1:',
+        r'(        "/predict",\n)        response_model=PredictResponse,\n'
+        r"(.*?    async def predict\(.*?\)) -> PredictResponse:",
+        r"\1\2:",
         "NBH105",
     ),
     Mutation(

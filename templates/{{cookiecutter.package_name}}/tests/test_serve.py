@@ -1,7 +1,10 @@
 # {{ cookiecutter._code.header }}
-"""The served app answers with every honesty field, and /metrics counts it."""
+"""The served app answers with every honesty field, in every payload format, within limits."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -53,3 +56,40 @@ def test_health_ready_and_metrics(client: TestClient, trained) -> None:
     assert "predictions_total{" in metrics
     assert "honesty_compliant_responses_total{" in metrics
     assert "prediction_latency_seconds_bucket" in metrics
+
+
+def mlflow_payloads(records: list[Any]) -> dict[str, Any]:
+    """The same records in each payload format of `mlflow models serve`."""
+    if not isinstance(records[0], dict):  # an unnamed tensor: rows of numbers
+        return {"dataframe_split": {"data": records}, "instances": records, "inputs": records}
+    columns = list(records[0])
+    return {
+        "dataframe_split": {"columns": columns, "data": [[r[c] for c in columns] for r in records]},
+        "dataframe_records": records,
+        "instances": records,
+        "inputs": {column: [r[column] for r in records] for column in columns},
+    }
+
+
+def test_invocations_take_mlflow_payloads_and_answer_honestly(client: TestClient, trained) -> None:
+    expected = client.post("/predict", json=trained.records).json()["predictions"]
+    for key, payload in mlflow_payloads(trained.records).items():
+        response = client.post("/invocations", json={key: payload})
+        assert response.status_code == 200, (key, response.text)
+        body = response.json()
+        assert body["predictions"] == expected, key
+        for field in (*honesty.RESPONSE_FIELDS, "model_version"):
+            assert body[field], (key, field)
+
+
+def test_limits(trained, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.tracking_uri)
+    monkeypatch.setenv("PREDICT_MAX_BATCH", "2")
+    monkeypatch.setenv("MAX_BODY_BYTES", "5000")
+    limited = TestClient(serve.create_app(trained.model_uri))
+    assert limited.post("/predict", json=trained.records[:2]).status_code == 200
+    over = limited.post("/predict", json=trained.records[:3])
+    assert over.status_code == 422 and "PREDICT_MAX_BATCH" in over.text
+    big = json.dumps(trained.records[:1] * 200)
+    response = limited.post("/predict", content=big, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413

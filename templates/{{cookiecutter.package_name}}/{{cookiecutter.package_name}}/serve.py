@@ -1,36 +1,30 @@
 # {{ cookiecutter._code.header }}
 """The model over HTTP, with its honesty metadata on every response.
 
-Run it with ``uvicorn {{ cookiecutter.package_name }}.serve:app``. The model is loaded once, when the app is
-created, from ``MODEL_URI`` (default: the registered model's ``champion`` alias) in the
-store at ``MLFLOW_TRACKING_URI`` (default ``sqlite:///mlflow.db``). What the model may claim
-is read from the registry (the model version's tags), never from this code, so the service
-cannot claim more than the version that was promoted. A model that fails to load, or whose
-metadata is incomplete, is reported by ``/ready`` instead of crashing the process.
+Run it with ``uvicorn {{ cookiecutter.package_name }}.serve:app`` (one worker), or as the
+container does, ``python -m {{ cookiecutter.package_name }}.entrypoint``, which starts
+``WEB_CONCURRENCY`` workers whose metrics add up. The model is loaded once per worker, when the
+app is created, from ``MODEL_URI`` (default: the registered model's ``champion`` alias) in the
+store at ``MLFLOW_TRACKING_URI`` (default ``sqlite:///mlflow.db``); what it may claim comes
+from the registry (see ``loading``). A model that fails to load, or whose metadata is
+incomplete, is reported by ``/ready`` instead of crashing the process.
 """
 
 import contextlib
-import keyword
 import logging
 import os
-import re
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
 
 import mlflow
-import numpy as np
-import pandas as pd
-from fastapi import Body, FastAPI, HTTPException, Request, Response
+from anyio import CapacityLimiter
+from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from mlflow.exceptions import MlflowException
-from mlflow.models import get_model_info
-from mlflow.tracking import MlflowClient
-from mlflow.types import DataType, Schema
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -38,44 +32,23 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
+from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import honesty
+from . import honesty, payloads
+from .limits import LimitBodySize, Limits, within
+from .loading import MODEL_NAME, Served, load
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME: str = honesty.MODEL["model_name"]
 DEFAULT_MODEL_URI = f"models:/{MODEL_NAME}@champion"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-MAX_BATCH = int(os.environ.get("PREDICT_MAX_BATCH", "10000"))
 UNKNOWN = "unknown"  # metric label value when the registry does not say
-
-# What the training run records, as run params and model-version tags; /health shows them.
-RECORDED_KEYS = (
-    "implementation_status",
-    "accuracy_claim",
-    "validation_method",
-    "validation_status",
-    "honesty_warning",
-    "primary_metric",
-    "primary_metric_value",
-    "data_sha256",
-    "code_version",
-    "notebook_sha256",
-)
-_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))/?$")
-_SCALARS: dict[DataType, type] = {
-    DataType.double: float,
-    DataType.float: float,
-    DataType.long: int,
-    DataType.integer: int,
-    DataType.boolean: bool,
-    DataType.string: str,
-    DataType.datetime: datetime,
-}
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+JSON_TYPES = ("application/json", "text/json")
+Parse = Callable[[payloads.ModelInputs, bytes, int], tuple[payloads.ModelInput, int]]
 
 
 class PredictResponse(BaseModel):
@@ -91,236 +64,12 @@ class PredictResponse(BaseModel):
     uncertainty: str | None
 
 
-@dataclass(frozen=True)
-class Metadata:
-    """What the registry (or the training run) says about the loaded model."""
-
-    model_name: str
-    model_version: str | None
-    source: str
-    fields: Mapping[str, str | None]  # every response field of the contract
-    missing: tuple[str, ...]  # what the contract requires and the record lacks
-    recorded: Mapping[str, str]  # what training recorded: claim, data and code digests...
-
-    @property
-    def status(self) -> str | None:
-        return self.fields.get("implementation_status")
-
-    @property
-    def uncertainty(self) -> str | None:
-        """The contract's statement for the status; a response lacking its fields is uncertain."""
-        absent = honesty.missing_response_fields(self.fields)
-        if absent:
-            return (
-                f"honesty metadata missing ({', '.join(absent)}): nothing is known "
-                "about this model's accuracy; treat its predictions as unvalidated."
-            )
-        return honesty.CONTRACT["statuses"][self.status].get("uncertainty")
-
-
-def metadata_from(
-    values: Mapping[str, str],
-    *,
-    model_name: str,
-    model_version: str | None,
-    source: str,
-    version_tags: bool,
-) -> Metadata:
-    """Read the contract's response fields from tags or params; note what is absent."""
-    fields: dict[str, str | None] = {
-        name: values.get(name) or None for name in honesty.RESPONSE_FIELDS
-    }
-    # Runs log `honesty_warning` (same values); it stands in when `validation_status` is absent.
-    fields["validation_status"] = values.get("validation_status") or values.get("honesty_warning")
-    status = fields.get("implementation_status")
-    if status:  # an unknown word is kept as written: missing_response_fields reports it
-        with contextlib.suppress(honesty.HonestyError):
-            fields["implementation_status"] = honesty.plain_status(status)
-    missing = honesty.missing_response_fields(fields)
-    if version_tags:
-        missing += [
-            f"{name} (model version tag)"
-            for name, spec in honesty.CONTRACT["fields"].items()
-            if spec.get("model_version_tag") and not values.get(name) and name not in missing
-        ]
-    recorded = {key: values[key] for key in RECORDED_KEYS if values.get(key)}
-    return Metadata(model_name, model_version, source, fields, tuple(missing), recorded)
-
-
-def resolve(client: MlflowClient, uri: str) -> tuple[str, Metadata]:
-    """The concrete URI to load and its metadata, read together so an alias cannot move between.
-
-    A registry URI's metadata is its version's tags; a run or a path falls back to the params
-    of the run that logged it, when that run is known to this tracking store.
-    """
-    match = _REGISTRY_URI.match(uri)
-    if match and not match["name"].startswith("m-"):
-        name = match["name"]
-        if match["alias"]:
-            version = client.get_model_version_by_alias(name, match["alias"])
-        elif match["version"] == "latest":
-            versions = client.search_model_versions(f"name = '{name}'")
-            if not versions:
-                raise MlflowException(f"registered model {name!r} has no versions")
-            version = max(versions, key=lambda v: int(v.version))
-        else:
-            version = client.get_model_version(name, match["version"])
-        metadata = metadata_from(
-            version.tags,
-            model_name=name,
-            model_version=str(version.version),
-            source=f"tags of model version {name}/{version.version}",
-            version_tags=True,
-        )
-        return f"models:/{name}/{version.version}", metadata
-    run_id = get_model_info(uri).run_id
-    params: Mapping[str, str] = {}
-    source = "none: the model is not registered and its run is unknown"
-    if run_id:
-        try:
-            params = client.get_run(run_id).data.params
-            source = f"params of run {run_id}"
-        except MlflowException as error:
-            log.warning("run %s of %s is not in the tracking store: %s", run_id, uri, error)
-    metadata = metadata_from(
-        params, model_name=MODEL_NAME, model_version=None, source=source, version_tags=False
-    )
-    return uri, metadata
-
-
-def _safe_names(columns: list[str]) -> list[str]:
-    """Python identifiers for column names such as 'mean radius' (kept as aliases)."""
-    names: list[str] = []
-    for column in columns:
-        name = re.sub(r"\W+", "_", column, flags=re.ASCII).strip("_") or "field"
-        if name[0].isdigit():
-            name = f"f_{name}"
-        if keyword.iskeyword(name) or hasattr(BaseModel, name):
-            name += "_"
-        base, n = name, 2
-        while name in names:
-            name, n = f"{base}_{n}", n + 1
-        names.append(name)
-    return names
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """How a request becomes model input: one record's pydantic type, then a frame or array."""
-
-    record: Any
-    columns: tuple[str, ...] | None  # None for a tensor signature
-    dtype: np.dtype | None = None
-    shape: tuple[int, ...] = ()
-
-    def tag(self, value: Any) -> str | None:
-        """'record' or 'batch', from the JSON's shape, so a 422 names the right one."""
-        if self.columns is not None:
-            if isinstance(value, list):
-                return "batch"
-            return "record" if isinstance(value, dict | BaseModel) else None
-        depth = 0
-        while isinstance(value, list) and value:
-            value, depth = value[0], depth + 1
-        return "batch" if depth >= len(self.shape) else "record"
-
-    def to_model_input(self, records: list[Any]) -> pd.DataFrame | np.ndarray:
-        """Columns in the signature's order (a frame), or an array of the tensor's dtype."""
-        if self.columns is not None:
-            rows = [record.model_dump(by_alias=True) for record in records]
-            return pd.DataFrame(rows, columns=list(self.columns))
-        try:  # fixed dimensions were checked by the record type; free ones must still agree
-            return np.asarray(records, dtype=self.dtype)
-        except ValueError:
-            raise HTTPException(422, "records of a batch must all have the same shape") from None
-
-
-def input_spec(schema: Schema | None) -> InputSpec:
-    """The request schema, generated from the model's signature: nothing is guessed."""
-    if schema is None:
-        raise ValueError(
-            "the model has no input signature; log it with one so requests can be validated"
-        )
-    if schema.is_tensor_spec():
-        if len(schema.inputs) != 1:
-            raise ValueError("only a single unnamed tensor input can be served")
-        spec = schema.inputs[0]
-        kind = {"f": float, "i": int, "u": int, "b": bool}.get(spec.type.kind)
-        if kind is None:
-            raise ValueError(f"tensor dtype {spec.type} cannot be read from JSON")
-        record: Any = kind
-        for size in reversed(spec.shape[1:]):  # -1 is a free dimension
-            size_limits = Field(min_length=size, max_length=size) if size >= 0 else Field()
-            record = Annotated[list[record], size_limits]
-        return InputSpec(record, None, spec.type, tuple(spec.shape))
-    columns = [column.name or str(i) for i, column in enumerate(schema.inputs)]
-    definitions: dict[str, Any] = {}
-    for name, column, spec in zip(_safe_names(columns), columns, schema.inputs, strict=True):
-        kind = _SCALARS.get(spec.type, Any) if isinstance(spec.type, DataType) else Any
-        if spec.required:
-            definitions[name] = (kind, Field(alias=column))
-        else:
-            definitions[name] = (kind | None, Field(default=None, alias=column))
-    record = create_model(
-        "Record",
-        __config__=ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=()),
-        **definitions,
-    )
-    return InputSpec(record, tuple(columns))
-
-
-def _to_list(predictions: Any) -> list[Any]:
-    """Model outputs (arrays, frames, series, lists) as JSON-ready lists."""
-    if isinstance(predictions, pd.DataFrame):
-        return predictions.to_dict(orient="records")
-    if isinstance(predictions, pd.Series | np.ndarray):
-        return predictions.tolist()
-    if isinstance(predictions, dict):
-        return [predictions]
-    return list(predictions)
-
-
-@dataclass
-class Served:
-    """The loaded model, or why there is none."""
-
-    uri: str
-    model: Any = None
-    inputs: InputSpec | None = None
-    metadata: Metadata | None = None
-    error: str | None = None
-
-    def not_ready(self) -> str | None:
-        if self.model is None or self.metadata is None:
-            return f"model {self.uri} is not loaded: {self.error}"
-        if self.metadata.missing:
-            return (
-                f"model {self.uri} lacks honesty metadata ({', '.join(self.metadata.missing)}) "
-                f"in {self.metadata.source}"
-            )
-        return None
-
-
-def load(uri: str) -> Served:
-    """Load once; keep the error instead of raising, so the process stays up to report it."""
-    served = Served(uri)
-    try:
-        concrete, served.metadata = resolve(MlflowClient(), uri)
-        info = get_model_info(concrete)
-        served.inputs = input_spec(info.signature.inputs if info.signature else None)
-        if "sklearn" in info.flavors:
-            served.model = mlflow.sklearn.load_model(concrete)
-        else:
-            served.model = mlflow.pyfunc.load_model(concrete)
-    except Exception as error:  # noqa: BLE001 - reported by /ready, never raised
-        served.model = None
-        served.error = f"{type(error).__name__}: {error}"
-        log.error("could not load %s: %s", uri, served.error)
-    return served
-
-
 class Metrics:
-    """The service's Prometheus metrics, in a registry of their own (one per app)."""
+    """The service's Prometheus metrics, in a registry of their own (one per app).
+
+    With ``PROMETHEUS_MULTIPROC_DIR`` set, every worker process writes its values to files
+    there and ``/metrics`` adds them up, so any worker's answer covers them all.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -354,12 +103,52 @@ class Metrics:
             ["method", "endpoint", "status"],
             registry=self.registry,
         )
+        # A gauge with labels, not an Info (which multiprocess mode cannot add up); of the
+        # live workers' values the highest is shown, and a stopped worker's is forgotten.
         self.model_info = Gauge(
             "model_info",
             "The model being served (value 1), with its registry version and honesty status.",
             ["model_name", "model_version", "implementation_status", "validation_status"],
             registry=self.registry,
+            multiprocess_mode="livemax",
         )
+
+    def exposition(self) -> bytes:
+        folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not folder:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        multiprocess.MultiProcessCollector(every_worker, path=folder)
+        return generate_latest(every_worker)
+
+
+def forget_dead_workers(folder: Path) -> None:
+    """Drop the live gauges of worker processes that are gone (one that crashed never says)."""
+    for path in folder.glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, str(folder))
+        except PermissionError:  # alive, under another user
+            pass
+
+
+@contextlib.asynccontextmanager
+async def worker_lifetime(app: FastAPI) -> AsyncIterator[None]:
+    """In multiprocess mode, a worker clears its dead siblings' gauges and, leaving, its own."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        forget_dead_workers(Path(folder))
+    elif int(os.environ.get("WEB_CONCURRENCY", "1")) > 1:
+        log.warning(
+            "WEB_CONCURRENCY > 1 without PROMETHEUS_MULTIPROC_DIR: each worker's /metrics "
+            "counts only itself; start through %s.entrypoint",
+            __package__,
+        )
+    yield
+    if folder:
+        multiprocess.mark_process_dead(os.getpid(), folder)
 
 
 class CountRequests:
@@ -388,27 +177,83 @@ class CountRequests:
             self.metrics.requests.labels(scope["method"], endpoint, str(status)).inc()
 
 
+async def predictions_for(
+    served: Served, parse: Parse, request: Request, limits: Limits, threads: CapacityLimiter
+) -> tuple[list[Any], int]:
+    """The prediction path: body, model input, one ``predict`` call, JSON-ready lists.
+
+    Parsing and predicting run in a worker thread under the time limit, so a slow request
+    neither blocks the others nor outlives its timeout. Returns predictions and rows.
+    """
+    if served.model is None or served.inputs is None:
+        raise HTTPException(503, served.not_ready())
+    content_type = request.headers.get("content-type", "application/json").split(";")[0]
+    if content_type.strip().lower() not in JSON_TYPES:
+        raise HTTPException(415, f"send JSON (Content-Type: application/json), not {content_type}")
+    body = await request.body()
+    model, inputs = served.model, served.inputs
+
+    def predict() -> tuple[list[Any], int]:
+        model_input, rows = parse(inputs, body, limits.max_batch)
+        try:
+            return payloads.to_list(model.predict(model_input)), rows
+        except MlflowException as error:  # the pyfunc's own schema check
+            if error.error_code != "INVALID_PARAMETER_VALUE":
+                raise
+            raise payloads.invalid(error.message) from None
+
+    try:
+        return await within(limits.timeout_seconds, predict, threads)
+    except payloads.InvalidInput as error:
+        raise RequestValidationError(error.errors) from None
+    except TimeoutError:
+        raise HTTPException(
+            504, f"no prediction within {limits.timeout_seconds:g} s (PREDICT_TIMEOUT_SECONDS)"
+        ) from None
+
+
+def request_body(inputs: payloads.ModelInputs | None, max_batch: int) -> dict[str, Any]:
+    """The /predict body for the OpenAPI docs, from the signature (the route reads raw JSON)."""
+    if inputs is None:
+        return {}
+    record = inputs.record_schema()
+    batch = {"type": "array", "items": record, "minItems": 1, "maxItems": max_batch}
+    schema = {"anyOf": [record, batch]}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 def create_app(model_uri: str | None = None) -> FastAPI:
     """Build the service around one model; each app has its own metrics registry."""
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
     served = load(model_uri or os.environ.get("MODEL_URI", DEFAULT_MODEL_URI))
+    limits = Limits.from_environment()
+    threads = CapacityLimiter(limits.concurrency)
     metrics = Metrics()
     meta = served.metadata
     version_label = (meta and meta.model_version) or UNKNOWN
     status_label = (meta and meta.status) or UNKNOWN
     # Series exist at 0 from the start, so the first missing field is an increase to alert on.
-    metrics.missing.labels("/predict")
+    for endpoint in ("/predict", "/invocations"):
+        metrics.missing.labels(endpoint)
+    count_rows = metrics.predictions.labels(status_label, version_label)
     if served.model is not None and meta is not None:
         validation = meta.fields["validation_status"] or UNKNOWN
         metrics.model_info.labels(meta.model_name, version_label, status_label, validation).set(1)
-        metrics.predictions.labels(status_label, version_label)
         if not meta.missing:
             metrics.compliant.labels(status_label)
+    # What every prediction response says about the model: fixed while the model is loaded.
+    honest: dict[str, Any] = {}
+    if meta is not None:
+        honest = {"model_version": meta.model_version, "uncertainty": meta.uncertainty}
+        honest |= meta.fields
+    compliant = not honesty.missing_response_fields(honest)
 
     app = FastAPI(
         title=f"{MODEL_NAME} model service",
         description=f"Serves {MODEL_NAME}; every response states what the model honestly is.",
+        lifespan=worker_lifetime,
     )
+    app.add_middleware(LimitBodySize, max_bytes=limits.max_body_bytes)
     app.add_middleware(CountRequests, metrics=metrics)
     app.state.served = served
     app.state.metrics = metrics
@@ -444,58 +289,33 @@ def create_app(model_uri: str | None = None) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    def answer(records: list[Any]) -> PredictResponse:
-        if served.model is None or served.inputs is None or meta is None:
-            raise HTTPException(503, served.not_ready())
+    async def answer(request: Request, parse: Parse, endpoint: str) -> PredictResponse:
         started = time.perf_counter()
-        try:
-            predictions = _to_list(served.model.predict(served.inputs.to_model_input(records)))
-        except MlflowException as error:
-            if error.error_code != "INVALID_PARAMETER_VALUE":
-                raise
-            raise HTTPException(422, error.message) from None
+        predictions, rows = await predictions_for(served, parse, request, limits, threads)
         metrics.latency.observe(time.perf_counter() - started)
-        metrics.predictions.labels(status_label, version_label).inc(len(records))
-        response = PredictResponse(
-            predictions=predictions,
-            model_version=meta.model_version,
-            uncertainty=meta.uncertainty,
-            **meta.fields,
-        )
-        missing = honesty.missing_response_fields(response.model_dump())
-        if missing:
-            metrics.missing.labels("/predict").inc()
+        count_rows.inc(rows)
+        if compliant:
+            metrics.compliant.labels(status_label).inc()
         else:
-            metrics.compliant.labels(response.implementation_status).inc()
-        return response
+            metrics.missing.labels(endpoint).inc()
+        return PredictResponse(predictions=predictions, **honest)
 
-    if served.inputs is None:
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        openapi_extra=request_body(served.inputs, limits.max_batch),
+    )
+    async def predict(request: Request) -> PredictResponse:
+        """One record (a JSON object) or a batch (an array of them); JSON only."""
+        return await answer(request, payloads.predict_input, "/predict")
 
-        @app.post("/predict", response_model=PredictResponse)
-        def predict_unavailable(payload: Annotated[Any, Body()]) -> PredictResponse:
-            """No model: answer 503 with the reason rather than guess a schema."""
-            return answer([])
-
-    else:
-        inputs = served.inputs
-        record = inputs.record
-        batch = Annotated[list[record], Field(min_length=1, max_length=MAX_BATCH)]
-        payload_type = Annotated[
-            Annotated[record, Tag("record")] | Annotated[batch, Tag("batch")],
-            Discriminator(
-                inputs.tag,
-                custom_error_type="invalid_payload",
-                custom_error_message="expected a JSON object (one record) or an array of them",
-            ),
-        ]
-
-        @app.post("/predict", response_model=PredictResponse)
-        def predict(payload: Annotated[payload_type, Body()]) -> PredictResponse:
-            """One record (a JSON object) or a batch (an array of them); JSON only."""
-            one = inputs.tag(payload) == "record"  # after validation a record is a model or list
-            return answer([payload] if one else payload)
+    @app.post("/invocations", response_model=PredictResponse)
+    async def invocations(request: Request) -> PredictResponse:
+        """The payloads of ``mlflow models serve`` (dataframe_split, dataframe_records,
+        instances, inputs); its clients switch unchanged and also get the honesty fields."""
+        return await answer(request, payloads.invocation_input, "/invocations")
 
     return app
 

@@ -1,0 +1,56 @@
+# {{ cookiecutter._code.header }}
+"""Start the service as the container does: a clean metrics folder, then the server command.
+
+``python -m {{ cookiecutter.package_name }}.entrypoint [COMMAND...]`` empties
+``PROMETHEUS_MULTIPROC_DIR`` (a temporary folder when unset), where each worker process writes
+its metric values, so counts left by an earlier run are not added to this one's; then it
+replaces itself with COMMAND, by default one uvicorn serving the app on port 8000 with
+``WEB_CONCURRENCY`` workers (uvicorn reads that variable itself; default 1, the right number
+under Kubernetes, which scales by pods). On SIGTERM uvicorn stops taking connections and lets
+the requests in flight finish, for at most ``UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN`` seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+DEFAULT_COMMAND = (
+    "uvicorn",
+    "{{ cookiecutter.package_name }}.serve:app",
+    "--host",
+    "0.0.0.0",
+    "--port",
+    "8000",
+)
+
+
+def clean_metrics_folder() -> Path:
+    """An empty PROMETHEUS_MULTIPROC_DIR, created if needed; the folder itself is kept (it may
+    be a mounted volume)."""
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    folder = Path(configured or tempfile.mkdtemp(prefix="prometheus-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    return folder
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    command = list(argv if argv is not None else sys.argv[1:]) or list(DEFAULT_COMMAND)
+    clean_metrics_folder()
+    if command[0] == "uvicorn":  # the uvicorn of this interpreter, as `python -m` would pick
+        command = [sys.executable, "-m", *command]
+    os.execvp(command[0], command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+# {{ cookiecutter._code.header }}
+"""The model the service answers with, and what the registry says it honestly is.
+
+What the model may claim is read from the registry (the model version's tags), never from this
+code, so the service cannot claim more than the version that was promoted. A model that fails
+to load is kept as an error for ``/ready`` to report, instead of crashing the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import get_model_info
+from mlflow.tracking import MlflowClient
+from mlflow.types import Schema
+
+from . import honesty
+from .payloads import ModelInputs, model_inputs
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME: str = honesty.MODEL["model_name"]
+
+# What the training run records, as run params and model-version tags; /health shows them.
+RECORDED_KEYS = (
+    "implementation_status",
+    "accuracy_claim",
+    "validation_method",
+    "validation_status",
+    "honesty_warning",
+    "primary_metric",
+    "primary_metric_value",
+    "data_sha256",
+    "code_version",
+    "notebook_sha256",
+)
+# scikit-learn's warning for an array given to a model fitted on a frame; see by_name().
+_UNNAMED_COLUMNS = "X does not have valid feature names"
+_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))/?$")
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What the registry (or the training run) says about the loaded model."""
+
+    model_name: str
+    model_version: str | None
+    source: str
+    fields: Mapping[str, str | None]  # every response field of the contract
+    missing: tuple[str, ...]  # what the contract requires and the record lacks
+    recorded: Mapping[str, str]  # what training recorded: claim, data and code digests...
+
+    @property
+    def status(self) -> str | None:
+        return self.fields.get("implementation_status")
+
+    @property
+    def uncertainty(self) -> str | None:
+        """The contract's statement for the status; a response lacking its fields is uncertain."""
+        absent = honesty.missing_response_fields(self.fields)
+        if absent:
+            return (
+                f"honesty metadata missing ({', '.join(absent)}): nothing is known "
+                "about this model's accuracy; treat its predictions as unvalidated."
+            )
+        return honesty.CONTRACT["statuses"][self.status].get("uncertainty")
+
+
+def metadata_from(
+    values: Mapping[str, str],
+    *,
+    model_name: str,
+    model_version: str | None,
+    source: str,
+    version_tags: bool,
+) -> Metadata:
+    """Read the contract's response fields from tags or params; note what is absent."""
+    fields: dict[str, str | None] = {
+        name: values.get(name) or None for name in honesty.RESPONSE_FIELDS
+    }
+    # Runs log `honesty_warning` (same values); it stands in when `validation_status` is absent.
+    fields["validation_status"] = values.get("validation_status") or values.get("honesty_warning")
+    status = fields.get("implementation_status")
+    if status:  # an unknown word is kept as written: missing_response_fields reports it
+        with contextlib.suppress(honesty.HonestyError):
+            fields["implementation_status"] = honesty.plain_status(status)
+    missing = honesty.missing_response_fields(fields)
+    if version_tags:
+        missing += [
+            f"{name} (model version tag)"
+            for name, spec in honesty.CONTRACT["fields"].items()
+            if spec.get("model_version_tag") and not values.get(name) and name not in missing
+        ]
+    recorded = {key: values[key] for key in RECORDED_KEYS if values.get(key)}
+    return Metadata(model_name, model_version, source, fields, tuple(missing), recorded)
+
+
+def resolve(client: MlflowClient, uri: str) -> tuple[str, Metadata]:
+    """The concrete URI to load and its metadata, read together so an alias cannot move between.
+
+    A registry URI's metadata is its version's tags; a run or a path falls back to the params
+    of the run that logged it, when that run is known to this tracking store.
+    """
+    match = _REGISTRY_URI.match(uri)
+    if match and not match["name"].startswith("m-"):
+        name = match["name"]
+        if match["alias"]:
+            version = client.get_model_version_by_alias(name, match["alias"])
+        elif match["version"] == "latest":
+            versions = client.search_model_versions(f"name = '{name}'")
+            if not versions:
+                raise MlflowException(f"registered model {name!r} has no versions")
+            version = max(versions, key=lambda v: int(v.version))
+        else:
+            version = client.get_model_version(name, match["version"])
+        metadata = metadata_from(
+            version.tags,
+            model_name=name,
+            model_version=str(version.version),
+            source=f"tags of model version {name}/{version.version}",
+            version_tags=True,
+        )
+        return f"models:/{name}/{version.version}", metadata
+    run_id = get_model_info(uri).run_id
+    params: Mapping[str, str] = {}
+    source = "none: the model is not registered and its run is unknown"
+    if run_id:
+        try:
+            params = client.get_run(run_id).data.params
+            source = f"params of run {run_id}"
+        except MlflowException as error:
+            log.warning("run %s of %s is not in the tracking store: %s", run_id, uri, error)
+    metadata = metadata_from(
+        params, model_name=MODEL_NAME, model_version=None, source=source, version_tags=False
+    )
+    return uri, metadata
+
+
+@dataclass
+class Served:
+    """The loaded model, or why there is none."""
+
+    uri: str
+    model: Any = None
+    inputs: ModelInputs | None = None
+    metadata: Metadata | None = None
+    error: str | None = None
+
+    def not_ready(self) -> str | None:
+        if self.model is None or self.metadata is None:
+            return f"model {self.uri} is not loaded: {self.error}"
+        if self.metadata.missing:
+            return (
+                f"model {self.uri} lacks honesty metadata ({', '.join(self.metadata.missing)}) "
+                f"in {self.metadata.source}"
+            )
+        return None
+
+
+def load(uri: str) -> Served:
+    """Load once; keep the error instead of raising, so the process stays up to report it.
+
+    A scikit-learn model is loaded as itself, not wrapped in a pyfunc: its ``predict`` is then
+    called on the input it needs (an array, or a frame when it reads columns by name), with
+    no schema conversion per request.
+    """
+    served = Served(uri)
+    try:
+        concrete, served.metadata = resolve(MlflowClient(), uri)
+        info = get_model_info(concrete)
+        schema = info.signature.inputs if info.signature else None
+        if "sklearn" in info.flavors:
+            served.model = mlflow.sklearn.load_model(concrete)
+            needs_names = by_name(served.model, schema)
+        else:
+            served.model = mlflow.pyfunc.load_model(concrete)
+            needs_names = True
+        served.inputs = model_inputs(schema, by_name=needs_names)
+    except Exception as error:  # noqa: BLE001 - reported by /ready, never raised
+        served.model = None
+        served.error = f"{type(error).__name__}: {error}"
+        log.error("could not load %s: %s", uri, served.error)
+    return served
+
+
+def by_name(model: Any, schema: Schema | None) -> bool:
+    """Whether a scikit-learn model must be given a frame rather than a plain array.
+
+    A model fitted on a frame knows its columns' names; given an array in the same order it
+    answers the same, only warning that the names are absent. A pipeline may instead select
+    columns by name. One probe row at load time tells the two apart, so that requests skip
+    building a frame when the model does not need one.
+    """
+    names = list(getattr(model, "feature_names_in_", []))
+    if not names:
+        return False
+    if schema is None or schema.is_tensor_spec() or schema.input_names() != names:
+        return True
+    row = np.ones((1, len(names)))
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_UNNAMED_COLUMNS, category=UserWarning)
+            same = np.array_equal(model.predict(pd.DataFrame(row, columns=names)), model.predict(row))
+    except Exception:  # noqa: BLE001 - the array was refused: the model reads names
+        return True
+    if same:  # the service put the columns in the fitted order itself: the warning is moot
+        warnings.filterwarnings("ignore", message=_UNNAMED_COLUMNS, category=UserWarning)
+    return not same
