@@ -1,0 +1,358 @@
+"""The generated service as a client sees it, on a real uvicorn on 127.0.0.1.
+
+Two models are converted, installed and trained once for the module: the tumor sample (a
+scikit-learn forest, 10 trees to keep the load test short) and a rule-based model whose
+`predict` sleeps as long as each record asks (`wait_seconds`), so a test controls how slow a
+request is without touching the code under test. The MLflow payload formats of `/invocations`
+give the model's own predictions plus the honesty fields; a body over the limit gets 413, a
+batch over the limit 422, a prediction over the time limit 504; SIGTERM lets a request in
+flight finish; two workers under load count exactly what was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+import nbformat
+import pytest
+from conftest import SAMPLES, fresh_venv, install_into, notebook
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.parser import text_string_to_metric_families
+from test_generated_e2e import free_port, run
+
+from nb2prod.backend.render import convert
+
+TUMOR = "tumor_classifier"
+SLEEPY = "sleepy"
+HONESTY_FIELDS = ("implementation_status", "accuracy_claim", "validation_status", "model_version")
+SLEEPY_CELLS = [
+    "import time\nimport pandas as pd",
+    "class SleepyRule:\n"
+    '    """Doubles x after waiting as long as the batch asks."""\n\n'
+    "    def __init__(self, factor=2.0):\n"
+    "        self.factor = factor\n\n"
+    "    def predict(self, frame):\n"
+    '        time.sleep(float(frame["wait_seconds"].max()))\n'
+    '        return frame["x"].to_numpy() * self.factor',
+    'frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "wait_seconds": [0.0, 0.0, 0.0]})',
+    "model = SleepyRule(factor=2.0)\nestimates = model.predict(frame)",
+]
+# Records from the tumor pipeline and the registered model's own predictions for them.
+EXPECTED = f"""
+import json, mlflow
+from {TUMOR} import pipeline
+frame = pipeline.run(pipeline.Parameters()).model_input.iloc[:5]
+model = mlflow.sklearn.load_model("models:/{TUMOR}/1")
+print(json.dumps({{"records": json.loads(frame.to_json(orient="records")),
+                  "predictions": model.predict(frame).tolist()}}))
+"""
+# A counter as a worker of an earlier run would have left it in the metrics folder.
+LEFTOVER = """
+from prometheus_client import Counter
+done = Counter("predictions_total", "rows", ["implementation_status", "model_version"])
+done.labels("IMPLEMENTED", "1").inc(123)
+"""
+
+
+@dataclass(frozen=True)
+class Trained:
+    python: Path
+    work: Path  # holds mlflow.db: the service's working folder
+
+
+@dataclass(frozen=True)
+class Service:
+    url: str
+    process: subprocess.Popen[str]
+    log: Path
+
+
+@pytest.fixture(scope="module")
+def python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fresh_venv(tmp_path_factory.mktemp("venv"))
+
+
+def trained(python: Path, source: Path, folder: Path, *train_args: str) -> Trained:
+    package = convert(source, folder / source.stem).target
+    install_into(python, package)
+    work = folder / "work"
+    work.mkdir()
+    done = run(python, "-m", f"{source.stem}.train", *train_args, cwd=work)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return Trained(python, work)
+
+
+@pytest.fixture(scope="module")
+def tumor(python: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    folder = tmp_path_factory.mktemp("tumor")
+    return trained(python, SAMPLES / f"{TUMOR}.ipynb", folder, "--n-estimators", "10")
+
+
+@pytest.fixture(scope="module")
+def sleepy(python: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    folder = tmp_path_factory.mktemp("sleepy")
+    source = folder / f"{SLEEPY}.ipynb"
+    nbformat.write(notebook(SLEEPY_CELLS), source)
+    return trained(python, source, folder)
+
+
+@pytest.fixture(scope="module")
+def expected(tumor: Trained) -> dict[str, list[Any]]:
+    done = run(tumor.python, "-c", EXPECTED, cwd=tumor.work)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@contextlib.contextmanager
+def serving(
+    model: Trained, name: str, env: dict[str, str], *, entrypoint: bool = False
+) -> Iterator[Service]:
+    """The service on a free port, as `uvicorn` or as the container starts it; stopped after."""
+    port = free_port()
+    command = [str(model.python), "-m"]
+    if entrypoint:
+        command.append(f"{name}.entrypoint")
+    command += ["uvicorn", f"{name}.serve:app", "--host", "127.0.0.1", "--port", str(port)]
+    log = model.work / f"serve-{port}.log"
+    environment = {**os.environ, "MODEL_URI": f"models:/{name}/1", **env}
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            command, cwd=model.work, env=environment, stdout=output, stderr=output, text=True
+        )
+    service = Service(f"http://127.0.0.1:{port}", process, log)
+    try:
+        wait_until_ready(service)
+        yield service
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=60)
+
+
+def wait_until_ready(service: Service) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise AssertionError(f"the service exited:\n{service.log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{service.url}/ready", timeout=2).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise AssertionError(f"not ready after 120 s:\n{service.log.read_text()[-3000:]}")
+
+
+def samples(metrics_text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples of one metric, keyed by their sorted labels."""
+    found = {}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == name:
+                found[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def assert_honest(body: dict[str, Any]) -> None:
+    for field in HONESTY_FIELDS:
+        assert body[field], field
+    assert body["implementation_status"] == "IMPLEMENTED"
+    assert body["validation_status"] == "VALIDATED"
+
+
+@pytest.fixture(scope="module")
+def limited(tumor: Trained) -> Iterator[Service]:
+    """The tumor service with small limits: 50 records, 200 kB."""
+    env = {"PREDICT_MAX_BATCH": "50", "MAX_BODY_BYTES": "200000"}
+    with serving(tumor, TUMOR, env) as service:
+        yield service
+
+
+def invocation_payloads(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    columns = list(records[0])
+    shuffled = columns[::-1]  # dataframe_split may name its columns in any order
+    return {
+        "dataframe_split": {"columns": columns, "data": [list(r.values()) for r in records]},
+        "dataframe_split, columns reordered": {
+            "columns": shuffled,
+            "data": [[r[c] for c in shuffled] for r in records],
+        },
+        "dataframe_records": records,
+        "instances": records,
+        "inputs": {column: [r[column] for r in records] for column in columns},
+    }
+
+
+def test_invocations_take_every_mlflow_format(
+    limited: Service, expected: dict[str, list[Any]]
+) -> None:
+    records, predictions = expected["records"], expected["predictions"]
+    for name, payload in invocation_payloads(records).items():
+        key = name.split(",")[0]
+        answer = httpx.post(f"{limited.url}/invocations", json={key: payload}, timeout=30)
+        assert answer.status_code == 200, (name, answer.text)
+        body = answer.json()
+        assert body["predictions"] == predictions, name
+        assert_honest(body)
+    one = httpx.post(f"{limited.url}/invocations", json={"inputs": records[0]}, timeout=30)
+    assert one.json()["predictions"] == predictions[:1]
+    batch = httpx.post(f"{limited.url}/predict", json=records, timeout=30)
+    assert batch.json()["predictions"] == predictions
+
+
+def test_invocations_refuse_what_mlflow_refuses(limited: Service, expected: dict) -> None:
+    records = expected["records"]
+    both = {"instances": records, "inputs": records}
+    for payload in (both, records, {"records": records}):
+        answer = httpx.post(f"{limited.url}/invocations", json=payload, timeout=30)
+        assert answer.status_code == 422, answer.text
+    field = next(iter(records[0]))
+    bad = [{**records[0], field: "not a number"}]
+    answer = httpx.post(f"{limited.url}/invocations", json={"dataframe_records": bad}, timeout=30)
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", 0, field]
+    text = httpx.post(f"{limited.url}/predict", content=b"x,y\n1,2", timeout=30)
+    assert text.status_code == 422  # not JSON: the error says so, the body is not echoed
+
+
+def test_body_over_the_limit_gets_413(limited: Service, expected: dict) -> None:
+    record = expected["records"][0]
+    big = json.dumps([record] * 300).encode()  # ~250 kB, over the 200 kB limit
+    assert len(big) > 200_000
+    declared = httpx.post(
+        f"{limited.url}/predict",
+        content=big,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert declared.status_code == 413, declared.text
+    assert "MAX_BODY_BYTES" in declared.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams
+        for start in range(0, len(big), 16_384):
+            yield big[start : start + 16_384]
+
+    streamed = httpx.post(
+        f"{limited.url}/predict",
+        content=chunks(),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert streamed.status_code == 413, streamed.text
+    assert httpx.post(f"{limited.url}/predict", json=record, timeout=30).status_code == 200
+
+
+def test_batch_over_the_limit_gets_422(limited: Service, expected: dict) -> None:
+    record = expected["records"][0]
+    over = httpx.post(f"{limited.url}/predict", json=[record] * 51, timeout=30)
+    assert over.status_code == 422
+    assert "PREDICT_MAX_BATCH" in over.text
+    split = {"dataframe_split": {"columns": list(record), "data": [list(record.values())] * 51}}
+    assert httpx.post(f"{limited.url}/invocations", json=split, timeout=30).status_code == 422
+    at_limit = httpx.post(f"{limited.url}/predict", json=[record] * 50, timeout=30)
+    assert at_limit.status_code == 200
+    assert len(at_limit.json()["predictions"]) == 50
+
+
+def test_prediction_over_the_time_limit_gets_504(sleepy: Trained) -> None:
+    with serving(sleepy, SLEEPY, {"PREDICT_TIMEOUT_SECONDS": "1"}) as service:
+        slow = httpx.post(f"{service.url}/predict", json={"x": 1.0, "wait_seconds": 4}, timeout=30)
+        assert slow.status_code == 504
+        assert "PREDICT_TIMEOUT_SECONDS" in slow.json()["detail"]
+        # the abandoned prediction still sleeps in its thread; the service answers meanwhile
+        quick = httpx.post(f"{service.url}/predict", json={"x": 1.5, "wait_seconds": 0}, timeout=30)
+        assert quick.status_code == 200
+        assert quick.json()["predictions"] == [3.0]
+        assert quick.json()["implementation_status"] == "HEURISTIC"
+        metrics = httpx.get(f"{service.url}/metrics", timeout=10).text
+    answered = samples(metrics, "http_requests_total")
+    key = (("endpoint", "/predict"), ("method", "POST"), ("status", "504"))
+    assert answered[key] == 1
+
+
+def test_sigterm_lets_the_request_in_flight_finish(sleepy: Trained) -> None:
+    env = {"UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN": "30", "WEB_CONCURRENCY": "1"}
+    with serving(sleepy, SLEEPY, env, entrypoint=True) as service:
+        answers: list[httpx.Response] = []
+
+        def slow_request() -> None:
+            payload = {"x": 2.0, "wait_seconds": 4}
+            answers.append(httpx.post(f"{service.url}/predict", json=payload, timeout=60))
+
+        sender = threading.Thread(target=slow_request)
+        sender.start()
+        time.sleep(1.0)  # the request is in flight: the model sleeps 4 s
+        service.process.send_signal(signal.SIGTERM)
+        sender.join(timeout=60)
+        # uvicorn re-raises the signal once it has shut down, as a process killed by it
+        assert service.process.wait(timeout=60) in (0, -signal.SIGTERM)
+    (answer,) = answers
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == [4.0]
+    assert "Waiting for connections to close" in service.log.read_text()
+
+
+async def send_all(url: str, record: dict[str, Any], requests: int, concurrency: int) -> list[int]:
+    """`requests` POSTs over `concurrency` kept-alive connections; their status codes."""
+    body = json.dumps(record).encode()
+    headers = {"Content-Type": "application/json"}
+    codes: list[int] = []
+    remaining = iter(range(requests))
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client() -> None:
+            for _ in remaining:
+                async with session.post(url, data=body, headers=headers) as answer:
+                    await answer.read()
+                    codes.append(answer.status)
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+    return codes
+
+
+def test_two_workers_under_load_count_every_request(
+    tumor: Trained, expected: dict, tmp_path: Path
+) -> None:
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    leftover = run(
+        tumor.python, "-c", LEFTOVER, cwd=tmp_path, env={"PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    )
+    assert leftover.returncode == 0 and list(folder.glob("counter_*.db")), leftover.stderr
+    env = {"WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    sent = 10_000
+    with serving(tumor, TUMOR, env, entrypoint=True) as service:
+        record = expected["records"][0]
+        codes = asyncio.run(send_all(f"{service.url}/predict", record, sent, concurrency=32))
+        metrics = httpx.get(f"{service.url}/metrics", timeout=10).text
+        per_worker = {
+            path.name: sum(
+                value
+                for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))
+                if json.loads(key)[1] == "predictions_total"
+            )
+            for path in folder.glob("counter_*.db")
+        }
+    assert len(codes) == sent and set(codes) == {200}
+    rows = samples(metrics, "predictions_total")
+    assert rows == {(("implementation_status", "IMPLEMENTED"), ("model_version", "1")): sent}
+    answered = samples(metrics, "http_requests_total")
+    assert answered[(("endpoint", "/predict"), ("method", "POST"), ("status", "200"))] == sent
+    compliant = samples(metrics, "honesty_compliant_responses_total")
+    assert compliant == {(("status_value", "IMPLEMENTED"),): sent}
+    assert sum(samples(metrics, "prediction_latency_seconds_count").values()) == sent
+    (info,) = samples(metrics, "model_info").values()  # one series across both workers
+    assert info == 1
+    assert len(per_worker) == 2 and all(count > 0 for count in per_worker.values()), per_worker
