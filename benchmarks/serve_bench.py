@@ -1,0 +1,383 @@
+"""How fast the generated service serves, against `mlflow models serve` and in-process predict.
+
+Two small notebooks (iris as a frame: a logistic regression, and a 100-tree random forest) are
+converted, trained into a temporary sqlite MLflow store, then served on 127.0.0.1, one server
+at a time, all with the same worker count:
+
+- generated: the generated service, started as its container starts it (the entrypoint, with
+  multiprocess Prometheus metrics), honesty fields and metrics included;
+- bare: the same prediction path (`serve.predictions_for`: body limit, parsing, thread, time
+  limit, one predict call) in an app of this benchmark's own, without the honesty fields and
+  the metrics: what they cost. The generated package has no switch to drop them;
+- mlflow: `mlflow models serve -m models:/NAME/1 --env-manager local` on the same version.
+
+One asyncio load generator (aiohttp, a fixed number of connections kept alive) sends the same
+bytes to each: `/invocations` with `dataframe_split` (MLflow's recommended format, which all
+three take), one record and then 100 records per request; it warms up, then sends requests
+for a fixed time. In-process, the model's own `predict` is called in a loop on the input the
+service builds (the limit no server can beat).
+
+    python benchmarks/serve_bench.py [--seconds 3] [--rounds 2] [--concurrency 8] [--workers 1]
+
+The load generator runs on the same machine and takes CPU from the servers; on a 2-core
+machine that matters. Figures from a busy machine are noisy: compare within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import nbformat
+
+from nb2prod.backend.render import convert
+
+MODELS = {
+    "logreg": ("LogisticRegression(max_iter=500)", "sklearn.linear_model", "LogisticRegression"),
+    "forest": (
+        "RandomForestClassifier(n_estimators=100, random_state=0)",
+        "sklearn.ensemble",
+        "RandomForestClassifier",
+    ),
+}
+BATCHES = (1, 100)
+IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
+COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+
+# The benchmark's own app: the generated prediction path, minus honesty fields and metrics.
+BARE_APP = """
+import os
+from typing import Any
+
+import mlflow
+from anyio import CapacityLimiter
+from fastapi import FastAPI, Request
+from pydantic import BaseModel
+
+from {package} import payloads
+from {package}.limits import LimitBodySize, Limits
+from {package}.loading import load
+from {package}.serve import predictions_for
+
+mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+served = load(os.environ["MODEL_URI"])
+limits = Limits.from_environment()
+threads = CapacityLimiter(limits.concurrency)
+app = FastAPI()
+app.add_middleware(LimitBodySize, max_bytes=limits.max_body_bytes)
+
+
+class Bare(BaseModel):
+    predictions: list[Any]
+
+
+@app.get("/health")
+def health() -> dict[str, bool]:
+    return {{"alive": True}}
+
+
+@app.post("/invocations", response_model=Bare)
+async def invocations(request: Request) -> Bare:
+    parse = payloads.invocation_input
+    predictions, _ = await predictions_for(served, parse, request, limits, threads)
+    return Bare(predictions=predictions)
+"""
+
+# Runs in a subprocess that imports the generated package: the service's own model input.
+IN_PROCESS = """
+import json, os, sys, time
+import mlflow
+from {package} import payloads
+from {package}.loading import load
+
+mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+served = load(os.environ["MODEL_URI"])
+columns, row, seconds = json.loads(sys.argv[1])
+results = {{}}
+for rows in {batches}:
+    model_input = served.inputs.from_table(columns, [row] * rows)
+    served.model.predict(model_input)
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        served.model.predict(model_input)
+        calls += 1
+    results[rows] = [calls / (time.perf_counter() - start), type(model_input).__name__]
+print(json.dumps(results))
+"""
+
+
+@dataclass(frozen=True)
+class Load:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def write_notebook(path: Path, model: str) -> Path:
+    estimator, module, name = MODELS[model]
+    cells = [
+        f"from sklearn.datasets import load_iris\nfrom {module} import {name}\n"
+        "from sklearn.metrics import accuracy_score\n"
+        "from sklearn.model_selection import train_test_split",
+        "X, y = load_iris(return_X_y=True, as_frame=True)",
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+        f"model = {estimator}\nmodel.fit(X_train, y_train)",
+        "accuracy = accuracy_score(y_test, model.predict(X_test))",
+    ]
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python"}
+    for count, source in enumerate(cells, start=1):
+        cell = nbformat.v4.new_code_cell(source)
+        cell.execution_count = count
+        notebook.cells.append(cell)
+    nbformat.write(notebook, path)
+    return path
+
+
+def environment(package: Path, store: Path, name: str, extra: Path | None = None) -> dict[str, str]:
+    paths = [str(package), *([str(extra)] if extra else []), os.environ.get("PYTHONPATH", "")]
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in paths if p),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{store}",
+        "MODEL_URI": f"models:/{name}/1",
+    }
+
+
+def start(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen:
+    with log.open("w") as output:
+        return subprocess.Popen(command, env=env, cwd=cwd, stdout=output, stderr=output)
+
+
+def wait_ready(process: subprocess.Popen, url: str, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited:\n{log.read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"server did not listen within 120 s:\n{log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def drive(url: str, body: bytes, seconds: float, concurrency: int) -> Load:
+    """`concurrency` clients, each sending its next request when the last one is answered."""
+    latencies: list[float] = []
+    errors = 0
+    headers = {"Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client(until: float, record: bool) -> None:
+            nonlocal errors
+            while time.perf_counter() < until:
+                sent = time.perf_counter()
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    failed = response.status != 200
+                if record:
+                    latencies.append(time.perf_counter() - sent)
+                    errors += failed
+
+        warm_until = time.perf_counter() + min(1.0, seconds)
+        await asyncio.gather(*(client(warm_until, False) for _ in range(concurrency)))
+        started = time.perf_counter()
+        await asyncio.gather(*(client(started + seconds, True) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return Load(
+        requests_per_s=len(latencies) / elapsed,
+        p50_ms=latencies[len(latencies) // 2] * 1000,
+        p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        errors=errors,
+    )
+
+
+def servers(name: str, workers: int, port: int) -> dict[str, list[str]]:
+    python = sys.executable
+    host = ["--host", "127.0.0.1", "--port", str(port)]
+    return {
+        "generated": [
+            python, "-m", f"{name}.entrypoint", "uvicorn", f"{name}.serve:app", *host,
+            "--workers", str(workers),
+        ],
+        "bare": [python, "-m", "uvicorn", "bare_app:app", *host, "--workers", str(workers)],
+        "mlflow": [
+            python, "-m", "mlflow", "models", "serve", "-m", f"models:/{name}/1",
+            "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port),
+            "--workers", str(workers),
+        ],
+    }  # fmt: skip
+
+
+def prepare(model: str, root: Path) -> tuple[str, Path, Path]:
+    """Convert the notebook and train it: the package name, its folder and the working folder."""
+    name = f"iris_{model}"
+    package = convert(write_notebook(root / f"{name}.ipynb", model), root / name).target
+    work = root / f"work_{model}"
+    work.mkdir()
+    trained = subprocess.run(
+        [sys.executable, "-m", f"{name}.train"],
+        env=environment(package, work / "mlflow.db", name),
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    if trained.returncode != 0:
+        raise RuntimeError(trained.stderr[-3000:])
+    (work / "bare_app.py").write_text(BARE_APP.format(package=name))
+    return name, package, work
+
+
+def in_process(name: str, package: Path, work: Path, seconds: float) -> dict[int, tuple]:
+    """predict calls per second, per batch size, on the input the service builds."""
+    script = IN_PROCESS.format(package=name, batches=list(BATCHES))
+    measured = subprocess.run(
+        [sys.executable, "-c", script, json.dumps([COLUMNS, IRIS_ROW, seconds])],
+        env=environment(package, work / "mlflow.db", name),
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    if measured.returncode != 0:
+        raise RuntimeError(measured.stderr[-3000:])
+    found = json.loads(measured.stdout.splitlines()[-1])
+    return {int(rows): (rate, kind) for rows, (rate, kind) in found.items()}
+
+
+def serve_and_drive(
+    server: str, command: list[str], env: dict[str, str], work: Path, args: argparse.Namespace
+) -> dict[int, Load]:
+    port = command[command.index("--port" if "--port" in command else "-p") + 1]
+    url = f"http://127.0.0.1:{port}"
+    log = work / f"{server}.log"
+    process = start(command, env, work, log)
+    try:
+        wait_ready(process, url, log)
+        loads = {}
+        for rows in BATCHES:
+            payload = {"dataframe_split": {"columns": COLUMNS, "data": [IRIS_ROW] * rows}}
+            body = json.dumps(payload).encode()
+            loads[rows] = asyncio.run(
+                drive(f"{url}/invocations", body, args.seconds, args.concurrency)
+            )
+        return loads
+    finally:
+        stop(process)
+
+
+def bench_model(model: str, root: Path, args: argparse.Namespace) -> dict[str, dict]:
+    """Each server `rounds` times, interleaved, keeping each one's best round (load on a shared
+    machine only ever slows a server down); in-process before and after, the better kept."""
+    name, package, work = prepare(model, root)
+    env = environment(package, work / "mlflow.db", name, work)
+    results: dict[str, dict] = {"in-process": in_process(name, package, work, args.seconds)}
+    for round_ in range(1, args.rounds + 1):
+        for server, command in servers(name, args.workers, free_port()).items():
+            loads = serve_and_drive(server, command, env, work, args)
+            best = results.setdefault(server, {})
+            for rows, load in loads.items():
+                label = f"{model:6s} round {round_} {server:9s} {rows:3d} rows"
+                print(f"  {label}: {describe(load, rows)}")
+                if rows not in best or load.requests_per_s > best[rows].requests_per_s:
+                    best[rows] = load
+    after = in_process(name, package, work, args.seconds)
+    for rows, (rate, kind) in after.items():
+        results["in-process"][rows] = max(results["in-process"][rows], (rate, kind))
+        print(f"  {model:6s} in-process {rows:3d} rows: {rate:8.1f} predict calls/s on {kind}")
+    return results
+
+
+def describe(load: Load, rows: int) -> str:
+    text = f"{load.requests_per_s:8.1f} req/s  p50 {load.p50_ms:7.2f} ms  p99 {load.p99_ms:7.2f} ms"
+    if rows > 1:
+        text += f"  {load.requests_per_s * rows:9.0f} rows/s"
+    return text + (f"  ERRORS {load.errors}" if load.errors else "")
+
+
+def report(all_results: dict[str, dict], args: argparse.Namespace) -> None:
+    print()
+    print(
+        f"{args.workers} worker(s), {args.concurrency} connections, best of {args.rounds} "
+        f"rounds of {args.seconds:g} s; the load generator shares this machine's "
+        f"{os.cpu_count()} cores with the server."
+    )
+    header = (
+        "| model | rows/request | server | requests/s | p50 ms | p99 ms "
+        "| vs mlflow | vs in-process |"
+    )
+    print(header)
+    print("|---|---|---|---|---|---|---|---|")
+    for model, results in all_results.items():
+        for rows in BATCHES:
+            rate = results["in-process"][rows][0]
+            mlflow_rate = results["mlflow"][rows].requests_per_s
+            for server in ("generated", "bare", "mlflow"):
+                load = results[server][rows]
+                print(
+                    f"| {model} | {rows} | {server} | {load.requests_per_s:.1f} | "
+                    f"{load.p50_ms:.2f} | {load.p99_ms:.2f} | "
+                    f"{load.requests_per_s / mlflow_rate:.2f}x | "
+                    f"{load.requests_per_s / args.workers / rate:.0%} |"
+                )
+            print(f"| {model} | {rows} | in-process predict | {rate:.1f} | | | | 100% |")
+    print()
+    for model, results in all_results.items():
+        for rows in BATCHES:
+            generated, bare = results["generated"][rows], results["bare"][rows]
+            mlflow_load = results["mlflow"][rows]
+            cost = 1 - generated.requests_per_s / bare.requests_per_s
+            print(
+                f"{model}, {rows} row(s): generated/mlflow "
+                f"{generated.requests_per_s / mlflow_load.requests_per_s:.2f}x throughput, "
+                f"p99 {generated.p99_ms:.1f} vs {mlflow_load.p99_ms:.1f} ms; "
+                f"honesty+metrics cost {cost:.1%} of throughput"
+            )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="per measurement (default 3)")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each server (default 2)")
+    parser.add_argument("--concurrency", type=int, default=8, help="connections (default 8)")
+    parser.add_argument("--workers", type=int, default=1, help="server workers (default 1)")
+    parser.add_argument("--models", default="logreg,forest", help="logreg,forest (default both)")
+    args = parser.parse_args()
+    all_results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for model in args.models.split(","):
+            all_results[model] = bench_model(model, Path(folder), args)
+    report(all_results, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
