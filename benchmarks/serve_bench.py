@@ -20,7 +20,10 @@ service builds (the limit no server can beat).
     python benchmarks/serve_bench.py [--seconds 3] [--rounds 2] [--concurrency 8] [--workers 1]
 
 The load generator runs on the same machine and takes CPU from the servers; on a 2-core
-machine that matters. Figures from a busy machine are noisy: compare within one run.
+machine that matters. Figures from a busy machine are noisy: compare within one run. With
+`--workers 2` or more, the kept-alive connections are shared out between the worker processes
+by whichever accepts first, often unevenly, so a figure then says as much about how the
+connections landed as about the server: give each worker many connections (`--concurrency`).
 """
 
 from __future__ import annotations
