@@ -6,6 +6,8 @@ at a time, all with the same worker count:
 
 - generated: the generated service, started as its container starts it (the entrypoint, with
   multiprocess Prometheus metrics), honesty fields and metrics included;
+- no-limit: the same with PREDICT_TIMEOUT_SECONDS=0: no time limit, so predictions run on the
+  event loop instead of a worker thread (what the 504 costs);
 - bare: the same prediction path (`serve.predictions_for`: body limit, parsing, thread, time
   limit, one predict call) in an app of this benchmark's own, without the honesty fields and
   the metrics: what they cost. The generated package has no switch to drop them;
@@ -15,7 +17,10 @@ One asyncio load generator (aiohttp, a fixed number of connections kept alive) s
 bytes to each: `/invocations` with `dataframe_split` (MLflow's recommended format, which all
 three take), one record and then 100 records per request; it warms up, then sends requests
 for a fixed time. In-process, the model's own `predict` is called in a loop on the input the
-service builds (the limit no server can beat).
+service builds (the limit no server can beat). Besides the rates, the CPU time the server's
+processes spend per request is read from /proc: unlike requests/s, it hardly moves when other
+work shares the machine, so "CPU vs in-process" (predict's CPU time over the server's, per
+request) is the steadier measure of what serving adds.
 
     python benchmarks/serve_bench.py [--seconds 3] [--rounds 2] [--concurrency 8] [--workers 1]
 
@@ -63,19 +68,18 @@ import os
 from typing import Any
 
 import mlflow
-from anyio import CapacityLimiter
 from fastapi import FastAPI, Request
 from pydantic import BaseModel
 
 from {package} import payloads
-from {package}.limits import LimitBodySize, Limits
+from {package}.limits import LimitBodySize, Limits, PredictionThreads
 from {package}.loading import load
 from {package}.serve import predictions_for
 
 mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
 served = load(os.environ["MODEL_URI"])
 limits = Limits.from_environment()
-threads = CapacityLimiter(limits.concurrency)
+threads = PredictionThreads(limits)
 app = FastAPI()
 app.add_middleware(LimitBodySize, max_bytes=limits.max_body_bytes)
 
@@ -110,11 +114,13 @@ results = {{}}
 for rows in {batches}:
     model_input = served.inputs.from_table(columns, [row] * rows)
     served.model.predict(model_input)
-    calls, start = 0, time.perf_counter()
+    calls, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         served.model.predict(model_input)
         calls += 1
-    results[rows] = [calls / (time.perf_counter() - start), type(model_input).__name__]
+    rate = calls / (time.perf_counter() - start)
+    cpu_ms = (time.process_time() - cpu) / calls * 1000
+    results[rows] = [rate, type(model_input).__name__, cpu_ms]
 print(json.dumps(results))
 """
 
@@ -125,6 +131,7 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_ms: float  # CPU time of the server's processes per request: what another load can't skew
 
 
 def free_port() -> int:
@@ -191,7 +198,26 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-async def drive(url: str, body: bytes, seconds: float, concurrency: int) -> Load:
+def cpu_seconds(root: int) -> float:
+    """CPU time (user + system) of a process and all its descendants (workers), from /proc."""
+    parents, times = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    family, grew = {root}, True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in family} - family
+        family |= children
+        grew = bool(children)
+    return sum(times.get(pid, 0.0) for pid in family)
+
+
+async def drive(url: str, body: bytes, seconds: float, concurrency: int, pid: int) -> Load:
     """`concurrency` clients, each sending its next request when the last one is answered."""
     latencies: list[float] = []
     errors = 0
@@ -212,26 +238,37 @@ async def drive(url: str, body: bytes, seconds: float, concurrency: int) -> Load
 
         warm_until = time.perf_counter() + min(1.0, seconds)
         await asyncio.gather(*(client(warm_until, False) for _ in range(concurrency)))
-        started = time.perf_counter()
+        cpu, started = cpu_seconds(pid), time.perf_counter()
         await asyncio.gather(*(client(started + seconds, True) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
+        cpu = cpu_seconds(pid) - cpu
     latencies.sort()
     return Load(
         requests_per_s=len(latencies) / elapsed,
         p50_ms=latencies[len(latencies) // 2] * 1000,
         p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         errors=errors,
+        cpu_ms=cpu / len(latencies) * 1000,
     )
 
 
 def servers(name: str, workers: int, port: int) -> dict[str, list[str]]:
+    """The command of each server; `no-limit` is the generated one, PREDICT_TIMEOUT_SECONDS=0."""
     python = sys.executable
     host = ["--host", "127.0.0.1", "--port", str(port)]
+    generated = [
+        python,
+        "-m",
+        f"{name}.entrypoint",
+        "uvicorn",
+        f"{name}.serve:app",
+        *host,
+        "--workers",
+        str(workers),
+    ]
     return {
-        "generated": [
-            python, "-m", f"{name}.entrypoint", "uvicorn", f"{name}.serve:app", *host,
-            "--workers", str(workers),
-        ],
+        "generated": generated,
+        "no-limit": generated,
         "bare": [python, "-m", "uvicorn", "bare_app:app", *host, "--workers", str(workers)],
         "mlflow": [
             python, "-m", "mlflow", "models", "serve", "-m", f"models:/{name}/1",
@@ -273,7 +310,7 @@ def in_process(name: str, package: Path, work: Path, seconds: float) -> dict[int
     if measured.returncode != 0:
         raise RuntimeError(measured.stderr[-3000:])
     found = json.loads(measured.stdout.splitlines()[-1])
-    return {int(rows): (rate, kind) for rows, (rate, kind) in found.items()}
+    return {int(rows): tuple(measured) for rows, measured in found.items()}
 
 
 def serve_and_drive(
@@ -290,7 +327,7 @@ def serve_and_drive(
             payload = {"dataframe_split": {"columns": COLUMNS, "data": [IRIS_ROW] * rows}}
             body = json.dumps(payload).encode()
             loads[rows] = asyncio.run(
-                drive(f"{url}/invocations", body, args.seconds, args.concurrency)
+                drive(f"{url}/invocations", body, args.seconds, args.concurrency, process.pid)
             )
         return loads
     finally:
@@ -305,7 +342,8 @@ def bench_model(model: str, root: Path, args: argparse.Namespace) -> dict[str, d
     results: dict[str, dict] = {"in-process": in_process(name, package, work, args.seconds)}
     for round_ in range(1, args.rounds + 1):
         for server, command in servers(name, args.workers, free_port()).items():
-            loads = serve_and_drive(server, command, env, work, args)
+            limit = {"PREDICT_TIMEOUT_SECONDS": "0"} if server == "no-limit" else {}
+            loads = serve_and_drive(server, command, {**env, **limit}, work, args)
             best = results.setdefault(server, {})
             for rows, load in loads.items():
                 label = f"{model:6s} round {round_} {server:9s} {rows:3d} rows"
@@ -313,14 +351,20 @@ def bench_model(model: str, root: Path, args: argparse.Namespace) -> dict[str, d
                 if rows not in best or load.requests_per_s > best[rows].requests_per_s:
                     best[rows] = load
     after = in_process(name, package, work, args.seconds)
-    for rows, (rate, kind) in after.items():
-        results["in-process"][rows] = max(results["in-process"][rows], (rate, kind))
-        print(f"  {model:6s} in-process {rows:3d} rows: {rate:8.1f} predict calls/s on {kind}")
+    for rows, measured in after.items():
+        rate, kind, cpu_ms = results["in-process"][rows] = max(
+            results["in-process"][rows], measured
+        )
+        print(
+            f"  {model:6s} in-process {rows:3d} rows: {rate:8.1f} predict calls/s on {kind}, "
+            f"{cpu_ms:.2f} ms CPU each"
+        )
     return results
 
 
 def describe(load: Load, rows: int) -> str:
     text = f"{load.requests_per_s:8.1f} req/s  p50 {load.p50_ms:7.2f} ms  p99 {load.p99_ms:7.2f} ms"
+    text += f"  CPU {load.cpu_ms:5.2f} ms/req"
     if rows > 1:
         text += f"  {load.requests_per_s * rows:9.0f} rows/s"
     return text + (f"  ERRORS {load.errors}" if load.errors else "")
@@ -334,24 +378,28 @@ def report(all_results: dict[str, dict], args: argparse.Namespace) -> None:
         f"{os.cpu_count()} cores with the server."
     )
     header = (
-        "| model | rows/request | server | requests/s | p50 ms | p99 ms "
-        "| vs mlflow | vs in-process |"
+        "| model | rows/request | server | requests/s | p50 ms | p99 ms | server CPU ms/request "
+        "| throughput vs mlflow | throughput vs in-process | CPU vs in-process |"
     )
     print(header)
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for model, results in all_results.items():
         for rows in BATCHES:
-            rate = results["in-process"][rows][0]
+            rate, _, cpu_ms = results["in-process"][rows]
             mlflow_rate = results["mlflow"][rows].requests_per_s
-            for server in ("generated", "bare", "mlflow"):
+            for server in ("generated", "no-limit", "bare", "mlflow"):
                 load = results[server][rows]
                 print(
                     f"| {model} | {rows} | {server} | {load.requests_per_s:.1f} | "
-                    f"{load.p50_ms:.2f} | {load.p99_ms:.2f} | "
+                    f"{load.p50_ms:.2f} | {load.p99_ms:.2f} | {load.cpu_ms:.2f} | "
                     f"{load.requests_per_s / mlflow_rate:.2f}x | "
-                    f"{load.requests_per_s / args.workers / rate:.0%} |"
+                    f"{load.requests_per_s / args.workers / rate:.0%} | "
+                    f"{cpu_ms / load.cpu_ms:.0%} |"
                 )
-            print(f"| {model} | {rows} | in-process predict | {rate:.1f} | | | | 100% |")
+            print(
+                f"| {model} | {rows} | in-process predict | {rate:.1f} | | | {cpu_ms:.2f} "
+                "| | 100% | 100% |"
+            )
     print()
     for model, results in all_results.items():
         for rows in BATCHES:
@@ -362,7 +410,8 @@ def report(all_results: dict[str, dict], args: argparse.Namespace) -> None:
                 f"{model}, {rows} row(s): generated/mlflow "
                 f"{generated.requests_per_s / mlflow_load.requests_per_s:.2f}x throughput, "
                 f"p99 {generated.p99_ms:.1f} vs {mlflow_load.p99_ms:.1f} ms; "
-                f"honesty+metrics cost {cost:.1%} of throughput"
+                f"honesty+metrics cost {cost:.1%} of throughput, "
+                f"{generated.cpu_ms / bare.cpu_ms - 1:.1%} more CPU per request"
             )
 
 

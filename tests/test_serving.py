@@ -304,12 +304,16 @@ def test_sigterm_lets_the_request_in_flight_finish(sleepy: Trained) -> None:
 
 
 async def send_all(url: str, record: dict[str, Any], requests: int, concurrency: int) -> list[int]:
-    """`requests` POSTs over `concurrency` kept-alive connections; their status codes."""
+    """`requests` POSTs, `concurrency` at a time; their status codes.
+
+    Each request opens its own connection: kept-alive connections would all stay with the
+    worker that accepted them first, and the test wants both workers to serve.
+    """
     body = json.dumps(record).encode()
     headers = {"Content-Type": "application/json"}
     codes: list[int] = []
     remaining = iter(range(requests))
-    connector = aiohttp.TCPConnector(limit=concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=True)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def client() -> None:

@@ -86,6 +86,7 @@ def test_limits(trained, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.tracking_uri)
     monkeypatch.setenv("PREDICT_MAX_BATCH", "2")
     monkeypatch.setenv("MAX_BODY_BYTES", "5000")
+    monkeypatch.setenv("PREDICT_TIMEOUT_SECONDS", "0")  # no time limit: predicts on the loop
     limited = TestClient(serve.create_app(trained.model_uri))
     assert limited.post("/predict", json=trained.records[:2]).status_code == 200
     over = limited.post("/predict", json=trained.records[:3])

@@ -10,13 +10,13 @@ the slowest request waits longest. Add worker processes instead, ``WEB_CONCURREN
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-import anyio
-import anyio.to_thread
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,15 +40,42 @@ class Limits:
         )
 
 
-async def within(seconds: float, work: Callable[[], T], threads: anyio.CapacityLimiter) -> T:
-    """Run blocking work in a worker thread; stop waiting for it after ``seconds``.
+class PredictionThreads:
+    """Where predictions run: ``concurrency`` worker threads, each request under the time limit.
 
-    The time counts from the call, so waiting for a free thread counts too. A thread cannot be
-    killed: on a timeout the client gets its 504 at once and the thread's place is freed, while
-    the work runs to its end in the background and its result is dropped.
+    Requests queue for a thread, and the time limit counts from the request, so queueing
+    counts too. A thread cannot be stopped: on a timeout the client gets its 504 at once; if
+    its prediction was already running, it runs to its end in the background (its result
+    dropped) while new predictions go to fresh threads, so one runaway does not hold up the
+    rest.
+
+    A limit of 0 seconds means none: predictions then run on the event loop itself, which
+    saves handing each to a thread and back, and the two threads taking turns at Python's lock
+    meanwhile, but lets one slow request hold up every other request of the worker,
+    ``/health`` included.
     """
-    with anyio.fail_after(seconds):
-        return await anyio.to_thread.run_sync(work, abandon_on_cancel=True, limiter=threads)
+
+    def __init__(self, limits: Limits) -> None:
+        self.seconds = limits.timeout_seconds
+        self.concurrency = limits.concurrency
+        self.pool = self.new_pool()
+
+    def new_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self.concurrency, thread_name_prefix="predict")
+
+    async def run(self, work: Callable[[], T]) -> T:
+        if self.seconds <= 0:
+            return work()
+        pool = self.pool
+        future = pool.submit(work)
+        try:
+            async with asyncio.timeout(self.seconds):
+                return await asyncio.wrap_future(future)
+        except TimeoutError:
+            if future.running() and self.pool is pool:  # a runaway keeps its thread
+                self.pool = self.new_pool()
+                pool.shutdown(wait=False)  # its threads end once their work is done
+            raise
 
 
 class BodyTooLarge(Exception):

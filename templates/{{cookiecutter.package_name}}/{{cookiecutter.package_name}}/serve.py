@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from anyio import CapacityLimiter
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -38,7 +37,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import honesty, payloads
-from .limits import LimitBodySize, Limits, within
+from .limits import LimitBodySize, Limits, PredictionThreads
 from .loading import MODEL_NAME, Served, load
 
 log = logging.getLogger(__name__)
@@ -178,7 +177,7 @@ class CountRequests:
 
 
 async def predictions_for(
-    served: Served, parse: Parse, request: Request, limits: Limits, threads: CapacityLimiter
+    served: Served, parse: Parse, request: Request, limits: Limits, threads: PredictionThreads
 ) -> tuple[list[Any], int]:
     """The prediction path: body, model input, one ``predict`` call, JSON-ready lists.
 
@@ -203,7 +202,7 @@ async def predictions_for(
             raise payloads.invalid(error.message) from None
 
     try:
-        return await within(limits.timeout_seconds, predict, threads)
+        return await threads.run(predict)
     except payloads.InvalidInput as error:
         raise RequestValidationError(error.errors) from None
     except TimeoutError:
@@ -227,7 +226,7 @@ def create_app(model_uri: str | None = None) -> FastAPI:
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
     served = load(model_uri or os.environ.get("MODEL_URI", DEFAULT_MODEL_URI))
     limits = Limits.from_environment()
-    threads = CapacityLimiter(limits.concurrency)
+    threads = PredictionThreads(limits)
     metrics = Metrics()
     meta = served.metadata
     version_label = (meta and meta.model_version) or UNKNOWN
