@@ -156,6 +156,7 @@ class CountRequests:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self.counters: dict[tuple[str, str, str], Any] = {}  # labelled once, then reused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -172,8 +173,11 @@ class CountRequests:
         try:
             await self.app(scope, receive, send_counted)
         finally:
-            endpoint = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(scope["method"], endpoint, str(status)).inc()
+            key = (scope["method"], getattr(scope.get("route"), "path", "unmatched"), str(status))
+            counter = self.counters.get(key)
+            if counter is None:
+                counter = self.counters[key] = self.metrics.requests.labels(*key)
+            counter.inc()
 
 
 async def predictions_for(
@@ -238,14 +242,13 @@ def create_app(model_uri: str | None = None) -> FastAPI:
     if served.model is not None and meta is not None:
         validation = meta.fields["validation_status"] or UNKNOWN
         metrics.model_info.labels(meta.model_name, version_label, status_label, validation).set(1)
-        if not meta.missing:
-            metrics.compliant.labels(status_label)
     # What every prediction response says about the model: fixed while the model is loaded.
     honest: dict[str, Any] = {}
     if meta is not None:
         honest = {"model_version": meta.model_version, "uncertainty": meta.uncertainty}
         honest |= meta.fields
     compliant = not honesty.missing_response_fields(honest)
+    count_compliant = metrics.compliant.labels(status_label) if compliant else None  # 0 from start
 
     app = FastAPI(
         title=f"{MODEL_NAME} model service",
@@ -295,8 +298,8 @@ def create_app(model_uri: str | None = None) -> FastAPI:
         predictions, rows = await predictions_for(served, parse, request, limits, threads)
         metrics.latency.observe(time.perf_counter() - started)
         count_rows.inc(rows)
-        if compliant:
-            metrics.compliant.labels(status_label).inc()
+        if count_compliant is not None:
+            count_compliant.inc()
         else:
             metrics.missing.labels(endpoint).inc()
         return PredictResponse(predictions=predictions, **honest)
