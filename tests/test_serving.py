@@ -335,6 +335,7 @@ def test_two_workers_under_load_count_every_request(
         tumor.python, "-c", LEFTOVER, cwd=tmp_path, env={"PROMETHEUS_MULTIPROC_DIR": str(folder)}
     )
     assert leftover.returncode == 0 and list(folder.glob("counter_*.db")), leftover.stderr
+    (folder / "notes.txt").write_text("not a metric file")  # the entrypoint leaves it alone
     env = {"WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(folder)}
     sent = 10_000
     with serving(tumor, TUMOR, env, entrypoint=True) as service:
@@ -350,6 +351,7 @@ def test_two_workers_under_load_count_every_request(
             for path in folder.glob("counter_*.db")
         }
     assert len(codes) == sent and set(codes) == {200}
+    assert (folder / "notes.txt").read_text() == "not a metric file"
     rows = samples(metrics, "predictions_total")
     assert rows == {(("implementation_status", "IMPLEMENTED"), ("model_version", "1")): sent}
     answered = samples(metrics, "http_requests_total")

@@ -1,7 +1,7 @@
 # {{ cookiecutter._code.header }}
 """Start the service as the container does: a clean metrics folder, then the server command.
 
-``python -m {{ cookiecutter.package_name }}.entrypoint [COMMAND...]`` empties
+``python -m {{ cookiecutter.package_name }}.entrypoint [COMMAND...]`` clears
 ``PROMETHEUS_MULTIPROC_DIR`` (a temporary folder when unset), where each worker process writes
 its metric values, so counts left by an earlier run are not added to this one's; then it
 replaces itself with COMMAND, by default one uvicorn serving the app on port 8000 with
@@ -13,12 +13,12 @@ the requests in flight finish, for at most ``UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN``
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+METRIC_FILES = ("counter", "gauge", "histogram", "summary")  # how prometheus_client names them
 DEFAULT_COMMAND = (
     "uvicorn",
     "{{ cookiecutter.package_name }}.serve:app",
@@ -30,16 +30,18 @@ DEFAULT_COMMAND = (
 
 
 def clean_metrics_folder() -> Path:
-    """An empty PROMETHEUS_MULTIPROC_DIR, created if needed; the folder itself is kept (it may
-    be a mounted volume)."""
+    """PROMETHEUS_MULTIPROC_DIR without the files metric values were kept in, created if needed.
+
+    Only prometheus_client's own files are removed (counter_*.db, gauge_*.db...): a variable
+    pointing at the wrong folder loses nothing else. The folder must hold nothing but them all
+    the same, since /metrics reads every *.db file in it.
+    """
     configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     folder = Path(configured or tempfile.mkdtemp(prefix="prometheus-"))
     folder.mkdir(parents=True, exist_ok=True)
-    for entry in folder.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+    for kind in METRIC_FILES:
+        for path in folder.glob(f"{kind}_*.db"):
+            path.unlink()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     return folder
 
