@@ -292,8 +292,9 @@ def answered(answers: list[httpx.Response], status: int) -> list[httpx.Response]
 
 
 # Prometheus counts a counter's increments from its first sample on. The service creates its
-# series at 0 when it starts, except http_requests_total's, which appear on their route and
-# status's first request: one request of each kind goes first, and is scraped before the rest.
+# series at 0 when it starts (for http_requests_total: the prediction routes' 200 and 5xx);
+# other series (a 422) appear on their first request: one request of each kind goes first,
+# and is scraped before the rest.
 
 
 @pytest.fixture(scope="module")
@@ -333,6 +334,19 @@ def lacking_traffic(
     return Traffic([answer.json() for answer in ok], rows=3, alerts_before=before)
 
 
+def test_error_series_are_scraped_at_zero_before_the_first_error(
+    targets: Targets, prometheus: Prometheus
+) -> None:
+    """Otherwise the first 5xx of a fresh service are invisible to rate() and HighErrorRate."""
+    on = f'instance="{targets.lacking}", status=~"5.."'
+    expected = {
+        (endpoint, status): 0.0
+        for endpoint in ("/predict", "/invocations")
+        for status in ("500", "503", "504")
+    }
+    prometheus.settles(f"http_requests_total{{{on}}}", expected, "endpoint", "status")
+
+
 def test_prometheus_counts_the_predictions_served(
     prometheus: Prometheus, targets: Targets, compliant_traffic: Traffic
 ) -> None:
@@ -350,7 +364,8 @@ def test_prometheus_counts_the_predictions_served(
     prometheus.settles(f"sum(missing_honesty_labels_total{{{on}}})", {(): 0})
     prometheus.settles(
         f'sum by (status) (http_requests_total{{{on}, endpoint="/predict"}})',
-        {("200",): answered, ("422",): compliant_traffic.rejected},
+        {("200",): answered, ("422",): compliant_traffic.rejected}
+        | {(error,): 0 for error in ("500", "503", "504")},
         "status",
     )
     assert all(

@@ -235,9 +235,12 @@ def create_app(model_uri: str | None = None) -> FastAPI:
     meta = served.metadata
     version_label = (meta and meta.model_version) or UNKNOWN
     status_label = (meta and meta.status) or UNKNOWN
-    # Series exist at 0 from the start, so the first missing field is an increase to alert on.
+    # Series exist at 0 from the start, so the first missing field or the first error is an
+    # increase to alert on: Prometheus cannot see what a series counted before its first scrape.
     for endpoint in ("/predict", "/invocations"):
         metrics.missing.labels(endpoint)
+        for status in ("200", "500", "503", "504"):
+            metrics.requests.labels("POST", endpoint, status)
     count_rows = metrics.predictions.labels(status_label, version_label)
     if served.model is not None and meta is not None:
         validation = meta.fields["validation_status"] or UNKNOWN
