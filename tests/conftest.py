@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 import venv
@@ -65,6 +67,25 @@ def install_into(python: Path, target: Path | str) -> None:
         check=True,
         capture_output=True,
     )
+
+
+def run(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None):
+    """Run `python ARGS` in `cwd` (e.g. a generated package's train or promote module)."""
+    return subprocess.run(
+        [python, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def notebook(cells: list[str | dict[str, Any]], metadata: dict[str, Any] | None = None):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SAMPLES, TRAINING_CELLS, fresh_venv, install_into
+from conftest import SAMPLES, TRAINING_CELLS, free_port, fresh_venv, install_into, run
 
 from nb2prod.backend.render import convert
 
@@ -38,23 +37,6 @@ EXPECTED = {
 def python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One fresh venv for the generated packages; it sees the installed runtime (no network)."""
     return fresh_venv(tmp_path_factory.mktemp("venv"))
-
-
-def run(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None):
-    return subprocess.run(
-        [python, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

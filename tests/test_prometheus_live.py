@@ -27,9 +27,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import SAMPLES, fresh_venv, install_into
+from conftest import SAMPLES, free_port, fresh_venv, install_into, run
 from prometheus_client.parser import text_string_to_metric_families
-from test_generated_e2e import free_port, run
 from test_generated_monitoring import alert_rules, dashboard, load_yaml
 
 from nb2prod.backend.render import convert

@@ -134,6 +134,11 @@ def open_pull_request(github: FakeGitHub, repo: Repository) -> str:
     return head
 
 
+def without_github() -> dict[str, str]:
+    """This environment without any GITHUB_* variable, as outside a workflow."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+
+
 def actions_env(
     tmp_path: Path, github: FakeGitHub, repo: Repository, **extra: str
 ) -> dict[str, str]:
@@ -147,7 +152,7 @@ def actions_env(
     }
     event_path = tmp_path / "event.json"
     event_path.write_text(json.dumps(event), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    env = without_github()
     env |= {
         "GITHUB_ACTIONS": "true",
         "GITHUB_EVENT_NAME": "pull_request",
@@ -399,7 +404,7 @@ def test_flags_work_without_actions_variables(
     """Outside Actions: repository, number and API from flags; the commits from the API."""
     repo.commit({"train.py": HONEST_TRAIN + DISHONEST_ADDITION}, "add a fast path")
     open_pull_request(github, repo)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    env = without_github()
     env["GITHUB_TOKEN"] = TOKEN
 
     run = review(repo, env, "--repo", REPO, "--pr", str(PR), "--api-url", github.url)
@@ -427,7 +432,7 @@ def test_pages_of_comments_are_all_read_before_creating_one(
 
 def test_local_changes_are_reviewed_without_github(repo: Repository) -> None:
     (repo.path / "train.py").write_text(HONEST_TRAIN + DISHONEST_ADDITION, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    env = without_github()
 
     run = review(repo, env, "--base", "main")
 
@@ -436,7 +441,7 @@ def test_local_changes_are_reviewed_without_github(repo: Repository) -> None:
 
 
 def test_outside_a_pull_request_the_error_says_what_to_pass(repo: Repository) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    env = without_github()
     run = review(repo, env)
     assert run.code == 2
     assert "pass --repo OWNER/NAME --pr N, or --base REF" in run.stderr

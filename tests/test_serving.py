@@ -28,10 +28,9 @@ import aiohttp
 import httpx
 import nbformat
 import pytest
-from conftest import SAMPLES, fresh_venv, install_into, notebook
+from conftest import SAMPLES, free_port, fresh_venv, install_into, notebook, run
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
-from test_generated_e2e import free_port, run
 
 from nb2prod.backend.render import convert
 
