@@ -287,6 +287,7 @@ def _lint_config(args: argparse.Namespace) -> LintConfig:
 def _show_fixes(results: list[FileResult], files: list[Path], config: LintConfig) -> int:
     """`--diff`: print the safe fixes, change nothing; exit 1 when there is one (as ruff)."""
     from nb2prod.lint.fixes import fix_files
+    from nb2prod.lint.reporters import plural
 
     linted = {str(path) for path in files}  # not stdin, not paths that do not exist
     fixes = fix_files([r for r in results if r.path in linted], config)
@@ -294,7 +295,7 @@ def _show_fixes(results: list[FileResult], files: list[Path], config: LintConfig
     for result in results:
         if result.error:
             print(f"{result.path}: error: {result.error}", file=sys.stderr)
-    print(f"Would fix {_plural(sum(f.fixed for f in fixes), 'finding')}.", file=sys.stderr)
+    print(f"Would fix {plural(sum(f.fixed for f in fixes), 'finding')}.", file=sys.stderr)
     return EXIT_FINDINGS if fixes else EXIT_OK
 
 
@@ -304,6 +305,7 @@ def _apply_fixes(
     """`--fix`: write the safe fixes, then lint those files again: what is left is a human's."""
     from nb2prod.lint.cache import lint_with_cache
     from nb2prod.lint.fixes import fix_files
+    from nb2prod.lint.reporters import plural
 
     linted = {str(path) for path in files}
     fixes = fix_files([r for r in results if r.path in linted], config)
@@ -313,12 +315,8 @@ def _apply_fixes(
         fix.path.write_text(fix.after, encoding="utf-8", newline="")
     fresh = lint_with_cache([fix.path for fix in fixes], config.load_rules, cache)
     by_path = {r.path: config.keep(r) for r in fresh}
-    print(f"Fixed {_plural(sum(f.fixed for f in fixes), 'finding')}.", file=sys.stderr)
+    print(f"Fixed {plural(sum(f.fixed for f in fixes), 'finding')}.", file=sys.stderr)
     return [by_path.get(r.path, r) for r in results]
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _run_review(args: argparse.Namespace) -> int:

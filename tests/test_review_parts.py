@@ -38,7 +38,6 @@ def test_patch_lines_added_touched_and_commentable() -> None:
     assert lines.commentable == {3, 4, 5, 6, 7, 8, 9, 21, 22}
     # The deleted log_params call touches the lines around it, so a finding there counts.
     assert lines.changes(4, 4) and not lines.changes(8, 9)
-    assert lines.first_change(3, 9) == 4
 
 
 def test_git_diff_of_several_files_including_new_and_deleted() -> None:

@@ -324,9 +324,9 @@ def render_markdown(results: Sequence[FileResult]) -> str:
     out = ["## nb2prod lint", ""]
     if not with_findings and not failed:
         return "\n".join([*out, "No findings: every file passes the honesty rules.", ""])
-    summary = f"**{_plural(count, 'finding')}** in {_plural(len(with_findings), 'file')}"
+    summary = f"**{plural(count, 'finding')}** in {plural(len(with_findings), 'file')}"
     if failed:
-        summary += f"; {_plural(len(failed), 'file')} could not be linted"
+        summary += f"; {plural(len(failed), 'file')} could not be linted"
     out += [summary + ".", ""]
     for result in with_findings:
         out += [f"### {code_span(display_path(result.path))}", ""]
@@ -343,8 +343,9 @@ def render_markdown(results: Sequence[FileResult]) -> str:
     return "\n".join(out)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """ "1 finding", "2 findings"; `many` for words that do not just take an s."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def table_text(text: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nb2prod import __version__
-from nb2prod.lint.reporters import code_span, table_text
+from nb2prod.lint.reporters import path_cell, plural, table_text
 from nb2prod.review.diff import ChangedLines
 from nb2prod.review.findings import Finding, ReviewedFile
 
@@ -46,7 +46,7 @@ def summary(files: Sequence[ReviewedFile], links: Links, *, everything: bool) ->
     scope = "in the files" if everything else "on the lines"
     head = [MARKER, TITLE, ""]
     if not kept and not broken:
-        checked = _plural(len(files), "Python file or notebook", "Python files and notebooks")
+        checked = plural(len(files), "Python file or notebook", "Python files and notebooks")
         head.append(
             f"✅ **All good**: no honesty metadata is missing {scope} this pull request "
             f"changes ({checked} checked)."
@@ -56,11 +56,11 @@ def summary(files: Sequence[ReviewedFile], links: Links, *, everything: bool) ->
         if kept:
             touched = len({f.path for f, _ in kept})
             parts.append(
-                f"**{_plural(len(kept), 'finding')}** {scope} this pull request changes, "
-                f"in {_plural(touched, 'file')}"
+                f"**{plural(len(kept), 'finding')}** {scope} this pull request changes, "
+                f"in {plural(touched, 'file')}"
             )
         if broken:
-            parts.append(f"**{_plural(len(broken), 'file')}** could not be linted")
+            parts.append(f"**{plural(len(broken), 'file')}** could not be linted")
         head.append(f"❌ {'; '.join(parts)}.")
     body = [*head, ""]
     rows = [_row(f, finding, links) for f, finding in kept]
@@ -73,13 +73,13 @@ def summary(files: Sequence[ReviewedFile], links: Links, *, everything: bool) ->
         body.append("")
     if broken:
         body += ["| File that could not be linted | Problem |", "| --- | --- |"]
-        body += [f"| {_code_in_table(f.path)} | {table_text(f.error or '')} |" for f in broken]
+        body += [f"| {path_cell(f.path)} | {table_text(f.error or '')} |" for f in broken]
         body.append("")
     body += _statuses(files)
     outside = sum(len(f.findings) for f in files) - len(kept)
     if outside:
         body.append(
-            f"{_plural(outside, 'more finding')} in these files "
+            f"{plural(outside, 'more finding')} in these files "
             f"{'is' if outside == 1 else 'are'} on lines this pull request does not change; "
             "`nb2prod lint` on the files shows them."
         )
@@ -97,9 +97,7 @@ def _row(file: ReviewedFile, finding: Finding, links: Links) -> str:
     status = ", ".join(s.label for s in file.statuses) or "—"
     severity = "" if finding.severity == "error" else " (warning)"
     finding_text = f"**{v.code}**{severity} {table_text(what)}"
-    return (
-        f"| {_code_in_table(file.path)} | {status} | {where} | {finding_text} | {table_text(how)} |"
-    )
+    return f"| {path_cell(file.path)} | {status} | {where} | {finding_text} | {table_text(how)} |"
 
 
 def split_message(message: str, code: str) -> tuple[str, str]:
@@ -115,7 +113,7 @@ def _statuses(files: Sequence[ReviewedFile]) -> list[str]:
     lines = ["**Declared implementation status** in the changed files:", ""]
     for file in declared:
         labels = ", ".join(s.label for s in file.statuses)
-        lines.append(f"- {_code_in_table(file.path)}: {labels}")
+        lines.append(f"- {path_cell(file.path)}: {labels}")
     return [*lines, ""]
 
 
@@ -216,11 +214,3 @@ def suggestion_for(before: str, after: str, changed: ChangedLines) -> tuple[int,
     if not all(n in changed.commentable for n in range(start, end + 1)):
         return None
     return start, end, replacement
-
-
-def _plural(n: int, word: str, plural: str | None = None) -> str:
-    return f"{n} {word if n == 1 else plural or word + 's'}"
-
-
-def _code_in_table(path: str) -> str:
-    return code_span(path).replace("|", "\\|")  # GitHub needs it even inside a code span

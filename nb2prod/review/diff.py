@@ -34,9 +34,6 @@ class ChangedLines:
             return True
         return any(line in self.touched for line in range(first, last + 1))
 
-    def first_change(self, first: int, last: int) -> int | None:
-        return next((n for n in range(first, last + 1) if n in self.touched), None)
-
 
 @dataclass
 class _Builder:

@@ -8,7 +8,6 @@ a run changes a line inside the run, not the `with` line the finding starts on.
 from __future__ import annotations
 
 import ast
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,7 +140,3 @@ def _status_values(node: ast.AST) -> list[str]:
 
 def _is_text(node: ast.expr | None, text: str) -> bool:
     return isinstance(node, ast.Constant) and node.value == text
-
-
-def count(files: Sequence[ReviewedFile], *, everything: bool) -> int:
-    return sum(len(f.kept(everything=everything)) for f in files)
