@@ -89,7 +89,11 @@ def free_port() -> int:
 
 
 def notebook(cells: list[str | dict[str, Any]], metadata: dict[str, Any] | None = None):
-    """A v4 notebook; a cell is its source, or a dict with source, tags, execution_count."""
+    """A v4 notebook; a cell is its source, or a dict with source, tags, execution_count.
+
+    Cell ids are fixed (nbformat would draw random ones) so a notebook, and the sha256 that
+    generated code quotes, is the same on every run.
+    """
     nb = nbformat.v4.new_notebook()
     nb.metadata.update(
         metadata
@@ -102,9 +106,9 @@ def notebook(cells: list[str | dict[str, Any]], metadata: dict[str, Any] | None 
     for count, cell in enumerate(cells, start=1):
         spec = {"source": cell} if isinstance(cell, str) else dict(cell)
         if spec.pop("markdown", False):
-            nb.cells.append(nbformat.v4.new_markdown_cell(spec["source"]))
+            nb.cells.append(nbformat.v4.new_markdown_cell(spec["source"], id=f"cell-{count}"))
             continue
-        code = nbformat.v4.new_code_cell(spec["source"])
+        code = nbformat.v4.new_code_cell(spec["source"], id=f"cell-{count}")
         code.execution_count = spec.get("execution_count", count)
         if "tags" in spec:
             code.metadata["tags"] = spec["tags"]
