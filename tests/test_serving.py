@@ -3,16 +3,18 @@
 Two models are converted, installed and trained once for the module: the tumor sample (a
 scikit-learn forest, 10 trees to keep the load test short) and a rule-based model whose
 `predict` sleeps as long as each record asks (`wait_seconds`), so a test controls how slow a
-request is without touching the code under test. The MLflow payload formats of `/invocations`
-give the model's own predictions plus the honesty fields; a body over the limit gets 413, a
-batch over the limit 422, a prediction over the time limit 504; SIGTERM lets a request in
-flight finish; two workers under load count exactly what was sent.
+request is without touching the code under test. `/invocations` answers what
+`mlflow models serve` answers, request for request (both run on the same model), plus the
+honesty fields; a body over the limit gets 413, a batch over the limit 422 (400 on
+`/invocations`), a prediction over the time limit 504; SIGTERM lets a request in flight
+finish; two workers under load count exactly what was sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import signal
@@ -27,6 +29,7 @@ from typing import Any
 import aiohttp
 import httpx
 import nbformat
+import pandas as pd
 import pytest
 from conftest import SAMPLES, free_port, fresh_venv, install_into, notebook, run
 from prometheus_client.mmap_dict import MmapedDict
@@ -215,14 +218,136 @@ def test_invocations_refuse_what_mlflow_refuses(limited: Service, expected: dict
     both = {"instances": records, "inputs": records}
     for payload in (both, records, {"records": records}):
         answer = httpx.post(f"{limited.url}/invocations", json=payload, timeout=30)
-        assert answer.status_code == 422, answer.text
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error_code"] == "BAD_REQUEST"
     field = next(iter(records[0]))
     bad = [{**records[0], field: "not a number"}]
     answer = httpx.post(f"{limited.url}/invocations", json={"dataframe_records": bad}, timeout=30)
-    assert answer.status_code == 422
+    assert answer.status_code == 400
+    assert answer.json()["message"].startswith(f"body.0.{field}: Input should be a valid number")
     assert answer.json()["detail"][0]["loc"] == ["body", 0, field]
+    # /predict keeps FastAPI's 422, and takes JSON only
+    answer = httpx.post(f"{limited.url}/predict", json=bad, timeout=30)
+    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["body", 0, field]
     text = httpx.post(f"{limited.url}/predict", content=b"x,y\n1,2", timeout=30)
     assert text.status_code == 422  # not JSON: the error says so, the body is not echoed
+    csv = {"Content-Type": "text/csv"}
+    assert httpx.post(f"{limited.url}/predict", content=b"x", headers=csv).status_code == 415
+
+
+@pytest.fixture(scope="module")
+def mlflow_serve(tumor: Trained) -> Iterator[str]:
+    """`mlflow models serve` on the same registered model, in the same environment."""
+    port = free_port()
+    log = tumor.work / "mlflow-serve.log"
+    command = [str(tumor.python), "-m", "mlflow", "models", "serve"]
+    command += ["-m", f"models:/{TUMOR}/1", "--env-manager", "local"]
+    command += ["-h", "127.0.0.1", "-p", str(port)]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}
+    with log.open("w") as output:
+        process = subprocess.Popen(command, cwd=tumor.work, env=env, stdout=output, stderr=output)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.3)
+        else:
+            raise AssertionError(f"mlflow models serve did not start:\n{log.read_text()[-3000:]}")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def client_requests(records: list[dict[str, Any]]) -> dict[str, tuple[str, bytes]]:
+    """Requests a client of `mlflow models serve` sends: (Content-Type, body) by name."""
+    frame = pd.DataFrame(records)
+    first = next(iter(records[0]))
+    parquet = io.BytesIO()
+    frame.to_parquet(parquet)
+    sent: dict[str, Any] = {
+        **{name: {name.split(",")[0]: p} for name, p in invocation_payloads(records).items()},
+        "inputs, one record": {"inputs": records[0]},
+        "inputs, a list of records": {"inputs": records},
+        "params beside the data": {"dataframe_records": records, "params": {"unused": 1}},
+        "a column the model does not know": {"dataframe_records": [{**records[0], "id": 7}]},
+        "a number as a string": {"dataframe_records": [{**records[0], first: "1.5"}]},
+        "an integer for a float": {"dataframe_records": [{**records[0], first: 3}]},
+        "a value that is not a number": {"dataframe_records": [{**records[0], first: "abc"}]},
+        "a missing column": {
+            "dataframe_records": [{k: v for k, v in records[0].items() if k != first}]
+        },
+        "two formats": {"instances": records, "inputs": records},
+        "no format": {"records": records},
+        "a bare list": records,
+    }
+    requests = {
+        name: ("application/json", json.dumps(body).encode()) for name, body in sent.items()
+    }
+    return requests | {
+        "not JSON": ("application/json", b"{nope"),
+        "CSV": ("text/csv", frame.to_csv(index=False).encode()),
+        "CSV with the frame's index": ("text/csv", frame.to_csv().encode()),
+        "CSV, columns reordered": (
+            "text/csv",
+            frame[frame.columns[::-1]].to_csv(index=False).encode(),
+        ),
+        "CSV, a value that is not a number": (
+            "text/csv",
+            frame.assign(**{first: "abc"}).to_csv(index=False).encode(),
+        ),
+        "CSV, UTF-8 charset": ("text/csv; charset=utf-8", frame.to_csv(index=False).encode()),
+        "CSV, Latin-1 charset": ("text/csv; charset=latin-1", frame.to_csv(index=False).encode()),
+        "Parquet": ("application/vnd.apache.parquet", parquet.getvalue()),
+        "plain text": ("text/plain", b"hello"),
+    }
+
+
+def test_mlflow_clients_switch_unchanged(
+    limited: Service, mlflow_serve: str, expected: dict[str, list[Any]]
+) -> None:
+    """Every request gets the status `mlflow models serve` gives it, the same predictions
+    plus the honesty fields, or an error body in MLflow's shape (error_code, message)."""
+    for name, (content_type, body) in client_requests(expected["records"]).items():
+        headers = {"Content-Type": content_type}
+        theirs = httpx.post(f"{mlflow_serve}/invocations", content=body, headers=headers)
+        ours = httpx.post(f"{limited.url}/invocations", content=body, headers=headers)
+        assert ours.status_code == theirs.status_code, (name, theirs.text[:300], ours.text[:300])
+        if theirs.status_code == 200:
+            assert ours.json()["predictions"] == theirs.json()["predictions"], name
+            assert_honest(ours.json())
+        elif theirs.status_code == 400:  # MLflow says INVALID_PARAMETER_VALUE for some
+            assert theirs.json()["error_code"] in ("BAD_REQUEST", "INVALID_PARAMETER_VALUE")
+            assert ours.json()["error_code"] == "BAD_REQUEST", name
+            assert ours.json()["message"], name
+    for path in ("/ping", "/version"):
+        theirs, ours = httpx.get(f"{mlflow_serve}{path}"), httpx.get(f"{limited.url}{path}")
+        assert (ours.status_code, ours.text) == (theirs.status_code, theirs.text), path
+
+
+def test_invocations_differ_from_mlflow_where_mlflow_guesses(
+    limited: Service, expected: dict
+) -> None:
+    """Two deliberate differences. A null in a column the signature requires is refused
+    (MLflow hands the model a NaN, and a forest predicts from it). A dataframe_split without
+    column names is read in the signature's column order (MLflow names them 0, 1, ... and
+    refuses them)."""
+    records = expected["records"]
+    first = next(iter(records[0]))
+    null = {"dataframe_records": [{**records[0], first: None}]}
+    answer = httpx.post(f"{limited.url}/invocations", json=null)
+    assert answer.status_code == 400 and answer.json()["detail"][0]["loc"] == ["body", 0, first]
+    empty_field = pd.DataFrame(records).assign(**{first: None}).to_csv(index=False).encode()
+    answer = httpx.post(
+        f"{limited.url}/invocations", content=empty_field, headers={"Content-Type": "text/csv"}
+    )
+    assert answer.status_code == 400 and answer.json()["detail"][0]["loc"] == ["body", 0, first]
+    unnamed = {"dataframe_split": {"data": [list(r.values()) for r in records]}}
+    answer = httpx.post(f"{limited.url}/invocations", json=unnamed)
+    assert answer.json()["predictions"] == expected["predictions"]
 
 
 def test_body_over_the_limit_gets_413(limited: Service, expected: dict) -> None:
@@ -252,13 +377,14 @@ def test_body_over_the_limit_gets_413(limited: Service, expected: dict) -> None:
     assert httpx.post(f"{limited.url}/predict", json=record, timeout=30).status_code == 200
 
 
-def test_batch_over_the_limit_gets_422(limited: Service, expected: dict) -> None:
+def test_batch_over_the_limit_is_refused(limited: Service, expected: dict) -> None:
     record = expected["records"][0]
     over = httpx.post(f"{limited.url}/predict", json=[record] * 51, timeout=30)
     assert over.status_code == 422
     assert "PREDICT_MAX_BATCH" in over.text
     split = {"dataframe_split": {"columns": list(record), "data": [list(record.values())] * 51}}
-    assert httpx.post(f"{limited.url}/invocations", json=split, timeout=30).status_code == 422
+    invocation = httpx.post(f"{limited.url}/invocations", json=split, timeout=30)
+    assert invocation.status_code == 400 and "PREDICT_MAX_BATCH" in invocation.json()["message"]
     at_limit = httpx.post(f"{limited.url}/predict", json=[record] * 50, timeout=30)
     assert at_limit.status_code == 200
     assert len(at_limit.json()["predictions"]) == 50

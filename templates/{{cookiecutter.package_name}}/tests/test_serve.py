@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from typing import Any
 
@@ -80,6 +82,30 @@ def test_invocations_take_mlflow_payloads_and_answer_honestly(client: TestClient
         assert body["predictions"] == expected, key
         for field in (*honesty.RESPONSE_FIELDS, "model_version"):
             assert body[field], (key, field)
+
+
+def test_invocations_take_csv(client: TestClient, trained) -> None:
+    if not isinstance(trained.records[0], dict):
+        pytest.skip("an unnamed tensor has no columns to name in a CSV header")
+    expected = client.post("/predict", json=trained.records).json()["predictions"]
+    text = io.StringIO()
+    columns = list(trained.records[0])
+    writer = csv.writer(text)
+    writer.writerow(columns)
+    writer.writerows([["" if r[c] is None else r[c] for c in columns] for r in trained.records])
+    response = client.post(
+        "/invocations", content=text.getvalue(), headers={"Content-Type": "text/csv"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == expected
+
+
+def test_invocations_refuse_as_mlflow_does(client: TestClient) -> None:
+    response = client.post("/invocations", json={"records": []})
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "BAD_REQUEST"
+    assert "dataframe_split" in response.json()["message"]
+    assert client.get("/ping").status_code == 200
 
 
 def test_limits(trained, monkeypatch: pytest.MonkeyPatch) -> None:

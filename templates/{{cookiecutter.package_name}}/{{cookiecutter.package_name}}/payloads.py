@@ -1,11 +1,13 @@
 # {{ cookiecutter._code.header }}
 """Request bodies in, model input out: the rules are compiled once, from the model's signature.
 
-``/predict`` takes one record (a JSON object) or a batch (an array of them). ``/invocations``
-takes the payloads of ``mlflow models serve`` (``dataframe_split``, ``dataframe_records``,
-``instances``, ``inputs``), so its clients switch without change. Every format ends as the one
-input the model was fitted on: a float array when every column is a number and the model does
-not read columns by name, otherwise a frame in the signature's column order.
+``/predict`` takes one record (a JSON object) or a batch (an array of them), and refuses a
+column the model does not know. ``/invocations`` takes what ``mlflow models serve`` takes: JSON
+(``dataframe_split``, ``dataframe_records``, ``instances``, ``inputs``), CSV with a header row,
+or Parquet, and ignores unknown columns as MLflow does, so its clients switch without change.
+Every format ends as the one input the model was fitted on: a float array when every column
+is a number and the model does not read columns by name, otherwise a frame in the signature's
+column order.
 
 Numbers go straight into one array; only a batch that does not fit that mould (a missing or
 extra column, a value that is not a number) is checked field by field, so the error can name
@@ -14,6 +16,8 @@ the record and the field at fault.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
@@ -58,15 +62,21 @@ class ModelInputs(Protocol):
 
     def one_or_many(self, document: Any) -> list[Any]: ...
 
-    def from_records(self, records: list[Any]) -> ModelInput: ...
+    def from_records(self, records: list[Any], *, lenient: bool = False) -> ModelInput: ...
 
-    def from_table(self, columns: list[str] | None, rows: list[Any]) -> ModelInput: ...
+    def from_table(
+        self, columns: list[str] | None, rows: list[Any], *, lenient: bool = False
+    ) -> ModelInput: ...
 
-    def from_columns(self, columns: Mapping[str, Any]) -> ModelInput: ...
+    def from_columns(self, columns: Mapping[str, Any], *, lenient: bool = False) -> ModelInput: ...
 
 
 class ColumnInputs:
-    """A signature of named columns (the usual one for tabular models)."""
+    """A signature of named columns (the usual one for tabular models).
+
+    ``lenient`` is MLflow's rule for ``/invocations``: columns the signature does not name are
+    dropped, not refused.
+    """
 
     def __init__(self, schema: Schema, *, by_name: bool) -> None:
         self.names = tuple(column.name or str(i) for i, column in enumerate(schema.inputs))
@@ -79,8 +89,11 @@ class ColumnInputs:
             fields[name] = kind if column.required else NotRequired[kind | None]
         record: Any = TypedDict("Record", fields)  # type: ignore[operator]
         record.__pydantic_config__ = ConfigDict(extra="forbid")
+        known: Any = TypedDict("KnownColumns", fields)  # type: ignore[operator]
+        known.__pydantic_config__ = ConfigDict(extra="ignore")
         self._record = TypeAdapter(record)
         self._records = TypeAdapter(list[record])
+        self._known_columns = TypeAdapter(list[known])
 
     def record_schema(self) -> dict[str, Any]:
         return self._record.json_schema()
@@ -92,18 +105,20 @@ class ColumnInputs:
             return document
         raise invalid("expected a JSON object (one record) or an array of them")
 
-    def from_records(self, records: list[Any]) -> ModelInput:
+    def from_records(self, records: list[Any], *, lenient: bool = False) -> ModelInput:
         width = len(self.names)
         try:
-            if all(len(record) == width for record in records):
+            if lenient or all(len(record) == width for record in records):
                 array = self._floats([[record[name] for name in self.names] for record in records])
                 if array is not None:
                     return self._model_input(array)
         except (KeyError, TypeError):  # a missing column, or a record that is not an object
             pass
-        return self._checked(records)
+        return self._checked(records, lenient=lenient)
 
-    def from_table(self, columns: list[str] | None, rows: list[Any]) -> ModelInput:
+    def from_table(
+        self, columns: list[str] | None, rows: list[Any], *, lenient: bool = False
+    ) -> ModelInput:
         if columns is None or list(columns) == list(self.names):
             array = self._floats(rows)
             if array is not None:
@@ -114,17 +129,18 @@ class ColumnInputs:
             if not isinstance(row, list) or len(row) != len(columns):
                 raise invalid(f"row {i} does not have one value per column ({len(columns)})", i)
             records.append(dict(zip(columns, row, strict=True)))
-        return self._checked(records)
+        return self._checked(records, lenient=lenient)
 
-    def from_columns(self, columns: Mapping[str, Any]) -> ModelInput:
+    def from_columns(self, columns: Mapping[str, Any], *, lenient: bool = False) -> ModelInput:
         if len({len(values) for values in columns.values()}) > 1:
             raise invalid("every column must have the same number of values")
-        if set(columns) == set(self.names):
+        if set(columns) == set(self.names) or (lenient and set(self.names) <= set(columns)):
             array = self._floats([columns[name] for name in self.names])
             if array is not None:
                 return self._model_input(np.ascontiguousarray(array.T))
         rows = zip(*columns.values(), strict=True)
-        return self._checked([dict(zip(columns, row, strict=True)) for row in rows])
+        records = [dict(zip(columns, row, strict=True)) for row in rows]
+        return self._checked(records, lenient=lenient)
 
     def _floats(self, rows: list[Any]) -> np.ndarray | None:
         """The rows as one float array, or None when they need a field-by-field check.
@@ -142,10 +158,14 @@ class ColumnInputs:
             return None
         return array
 
-    def _checked(self, records: list[Any]) -> ModelInput:
-        """Every field checked against the signature; the errors name record and field."""
+    def _checked(self, records: list[Any], *, lenient: bool) -> ModelInput:
+        """Every field checked against the signature; the errors name record and field.
+
+        Text is read as the signature's type ("1.5" is a number), which CSV needs.
+        """
+        adapter = self._known_columns if lenient else self._records
         try:
-            checked = self._records.validate_python(records)
+            checked = adapter.validate_python(records)
         except ValidationError as error:
             raise InvalidInput(validation_errors(error)) from None
         if self.numeric:
@@ -186,7 +206,7 @@ class TensorInputs:
             value, depth = value[0], depth + 1
         return document if depth >= len(self.shape) else [document]
 
-    def from_records(self, records: list[Any]) -> ModelInput:
+    def from_records(self, records: list[Any], *, lenient: bool = False) -> ModelInput:
         try:
             array = np.array(records)
         except ValueError:
@@ -198,10 +218,12 @@ class TensorInputs:
             raise invalid(f"each record must have shape {list(self.shape[1:])} (-1: any size)")
         return array.astype(self.dtype, copy=False)
 
-    def from_table(self, columns: list[str] | None, rows: list[Any]) -> ModelInput:
+    def from_table(
+        self, columns: list[str] | None, rows: list[Any], *, lenient: bool = False
+    ) -> ModelInput:
         return self.from_records(rows)
 
-    def from_columns(self, columns: Mapping[str, Any]) -> ModelInput:
+    def from_columns(self, columns: Mapping[str, Any], *, lenient: bool = False) -> ModelInput:
         raise invalid("this model takes an unnamed tensor: send its rows as a list")
 
 
@@ -257,17 +279,49 @@ def invocation_input(inputs: ModelInputs, body: bytes, max_batch: int) -> tuple[
         ):
             raise invalid('dataframe_split "columns" must be a list of names', key)
         check_batch(len(value["data"]), max_batch)
-        return inputs.from_table(columns, value["data"]), len(value["data"])
+        return inputs.from_table(columns, value["data"], lenient=True), len(value["data"])
     if key == "inputs" and isinstance(value, dict):
         if not all(isinstance(values, list) for values in value.values()):
-            return inputs.from_records([value]), 1  # one record, given as an object
+            return inputs.from_records([value], lenient=True), 1  # one record, as an object
         rows = len(next(iter(value.values()), []))
         check_batch(rows, max_batch)
-        return inputs.from_columns(value), rows
+        return inputs.from_columns(value, lenient=True), rows
     if not isinstance(value, list):
         raise invalid(f"{key} must be a list of records", key)
     check_batch(len(value), max_batch)
-    return inputs.from_records(value), len(value)
+    return inputs.from_records(value, lenient=True), len(value)
+
+
+def csv_input(inputs: ModelInputs, body: bytes, max_batch: int) -> tuple[ModelInput, int]:
+    """``/invocations`` with ``text/csv``: a header row, then one row per record, as
+    ``DataFrame.to_csv`` writes it (its unnamed index column is dropped like any unknown one).
+    An empty field is a missing value."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise invalid(f"CSV must be UTF-8: {error}") from None
+    try:
+        header, *lines = csv.reader(io.StringIO(text))
+    except ValueError:
+        raise invalid("CSV needs a header row naming the columns") from None
+    except csv.Error as error:
+        raise invalid(f"not valid CSV: {error}") from None
+    rows: list[Any] = [[value if value != "" else None for value in line] for line in lines if line]
+    check_batch(len(rows), max_batch)
+    return inputs.from_table(header, rows, lenient=True), len(rows)
+
+
+def parquet_input(inputs: ModelInputs, body: bytes, max_batch: int) -> tuple[ModelInput, int]:
+    """``/invocations`` with ``application/vnd.apache.parquet``: a frame as ``to_parquet``
+    writes it."""
+    try:
+        frame = pd.read_parquet(io.BytesIO(body))
+    except Exception as error:  # pyarrow raises many kinds for a damaged file
+        raise invalid(f"not a Parquet file pandas can read: {error}") from None
+    check_batch(len(frame), max_batch)
+    columns = [str(name) for name in frame.columns]
+    rows = frame.to_numpy(dtype=object).tolist()
+    return inputs.from_table(columns, rows, lenient=True), len(rows)
 
 
 def check_batch(rows: int, max_batch: int) -> None:
@@ -290,6 +344,14 @@ def validation_errors(error: ValidationError) -> list[dict[str, Any]]:
             item["input"] = entry.get("input")
         shown.append(item)
     return shown
+
+
+def summary(errors: list[dict[str, Any]]) -> str:
+    """The errors in one line, the first in full: "body.0.radius: Input should be a number"."""
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"])
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
 
 
 def to_list(predictions: Any) -> list[Any]:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import mlflow
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from mlflow.exceptions import MlflowException
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -46,8 +46,17 @@ DEFAULT_MODEL_URI = f"models:/{MODEL_NAME}@champion"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 UNKNOWN = "unknown"  # metric label value when the registry does not say
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-JSON_TYPES = ("application/json", "text/json")
 Parse = Callable[[payloads.ModelInputs, bytes, int], tuple[payloads.ModelInput, int]]
+# Each route's parser per media type; a request without a Content-Type is taken as JSON.
+PREDICT_PARSERS: dict[str, Parse] = {
+    "application/json": payloads.predict_input,
+    "text/json": payloads.predict_input,
+}
+INVOCATIONS_PARSERS: dict[str, Parse] = {  # what `mlflow models serve` takes
+    "application/json": payloads.invocation_input,
+    "text/csv": payloads.csv_input,
+    "application/vnd.apache.parquet": payloads.parquet_input,
+}
 
 
 class PredictResponse(BaseModel):
@@ -61,6 +70,14 @@ class PredictResponse(BaseModel):
     validation_status: str | None
     model_version: str | None
     uncertainty: str | None
+
+
+class InvalidInvocation(Exception):
+    """An /invocations body the model cannot take: answered as ``mlflow models serve`` does."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(errors)
+        self.errors = errors
 
 
 class Metrics:
@@ -180,19 +197,36 @@ class CountRequests:
             counter.inc()
 
 
+def parser_for(request: Request, parsers: Mapping[str, Parse]) -> Parse:
+    """The route's parser for the body's media type; 415 for another type or a charset other
+    than UTF-8."""
+    media_type, *parameters = request.headers.get("content-type", "application/json").split(";")
+    parse = parsers.get(media_type.strip().lower())
+    if parse is None:
+        raise HTTPException(415, f"send {' or '.join(parsers)}, not {media_type or 'nothing'}")
+    for parameter in parameters:
+        name, _, value = parameter.strip().lower().partition("=")
+        if name == "charset" and value.strip('"') not in ("utf-8", "utf8"):
+            raise HTTPException(415, f"send UTF-8, not {value}")
+    return parse
+
+
 async def predictions_for(
-    served: Served, parse: Parse, request: Request, limits: Limits, threads: PredictionThreads
+    served: Served,
+    parsers: Mapping[str, Parse],
+    request: Request,
+    limits: Limits,
+    threads: PredictionThreads,
 ) -> tuple[list[Any], int]:
     """The prediction path: body, model input, one ``predict`` call, JSON-ready lists.
 
     Parsing and predicting run in a worker thread under the time limit, so a slow request
-    neither blocks the others nor outlives its timeout. Returns predictions and rows.
+    neither blocks the others nor outlives its timeout. Returns predictions and rows; a body
+    the model cannot take raises ``payloads.InvalidInput``.
     """
     if served.model is None or served.inputs is None:
         raise HTTPException(503, served.not_ready())
-    content_type = request.headers.get("content-type", "application/json").split(";")[0]
-    if content_type.strip().lower() not in JSON_TYPES:
-        raise HTTPException(415, f"send JSON (Content-Type: application/json), not {content_type}")
+    parse = parser_for(request, parsers)
     body = await request.body()
     model, inputs = served.model, served.inputs
 
@@ -207,8 +241,6 @@ async def predictions_for(
 
     try:
         return await threads.run(predict)
-    except payloads.InvalidInput as error:
-        raise RequestValidationError(error.errors) from None
     except TimeoutError:
         raise HTTPException(
             504, f"no prediction within {limits.timeout_seconds:g} s (PREDICT_TIMEOUT_SECONDS)"
@@ -269,6 +301,17 @@ def create_app(model_uri: str | None = None) -> FastAPI:
         errors = [{k: v for k, v in e.items() if not isinstance(v, bytes)} for e in error.errors()]
         return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
+    @app.exception_handler(InvalidInvocation)
+    async def invalid_invocation(request: Request, error: InvalidInvocation) -> JSONResponse:
+        """400 with MLflow's error body, so its clients read it unchanged; the fields at fault
+        are listed under ``detail`` as for /predict."""
+        body = {
+            "error_code": "BAD_REQUEST",
+            "message": payloads.summary(error.errors),
+            "detail": jsonable_encoder(error.errors),
+        }
+        return JSONResponse(body, status_code=400)
+
     @app.get("/health")
     def health() -> dict[str, Any]:
         """Liveness: 200 while the process runs; says what is loaded and what it lacks."""
@@ -292,13 +335,33 @@ def create_app(model_uri: str | None = None) -> FastAPI:
         version = meta.model_version if meta else None
         return JSONResponse({"ready": True, "model_uri": served.uri, "model_version": version})
 
+    @app.get("/ping", responses={404: {"description": "model not loaded"}})
+    def ping() -> Response:
+        """``mlflow models serve``'s health check (SageMaker's too): 200 once the model is
+        loaded. It says nothing of honesty metadata; ``/ready`` does."""
+        status = 200 if served.model is not None else 404
+        return Response("\n", status_code=status, media_type="application/json")
+
+    @app.get("/version", response_class=PlainTextResponse)
+    def version() -> str:
+        """The MLflow version serving the model, as ``mlflow models serve`` answers."""
+        return mlflow.__version__
+
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    async def answer(request: Request, parse: Parse, endpoint: str) -> PredictResponse:
+    async def answer(
+        request: Request,
+        parsers: Mapping[str, Parse],
+        endpoint: str,
+        refuse: Callable[[list[dict[str, Any]]], Exception],
+    ) -> PredictResponse:
         started = time.perf_counter()
-        predictions, rows = await predictions_for(served, parse, request, limits, threads)
+        try:
+            predictions, rows = await predictions_for(served, parsers, request, limits, threads)
+        except payloads.InvalidInput as error:
+            raise refuse(error.errors) from None
         metrics.latency.observe(time.perf_counter() - started)
         count_rows.inc(rows)
         if count_compliant is not None:
@@ -313,14 +376,20 @@ def create_app(model_uri: str | None = None) -> FastAPI:
         openapi_extra=request_body(served.inputs, limits.max_batch),
     )
     async def predict(request: Request) -> PredictResponse:
-        """One record (a JSON object) or a batch (an array of them); JSON only."""
-        return await answer(request, payloads.predict_input, "/predict")
+        """One record (a JSON object) or a batch (an array of them); JSON only. A record the
+        model cannot take gets a 422 naming the record and the field."""
+        return await answer(request, PREDICT_PARSERS, "/predict", RequestValidationError)
 
-    @app.post("/invocations", response_model=PredictResponse)
+    @app.post(
+        "/invocations",
+        response_model=PredictResponse,
+        responses={400: {"description": "a body the model cannot take (MLflow's error body)"}},
+    )
     async def invocations(request: Request) -> PredictResponse:
-        """The payloads of ``mlflow models serve`` (dataframe_split, dataframe_records,
-        instances, inputs); its clients switch unchanged and also get the honesty fields."""
-        return await answer(request, payloads.invocation_input, "/invocations")
+        """What ``mlflow models serve`` takes (JSON: dataframe_split, dataframe_records,
+        instances, inputs; CSV; Parquet) and answers, plus the honesty fields: its clients
+        switch unchanged."""
+        return await answer(request, INVOCATIONS_PARSERS, "/invocations", InvalidInvocation)
 
     return app
 
