@@ -19,7 +19,18 @@ _APPS = (
 _VERBS = frozenset(("get", "post", "put", "patch", "delete", "options", "head", "api_route"))
 # Routes that answer about the service, not with a prediction: their last path segment.
 _EXEMPT = frozenset(
-    ("health", "healthz", "ready", "readyz", "livez", "metrics", "docs", "openapi.json")
+    (
+        "health",
+        "healthz",
+        "ready",
+        "readyz",
+        "livez",
+        "ping",
+        "version",
+        "metrics",
+        "docs",
+        "openapi.json",
+    )
 )
 _JSON_RESPONSES = (
     "fastapi.responses.JSONResponse",
@@ -27,6 +38,7 @@ _JSON_RESPONSES = (
     "fastapi.responses.UJSONResponse",
     "starlette.responses.JSONResponse",
 )
+_RESPONSE_MODULES = ("fastapi.responses.", "starlette.responses.")
 # Bases that add no fields of their own: a model deriving only from these declares them all.
 _ROOTS = (
     "pydantic.BaseModel",
@@ -54,11 +66,15 @@ class ResponseWithoutHonestyFields(LintRule):
     - a route that returns a dict literal or a `JSONResponse(content={...})` without the
       fields (an error response with a literal `status_code` of 400 or more is exempt: it
       carries no prediction);
-    - a route with neither a `response_model=` nor a return annotation.
+    - a route with neither a `response_model=` nor a return annotation naming a model: one
+      annotated `-> Response` (or any response class of FastAPI or Starlette) declares
+      nothing about its body, so it is reported unless every `return` is a literal the rule
+      can read (a dict, or a response built from one).
 
     Routes that report on the service rather than predict are exempt: those whose path ends
-    in `/health`, `/healthz`, `/ready`, `/readyz`, `/livez`, `/metrics`, `/docs` or
-    `/openapi.json` (so `/v1/health` under a router prefix is exempt too).
+    in `/health`, `/healthz`, `/ready`, `/readyz`, `/livez`, `/ping`, `/version`,
+    `/metrics`, `/docs` or `/openapi.json` (so `/v1/health` under a router prefix is exempt
+    too).
 
     ## Why is this bad?
     The API response is where a prediction meets its user. Without the status, the claim and
@@ -149,6 +165,22 @@ app = FastAPI()
 def predict(x: float):
     return {"prediction": x, **honesty_fields()}
 """,
+        """
+from fastapi import FastAPI, Response
+from pydantic import BaseModel
+app = FastAPI()
+class Prediction(BaseModel):
+    prediction: float
+    implementation_status: str
+    accuracy_claim: str
+    validation_status: str
+@app.post("/predict", response_model=Prediction)
+def predict(x: float) -> Response:
+    return Response(render(x), media_type="application/json")
+@app.get("/ping")
+def ping() -> Response:
+    return Response("\\n")
+""",
     )
     INVALID = (
         """
@@ -193,6 +225,14 @@ class Prediction(TypedDict):
 @app.post("/predict")
 async def predict(x: float) -> list[Prediction]:
     return [Prediction(prediction=x, implementation_status="HEURISTIC")]
+""",
+        """
+from fastapi import FastAPI
+from fastapi.responses import Response
+app = FastAPI()
+@app.post("/predict")
+def predict(x: float) -> Response:
+    return Response(render(x), media_type="application/json")
 """,
     )
 
@@ -275,17 +315,19 @@ async def predict(x: float) -> list[Prediction]:
                 continue
             declared = keyword(route.decorator, "response_model")
             annotation = route.function.returns
-            if declared is None and annotation is not None:
+            response_class = annotation is not None and self._is_response(annotation.annotation)
+            if declared is None and annotation is not None and not response_class:
                 models.append(annotation.annotation)
-            if (declared is None or _is_none(declared)) and annotation is None:
+            literal = [self._check_return(returned) for returned in route.returns]
+            undeclared = declared is None or _is_none(declared)
+            if undeclared and (annotation is None or (response_class and not all(literal))):
+                what = "returns a bare response" if response_class else "has no response model"
                 self.report(
                     route.decorator,
-                    f"route {route.function.name.value}() has no response model, so nothing "
-                    f"makes it answer with {', '.join(self._required)}; declare "
-                    "response_model= a model with those fields",
+                    f"route {route.function.name.value}() {what}, so nothing makes it answer "
+                    f"with {', '.join(self._required)}; declare response_model= a model with "
+                    "those fields",
                 )
-            for returned in route.returns:
-                self._check_return(returned)
         reported: set[str] = set()
         for model in models:
             for name in _names_in(model):
@@ -318,7 +360,15 @@ async def predict(x: float) -> list[Prediction]:
             fields |= inherited
         return fields
 
-    def _check_return(self, node: cst.Return) -> None:
+    def _is_response(self, annotation: cst.BaseExpression) -> bool:
+        """A response class of FastAPI or Starlette: it says nothing of the body's fields."""
+        return any(
+            name == "fastapi.Response" or name.startswith(_RESPONSE_MODULES)
+            for name in self.qualified_names(annotation)
+        )
+
+    def _check_return(self, node: cst.Return) -> bool:
+        """Reports a literal response without the fields; False when the body is unknowable."""
         value = node.value
         content: cst.BaseExpression | None = value
         if isinstance(value, cst.Call) and self.calls(value, *_JSON_RESPONSES):
@@ -326,16 +376,16 @@ async def predict(x: float) -> list[Prediction]:
             if status is None and len(value.args) > 1 and value.args[1].keyword is None:
                 status = value.args[1].value
             if isinstance(status, cst.Integer) and status.evaluated_value >= 400:
-                return
+                return True
             content = keyword(value, "content")
             if content is None and value.args and value.args[0].keyword is None:
                 content = value.args[0].value
         if not isinstance(content, cst.Dict):
-            return
+            return False
         keys: set[str] = set()
         for element in content.elements:
             if not isinstance(element, cst.DictElement):
-                return  # `**fields` may carry them
+                return False  # `**fields` may carry them
             key = element.key
             if isinstance(key, cst.SimpleString) and isinstance(key.evaluated_value, str):
                 keys.add(key.evaluated_value)
@@ -346,6 +396,7 @@ async def predict(x: float) -> list[Prediction]:
                 f"route returns a response without {', '.join(missing)}; add them, with the "
                 "values the model's registry tags give",
             )
+        return True
 
 
 @dataclass
