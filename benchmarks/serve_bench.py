@@ -9,8 +9,9 @@ at a time, all with the same worker count:
 - no-limit: the same with PREDICT_TIMEOUT_SECONDS=0: no time limit, so predictions run on the
   event loop instead of a worker thread (what the 504 costs);
 - bare: the same prediction path (`serve.predictions_for`: body limit, parsing, thread, time
-  limit, one predict call) in an app of this benchmark's own, without the honesty fields and
-  the metrics: what they cost. The generated package has no switch to drop them;
+  limit, one predict call; the predictions encoded as the service encodes them) in an app of
+  this benchmark's own, without the honesty fields and the metrics: what they cost. The
+  generated package has no switch to drop them;
 - mlflow: `mlflow models serve -m models:/NAME/1 --env-manager local` on the same version.
 
 One asyncio load generator (aiohttp, a fixed number of connections kept alive) sends the same
@@ -65,16 +66,14 @@ COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal 
 # The benchmark's own app: the generated prediction path, minus honesty fields and metrics.
 BARE_APP = """
 import os
-from typing import Any
 
 import mlflow
-from fastapi import FastAPI, Request
-from pydantic import BaseModel
+import orjson
+from fastapi import FastAPI, Request, Response
 
-from {package} import payloads
 from {package}.limits import LimitBodySize, Limits, PredictionThreads
 from {package}.loading import load
-from {package}.serve import predictions_for
+from {package}.serve import INVOCATIONS_PARSERS, predictions_for
 
 mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
 served = load(os.environ["MODEL_URI"])
@@ -84,20 +83,19 @@ app = FastAPI()
 app.add_middleware(LimitBodySize, max_bytes=limits.max_body_bytes)
 
 
-class Bare(BaseModel):
-    predictions: list[Any]
-
-
 @app.get("/health")
 def health() -> dict[str, bool]:
     return {{"alive": True}}
 
 
-@app.post("/invocations", response_model=Bare)
-async def invocations(request: Request) -> Bare:
-    parse = payloads.invocation_input
-    predictions, _ = await predictions_for(served, parse, request, limits, threads)
-    return Bare(predictions=predictions)
+@app.post("/invocations")
+async def invocations(request: Request) -> Response:
+    predictions, _ = await predictions_for(served, INVOCATIONS_PARSERS, request, limits, threads)
+    encoded = orjson.dumps(predictions, option=orjson.OPT_SERIALIZE_NUMPY)
+    return Response(b'{{"predictions":' + encoded + b"}}", media_type="application/json")
+
+
+app.router.routes.sort(key=lambda route: getattr(route, "path", "") != "/invocations")
 """
 
 # Runs in a subprocess that imports the generated package: the service's own model input.

@@ -50,9 +50,8 @@ MUTATIONS = [
     Mutation(
         "route response model",
         "serve.py",
-        r'(        "/predict",\n)        response_model=PredictResponse,\n'
-        r"(.*?    async def predict\(.*?\)) -> PredictResponse:",
-        r"\1\2:",
+        r'(        "/predict",\n)        response_model=PredictResponse,\n',
+        r"\1",
         "NBH105",
     ),
     Mutation(

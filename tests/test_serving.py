@@ -390,6 +390,20 @@ def test_batch_over_the_limit_is_refused(limited: Service, expected: dict) -> No
     assert len(at_limit.json()["predictions"]) == 50
 
 
+def test_a_nan_prediction_is_answered_as_null(sleepy: Trained) -> None:
+    """A model may predict NaN (here from an explicit "nan" in a CSV): the answer says null,
+    as orjson writes it, where FastAPI's JSON response refused NaN with a 500."""
+    with serving(sleepy, SLEEPY, {}) as service:
+        answer = httpx.post(
+            f"{service.url}/invocations",
+            content=b"x,wait_seconds\nnan,0\n2,0\n",
+            headers={"Content-Type": "text/csv"},
+        )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == [None, 4.0]
+    assert answer.json()["implementation_status"] == "HEURISTIC" and answer.json()["uncertainty"]
+
+
 def test_prediction_over_the_time_limit_gets_504(sleepy: Trained) -> None:
     with serving(sleepy, SLEEPY, {"PREDICT_TIMEOUT_SECONDS": "1"}) as service:
         slow = httpx.post(f"{service.url}/predict", json={"x": 1.0, "wait_seconds": 4}, timeout=30)

@@ -27,6 +27,7 @@ def test_one_record_carries_every_honesty_field(client: TestClient, trained) -> 
     assert response.status_code == 200, response.text
     body = response.json()
     assert len(body["predictions"]) == 1
+    assert serve.PredictResponse.model_validate_json(response.content).model_dump() == body
     for field in (*honesty.RESPONSE_FIELDS, "model_version"):
         assert body[field], field
     assert body["implementation_status"] == honesty.MODEL["implementation_status"]
