@@ -4,16 +4,24 @@ package's own tests."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import subprocess
-import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SAMPLES, TRAINING_CELLS, free_port, fresh_venv, install_into, run
+from conftest import (
+    SAMPLES,
+    TRAINING_CELLS,
+    background,
+    free_port,
+    fresh_venv,
+    install_into,
+    run,
+    wait_until_answers,
+)
 
 from nb2prod.backend.render import convert
 
@@ -40,36 +48,20 @@ def python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def uvicorn(python: Path):
-    started: list[subprocess.Popen[str]] = []
+def uvicorn(python: Path) -> Iterator[Callable[[str, Path, dict[str, str]], str]]:
+    """Starts `uvicorn APP` in a folder on a free port; every server stops with the test."""
+    with contextlib.ExitStack() as servers:
 
-    def start(app: str, cwd: Path, env: dict[str, str]) -> str:
-        port = free_port()
-        process = subprocess.Popen(
-            [python, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)],
-            cwd=cwd,
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        started.append(process)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"uvicorn exited: {process.stdout.read()}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    return base
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise AssertionError("uvicorn did not answer /health in 90 s")
+        def start(app: str, cwd: Path, env: dict[str, str]) -> str:
+            port = free_port()
+            log = cwd / f"uvicorn-{port}.log"
+            command = [python, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+            process = servers.enter_context(background(command, cwd=cwd, env=env, log=log))
+            base = f"http://127.0.0.1:{port}"
+            wait_until_answers(f"{base}/health", process, log, seconds=90)
+            return base
 
-    yield start
-    for process in started:
-        process.terminate()
-        process.wait(timeout=30)
+        yield start
 
 
 @pytest.mark.parametrize("sample", sorted(EXPECTED))

@@ -14,9 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +25,15 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import SAMPLES, free_port, fresh_venv, install_into, run
+from conftest import (
+    SAMPLES,
+    background,
+    free_port,
+    fresh_venv,
+    install_into,
+    run,
+    wait_until_answers,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from test_generated_monitoring import alert_rules, dashboard, load_yaml
 
@@ -117,36 +123,6 @@ class Prometheus:
         eventually(evaluated, lambda: f"rules not evaluated since {now}: {self.rules()}")
 
 
-@contextlib.contextmanager
-def launched(command: list[str | Path], *, cwd: Path, env: dict[str, str], log: Path):
-    """A background process, stopped however the tests using it ended."""
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=cwd, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT
-        )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_until_answers(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    def answers() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"{url}: the process exited:\n{log.read_text()[-3000:]}")
-        try:
-            return httpx.get(url, timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    eventually(answers, lambda: f"{url} did not answer:\n{log.read_text()[-3000:]}")
-
-
 def distinct_free_ports(count: int) -> list[int]:
     ports: set[int] = set()
     while len(ports) < count:
@@ -233,7 +209,7 @@ def targets(
             command = [python, "-m", "uvicorn", f"{SAMPLE}.serve:app", "--port", str(port)]
             command += ["--host", "127.0.0.1"]
             log = logs / f"{name}.log"
-            process = stack.enter_context(launched(command, cwd=store, env=env, log=log))
+            process = stack.enter_context(background(command, cwd=store, env=env, log=log))
             started.append((f"http://127.0.0.1:{port}/health", process, log))
         for url, process, log in started:
             wait_until_answers(url, process, log)
@@ -258,7 +234,7 @@ def prometheus(
         f"--web.listen-address={address}",
     ]
     log = folder / "prometheus.log"
-    with launched(command, cwd=folder, env={}, log=log) as process:
+    with background(command, cwd=folder, env={}, log=log) as process:
         wait_until_answers(f"http://{address}/-/ready", process, log)
         server = Prometheus(f"http://{address}")
         server.settles(

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import io
 import json
-import os
 import signal
 import subprocess
 import threading
@@ -31,7 +30,16 @@ import httpx
 import nbformat
 import pandas as pd
 import pytest
-from conftest import SAMPLES, free_port, fresh_venv, install_into, notebook, run
+from conftest import (
+    SAMPLES,
+    background,
+    free_port,
+    fresh_venv,
+    install_into,
+    notebook,
+    run,
+    wait_until_answers,
+)
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -78,7 +86,7 @@ class Trained:
 @dataclass(frozen=True)
 class Service:
     url: str
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
     log: Path
 
 
@@ -129,31 +137,11 @@ def serving(
         command.append(f"{name}.entrypoint")
     command += ["uvicorn", f"{name}.serve:app", "--host", "127.0.0.1", "--port", str(port)]
     log = model.work / f"serve-{port}.log"
-    environment = {**os.environ, "MODEL_URI": f"models:/{name}/1", **env}
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            command, cwd=model.work, env=environment, stdout=output, stderr=output, text=True
-        )
-    service = Service(f"http://127.0.0.1:{port}", process, log)
-    try:
-        wait_until_ready(service)
+    environment = {"MODEL_URI": f"models:/{name}/1", **env}
+    with background(command, cwd=model.work, env=environment, log=log) as process:
+        service = Service(f"http://127.0.0.1:{port}", process, log)
+        wait_until_answers(f"{service.url}/ready", process, log)
         yield service
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=60)
-
-
-def wait_until_ready(service: Service) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if service.process.poll() is not None:
-            raise AssertionError(f"the service exited:\n{service.log.read_text()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{service.url}/ready", timeout=2).status_code == 200:
-                return
-        time.sleep(0.3)
-    raise AssertionError(f"not ready after 120 s:\n{service.log.read_text()[-3000:]}")
 
 
 def samples(metrics_text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
@@ -243,23 +231,11 @@ def mlflow_serve(tumor: Trained) -> Iterator[str]:
     command = [str(tumor.python), "-m", "mlflow", "models", "serve"]
     command += ["-m", f"models:/{TUMOR}/1", "--env-manager", "local"]
     command += ["-h", "127.0.0.1", "-p", str(port)]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}
-    with log.open("w") as output:
-        process = subprocess.Popen(command, cwd=tumor.work, env=env, stdout=output, stderr=output)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.3)
-        else:
-            raise AssertionError(f"mlflow models serve did not start:\n{log.read_text()[-3000:]}")
+    env = {"MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"}
+    with background(command, cwd=tumor.work, env=env, log=log) as process:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_answers(f"{url}/ping", process, log)
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
 
 
 def client_requests(records: list[dict[str, Any]]) -> dict[str, tuple[str, bytes]]:
