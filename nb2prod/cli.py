@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from nb2prod import __version__
 from nb2prod.errors import InputError
 from nb2prod.lint.output import FORMATS
+from nb2prod.lint.violation import FAIL_ON_CHOICES, fails
 
 if TYPE_CHECKING:
     from nb2prod.lint.cache import LintCache
@@ -85,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         "lint",
         help="check code and notebooks for missing honesty logging and response fields",
         description="Run the honesty rules over Python files, folders and notebooks. Exit "
-        "code 0: clean; 1: findings; 2: a file could not be linted or a usage error. "
+        "code 0: clean; 1: findings (at or above --fail-on); 2: a file could not be linted "
+        "or a usage error. "
         "Settings come from [tool.nb2prod.lint] in the nearest pyproject.toml; flags "
         "override them.",
     )
@@ -139,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     lint.add_argument(
         "--diff", action="store_true", help="print the safe fixes as a diff; change nothing"
     )
+    lint.add_argument(
+        "--fail-on",
+        choices=FAIL_ON_CHOICES,
+        default="warning",
+        help="the lowest severity that makes the exit code 1 (default: warning, i.e. any "
+        "finding; error lets an unused suppression, NBH900, pass)",
+    )
     lint.set_defaults(handler=_run_lint)
 
     review = commands.add_parser(
@@ -175,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     review.add_argument(
         "--fail-on",
-        choices=("none", "warning", "error"),
+        choices=FAIL_ON_CHOICES,
         default="error",
         help="the lowest severity that makes the exit code 1 (default: error)",
     )
@@ -262,7 +271,7 @@ def _run_lint(args: argparse.Namespace) -> int:
             args.output_format == "full" and sys.stdout.isatty() and "NO_COLOR" not in os.environ
         )
         sys.stdout.write(render(results, args.output_format, colour=colour))
-    if any(r.violations for r in results):
+    if any(fails(v.severity, args.fail_on) for r in results for v in r.violations):
         return EXIT_FINDINGS
     return EXIT_ERROR if any(r.error for r in results) else EXIT_OK
 

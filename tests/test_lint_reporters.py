@@ -140,6 +140,40 @@ def test_gitlab_code_quality(tmp_path: Path) -> None:
     assert by_path["broken.py"]["severity"] == "critical"
 
 
+def test_an_unused_suppression_is_a_warning_in_every_ci_format(tmp_path: Path) -> None:
+    """NBH900 is untidy, not dishonest: CI shows it as a warning, and lint can let it pass."""
+    (tmp_path / "tidy.py").write_text("x = 1  # nb2prod: ignore[NBH101]\n")
+    (tmp_path / "train.py").write_text(BAD_RUN)
+    run = ("lint", "--select", "NBH101,NBH900", "--no-cache")
+
+    def output(output_format: str, *extra: str) -> str:
+        done = run_cli(*run, "--output-format", output_format, *extra, cwd=tmp_path)
+        assert done.code == 1, done.stderr
+        return done.stdout
+
+    sarif = json.loads(output("sarif"))["runs"][0]
+    levels = {r["ruleId"]: r["level"] for r in sarif["results"]}
+    assert levels == {"NBH900": "warning", "NBH101": "error"}
+    defaults = {
+        r["id"]: r["defaultConfiguration"]["level"] for r in sarif["tool"]["driver"]["rules"]
+    }
+    assert defaults == {"NBH900": "warning", "NBH101": "error"}
+    github = dict(line.split(" ", 1) for line in output("github").splitlines())
+    assert github["::warning"].startswith("file=tidy.py,line=1,")
+    assert "title=NBH900 (unused-suppression)" in github["::warning"]
+    assert github["::error"].startswith("file=train.py,line=3,")
+    gitlab = {issue["check_name"]: issue["severity"] for issue in json.loads(output("gitlab"))}
+    assert gitlab == {"NBH900": "minor", "NBH101": "major"}
+
+    (tmp_path / "train.py").unlink()  # only the warning is left
+    assert run_cli(*run, cwd=tmp_path).code == 1  # by default any finding fails, as in ruff
+    passed = run_cli(*run, "--fail-on", "error", cwd=tmp_path)
+    assert passed.code == 0 and "NBH900" in passed.stdout  # shown, but not failing
+    (tmp_path / "train.py").write_text(BAD_RUN)
+    assert run_cli(*run, "--fail-on", "error", cwd=tmp_path).code == 1
+    assert run_cli(*run, "--fail-on", "none", cwd=tmp_path).code == 0
+
+
 def test_markdown_table_per_file(tmp_path: Path) -> None:
     result = lint(project(tmp_path), "markdown")
     text = result.stdout

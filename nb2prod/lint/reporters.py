@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nb2prod import __version__
-from nb2prod.lint.violation import NOT_LINTED_CODE, FileResult, Violation
+from nb2prod.lint.violation import NOT_LINTED_CODE, FileResult, Violation, severity_of
 
 INFORMATION_URI = "https://pypi.org/project/nb2prod/"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -157,7 +157,7 @@ def _descriptor(code: str, name: str, short: str, full: str, docs: str) -> dict[
         "shortDescription": {"text": short},
         "fullDescription": {"text": full},
         "help": {"text": docs, "markdown": docs},
-        "defaultConfiguration": {"level": "error"},
+        "defaultConfiguration": {"level": severity_of(code)},
     }
 
 
@@ -182,7 +182,7 @@ def render_sarif(results: Sequence[FileResult]) -> str:
             entry: dict[str, Any] = {
                 "ruleId": v.code,
                 "ruleIndex": index[v.code],
-                "level": "error",
+                "level": v.severity,
                 "message": {"text": _cell_prefixed(v)},
                 "locations": [{"physicalLocation": physical}],
                 "partialFingerprints": {FINGERPRINT_KEY: prints[v]},
@@ -252,20 +252,22 @@ def render_github(results: Sequence[FileResult]) -> str:
             props = {"file": path}
             if place.line is not None and place.cell is None:
                 props |= {"line": str(place.line), "col": str(place.column)}
-            lines.append(_command(props, f"{NOT_LINTED_CODE} (file not linted)", result.error))
+            title = f"{NOT_LINTED_CODE} (file not linted)"
+            lines.append(_command("error", props, title, result.error))
         for v in result.violations:
             props = {"file": path}
             if v.cell is None:
                 props["line"], props["endLine"] = str(v.line), str(v.end_line)
                 if v.line == v.end_line:  # GitHub takes columns only within one line
                     props["col"], props["endColumn"] = str(v.column), str(v.end_column)
-            lines.append(_command(props, f"{v.code} ({v.name})", _cell_prefixed(v)))
+            lines.append(_command(v.severity, props, f"{v.code} ({v.name})", _cell_prefixed(v)))
     return "".join(line + "\n" for line in lines)
 
 
-def _command(props: dict[str, str], title: str, message: str) -> str:
+def _command(level: str, props: dict[str, str], title: str, message: str) -> str:
+    """A workflow command; `level` (error or warning) is also the command's name."""
     fields = ",".join(f"{k}={_escape_property(v)}" for k, v in (*props.items(), ("title", title)))
-    return f"::error {fields}::{_escape_data(message)}"
+    return f"::{level} {fields}::{_escape_data(message)}"
 
 
 def _escape_data(text: str) -> str:
@@ -303,7 +305,7 @@ def render_gitlab(results: Sequence[FileResult]) -> str:
                     "description": f"{v.code} {_cell_prefixed(v)}",
                     "check_name": v.code,
                     "fingerprint": prints[v],
-                    "severity": "major",
+                    "severity": "major" if v.severity == "error" else "minor",
                     "location": {"path": path, "lines": lines},
                 }
             )

@@ -5,6 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 NOT_LINTED_CODE = "NBH000"  # what reporters call a file that could not be linted
+# An unused suppression is untidy, not dishonest: a warning, which CI may let pass
+# (`--fail-on error`); every rule's finding is an error.
+WARNING_CODES = frozenset({"NBH900"})
+SEVERITIES = ("warning", "error")  # rising
+FAIL_ON_CHOICES = ("none", *SEVERITIES)
+
+
+def severity_of(code: str) -> str:
+    return "warning" if code in WARNING_CODES else "error"
+
+
+def fails(severity: str, fail_on: str) -> bool:
+    """Whether a finding of `severity` fails a run that fails on `fail_on` and above."""
+    return fail_on != "none" and SEVERITIES.index(severity) >= SEVERITIES.index(fail_on)
 
 
 @dataclass(frozen=True, order=True)
@@ -20,6 +34,10 @@ class Violation:
     end_line: int
     end_column: int
     cell: int | None = None  # for notebooks: the code cell, and line is within it
+
+    @property
+    def severity(self) -> str:
+        return severity_of(self.code)
 
     @property
     def location(self) -> str:

@@ -12,6 +12,7 @@ from typing import TextIO
 
 from nb2prod.errors import InputError
 from nb2prod.lint.config import LintConfig
+from nb2prod.lint.violation import fails
 from nb2prod.review.comment import (
     INLINE_MARKER,
     MARKER,
@@ -82,14 +83,13 @@ def review_local(base: str, options: ReviewOptions, out: TextIO = sys.stdout) ->
 
 
 def exit_status(files: Sequence[ReviewedFile], options: ReviewOptions) -> int:
-    """1 when something at or above the fail level is left, as `nb2prod lint` does."""
+    """1 when something at or above the fail level is left, as `nb2prod lint` does; a changed
+    file that cannot be linted fails at any level but none."""
     if options.fail_on == "none":
         return 0
     kept = [f for file in files for f in file.kept(everything=options.everything)]
-    if options.fail_on == "warning" and kept:
-        return 1
-    failing = any(f.severity == "error" for f in kept) or any(file.error for file in files)
-    return 1 if failing else 0
+    failing = any(fails(f.severity, options.fail_on) for f in kept)
+    return 1 if failing or any(file.error for file in files) else 0
 
 
 def _changed_on_github(github: GitHub, pull: PullRequest, root: Path) -> dict[str, ChangedLines]:

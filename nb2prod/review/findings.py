@@ -19,7 +19,6 @@ from nb2prod.review.diff import ChangedLines
 from nb2prod.review.notebook_lines import cell_line_map
 
 LINTED_SUFFIXES = frozenset({".py", ".pyi", ".ipynb"})
-WARNING_CODES = frozenset({"NBH900"})  # an unused suppression is untidy, not dishonest
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ class Finding:
 
     @property
     def severity(self) -> str:
-        return "warning" if self.violation.code in WARNING_CODES else "error"
+        return self.violation.severity
 
 
 @dataclass(frozen=True)
