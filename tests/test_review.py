@@ -552,6 +552,25 @@ def test_the_action_lints_to_sarif_and_comments_on_the_pull_request_runner_emula
     assert summaries(github)[0]["updated_count"] == 0
 
 
+def test_on_a_push_fail_on_decides_whether_a_warning_fails_runner_emulated(
+    github: FakeGitHub, repo: Repository, tmp_path: Path
+) -> None:
+    """An unused suppression (NBH900) is a warning: with the default fail-on (error) a push
+    passes with a warning annotation; with fail-on warning it fails."""
+    repo.commit({"train.py": "x = 1  # nb2prod: ignore[NBH101]\n"}, "tidy up")
+    push = actions_env(tmp_path, github, repo) | {"GITHUB_EVENT_NAME": "push"}
+    passed, log = run_action_emulating_the_runner({}, push, repo.path, tmp_path / "error")
+    assert passed == 0, log
+    assert "::warning file=train.py,line=1" in log and "::error" not in log
+    sarif = json.loads((repo.path / "nb2prod.sarif").read_text())
+    assert [r["level"] for r in sarif["runs"][0]["results"]] == ["warning"]
+    strict, log = run_action_emulating_the_runner(
+        {"fail-on": "warning"}, push, repo.path, tmp_path / "warning"
+    )
+    assert strict == 1, log
+    assert "nb2prod found missing honesty metadata (fail-on: warning)" in log
+
+
 def test_every_action_input_is_used_and_every_reference_is_declared() -> None:
     text = (REPO_ROOT / "action.yml").read_text(encoding="utf-8")
     referenced = set(re.findall(r"inputs\.([\w-]+)", text))
