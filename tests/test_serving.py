@@ -246,6 +246,9 @@ def client_requests(records: list[dict[str, Any]]) -> dict[str, tuple[str, bytes
     frame.to_parquet(parquet)
     sent: dict[str, Any] = {
         **{name: {name.split(",")[0]: p} for name, p in invocation_payloads(records).items()},
+        "dataframe_split from DataFrame.to_json, index included": {
+            "dataframe_split": json.loads(frame.to_json(orient="split"))
+        },
         "inputs, one record": {"inputs": records[0]},
         "inputs, a list of records": {"inputs": records},
         "params beside the data": {"dataframe_records": records, "params": {"unused": 1}},
