@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb2prod.errors import InputError
-from nb2prod.lint.violation import FileResult
+from nb2prod.lint.violation import UNUSED_CODE, FileResult
 
 if TYPE_CHECKING:
     from nb2prod.contract import Contract
     from nb2prod.lint.rule import LintRule
 
-UNUSED_SUPPRESSION = "NBH900"  # reported by the engine; selected and ignored like a rule
 _KEYS = frozenset({"select", "ignore", "per-file-ignores", "exclude", "contract", "cache-dir"})
 _CODE = re.compile(r"^[A-Z]+[0-9]*$")
 
@@ -65,7 +64,7 @@ class LintConfig:
         from nb2prod.lint.registry import all_rules, select_rules
 
         rules = all_rules()
-        known = {rule.CODE for rule in rules} | {UNUSED_SUPPRESSION}
+        known = {rule.CODE for rule in rules} | {UNUSED_CODE}
         per_file = [code for _, codes in self.per_file_ignores for code in codes]
         for prefix in (*self.select, *self.ignore, *per_file):
             if prefix != "ALL" and not any(code.startswith(prefix) for code in known):

@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from nb2prod import __version__
-from nb2prod.lint.violation import NOT_LINTED_CODE, FileResult, Violation, severity_of
+from nb2prod.lint.violation import (
+    NOT_LINTED_CODE,
+    UNUSED_CODE,
+    FileResult,
+    Violation,
+    severity_of,
+)
 
 INFORMATION_URI = "https://pypi.org/project/nb2prod/"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -136,7 +142,7 @@ def _line_text(lines: dict[int | None, list[str]], v: Violation) -> str | None:
 @cache
 def _rule_metadata(code: str) -> dict[str, Any]:
     """SARIF's reportingDescriptor for a rule, from the rule's own documentation."""
-    from nb2prod.lint.suppressions import UNUSED_CODE, UNUSED_NAME
+    from nb2prod.lint.suppressions import UNUSED_NAME
 
     if code == UNUSED_CODE:
         text = "A '# nb2prod: ignore[CODE]' comment that silences nothing."

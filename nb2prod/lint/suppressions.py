@@ -11,9 +11,9 @@ import re
 import tokenize
 from dataclasses import dataclass
 
-from nb2prod.lint.violation import Violation
+from nb2prod.lint.violation import UNUSED_CODE, Violation
 
-UNUSED_CODE, UNUSED_NAME = "NBH900", "unused-suppression"
+UNUSED_NAME = "unused-suppression"
 _COMMENT = re.compile(r"#\s*nb2prod:\s*ignore\[(?P<codes>[A-Z0-9, ]+)\](?P<reason>.*)$")
 
 
