@@ -27,10 +27,15 @@ class NotebookSource:
 
 
 def read_notebook_source(path: Path) -> NotebookSource:
+    return notebook_source(path.read_text(encoding="utf-8-sig"))
+
+
+def notebook_source(text: str) -> NotebookSource:
+    """The code cells of a notebook's JSON text, as one module (see NotebookSource)."""
     from nb2prod.frontend.magics import normalise  # only notebooks pay for the IPython rules
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        data = json.loads(text.removeprefix("\ufeff"))
     except json.JSONDecodeError as error:
         raise ValueError(f"not a notebook: invalid JSON at line {error.lineno}") from None
     cells = data.get("cells") if isinstance(data, dict) else None

@@ -74,7 +74,7 @@ def _reviewed(
     text = file.read_text(encoding="utf-8", errors="replace")
     cells = cell_line_map(text) if file.suffix == ".ipynb" else None
     findings = tuple(_placed(v, changed, cells) for v in result.violations)
-    source = _notebook_code(file) if cells is not None else text
+    source = _notebook_code(text) if cells is not None else text
     return ReviewedFile(path, changed, findings, result.error, declared_statuses(source, contract))
 
 
@@ -94,11 +94,11 @@ def _placed(
     return Finding(violation, first, last, changed.changes(first, last))
 
 
-def _notebook_code(file: Path) -> str:
-    from nb2prod.lint.notebooks import read_notebook_source
+def _notebook_code(text: str) -> str:
+    from nb2prod.lint.notebooks import notebook_source
 
     try:
-        return read_notebook_source(file).source
+        return notebook_source(text).source
     except ValueError:
         return ""
 
