@@ -97,12 +97,8 @@ class HonestBody:
         return Response(content, media_type="application/json")
 
 
-class InvalidInvocation(Exception):
+class InvalidInvocation(payloads.InvalidInput):
     """An /invocations body the model cannot take: answered as ``mlflow models serve`` does."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__(errors)
-        self.errors = errors
 
 
 class Metrics:
