@@ -276,21 +276,27 @@ def servers(name: str, workers: int, port: int) -> dict[str, list[str]]:
     }  # fmt: skip
 
 
+def run_python(args: list[str], name: str, package: Path, work: Path) -> str:
+    """Python with the generated package and its store, in the working folder: its stdout."""
+    done = subprocess.run(
+        [sys.executable, *args],
+        env=environment(package, work / "mlflow.db", name),
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    return done.stdout
+
+
 def prepare(model: str, root: Path) -> tuple[str, Path, Path]:
     """Convert the notebook and train it: the package name, its folder and the working folder."""
     name = f"iris_{model}"
     package = convert(write_notebook(root / f"{name}.ipynb", model), root / name).target
     work = root / f"work_{model}"
     work.mkdir()
-    trained = subprocess.run(
-        [sys.executable, "-m", f"{name}.train"],
-        env=environment(package, work / "mlflow.db", name),
-        cwd=work,
-        capture_output=True,
-        text=True,
-    )
-    if trained.returncode != 0:
-        raise RuntimeError(trained.stderr[-3000:])
+    run_python(["-m", f"{name}.train"], name, package, work)
     (work / "bare_app.py").write_text(BARE_APP.format(package=name))
     return name, package, work
 
@@ -298,16 +304,10 @@ def prepare(model: str, root: Path) -> tuple[str, Path, Path]:
 def in_process(name: str, package: Path, work: Path, seconds: float) -> dict[int, tuple]:
     """predict calls per second, per batch size, on the input the service builds."""
     script = IN_PROCESS.format(package=name, batches=list(BATCHES))
-    measured = subprocess.run(
-        [sys.executable, "-c", script, json.dumps([COLUMNS, IRIS_ROW, seconds])],
-        env=environment(package, work / "mlflow.db", name),
-        cwd=work,
-        capture_output=True,
-        text=True,
+    output = run_python(
+        ["-c", script, json.dumps([COLUMNS, IRIS_ROW, seconds])], name, package, work
     )
-    if measured.returncode != 0:
-        raise RuntimeError(measured.stderr[-3000:])
-    found = json.loads(measured.stdout.splitlines()[-1])
+    found = json.loads(output.splitlines()[-1])
     return {int(rows): tuple(measured) for rows, measured in found.items()}
 
 
