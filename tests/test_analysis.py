@@ -214,7 +214,7 @@ def test_unseeded_randomness(write_notebook) -> None:
     cells = [
         TRAINING_CELLS[0]
         + "\nimport numpy as np\nfrom sklearn.ensemble import RandomForestClassifier",
-        "X, y = load_iris(return_X_y=True)\nnoise = np.random.rand(3)",
+        "X, y = load_iris(return_X_y=True)\nnoise = np.random.rand(len(X))\nX = X + noise[:, None]",
         "X_train, X_test, y_train, y_test = train_test_split(X, y)",
         "model = RandomForestClassifier(n_estimators=10)\nmodel.fit(X_train, y_train)",
     ]

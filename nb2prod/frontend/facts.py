@@ -7,6 +7,7 @@ never re-parse a cell.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -14,6 +15,8 @@ from functools import cached_property
 from nb2prod.frontend.display import DisplayTracker
 from nb2prod.frontend.magics import NormalisedCell, normalise
 from nb2prod.frontend.names import CellNames, scan_names
+from nb2prod.frontend.printed_metrics import LiftedMetric, lift_printed_metrics
+from nb2prod.frontend.pruning import NestedDrop, prune_nested_display
 from nb2prod.frontend.pysyntax import Aliases, dotted_name, parse_cell, root_name, target_names
 from nb2prod.frontend.reader import CodeCell, Notebook
 
@@ -28,7 +31,8 @@ class CallSite:
     node: ast.Call
     line: int
     assigned_to: tuple[str, ...]  # names bound by `x = call(...)`
-    in_display: bool
+    in_display: bool  # or otherwise left out of the package
+    statement: int = 0  # index of its top-level statement in the cell
 
 
 @dataclass
@@ -42,6 +46,9 @@ class CellFacts:
     directive: str | None
     classes: dict[str, set[str]] = field(default_factory=dict)  # class -> method names
     functions: set[str] = field(default_factory=set)
+    lifted: list[LiftedMetric] = field(default_factory=list)  # printed metrics kept
+    nested_drops: list[NestedDrop] = field(default_factory=list)  # display inside kept code
+    sliced: dict[int, str] = field(default_factory=dict)  # statement index -> why it goes
 
     @property
     def number(self) -> int:
@@ -49,7 +56,23 @@ class CellFacts:
 
     @cached_property
     def kept_statements(self) -> list[ast.stmt]:
-        return [s for s, shown in zip(self.statements, self.display, strict=True) if not shown]
+        return [
+            s
+            for index, (s, shown) in enumerate(zip(self.statements, self.display, strict=True))
+            if not shown and index not in self.sliced
+        ]
+
+    def drop_statements(self, reasons: dict[int, str]) -> None:
+        """Leave statements out of the package (the slice found nothing that needs them)."""
+        self.sliced.update(reasons)
+        self.__dict__.pop("kept_statements", None)
+        self.names = scan_names(self.kept_statements)
+        self.calls = [
+            dataclasses.replace(call, in_display=True)
+            if call.statement in self.sliced and not call.in_display
+            else call
+            for call in self.calls
+        ]
 
     @property
     def is_empty(self) -> bool:
@@ -84,13 +107,30 @@ def gather_facts(notebook: Notebook) -> NotebookFacts:
         aliases.add_imports(tree)
         parsed.append((cell, normalised, tree))
     tracker = DisplayTracker(aliases, _functions_returning_values(parsed))
+    notebook_functions = {
+        s.name for _, _, tree in parsed for s in tree.body if isinstance(s, ast.FunctionDef)
+    }
+    taken = {
+        node.id for _, _, tree in parsed for node in ast.walk(tree) if isinstance(node, ast.Name)
+    } | notebook_functions
     constructors: dict[str, str] = {}
     constructor_calls: dict[str, ast.Call] = {}
     cells = []
     for cell, normalised, tree in parsed:
+        source, lifted = lift_printed_metrics(
+            normalised.source, tree.body, tracker.is_display, aliases, notebook_functions, taken
+        )
+        if lifted:
+            normalised = dataclasses.replace(normalised, source=source)
+            tree = parse_cell(source, notebook.path, cell.number)
         statements = [s for s in tree.body if not _is_ipython_call(s)]
         timed = set(normalised.timing_lines)
         display = [tracker.is_display(s) or s.lineno in timed for s in statements]
+        nested: list[NestedDrop] = []
+        for index, (statement, shown) in enumerate(zip(statements, display, strict=True)):
+            if not shown:
+                statements[index], drops = prune_nested_display(statement, tracker.is_display)
+                nested += drops
         kept = [s for s, shown in zip(statements, display, strict=True) if not shown]
         facts = CellFacts(
             cell=cell,
@@ -100,6 +140,8 @@ def gather_facts(notebook: Notebook) -> NotebookFacts:
             names=scan_names(kept),
             calls=list(_calls(statements, display, aliases)),
             directive=_directive(cell.source),
+            lifted=lifted,
+            nested_drops=nested,
         )
         for statement in kept:
             _record_definitions(statement, facts, aliases, constructors, constructor_calls)
@@ -146,7 +188,7 @@ def _directive(source: str) -> str | None:
 
 
 def _calls(statements: list[ast.stmt], display: list[bool], aliases: Aliases):
-    for statement, shown in zip(statements, display, strict=True):
+    for index, (statement, shown) in enumerate(zip(statements, display, strict=True)):
         assigned: dict[int, tuple[str, ...]] = {}
         if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call):
             names = [n for target in statement.targets for n in target_names(target)]
@@ -171,6 +213,7 @@ def _calls(statements: list[ast.stmt], display: list[bool], aliases: Aliases):
                 line=node.lineno,
                 assigned_to=assigned.get(id(node), ()),
                 in_display=shown,
+                statement=index,
             )
 
 

@@ -26,6 +26,7 @@ from nb2prod.frontend.reader import read_notebook
 from nb2prod.frontend.requirements import resolve_requirements
 from nb2prod.frontend.roles import RoleDecision, assign_roles, is_literal
 from nb2prod.frontend.secrets import Secret, find_secrets, scrub, secrets_in_dropped_lines
+from nb2prod.frontend.slicing import slice_notebook
 from nb2prod.frontend.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from nb2prod.plan import (
     DROPPED_ROLES,
@@ -73,8 +74,8 @@ def build_plan(path: Path, status: str | None = None) -> Plan:
         if role.role not in DROPPED_ROLES and cell.kept_statements
     }
     model, findings = find_model(facts, kept)
+    roles, kept = _slice(facts, roles, kept, model)
     flow = analyse_dataflow(facts, kept)
-    roles, kept = _drop_dead_cells(facts, roles, kept, flow, model)
     secrets = [secret for cell in facts.cells for secret in find_secrets(cell)]
     parameters = _parameters(facts, roles, kept, {s.holder for s in secrets})
     metric_names = _kale_metric_names(facts, roles)
@@ -164,39 +165,24 @@ def _without_secrets(plan: Plan, facts: NotebookFacts, secrets: list[Secret]) ->
     return Plan.from_json(scrub(plan.to_json(indent=None), values))
 
 
-def _drop_dead_cells(
-    facts: NotebookFacts,
-    roles: list[RoleDecision],
-    kept: set[int],
-    flow: DataFlow,
-    model: Model,
+def _slice(
+    facts: NotebookFacts, roles: list[RoleDecision], kept: set[int], model: Model
 ) -> tuple[list[RoleDecision], set[int]]:
-    """Drop cells that only compute values nothing kept reads (e.g. residuals for a plot)."""
-    read = {
-        (source, name) for sources in flow.reads_from.values() for name, source in sources.items()
-    }
+    """Leave out what the model, its metrics and its input do not depend on (see slicing)."""
+    explicit = {cell.number for cell, role in zip(facts.cells, roles, strict=True) if role.explicit}
     roles, kept = list(roles), set(kept)
-    for index, cell in enumerate(facts.cells):
-        role = roles[index]
-        if cell.number not in kept or role.explicit or role.role not in _DEAD_CODE_ROLES:
-            continue
-        statements = cell.kept_statements
-        simple = all(
-            isinstance(s, ast.Assign) and all(isinstance(t, ast.Name) for t in s.targets)
-            for s in statements
-        )
-        defines = set(cell.names.defines)
-        if (
-            simple
-            and model.name not in defines
-            and not any((cell.number, n) in read for n in defines)
-        ):
-            kept.discard(cell.number)
-            names = ", ".join(cell.names.defines)
-            roles[index] = RoleDecision(
-                "explore", f"computes {names}, which only dropped display code reads"
-            )
+    for number, reasons in slice_notebook(facts, kept, explicit, model).items():
+        cell = facts.cell(number)
+        cell.drop_statements(reasons)
+        if not cell.kept_statements:
+            kept.discard(number)
+            reason = next(iter(reasons.values())) if len(reasons) == 1 else _summary(reasons)
+            roles[number - 1] = RoleDecision("explore", reason)
     return roles, kept
+
+
+def _summary(reasons: dict[int, str]) -> str:
+    return "nothing the model, its metrics or its input depends on"
 
 
 def package_name(path: Path) -> str:
@@ -302,11 +288,21 @@ def _kept_imports(
 def _block(cell: CellFacts, removed: list[ast.stmt], secrets: list[Secret]) -> Block | None:
     """The cell's production code: display statements and unused imports blanked, secrets out."""
     lines = cell.normalised.source.split("\n")
-    dropped = [s for s, shown in zip(cell.statements, cell.display, strict=True) if shown]
+    dropped = [
+        s
+        for index, (s, shown) in enumerate(zip(cell.statements, cell.display, strict=True))
+        if shown or index in cell.sliced
+    ]
     for statement in [*dropped, *removed]:
         first = _first_line(statement)
         for index in range(first - 1, (statement.end_lineno or first)):
             lines[index] = ""
+    for nested in cell.nested_drops:
+        for index in range(nested.line - 1, nested.end_line):
+            lines[index] = ""
+    for nested in cell.nested_drops:
+        if nested.pass_indent is not None:
+            lines[nested.line - 1] = " " * nested.pass_indent + "pass"
     for secret in sorted(
         (s for s in secrets if s.cell == cell.number), key=lambda s: (-s.line, -s.col)
     ):
@@ -408,11 +404,28 @@ def _decisions(
     decisions = []
     for cell, role in zip(facts.cells, roles, strict=True):
         dropped = [DroppedCode(d.line, d.construct, d.reason) for d in cell.normalised.dropped]
-        for statement, shown in zip(cell.statements, cell.display, strict=True):
-            if shown and role.role not in DROPPED_ROLES:
+        for index, (statement, shown) in enumerate(zip(cell.statements, cell.display, strict=True)):
+            if role.role in DROPPED_ROLES and cell.number not in kept and not cell.sliced:
+                break
+            if shown:
                 dropped.append(
                     DroppedCode(statement.lineno, _construct(statement), "only displays or plots")
                 )
+            elif index in cell.sliced:
+                dropped.append(
+                    DroppedCode(statement.lineno, _construct(statement), cell.sliced[index])
+                )
+        for nested in cell.nested_drops:
+            if cell.number in kept:
+                dropped.append(DroppedCode(nested.line, nested.construct, "only displays or plots"))
+        for lifted in cell.lifted:
+            dropped.append(
+                DroppedCode(
+                    lifted.line,
+                    lifted.construct,
+                    f"printing dropped; the metric it shows is kept as {', '.join(lifted.names)}",
+                )
+            )
         for statement in removed.get(cell.number, []):
             dropped.append(
                 DroppedCode(

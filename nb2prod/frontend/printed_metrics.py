@@ -1,0 +1,141 @@
+"""Keep the metrics a notebook only prints: `print("accuracy:", accuracy_score(y, p))`.
+
+Notebooks measure their model and show the number in the same breath. Dropping the
+statement as display would drop the measurement too, and a model measured on held-out data
+would be called never evaluated. The metric call is lifted out of the printing into an
+assignment with a name of its own, on the statement's own lines, so line numbers still point
+at the notebook; the printing goes.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nb2prod.frontend.pysyntax import Aliases, dotted_name, root_name
+from nb2prod.frontend.vocabulary import CV_FUNCTIONS, is_metric_function
+
+
+@dataclass(frozen=True)
+class LiftedMetric:
+    line: int
+    construct: str  # the printing statement, shortened
+    names: tuple[str, ...]  # the assignments that replaced it
+
+
+def lift_printed_metrics(
+    source: str,
+    statements: list[ast.stmt],
+    is_display: Callable[[ast.stmt], bool],
+    aliases: Aliases,
+    notebook_functions: set[str],
+    taken: set[str],
+) -> tuple[str, list[LiftedMetric]]:
+    """The cell's source with printed metrics assigned to new names (added to `taken`)."""
+    lines = source.split("\n")
+    lifted: list[LiftedMetric] = []
+    occupied = _lines_per_statement(statements)
+    for statement in reversed(statements):
+        if not isinstance(statement, ast.Expr):
+            continue
+        calls = _metric_calls(statement.value, aliases, notebook_functions)
+        if not calls or (not is_display(statement) and calls != [statement.value]):
+            continue  # a kept statement is lifted only when it is the metric call itself
+        first, last = statement.lineno, statement.end_lineno or statement.lineno
+        if any(occupied[line] > 1 for line in range(first, last + 1)):
+            continue  # shares a line with another statement (`a = 1; print(...)`)
+        assignments = []
+        for call in calls:
+            name = _fresh_name(_base_name(call, aliases), taken)
+            taken.add(name)
+            assignments.append((name, ast.unparse(call)))
+        text = [f"{name} = {code}" for name, code in assignments]
+        span = last - first + 1
+        if len(text) > span:
+            text = [*text[: span - 1], "; ".join(text[span - 1 :])]
+        for index in range(first - 1, last):
+            lines[index] = ""
+        for offset, assignment in enumerate(text):
+            lines[first - 1 + offset] = assignment
+        shown = ast.unparse(statement).splitlines()[0]
+        lifted.append(
+            LiftedMetric(
+                first,
+                shown if len(shown) <= 60 else shown[:57] + "...",
+                tuple(name for name, _ in assignments),
+            )
+        )
+    return "\n".join(lines), list(reversed(lifted))
+
+
+def _metric_calls(
+    value: ast.expr, aliases: Aliases, notebook_functions: set[str]
+) -> list[ast.Call]:
+    """The outermost metric calls in an expression, none of them reading a local name."""
+    found: list[ast.Call] = []
+    local = _locally_bound(value)
+    stack: list[ast.AST] = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Lambda | ast.ListComp | ast.SetComp | ast.GeneratorExp):
+            continue
+        if isinstance(node, ast.DictComp):
+            continue
+        if isinstance(node, ast.Call) and _is_metric(node, aliases, notebook_functions):
+            if not {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} & local:
+                found.append(node)
+            continue
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
+    return found
+
+
+def _locally_bound(value: ast.expr) -> set[str]:
+    return {
+        node.id
+        for node in ast.walk(value)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+    }
+
+
+def _is_metric(call: ast.Call, aliases: Aliases, notebook_functions: set[str]) -> bool:
+    callee = dotted_name(call.func)
+    if callee is not None:
+        qualified = aliases.resolve(callee)
+        last = qualified.rsplit(".", 1)[-1]
+        if is_metric_function(qualified, last in notebook_functions and "." not in callee):
+            return True
+    if isinstance(call.func, ast.Attribute) and call.func.attr == "score" and len(call.args) >= 2:
+        receiver = root_name(call.func.value)
+        return receiver is not None and not aliases.is_module_alias(receiver)
+    return False
+
+
+def _base_name(call: ast.Call, aliases: Aliases) -> str:
+    callee = dotted_name(call.func)
+    if isinstance(call.func, ast.Attribute) and call.func.attr == "score":
+        receiver = root_name(call.func.value)
+        if callee is None or not aliases.resolve(callee).startswith(("sklearn.", "numpy.")):
+            return f"{receiver}_score"
+    qualified = aliases.resolve(callee or "metric")
+    if qualified in CV_FUNCTIONS:
+        return "cv_scores"
+    last = qualified.rsplit(".", 1)[-1]
+    if last.endswith("_score") and len(last) > len("_score"):
+        return last.removesuffix("_score")
+    return f"{last}_value"
+
+
+def _fresh_name(base: str, taken: set[str]) -> str:
+    name, suffix = base, 2
+    while name in taken:
+        name, suffix = f"{base}_{suffix}", suffix + 1
+    return name
+
+
+def _lines_per_statement(statements: list[ast.stmt]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for statement in statements:
+        for line in range(statement.lineno, (statement.end_lineno or statement.lineno) + 1):
+            counts[line] = counts.get(line, 0) + 1
+    return counts

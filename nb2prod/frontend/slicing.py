@@ -1,0 +1,307 @@
+"""A backward slice: keep the statements the model, its metrics and its input depend on.
+
+Cell roles say what a cell is for; they cannot say which of its statements matter. A cell
+that fits the model may also build a mesh grid for a decision-boundary plot, a colormap, or
+a second model the notebook only compares against. What a package needs is what the model's
+fit, its measurements and its input depend on, statement by statement across cells (static
+def-use, as Soorgeon does; LineaPy gets the same by tracing). Everything else is left out,
+and each statement left out says why.
+
+Reaching definitions are found by walking back from each use: a statement that binds the
+name outright ends the walk; one that may change the object (`model.fit(...)`,
+`df["a"] = ...`, `df.dropna(inplace=True)`, a binding inside a loop or a branch) is kept
+and the walk goes on. Statements with effects the slice cannot see through, such as seeding
+a global random generator, are kept as they are.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from nb2prod.frontend.facts import CellFacts, NotebookFacts
+from nb2prod.frontend.names import scan_names
+from nb2prod.frontend.pysyntax import Aliases, dotted_name, keyword, root_name
+from nb2prod.frontend.vocabulary import CV_FUNCTIONS, FIT_METHODS, is_metric_function
+from nb2prod.plan import Model
+
+_MUTATING_METHODS = FIT_METHODS | {
+    "fit_transform",
+    "fit_resample",
+    "set_params",
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "update",
+    "add",
+    "discard",
+    "setdefault",
+    "sort",
+    "reverse",
+    "compile",
+    "load_state_dict",
+}
+_GLOBAL_EFFECTS = ("seed", "set_config", "manual_seed", "set_random_seed", "use_deterministic")
+_STRONG = (ast.Assign, ast.AnnAssign, ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    cell: int
+    index: int  # the statement's index in its cell
+    defines: frozenset[str]
+    strong: bool  # binds its names outright, whatever they held before
+    uses: tuple[str, ...]
+    deferred: frozenset[str]  # read only when a function it defines runs
+    mutates: frozenset[str]
+    statement: ast.stmt
+
+
+def slice_notebook(
+    facts: NotebookFacts, kept: set[int], explicit: set[int], model: Model
+) -> dict[int, dict[int, str]]:
+    """For each kept cell, the statements nothing needed reads, with the reason."""
+    function_effects = _function_effects(facts, kept)
+    units = [
+        _unit(cell, index, statement, facts.aliases, function_effects)
+        for cell in facts.cells
+        if cell.number in kept
+        for index, statement in enumerate(cell.statements)
+        if not cell.display[index]
+    ]
+    needed = _seeds(facts, units, explicit, model)
+    end_uses = {model.name, *_roots(model.fit_inputs[:1]), *_roots(model.predict_inputs[:1])}
+    by_name = _positions(units)
+    work = [(len(units), name) for name in end_uses]
+    for position in needed:
+        work += _reads(position, units[position])
+    seen: set[tuple[int, str]] = set()
+    while work:
+        position, name = work.pop()
+        if (position, name) in seen:
+            continue
+        seen.add((position, name))
+        for found in _reaching(by_name.get(name, []), units, position, name):
+            if found not in needed:
+                needed.add(found)
+                work += _reads(found, units[found])
+    dropped: dict[int, dict[int, str]] = {}
+    for position, unit in enumerate(units):
+        if position in needed or isinstance(unit.statement, ast.Import | ast.ImportFrom):
+            continue
+        dropped.setdefault(unit.cell, {})[unit.index] = _reason(unit)
+    return dropped
+
+
+def _reads(position: int, unit: _Unit) -> list[tuple[int, str]]:
+    """What a kept statement needs: what it reads, what it changes, what its functions read."""
+    return [(position, name) for name in (*unit.uses, *unit.mutates, *sorted(unit.deferred))]
+
+
+def _seeds(facts: NotebookFacts, units: list[_Unit], explicit: set[int], model: Model) -> set[int]:
+    """Statements kept for their own sake: tagged by the user, measuring the model, or seeding."""
+    derived = {model.name}
+    seeds: set[int] = set()
+    notebook_functions = {name for cell in facts.cells for name in cell.functions}
+    for position, unit in enumerate(units):
+        reads = set(unit.uses) | unit.mutates
+        touches_model = bool(reads & derived)
+        if touches_model:
+            derived |= unit.defines
+        if (
+            unit.cell in explicit
+            or _has_global_effect(unit.statement, facts.aliases)
+            or (touches_model and _measures(unit.statement, facts.aliases, notebook_functions))
+        ):
+            seeds.add(position)
+    return seeds
+
+
+def _measures(statement: ast.stmt, aliases: Aliases, notebook_functions: set[str]) -> bool:
+    for node in _walk_outside_functions(statement):
+        if not isinstance(node, ast.Call):
+            continue
+        callee = dotted_name(node.func)
+        if callee is not None:
+            qualified = aliases.resolve(callee)
+            last = qualified.rsplit(".", 1)[-1]
+            if qualified in CV_FUNCTIONS or is_metric_function(
+                qualified, last in notebook_functions
+            ):
+                return True
+        if isinstance(node.func, ast.Attribute) and node.func.attr == "score":
+            return True
+    return False
+
+
+def _has_global_effect(statement: ast.stmt, aliases: Aliases) -> bool:
+    if not isinstance(statement, ast.Expr) or not isinstance(statement.value, ast.Call):
+        return False
+    callee = dotted_name(statement.value.func)
+    if callee is None:
+        return False
+    last = aliases.resolve(callee).rsplit(".", 1)[-1]
+    return any(word in last for word in _GLOBAL_EFFECTS)
+
+
+def _unit(
+    cell: CellFacts,
+    index: int,
+    statement: ast.stmt,
+    aliases: Aliases,
+    function_effects: dict[str, frozenset[str]],
+) -> _Unit:
+    names = scan_names([statement])
+    strong = isinstance(statement, _STRONG) and not _targets_are_partial(statement)
+    return _Unit(
+        cell=cell.number,
+        index=index,
+        defines=frozenset(names.defines),
+        strong=strong,
+        uses=tuple(dict.fromkeys(u.name for u in names.uses if not u.deferred)),
+        deferred=frozenset(u.name for u in names.uses if u.deferred),
+        mutates=frozenset(_mutated(statement, aliases, function_effects)),
+        statement=statement,
+    )
+
+
+def _targets_are_partial(statement: ast.stmt) -> bool:
+    """`a, b[0] = ...` binds `a` but also changes `b`: not an outright binding of all."""
+    if isinstance(statement, ast.Assign):
+        return any(
+            isinstance(node, ast.Subscript | ast.Attribute)
+            for target in statement.targets
+            for node in ast.walk(target)
+        )
+    return False
+
+
+def _mutated(
+    statement: ast.stmt, aliases: Aliases, function_effects: dict[str, frozenset[str]]
+) -> set[str]:
+    """Names whose object the statement may change without rebinding them."""
+    changed: set[str] = set()
+    targets: list[ast.expr] = []
+    for node in _walk_outside_functions(statement):
+        if isinstance(node, ast.Assign):
+            targets += node.targets
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets.append(node.target)
+        elif isinstance(node, ast.Delete):
+            targets += node.targets
+        elif isinstance(node, ast.Call):
+            changed |= _call_changes(node, aliases, function_effects)
+    for target in targets:
+        for node in ast.walk(target):
+            if isinstance(node, ast.Subscript | ast.Attribute):
+                root = root_name(node)
+                if root is not None:
+                    changed.add(root)
+    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
+        call = statement.value  # a call made for its effect: it may change what it touches
+        if isinstance(call.func, ast.Attribute):
+            root = root_name(call.func.value)
+            if root is not None and not aliases.is_module_alias(root):
+                changed.add(root)
+        changed |= {arg.id for arg in call.args if isinstance(arg, ast.Name)}
+    return changed
+
+
+def _call_changes(
+    call: ast.Call, aliases: Aliases, function_effects: dict[str, frozenset[str]]
+) -> set[str]:
+    if isinstance(call.func, ast.Name) and call.func.id in function_effects:
+        return set(function_effects[call.func.id])
+    if not isinstance(call.func, ast.Attribute):
+        return set()
+    root = root_name(call.func.value)
+    if root is None or aliases.is_module_alias(root):
+        return set()
+    inplace = keyword(call, "inplace")
+    if call.func.attr in _MUTATING_METHODS or (
+        isinstance(inplace, ast.Constant) and inplace.value is True
+    ):
+        return {root}
+    return set()
+
+
+def _function_effects(facts: NotebookFacts, kept: set[int]) -> dict[str, frozenset[str]]:
+    """Globals a notebook function may change when called (`def train(): model.fit(X, y)`)."""
+    effects: dict[str, frozenset[str]] = {}
+    for cell in facts.cells:
+        if cell.number not in kept:
+            continue
+        for statement in cell.kept_statements:
+            if isinstance(statement, ast.FunctionDef):
+                local = {a.arg for a in statement.args.args}
+                body_changes: set[str] = set()
+                for inner in statement.body:
+                    body_changes |= _mutated(inner, facts.aliases, effects)
+                    if isinstance(inner, ast.Global):
+                        body_changes |= set(inner.names)
+                effects[statement.name] = frozenset(body_changes - local)
+    return effects
+
+
+def _walk_outside_functions(statement: ast.stmt):
+    """Every node the statement runs now (function and lambda bodies run later)."""
+    stack: list[ast.AST] = [statement]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                continue
+            if isinstance(child, ast.ClassDef):
+                continue
+            stack.append(child)
+
+
+def _positions(units: list[_Unit]) -> dict[str, list[int]]:
+    by_name: dict[str, list[int]] = {}
+    for position, unit in enumerate(units):
+        for name in unit.defines | unit.mutates:
+            by_name.setdefault(name, []).append(position)
+    return by_name
+
+
+def _reaching(positions: list[int], units: list[_Unit], before: int, name: str) -> list[int]:
+    """The statements whose effect on `name` a read at `before` may see."""
+    found: list[int] = []
+    for position in reversed(positions):
+        if position >= before:
+            continue
+        found.append(position)
+        unit = units[position]
+        if name in unit.defines and unit.strong and name not in unit.uses:
+            return found
+    if not found:  # read only by a function body, defined further down: it runs later
+        later = [p for p in positions if p >= before and name in units[p].defines]
+        return later[:1]
+    return found
+
+
+def _roots(expressions: tuple[str, ...]) -> list[str]:
+    roots = []
+    for text in expressions:
+        try:
+            node = ast.parse(text, mode="eval").body
+        except SyntaxError:
+            continue
+        root = root_name(node)
+        if root is not None:
+            roots.append(root)
+    return roots
+
+
+def _reason(unit: _Unit) -> str:
+    if isinstance(unit.statement, ast.FunctionDef | ast.ClassDef):
+        return f"defines {unit.statement.name}, which nothing the model needs calls"
+    names = sorted(unit.defines)
+    if names:
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        return f"computes {shown}, which nothing the model, its metrics or its input reads"
+    return "nothing the model, its metrics or its input depends on"
