@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="declare the model's implementation_status (IMPLEMENTED, HEURISTIC, PLANNED) "
         "instead of deriving it",
     )
+    plan.add_argument("--model", metavar="NAME", help=_MODEL_HELP)
     plan.set_defaults(handler=_run_plan)
 
     convert = commands.add_parser(
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STATUS",
         help="declare the model's implementation_status instead of deriving it",
     )
+    convert.add_argument("--model", metavar="NAME", help=_MODEL_HELP)
     convert.add_argument(
         "--template",
         type=Path,
@@ -206,11 +208,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_MODEL_HELP = (
+    "the variable that holds the model, when the notebook has several (as the cell tag "
+    "'nb2prod:model=NAME' does)"
+)
+
+
 def _run_plan(args: argparse.Namespace) -> int:
     from nb2prod.frontend.planner import build_plan
     from nb2prod.summary import render_summary
 
-    plan = build_plan(args.notebook, status=args.status)
+    plan = build_plan(args.notebook, status=args.status, model_name=args.model)
     sys.stdout.write(plan.to_json() + "\n" if args.json else render_summary(plan))
     return EXIT_OK
 
@@ -224,6 +232,7 @@ def _run_convert(args: argparse.Namespace) -> int:
         args.output,
         force=args.force,
         status=args.status,
+        model_name=args.model,
         template=args.template,
     )
     sys.stdout.write(render_report(conversion))

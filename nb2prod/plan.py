@@ -155,6 +155,7 @@ class DataFile:
     cell: int
     line: int
     size: int | None  # bytes; None when the file is not beside the notebook
+    expression: str | None = None  # the code that builds the path, when it is not a literal
 
 
 @dataclass(frozen=True)

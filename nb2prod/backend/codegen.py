@@ -9,6 +9,7 @@ keeps a `# From cell N` marker, so a reviewer (and a failing run) can trace it t
 from __future__ import annotations
 
 import ast
+import dataclasses
 import textwrap
 from dataclasses import dataclass, field
 
@@ -51,8 +52,14 @@ class GeneratedCode:
 def generate(plan: Plan) -> GeneratedCode:
     parameters = {p.name: p for p in plan.parameters}
     paths = {data.path for data in plan.data_files if data.size is not None}
+    paths |= {
+        f"{data.expression}\0{data.path}"
+        for data in plan.data_files
+        if data.size is not None and data.expression
+    }
+    plan, hoisted = _hoist_imports(plan)
     imports = "\n".join(
-        block.source for s in plan.steps if s.role == "imports" for block in s.blocks
+        [block.source for s in plan.steps if s.role == "imports" for block in s.blocks] + hoisted
     )
     if plan.environment and "import os" not in imports:
         imports = "import os\n" + imports
@@ -88,6 +95,31 @@ def generate(plan: Plan) -> GeneratedCode:
     return code
 
 
+def _hoist_imports(plan: Plan) -> tuple[Plan, list[str]]:
+    """Imports in any kept cell go to the module's top: an imported name is never a value
+    that one step returns to another, whichever cell the notebook imported it in."""
+    hoisted: list[str] = []
+    steps = []
+    for step in plan.steps:
+        if step.role in MODULE_ROLES:
+            steps.append(step)
+            continue
+        blocks = []
+        for block in step.blocks:
+            lines = block.source.split("\n")
+            for statement in ast.parse(block.source).body:
+                if isinstance(statement, ast.Import | ast.ImportFrom):
+                    first, last = statement.lineno, statement.end_lineno or statement.lineno
+                    hoisted.append("\n".join(lines[first - 1 : last]))
+                    lines[first - 1 : last] = [""] * (last - first + 1)
+            source = "\n".join(lines)
+            if source.strip():
+                blocks.append(dataclasses.replace(block, source=source.strip("\n") + "\n"))
+        if blocks:
+            steps.append(dataclasses.replace(step, blocks=tuple(blocks)))
+    return dataclasses.replace(plan, steps=tuple(steps)), hoisted
+
+
 def _in_order(plan: Plan, code: GeneratedCode) -> list[StepFunction]:
     by_name = {f.name: f for f in [*code.features, *code.pipeline]}
     return [by_name[s.name] for s in plan.steps if s.name in by_name]
@@ -99,22 +131,29 @@ def _step_source(step: Step) -> str:
 
 def rewrite_data_paths(source: str, paths: set[str]) -> str:
     """`pd.read_csv("train.csv")` -> `pd.read_csv(data_path("train.csv"))`: the package ships
-    the file, so the code must find it wherever training runs."""
+    the file, so the code must find it wherever training runs. A path the notebook builds
+    (`DATA + "train.csv"`) is written as `"expression\0path"` and replaced whole."""
     if not paths:
         return source
+    built = dict(entry.split("\0", 1) for entry in paths if "\0" in entry)
     lines = source.split("\n")
-    hits = [
-        node
-        for call in ast.walk(ast.parse(source))
-        if isinstance(call, ast.Call)
-        for node in [*call.args[:1], *(k.value for k in call.keywords)]
-        if isinstance(node, ast.Constant) and node.value in paths and node.lineno == node.end_lineno
-    ]
-    for node in sorted(hits, key=lambda n: (n.lineno, n.col_offset), reverse=True):
+    hits: list[tuple[ast.expr, str]] = []
+    for call in ast.walk(ast.parse(source)):
+        if not isinstance(call, ast.Call):
+            continue
+        for node in [*call.args[:1], *(k.value for k in call.keywords)]:
+            if node.lineno != node.end_lineno:
+                continue
+            if isinstance(node, ast.Constant) and node.value in paths:
+                hits.append((node, f"data_path({ast.unparse(node)})"))
+            elif not isinstance(node, ast.Constant) and ast.unparse(node) in built:
+                hits.append((node, f"data_path({built[ast.unparse(node)]!r})"))
+    for node, replacement in sorted(
+        hits, key=lambda h: (h[0].lineno, h[0].col_offset), reverse=True
+    ):
         raw = lines[node.lineno - 1].encode()
         start, end = node.col_offset, node.end_col_offset or node.col_offset
-        literal = raw[start:end].decode()
-        lines[node.lineno - 1] = raw[:start].decode() + f"data_path({literal})" + raw[end:].decode()
+        lines[node.lineno - 1] = raw[:start].decode() + replacement + raw[end:].decode()
     return "\n".join(lines)
 
 
@@ -140,8 +179,18 @@ def _needed_in_run(plan: Plan) -> set[str]:
 
 
 def _model_input(plan: Plan) -> tuple[str, ...]:
-    names = [*plan.model.fit_inputs[:1], *plan.model.predict_inputs[:1]]
-    return tuple(n for n in names if n.isidentifier())
+    """The variables holding what the model takes: `X` for `fit(X[:n], y[:n])` too."""
+    roots = []
+    for text in [*plan.model.fit_inputs[:1], *plan.model.predict_inputs[:1]]:
+        try:
+            node = ast.parse(text, mode="eval").body
+        except SyntaxError:
+            continue
+        while isinstance(node, ast.Subscript | ast.Attribute):
+            node = node.value
+        if isinstance(node, ast.Name):
+            roots.append(node.id)
+    return tuple(roots)
 
 
 def _step_function(

@@ -30,6 +30,7 @@ class Conversion:
     code: GeneratedCode
     target: Path
     files: tuple[str, ...]  # relative to target
+    lint_debt: tuple[str, ...] = ()  # the notebook's own ruff findings, carried as `# noqa`
 
 
 def convert(
@@ -38,10 +39,12 @@ def convert(
     *,
     force: bool = False,
     status: str | None = None,
+    model_name: str | None = None,
     template: Path | None = None,
 ) -> Conversion:
     """Notebook in, a package folder out (or an InputError and nothing written)."""
-    plan = build_plan(notebook, status=status)
+    plan = build_plan(notebook, status=status, model_name=model_name)
+    _refuse_what_cannot_train(plan)
     template = template or data_dir("templates")
     if not (template / "cookiecutter.json").is_file():
         raise InputError(template, "is not a cookiecutter template (no cookiecutter.json)")
@@ -63,7 +66,11 @@ def convert(
             built = _render(template, plan, code, Path(staging))
             _drop_empty_files(built)
             _copy_data_files(plan, notebook.parent, built / plan.package_name / "data")
-            _ruff(built)
+            package = built / plan.package_name
+            lint_debt = _ruff(
+                built,
+                [p for p in (package / n for n in _NOTEBOOK_CODE) if p.is_file()],
+            )
             files = tuple(
                 sorted(str(p.relative_to(built)) for p in built.rglob("*") if p.is_file())
             )
@@ -74,7 +81,23 @@ def convert(
             f"cannot write the package: {error.strerror or error}",
             hint="check the folder's permissions and free space",
         ) from None
-    return Conversion(plan, code, target, files)
+    return Conversion(plan, code, target, files, tuple(lint_debt))
+
+
+def _refuse_what_cannot_train(plan: Plan) -> None:
+    """A package that converts and then cannot train is the worst outcome: refuse it here."""
+    for finding in plan.findings:
+        if finding.code in _BLOCKING_FINDINGS:
+            raise InputError(
+                plan.notebook.path,
+                finding.message,
+                cell=finding.cell,
+                line=finding.line,
+                hint=finding.hint,
+            )
+
+
+_BLOCKING_FINDINGS = frozenset({"missing-data-file", "unresolved-data-path"})
 
 
 def template_context(plan: Plan, code: GeneratedCode) -> dict[str, Any]:
@@ -159,6 +182,7 @@ def _render(template: Path, plan: Plan, code: GeneratedCode, staging: Path) -> P
     return Path(rendered)
 
 
+_NOTEBOOK_CODE = ("pipeline.py", "features.py", "helpers.py")
 MAX_DATA_FILE_BYTES = 100 * 1024 * 1024
 
 
@@ -194,33 +218,52 @@ def _drop_empty_files(root: Path) -> None:
             path.unlink()
 
 
-def _ruff(root: Path) -> None:
-    """Format and fix the package, then insist it is clean: generated code is read by people."""
+def _ruff(root: Path, notebook_code: list[Path]) -> list[str]:
+    """Format and fix the package, then insist it is clean: generated code is read by people.
+
+    The notebook's own lint debt (an unused variable, `== None`) is the notebook's, not a
+    reason to refuse it: what ruff cannot fix in code taken from cells is marked `# noqa`
+    where it stands, visibly, and listed. Anything else unclean is a bug in nb2prod.
+    """
     from ruff.__main__ import find_ruff_bin
 
     ruff = find_ruff_bin()
-    subprocess.run(
-        [ruff, "check", "--no-cache", "--fix", "--quiet", str(root)],
-        capture_output=True,
-        check=False,
-    )
-    subprocess.run(
-        [ruff, "format", "--no-cache", "--quiet", str(root)], capture_output=True, check=False
-    )
-    check = subprocess.run(
-        [ruff, "check", "--no-cache", "--quiet", "--output-format", "concise", str(root)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if check.returncode != 0:
-        first = (check.stdout or check.stderr).strip().splitlines()[0]
-        first = first.replace(str(root) + os.sep, "")
+    quiet = {"capture_output": True, "check": False}
+    subprocess.run([ruff, "check", "--no-cache", "--fix", "--quiet", str(root)], **quiet)
+    subprocess.run([ruff, "format", "--no-cache", "--quiet", str(root)], **quiet)
+    carried = _violations(ruff, root, notebook_code)
+    if carried:
+        subprocess.run(
+            [ruff, "check", "--no-cache", "--add-noqa", *map(str, notebook_code)], **quiet
+        )
+        subprocess.run([ruff, "format", "--no-cache", "--quiet", str(root)], **quiet)
+    remaining = _violations(ruff, root, [root])
+    if remaining:
+        first = remaining[0]
         raise InputError(
             first.split(":")[0],
             f"the generated code is not ruff-clean: {first}",
             hint="a bug in nb2prod or its template; nothing was written",
         )
+    return carried
+
+
+def _violations(ruff: str, root: Path, paths: list[Path]) -> list[str]:
+    """ruff's findings, one per line, with paths relative to the package."""
+    if not paths:
+        return []
+    relative = [str(path.relative_to(root)) for path in paths]
+    check = subprocess.run(
+        [ruff, "check", "--no-cache", "--quiet", "--output-format", "concise", *relative],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check.returncode == 0:
+        return []
+    lines = [line for line in check.stdout.splitlines() if line.strip()]
+    return lines or [check.stderr.strip().splitlines()[0]]
 
 
 def _move_into_place(built: Path, target: Path) -> None:

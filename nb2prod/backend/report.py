@@ -54,6 +54,9 @@ def render_report(conversion: Conversion) -> str:
         for finding in plan.findings:
             where = f"cell {finding.cell}" if finding.cell else "notebook"
             lines.append(f"  {finding.severity:<7} {where:<9} {finding.code}: {finding.message}")
+    if conversion.lint_debt:
+        lines += ["", f"Notebook lint debt carried as '# noqa' ({len(conversion.lint_debt)})"]
+        lines += [f"  {violation}" for violation in conversion.lint_debt]
     promote = "promote --allow-heuristic" if status == "HEURISTIC" else "promote"
     lines += [
         "",

@@ -7,9 +7,11 @@ lists such files so `convert` can ship them inside the package and rewrite the p
 from __future__ import annotations
 
 import ast
+import posixpath
 import re
 
 from nb2prod.frontend.facts import NotebookFacts
+from nb2prod.frontend.pysyntax import dotted_name
 from nb2prod.frontend.vocabulary import is_load_call
 from nb2prod.plan import DataFile, Finding
 
@@ -18,44 +20,146 @@ _NOT_A_FILE = re.compile(r"^([a-z][a-z0-9+.-]*://|/|[A-Za-z]:[\\/]|~)")
 
 
 def find_data_files(facts: NotebookFacts, kept: set[int]) -> tuple[DataFile, ...]:
+    """Relative files the kept code reads, with paths built in code resolved where they can be."""
     folder = facts.notebook.path.resolve().parent
+    strings = _string_values(facts, kept)
     found: dict[str, DataFile] = {}
     for cell in facts.cells:
         if cell.number not in kept:
             continue
+        in_functions = _calls_in_functions(cell.kept_statements)
         for call in cell.calls:
             if call.in_display or not is_load_call(call.qualified):
                 continue
-            for node in path_arguments(call.node):
-                relative = node.value
+            for node in _path_nodes(call.node):
+                literal = isinstance(node, ast.Constant)
+                relative = node.value if literal else resolve_path(node, strings)
+                if relative is None:
+                    if id(call.node) not in in_functions and _names_a_path(node, call):
+                        found.setdefault(
+                            f"?{cell.number}:{node.lineno}",
+                            DataFile(ast.unparse(node), cell.number, node.lineno, None, "?"),
+                        )
+                    continue
                 if relative in found or not _looks_relative_file(relative):
                     continue
                 candidate = folder / relative
                 size = candidate.stat().st_size if candidate.is_file() else None
-                found[relative] = DataFile(relative, cell.number, node.lineno, size)
+                expression = None if literal else ast.unparse(node)
+                found[relative] = DataFile(relative, cell.number, node.lineno, size, expression)
     return tuple(found.values())
 
 
 def path_arguments(call: ast.Call) -> list[ast.Constant]:
     """The string constants a load call takes its file path from."""
+    return [n for n in _path_nodes(call) if isinstance(n, ast.Constant)]
+
+
+def _path_nodes(call: ast.Call) -> list[ast.expr]:
     nodes = [*call.args[:1], *(k.value for k in call.keywords if k.arg in _PATH_KEYWORDS)]
-    return [n for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    return [n for n in nodes if not (isinstance(n, ast.Constant) and not isinstance(n.value, str))]
+
+
+def resolve_path(node: ast.expr, strings: dict[str, str]) -> str | None:
+    """The text of a path built from literals: `DIR + "x.csv"`, `os.path.join`, `Path / "x"`."""
+    if isinstance(node, ast.Constant):
+        return node.value if isinstance(node.value, str) else None
+    if isinstance(node, ast.Name):
+        return strings.get(node.id)
+    if isinstance(node, ast.JoinedStr):
+        parts = []
+        for value in node.values:
+            if isinstance(value, ast.FormattedValue):
+                if value.format_spec is not None or value.conversion != -1:
+                    return None
+                value = value.value
+            text = resolve_path(value, strings)
+            if text is None:
+                return None
+            parts.append(text)
+        return "".join(parts)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Div):
+        left, right = resolve_path(node.left, strings), resolve_path(node.right, strings)
+        if left is None or right is None:
+            return None
+        return left + right if isinstance(node.op, ast.Add) else posixpath.join(left, right)
+    if isinstance(node, ast.Call):
+        callee = dotted_name(node.func) or ""
+        if callee.endswith(("path.join", "Path", "PurePath", "PosixPath")) or (
+            isinstance(node.func, ast.Attribute) and node.func.attr == "joinpath"
+        ):
+            parts = [resolve_path(arg, strings) for arg in node.args]
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "joinpath":
+                parts.insert(0, resolve_path(node.func.value, strings))
+            if any(part is None for part in parts):
+                return None
+            return posixpath.join(*parts) if parts else "."  # type: ignore[arg-type]
+    return None
+
+
+def _string_values(facts: NotebookFacts, kept: set[int]) -> dict[str, str]:
+    """Names bound once, at the top level, to a path the notebook builds from literals."""
+    values: dict[str, str] = {}
+    bound: dict[str, int] = {}
+    for cell in facts.cells:
+        if cell.number not in kept:
+            continue
+        for statement in cell.kept_statements:
+            if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+                target = statement.targets[0]
+                if isinstance(target, ast.Name):
+                    bound[target.id] = bound.get(target.id, 0) + 1
+                    text = resolve_path(statement.value, values)
+                    if text is not None:
+                        values[target.id] = text
+    return {name: text for name, text in values.items() if bound[name] == 1}
+
+
+def _names_a_path(node: ast.expr, call: ast.Call) -> bool:
+    """An argument that is not a literal but looks like it builds a file path."""
+    if isinstance(node, ast.JoinedStr | ast.BinOp):
+        return True
+    if isinstance(node, ast.Call):
+        callee = dotted_name(node.func) or ""
+        return callee.endswith(("path.join", "Path", "joinpath"))
+    return False
+
+
+def _calls_in_functions(statements: list[ast.stmt]) -> set[int]:
+    return {
+        id(node)
+        for statement in statements
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+        for node in ast.walk(statement)
+        if isinstance(node, ast.Call)
+    }
 
 
 def data_file_findings(files: tuple[DataFile, ...]) -> list[Finding]:
     findings = []
     for data in files:
-        if data.size is None:
+        if data.expression == "?":
+            findings.append(
+                Finding(
+                    "unresolved-data-path",
+                    "error",
+                    f"reads a file whose path is built by {data.path}, which nb2prod cannot "
+                    "work out before running the notebook, so the package cannot ship it",
+                    data.cell,
+                    data.line,
+                    "write the path as a literal relative path (or a variable assigned one once)",
+                )
+            )
+        elif data.size is None:
             findings.append(
                 Finding(
                     "missing-data-file",
-                    "warning",
+                    "error",
                     f"reads {data.path!r}, which is not beside the notebook: the package cannot "
-                    "ship it",
+                    "ship it, so training would fail",
                     data.cell,
                     data.line,
-                    "put the file beside the notebook, or point DATA_DIR at its folder when "
-                    "training",
+                    "put the file beside the notebook (at that relative path) and convert again",
                 )
             )
     return findings

@@ -13,14 +13,17 @@ import ast
 from dataclasses import dataclass
 
 from nb2prod.errors import InputError
-from nb2prod.frontend.facts import NotebookFacts
+from nb2prod.frontend.facts import CallSite, CellFacts, NotebookFacts
 from nb2prod.frontend.pysyntax import dotted_name
 from nb2prod.frontend.vocabulary import (
     CLASSIFIER_HINTS,
     CONVENTIONAL_MODEL_NAMES,
+    DEEP_LEARNING_MODULES,
     FIT_METHODS,
+    NON_PREDICTORS,
     PREDICT_METHODS,
     REGRESSOR_HINTS,
+    TRAIN_FUNCTIONS,
     is_transformer,
 )
 from nb2prod.plan import Finding, Model
@@ -34,8 +37,12 @@ class _Candidate:
     fit_inputs: tuple[str, ...]
 
 
-def explicit_model_name(facts: NotebookFacts) -> tuple[str, str] | None:
-    """The model name the notebook declares, with where it says so."""
+def explicit_model_name(
+    facts: NotebookFacts, override: str | None = None
+) -> tuple[str, str] | None:
+    """The model name the user chose (`--model`) or the notebook declares, with where."""
+    if override:
+        return override, "--model"
     declared = facts.notebook.metadata.get("nb2prod")
     if isinstance(declared, dict) and isinstance(declared.get("model"), str):
         return declared["model"], "notebook metadata nb2prod.model"
@@ -54,9 +61,11 @@ def candidate_names(facts: NotebookFacts) -> set[str]:
     return {c.name for c in _candidates(facts, kept=None)}
 
 
-def find_model(facts: NotebookFacts, kept: set[int]) -> tuple[Model, list[Finding]]:
+def find_model(
+    facts: NotebookFacts, kept: set[int], override: str | None = None
+) -> tuple[Model, list[Finding]]:
     candidates = _candidates(facts, kept)
-    explicit = explicit_model_name(facts)
+    explicit = explicit_model_name(facts, override)
     findings: list[Finding] = []
     if explicit is not None:
         name, where = explicit
@@ -80,33 +89,178 @@ def _candidates(facts: NotebookFacts, kept: set[int] | None) -> list[_Candidate]
     for cell in facts.cells:
         if kept is not None and cell.number not in kept:
             continue
+        local_calls = _calls_on_function_locals(cell.kept_statements)
         for call in cell.calls:
-            if call.in_display:
+            if call.in_display or id(call.node) in local_calls:
                 continue
-            if call.method in FIT_METHODS:
-                name = call.receiver if isinstance(call.node.func, ast.Attribute) else None
-                chained = not isinstance(call.node.func.value, ast.Name)  # type: ignore[union-attr]
-                if chained and call.assigned_to:
-                    name = call.assigned_to[0]  # results = smf.ols(...).fit()
-                if name and not is_transformer(facts.constructors.get(name)):
-                    inputs = tuple(dotted_name(arg) or ast.unparse(arg) for arg in call.node.args)
-                    found.append(_Candidate(name, "fitted", cell.number, inputs))
+            candidate = _fitted_candidate(facts, call, cell.number)
+            if candidate is not None:
+                found.append(candidate)
             callee = dotted_name(call.node.func)
             if callee in rule_classes and call.assigned_to:
                 found.append(_Candidate(call.assigned_to[0], "rule-based", cell.number, ()))
+        found += _chosen_by_notebook(facts, cell, {c.name for c in found})
     return found
+
+
+def _fitted_candidate(facts: NotebookFacts, call: CallSite, cell: int) -> _Candidate | None:
+    """A model fitted by this call: `.fit(...)`, a native booster's `train`, statsmodels."""
+    if call.qualified in TRAIN_FUNCTIONS and call.assigned_to:
+        data = call.node.args[1] if len(call.node.args) > 1 else None
+        for item in call.node.keywords:
+            if item.arg in ("dtrain", "train_set"):
+                data = item.value
+        return _Candidate(call.assigned_to[0], "fitted", cell, _booster_inputs(facts, data))
+    if call.method not in FIT_METHODS or not isinstance(call.node.func, ast.Attribute):
+        return None
+    name = call.receiver
+    receiver = call.node.func.value
+    constructor = facts.constructors.get(name or "")
+    built_here = (
+        receiver if isinstance(receiver, ast.Call) else facts.constructor_calls.get(name or "")
+    )
+    if isinstance(receiver, ast.Call) and (callee := dotted_name(receiver.func)):
+        constructor = facts.aliases.resolve(callee)  # EmpiricalCovariance().fit(X)
+    if constructor and constructor.startswith(DEEP_LEARNING_MODULES):
+        return None  # refused with what it is when nothing else predicts (_no_model)
+    statsmodels = _is_statsmodels(facts, built_here)
+    if (not isinstance(receiver, ast.Name) or statsmodels) and call.assigned_to:
+        name = call.assigned_to[0]  # results = smf.ols(...).fit(): the results predict
+    if not name or is_transformer(constructor) or not _predicts(facts, name, constructor):
+        return None
+    inputs = tuple(dotted_name(arg) or ast.unparse(arg) for arg in call.node.args)
+    if statsmodels and built_here is not None:
+        inputs = _statsmodels_inputs(built_here) or inputs
+    return _Candidate(name, "fitted", cell, inputs)
+
+
+def _booster_inputs(facts: NotebookFacts, data: ast.expr | None) -> tuple[str, ...]:
+    """The frame behind `xgb.DMatrix(X, label=y)` / `lgb.Dataset(X, y)`: what serving takes."""
+    if isinstance(data, ast.Name):
+        built = facts.constructor_calls.get(data.id)
+        if built is not None and built.args:
+            return (dotted_name(built.args[0]) or ast.unparse(built.args[0]),)
+    return ()
+
+
+def _is_statsmodels(facts: NotebookFacts, call: ast.expr | None) -> bool:
+    if not isinstance(call, ast.Call):
+        return False
+    callee = dotted_name(call.func)
+    return bool(callee) and facts.aliases.resolve(callee or "").startswith("statsmodels.")
+
+
+def _statsmodels_inputs(call: ast.expr) -> tuple[str, ...]:
+    """statsmodels models take (endog, exog) or a formula and `data=`: the exog is the input."""
+    assert isinstance(call, ast.Call)
+    for item in call.keywords:
+        if item.arg in ("exog", "data"):
+            return (dotted_name(item.value) or ast.unparse(item.value),)
+    if len(call.args) > 1 and not (
+        isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str)
+    ):
+        return (dotted_name(call.args[1]) or ast.unparse(call.args[1]),)
+    return ()
+
+
+def _predicts(facts: NotebookFacts, name: str, constructor: str | None) -> bool:
+    """Whether what `name` was built with can predict (a PCA or a covariance cannot)."""
+    last_step = constructor
+    built = facts.constructor_calls.get(name)
+    if constructor and constructor.rsplit(".", 1)[-1] in ("make_pipeline", "Pipeline") and built:
+        last_step = _last_pipeline_step(facts, built) or constructor
+    return not (last_step and (is_transformer(last_step) or NON_PREDICTORS.search(last_step)))
+
+
+def _last_pipeline_step(facts: NotebookFacts, built: ast.Call) -> str | None:
+    """`make_pipeline(a, b)` -> b; `Pipeline([..., ("clf", b)])` -> b, imports resolved."""
+    last: ast.expr | None = built.args[-1] if built.args else None
+    if isinstance(last, ast.List) and last.elts:  # Pipeline(steps)
+        pair = last.elts[-1]
+        last = pair.elts[-1] if isinstance(pair, ast.Tuple) and pair.elts else None
+    if isinstance(last, ast.Call) and (callee := dotted_name(last.func)):
+        return facts.aliases.resolve(callee)
+    return None
+
+
+def _calls_on_function_locals(statements: list[ast.stmt]) -> set[int]:
+    """`def evaluate(model): model.fit(...)` fits the caller's objects, not a global model."""
+    found: set[int] = set()
+    for statement in statements:
+        if not isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        local = {a.arg for a in [*statement.args.args, *statement.args.kwonlyargs]}
+        local |= {
+            n.id
+            for n in ast.walk(statement)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+        }
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                root = node.func.value
+                if isinstance(root, ast.Name) and root.id in local:
+                    found.add(id(node))
+    return found
+
+
+def _chosen_by_notebook(
+    facts: NotebookFacts, cell: CellFacts, fitted: set[str]
+) -> list[_Candidate]:
+    """`best_model = models[best_name]`, `model = search.best_estimator_`: the notebook's pick."""
+    found = []
+    for statement in cell.kept_statements:
+        if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1):
+            continue
+        target = statement.targets[0]
+        if not isinstance(target, ast.Name):
+            continue
+        reads = {n.id for n in ast.walk(statement.value) if isinstance(n, ast.Name)}
+        picked = target.id.startswith("best") or _is_best_estimator(statement.value)
+        sources = reads & (fitted | _fitted_collections(facts))
+        if picked and sources:
+            found.append(_Candidate(target.id, "chosen", cell.number, ()))
+    return found
+
+
+def _is_best_estimator(value: ast.expr) -> bool:
+    return isinstance(value, ast.Attribute) and value.attr == "best_estimator_"
+
+
+def _fitted_collections(facts: NotebookFacts) -> set[str]:
+    """Names a loop draws fitted models from: `models` in `for name, m in models.items()`."""
+    names: set[str] = set()
+    for cell in facts.cells:
+        for statement in cell.kept_statements:
+            for loop in ast.walk(statement):
+                if not isinstance(loop, ast.For):
+                    continue
+                targets = {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
+                fits = any(
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in FIT_METHODS
+                    and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id in targets
+                    for node in ast.walk(loop)
+                )
+                if fits:
+                    names |= {n.id for n in ast.walk(loop.iter) if isinstance(n, ast.Name)}
+    return names
 
 
 def _choose(
     facts: NotebookFacts, candidates: list[_Candidate], findings: list[Finding]
 ) -> tuple[_Candidate, str]:
-    for kind in ("fitted", "rule-based"):
+    for kind in ("chosen", "fitted", "rule-based"):
         pool = [c for c in candidates if c.kind == kind]
         names = list(dict.fromkeys(c.name for c in pool))
         if not names:
             continue
         conventional = [n for n in names if n in CONVENTIONAL_MODEL_NAMES]
-        if len(names) == 1:
+        if kind == "chosen":
+            chosen_name = names[-1]
+            reason = f"the notebook picks it as its best model (cell {pool[-1].cell})"
+        elif len(names) == 1:
             chosen_name = names[0]
             reason = (
                 f"the only fitted estimator (fitted in cell {pool[-1].cell})"
@@ -121,26 +275,83 @@ def _choose(
             chosen_name = (conventional or names)[-1]
             reason = "the last one the notebook fits"
         chosen = [c for c in pool if c.name == chosen_name][-1]
-        if len(names) > 1:
-            others = ", ".join(n for n in names if n != chosen_name)
+        names_all = list(dict.fromkeys(c.name for c in candidates))
+        if len(names_all) > 1:
+            others = ", ".join(n for n in names_all if n != chosen_name)
             findings.append(
                 Finding(
                     "ambiguous-model",
                     "warning",
-                    f"several objects could be the model ({', '.join(names)}); chose "
+                    f"several objects could be the model ({', '.join(names_all)}); chose "
                     f"{chosen_name!r} because it is {reason}, not {others}",
                     chosen.cell,
                     None,
-                    "tag the training cell 'nb2prod:model=NAME' to choose",
+                    "choose another with --model NAME or a 'nb2prod:model=NAME' cell tag",
                 )
             )
+        if kind == "chosen":
+            chosen = _Candidate(chosen.name, "fitted", chosen.cell, _inputs_of(candidates))
         return chosen, reason
-    raise InputError(
+    raise _no_model(facts)
+
+
+def _inputs_of(candidates: list[_Candidate]) -> tuple[str, ...]:
+    """A model picked from several was trained on what they were trained on."""
+    for candidate in reversed(candidates):
+        if candidate.fit_inputs:
+            return candidate.fit_inputs
+    return ()
+
+
+def _no_model(facts: NotebookFacts) -> InputError:
+    """Nothing predicts: say what the notebook does instead, so the refusal is believable."""
+    found: list[str] = []
+    deep = _deep_learning(facts)
+    if deep:
+        cell, what = deep
+        return InputError(
+            facts.notebook.path,
+            f"trains {what}: nb2prod converts scikit-learn-style, XGBoost, LightGBM and "
+            "statsmodels models, not deep-learning ones yet",
+            cell=cell,
+            hint="convert a notebook whose model is one of those, or serve this model yourself",
+        )
+    for cell in facts.cells:
+        for call in cell.calls:
+            if call.in_display or call.method not in FIT_METHODS or not call.receiver:
+                continue
+            constructor = facts.constructors.get(call.receiver)
+            what = constructor.rsplit(".", 1)[-1] if constructor else call.receiver
+            found.append(f"{what} (cell {cell.number})")
+    if found:
+        listed = ", ".join(dict.fromkeys(found))
+        return InputError(
+            facts.notebook.path,
+            f"no model that predicts: the notebook fits only {listed}, which transform, "
+            "cluster or describe data rather than predict",
+            hint="tag the cell that builds a predicting model 'nb2prod:model=NAME'",
+        )
+    return InputError(
         facts.notebook.path,
-        "no training code: no cell fits a model (.fit(...)) or builds one from a class with a "
-        "predict method",
+        "no training code: no cell fits a model (.fit(...), xgboost/lightgbm train(...)) or "
+        "builds one from a class with a predict method",
         hint="tag the cell that builds the model 'nb2prod:train' and 'nb2prod:model=NAME'",
     )
+
+
+def _deep_learning(facts: NotebookFacts) -> tuple[int, str] | None:
+    for cell in facts.cells:
+        for call in cell.calls:
+            if call.in_display:
+                continue
+            constructor = facts.constructors.get(call.receiver or "", "")
+            if call.method in FIT_METHODS and constructor.startswith(DEEP_LEARNING_MODULES):
+                return cell.number, f"a {constructor.split('.')[0]} model ({call.receiver})"
+            if call.method in ("backward", "step") and any(
+                module.startswith("torch") for module in facts.aliases.modules()
+            ):
+                return cell.number, "a PyTorch training loop"
+    return None
 
 
 def _defined_candidate(facts: NotebookFacts, kept: set[int], name: str, where: str) -> _Candidate:
@@ -173,6 +384,8 @@ def _describe(
     candidates: list[_Candidate],
 ) -> Model:
     estimator = facts.constructors.get(chosen.name, "unknown")
+    if estimator in TRAIN_FUNCTIONS:
+        estimator = estimator.removesuffix(".train") + ".Booster"  # xgb.train returns one
     defined_in = next(
         (cell.number for cell in facts.cells if chosen.name in cell.names.defines), chosen.cell
     )

@@ -60,12 +60,12 @@ _DEAD_CODE_ROLES = ("load", "features", "inference")
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 
 
-def build_plan(path: Path, status: str | None = None) -> Plan:
+def build_plan(path: Path, status: str | None = None, model_name: str | None = None) -> Plan:
     """Read `path` and describe the package to build from it; InputError on bad input."""
     notebook = read_notebook(path)
     contract = load_contract()
     facts = gather_facts(notebook)
-    explicit = explicit_model_name(facts)
+    explicit = explicit_model_name(facts, model_name)
     model_names = candidate_names(facts) | ({explicit[0]} if explicit else set())
     roles = assign_roles(facts, model_names)
     kept = {
@@ -73,7 +73,7 @@ def build_plan(path: Path, status: str | None = None) -> Plan:
         for cell, role in zip(facts.cells, roles, strict=True)
         if role.role not in DROPPED_ROLES and cell.kept_statements
     }
-    model, findings = find_model(facts, kept)
+    model, findings = find_model(facts, kept, model_name)
     roles, kept = _slice(facts, roles, kept, model)
     flow = analyse_dataflow(facts, kept)
     secrets = [secret for cell in facts.cells for secret in find_secrets(cell)]

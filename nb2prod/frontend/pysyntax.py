@@ -59,6 +59,10 @@ class Aliases:
     def is_module_alias(self, name: str) -> bool:
         return name in self._names
 
+    def modules(self) -> set[str]:
+        """Every qualified name the imports bind."""
+        return set(self._names.values())
+
     def resolve(self, dotted: str) -> str:
         """Qualify a dotted name through the imports: `pd.read_csv` -> `pandas.read_csv`."""
         head, _, rest = dotted.partition(".")

@@ -46,6 +46,16 @@ LOAD_PREFIXES = (
     "csv.DictReader",
     "open",
 )
+# Estimators that fit but do not predict: chosen as "the model", training would fail later.
+NON_PREDICTORS = re.compile(
+    r"^sklearn\.(decomposition|manifold|random_projection|kernel_approximation|"
+    r"feature_extraction|feature_selection|preprocessing|impute)\."
+    r"|^sklearn\.covariance\.(?!EllipticEnvelope$)\w+$"
+    r"|^sklearn\.cluster\.(?!(KMeans|MiniBatchKMeans|BisectingKMeans|MeanShift|"
+    r"AffinityPropagation|Birch)$)\w+$"
+    r"|^sklearn\.neighbors\.(NearestNeighbors|KernelDensity)$"
+)
+DEEP_LEARNING_MODULES = ("tensorflow.", "keras.", "torch.", "pytorch_lightning.", "lightning.")
 SPLIT_FUNCTIONS = frozenset({"sklearn.model_selection.train_test_split"})
 CV_FUNCTIONS = frozenset(
     {"sklearn.model_selection.cross_val_score", "sklearn.model_selection.cross_validate"}
