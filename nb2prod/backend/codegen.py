@@ -63,7 +63,7 @@ def generate(plan: Plan) -> GeneratedCode:
     )
     if plan.environment and "import os" not in imports:
         imports = "import os\n" + imports
-    import_names = {n for s in plan.steps if s.role == "imports" for n in _defines(_step_source(s))}
+    import_names = set(_defines(imports))
     helper_steps, closure_steps = _split_helpers(plan, import_names)
     helper_names = sorted({n for s in helper_steps for n in _defines(_step_source(s))})
     module_names = import_names | set(helper_names)

@@ -38,7 +38,8 @@ def render_report(conversion: Conversion) -> str:
         else:
             where = f"not part of training ({ROLE_TITLES[cell.role]})"
         lines.append(f"  cell {cell.cell:>3}  {where}")
-    shipped = [d for d in plan.data_files if d.size is not None]
+    shipped = list({d.path: d for d in reversed(plan.data_files) if d.size is not None}.values())
+    shipped.reverse()
     if shipped:
         lines += ["", "Data files (shipped in the package; DATA_DIR overrides their folder)"]
         lines += [

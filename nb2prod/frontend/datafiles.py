@@ -41,12 +41,13 @@ def find_data_files(facts: NotebookFacts, kept: set[int]) -> tuple[DataFile, ...
                             DataFile(ast.unparse(node), cell.number, node.lineno, None, "?"),
                         )
                     continue
-                if relative in found or not _looks_relative_file(relative):
+                expression = None if literal else ast.unparse(node)
+                key = f"{relative}\0{expression}"  # each way of writing it is rewritten
+                if key in found or not _looks_relative_file(relative):
                     continue
                 candidate = folder / relative
                 size = candidate.stat().st_size if candidate.is_file() else None
-                expression = None if literal else ast.unparse(node)
-                found[relative] = DataFile(relative, cell.number, node.lineno, size, expression)
+                found[key] = DataFile(relative, cell.number, node.lineno, size, expression)
     return tuple(found.values())
 
 

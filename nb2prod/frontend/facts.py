@@ -190,9 +190,10 @@ def _directive(source: str) -> str | None:
 def _calls(statements: list[ast.stmt], display: list[bool], aliases: Aliases):
     for index, (statement, shown) in enumerate(zip(statements, display, strict=True)):
         assigned: dict[int, tuple[str, ...]] = {}
-        if isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call):
-            names = [n for target in statement.targets for n in target_names(target)]
-            assigned[id(statement.value)] = tuple(names)
+        for node in _outside_functions(statement):  # `acc = f1(...)` in a loop body too
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+                names = [n for target in node.targets for n in target_names(target)]
+                assigned[id(node.value)] = tuple(names)
         for node in ast.walk(statement):
             if not isinstance(node, ast.Call):
                 continue
@@ -217,6 +218,19 @@ def _calls(statements: list[ast.stmt], display: list[bool], aliases: Aliases):
             )
 
 
+def _outside_functions(statement: ast.stmt):
+    """The statement and what it runs now; a function body runs when it is called."""
+    stack: list[ast.AST] = [statement]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(
+            child
+            for child in ast.iter_child_nodes(node)
+            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+        )
+
+
 def _record_definitions(
     statement: ast.stmt,
     facts: CellFacts,
@@ -234,6 +248,12 @@ def _record_definitions(
         }
     elif isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call):
         callee = dotted_name(statement.value.func)
+        inner = statement.value.func
+        while callee is None and isinstance(inner, ast.Attribute):
+            inner = inner.value  # results = sm.OLS(y, X).fit(): built by sm.OLS
+            if isinstance(inner, ast.Call):
+                callee = dotted_name(inner.func)
+                inner = inner.func
         if callee is None:
             return
         for target in statement.targets:
