@@ -396,3 +396,21 @@ def test_a_conversion_that_says_ok_trains_and_lints_clean(write_notebook, tmp_pa
     assert "Traceback" not in trained.stderr
     linted = run_cli("lint", target)
     assert linted.code == 0, linted.stdout + linted.stderr
+
+
+def test_a_model_a_notebook_function_fits_and_returns_is_the_model(write_notebook) -> None:
+    plan = build_plan(
+        write_notebook(
+            [
+                *IRIS_SPLIT,
+                "from sklearn.linear_model import LogisticRegression\n"
+                "def train(features, labels):\n"
+                "    model = LogisticRegression(max_iter=500)\n"
+                "    model.fit(features, labels)\n"
+                "    return model",
+                "clf = train(X_train, y_train)\nacc = accuracy_score(y_test, clf.predict(X_test))",
+            ]
+        )
+    )
+    assert (plan.model.name, plan.model.fit_inputs[:1]) == ("clf", ("X_train",))
+    assert plan.honesty.implementation_status == "IMPLEMENTED"

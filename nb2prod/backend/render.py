@@ -71,6 +71,7 @@ def convert(
                 built,
                 [p for p in (package / n for n in _NOTEBOOK_CODE) if p.is_file()],
             )
+            _lint_honesty(built)
             files = tuple(
                 sorted(str(p.relative_to(built)) for p in built.rglob("*") if p.is_file())
             )
@@ -246,6 +247,25 @@ def _ruff(root: Path, notebook_code: list[Path]) -> list[str]:
             hint="a bug in nb2prod or its template; nothing was written",
         )
     return carried
+
+
+def _lint_honesty(root: Path) -> None:
+    """The package must pass nb2prod's own honesty rules: one it rejects is a generator bug."""
+    from nb2prod.lint.config import load_config
+    from nb2prod.lint.discovery import find_files
+    from nb2prod.lint.engine import lint_files
+
+    config = load_config(cwd=root)
+    rules, contract = config.load_rules()
+    files, _ = find_files([root], config.exclude)
+    for result in lint_files(files, rules, contract):
+        for violation in result.violations:
+            where = Path(violation.path).relative_to(root)
+            raise InputError(
+                f"{where}:{violation.line}",
+                f"the generated package fails nb2prod lint: {violation.code} {violation.message}",
+                hint="a bug in nb2prod or its template; nothing was written",
+            )
 
 
 def _violations(ruff: str, root: Path, paths: list[Path]) -> list[str]:

@@ -86,6 +86,7 @@ def _candidates(facts: NotebookFacts, kept: set[int] | None) -> list[_Candidate]
         for name, methods in cell.classes.items()
         if "predict" in methods
     }
+    trainers = _model_returning_functions(facts)
     for cell in facts.cells:
         if kept is not None and cell.number not in kept:
             continue
@@ -99,7 +100,47 @@ def _candidates(facts: NotebookFacts, kept: set[int] | None) -> list[_Candidate]
             callee = dotted_name(call.node.func)
             if callee in rule_classes and call.assigned_to:
                 found.append(_Candidate(call.assigned_to[0], "rule-based", cell.number, ()))
+        found += _returned_by_trainers(facts, cell, trainers)
         found += _chosen_by_notebook(facts, cell, {c.name for c in found})
+    return found
+
+
+def _model_returning_functions(facts: NotebookFacts) -> set[str]:
+    """Notebook functions that fit a local model and return it: `def train(X, y): ...`."""
+    names = set()
+    for cell in facts.cells:
+        for statement in cell.kept_statements:
+            if not isinstance(statement, ast.FunctionDef):
+                continue
+            fitted = {
+                node.func.value.id
+                for node in ast.walk(statement)
+                if isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in FIT_METHODS
+                and isinstance(node.func.value, ast.Name)
+            }
+            returned = {
+                node.value.id
+                for node in ast.walk(statement)
+                if isinstance(node, ast.Return) and isinstance(node.value, ast.Name)
+            }
+            if fitted & returned:
+                names.add(statement.name)
+    return names
+
+
+def _returned_by_trainers(
+    facts: NotebookFacts, cell: CellFacts, trainers: set[str]
+) -> list[_Candidate]:
+    """`clf = train(X_train, y_train)`: the model a notebook function fits and returns."""
+    found = []
+    for call in cell.calls:
+        if call.in_display or not call.assigned_to or len(call.assigned_to) != 1:
+            continue
+        if isinstance(call.node.func, ast.Name) and call.node.func.id in trainers:
+            inputs = tuple(dotted_name(arg) or ast.unparse(arg) for arg in call.node.args)
+            found.append(_Candidate(call.assigned_to[0], "fitted", cell.number, inputs))
     return found
 
 
