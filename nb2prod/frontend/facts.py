@@ -190,7 +190,8 @@ def _directive(source: str) -> str | None:
 def _calls(statements: list[ast.stmt], display: list[bool], aliases: Aliases):
     for index, (statement, shown) in enumerate(zip(statements, display, strict=True)):
         assigned: dict[int, tuple[str, ...]] = {}
-        for node in _outside_functions(statement):  # `acc = f1(...)` in a loop body too
+        nodes = _outside_functions(statement) if isinstance(statement, _BLOCKS) else [statement]
+        for node in nodes:  # `acc = f1(...)` in a loop body too
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
                 names = [n for target in node.targets for n in target_names(target)]
                 assigned[id(node.value)] = tuple(names)
@@ -216,6 +217,9 @@ def _calls(statements: list[ast.stmt], display: list[bool], aliases: Aliases):
                 in_display=shown,
                 statement=index,
             )
+
+
+_BLOCKS = (ast.For, ast.AsyncFor, ast.While, ast.If, ast.With, ast.AsyncWith, ast.Try)
 
 
 def _outside_functions(statement: ast.stmt):

@@ -87,6 +87,7 @@ def _candidates(facts: NotebookFacts, kept: set[int] | None) -> list[_Candidate]
         if "predict" in methods
     }
     trainers = _model_returning_functions(facts)
+    collections = _fitted_collections(facts)
     for cell in facts.cells:
         if kept is not None and cell.number not in kept:
             continue
@@ -101,7 +102,7 @@ def _candidates(facts: NotebookFacts, kept: set[int] | None) -> list[_Candidate]
             if callee in rule_classes and call.assigned_to:
                 found.append(_Candidate(call.assigned_to[0], "rule-based", cell.number, ()))
         found += _returned_by_trainers(facts, cell, trainers)
-        found += _chosen_by_notebook(facts, cell, {c.name for c in found})
+        found += _chosen_by_notebook(facts, cell, {c.name for c in found}, collections)
     return found
 
 
@@ -245,7 +246,7 @@ def _calls_on_function_locals(statements: list[ast.stmt]) -> set[int]:
 
 
 def _chosen_by_notebook(
-    facts: NotebookFacts, cell: CellFacts, fitted: set[str]
+    facts: NotebookFacts, cell: CellFacts, fitted: set[str], collections: set[str]
 ) -> list[_Candidate]:
     """`best_model = models[best_name]`, `model = search.best_estimator_`: the notebook's pick."""
     found = []
@@ -257,7 +258,7 @@ def _chosen_by_notebook(
             continue
         reads = {n.id for n in ast.walk(statement.value) if isinstance(n, ast.Name)}
         picked = target.id.startswith("best") or _is_best_estimator(statement.value)
-        sources = reads & (fitted | _fitted_collections(facts))
+        sources = reads & (fitted | collections)
         if picked and sources:
             found.append(_Candidate(target.id, "chosen", cell.number, ()))
     return found

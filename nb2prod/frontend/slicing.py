@@ -17,6 +17,7 @@ a global random generator, are kept as they are.
 from __future__ import annotations
 
 import ast
+import bisect
 from dataclasses import dataclass
 
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
@@ -84,10 +85,15 @@ def slice_notebook(
         if (position, name) in seen:
             continue
         seen.add((position, name))
-        for found in _reaching(by_name.get(name, []), units, position, name):
-            if found not in needed:
-                needed.add(found)
-                work += _reads(found, units[found])
+        found = _reaching(by_name.get(name, []), units, position, name)
+        if found is None:
+            continue
+        if found not in needed:
+            needed.add(found)
+            work += _reads(found, units[found])
+        unit = units[found]
+        if found < position and not (name in unit.defines and unit.strong):
+            work.append((found, name))  # it may only change the object: look further back
     dropped: dict[int, dict[int, str]] = {}
     for position, unit in enumerate(units):
         if position in needed or isinstance(unit.statement, ast.Import | ast.ImportFrom):
@@ -268,20 +274,14 @@ def _positions(units: list[_Unit]) -> dict[str, list[int]]:
     return by_name
 
 
-def _reaching(positions: list[int], units: list[_Unit], before: int, name: str) -> list[int]:
-    """The statements whose effect on `name` a read at `before` may see."""
-    found: list[int] = []
-    for position in reversed(positions):
-        if position >= before:
-            continue
-        found.append(position)
-        unit = units[position]
-        if name in unit.defines and unit.strong and name not in unit.uses:
-            return found
-    if not found:  # read only by a function body, defined further down: it runs later
-        later = [p for p in positions if p >= before and name in units[p].defines]
-        return later[:1]
-    return found
+def _reaching(positions: list[int], units: list[_Unit], before: int, name: str) -> int | None:
+    """The nearest statement before `before` that binds or may change `name`."""
+    index = bisect.bisect_left(positions, before)
+    if index:
+        return positions[index - 1]
+    # read only by a function body, defined further down: it runs later
+    later = (p for p in positions[index:] if name in units[p].defines)
+    return next(later, None)
 
 
 def _roots(expressions: tuple[str, ...]) -> list[str]:
