@@ -1,17 +1,20 @@
 # {{ cookiecutter._code.header }}
 """The promotion gate against a real MLflow registry: what it refuses, and what it lets ship.
 
-Each test trains and registers a tiny model the way the training pipeline does (honesty fields
-as run params and as version tags, the metric on the run), then runs the gate in-process.
+A tiny model is trained and saved once; each test registers a version of it the way the
+training pipeline does (honesty fields as run params and as version tags, the metric on the
+run), in a store of its own, then runs the gate in-process.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import mlflow
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
@@ -33,13 +36,33 @@ HEURISTIC = {
 pytestmark = pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer")
 
 
+class Registry(MlflowClient):
+    """A test's own registry, and the saved model every version registered in it points at."""
+
+    def __init__(self, tracking_uri: str, model_source: str) -> None:
+        super().__init__(tracking_uri=tracking_uri)
+        self.model_source = model_source
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny model, trained and saved once: the gate judges versions, never their files."""
+    features, target = load_iris(return_X_y=True, as_frame=True)
+    features, target = features[::7], target[::7]  # 22 rows, all three classes
+    path = tmp_path_factory.mktemp("tiny-model") / "model"
+    mlflow.sklearn.save_model(
+        LogisticRegression(max_iter=500).fit(features, target),  # nb2prod: ignore[NBH107]
+        path,
+        input_example=features.head(2),
+        pip_requirements=["scikit-learn"],
+    )
+    return str(path)
+
+
 @pytest.fixture
-def client(tmp_path, monkeypatch) -> MlflowClient:
+def client(tracking: str, tiny_model: str) -> Registry:
     """A fresh sqlite tracking store and registry, found by the gate through the environment."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    return MlflowClient(tracking_uri=uri)
+    return Registry(tracking, tiny_model)
 
 
 def record(metric: float | None, **changes: str | None) -> dict[str, str]:
@@ -61,32 +84,26 @@ def record(metric: float | None, **changes: str | None) -> dict[str, str]:
     return {key: value for key, value in fields.items() if value is not None}
 
 
-def register(client: MlflowClient, tags: dict[str, str]) -> str:
-    """Train, log and register a tiny model carrying `tags` on its run and version."""
-    features, target = load_iris(return_X_y=True, as_frame=True)
-    features, target = features[::7], target[::7]  # 22 rows, all three classes
-    experiment = client.get_experiment_by_name("promote-tests") or client.get_experiment(
-        client.create_experiment("promote-tests")
+def register(client: Registry, tags: dict[str, str]) -> str:
+    """Register a version of the tiny model, its run and the version carrying `tags`."""
+    experiment = client.get_experiment_by_name("promote-tests")
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(
+        "promote-tests"
     )
-    experiment_id = experiment.experiment_id
     # The gate is tested on versions that break the contract on purpose (fields missing, a
     # PLANNED status), so this run logs exactly the tags each test gives it.
-    with mlflow.start_run(experiment_id=experiment_id):  # nb2prod: ignore[NBH101, NBH107]
-        mlflow.log_params({key: tags[key] for key in honesty.RUN_PARAMS if key in tags})
-        mlflow.set_tags(tags)
-        if tags.get("primary_metric_value"):
-            mlflow.log_metric(METRIC, float(tags["primary_metric_value"]))
-        info = mlflow.sklearn.log_model(
-            LogisticRegression(max_iter=500).fit(features, target),
-            name="model",
-            registered_model_name=NAME,
-            input_example=features.head(2),
-            pip_requirements=["scikit-learn"],
-        )
-    version = str(info.registered_model_version)
-    for key, value in tags.items():
-        client.set_model_version_tag(NAME, version, key, value)
-    return version
+    run = client.create_run(experiment_id, tags=tags)
+    params = [Param(key, tags[key]) for key in honesty.RUN_PARAMS if key in tags]
+    metrics = []
+    if tags.get("primary_metric_value"):
+        now = int(time.time() * 1000)
+        metrics.append(Metric(METRIC, float(tags["primary_metric_value"]), now, 0))
+    client.log_batch(run.info.run_id, metrics=metrics, params=params)
+    client.set_terminated(run.info.run_id)
+    if not client.search_registered_models(f"name = '{NAME}'"):
+        client.create_registered_model(NAME)
+    version = client.create_model_version(NAME, client.model_source, run.info.run_id, tags=tags)
+    return str(version.version)
 
 
 def champion(client: MlflowClient) -> str | None:
