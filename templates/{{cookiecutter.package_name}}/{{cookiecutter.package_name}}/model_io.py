@@ -1,9 +1,29 @@
 # {{ cookiecutter._code.header }}
-"""Log the model to MLflow knowingly: with a signature, an input example, and no blind pickle."""
+"""Log the model to MLflow knowingly: its library's own flavour, a signature, an input example.
+
+The flavour is chosen from the fitted object's type when training runs:
+
+- scikit-learn estimators and pipelines: ``mlflow.sklearn``, saved with skops (no pickle). skops
+  refuses to load types it cannot vouch for; scikit-learn's, numpy's, scipy's and this
+  package's own (the notebook's helpers) are trusted here, any other type only when named with
+  ``--trust-type`` or ``NB2PROD_TRUSTED_TYPES`` (see "Trusted types" in README.md).
+- a fitted ``GridSearchCV``/``RandomizedSearchCV``: its ``best_estimator_`` is the model; the
+  search's best parameters and score are logged on the run.
+- xgboost (``xgb.train`` boosters and ``XGBClassifier``...): ``mlflow.xgboost``, in xgboost's own
+  UBJSON format.
+- LightGBM: ``mlflow.lightgbm``; a booster in LightGBM's text format, an ``LGBMClassifier``...
+  with skops and the LightGBM types MLflow vouches for.
+- statsmodels results: ``mlflow.statsmodels``, which pickles them (statsmodels has no other
+  format): loading runs that pickle, so load only models this package trained. MLflow refuses
+  it when ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false``.
+- a rule-based model: its code, as an MLflow model-from-code, plus its settings.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,54 +33,125 @@ from mlflow.models import infer_signature
 from {{ cookiecutter.package_name }} import honesty
 
 MODEL_NAME: str = honesty.MODEL["model_name"]
-SAFE_MODULES = ("sklearn.", "numpy.", "scipy.")
+# Module prefixes whose types skops may construct: the vetted libraries, and this package's own
+# code (the notebook's helper classes live in it, and they load as the code that trained them).
+TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.", f"{__package__}.")
+TRUSTED_TYPES_VARIABLE = "NB2PROD_TRUSTED_TYPES"
+NATIVE_FLAVOURS = ("xgboost", "lightgbm", "statsmodels")
+# The package's pinned requirements (requirements.txt), recorded with the model as they are:
+# MLflow would otherwise start a Python process to guess them.
+REQUIREMENTS = [
+{%- for requirement in cookiecutter._code.requirements.install %}
+    "{{ requirement }}",
+{%- endfor %}
+]
 
 
 class ModelLoggingError(Exception):
     """The model cannot be logged safely; the message says what to change."""
 
 
-def log_model(model: Any, model_input: Any) -> str:
-    """Log and register `model`; return the new registered version."""
+def log_model(model: Any, model_input: Any, trusted_types: Iterable[str] = ()) -> str:
+    """Log and register `model` with its flavour; return the new registered version."""
+    model = unwrap_search(model)
     example = _head(model_input, 5)
-    signature = infer_signature(example, model.predict(example))
-    if honesty.MODEL["model_kind"] == "rule-based":
+    try:
+        signature = infer_signature(example, predict(model, example))
+    except Exception as error:
+        raise ModelLoggingError(
+            f"the model cannot predict on an example of its own input, so no signature can be "
+            f"inferred ({type(error).__name__}: {_first_line(error)})"
+        ) from error
+    common: dict[str, Any] = {
+        "name": "model",
+        "signature": signature,
+        "input_example": _head(example, 2),
+        "registered_model_name": MODEL_NAME,
+        "pip_requirements": REQUIREMENTS,
+    }
+    kind = flavour(model)
+    if kind == "rule-based":
         info = mlflow.pyfunc.log_model(
-            name="model",
             python_model=str(Path(__file__).with_name("rule_model.py")),
             model_config={"state": rule_state(model)},
-            signature=signature,
-            input_example=_head(example, 2),
-            registered_model_name=MODEL_NAME,
+            **common,
         )
+    elif kind == "xgboost":
+        info = mlflow.xgboost.log_model(model, **common)
+    elif kind == "lightgbm":
+        info = mlflow.lightgbm.log_model(model, **common)
+    elif kind == "statsmodels":
+        info = mlflow.statsmodels.log_model(model, **common)
     else:
         info = mlflow.sklearn.log_model(
             model,
-            name="model",
             serialization_format="skops",
-            skops_trusted_types=skops_trusted_types(model) or None,
-            signature=signature,
-            input_example=_head(example, 2),
-            registered_model_name=MODEL_NAME,
+            skops_trusted_types=skops_trusted_types(model, trusted_types) or None,
+            **common,
         )
     return str(info.registered_model_version)
 
 
-def skops_trusted_types(model: Any) -> list[str]:
-    """Types skops must be told to trust to load this model, limited to vetted libraries.
+def flavour(model: Any) -> str:
+    """The MLflow flavour made for the model, read from the module its type comes from."""
+    if honesty.MODEL["model_kind"] == "rule-based":
+        return "rule-based"
+    library = type(model).__module__.partition(".")[0]
+    return library if library in NATIVE_FLAVOURS else "sklearn"
+
+
+def unwrap_search(model: Any) -> Any:
+    """A fitted hyperparameter search's best estimator, its findings logged on the run."""
+    if not (hasattr(model, "best_params_") and hasattr(model, "cv_results_")):
+        return model
+    search = type(model).__name__
+    if not hasattr(model, "best_estimator_"):
+        raise ModelLoggingError(
+            f"the {search} was fitted with refit=False, so it has no best estimator to serve; "
+            "fit it with refit=True"
+        )
+    mlflow.set_tag("search", search)
+    mlflow.log_params({f"search.best.{key}": value for key, value in model.best_params_.items()})
+    if getattr(model, "best_score_", None) is not None:
+        mlflow.log_metric("search_best_score", float(model.best_score_))
+    return model.best_estimator_
+
+
+def predict(model: Any, example: Any) -> Any:
+    """What the model's pyfunc flavour answers for `example`: a booster reads a DMatrix."""
+    if type(model).__module__.startswith("xgboost.") and type(model).__name__ == "Booster":
+        import xgboost
+
+        return model.predict(xgboost.DMatrix(example))
+    return model.predict(example)
+
+
+def configured_trusted_types(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Types named in NB2PROD_TRUSTED_TYPES (separated by commas or spaces)."""
+    return environ.get(TRUSTED_TYPES_VARIABLE, "").replace(",", " ").split()
+
+
+def skops_trusted_types(model: Any, trusted_types: Iterable[str] = ()) -> list[str]:
+    """Types skops must be told to trust to load this model: vetted modules, or named ones.
 
     skops refuses to load types it cannot vouch for (the tree storage of forests, for one).
-    Trusting scikit-learn's and numpy's own types is a decision made here, in code a reviewer
-    reads; any other type stops the run instead of falling back to pickle.
+    Trusting scikit-learn's, numpy's and this package's own types is a decision made here, in
+    code a reviewer reads; any other type must be named by whoever trains, or the run stops
+    instead of falling back to pickle.
     """
     import skops.io
 
+    named = {*trusted_types, *configured_trusted_types()}
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    foreign = [name for name in untrusted if not name.startswith(SAFE_MODULES)]
-    if foreign:
+    foreign = [name for name in untrusted if not name.startswith(TRUSTED_MODULES)]
+    unnamed = [name for name in foreign if name not in named]
+    if unnamed:
+        options = " ".join(f"--trust-type {name}" for name in unnamed)
         raise ModelLoggingError(
-            f"the model holds types skops cannot vouch for: {', '.join(foreign)}; review them "
-            "and add their modules to SAFE_MODULES in model_io.py if they are safe to load"
+            f"skops cannot vouch for {', '.join(unnamed)} in the model, and would import and "
+            f"construct them when it is loaded; if that code is yours or you trust it, train "
+            f"again with {options} (or set {TRUSTED_TYPES_VARIABLE}={','.join(unnamed)}); see "
+            "'Trusted types' in README.md"
         )
     return untrusted
 
@@ -76,6 +167,10 @@ def rule_state(model: Any) -> dict[str, Any]:
             "settings to numbers, strings and lists"
         ) from None
     return state
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0]
 
 
 def _head(value: Any, rows: int) -> Any:

@@ -5,16 +5,21 @@
 The run logs the parameters, the honesty fields (params and tags), the metrics, the data
 (dataset input and SHA-256), the code version and the model, then registers a model version
 that carries the same honesty tags. A PLANNED model is refused before anything runs.
+
+Any failure ends in one line on stderr naming its cause (and the notebook cell, when the code
+came from one), no traceback: exit code 2 when nothing could run (a PLANNED model, an MLflow
+store that cannot be used), 1 when training or logging failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import mlflow
@@ -26,10 +31,11 @@ from {{ cookiecutter.package_name }}.model_io import ModelLoggingError, log_mode
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MODEL_NAME: str = honesty.MODEL["model_name"]
+TRUSTED_TYPES_DEST = "trusted_types"  # not a notebook parameter: the types skops may load
 
 
-def parse_parameters(argv: Sequence[str] | None = None) -> pipeline.Parameters:
-    """The notebook's parameters, each overridable on the command line."""
+def parse_args(argv: Sequence[str] | None = None) -> tuple[pipeline.Parameters, list[str]]:
+    """The notebook's parameters, each overridable on the command line, and the trusted types."""
     parser = argparse.ArgumentParser(
         prog=f"python -m {MODEL_NAME}.train",
         description=f"Train {MODEL_NAME} from {honesty.MODEL['notebook']} into MLflow.",
@@ -49,7 +55,50 @@ def parse_parameters(argv: Sequence[str] | None = None) -> pipeline.Parameters:
             parser.add_argument(
                 option, dest=field.name, default=default, type=json.loads, metavar="JSON"
             )
-    return pipeline.Parameters(**vars(parser.parse_args(argv)))
+    parser.add_argument(
+        "--trust-type",
+        dest=TRUSTED_TYPES_DEST,
+        action="append",
+        default=[],
+        metavar="MODULE.TYPE",
+        help="a type in the model that skops may construct when it is loaded (repeatable; also "
+        "NB2PROD_TRUSTED_TYPES); only trust code you ship: see 'Trusted types' in README.md",
+    )
+    values = vars(parser.parse_args(argv))
+    trusted = values.pop(TRUSTED_TYPES_DEST)
+    return pipeline.Parameters(**values), trusted
+
+
+def parse_parameters(argv: Sequence[str] | None = None) -> pipeline.Parameters:
+    """The notebook's parameters, each overridable on the command line."""
+    return parse_args(argv)[0]
+
+
+class TrainingFailed(Exception):
+    """Training stopped; the message is the one line shown, `code` the exit code."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def cause(error: BaseException) -> str:
+    """An error in one line: its type, its message's first line, the notebook cell it came from."""
+    lines = str(error).strip().splitlines()
+    message = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    cell, where = lineage.notebook_cell(error)
+    return f"{message} (in code from notebook cell {cell}, {where})" if cell else message
+
+
+@contextlib.contextmanager
+def stage(doing: str, code: int = 1) -> Iterator[None]:
+    """Whatever goes wrong in the block ends training with one line: what failed, and why."""
+    try:
+        yield
+    except TrainingFailed:
+        raise
+    except Exception as error:
+        raise TrainingFailed(f"{doing}: {cause(error)}", code) from error
 
 
 def log_metrics(metrics: Mapping[str, Any]) -> dict[str, tuple[float, float | None]]:
@@ -72,50 +121,67 @@ def log_metrics(metrics: Mapping[str, Any]) -> dict[str, tuple[float, float | No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    params = parse_parameters(argv)
+    params, trusted_types = parse_args(argv)
+    try:
+        version, run_id, record = train(params, trusted_types)
+    except TrainingFailed as failure:
+        print(f"train: {failure}", file=sys.stderr)
+        return failure.code
+    print(
+        f"trained {MODEL_NAME} version {version} (run {run_id}): "
+        f"{honesty.label(record['implementation_status'])}, {record['accuracy_claim']}, "
+        f"{record['honesty_warning']}"
+    )
+    print(f"next: python -m {MODEL_NAME}.promote --version {version}")
+    return 0
+
+
+def train(params: pipeline.Parameters, trusted_types: list[str]) -> tuple[str, str, dict[str, str]]:
+    """One MLflow run: the notebook's steps, then what they produced. Returns the version, the
+    run id and the honesty record; any failure is a TrainingFailed naming its cause."""
     status = honesty.MODEL["implementation_status"]
     try:
         honesty.require_trainable(status)
     except honesty.HonestyError as error:
-        print(f"train: refused: {error}", file=sys.stderr)
-        return 2
-    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
-    mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", MODEL_NAME))
-    with mlflow.start_run() as run:
-        mlflow.log_params(dataclasses.asdict(params))
+        raise TrainingFailed(f"refused: {error}", code=2) from None
+    uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+    with stage(f"cannot use the MLflow store {uri}", code=2):
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", MODEL_NAME))
+        run = mlflow.start_run()
+    with run:  # a failure inside ends the run as FAILED
+        with stage("cannot log the parameters"):
+            mlflow.log_params(dataclasses.asdict(params))
         try:
             result = pipeline.run(params)
         except Exception as error:
-            cell, where = lineage.notebook_cell(error)
-            origin = f"notebook cell {cell} ({where})" if cell else where
-            message = f"{type(error).__name__}: {error}".splitlines()[0]
-            mlflow.set_tag("failure", f"{origin}: {message}")
-            mlflow.end_run(status="FAILED")
-            print(f"train: failed in code from {origin}: {message}", file=sys.stderr)
-            return 1
-        metrics = log_metrics(result.metrics)
-        primary = honesty.MODEL.get("primary_metric")
-        measured, spread = metrics.get(primary, (None, None)) if primary else (None, None)
-        record = honesty.run_record(status, measured, spread)
-        mlflow.log_params(record)
-        mlflow.set_tags(record)
-        digest = lineage.data_digest(result.data)
-        mlflow.log_param("data_sha256", digest)
-        data = lineage.dataset(result.data, digest)
-        if data is not None:
-            mlflow.log_input(data, context="training")
-        provenance = {
-            "code_version": lineage.code_version(),
-            "notebook": honesty.MODEL["notebook"],
-            "notebook_sha256": honesty.MODEL["notebook_sha256"],
-        }
-        mlflow.set_tags(provenance)
+            mlflow.set_tag("failure", cause(error))
+            raise TrainingFailed(f"failed: {cause(error)}") from error
+        with stage("cannot log the metrics and the honesty record"):
+            metrics = log_metrics(result.metrics)
+            primary = honesty.MODEL.get("primary_metric")
+            measured, spread = metrics.get(primary, (None, None)) if primary else (None, None)
+            record = honesty.run_record(status, measured, spread)
+            mlflow.log_params(record)
+            mlflow.set_tags(record)
+        with stage("cannot record the data and the code version"):
+            digest = lineage.data_digest(result.data)
+            mlflow.log_param("data_sha256", digest)
+            data = lineage.dataset(result.data, digest)
+            if data is not None:
+                mlflow.log_input(data, context="training")
+            provenance = {
+                "code_version": lineage.code_version(),
+                "notebook": honesty.MODEL["notebook"],
+                "notebook_sha256": honesty.MODEL["notebook_sha256"],
+            }
+            mlflow.set_tags(provenance)
         try:
-            version = log_model(result.model, result.model_input)
-        except ModelLoggingError as error:
-            mlflow.end_run(status="FAILED")
-            print(f"train: cannot log the model: {error}", file=sys.stderr)
-            return 1
+            version = log_model(result.model, result.model_input, trusted_types)
+        except ModelLoggingError as error:  # says what to change itself
+            raise TrainingFailed(f"cannot log the model: {error}") from None
+        except Exception as error:
+            raise TrainingFailed(f"cannot log the model: {cause(error)}") from error
         tags = {
             **record,
             **provenance,
@@ -124,16 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "primary_metric_value": "" if measured is None else repr(measured),
             "data_sha256": digest,
         }
-        client = MlflowClient()
-        for key, value in tags.items():
-            client.set_model_version_tag(MODEL_NAME, version, key, value)
-    print(
-        f"trained {MODEL_NAME} version {version} (run {run.info.run_id}): "
-        f"{honesty.label(record['implementation_status'])}, {record['accuracy_claim']}, "
-        f"{record['honesty_warning']}"
-    )
-    print(f"next: python -m {MODEL_NAME}.promote --version {version}")
-    return 0
+        with stage(f"cannot tag model version {version}"):
+            client = MlflowClient()
+            for key, value in tags.items():
+                client.set_model_version_tag(MODEL_NAME, version, key, value)
+    return version, run.info.run_id, record
 
 
 if __name__ == "__main__":
