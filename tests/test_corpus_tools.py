@@ -1,0 +1,233 @@
+"""The corpus tools (benchmarks/corpus.py, benchmarks/funnel.py) without the network.
+
+The set-aside rules decide which public notebooks the funnel runs, and the sha256 checks are
+what make the corpus reproducible, so both are tested on small inputs built here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import json
+import re
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load(name: str):
+    """Import a benchmark script by path: benchmarks/ is not a package."""
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+corpus = load("corpus")
+funnel = load("funnel")
+
+
+# --------------------------------------------------------------------------- set-aside rules
+
+
+@pytest.mark.parametrize(
+    ("code", "rule"),
+    [
+        (
+            "from sklearn.datasets import fetch_openml\nX, y = fetch_openml('adult')",
+            "network",
+        ),
+        ("from imblearn.datasets import fetch_datasets\nd = fetch_datasets()", "network"),
+        ("import pandas as pd\ndf = pd.read_csv('https://example.org/train.csv')", "network"),
+        ("import pandas as pd\nURL = 'http://example.org/x.csv'\ndf = pd.read_csv(URL)", "network"),
+        ("import requests\nr = requests.get(u)", "network"),
+        (
+            "import statsmodels.api as sm\nd = sm.datasets.get_rdataset('Guerry', 'HistData')",
+            "network",
+        ),
+        ("import seaborn as sns\ndf = sns.load_dataset('titanic')", "network"),
+        ("import torch\nnet = torch.nn.Linear(2, 1)", "heavy-framework"),
+        ("from tensorflow import keras\nm = keras.Sequential()", "heavy-framework"),
+        ("import nb2prod_no_such_module_xyz\n", "missing-import"),
+        ("if x:\n    pass\n  bad", "unparsable"),
+    ],
+)
+def test_set_aside_rules(code: str, rule: str) -> None:
+    assert corpus.classify_source(code)[0] == rule
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "from sklearn.datasets import load_iris\nX, y = load_iris(return_X_y=True)",
+        "from tslearn.datasets import CachedDatasets\n"
+        "X, y, _, _ = CachedDatasets().load_dataset('Trace')",
+        "import pandas as pd\ndf = pd.read_csv('train.csv')  # from https://example.org",
+        'def f():\n    """Docs at https://example.org are not a download."""\n',
+    ],
+)
+def test_local_sources_are_kept(code: str) -> None:
+    assert corpus.classify_source(code) == (None, "")
+
+
+def test_magics_do_not_make_code_unparsable() -> None:
+    nb = {
+        "cells": [
+            {"cell_type": "code", "source": ["if IN_COLAB:\n", "    !pip install mapie\n"]},
+            {"cell_type": "markdown", "source": "# fetch_openml( in prose is not code"},
+            {"cell_type": "code", "source": "%matplotlib inline\nimport numpy as np"},
+        ]
+    }
+    code = corpus.code_of_notebook(nb)
+    assert corpus.classify_source(code) == (None, "")
+
+
+def test_trains_model_rule() -> None:
+    assert corpus.trains_model("clf = LogisticRegression().fit(X, y)")
+    assert corpus.trains_model("res = sm.OLS(y, X).fit()")
+    assert corpus.trains_model("bst = xgb.train(params, dtrain)")
+    assert not corpus.trains_model("X = scaler.transform(X)\nprint(X.shape)")
+
+
+# --------------------------------------------------------------------------- manifest checks
+
+
+def make_sdist(tmp_path: Path, files: dict[str, str]) -> Path:
+    """A tiny sdist: one top folder holding ``files``."""
+    archive = tmp_path / "sdists" / "demo-1.0.tar.gz"
+    archive.parent.mkdir(parents=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"demo-1.0/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return archive
+
+
+NOTEBOOK = json.dumps(
+    {
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "metadata": {},
+                "outputs": [],
+                "source": "from sklearn.datasets import load_iris\nX, y = load_iris()",
+            }
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+)
+
+
+def manifest_for(archive: Path, path: str, text: str) -> dict:
+    return {
+        "packages": [
+            {
+                "name": "demo",
+                "version": "1.0",
+                "sdist": archive.name,
+                "sha256": corpus.sha256_file(archive),
+                "notebooks": [{"path": path, "sha256": hashlib.sha256(text.encode()).hexdigest()}],
+            }
+        ],
+        "subsets": {"ci": ["demo/examples/a.ipynb"]},
+    }
+
+
+def test_fetch_extracts_and_indexes_a_verified_sdist(tmp_path: Path) -> None:
+    archive = make_sdist(tmp_path, {"examples/a.ipynb": NOTEBOOK, "setup.py": ""})
+    entries = corpus.fetch(tmp_path, manifest_for(archive, "examples/a.ipynb", NOTEBOOK))
+    assert [(e.id, e.set_aside, e.subsets) for e in entries] == [
+        ("demo/examples/a.ipynb", None, ["ci"])
+    ]
+    index = corpus.read_index(tmp_path)
+    assert (tmp_path / index[0]["notebook"]).exists()
+
+
+def test_fetch_refuses_a_tampered_sdist(tmp_path: Path) -> None:
+    archive = make_sdist(tmp_path, {"examples/a.ipynb": NOTEBOOK})
+    manifest = manifest_for(archive, "examples/a.ipynb", NOTEBOOK)
+    manifest["packages"][0]["sha256"] = "0" * 64
+    with pytest.raises(corpus.CorpusError, match=re.escape("demo-1.0.tar.gz: sha256 mismatch")):
+        corpus.fetch(tmp_path, manifest)
+
+
+def test_fetch_refuses_a_tampered_notebook(tmp_path: Path) -> None:
+    archive = make_sdist(tmp_path, {"examples/a.ipynb": NOTEBOOK})
+    manifest = manifest_for(archive, "examples/a.ipynb", NOTEBOOK + " ")
+    with pytest.raises(corpus.CorpusError, match=re.escape("examples/a.ipynb: sha256 mismatch")):
+        corpus.fetch(tmp_path, manifest)
+
+
+def test_cli_refusal_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert corpus.main(["list", "--cache", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("corpus.py: error:")
+
+
+# --------------------------------------------------------------------------- formats
+
+
+SPHINX_SCRIPT = '''"""
+A tiny example
+==============
+
+Fit a model.
+"""
+
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+# %%
+# Train it
+# --------
+X, y = load_iris(return_X_y=True)
+clf = LogisticRegression(max_iter=200).fit(X, y)
+'''
+
+
+def test_sphinx_gallery_script_becomes_a_notebook() -> None:
+    pytest.importorskip("jupytext")
+    nb = corpus.sphinx_to_notebook(SPHINX_SCRIPT)
+    kinds = [c["cell_type"] for c in nb["cells"]]
+    assert "markdown" in kinds and kinds.count("code") >= 2
+    code = corpus.code_of_notebook(nb)
+    assert "LogisticRegression(max_iter=200).fit(X, y)" in code
+    assert corpus.trains_model(code)
+
+
+def test_glob_double_star_also_matches_the_top_folder() -> None:
+    assert corpus.glob_match("examples/plot_a.py", "examples/**/plot*.py")
+    assert corpus.glob_match("examples/x/y/plot_a.py", "examples/**/plot*.py")
+    assert not corpus.glob_match("docs/plot_a.py", "examples/**/plot*.py")
+
+
+# --------------------------------------------------------------------------- funnel
+
+
+def test_funnel_classifies_stage_outcomes() -> None:
+    refused = funnel.classify("plan", 2, "", "nb2prod plan: error: a.ipynb: no model\n", 0.1)
+    assert (refused.status, refused.failure_class) == ("refused", "refused")
+    crash = "Traceback (most recent call last):\n  File x\nValueError: bad\n"
+    tb = funnel.classify("train", 1, "", crash, 1.0)
+    assert (tb.status, tb.failure_class, tb.reason) == ("failed", "traceback", "ValueError: bad")
+    assert funnel.classify("lint", 0, "", "", 0.2).status == "ok"
+
+
+def test_funnel_normalises_messages_into_one_class() -> None:
+    a = funnel.normalise("/tmp/x/a.ipynb: cell 4, line 2: 'features' is used but never defined")
+    b = funnel.normalise("/tmp/y/b.ipynb: cell 12, line 9: 'X_tr' is used but never defined")
+    assert a == b
+    assert "xgboost/lightgbm" in funnel.normalise("fits a model (xgboost/lightgbm train)")
