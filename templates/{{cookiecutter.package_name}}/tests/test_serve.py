@@ -125,12 +125,13 @@ def test_invocations_refuse_as_mlflow_does(client: TestClient) -> None:
 def test_limits(trained, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.tracking_uri)
     monkeypatch.setenv("PREDICT_MAX_BATCH", "1")
-    monkeypatch.setenv("MAX_BODY_BYTES", "5000")
+    one = json.dumps(trained.records[:1])
+    monkeypatch.setenv("MAX_BODY_BYTES", str(4 * len(one)))
     monkeypatch.setenv("PREDICT_TIMEOUT_SECONDS", "0")  # no time limit: predicts on the loop
     limited = TestClient(serve.create_app(trained.model_uri))
     assert limited.post("/predict", json=trained.records[:1]).status_code == 200
     over = limited.post("/predict", json=trained.records[:2])
     assert over.status_code == 422 and "PREDICT_MAX_BATCH" in over.text
-    big = json.dumps(trained.records[:1] * 200)
+    big = json.dumps(trained.records[:1] * 8)
     response = limited.post("/predict", content=big, headers={"Content-Type": "application/json"})
     assert response.status_code == 413

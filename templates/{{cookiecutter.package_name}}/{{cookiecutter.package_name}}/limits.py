@@ -21,6 +21,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 T = TypeVar("T")
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,26 @@ class Limits:
     @classmethod
     def from_environment(cls) -> Limits:
         return cls(
-            max_body_bytes=int(os.environ.get("MAX_BODY_BYTES", str(16 * 1024 * 1024))),
-            max_batch=int(os.environ.get("PREDICT_MAX_BATCH", "10000")),
-            timeout_seconds=float(os.environ.get("PREDICT_TIMEOUT_SECONDS", "10")),
-            concurrency=int(os.environ.get("PREDICT_CONCURRENCY", "1")),
+            max_body_bytes=setting("MAX_BODY_BYTES", 16 * 1024 * 1024),
+            max_batch=setting("PREDICT_MAX_BATCH", 10000),
+            timeout_seconds=setting("PREDICT_TIMEOUT_SECONDS", 10.0),
+            concurrency=setting("PREDICT_CONCURRENCY", 1),
         )
+
+
+def setting(name: str, default: N) -> N:
+    """The environment variable `name` read as the type of `default`; a bad value names itself."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = type(default)(raw)
+    except ValueError:
+        kind = "an integer" if isinstance(default, int) else "a number"
+        raise ValueError(f"{name}={raw!r} is not {kind}") from None
+    if value < 0:
+        raise ValueError(f"{name}={raw!r} must not be negative")
+    return value
 
 
 class PredictionThreads:

@@ -10,7 +10,8 @@ refused or accepted, is written back on the version as tags, so the registry kee
 audit trail. Promotion moves an alias (`models:/<name>@champion`): registry stages are
 deprecated since MLflow 2.9 and are never used.
 
-Exit codes: 0 promoted, 1 refused by the contract, 2 no such model/version or alias refused.
+Exit codes: 0 promoted, 1 refused by the contract, 2 no such model/version, alias refused, or a
+registry that cannot be used; every error is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -137,6 +138,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        return promote(args)
+    except Exception as error:  # the registry failed under us: one line, as for every error
+        lines = str(getattr(error, "message", error)).strip().splitlines()
+        detail = f": {lines[0]}" if lines else ""
+        print(f"error: registry {tracking_uri()}: {type(error).__name__}{detail}", file=sys.stderr)
+        return 2
+
+
+def promote(args: argparse.Namespace) -> int:
+    """Run the gate on the version asked for; the exit code of `main`."""
     name: str = honesty.MODEL["model_name"]
     client = MlflowClient(tracking_uri=tracking_uri())
     try:

@@ -13,6 +13,7 @@ incomplete, is reported by ``/ready`` instead of crashing the process.
 import contextlib
 import logging
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -423,6 +424,13 @@ def create_app(model_uri: str | None = None) -> FastAPI:
 def __getattr__(name: str) -> FastAPI:
     """``serve.app``, created on first use (by uvicorn): importing the module loads nothing."""
     if name == "app":
-        globals()["app"] = application = create_app()
+        try:
+            application = create_app()
+        except Exception as error:  # a setting that cannot work: one line, then exit
+            lines = str(error).strip().splitlines()
+            detail = f": {lines[0]}" if lines else ""
+            print(f"serve: cannot start: {type(error).__name__}{detail}", file=sys.stderr)
+            raise SystemExit(2) from None
+        globals()["app"] = application
         return application
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
