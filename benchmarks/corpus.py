@@ -32,9 +32,10 @@ cells (IPython magics and shell escapes are removed first):
     ``get_rdataset``/``webuse``; seaborn/HF/tslearn ``load_dataset``
     (except tslearn's ``CachedDatasets().load_dataset``, whose data ship in the wheel); keras
     ``datasets.*.load_data``; sktime ``load_UCR_UEA_dataset``/``load_forecastingdata``/
-    ``load_solar``; ``from_pretrained``/``hf_hub_download``), imports an HTTP client
-    (``urllib.request``, ``requests``, ``wget``, ``httpx``), or holds an ``http://``/``https://``
-    string literal in code (a URL handed to a reader).
+    ``load_solar``; ``from_pretrained``/``hf_hub_download``; ``urlopen``/``urlretrieve``),
+    imports an HTTP client or a web data reader (``urllib.request``, ``requests``, ``wget``,
+    ``httpx``, ``pooch``, ``pandas_datareader``), or holds an ``http://``/``https://`` string
+    literal in code (a URL handed to a reader).
 ``heavy-framework``
     it imports a deep-learning or cluster framework that the shared runtime does not carry
     (``HEAVY_MODULES``: torch, tensorflow, keras, pyspark, jax, ...).
@@ -84,16 +85,19 @@ class Source:
     exclude: tuple[str, ...] = ()
 
 
-# The packages whose sdists ship ML notebooks and build their metadata without compiling.
-# scikit-learn, statsmodels and xgboost ship the best examples, but their sdists compile
-# during pip's metadata step (meson / cmake: over ten minutes each on two cores), so they are
-# left out until the corpus can afford that once. sktime 1.2.0 needs pandas<3.1, older than
-# the shared runtime's, so its notebooks could only ever be set aside.
+# The packages whose sdists ship ML notebooks. pip prepares an sdist's metadata before it
+# saves it, and statsmodels' sdist compiles its extensions in that step (about 4-5 minutes on
+# two cores, once: fetch keeps the verified sdist in the cache). scikit-learn and xgboost ship
+# the best examples, but their metadata step builds everything (meson / cmake: over ten
+# minutes each on two cores), so they are left out until the corpus can afford that. sktime
+# 1.2.0 needs pandas<3.1, older than the shared runtime's, so it is left out too.
 SOURCES: tuple[Source, ...] = (
     Source("imbalanced-learn", "0.14.2", ("doc/auto_examples/**/*.ipynb",)),
     Source("yellowbrick", "1.5", ("examples/*.ipynb",)),
     Source("mapie", "1.6.0", ("examples/**/plot*.py", "notebooks/**/*.ipynb")),
     Source("tslearn", "0.10.0", ("docs/examples/**/plot_*.py",)),
+    Source("skops", "0.16.0", ("examples/plot_*.py",)),
+    Source("statsmodels", "0.14.5", ("examples/notebooks/*.ipynb",)),
 )
 
 # Named subsets; the manifest carries them so `fetch --subset NAME` needs nothing else.
@@ -135,7 +139,9 @@ NETWORK_CALLS = re.compile(
     r"\s*\("
     r"|\bdatasets\.\w+\.load_data\s*\("
 )
-HTTP_CLIENTS = frozenset({"requests", "wget", "httpx", "urllib.request", "urllib3", "pooch"})
+HTTP_CLIENTS = frozenset(
+    {"requests", "wget", "httpx", "urllib.request", "urllib3", "pooch", "pandas_datareader"}
+)
 TRAINS = re.compile(r"\.fit\s*\(|\b(xgb|xgboost|lgb|lightgbm)\.train\s*\(")
 MAGIC_LINE = re.compile(r"^\s*[%!]")
 
@@ -360,9 +366,24 @@ def load_manifest(path: Path = MANIFEST) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def cached_sdist(sdists: Path, name: str, version: str) -> Path | None:
+    """An sdist of NAME==VERSION already in the cache (either spelling of the name)."""
+    for stem in {name, name.replace("-", "_"), name.replace("-", "_").lower()}:
+        candidate = sdists / f"{stem}-{version}.tar.gz"
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def pin_source(source: Source, sdists: Path) -> dict[str, Any]:
-    """Download one source and describe it for the manifest: sdist and per-file sha256."""
-    archive = pip_download(source.name, source.version, sdists)
+    """Describe one source for the manifest: its sdist and each notebook's sha256.
+
+    The sdist is downloaded unless the cache already holds it: pinning records what was
+    fetched, and fetch later refuses anything else.
+    """
+    archive = cached_sdist(sdists, source.name, source.version)
+    if archive is None:
+        archive = pip_download(source.name, source.version, sdists)
     members = sdist_members(archive)
     notebooks = []
     for inner in select_paths(list(members), source):
