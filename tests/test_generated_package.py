@@ -1,0 +1,309 @@
+"""Generated packages built from small notebooks of the kinds users write: trained on a bare
+array, with a native booster, a statsmodels result or a search as the model, failing in one
+line, and a test suite that trains once. Each converts a notebook, then runs the generated
+code as a user does (`python -m <pkg>.train`, the generated tests, the service in-process)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import TRAINING_CELLS, notebook, run
+
+from nb2prod.backend.render import convert
+
+PYTHON = Path(sys.executable)
+
+
+def package_from(tmp_path: Path, name: str, cells: list) -> Path:
+    """Convert a notebook made of `cells` into tmp_path/name; returns the package folder."""
+    path = tmp_path / f"{name}.ipynb"
+    nbformat.write(notebook(cells), path)
+    return convert(path, tmp_path / name).target
+
+
+def env_for(package: Path, **extra: str) -> dict[str, str]:
+    return {
+        "PYTHONPATH": str(package),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{package / 'mlflow.db'}",
+        **extra,
+    }
+
+
+def train(package: Path, *args: str, **env: str):
+    module = f"{package.name}.train"
+    return run(PYTHON, "-m", module, *args, cwd=package, env=env_for(package, **env))
+
+
+def assert_one_line(stderr: str, prefix: str, *says: str) -> str:
+    """The error is one line starting with `prefix`, saying `says`, with no traceback."""
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith(prefix)]
+    assert len(errors) == 1, stderr
+    for text in says:
+        assert text in errors[0], errors[0]
+    return errors[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Goals 1 and 2: the generated suite of an array-trained model passes, training once, fast.
+
+
+@pytest.fixture(scope="module")
+def array_suite(tmp_path_factory: pytest.TempPathFactory):
+    package = package_from(tmp_path_factory.mktemp("array"), "iris_array", TRAINING_CELLS)
+    done = run(
+        PYTHON,
+        "-m",
+        "pytest",
+        "-q",
+        "-s",  # MLflow's own log lines show how many stores were created
+        "-p",
+        "no:cacheprovider",
+        cwd=package,
+        env={"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": ""},
+    )
+    return package, done
+
+
+def test_an_array_trained_model_passes_its_generated_tests(array_suite) -> None:
+    package, done = array_suite
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert " failed" not in done.stdout
+    serve_tests = (package / "tests" / "test_serve.py").read_text()
+    assert "instances" in serve_tests and "test_malformed_rows_are_refused" in serve_tests
+
+
+def test_the_generated_suite_creates_one_store_and_trains_once(array_suite) -> None:
+    _, done = array_suite
+    output = done.stdout + done.stderr
+    assert output.count("Creating initial MLflow database tables") == 1, output[-4000:]
+    assert output.count("trained iris_array version") == 1, output[-4000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# Goal 3: each training API's model is logged with its own flavour, loaded and served.
+
+SPLIT = "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)"
+DIABETES = "from sklearn.datasets import load_diabetes\nfrom sklearn.metrics import r2_score\n"
+CANCER = (
+    "from sklearn.datasets import load_breast_cancer\nfrom sklearn.metrics import accuracy_score\n"
+)
+FLAVOURS = {
+    "xgb_classifier": (
+        "xgboost",
+        "xgboost",
+        [
+            CANCER + "from sklearn.model_selection import train_test_split\n"
+            "from xgboost import XGBClassifier",
+            "X, y = load_breast_cancer(return_X_y=True, as_frame=True)",
+            SPLIT,
+            "model = XGBClassifier(n_estimators=10, max_depth=2)\nmodel.fit(X_train, y_train)",
+            "accuracy = accuracy_score(y_test, model.predict(X_test))",
+        ],
+    ),
+    "xgb_booster": (
+        "xgboost",
+        "xgboost",
+        [
+            CANCER + "from sklearn.model_selection import train_test_split\nimport xgboost as xgb",
+            "X, y = load_breast_cancer(return_X_y=True, as_frame=True)",
+            SPLIT,
+            {
+                "source": "dtrain = xgb.DMatrix(X_train, label=y_train)\n"
+                "model = xgb.train({'objective': 'binary:logistic', 'max_depth': 2}, dtrain, 10)",
+                "tags": ["nb2prod:model=model"],
+            },
+            "accuracy = accuracy_score(y_test, model.predict(xgb.DMatrix(X_test)) > 0.5)",
+        ],
+    ),
+    "lgb_booster": (
+        "lightgbm",
+        "lightgbm",
+        [
+            DIABETES + "from sklearn.model_selection import train_test_split\n"
+            "import lightgbm as lgb",
+            "X, y = load_diabetes(return_X_y=True)",  # a bare array: a tensor signature
+            SPLIT,
+            {
+                "source": "model = lgb.train({'objective': 'regression', 'verbose': -1}, "
+                "lgb.Dataset(X_train, y_train), num_boost_round=20)",
+                "tags": ["nb2prod:model=model"],
+            },
+            "r2 = r2_score(y_test, model.predict(X_test))",
+        ],
+    ),
+    "ols": (
+        "statsmodels",
+        "statsmodels",
+        [
+            DIABETES + "from sklearn.model_selection import train_test_split\n"
+            "import statsmodels.api as sm",
+            "X, y = load_diabetes(return_X_y=True, as_frame=True)",
+            SPLIT,
+            {"source": "model = sm.OLS(y_train, X_train).fit()", "tags": ["nb2prod:model=model"]},
+            "r2 = r2_score(y_test, model.predict(X_test))",
+        ],
+    ),
+    "grid": (
+        "sklearn",
+        "sklearn",
+        [
+            "from sklearn.datasets import load_iris\nfrom sklearn.metrics import accuracy_score\n"
+            "from sklearn.model_selection import GridSearchCV, train_test_split\n"
+            "from sklearn.linear_model import LogisticRegression",
+            "X, y = load_iris(return_X_y=True, as_frame=True)",
+            SPLIT,
+            "search = GridSearchCV(LogisticRegression(max_iter=300), {'C': [0.1, 1.0]}, cv=3)\n"
+            "search.fit(X_train, y_train)",
+            "accuracy = accuracy_score(y_test, search.predict(X_test))",
+        ],
+    ),
+}
+
+# Train with the generated module, then load the registered version through the service and
+# predict with the example saved beside the model.
+SERVE_CHECK = textwrap.dedent(
+    """
+    import json, sys
+    import mlflow
+    from fastapi.testclient import TestClient
+    from mlflow import MlflowClient
+    from mlflow.models import Model
+    from {pkg} import serve, train
+
+    assert train.main([]) == 0
+    uri = "models:/{pkg}/1"
+    example = Model.load(uri).load_input_example(uri)
+    records = (
+        json.loads(example.to_json(orient="records")) if hasattr(example, "to_json")
+        else example.tolist()
+    )
+    app = serve.create_app(uri)
+    client = TestClient(app)
+    answer = client.post("/predict", json=records)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["predictions"]) == len(records), answer.text
+    key = "dataframe_records" if isinstance(records[0], dict) else "instances"
+    again = client.post("/invocations", json={{key: records}})
+    assert again.json()["predictions"] == answer.json()["predictions"], again.text
+    info = mlflow.models.get_model_info(uri)
+    run = MlflowClient().get_run(info.run_id)
+    served = type(app.state.served.model).__name__
+    print(json.dumps({{"flavors": sorted(info.flavors), "params": run.data.params,
+                      "metrics": run.data.metrics, "served": served}}))
+    """
+)
+
+
+@pytest.mark.parametrize("name", list(FLAVOURS))
+def test_each_training_api_is_logged_with_its_flavour_and_served(tmp_path: Path, name: str):
+    library, flavour, cells = FLAVOURS[name]
+    if importlib.util.find_spec(library) is None:
+        pytest.skip(f"{library} is not installed")
+    package = package_from(tmp_path, name, cells)
+    done = run(
+        PYTHON,
+        "-c",
+        SERVE_CHECK.format(pkg=name),
+        cwd=package,
+        env=env_for(package),
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert flavour in result["flavors"], result["flavors"]
+    requirements = (package / "requirements.txt").read_text()
+    assert library.replace("sklearn", "scikit-learn") in requirements
+    if name == "grid":  # the search's best estimator is served, its findings are on the run
+        assert result["params"]["search.best.C"] in ("0.1", "1.0")
+        assert "search_best_score" in result["metrics"]
+        assert result["served"] == "LogisticRegression"
+
+
+# ---------------------------------------------------------------------------------------------
+# Goal 4: failures of the generated code are one line, with the option to use when there is one.
+
+CUSTOM_TYPE_CELLS = [
+    "import operator\nfrom sklearn.datasets import load_iris\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.metrics import accuracy_score\n"
+    "from sklearn.model_selection import train_test_split\n"
+    "from sklearn.pipeline import make_pipeline\n"
+    "from sklearn.preprocessing import FunctionTransformer",
+    "X, y = load_iris(return_X_y=True)",
+    SPLIT,
+    "model = make_pipeline(FunctionTransformer(operator.abs), LogisticRegression(max_iter=200))\n"
+    "model.fit(X_train, y_train)",
+    "accuracy = accuracy_score(y_test, model.predict(X_test))",
+]
+
+
+def test_an_untrusted_type_names_the_option_then_trains_with_it(tmp_path: Path) -> None:
+    package = package_from(tmp_path, "abs_pipeline", CUSTOM_TYPE_CELLS)
+    refused = train(package)
+    assert refused.returncode == 1
+    line = assert_one_line(refused.stderr, "train:", "--trust-type _operator.abs", "README")
+    assert "SAFE_MODULES" not in line
+    readme = (package / "README.md").read_text()
+    assert "--trust-type" in readme and "only code you ship" in readme
+    trusted = train(package, "--trust-type", "_operator.abs")
+    assert trusted.returncode == 0, trusted.stderr[-3000:]
+    by_variable = train(package, NB2PROD_TRUSTED_TYPES="_operator.abs")
+    assert by_variable.returncode == 0, by_variable.stderr[-3000:]
+
+
+def test_failures_outside_notebook_code_are_one_line(tmp_path: Path) -> None:
+    package = package_from(tmp_path, "iris_fail", TRAINING_CELLS)
+    (tmp_path / "a-file").write_text("not a folder")
+    missing = tmp_path / "a-file" / "mlflow.db"  # a store that cannot be created
+    store = train(package, MLFLOW_TRACKING_URI=f"sqlite:///{missing}")
+    assert store.returncode == 2
+    assert_one_line(store.stderr, "train:", "MLflow store")
+
+    promote = run(
+        PYTHON,
+        "-m",
+        "iris_fail.promote",
+        cwd=package,
+        env=env_for(package, MLFLOW_TRACKING_URI=f"sqlite:///{missing}"),
+    )
+    assert promote.returncode == 2
+    assert_one_line(promote.stderr, "error:", str(missing))
+
+    serve = run(
+        PYTHON,
+        "-c",
+        "from iris_fail import serve; serve.app",
+        cwd=package,
+        env=env_for(package, PREDICT_MAX_BATCH="many"),
+    )
+    assert serve.returncode == 2
+    assert_one_line(serve.stderr, "serve:", "PREDICT_MAX_BATCH='many'")
+
+
+def test_a_missing_data_file_names_the_cell(tmp_path: Path) -> None:
+    (tmp_path / "iris.csv").write_text(
+        "a,b,label\n" + "".join(f"{i % 7},{i % 5},{i % 2}\n" for i in range(40))
+    )
+    cells = [
+        "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.metrics import accuracy_score\n"
+        "from sklearn.model_selection import train_test_split",
+        "df = pd.read_csv('iris.csv')\nX, y = df[['a', 'b']], df['label']",
+        SPLIT,
+        "model = LogisticRegression()\nmodel.fit(X_train, y_train)",
+        "accuracy = accuracy_score(y_test, model.predict(X_test))",
+    ]
+    package = package_from(tmp_path, "csv_fail", cells)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    failed = train(package, DATA_DIR=str(empty))
+    assert failed.returncode == 1
+    assert_one_line(failed.stderr, "train:", "FileNotFoundError", "notebook cell 2")
+    assert os.path.exists(package / "mlflow.db")  # the run was recorded, as FAILED
