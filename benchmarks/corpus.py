@@ -109,6 +109,8 @@ SUBSETS: dict[str, list[str]] = {
         "mapie/examples/regression/1-quickstart/plot_toy_model.py",
         "tslearn/docs/examples/classification/plot_svm.py",
         "tslearn/docs/examples/neighbors/plot_neighbors.py",
+        "statsmodels/examples/notebooks/wls.ipynb",
+        "statsmodels/examples/notebooks/predict.ipynb",
     ],
 }
 

@@ -238,6 +238,8 @@ NORMALISERS = (
     (re.compile(r"(?<![\w.])(?:/[^\s:'\",()]+)+"), "<path>"),
     (re.compile(r"'[^']*'|\"[^\"]*\""), "<q>"),
     (re.compile(r"\bcells? \d+(?:, line \d+)?"), "cell N"),
+    (re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*){2,}\b"), "<name>"),
+    (re.compile(r"<name>(?:, <name>)+"), "<name>"),
     (re.compile(r"\b\d+(?:\.\d+)?\b"), "N"),
 )
 
@@ -319,14 +321,23 @@ def select(
 
 
 def run_all(
-    entries: list[dict[str, Any]], cache: Path, jobs: int, keep: Path | None
+    entries: list[dict[str, Any]],
+    cache: Path,
+    jobs: int,
+    keep: Path | None,
+    partial: Path | None = None,
 ) -> list[NotebookResult]:
+    """Run the notebooks ``jobs`` at a time; append each result to ``partial`` as it ends,
+    so a long run can be read before it finishes."""
     results = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(run_notebook, e, cache, keep): e["id"] for e in entries}
         for n, fut in enumerate(as_completed(futures), 1):
             res = fut.result()
             results.append(res)
+            if partial is not None:
+                with partial.open("a") as fh:
+                    fh.write(json.dumps(asdict(res)) + "\n")
             print(f"[{n}/{len(entries)}] {res.outcome:22} {res.id}", file=sys.stderr, flush=True)
     return sorted(results, key=lambda r: r.id)
 
@@ -351,7 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     skipped = [e for e in chosen if e["set_aside"]]
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
-    results = run_all(runnable, cache, max(1, args.jobs), args.keep)
+    partial = None
+    if args.json_out is not None:
+        partial = args.json_out.with_name(args.json_out.name + ".partial.jsonl")
+        partial.unlink(missing_ok=True)
+    results = run_all(runnable, cache, max(1, args.jobs), args.keep, partial)
     print(report(results, skipped))
     if args.json_out is not None:
         payload = {
