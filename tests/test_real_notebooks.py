@@ -414,3 +414,27 @@ def test_a_model_a_notebook_function_fits_and_returns_is_the_model(write_noteboo
     )
     assert (plan.model.name, plan.model.fit_inputs[:1]) == ("clf", ("X_train",))
     assert plan.honesty.implementation_status == "IMPLEMENTED"
+
+
+def test_a_loop_over_a_figures_axes_keeps_training_without_them(write_notebook) -> None:
+    plan = build_plan(
+        write_notebook(
+            [
+                *IRIS_SPLIT,
+                "from sklearn.linear_model import LogisticRegression\n"
+                "from sklearn.tree import DecisionTreeClassifier\n"
+                "def plot_boundary(model, ax):\n"
+                "    ax.set_title(type(model).__name__)",
+                "fig, axs = plt.subplots(1, 2)\n"
+                "for ax, clf in zip(axs, [LogisticRegression(), DecisionTreeClassifier()]):\n"
+                "    clf.fit(X_train, y_train)\n"
+                "    plot_boundary(clf, ax)",
+                "acc = accuracy_score(y_test, clf.predict(X_test))",
+            ]
+        )
+    )
+    code = next(b.source for s in plan.steps for b in s.blocks if b.cell == 4)
+    assert "for clf in [LogisticRegression(), DecisionTreeClassifier()]:" in code
+    assert "axs" not in code and "plot_boundary" not in code
+    assert dropped(plan, 4)[2].startswith("the loop no longer walks the figure's axes")
+    assert dropped(plan, 3)[3] == "defines plot_boundary, which nothing the model needs calls"

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from nb2prod.frontend.display import DisplayTracker
+from nb2prod.frontend.display import PLOTTING_MODULES, DisplayTracker
 from nb2prod.frontend.magics import NormalisedCell, normalise
 from nb2prod.frontend.names import CellNames, scan_names
 from nb2prod.frontend.printed_metrics import LiftedMetric, lift_printed_metrics
@@ -106,7 +106,9 @@ def gather_facts(notebook: Notebook) -> NotebookFacts:
         tree = parse_cell(normalised.source, notebook.path, cell.number)
         aliases.add_imports(tree)
         parsed.append((cell, normalised, tree))
-    tracker = DisplayTracker(aliases, _functions_returning_values(parsed))
+    tracker = DisplayTracker(
+        aliases, _functions_returning_values(parsed) | _plotting_functions(parsed, aliases)
+    )
     notebook_functions = {
         s.name for _, _, tree in parsed for s in tree.body if isinstance(s, ast.FunctionDef)
     }
@@ -129,7 +131,9 @@ def gather_facts(notebook: Notebook) -> NotebookFacts:
         nested: list[NestedDrop] = []
         for index, (statement, shown) in enumerate(zip(statements, display, strict=True)):
             if not shown:
-                statements[index], drops = prune_nested_display(statement, tracker.is_display)
+                statements[index], drops = prune_nested_display(
+                    statement, tracker.is_display, tracker.figure_names
+                )
                 nested += drops
         kept = [s for s, shown in zip(statements, display, strict=True) if not shown]
         facts = CellFacts(
@@ -149,6 +153,38 @@ def gather_facts(notebook: Notebook) -> NotebookFacts:
     return NotebookFacts(
         notebook, cells, aliases, constructors, constructor_calls, tracker.figure_names
     )
+
+
+_PLOTTING_NAMES = re.compile(r"^_?(plot|show|draw|display|visuali[sz]e|render)(_|$)", re.I)
+
+
+def _plotting_functions(
+    parsed: list[tuple[CodeCell, NormalisedCell, ast.Module]], aliases: Aliases
+) -> set[str]:
+    """Notebook functions made to draw (`def plot_decision_function(X, y, clf, ax)`).
+
+    A call to one is display, as a call to `plt.plot` is: it returns nothing, fits nothing,
+    and either says it plots in its name or calls a plotting library.
+    """
+    names = set()
+    for _, _, tree in parsed:
+        for statement in tree.body:
+            if not isinstance(statement, ast.FunctionDef):
+                continue
+            nodes = list(ast.walk(statement))
+            if any(isinstance(n, ast.Return) and n.value is not None for n in nodes):
+                continue
+            calls = [n for n in nodes if isinstance(n, ast.Call)]
+            if any(isinstance(c.func, ast.Attribute) and c.func.attr == "fit" for c in calls):
+                continue
+            plots = any(
+                aliases.resolve(callee).startswith(PLOTTING_MODULES)
+                for c in calls
+                if (callee := dotted_name(c.func))
+            )
+            if plots or _PLOTTING_NAMES.match(statement.name):
+                names.add(statement.name)
+    return names
 
 
 def _functions_returning_values(

@@ -303,6 +303,8 @@ def _block(cell: CellFacts, removed: list[ast.stmt], secrets: list[Secret]) -> B
     for nested in cell.nested_drops:
         if nested.pass_indent is not None:
             lines[nested.line - 1] = " " * nested.pass_indent + "pass"
+        if nested.replacement is not None:
+            lines[nested.line - 1] = nested.replacement
     for secret in sorted(
         (s for s in secrets if s.cell == cell.number), key=lambda s: (-s.line, -s.col)
     ):
@@ -417,7 +419,7 @@ def _decisions(
                 )
         for nested in cell.nested_drops:
             if cell.number in kept:
-                dropped.append(DroppedCode(nested.line, nested.construct, "only displays or plots"))
+                dropped.append(DroppedCode(nested.line, nested.construct, nested.reason))
         for lifted in cell.lifted:
             dropped.append(
                 DroppedCode(

@@ -34,10 +34,12 @@ class NestedDrop:
     end_line: int
     construct: str
     pass_indent: int | None  # a `pass` replaces it when its body is left empty
+    replacement: str | None = None  # a loop header rewritten without the figure's axes
+    reason: str = "only displays or plots"
 
 
 def prune_nested_display(
-    statement: ast.stmt, is_display: Callable[[ast.stmt], bool]
+    statement: ast.stmt, is_display: Callable[[ast.stmt], bool], figures: set[str]
 ) -> tuple[ast.stmt, list[NestedDrop]]:
     """The statement without its nested display statements, and what was removed."""
     if not isinstance(statement, _COMPOUND) or not _has_nested_display(statement, is_display):
@@ -45,7 +47,59 @@ def prune_nested_display(
     pruned = copy.deepcopy(statement)
     drops: list[NestedDrop] = []
     _prune(pruned, is_display, drops)
+    for node in ast.walk(pruned):
+        if isinstance(node, ast.For):
+            _unzip_figures(node, figures, drops)
     return pruned, drops
+
+
+def _unzip_figures(loop: ast.For, figures: set[str], drops: list[NestedDrop]) -> None:
+    """`for ax, clf in zip(axes, models)` -> `for clf in models` once nothing reads `ax`."""
+    zipped = loop.iter
+    if not (
+        isinstance(zipped, ast.Call)
+        and isinstance(zipped.func, ast.Name)
+        and zipped.func.id == "zip"
+        and not zipped.keywords
+        and isinstance(loop.target, ast.Tuple)
+        and len(loop.target.elts) == len(zipped.args)
+    ):
+        return
+    read = {
+        n.id
+        for statement in [*loop.body, *loop.orelse]
+        for n in ast.walk(statement)
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+    }
+    pairs = [
+        (target, source)
+        for target, source in zip(loop.target.elts, zipped.args, strict=True)
+        if not (
+            isinstance(target, ast.Name)
+            and target.id not in read
+            and any(n.id in figures for n in ast.walk(source) if isinstance(n, ast.Name))
+        )
+    ]
+    first_body = loop.body[0].lineno if loop.body else loop.lineno
+    header_end = zipped.end_lineno or loop.lineno
+    if not pairs or len(pairs) == len(zipped.args) or first_body <= header_end:
+        return
+    if len(pairs) == 1:
+        loop.target, loop.iter = pairs[0]
+    else:
+        loop.target.elts = [target for target, _ in pairs]
+        zipped.args = [source for _, source in pairs]
+    header = f"for {ast.unparse(loop.target)} in {ast.unparse(loop.iter)}:"
+    drops.append(
+        NestedDrop(
+            loop.lineno,
+            header_end,
+            f"zip({', '.join(ast.unparse(a) for a in zipped.args)})"[:60],
+            None,
+            " " * loop.col_offset + header,
+            "the loop no longer walks the figure's axes, which only the plots read",
+        )
+    )
 
 
 def _has_nested_display(statement: ast.stmt, is_display: Callable[[ast.stmt], bool]) -> bool:
