@@ -83,11 +83,21 @@ class TrainingFailed(Exception):
 
 
 def cause(error: BaseException) -> str:
-    """An error in one line: its type, its message's first line, the notebook cell it came from."""
+    """An error in one line: its type and its message's first line."""
     lines = str(error).strip().splitlines()
-    message = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def origin(error: BaseException) -> str:
+    """Where the error was raised: the notebook cell its code came from, or the package line."""
     cell, where = lineage.notebook_cell(error)
-    return f"{message} (in code from notebook cell {cell}, {where})" if cell else message
+    return f"notebook cell {cell} ({where})" if cell else where
+
+
+def located(error: BaseException) -> str:
+    """The cause, and the notebook cell when code from one raised it (a helper, say)."""
+    cell, _ = lineage.notebook_cell(error)
+    return f"{cause(error)} (in code from {origin(error)})" if cell else cause(error)
 
 
 @contextlib.contextmanager
@@ -98,7 +108,7 @@ def stage(doing: str, code: int = 1) -> Iterator[None]:
     except TrainingFailed:
         raise
     except Exception as error:
-        raise TrainingFailed(f"{doing}: {cause(error)}", code) from error
+        raise TrainingFailed(f"{doing}: {located(error)}", code) from error
 
 
 def log_metrics(metrics: Mapping[str, Any]) -> dict[str, tuple[float, float | None]]:
@@ -155,8 +165,8 @@ def train(params: pipeline.Parameters, trusted_types: list[str]) -> tuple[str, s
         try:
             result = pipeline.run(params)
         except Exception as error:
-            mlflow.set_tag("failure", cause(error))
-            raise TrainingFailed(f"failed: {cause(error)}") from error
+            mlflow.set_tag("failure", f"{origin(error)}: {cause(error)}")
+            raise TrainingFailed(f"failed in code from {origin(error)}: {cause(error)}") from error
         with stage("cannot log the metrics and the honesty record"):
             metrics = log_metrics(result.metrics)
             primary = honesty.MODEL.get("primary_metric")
@@ -181,7 +191,7 @@ def train(params: pipeline.Parameters, trusted_types: list[str]) -> tuple[str, s
         except ModelLoggingError as error:  # says what to change itself
             raise TrainingFailed(f"cannot log the model: {error}") from None
         except Exception as error:
-            raise TrainingFailed(f"cannot log the model: {cause(error)}") from error
+            raise TrainingFailed(f"cannot log the model: {located(error)}") from error
         tags = {
             **record,
             **provenance,
