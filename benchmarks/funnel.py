@@ -31,6 +31,7 @@ Usage (from the repository root)::
 
     python benchmarks/funnel.py [--cache DIR] [--jobs 2] [--only GLOB] [--json out.json]
                                 [--keep DIR] [--subset ci]
+    python benchmarks/funnel.py --report out.json.partial.jsonl   # a run still going
 """
 
 from __future__ import annotations
@@ -342,6 +343,16 @@ def run_all(
     return sorted(results, key=lambda r: r.id)
 
 
+def load_partial(path: Path) -> list[NotebookResult]:
+    """Results from a run's ``.partial.jsonl``, so a long run can be reported mid-way."""
+    results = []
+    for line in path.read_text().splitlines():
+        raw = json.loads(line)
+        stages = [StageResult(**s) for s in raw.pop("stages")]
+        results.append(NotebookResult(**raw, stages=stages))
+    return sorted(results, key=lambda r: r.id)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="funnel.py", description=__doc__.split("\n")[0])
     parser.add_argument("--cache", type=Path, default=None)
@@ -350,7 +361,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subset", default=None, help="a subset named in the manifest")
     parser.add_argument("--json", type=Path, default=None, dest="json_out")
     parser.add_argument("--keep", type=Path, default=None, help="copy each WORK folder here")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="print the report of a .partial.jsonl, run nothing",
+    )
     args = parser.parse_args(argv)
+    if args.report is not None:
+        print(report(load_partial(args.report), []))
+        return 0
     cache = (args.cache or corpus.default_cache()).expanduser().resolve()
     try:
         entries = corpus.read_index(cache)

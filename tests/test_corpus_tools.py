@@ -231,3 +231,20 @@ def test_funnel_normalises_messages_into_one_class() -> None:
     b = funnel.normalise("/tmp/y/b.ipynb: cell 12, line 9: 'X_tr' is used but never defined")
     assert a == b
     assert "xgboost/lightgbm" in funnel.normalise("fits a model (xgboost/lightgbm train)")
+
+
+def test_funnel_report_from_partial_results(tmp_path: Path) -> None:
+    stages = [
+        funnel.StageResult("plan", "ok", 0, 1.0),
+        funnel.StageResult("convert", "ok", 0, 2.0),
+        funnel.StageResult("train", "failed", 1, 3.0, "ValueError: bad", "traceback"),
+        funnel.StageResult("lint", "ok", 0, 1.0),
+    ]
+    result = funnel.NotebookResult("demo/a.ipynb", "a.ipynb", True, "a", stages)
+    result.outcome = funnel.outcome(result)
+    partial = tmp_path / "out.json.partial.jsonl"
+    partial.write_text(json.dumps(funnel.asdict(result)) + "\n")
+    text = funnel.report(funnel.load_partial(partial), [])
+    assert result.outcome == "converted-but-failed"
+    assert "CONVERTED BUT FAILED TO TRAIN/TEST (worst outcome): 1" in text
+    assert "train/traceback: ValueError: bad" in text
