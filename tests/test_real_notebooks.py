@@ -438,3 +438,25 @@ def test_a_loop_over_a_figures_axes_keeps_training_without_them(write_notebook) 
     assert "axs" not in code and "plot_boundary" not in code
     assert dropped(plan, 4)[2].startswith("the loop no longer walks the figure's axes")
     assert dropped(plan, 3)[3] == "defines plot_boundary, which nothing the model needs calls"
+
+
+def test_an_unused_loop_over_axes_goes_whole_and_imports_in_data_cells_stay_imports(
+    write_notebook, tmp_path
+) -> None:
+    notebook = write_notebook(
+        [
+            "import matplotlib.pyplot as plt\nfrom sklearn.model_selection import train_test_split",
+            "from sklearn.datasets import load_iris\nfrom sklearn.svm import SVC\n"
+            "X, y = load_iris(return_X_y=True)\nsamplers = [1, 2]\n"
+            "fig, axs = plt.subplots(1, 2)\n"
+            "for ax, sampler in zip(axs, samplers):\n"
+            "    title = 'first' if sampler == 1 else None\n"
+            "    ax.set_title(title)",
+            "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+            "model = SVC().fit(X_train, y_train)\nscore = model.score(X_test, y_test)",
+        ]
+    )
+    result = run_cli("convert", notebook, "-o", tmp_path / "pkg")
+    assert result.code == 0, result.stderr
+    pipeline = (tmp_path / "pkg" / "nb" / "pipeline.py").read_text()
+    assert "for sampler in samplers" not in pipeline and "from sklearn.svm import SVC" in pipeline

@@ -117,6 +117,15 @@ def _hoist_imports(plan: Plan) -> tuple[Plan, list[str]]:
                 blocks.append(dataclasses.replace(block, source=source.strip("\n") + "\n"))
         if blocks:
             steps.append(dataclasses.replace(step, blocks=tuple(blocks)))
+    imported = set(_defines("\n".join(hoisted))) if hoisted else set()
+    steps = [
+        dataclasses.replace(
+            step,
+            inputs=tuple(n for n in step.inputs if n not in imported),
+            outputs=tuple(n for n in step.outputs if n not in imported),
+        )
+        for step in steps
+    ]
     return dataclasses.replace(plan, steps=tuple(steps)), hoisted
 
 

@@ -293,14 +293,17 @@ def _block(cell: CellFacts, removed: list[ast.stmt], secrets: list[Secret]) -> B
         for index, (s, shown) in enumerate(zip(cell.statements, cell.display, strict=True))
         if shown or index in cell.sliced
     ]
+    gone: set[int] = set()  # 0-based lines of statements left out whole
     for statement in [*dropped, *removed]:
         first = _first_line(statement)
-        for index in range(first - 1, (statement.end_lineno or first)):
-            lines[index] = ""
-    for nested in cell.nested_drops:
+        gone.update(range(first - 1, (statement.end_lineno or first)))
+    for index in gone:
+        lines[index] = ""
+    nested_drops = [n for n in cell.nested_drops if n.line - 1 not in gone]
+    for nested in nested_drops:
         for index in range(nested.line - 1, nested.end_line):
             lines[index] = ""
-    for nested in cell.nested_drops:
+    for nested in nested_drops:
         if nested.pass_indent is not None:
             lines[nested.line - 1] = " " * nested.pass_indent + "pass"
         if nested.replacement is not None:
