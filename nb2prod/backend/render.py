@@ -143,8 +143,29 @@ def template_context(plan: Plan, code: GeneratedCode) -> dict[str, Any]:
                 ensure_ascii=False,
             ),
             "requirements": runtime_requirements(plan),
+            "trusted_modules": trusted_modules(plan),
         },
     }
+
+
+# Libraries whose types are plain data or whose code the package never needs to rebuild a model.
+_NEVER_TRUSTED = frozenset({"os", "sys", "subprocess", "pickle", "builtins", "mlflow", "requests"})
+
+
+def trusted_modules(plan: Plan) -> list[str]:
+    """The libraries the notebook builds its model from, as module prefixes skops may trust.
+
+    They are the package's own pinned requirements: their code already runs whenever the
+    package does, so a model made of their types (an imbalanced-learn pipeline, a LightGBM
+    regressor) loads without each type being named by hand. Anything else still must be.
+    """
+    modules = {
+        module
+        for requirement in plan.requirements
+        for module in requirement.modules
+        if module.isidentifier() and module not in _NEVER_TRUSTED
+    }
+    return sorted(f"{module}." for module in modules - {"sklearn", "numpy", "scipy"})
 
 
 def _greater_is_better(plan: Plan) -> bool:

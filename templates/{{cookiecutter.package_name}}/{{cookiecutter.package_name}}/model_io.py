@@ -4,9 +4,10 @@
 The flavour is chosen from the fitted object's type when training runs:
 
 - scikit-learn estimators and pipelines: ``mlflow.sklearn``, saved with skops (no pickle). skops
-  refuses to load types it cannot vouch for; scikit-learn's, numpy's, scipy's and this
-  package's own (the notebook's helpers) are trusted here, any other type only when named with
-  ``--trust-type`` or ``NB2PROD_TRUSTED_TYPES`` (see "Trusted types" in README.md).
+  refuses to load types it cannot vouch for; scikit-learn's, numpy's, scipy's, this package's
+  own (the notebook's helpers) and those of the libraries the notebook imports (its pinned
+  requirements) are trusted here, any other type only when named with ``--trust-type`` or
+  ``NB2PROD_TRUSTED_TYPES`` (see "Trusted types" in README.md).
 - a fitted ``GridSearchCV``/``RandomizedSearchCV``: its ``best_estimator_`` is the model; the
   search's best parameters and score are logged on the run.
 - xgboost (``xgb.train`` boosters and ``XGBClassifier``...): ``mlflow.xgboost``, in xgboost's own
@@ -33,9 +34,19 @@ from mlflow.models import infer_signature
 from {{ cookiecutter.package_name }} import honesty
 
 MODEL_NAME: str = honesty.MODEL["model_name"]
-# Module prefixes whose types skops may construct: the vetted libraries, and this package's own
-# code (the notebook's helper classes live in it, and they load as the code that trained them).
-TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.", f"{__package__}.")
+# Module prefixes whose types skops may construct: the vetted libraries, this package's own
+# code (the notebook's helper classes live in it, and they load as the code that trained them),
+# and the libraries the notebook builds its model from, which are this package's pinned
+# requirements (their code runs whenever the package does). Any other type must be named.
+TRUSTED_MODULES = (
+    "sklearn.",
+    "numpy.",
+    "scipy.",
+    f"{__package__}.",
+{%- for module in cookiecutter._code.trusted_modules %}
+    "{{ module }}",
+{%- endfor %}
+)
 TRUSTED_TYPES_VARIABLE = "NB2PROD_TRUSTED_TYPES"
 NATIVE_FLAVOURS = ("xgboost", "lightgbm", "statsmodels")
 # The package's pinned requirements (requirements.txt), recorded with the model as they are:
