@@ -130,8 +130,21 @@ def classify(stage: str, code: int, stdout: str, stderr: str, seconds: float) ->
         return StageResult(stage, "failed", code, seconds, last_line(stderr), "traceback")
     if stage in ("plan", "convert") and code == 2 and is_one_line(stderr):
         return StageResult(stage, "refused", code, seconds, error_line(stderr), "refused")
-    reason = error_line(stderr) if stage in ("plan", "convert") else last_line(stderr)
+    if stage in ("plan", "convert"):
+        reason = error_line(stderr)
+    elif stage == "tests":
+        reason = first_failed_test(stdout) or last_line(stderr)
+    else:
+        reason = last_line(stderr)
     return StageResult(stage, "failed", code, seconds, reason or last_line(stdout), "error")
+
+
+def first_failed_test(stdout: str) -> str:
+    """pytest's ``FAILED test::name - Error: message`` line: what broke, not the tally."""
+    for line in stdout.splitlines():
+        if line.startswith(("FAILED ", "ERROR ")):
+            return line.strip()
+    return ""
 
 
 def base_env(work: Path, pkg_dir: Path) -> dict[str, str]:
@@ -240,8 +253,9 @@ NORMALISERS = (
     (re.compile(r"'[^']*'|\"[^\"]*\""), "<q>"),
     (re.compile(r"\bcells? \d+(?:, line \d+)?"), "cell N"),
     (re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*){2,}\b"), "<name>"),
-    (re.compile(r"<name>(?:, <name>)+"), "<name>"),
-    (re.compile(r"\b\d+(?:\.\d+)?\b"), "N"),
+    (re.compile(r"(?<=needs )[\w.]+(?:, [\w.]+)*(?=, but\b)"), "<names>"),
+    (re.compile(r"\b[A-Za-z_<][\w.>]*(?:, [A-Za-z_<][\w.>]*)+(?= in the model)"), "<names>"),
+    (re.compile(r"\b\d+(?:\.\d+)?"), "N"),
 )
 
 

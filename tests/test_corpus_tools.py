@@ -248,3 +248,9 @@ def test_funnel_report_from_partial_results(tmp_path: Path) -> None:
     assert result.outcome == "converted-but-failed"
     assert "CONVERTED BUT FAILED TO TRAIN/TEST (worst outcome): 1" in text
     assert "train/traceback: ValueError: bad" in text
+
+
+def test_funnel_names_a_failed_test_not_the_tally() -> None:
+    out = "..F\nFAILED tests/test_train.py::test_metric - AssertionError: low\n1 failed, 2 passed\n"
+    failed = funnel.classify("tests", 1, out, "", 5.0)
+    assert failed.reason == "FAILED tests/test_train.py::test_metric - AssertionError: low"
