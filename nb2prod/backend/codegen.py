@@ -347,7 +347,16 @@ def _run_body(functions: list[StepFunction], plan: Plan, needed: set[str]) -> st
             f"training needs {', '.join(absent)}, but no pipeline step produces it",
             hint="tag the cell that defines it with its role (e.g. 'nb2prod:train')",
         )
-    model_input = _model_input(plan)[0] if _model_input(plan) else None
+    model_input = next((n for n in _model_input(plan) if n in available), None)
+    if model_input is None:
+        raise InputError(
+            plan.notebook.path,
+            f"the notebook never gives the model {plan.model.name} any data (no "
+            f"{plan.model.name}.fit(X, ...) or {plan.model.name}.predict(X) on a variable), so "
+            "the package cannot tell what it takes as input",
+            cell=plan.model.defined_in,
+            hint=f"call {plan.model.name}.predict(X) on an example of its input in a cell",
+        )
     data = ", ".join(f'"{n}": {n}' for s in plan.steps if s.role == "load" for n in s.outputs)
     metrics = ", ".join(f'"{m.name}": {m.name}' for m in plan.metrics)
     lines.append(
@@ -355,7 +364,7 @@ def _run_body(functions: list[StepFunction], plan: Plan, needed: set[str]) -> st
         f"    model={plan.model.name},\n"
         f"    metrics={{{metrics}}},\n"
         f"    data={{{data}}},\n"
-        f"    model_input={model_input or 'None'},\n"
+        f"    model_input={model_input},\n"
         ")"
     )
     return textwrap.indent("\n".join(lines), "    ") + "\n"

@@ -127,10 +127,18 @@ def _seeds(facts: NotebookFacts, units: list[_Unit], explicit: set[int], model: 
 
 
 def _measures(statement: ast.stmt, aliases: Aliases, notebook_functions: set[str]) -> bool:
+    """Whether the statement assigns a metric, as the plan reads metrics (`acc = f1(...)`).
+
+    A metric computed only to be drawn (`{"precision": [precision_score(...) for t in ts]}`
+    beside a plot) is not one the package can log, and does not keep its loop alive.
+    """
     for node in _walk_outside_functions(statement):
-        if not isinstance(node, ast.Call):
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
             continue
-        callee = dotted_name(node.func)
+        if not all(isinstance(target, ast.Name | ast.Tuple) for target in node.targets):
+            continue
+        call = node.value
+        callee = dotted_name(call.func)
         if callee is not None:
             qualified = aliases.resolve(callee)
             last = qualified.rsplit(".", 1)[-1]
@@ -138,7 +146,7 @@ def _measures(statement: ast.stmt, aliases: Aliases, notebook_functions: set[str
                 qualified, last in notebook_functions
             ):
                 return True
-        if isinstance(node.func, ast.Attribute) and node.func.attr == "score":
+        if isinstance(call.func, ast.Attribute) and call.func.attr == "score":
             return True
     return False
 

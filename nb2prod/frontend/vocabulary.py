@@ -54,6 +54,10 @@ NON_PREDICTORS = re.compile(
     r"|^sklearn\.cluster\.(?!(KMeans|MiniBatchKMeans|BisectingKMeans|MeanShift|"
     r"AffinityPropagation|Birch)$)\w+$"
     r"|^sklearn\.neighbors\.(NearestNeighbors|KernelDensity)$"
+    # the same kinds of estimator from other libraries, known by their class names
+    r"|\.(\w*DBSCAN|OPTICS|\w*AgglomerativeClustering|SpectralClustering|SpectralEmbedding|"
+    r"TSNE|Isomap|MDS|LocallyLinearEmbedding|UMAP|NearestNeighbors|\w*Covariance|"
+    r"\w*Scaler|\w*Imputer|\w*Encoder|PCA|\w*PCA|TruncatedSVD|\w*Sampler|SMOTE\w*)$"
 )
 DEEP_LEARNING_MODULES = ("tensorflow.", "keras.", "torch.", "pytorch_lightning.", "lightning.")
 SPLIT_FUNCTIONS = frozenset({"sklearn.model_selection.train_test_split"})

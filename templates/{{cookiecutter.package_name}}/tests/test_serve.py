@@ -57,11 +57,18 @@ def test_malformed_rows_are_refused(client: TestClient, trained) -> None:
     if isinstance(trained.records[0], dict):
         pytest.skip("records with names: see test_malformed_input_names_the_field")
     row = trained.records[0]
-    for bad, says in (([*row[:-1], "not a number"], "numbers"), (row[:-1], "shape")):
+    for bad, says in ((_with_last_value(row, "not a number"), "numbers"), (row[:-1], "shape")):
         for path, body in (("/predict", bad), ("/invocations", {"instances": [bad]})):
             response = client.post(path, json=body)
             assert response.status_code in (400, 422), (path, response.text)
             assert says in response.text, (path, response.text)
+
+
+def _with_last_value(row: list[Any], value: Any) -> list[Any]:
+    """The row with its innermost last number replaced: the same shape, one bad value."""
+    if row and isinstance(row[-1], list):
+        return [*row[:-1], _with_last_value(row[-1], value)]
+    return [*row[:-1], value]
 
 
 def test_health_ready_and_metrics(client: TestClient, trained) -> None:
