@@ -460,3 +460,14 @@ def test_an_unused_loop_over_axes_goes_whole_and_imports_in_data_cells_stay_impo
     assert result.code == 0, result.stderr
     pipeline = (tmp_path / "pkg" / "nb" / "pipeline.py").read_text()
     assert "for sampler in samplers" not in pipeline and "from sklearn.svm import SVC" in pipeline
+
+
+def test_a_class_from_another_library_is_asked_whether_it_predicts(write_notebook) -> None:
+    """statsmodels' KDEUnivariate fits and never predicts: the library itself says so."""
+    cells = [
+        "import numpy as np\nimport statsmodels.api as sm",
+        "x = np.random.default_rng(0).normal(size=50)\nkde = sm.nonparametric.KDEUnivariate(x)\n"
+        "kde.fit()",
+    ]
+    with pytest.raises(InputError, match="no model that predicts: the notebook fits only"):
+        build_plan(write_notebook(cells))

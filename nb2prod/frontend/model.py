@@ -10,6 +10,9 @@ object fits the description, the choice is reported as a finding, never made sil
 from __future__ import annotations
 
 import ast
+import functools
+import importlib
+import importlib.metadata
 from dataclasses import dataclass
 
 from nb2prod.errors import InputError
@@ -211,7 +214,42 @@ def _predicts(facts: NotebookFacts, name: str, constructor: str | None) -> bool:
     built = facts.constructor_calls.get(name)
     if constructor and constructor.rsplit(".", 1)[-1] in ("make_pipeline", "Pipeline") and built:
         last_step = _last_pipeline_step(facts, built) or constructor
-    return not (last_step and (is_transformer(last_step) or NON_PREDICTORS.search(last_step)))
+    if last_step and (is_transformer(last_step) or NON_PREDICTORS.search(last_step)):
+        return False
+    return last_step is None or _class_predicts(last_step) is not False
+
+
+def _class_predicts(qualified: str) -> bool | None:
+    """Ask the library itself, when it is installed here: does this class have `predict`?
+
+    Only for libraries other than scikit-learn (whose classes the vocabulary knows, and whose
+    import would cost every plan half a second); None when it cannot be told.
+    """
+    module, _, name = qualified.rpartition(".")
+    top = module.partition(".")[0]
+    if not module or top in _NOT_IMPORTED or not name[:1].isupper():
+        return None
+    if top not in _installed_distributions():
+        return None  # never run a notebook's local module to find out
+    parts = qualified.split(".")
+    try:
+        found: object = importlib.import_module(top)
+        for index, part in enumerate(parts[1:], start=2):
+            inner = getattr(found, part, None)
+            if inner is None:  # a submodule not imported by its package
+                inner = importlib.import_module(".".join(parts[:index]))
+            found = inner
+    except Exception:  # a library that fails to import says nothing about the class
+        return None
+    return hasattr(found, "predict") if isinstance(found, type) else None
+
+
+@functools.cache
+def _installed_distributions() -> frozenset[str]:
+    return frozenset(importlib.metadata.packages_distributions())
+
+
+_NOT_IMPORTED = frozenset({"sklearn", "tensorflow", "keras", "torch", "pyspark", "jax"})
 
 
 def _last_pipeline_step(facts: NotebookFacts, built: ast.Call) -> str | None:
