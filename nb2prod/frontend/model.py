@@ -10,9 +10,12 @@ object fits the description, the choice is reported as a finding, never made sil
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import importlib
 import importlib.metadata
+import io
+import warnings
 from dataclasses import dataclass
 
 from nb2prod.errors import InputError
@@ -232,13 +235,20 @@ def _class_predicts(qualified: str) -> bool | None:
     if top not in _installed_distributions():
         return None  # never run a notebook's local module to find out
     parts = qualified.split(".")
+    quiet = io.StringIO()  # what a library prints on import is not nb2prod's to show
     try:
-        found: object = importlib.import_module(top)
-        for index, part in enumerate(parts[1:], start=2):
-            inner = getattr(found, part, None)
-            if inner is None:  # a submodule not imported by its package
-                inner = importlib.import_module(".".join(parts[:index]))
-            found = inner
+        with (
+            contextlib.redirect_stdout(quiet),
+            contextlib.redirect_stderr(quiet),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore")
+            found: object = importlib.import_module(top)
+            for index, part in enumerate(parts[1:], start=2):
+                inner = getattr(found, part, None)
+                if inner is None:  # a submodule not imported by its package
+                    inner = importlib.import_module(".".join(parts[:index]))
+                found = inner
     except Exception:  # a library that fails to import says nothing about the class
         return None
     return hasattr(found, "predict") if isinstance(found, type) else None
