@@ -15,6 +15,7 @@ import sys
 import pytest
 from conftest import run_cli
 
+from nb2prod.backend.codegen import generate
 from nb2prod.errors import InputError
 from nb2prod.frontend.planner import build_plan
 
@@ -471,3 +472,17 @@ def test_a_class_from_another_library_is_asked_whether_it_predicts(write_noteboo
     ]
     with pytest.raises(InputError, match="no model that predicts: the notebook fits only"):
         build_plan(write_notebook(cells))
+
+
+def test_a_model_fitted_on_some_columns_is_served_those_columns(write_notebook) -> None:
+    plan = build_plan(
+        write_notebook(
+            [
+                "import pandas as pd\nimport statsmodels.api as sm",
+                "df = pd.DataFrame({'y': [0.0, 1, 0, 1, 1, 0], 'a': [1.0, 2, 3, 4, 5, 6], "
+                "'b': [2.0, 1, 4, 3, 6, 5], 'unused': ['x'] * 6})",
+                "res = sm.OLS(df['y'], df[['a', 'b']]).fit()",
+            ]
+        )
+    )
+    assert "model_input=df[['a', 'b']]" in generate(plan).run_body.replace('"', "'")

@@ -202,6 +202,24 @@ def _model_input(plan: Plan) -> tuple[str, ...]:
     return tuple(roots)
 
 
+def _model_input_expression(plan: Plan, available: set[str]) -> str | None:
+    """What the model takes, as run() can compute it: `df[["a", "b"]]` when the notebook fits
+    on those columns and `df` is at hand, else the variable at its root."""
+    for text in [*plan.model.fit_inputs[:1], *plan.model.predict_inputs[:1]]:
+        try:
+            node = ast.parse(text, mode="eval").body
+        except SyntaxError:
+            continue
+        names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        if (
+            names
+            and names <= available
+            and not any(isinstance(n, ast.Call) for n in ast.walk(node))
+        ):
+            return text
+    return next((n for n in _model_input(plan) if n in available), None)
+
+
 def _step_function(
     step: Step,
     parameters: dict[str, Parameter],
@@ -347,7 +365,7 @@ def _run_body(functions: list[StepFunction], plan: Plan, needed: set[str]) -> st
             f"training needs {', '.join(absent)}, but no pipeline step produces it",
             hint="tag the cell that defines it with its role (e.g. 'nb2prod:train')",
         )
-    model_input = next((n for n in _model_input(plan) if n in available), None)
+    model_input = _model_input_expression(plan, available)
     if model_input is None:
         raise InputError(
             plan.notebook.path,
