@@ -23,7 +23,8 @@ Each stage records ok/failed, the exit code, the seconds and a one-line reason: 
 of a ``plan``/``convert`` exit 2, else the last non-empty stderr line (stdout when stderr is
 empty). Failure classes: ``refused`` (``plan``/``convert`` exit 2 with one line, which the
 invariant allows), ``traceback`` (any ``Traceback (most recent call last)`` in the stage's
-stderr), ``timeout`` and ``error``. A notebook that the corpus's static rule says trains no
+stderr), ``internal-error`` (a one-line exit 2 that nb2prod itself calls a bug), ``timeout``
+and ``error``. A notebook that the corpus's static rule says trains no
 model passes when ``plan`` refuses it. The worst outcome, converted but failed to train or
 test, is listed first.
 
@@ -129,6 +130,8 @@ def classify(stage: str, code: int, stdout: str, stderr: str, seconds: float) ->
     if TRACEBACK in stderr:
         return StageResult(stage, "failed", code, seconds, last_line(stderr), "traceback")
     if stage in ("plan", "convert") and code == 2 and is_one_line(stderr):
+        if ": internal error: " in stderr:  # one line, but nb2prod says it is its own bug
+            return StageResult(stage, "failed", code, seconds, last_line(stderr), "internal-error")
         return StageResult(stage, "refused", code, seconds, error_line(stderr), "refused")
     if stage in ("plan", "convert"):
         reason = error_line(stderr)
@@ -254,8 +257,11 @@ NORMALISERS = (
     (re.compile(r"\bcells? \d+(?:, line \d+)?"), "cell N"),
     (re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*){2,}\b"), "<name>"),
     (re.compile(r"(?<=needs )[\w.]+(?:, [\w.]+)*(?=, but\b)"), "<names>"),
-    (re.compile(r"\b[A-Za-z_<][\w.>]*(?:, [A-Za-z_<][\w.>]*)+(?= in the model)"), "<names>"),
+    (re.compile(r"(?<=vouch for )[^;]*?(?= in the model)"), "<names>"),
+    (re.compile(r"(?<=the model )(\w+) any data \(no \1\.fit\(X, \.\.\.\) or \1\."), "<name> ... "),
+    (re.compile(r"\w+ \(cell N\)(?:, \w+ \(cell N\))*"), "<names> (cells)"),
     (re.compile(r"\b\d+(?:\.\d+)?"), "N"),
+    (re.compile(r" \(N:N:N\)$"), ""),
 )
 
 

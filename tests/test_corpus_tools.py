@@ -254,3 +254,16 @@ def test_funnel_names_a_failed_test_not_the_tally() -> None:
     out = "..F\nFAILED tests/test_train.py::test_metric - AssertionError: low\n1 failed, 2 passed\n"
     failed = funnel.classify("tests", 1, out, "", 5.0)
     assert failed.reason == "FAILED tests/test_train.py::test_metric - AssertionError: low"
+
+
+def test_funnel_tells_an_internal_error_from_a_refusal() -> None:
+    err = "nb2prod convert: internal error: IndentationError: expected an indented block\n"
+    result = funnel.classify("convert", 2, "", err, 1.0)
+    assert (result.status, result.failure_class) == ("failed", "internal-error")
+    a = funnel.normalise(
+        "cell 5: the notebook never gives the model kde any data (no kde.fit(X, ...) or kde."
+    )
+    b = funnel.normalise(
+        "cell 9: the notebook never gives the model res any data (no res.fit(X, ...) or res."
+    )
+    assert a == b
