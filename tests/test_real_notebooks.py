@@ -486,3 +486,19 @@ def test_a_model_fitted_on_some_columns_is_served_those_columns(write_notebook) 
         )
     )
     assert "model_input=df[['a', 'b']]" in generate(plan).run_body.replace('"', "'")
+
+
+def test_a_bare_question_to_the_model_is_shown_not_kept(write_notebook) -> None:
+    plan = build_plan(
+        write_notebook(
+            [
+                "import numpy as np\nimport pandas as pd\nimport statsmodels.api as sm",
+                "X = pd.DataFrame({'x1': np.arange(20.0), 'x2': np.arange(20.0) % 3})\n"
+                "y = 2 * X['x1'] + 1\nres = sm.OLS(y, X).fit()",
+                "res.t_test('x1=x2')",
+                "res.score_test(exog_extra=X ** 2)",
+            ]
+        )
+    )
+    assert not plan.cells[2].kept and not plan.cells[3].kept
+    assert plan.cells[3].reason == "nothing the model, its metrics or its input depends on"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import re
 from dataclasses import dataclass
 
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
@@ -45,6 +46,11 @@ _MUTATING_METHODS = FIT_METHODS | {
     "compile",
     "load_state_dict",
 }
+# Methods that ask rather than change: a bare call to one is there to show its answer.
+_QUERY = re.compile(
+    r"^(predict\w*|score\w*|\w+_test|test\w*|summary\w*|get_\w+|describe|conf_int|"
+    r"evaluate\w*|transform|decision_function|plot\w*|show\w*)$"
+)
 _GLOBAL_EFFECTS = ("seed", "set_config", "manual_seed", "set_random_seed", "use_deterministic")
 _STRONG = (ast.Assign, ast.AnnAssign, ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
 
@@ -216,6 +222,8 @@ def _mutated(
                     changed.add(root)
     if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
         call = statement.value  # a call made for its effect: it may change what it touches
+        if isinstance(call.func, ast.Attribute) and _QUERY.match(call.func.attr):
+            return changed  # `res.t_test("x1=x2")`: asks, and the notebook shows the answer
         if isinstance(call.func, ast.Attribute):
             root = root_name(call.func.value)
             if root is not None and not aliases.is_module_alias(root):
