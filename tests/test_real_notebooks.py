@@ -502,3 +502,16 @@ def test_a_bare_question_to_the_model_is_shown_not_kept(write_notebook) -> None:
     )
     assert not plan.cells[2].kept and not plan.cells[3].kept
     assert plan.cells[3].reason == "nothing the model, its metrics or its input depends on"
+
+
+def test_models_fitted_only_inside_functions_are_refused_truthfully(write_notebook) -> None:
+    cells = [
+        *IRIS_SPLIT,
+        "from sklearn.linear_model import LogisticRegression\n"
+        "def evaluate(model):\n"
+        "    model.fit(X_train, y_train)\n"
+        "    return model.score(X_test, y_test)",
+        "scores = [evaluate(LogisticRegression(C=c)) for c in (0.1, 1.0)]",
+    ]
+    with pytest.raises(InputError, match="fits models only inside functions, on their own"):
+        build_plan(write_notebook(cells))

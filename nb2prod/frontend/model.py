@@ -406,9 +406,14 @@ def _no_model(facts: NotebookFacts) -> InputError:
             cell=cell,
             hint="convert a notebook whose model is one of those, or serve this model yourself",
         )
+    inside: list[str] = []  # fitted only inside a function, on its own argument
     for cell in facts.cells:
+        local_calls = _calls_on_function_locals(cell.kept_statements)
         for call in cell.calls:
             if call.in_display or call.method not in FIT_METHODS or not call.receiver:
+                continue
+            if id(call.node) in local_calls:
+                inside.append(f"cell {cell.number}")
                 continue
             constructor = facts.constructors.get(call.receiver)
             what = constructor.rsplit(".", 1)[-1] if constructor else call.receiver
@@ -420,6 +425,13 @@ def _no_model(facts: NotebookFacts) -> InputError:
             f"no model that predicts: the notebook fits only {listed}, which transform, "
             "cluster or describe data rather than predict",
             hint="tag the cell that builds a predicting model 'nb2prod:model=NAME'",
+        )
+    if inside:
+        return InputError(
+            facts.notebook.path,
+            "no fitted model: the notebook fits models only inside functions, on their own "
+            f"arguments ({', '.join(dict.fromkeys(inside))}), so nothing it keeps is fitted",
+            hint="return the fitted model from the function and assign it (model = train(...))",
         )
     return InputError(
         facts.notebook.path,
