@@ -515,3 +515,26 @@ def test_models_fitted_only_inside_functions_are_refused_truthfully(write_notebo
     ]
     with pytest.raises(InputError, match="fits models only inside functions, on their own"):
         build_plan(write_notebook(cells))
+
+
+def test_an_import_beside_a_helper_left_unused_is_not_imported_from_helpers(
+    write_notebook, tmp_path
+) -> None:
+    notebook = write_notebook(
+        [
+            IRIS_SPLIT[0].replace("import numpy as np\n", ""),
+            IRIS_SPLIT[1],
+            "import numpy as np\nfrom sklearn.svm import SVC\n"
+            "def plot_margin(clf, ax):\n    ax.plot(np.arange(3))\n"
+            "def make_model():\n    return SVC(C=1.0)",
+            "model = make_model()\nmodel.fit(np.asarray(X_train), y_train)\n"
+            "acc = accuracy_score(y_test, model.predict(np.asarray(X_test)))",
+        ]
+    )
+    target = tmp_path / "pkg"
+    assert run_cli("convert", notebook, "-o", target).code == 0
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    imported = subprocess.run(
+        [sys.executable, "-c", "import nb.pipeline"], env=env, capture_output=True, text=True
+    )
+    assert imported.returncode == 0, imported.stderr

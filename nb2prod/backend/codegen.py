@@ -101,7 +101,7 @@ def _hoist_imports(plan: Plan) -> tuple[Plan, list[str]]:
     hoisted: list[str] = []
     steps = []
     for step in plan.steps:
-        if step.role in MODULE_ROLES:
+        if step.role == "imports":
             steps.append(step)
             continue
         blocks = []
@@ -195,8 +195,11 @@ def _model_input(plan: Plan) -> tuple[str, ...]:
             node = ast.parse(text, mode="eval").body
         except SyntaxError:
             continue
-        while isinstance(node, ast.Subscript | ast.Attribute):
-            node = node.value
+        while isinstance(node, ast.Subscript | ast.Attribute | ast.Call):
+            if isinstance(node, ast.Call):  # np.asarray(X), X.to_numpy(): X
+                node = node.args[0] if node.args else node.func
+            else:
+                node = node.value
         if isinstance(node, ast.Name):
             roots.append(node.id)
     return tuple(roots)
