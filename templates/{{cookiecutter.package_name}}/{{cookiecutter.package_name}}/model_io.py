@@ -47,6 +47,8 @@ TRUSTED_MODULES = (
     "{{ module }}",
 {%- endfor %}
 )
+# Plain containers from the standard library that models carry (LightGBM keeps an OrderedDict).
+TRUSTED_CONTAINERS = ("collections.OrderedDict", "collections.defaultdict")
 TRUSTED_TYPES_VARIABLE = "NB2PROD_TRUSTED_TYPES"
 NATIVE_FLAVOURS = ("xgboost", "lightgbm", "statsmodels")
 # The package's pinned requirements (requirements.txt), recorded with the model as they are:
@@ -154,7 +156,11 @@ def skops_trusted_types(model: Any, trusted_types: Iterable[str] = ()) -> list[s
 
     named = {*trusted_types, *configured_trusted_types()}
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    foreign = [name for name in untrusted if not name.startswith(TRUSTED_MODULES)]
+    foreign = [
+        name
+        for name in untrusted
+        if not name.startswith(TRUSTED_MODULES) and name not in TRUSTED_CONTAINERS
+    ]
     unnamed = [name for name in foreign if name not in named]
     if unnamed:
         options = " ".join(f"--trust-type {name}" for name in unnamed)
