@@ -538,3 +538,43 @@ def test_an_import_beside_a_helper_left_unused_is_not_imported_from_helpers(
         [sys.executable, "-c", "import nb.pipeline"], env=env, capture_output=True, text=True
     )
     assert imported.returncode == 0, imported.stderr
+
+
+def test_a_model_fitted_on_a_reshaped_array_is_served_that_shape(write_notebook) -> None:
+    plan = build_plan(
+        write_notebook(
+            [
+                "import numpy as np\nfrom sklearn.linear_model import LinearRegression",
+                "X_train = np.arange(20.0)\ny_train = 3 * X_train + 1",
+                "unused = LinearRegression().fit(X_train.reshape(-1, 1), y_train).coef_\n"
+                "reg = LinearRegression()\nreg.fit(X_train.reshape(-1, 1), y_train)",
+            ]
+        )
+    )
+    assert plan.model.name == "reg"  # not the class a chained fit was called on
+    assert "model_input=X_train.reshape(-1, 1)" in generate(plan).run_body
+
+
+@pytest.mark.parametrize(
+    ("fit", "says"),
+    [
+        (
+            "from yellowbrick.classifier import ClassificationReport\n"
+            "viz = ClassificationReport(LogisticRegression())\nviz.fit(X_train, y_train)",
+            "no model outside display code: the notebook fits only to draw (viz.fit(...) in cell",
+        ),
+        (
+            "scores = cross_val_score_of(LogisticRegression().fit(X_train, y_train))",
+            "no fitted model is kept: the notebook fits only as an argument to something else",
+        ),
+    ],
+)
+def test_refusals_say_what_the_notebook_fits(write_notebook, fit: str, says: str) -> None:
+    cells = [
+        *IRIS_SPLIT,
+        "from sklearn.linear_model import LogisticRegression\n"
+        "def cross_val_score_of(model):\n    return 1.0\n" + fit,
+    ]
+    with pytest.raises(InputError) as error:
+        build_plan(write_notebook(cells))
+    assert says in str(error.value)

@@ -74,7 +74,7 @@ def generate(plan: Plan) -> GeneratedCode:
         helper_names=helper_names,
         parameters=_parameters_class(plan.parameters),
     )
-    needed = _needed_in_run(plan)
+    needed = _needed_in_run(plan, import_names)
     closures = {s.name for s in closure_steps}
     pipeline_steps = [s for s in plan.steps if s.role in PIPELINE_ROLES or s.name in closures]
     for step in plan.steps:
@@ -91,7 +91,7 @@ def generate(plan: Plan) -> GeneratedCode:
         if function is None:
             continue
         (code.features if step.role in FEATURE_ROLES else code.pipeline).append(function)
-    code.run_body = _run_body([*_in_order(plan, code)], plan, needed)
+    code.run_body = _run_body([*_in_order(plan, code)], plan, needed, import_names)
     return code
 
 
@@ -179,16 +179,17 @@ def _join_blocks(steps: list[Step], paths: set[str]) -> str:
     return "\n\n".join(parts)
 
 
-def _needed_in_run(plan: Plan) -> set[str]:
+def _needed_in_run(plan: Plan, modules: set[str]) -> set[str]:
     """Names training needs after the steps ran: the model, its metrics, its input, the data."""
     needed = {plan.model.name, *(m.name for m in plan.metrics)}
-    needed.update(_model_input(plan)[:1])
+    needed.update(_model_input(plan, modules)[:1])
     needed.update(n for s in plan.steps if s.role == "load" for n in s.outputs)
     return needed
 
 
-def _model_input(plan: Plan) -> tuple[str, ...]:
-    """The variables holding what the model takes: `X` for `fit(X[:n], y[:n])` too."""
+def _model_input(plan: Plan, modules: set[str]) -> tuple[str, ...]:
+    """The variables holding what the model takes: `X` for `fit(X[:n], y[:n])`,
+    `np.asarray(X)` and `X.reshape(-1, 1)` too."""
     roots = []
     for text in [*plan.model.fit_inputs[:1], *plan.model.predict_inputs[:1]]:
         try:
@@ -196,31 +197,35 @@ def _model_input(plan: Plan) -> tuple[str, ...]:
         except SyntaxError:
             continue
         while isinstance(node, ast.Subscript | ast.Attribute | ast.Call):
-            if isinstance(node, ast.Call):  # np.asarray(X), X.to_numpy(): X
-                node = node.args[0] if node.args else node.func
-            else:
+            if not isinstance(node, ast.Call):
                 node = node.value
+            elif isinstance(node.func, ast.Attribute) and _root(node.func) not in modules:
+                node = node.func.value  # X.reshape(-1, 1): X
+            else:
+                node = node.args[0] if node.args else node.func  # np.asarray(X): X
         if isinstance(node, ast.Name):
             roots.append(node.id)
     return tuple(roots)
 
 
-def _model_input_expression(plan: Plan, available: set[str]) -> str | None:
-    """What the model takes, as run() can compute it: `df[["a", "b"]]` when the notebook fits
-    on those columns and `df` is at hand, else the variable at its root."""
+def _root(node: ast.expr) -> str | None:
+    while isinstance(node, ast.Attribute | ast.Subscript | ast.Call):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _model_input_expression(plan: Plan, available: set[str], modules: set[str]) -> str | None:
+    """What the model takes, as run() can compute it from the steps' results and the imports:
+    `df[["a", "b"]]`, `X.reshape(-1, 1)`; else the variable at its root."""
     for text in [*plan.model.fit_inputs[:1], *plan.model.predict_inputs[:1]]:
         try:
             node = ast.parse(text, mode="eval").body
         except SyntaxError:
             continue
         names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-        if (
-            names
-            and names <= available
-            and not any(isinstance(n, ast.Call) for n in ast.walk(node))
-        ):
+        if names & available and names <= available | modules:
             return text
-    return next((n for n in _model_input(plan) if n in available), None)
+    return next((n for n in _model_input(plan, modules) if n in available), None)
 
 
 def _step_function(
@@ -342,7 +347,9 @@ def _default(parameter: Parameter) -> str:
     return repr(value)
 
 
-def _run_body(functions: list[StepFunction], plan: Plan, needed: set[str]) -> str:
+def _run_body(
+    functions: list[StepFunction], plan: Plan, needed: set[str], modules: set[str]
+) -> str:
     lines = []
     available: set[str] = set()
     for function in functions:
@@ -368,7 +375,7 @@ def _run_body(functions: list[StepFunction], plan: Plan, needed: set[str]) -> st
             f"training needs {', '.join(absent)}, but no pipeline step produces it",
             hint="tag the cell that defines it with its role (e.g. 'nb2prod:train')",
         )
-    model_input = _model_input_expression(plan, available)
+    model_input = _model_input_expression(plan, available, modules)
     if model_input is None:
         raise InputError(
             plan.notebook.path,

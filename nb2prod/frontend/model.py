@@ -174,6 +174,8 @@ def _fitted_candidate(facts: NotebookFacts, call: CallSite, cell: int) -> _Candi
     statsmodels = _is_statsmodels(facts, built_here)
     if (not isinstance(receiver, ast.Name) or statsmodels) and call.assigned_to:
         name = call.assigned_to[0]  # results = smf.ols(...).fit(): the results predict
+    elif not isinstance(receiver, ast.Name):
+        return None  # `Model().fit(X, y)` passed straight on: no variable holds it
     if not name or is_transformer(constructor) or not _predicts(facts, name, constructor):
         return None
     inputs = tuple(dotted_name(arg) or ast.unparse(arg) for arg in call.node.args)
@@ -407,13 +409,24 @@ def _no_model(facts: NotebookFacts) -> InputError:
             hint="convert a notebook whose model is one of those, or serve this model yourself",
         )
     inside: list[str] = []  # fitted only inside a function, on its own argument
+    passed: list[str] = []  # `Model().fit(X, y)` handed straight to something else
+    shown: list[str] = []  # fitted only by display code (a yellowbrick visualizer)
     for cell in facts.cells:
         local_calls = _calls_on_function_locals(cell.kept_statements)
         for call in cell.calls:
-            if call.in_display or call.method not in FIT_METHODS or not call.receiver:
+            if call.method not in FIT_METHODS or not call.receiver:
+                continue
+            if call.in_display and call.statement not in cell.sliced:
+                shown.append(f"{call.receiver}.{call.method}(...) in cell {cell.number}")
+                continue
+            if call.in_display:
                 continue
             if id(call.node) in local_calls:
                 inside.append(f"cell {cell.number}")
+                continue
+            chained = not isinstance(getattr(call.node.func, "value", None), ast.Name)
+            if chained and not call.assigned_to:
+                passed.append(f"{ast.unparse(call.node.func)}(...) in cell {cell.number}")
                 continue
             constructor = facts.constructors.get(call.receiver)
             what = constructor.rsplit(".", 1)[-1] if constructor else call.receiver
@@ -426,12 +439,26 @@ def _no_model(facts: NotebookFacts) -> InputError:
             "cluster or describe data rather than predict",
             hint="tag the cell that builds a predicting model 'nb2prod:model=NAME'",
         )
+    if passed:
+        return InputError(
+            facts.notebook.path,
+            "no fitted model is kept: the notebook fits only as an argument to something "
+            f"else ({'; '.join(dict.fromkeys(passed))})",
+            hint="assign the fitted model to a variable (model = Model().fit(X, y))",
+        )
     if inside:
         return InputError(
             facts.notebook.path,
             "no fitted model: the notebook fits models only inside functions, on their own "
             f"arguments ({', '.join(dict.fromkeys(inside))}), so nothing it keeps is fitted",
             hint="return the fitted model from the function and assign it (model = train(...))",
+        )
+    if shown:
+        return InputError(
+            facts.notebook.path,
+            "no model outside display code: the notebook fits only to draw "
+            f"({'; '.join(dict.fromkeys(shown))})",
+            hint="fit the model itself in a cell (model.fit(X, y)) before drawing it",
         )
     return InputError(
         facts.notebook.path,
