@@ -578,3 +578,15 @@ def test_refusals_say_what_the_notebook_fits(write_notebook, fit: str, says: str
     with pytest.raises(InputError) as error:
         build_plan(write_notebook(cells))
     assert says in str(error.value)
+
+
+def test_a_refit_assigned_to_itself_keeps_what_the_model_was_built_as(write_notebook) -> None:
+    cells = [
+        "from sklearn.datasets import load_iris\nfrom sklearn.cluster import DBSCAN\n"
+        "from sklearn.pipeline import Pipeline\nfrom sklearn.preprocessing import StandardScaler",
+        "X, y = load_iris(return_X_y=True)",
+        "model = Pipeline([('scale', StandardScaler()), ('dbscan', DBSCAN())])\n"
+        "model = model.fit(X)\nlabels = model[-1].labels_",
+    ]
+    with pytest.raises(InputError, match="no model that predicts: the notebook fits only Pipeline"):
+        build_plan(write_notebook(cells))

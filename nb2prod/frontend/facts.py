@@ -296,6 +296,9 @@ def _record_definitions(
                 inner = inner.func
         if callee is None:
             return
+        refit = callee.rsplit(".", 1)
+        if len(refit) == 2 and refit[1] in ("fit", "fit_transform", "partial_fit"):
+            return  # model = model.fit(X): still what it was built as
         for target in statement.targets:
             if isinstance(target, ast.Name):
                 constructors[target.id] = aliases.resolve(callee)
