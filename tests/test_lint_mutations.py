@@ -71,14 +71,14 @@ MUTATIONS = [
     Mutation(
         "run honesty params and tags",
         "train.py",
-        r"^        mlflow\.log_params\(record\)\n        mlflow\.set_tags\(record\)\n",
+        r"^            mlflow\.log_params\(record\)\n            mlflow\.set_tags\(record\)\n",
         "",
         "NBH101",
     ),
     Mutation(
         "PLANNED refusal",
         "train.py",
-        r"^    try:\n        honesty\.require_trainable\(status\)\n.*?return 2\n",
+        r"^    try:\n        honesty\.require_trainable\(status\)\n.*?from None\n",
         "",
         "NBH107",
     ),
