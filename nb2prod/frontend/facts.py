@@ -17,7 +17,14 @@ from nb2prod.frontend.magics import NormalisedCell, normalise
 from nb2prod.frontend.names import CellNames, scan_names
 from nb2prod.frontend.printed_metrics import LiftedMetric, lift_printed_metrics
 from nb2prod.frontend.pruning import NestedDrop, prune_nested_display
-from nb2prod.frontend.pysyntax import Aliases, dotted_name, parse_cell, root_name, target_names
+from nb2prod.frontend.pysyntax import (
+    Aliases,
+    dotted_name,
+    nodes_run_now,
+    parse_cell,
+    root_name,
+    target_names,
+)
 from nb2prod.frontend.reader import CodeCell, Notebook
 
 _DIRECTIVE = re.compile(r"^\s*#\s*nb2prod\s*:\s*(?P<body>.+?)\s*$")
@@ -226,7 +233,7 @@ def _directive(source: str) -> str | None:
 def _calls(statements: list[ast.stmt], display: list[bool], aliases: Aliases):
     for index, (statement, shown) in enumerate(zip(statements, display, strict=True)):
         assigned: dict[int, tuple[str, ...]] = {}
-        nodes = _outside_functions(statement) if isinstance(statement, _BLOCKS) else [statement]
+        nodes = nodes_run_now(statement) if isinstance(statement, _BLOCKS) else [statement]
         for node in nodes:  # `acc = f1(...)` in a loop body too
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
                 names = [n for target in node.targets for n in target_names(target)]
@@ -256,19 +263,6 @@ def _calls(statements: list[ast.stmt], display: list[bool], aliases: Aliases):
 
 
 _BLOCKS = (ast.For, ast.AsyncFor, ast.While, ast.If, ast.With, ast.AsyncWith, ast.Try)
-
-
-def _outside_functions(statement: ast.stmt):
-    """The statement and what it runs now; a function body runs when it is called."""
-    stack: list[ast.AST] = [statement]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(
-            child
-            for child in ast.iter_child_nodes(node)
-            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
-        )
 
 
 def _record_definitions(

@@ -22,6 +22,7 @@ from nb2prod.frontend.findings import (
 )
 from nb2prod.frontend.metrics import Measurement, find_metrics
 from nb2prod.frontend.model import candidate_names, explicit_model_name, find_model
+from nb2prod.frontend.pysyntax import construct
 from nb2prod.frontend.reader import read_notebook
 from nb2prod.frontend.requirements import resolve_requirements
 from nb2prod.frontend.roles import RoleDecision, assign_roles, is_literal
@@ -176,13 +177,13 @@ def _slice(
         cell.drop_statements(reasons)
         if not cell.kept_statements:
             kept.discard(number)
-            reason = next(iter(reasons.values())) if len(reasons) == 1 else _summary(reasons)
+            reason = (
+                next(iter(reasons.values()))
+                if len(reasons) == 1
+                else "nothing the model, its metrics or its input depends on"
+            )
             roles[number - 1] = RoleDecision("explore", reason)
     return roles, kept
-
-
-def _summary(reasons: dict[int, str]) -> str:
-    return "nothing the model, its metrics or its input depends on"
 
 
 def package_name(path: Path) -> str:
@@ -414,11 +415,11 @@ def _decisions(
                 break
             if shown:
                 dropped.append(
-                    DroppedCode(statement.lineno, _construct(statement), "only displays or plots")
+                    DroppedCode(statement.lineno, construct(statement), "only displays or plots")
                 )
             elif index in cell.sliced:
                 dropped.append(
-                    DroppedCode(statement.lineno, _construct(statement), cell.sliced[index])
+                    DroppedCode(statement.lineno, construct(statement), cell.sliced[index])
                 )
         for nested in cell.nested_drops:
             if cell.number in kept:
@@ -434,7 +435,7 @@ def _decisions(
         for statement in removed.get(cell.number, []):
             dropped.append(
                 DroppedCode(
-                    statement.lineno, _construct(statement), "imported only for dropped code"
+                    statement.lineno, construct(statement), "imported only for dropped code"
                 )
             )
         reason = role.reason
@@ -455,11 +456,6 @@ def _decisions(
             )
         )
     return tuple(decisions)
-
-
-def _construct(statement: ast.stmt) -> str:
-    text = ast.unparse(statement).splitlines()[0]
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _secret_findings(facts: NotebookFacts, secrets: list[Secret]) -> list[Finding]:

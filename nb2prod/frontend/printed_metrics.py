@@ -13,7 +13,7 @@ import ast
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nb2prod.frontend.pysyntax import Aliases, dotted_name, root_name
+from nb2prod.frontend.pysyntax import Aliases, construct, dotted_name, root_name
 from nb2prod.frontend.vocabulary import CV_FUNCTIONS, is_metric_function
 
 
@@ -58,13 +58,8 @@ def lift_printed_metrics(
             lines[index] = ""
         for offset, assignment in enumerate(text):
             lines[first - 1 + offset] = assignment
-        shown = ast.unparse(statement).splitlines()[0]
         lifted.append(
-            LiftedMetric(
-                first,
-                shown if len(shown) <= 60 else shown[:57] + "...",
-                tuple(name for name, _ in assignments),
-            )
+            LiftedMetric(first, construct(statement), tuple(name for name, _ in assignments))
         )
     return "\n".join(lines), list(reversed(lifted))
 

@@ -12,6 +12,8 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from nb2prod.frontend.pysyntax import construct
+
 _BODIES = ("body", "orelse", "finalbody")
 _COMPOUND = (
     ast.For,
@@ -130,7 +132,7 @@ def _prune(node: ast.stmt, is_display: Callable[[ast.stmt], bool], drops: list[N
                 NestedDrop(
                     inner.lineno,
                     inner.end_lineno or inner.lineno,
-                    _construct(inner),
+                    construct(inner),
                     inner.col_offset if empty else None,
                 )
             )
@@ -168,8 +170,3 @@ def _droppable(inner: ast.stmt, body: list[ast.stmt]) -> bool:
         return False
     is_string = isinstance(inner, ast.Expr) and isinstance(inner.value, ast.Constant)
     return not (is_string and inner is body[0])
-
-
-def _construct(statement: ast.stmt) -> str:
-    text = ast.unparse(statement).splitlines()[0]
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -143,3 +143,24 @@ def lines_inside_strings(source: str) -> set[int]:
     except (tokenize.TokenError, SyntaxError, ValueError):
         pass
     return inside
+
+
+def construct(statement: ast.AST) -> str:
+    """A statement's first line, shortened: how reasons name what they drop."""
+    text = ast.unparse(statement).splitlines()[0]
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def nodes_run_now(statement: ast.stmt):
+    """The statement and what it runs now: function, lambda and class bodies are left out."""
+    stack: list[ast.AST] = [statement]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(
+            child
+            for child in ast.iter_child_nodes(node)
+            if not isinstance(
+                child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef
+            )
+        )

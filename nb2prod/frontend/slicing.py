@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
 from nb2prod.frontend.names import scan_names
-from nb2prod.frontend.pysyntax import Aliases, dotted_name, keyword, root_name
+from nb2prod.frontend.pysyntax import Aliases, dotted_name, keyword, nodes_run_now, root_name
 from nb2prod.frontend.vocabulary import CV_FUNCTIONS, FIT_METHODS, is_metric_function
 from nb2prod.plan import Model
 
@@ -138,7 +138,7 @@ def _measures(statement: ast.stmt, aliases: Aliases, notebook_functions: set[str
     A metric computed only to be drawn (`{"precision": [precision_score(...) for t in ts]}`
     beside a plot) is not one the package can log, and does not keep its loop alive.
     """
-    for node in _walk_outside_functions(statement):
+    for node in nodes_run_now(statement):
         if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
             continue
         if not all(isinstance(target, ast.Name | ast.Tuple) for target in node.targets):
@@ -205,7 +205,7 @@ def _mutated(
     """Names whose object the statement may change without rebinding them."""
     changed: set[str] = set()
     targets: list[ast.expr] = []
-    for node in _walk_outside_functions(statement):
+    for node in nodes_run_now(statement):
         if isinstance(node, ast.Assign):
             targets += node.targets
         elif isinstance(node, ast.AugAssign | ast.AnnAssign):
@@ -266,20 +266,6 @@ def _function_effects(facts: NotebookFacts, kept: set[int]) -> dict[str, frozens
                         body_changes |= set(inner.names)
                 effects[statement.name] = frozenset(body_changes - local)
     return effects
-
-
-def _walk_outside_functions(statement: ast.stmt):
-    """Every node the statement runs now (function and lambda bodies run later)."""
-    stack: list[ast.AST] = [statement]
-    while stack:
-        node = stack.pop()
-        yield node
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-                continue
-            if isinstance(child, ast.ClassDef):
-                continue
-            stack.append(child)
 
 
 def _positions(units: list[_Unit]) -> dict[str, list[int]]:
