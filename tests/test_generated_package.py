@@ -151,6 +151,27 @@ FLAVOURS = {
             "r2 = r2_score(y_test, model.predict(X_test))",
         ],
     ),
+    "formula_on_columns": (  # fitted on a dict of columns that holds the target too
+        "statsmodels",
+        "statsmodels",
+        [
+            "import numpy as np\nimport statsmodels.formula.api as smf",
+            "rng = np.random.default_rng(0)\nx1 = np.linspace(0, 20, 50)\n"
+            "y = 1 + 0.5 * x1 + rng.normal(size=50)\ndata = {'x1': x1, 'y': y}",
+            "res = smf.ols('y ~ x1 + np.sin(x1)', data=data).fit()",
+        ],
+    ),
+    "intercept_only": (  # its input is an expression, np.ones(len(eff)): one bare number a row
+        "statsmodels",
+        "statsmodels",
+        [
+            "import numpy as np\nfrom statsmodels.genmod.generalized_linear_model import GLM",
+            "eff = np.array([61.0, 61.4, 62.2, 62.3, 62.3, 62.6])\n"
+            "var_eff = np.array([0.2, 1.2, 0.09, 0.2, 0.38, 0.56])",
+            "mod_glm = GLM(eff, np.ones(len(eff)), var_weights=1 / var_eff)\n"
+            "res_glm = mod_glm.fit(scale=1.0)",
+        ],
+    ),
     "grid": (
         "sklearn",
         "sklearn",
@@ -190,6 +211,8 @@ SERVE_CHECK = textwrap.dedent(
     answer = client.post("/predict", json=records)
     assert answer.status_code == 200, answer.text
     assert len(answer.json()["predictions"]) == len(records), answer.text
+    one = client.post("/predict", json=records[0])
+    assert one.status_code == 200 and len(one.json()["predictions"]) == 1, one.text
     key = "dataframe_records" if isinstance(records[0], dict) else "instances"
     again = client.post("/invocations", json={{key: records}})
     assert again.json()["predictions"] == answer.json()["predictions"], again.text
@@ -197,7 +220,8 @@ SERVE_CHECK = textwrap.dedent(
     run = MlflowClient().get_run(info.run_id)
     served = type(app.state.served.model).__name__
     print(json.dumps({{"flavors": sorted(info.flavors), "params": run.data.params,
-                      "metrics": run.data.metrics, "served": served}}))
+                      "metrics": run.data.metrics, "served": served,
+                      "inputs": info.signature.inputs.input_names()}}))
     """
 )
 
@@ -224,6 +248,10 @@ def test_each_training_api_is_logged_with_its_flavour_and_served(tmp_path: Path,
         assert result["params"]["search.best.C"] in ("0.1", "1.0")
         assert "search_best_score" in result["metrics"]
         assert result["served"] == "LogisticRegression"
+    if name == "formula_on_columns":  # callers are not asked for the value it predicts
+        assert result["inputs"] == ["x1"]
+    if name == "intercept_only":
+        assert "model_input=np.ones(len(eff))" in (package / name / "pipeline.py").read_text()
 
 
 # ---------------------------------------------------------------------------------------------

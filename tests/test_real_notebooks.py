@@ -343,6 +343,13 @@ def test_a_model_fitted_only_inside_a_helper_is_not_the_global(write_notebook) -
 # 2, 6, 8, 10. Conversions that say OK must train, and lint clean ---------------------------
 
 TRAINS = {
+    "input_rebound_after_the_fit": [  # the model is served what it was fitted on
+        "import numpy as np\nfrom sklearn.datasets import load_iris\n"
+        "from sklearn.linear_model import LogisticRegression",
+        "X, y = load_iris(return_X_y=True)\nmodel = LogisticRegression(max_iter=500)\n"
+        "model.fit(X, y)\nacc = model.score(X, y)",
+        "X = np.array(['A', 'B', 'C'] * 4, dtype=object).reshape(-1, 1)\nprint(X.shape)",
+    ],
     "plots_and_printing": [
         *IRIS_SPLIT,
         "from sklearn.svm import SVC\nfig, ax = plt.subplots()\nclf = SVC(random_state=0)\n"
@@ -590,3 +597,67 @@ def test_a_refit_assigned_to_itself_keeps_what_the_model_was_built_as(write_note
     ]
     with pytest.raises(InputError, match="no model that predicts: the notebook fits only Pipeline"):
         build_plan(write_notebook(cells))
+
+
+# 4. Model formulas, forecasters and two-call estimators ---------------------------------------
+
+SERIES = [
+    "import numpy as np\nimport pandas as pd\nimport statsmodels.api as sm\n"
+    "import statsmodels.formula.api as smf\nfrom statsmodels.tsa.api import AutoReg",
+    "rng = np.random.default_rng(0)\n"
+    "df = pd.DataFrame({'a': rng.normal(size=60), 'b': rng.normal(size=60)})\n"
+    "df['y'] = 2 * df['a'] + rng.normal(size=60)",
+]
+
+
+def test_a_name_called_in_a_formula_is_read_there() -> None:
+    import ast
+
+    from nb2prod.frontend.names import scan_names
+
+    names = scan_names(ast.parse("f = 'y ~ double_it(a) + np.log(b) + c'").body)
+    assert [(u.name, u.optional) for u in names.uses] == [("double_it", True), ("np", True)]
+
+
+def test_a_statsmodels_formula_calling_a_notebook_function_is_refused(
+    write_notebook,
+) -> None:
+    cells = [
+        *SERIES,
+        "def double_it(x):\n    return 2 * x",
+        "results = smf.ols('y ~ double_it(a) + b', data=df).fit()",
+    ]
+    result = run_cli("plan", write_notebook(cells))
+    assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "cell 4, line 1: the model's formula calls double_it()" in result.stderr
+    assert "loaded" in result.stderr and "compute double_it(...) into a column" in result.stderr
+    plain = build_plan(write_notebook([*SERIES, "results = smf.ols('y ~ a + b', data=df).fit()"]))
+    assert plain.model.name == "results"  # columns in a formula are not names to find
+
+
+@pytest.mark.parametrize(
+    "fit",
+    [
+        "res = AutoReg(df['y'], lags=2).fit()",
+        "mod = AutoReg(df['y'], lags=2)\nres = mod.fit()",
+        "res = sm.tsa.SARIMAX(df['y'], order=(1, 0, 0)).fit(disp=False)",
+    ],
+)
+def test_a_time_series_model_is_refused_as_a_forecaster(write_notebook, fit: str) -> None:
+    result = run_cli("plan", write_notebook([*SERIES, fit + "\nforecast = res.predict(60, 65)"]))
+    assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "cell 3: the model res is a time-series model (" in result.stderr
+    assert "nb2prod does not serve forecasters yet" in result.stderr
+
+
+def test_a_conformal_model_never_conformalized_is_refused(write_notebook) -> None:
+    fit = (
+        "from mapie.regression import SplitConformalRegressor\n"
+        "from sklearn.linear_model import LinearRegression\n"
+        "mapie = SplitConformalRegressor(LinearRegression(), prefit=False)\n"
+        "mapie.fit(df[['a', 'b']][:30], df['y'][:30])\n"
+    )
+    with pytest.raises(InputError, match=r"never calls mapie.conformalize\(\.\.\.\)"):
+        build_plan(write_notebook([*SERIES, fit]))
+    ready = fit + "mapie.conformalize(df[['a', 'b']][30:], df['y'][30:])"
+    assert build_plan(write_notebook([*SERIES, ready])).model.name == "mapie"

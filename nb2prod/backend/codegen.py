@@ -9,6 +9,7 @@ keeps a `# From cell N` marker, so a reviewer (and a failing run) can trace it t
 from __future__ import annotations
 
 import ast
+import builtins
 import dataclasses
 import textwrap
 from dataclasses import dataclass, field
@@ -214,6 +215,9 @@ def _root(node: ast.expr) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
+_BUILTINS = frozenset(dir(builtins))
+
+
 def _model_input_expression(plan: Plan, available: set[str], modules: set[str]) -> str | None:
     """What the model takes, as run() can compute it from the steps' results and the imports:
     `df[["a", "b"]]`, `X.reshape(-1, 1)`; else the variable at its root."""
@@ -223,7 +227,7 @@ def _model_input_expression(plan: Plan, available: set[str], modules: set[str]) 
         except SyntaxError:
             continue
         names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-        if names & available and names <= available | modules:
+        if names & available and names <= available | modules | _BUILTINS:
             return text
     return next((n for n in _model_input(plan, modules) if n in available), None)
 
@@ -352,6 +356,7 @@ def _run_body(
 ) -> str:
     lines = []
     available: set[str] = set()
+    at_fit: tuple[int, set[str]] | None = None  # where the model is last fitted, what exists
     for function in functions:
         arguments = [*function.inputs, *(f"{k}=params.{k}" for k in function.keywords)]
         missing = [name for name in function.inputs if name not in available]
@@ -368,6 +373,8 @@ def _run_body(
         else:
             lines.append(f"{', '.join(function.outputs)} = {call}")
         available.update(function.outputs)
+        if plan.model.name in function.outputs:
+            at_fit = (len(lines), set(available))
     absent = sorted(n for n in needed if n not in available)
     if absent:
         raise InputError(
@@ -375,7 +382,15 @@ def _run_body(
             f"training needs {', '.join(absent)}, but no pipeline step produces it",
             hint="tag the cell that defines it with its role (e.g. 'nb2prod:train')",
         )
-    model_input = _model_input_expression(plan, available, modules)
+    model_input = _model_input_expression(plan, at_fit[1] if at_fit else available, modules)
+    if model_input is not None and at_fit is not None:
+        later = {n for f in functions[at_fit[0] :] for n in f.outputs}
+        read = {
+            n.id for n in ast.walk(ast.parse(model_input, mode="eval")) if isinstance(n, ast.Name)
+        }
+        if read & later:  # a later step rebinds it: keep what the model was fitted on
+            lines.insert(at_fit[0], f"input_at_fit = {model_input}")
+            model_input = "input_at_fit"
     if model_input is None:
         raise InputError(
             plan.notebook.path,
@@ -405,7 +420,6 @@ def _split_helpers(plan: Plan, import_names: set[str]) -> tuple[list[Step], list
     module-level function without a global. It is defined inside a step instead, as a closure
     over the values it reads, and handed to the steps that call it.
     """
-    import builtins
 
     helpers = [s for s in plan.steps if s.role == "functions"]
     closures: list[Step] = []
@@ -416,7 +430,10 @@ def _split_helpers(plan: Plan, import_names: set[str]) -> tuple[list[Step], list
         allowed |= {n for s in helpers for n in _defines(_step_source(s))}
         for step in list(helpers):
             names = scan_names(ast.parse(_step_source(step)).body)
-            if any(u.name not in allowed and u.name not in names.defines for u in names.uses):
+            if any(
+                u.name not in allowed and u.name not in names.defines and not u.optional
+                for u in names.uses
+            ):
                 helpers.remove(step)
                 closures.append(step)
                 changed = True

@@ -58,6 +58,8 @@ def analyse_dataflow(facts: NotebookFacts, kept: set[int]) -> DataFlow:
             continue
         sources: dict[str, int] = {}
         for use in cell.names.uses:
+            if use.optional and use.name not in definitions:
+                continue
             used.add(use.name)
             if use.name in NOTEBOOK_BUILTINS:
                 continue

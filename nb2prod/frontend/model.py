@@ -28,6 +28,7 @@ from nb2prod.frontend.vocabulary import (
     FIT_METHODS,
     NON_PREDICTORS,
     PREDICT_METHODS,
+    CALLED_BEFORE_PREDICT,
     REGRESSOR_HINTS,
     TRAIN_FUNCTIONS,
     is_transformer,
@@ -41,6 +42,7 @@ class _Candidate:
     kind: str
     cell: int
     fit_inputs: tuple[str, ...]
+    constructor: str | None = None  # the class it was built from, when the fit shows it
 
 
 def explicit_model_name(
@@ -81,7 +83,42 @@ def find_model(
         reason = f"named by {where}"
     else:
         chosen, reason = _choose(facts, candidates, findings)
-    return _describe(facts, kept, chosen, reason, candidates), findings
+    model = _describe(facts, kept, chosen, reason, candidates)
+    _refuse_unservable(facts, kept, model)
+    return model, findings
+
+
+def _refuse_unservable(facts: NotebookFacts, kept: set[int], model: Model) -> None:
+    """Models that cannot answer a row of data as the notebook leaves them, said before
+    anything is written rather than found when training logs the model."""
+    short = model.estimator.rsplit(".", 1)[-1]
+    if ".tsa." in f".{model.estimator}":
+        raise InputError(
+            facts.notebook.path,
+            f"the model {model.name} is a time-series model ({short}) that forecasts by "
+            "date or step rather than from rows of data; nb2prod does not serve "
+            "forecasters yet",
+            cell=model.fitted_in or model.defined_in,
+            hint="to convert this notebook, fit a model on rows of lagged features instead",
+        )
+    for pattern, method in CALLED_BEFORE_PREDICT.items():
+        if not pattern.search(model.estimator):
+            continue
+        called = any(
+            call.receiver == model.name and call.method == method
+            for cell in facts.cells
+            if cell.number in kept
+            for call in cell.calls
+            if not call.in_display
+        )
+        if not called:
+            raise InputError(
+                facts.notebook.path,
+                f"{short} predicts only after {method}(...), and the notebook never calls "
+                f"{model.name}.{method}(...)",
+                cell=model.fitted_in or model.defined_in,
+                hint=f"call {model.name}.{method}(...) after the fit, as its library requires",
+            )
 
 
 def _candidates(facts: NotebookFacts, kept: set[int] | None) -> list[_Candidate]:
@@ -181,7 +218,7 @@ def _fitted_candidate(facts: NotebookFacts, call: CallSite, cell: int) -> _Candi
     inputs = tuple(dotted_name(arg) or ast.unparse(arg) for arg in call.node.args)
     if statsmodels and built_here is not None:
         inputs = _statsmodels_inputs(built_here) or inputs
-    return _Candidate(name, "fitted", cell, inputs)
+    return _Candidate(name, "fitted", cell, inputs, constructor)
 
 
 def _booster_inputs(facts: NotebookFacts, data: ast.expr | None) -> tuple[str, ...]:
@@ -382,7 +419,9 @@ def _choose(
                 )
             )
         if kind == "chosen":
-            chosen = _Candidate(chosen.name, "fitted", chosen.cell, _inputs_of(candidates))
+            chosen = _Candidate(
+                chosen.name, "fitted", chosen.cell, _inputs_of(candidates), chosen.constructor
+            )
         return chosen, reason
     raise _no_model(facts)
 
@@ -512,7 +551,7 @@ def _describe(
     reason: str,
     candidates: list[_Candidate],
 ) -> Model:
-    estimator = facts.constructors.get(chosen.name, "unknown")
+    estimator = facts.constructors.get(chosen.name) or chosen.constructor or "unknown"
     if estimator in TRAIN_FUNCTIONS:
         estimator = estimator.removesuffix(".train") + ".Booster"  # xgb.train returns one
     defined_in = next(

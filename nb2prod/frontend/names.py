@@ -9,7 +9,13 @@ so they only need the name to exist somewhere, not to be defined above.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
+
+# A name called or dotted inside a model formula ("y ~ np.log(x) + double_it(z)"): patsy and
+# statsmodels' formula API evaluate it in the caller's namespace, so it is a read the code
+# does not show. Bare words are left alone: they are the data's columns.
+_FORMULA_CALLEE = re.compile(r"(?<![\w.'\"])([A-Za-z_]\w*)\s*[(.]")
 
 
 @dataclass(frozen=True)
@@ -17,19 +23,25 @@ class NameUse:
     name: str
     line: int
     deferred: bool
+    optional: bool = False  # read only where the notebook defines it (a name in a formula)
 
 
 @dataclass(frozen=True)
 class CellNames:
     defines: tuple[str, ...]
     uses: tuple[NameUse, ...]
+    formula_calls: tuple[NameUse, ...] = ()  # every name called inside a model formula
 
 
 def scan_names(statements: list[ast.stmt]) -> CellNames:
     scanner = _Scanner()
     for statement in statements:
         scanner.visit(statement)
-    return CellNames(defines=tuple(dict.fromkeys(scanner.defined)), uses=tuple(scanner.uses))
+    return CellNames(
+        defines=tuple(dict.fromkeys(scanner.defined)),
+        uses=tuple(scanner.uses),
+        formula_calls=tuple(scanner.formula_calls),
+    )
 
 
 def _local_names(body: list[ast.stmt], arguments: ast.arguments | None) -> set[str]:
@@ -69,6 +81,7 @@ class _Scanner(ast.NodeVisitor):
         self.defined: list[str] = []
         self.bound: set[str] = set()
         self.uses: list[NameUse] = []
+        self.formula_calls: list[NameUse] = []
         self.scopes: list[set[str]] = []  # enclosing function/comprehension scopes
 
     # names -----------------------------------------------------------------------------
@@ -85,6 +98,15 @@ class _Scanner(ast.NodeVisitor):
         deferred = any(isinstance(scope, _DeferredScope) for scope in self.scopes)
         if deferred or name not in self.bound:
             self.uses.append(NameUse(name, line, deferred))
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str) and "~" in node.value:
+            deferred = any(isinstance(scope, _DeferredScope) for scope in self.scopes)
+            for name in dict.fromkeys(_FORMULA_CALLEE.findall(node.value)):
+                use = NameUse(name, node.lineno, deferred, optional=True)
+                self.formula_calls.append(use)
+                if not any(name in scope for scope in self.scopes) and name not in self.bound:
+                    self.uses.append(use)
 
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load):

@@ -77,6 +77,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     model, findings = find_model(facts, kept, model_name)
     roles, kept = _slice(facts, roles, kept, model)
     flow = analyse_dataflow(facts, kept)
+    _refuse_formula_functions(facts, kept, model)
     secrets = [secret for cell in facts.cells for secret in find_secrets(cell)]
     parameters = _parameters(facts, roles, kept, {s.holder for s in secrets})
     metric_names = _kale_metric_names(facts, roles)
@@ -155,6 +156,35 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
         contract=freeze(contract.to_dict()),
     )
     return _without_secrets(plan, facts, secrets)
+
+
+def _refuse_formula_functions(facts: NotebookFacts, kept: set[int], model: Model) -> None:
+    """A statsmodels formula is evaluated again when the saved model is loaded, in a place
+    where the notebook's own functions do not exist: training would pass, serving would not."""
+    if model.library != "statsmodels":
+        return
+    functions = {
+        statement.name
+        for cell in facts.cells
+        if cell.number in kept
+        for statement in ast.walk(ast.Module(body=list(cell.kept_statements), type_ignores=[]))
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    for cell in facts.cells:
+        if cell.number not in kept:
+            continue
+        for use in cell.names.formula_calls:
+            if use.name in functions:
+                raise InputError(
+                    facts.notebook.path,
+                    f"the model's formula calls {use.name}(), a function the notebook defines; "
+                    "statsmodels evaluates a formula again when the saved model is loaded, "
+                    "where that function does not exist",
+                    cell=cell.number,
+                    line=use.line,
+                    hint=f"compute {use.name}(...) into a column before the fit and name the "
+                    "column in the formula",
+                )
 
 
 def _without_secrets(plan: Plan, facts: NotebookFacts, secrets: list[Secret]) -> Plan:

@@ -59,6 +59,10 @@ NON_PREDICTORS = re.compile(
     r"TSNE|Isomap|MDS|LocallyLinearEmbedding|UMAP|NearestNeighbors|\w*Covariance|"
     r"\w*Scaler|\w*Imputer|\w*Encoder|PCA|\w*PCA|TruncatedSVD|\w*Sampler|SMOTE\w*)$"
 )
+# Estimators that predict only after a second call the fit does not make.
+CALLED_BEFORE_PREDICT = {
+    re.compile(r"^mapie\.\w+\.SplitConformal(Regressor|Classifier)$"): "conformalize",
+}
 DEEP_LEARNING_MODULES = ("tensorflow.", "keras.", "torch.", "pytorch_lightning.", "lightning.")
 SPLIT_FUNCTIONS = frozenset({"sklearn.model_selection.train_test_split"})
 CV_FUNCTIONS = frozenset(

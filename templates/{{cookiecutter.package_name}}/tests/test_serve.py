@@ -57,7 +57,11 @@ def test_malformed_rows_are_refused(client: TestClient, trained) -> None:
     if isinstance(trained.records[0], dict):
         pytest.skip("records with names: see test_malformed_input_names_the_field")
     row = trained.records[0]
-    for bad, says in ((_with_last_value(row, "not a number"), "numbers"), (row[:-1], "shape")):
+    if isinstance(row, list):
+        cases = ((_with_last_value(row, "not a number"), "numbers"), (row[:-1], "shape"))
+    else:  # a model of one unnamed value: a record is a bare number
+        cases = (("not a number", "number"), ([[row]], "shape"))
+    for bad, says in cases:
         for path, body in (("/predict", bad), ("/invocations", {"instances": [bad]})):
             response = client.post(path, json=body)
             assert response.status_code in (400, 422), (path, response.text)

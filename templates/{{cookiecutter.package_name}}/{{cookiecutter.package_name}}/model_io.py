@@ -67,8 +67,8 @@ class ModelLoggingError(Exception):
 def log_model(model: Any, model_input: Any, trusted_types: Iterable[str] = ()) -> str:
     """Log and register `model` with its flavour; return the new registered version."""
     model = unwrap_search(model)
-    example = _head(model_input, 5)
     try:
+        example = _without_formula_target(model, _head(model_input, 5))
         signature = infer_signature(example, predict(model, example))
     except Exception as error:
         raise ModelLoggingError(
@@ -190,7 +190,22 @@ def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [""])[0]
 
 
+def _without_formula_target(model: Any, example: Any) -> Any:
+    """A statsmodels formula is fitted on a frame that holds its target too; serving must
+    not ask callers for the value it predicts."""
+    formula_model = getattr(model, "model", None)
+    target = getattr(formula_model, "endog_names", None)
+    if getattr(formula_model, "formula", None) and hasattr(example, "drop"):
+        if isinstance(target, str) and target in getattr(example, "columns", ()):
+            return example.drop(columns=[target])
+    return example
+
+
 def _head(value: Any, rows: int) -> Any:
+    if isinstance(value, Mapping):  # a formula fitted on a dict of columns reads a frame too
+        import pandas
+
+        value = pandas.DataFrame(value)
     if hasattr(value, "iloc"):
         return value.iloc[:rows]
     return value[:rows]

@@ -199,6 +199,10 @@ class TensorInputs:
 
     def one_or_many(self, document: Any) -> list[Any]:
         """One record or a batch, told apart by how deeply the arrays nest."""
+        if len(self.shape) == 1 and not isinstance(document, list):
+            if isinstance(document, int | float) and not isinstance(document, bool):
+                return [document]  # a model of one unnamed value: a record is a bare number
+            raise invalid("expected a number or a batch (list) of numbers")
         if not isinstance(document, list):
             raise invalid(f"expected an array of shape {list(self.shape[1:])} or a batch of them")
         depth, value = 0, document
