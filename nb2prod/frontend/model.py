@@ -22,13 +22,13 @@ from nb2prod.errors import InputError
 from nb2prod.frontend.facts import CallSite, CellFacts, NotebookFacts
 from nb2prod.frontend.pysyntax import dotted_name
 from nb2prod.frontend.vocabulary import (
+    CALLED_BEFORE_PREDICT,
     CLASSIFIER_HINTS,
     CONVENTIONAL_MODEL_NAMES,
     DEEP_LEARNING_MODULES,
     FIT_METHODS,
     NON_PREDICTORS,
     PREDICT_METHODS,
-    CALLED_BEFORE_PREDICT,
     REGRESSOR_HINTS,
     TRAIN_FUNCTIONS,
     is_transformer,
