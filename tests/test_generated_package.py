@@ -335,3 +335,78 @@ def test_a_missing_data_file_names_the_cell(tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert_one_line(failed.stderr, "train:", "FileNotFoundError", "notebook cell 2")
     assert os.path.exists(package / "mlflow.db")  # the run was recorded, as FAILED
+
+
+# ---------------------------------------------------------------------------------------------
+# A time-series model is served as MLflow's statsmodels flavour takes it: rows of start, end.
+
+FORECASTER_CELLS = [
+    "import numpy as np\nimport pandas as pd\nfrom statsmodels.tsa.arima.model import ARIMA",
+    "rng = np.random.default_rng(0)\n"
+    "series = pd.Series(np.cumsum(rng.normal(size=120)))\n"
+    "train, test = series[:100], series[100:]",
+    "res = ARIMA(train, order=(1, 0, 0)).fit()\nforecast = res.predict(100, 119)\n"
+    "mae = float(np.mean(np.abs(forecast.to_numpy() - test.to_numpy())))",
+]
+
+FORECAST_CHECK = textwrap.dedent(
+    """
+    import json
+    import mlflow
+    from fastapi.testclient import TestClient
+    from {pkg} import serve, train
+
+    assert train.main([]) == 0
+    uri = "models:/{pkg}/1"
+    client = TestClient(serve.create_app(uri))
+    answers = {{}}
+    for name, body in {{
+        "one": {{"start": 100, "end": 111}},
+        "two": [{{"start": 100, "end": 101}}, {{"start": 110, "end": 110}}],
+        "backwards": {{"start": 105, "end": 100}},
+        "too_far": {{"start": 100, "end": 100 + 20000}},
+    }}.items():
+        response = client.post("/predict", json=body)
+        answers[name] = [response.status_code, response.json()]
+    info = mlflow.models.get_model_info(uri)
+    print(json.dumps({{"answers": answers, "flavors": sorted(info.flavors),
+                      "inputs": info.signature.inputs.input_names()}}))
+    """
+)
+
+
+def test_a_time_series_model_forecasts_the_stretch_each_row_asks_for(tmp_path: Path) -> None:
+    package = package_from(tmp_path, "arima", FORECASTER_CELLS)
+    done = run(PYTHON, "-c", FORECAST_CHECK.format(pkg="arima"), cwd=package, env=env_for(package))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "statsmodels" in result["flavors"] and result["inputs"] == ["start", "end"]
+    assert '`{"start": 100, "end": 111}`' in (package / "README.md").read_text()
+    answers = result["answers"]
+    status, one = answers["one"]
+    assert status == 200 and len(one["predictions"]) == 1 and len(one["predictions"][0]) == 12
+    assert one["implementation_status"]  # the honesty fields ride along as for any model
+    status, two = answers["two"]
+    assert status == 200 and [len(p) for p in two["predictions"]] == [2, 1]
+    assert two["predictions"][0][0] == one["predictions"][0][0]  # the same step, the same value
+    for bad, says in (("backwards", "is before start"), ("too_far", "at most 10000 steps")):
+        status, body = answers[bad]
+        assert status == 422 and says in json.dumps(body), body
+
+
+@pytest.mark.parametrize(
+    ("fit", "says"),
+    [
+        (
+            "res = ARIMA(train, exog=np.arange(100), order=(1, 0, 0)).fit()",
+            "forecasts from exogenous data (np.arange(100))",
+        ),
+        ("res = ARIMA(train, np.arange(100)).fit()", "forecasts from exogenous data"),
+    ],
+)
+def test_a_forecaster_that_needs_future_exog_is_refused(tmp_path: Path, fit: str, says: str):
+    path = tmp_path / "exog.ipynb"
+    nbformat.write(notebook([*FORECASTER_CELLS[:2], fit]), path)
+    done = run(PYTHON, "-m", "nb2prod", "plan", str(path), cwd=tmp_path, env={})
+    assert done.returncode == 2
+    assert_one_line(done.stderr, "nb2prod plan: error:", "cell 3", says)

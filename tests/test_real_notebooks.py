@@ -643,11 +643,20 @@ def test_a_statsmodels_formula_calling_a_notebook_function_is_refused(
         "res = sm.tsa.SARIMAX(df['y'], order=(1, 0, 0)).fit(disp=False)",
     ],
 )
-def test_a_time_series_model_is_refused_as_a_forecaster(write_notebook, fit: str) -> None:
-    result = run_cli("plan", write_notebook([*SERIES, fit + "\nforecast = res.predict(60, 65)"]))
+def test_a_time_series_model_is_a_forecaster_of_its_series(write_notebook, fit: str) -> None:
+    plan = build_plan(write_notebook([*SERIES, fit + "\nforecast = res.predict(60, 65)"]))
+    assert plan.model.name == "res" and plan.model.fit_inputs == ("df['y']",)
+    assert plan.model.library == "statsmodels"
+
+
+def test_a_forecaster_built_by_a_selection_function_is_refused(write_notebook) -> None:
+    fit = (
+        "from statsmodels.tsa.ar_model import ar_select_order\n"
+        "res = ar_select_order(df['y'], 3).model.fit()"
+    )
+    result = run_cli("plan", write_notebook([*SERIES, fit]))
     assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1
-    assert "cell 3: the model res is a time-series model (" in result.stderr
-    assert "nb2prod does not serve forecasters yet" in result.stderr
+    assert "cell 3: the model res is built by ar_select_order(...)" in result.stderr
 
 
 def test_a_conformal_model_never_conformalized_is_refused(write_notebook) -> None:

@@ -15,6 +15,7 @@ import functools
 import importlib
 import importlib.metadata
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -43,6 +44,7 @@ class _Candidate:
     cell: int
     fit_inputs: tuple[str, ...]
     constructor: str | None = None  # the class it was built from, when the fit shows it
+    built: ast.Call | None = None  # the call that built it, when the fit shows it
 
 
 def explicit_model_name(
@@ -84,22 +86,43 @@ def find_model(
     else:
         chosen, reason = _choose(facts, candidates, findings)
     model = _describe(facts, kept, chosen, reason, candidates)
-    _refuse_unservable(facts, kept, model)
+    _refuse_unservable(facts, kept, model, chosen.built)
     return model, findings
 
 
-def _refuse_unservable(facts: NotebookFacts, kept: set[int], model: Model) -> None:
-    """Models that cannot answer a row of data as the notebook leaves them, said before
-    anything is written rather than found when training logs the model."""
+def _refuse_unservable(
+    facts: NotebookFacts, kept: set[int], model: Model, built: ast.Call | None
+) -> None:
+    """Models that cannot be served as the notebook leaves them, said before anything is
+    written rather than found when training logs the model."""
     short = model.estimator.rsplit(".", 1)[-1]
-    if ".tsa." in f".{model.estimator}":
+    where = model.fitted_in or model.defined_in
+    if ".tsa." in f".{model.estimator}" and _imported_class(model.estimator) is None:
         raise InputError(
             facts.notebook.path,
-            f"the model {model.name} is a time-series model ({short}) that forecasts by "
-            "date or step rather than from rows of data; nb2prod does not serve "
-            "forecasters yet",
-            cell=model.fitted_in or model.defined_in,
-            hint="to convert this notebook, fit a model on rows of lagged features instead",
+            f"the model {model.name} is built by {short}(...), not by one of statsmodels' "
+            "time-series model classes, so nb2prod cannot tell how it forecasts",
+            cell=where,
+            hint="build it from its class, as in AutoReg(endog, lags=...).fit()",
+        )
+    if ".tsa." in f".{model.estimator}" and not is_time_series_model(model.estimator):
+        raise InputError(
+            facts.notebook.path,
+            f"the model {model.name} ({short}) forecasts only a number of steps ahead, not "
+            "a stretch from start to end; nb2prod does not serve such forecasters yet",
+            cell=where,
+            hint="fit one of statsmodels' time-series models (ARIMA, SARIMAX, AutoReg, "
+            "ExponentialSmoothing, ETSModel) or a model on rows of lagged features",
+        )
+    exog = _time_series_exog(model.estimator, built)
+    if exog is not None:
+        raise InputError(
+            facts.notebook.path,
+            f"the model {model.name} ({short}) forecasts from exogenous data ({exog}), whose "
+            "future values a forecast request would have to bring; nb2prod serves "
+            "forecasters of the series alone",
+            cell=where,
+            hint=f"fit {short} without exog to convert this notebook",
         )
     for pattern, method in CALLED_BEFORE_PREDICT.items():
         if not pattern.search(model.estimator):
@@ -216,9 +239,12 @@ def _fitted_candidate(facts: NotebookFacts, call: CallSite, cell: int) -> _Candi
     if not name or is_transformer(constructor) or not _predicts(facts, name, constructor):
         return None
     inputs = tuple(dotted_name(arg) or ast.unparse(arg) for arg in call.node.args)
-    if statsmodels and built_here is not None:
-        inputs = _statsmodels_inputs(built_here) or inputs
-    return _Candidate(name, "fitted", cell, inputs, constructor)
+    built = built_here if isinstance(built_here, ast.Call) else None
+    if statsmodels and built is not None and built.args and is_time_series_model(constructor):
+        inputs = (dotted_name(built.args[0]) or ast.unparse(built.args[0]),)  # the series
+    elif statsmodels and built is not None:
+        inputs = _statsmodels_inputs(built) or inputs
+    return _Candidate(name, "fitted", cell, inputs, constructor, built)
 
 
 def _booster_inputs(facts: NotebookFacts, data: ast.expr | None) -> tuple[str, ...]:
@@ -261,12 +287,49 @@ def _predicts(facts: NotebookFacts, name: str, constructor: str | None) -> bool:
     return last_step is None or _class_predicts(last_step) is not False
 
 
+def is_time_series_model(qualified: str | None) -> bool:
+    """A statsmodels time-series model: its results forecast from `start` to `end`."""
+    if not qualified or ".tsa." not in f".{qualified}":
+        return False
+    found = _imported_class(qualified)
+    return found is not None and any(
+        f"{base.__module__}.{base.__name__}" == _TIME_SERIES_MODEL for base in found.__mro__
+    )
+
+
+_TIME_SERIES_MODEL = "statsmodels.tsa.base.tsa_model.TimeSeriesModel"
+_EXOG_SECOND = re.compile(r"\.(ARIMA|SARIMAX|UnobservedComponents|DynamicFactor|VARMAX)$")
+
+
+def _time_series_exog(qualified: str, built: ast.Call | None) -> str | None:
+    """What a time-series model was given as exog, if anything."""
+    if built is None or not is_time_series_model(qualified):
+        return None
+    for item in built.keywords:
+        if item.arg == "exog" and not (
+            isinstance(item.value, ast.Constant) and item.value.value is None
+        ):
+            return ast.unparse(item.value)
+    if len(built.args) > 1 and _EXOG_SECOND.search(qualified):
+        second = built.args[1]
+        if not (isinstance(second, ast.Constant) and second.value is None):
+            return ast.unparse(second)
+    return None
+
+
 def _class_predicts(qualified: str) -> bool | None:
     """Ask the library itself, when it is installed here: does this class have `predict`?
 
     Only for libraries other than scikit-learn (whose classes the vocabulary knows, and whose
     import would cost every plan half a second); None when it cannot be told.
     """
+    found = _imported_class(qualified)
+    return None if found is None else hasattr(found, "predict")
+
+
+@functools.cache
+def _imported_class(qualified: str) -> type | None:
+    """The class itself, imported quietly; None when it cannot or must not be imported."""
     module, _, name = qualified.rpartition(".")
     top = module.partition(".")[0]
     if not module or top in _NOT_IMPORTED or not name[:1].isupper():
@@ -290,7 +353,7 @@ def _class_predicts(qualified: str) -> bool | None:
                 found = inner
     except Exception:  # a library that fails to import says nothing about the class
         return None
-    return hasattr(found, "predict") if isinstance(found, type) else None
+    return found if isinstance(found, type) else None
 
 
 @functools.cache
@@ -420,7 +483,12 @@ def _choose(
             )
         if kind == "chosen":
             chosen = _Candidate(
-                chosen.name, "fitted", chosen.cell, _inputs_of(candidates), chosen.constructor
+                chosen.name,
+                "fitted",
+                chosen.cell,
+                _inputs_of(candidates),
+                chosen.constructor,
+                chosen.built,
             )
         return chosen, reason
     raise _no_model(facts)

@@ -137,12 +137,13 @@ def test_limits(trained, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.tracking_uri)
     monkeypatch.setenv("PREDICT_MAX_BATCH", "1")
     one = json.dumps(trained.records[:1])
-    limit = 2 * len(json.dumps(trained.records[:2]))  # two records fit, whatever their digits
+    two = (trained.records * 2)[:2]  # a forecaster's example is one record
+    limit = 2 * len(json.dumps(two))  # two records fit, whatever their digits
     monkeypatch.setenv("MAX_BODY_BYTES", str(limit))
     monkeypatch.setenv("PREDICT_TIMEOUT_SECONDS", "0")  # no time limit: predicts on the loop
     limited = TestClient(serve.create_app(trained.model_uri))
     assert limited.post("/predict", json=trained.records[:1]).status_code == 200
-    over = limited.post("/predict", json=trained.records[:2])
+    over = limited.post("/predict", json=two)
     assert over.status_code == 422 and "PREDICT_MAX_BATCH" in over.text
     big = json.dumps(trained.records[:1] * (limit // len(one) + 2))
     response = limited.post("/predict", content=big, headers={"Content-Type": "application/json"})

@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import Schema
 
 from . import honesty
+from .forecasting import Forecaster, is_forecaster
 from .payloads import ModelInputs, model_inputs
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,11 @@ def load(uri: str) -> Served:
         if "sklearn" in info.flavors:
             served.model = mlflow.sklearn.load_model(concrete)
             needs_names = by_name(served.model, schema)
+        elif "statsmodels" in info.flavors and is_forecaster(
+            results := mlflow.statsmodels.load_model(concrete)
+        ):
+            served.model = Forecaster(results)  # rows of start, end; a list for each
+            needs_names = True
         else:
             served.model = mlflow.pyfunc.load_model(concrete)
             needs_names = True

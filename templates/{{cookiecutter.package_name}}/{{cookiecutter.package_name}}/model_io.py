@@ -17,6 +17,9 @@ The flavour is chosen from the fitted object's type when training runs:
 - statsmodels results: ``mlflow.statsmodels``, which pickles them (statsmodels has no other
   format): loading runs that pickle, so load only models this package trained. MLflow refuses
   it when ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false``.
+  A time-series model (ARIMA, SARIMAX, AutoReg, ExponentialSmoothing, ETSModel...) takes
+  what MLflow's statsmodels flavour takes, rows of ``start`` and ``end`` (see forecasting.py),
+  and is logged with the request for the steps right after its series as its example.
 - a rule-based model: its code, as an MLflow model-from-code, plus its settings.
 """
 
@@ -32,6 +35,7 @@ import mlflow
 from mlflow.models import infer_signature
 
 from {{ cookiecutter.package_name }} import honesty
+from {{ cookiecutter.package_name }}.forecasting import forecast_request, is_forecaster
 
 MODEL_NAME: str = honesty.MODEL["model_name"]
 # Module prefixes whose types skops may construct: the vetted libraries, this package's own
@@ -51,6 +55,7 @@ TRUSTED_MODULES = (
 TRUSTED_CONTAINERS = ("collections.OrderedDict", "collections.defaultdict")
 TRUSTED_TYPES_VARIABLE = "NB2PROD_TRUSTED_TYPES"
 NATIVE_FLAVOURS = ("xgboost", "lightgbm", "statsmodels")
+FORECAST_EXAMPLE_STEPS = 12  # how far ahead the logged example of a forecaster reaches
 # The package's pinned requirements (requirements.txt), recorded with the model as they are:
 # MLflow would otherwise start a Python process to guess them.
 REQUIREMENTS = [
@@ -68,7 +73,10 @@ def log_model(model: Any, model_input: Any, trusted_types: Iterable[str] = ()) -
     """Log and register `model` with its flavour; return the new registered version."""
     model = unwrap_search(model)
     try:
-        example = _without_formula_target(model, _head(model_input, 5))
+        if is_forecaster(model):
+            example = forecast_request(model, FORECAST_EXAMPLE_STEPS)
+        else:
+            example = _without_formula_target(model, _head(model_input, 5))
         signature = infer_signature(example, predict(model, example))
     except Exception as error:
         raise ModelLoggingError(
@@ -131,11 +139,15 @@ def unwrap_search(model: Any) -> Any:
 
 
 def predict(model: Any, example: Any) -> Any:
-    """What the model's pyfunc flavour answers for `example`: a booster reads a DMatrix."""
+    """What the model's pyfunc flavour answers for `example`: a booster reads a DMatrix, a
+    forecaster the stretch from the first row's start to its end."""
     if type(model).__module__.startswith("xgboost.") and type(model).__name__ == "Booster":
         import xgboost
 
         return model.predict(xgboost.DMatrix(example))
+    if is_forecaster(model):
+        row = example.iloc[0]
+        return model.predict(start=row["start"], end=row["end"])
     return model.predict(example)
 
 
