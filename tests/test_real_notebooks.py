@@ -670,3 +670,41 @@ def test_a_conformal_model_never_conformalized_is_refused(write_notebook) -> Non
         build_plan(write_notebook([*SERIES, fit]))
     ready = fit + "mapie.conformalize(df[['a', 'b']][30:], df['y'][30:])"
     assert build_plan(write_notebook([*SERIES, ready])).model.name == "mapie"
+
+
+# 7. Several models: a name bound to something else after its fit is no longer the model -------
+
+
+def test_a_model_rebound_after_its_fit_is_not_chosen(write_notebook) -> None:
+    cells = [
+        *SERIES,
+        "res = smf.quantreg('y ~ a', df).fit(q=0.5)",
+        "def at(q):\n    fitted = res.model.fit(q=q)\n    return fitted.params['a']\n\n\n"
+        "ols = smf.ols('y ~ a + b', df).fit()\nols = dict(a=ols.params['a'], q=at(0.9))",
+    ]
+    plan = build_plan(write_notebook(cells))
+    assert plan.model.name == "res" and plan.model.fit_inputs == ("df",)  # (formula, data)
+    said = [f.message for f in plan.findings if f.code == "model-rebound"]
+    assert said == ["ols is not the model: it is bound to something else after its fit"]
+
+
+def test_a_notebook_whose_only_model_is_rebound_is_refused_where(write_notebook) -> None:
+    cells = [*SERIES, "ols = smf.ols('y ~ a', df).fit()\nols = ols.params"]
+    result = run_cli("plan", write_notebook(cells))
+    assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "cell 3, line 2: ols is bound to something else after its fit" in result.stderr
+
+
+def test_a_prefit_conformal_model_is_fitted_by_conformalize(write_notebook) -> None:
+    cells = [
+        *SERIES,
+        "from mapie.regression import SplitConformalRegressor\n"
+        "from sklearn.linear_model import LinearRegression\n"
+        "base = LinearRegression().fit(df[['a', 'b']][:30], df['y'][:30])\n"
+        "mapie = SplitConformalRegressor(base, prefit=True)\n"
+        "mapie.conformalize(df[['a', 'b']][30:], df['y'][30:])",
+    ]
+    plan = build_plan(write_notebook(cells))
+    assert plan.model.name == "mapie"
+    assert plan.model.estimator == "mapie.regression.SplitConformalRegressor"
+    assert plan.model.fit_inputs[0] == "df[['a', 'b']][30:]"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from nb2prod.errors import InputError
 from nb2prod.frontend.facts import CallSite, CellFacts, NotebookFacts
+from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import dotted_name
 from nb2prod.frontend.vocabulary import (
     CALLED_BEFORE_PREDICT,
@@ -36,6 +37,8 @@ from nb2prod.frontend.vocabulary import (
 )
 from nb2prod.plan import Finding, Model
 
+UNKNOWN_LINE = 1_000_000  # a candidate whose line is not known counts as its cell's last
+
 
 @dataclass(frozen=True)
 class _Candidate:
@@ -45,6 +48,7 @@ class _Candidate:
     fit_inputs: tuple[str, ...]
     constructor: str | None = None  # the class it was built from, when the fit shows it
     built: ast.Call | None = None  # the call that built it, when the fit shows it
+    line: int = UNKNOWN_LINE  # where in its cell it is fitted or chosen
 
 
 def explicit_model_name(
@@ -75,6 +79,7 @@ def find_model(
     facts: NotebookFacts, kept: set[int], override: str | None = None
 ) -> tuple[Model, list[Finding]]:
     candidates = _candidates(facts, kept)
+    rebound = _rebound_after_fit(facts, kept, candidates)
     explicit = explicit_model_name(facts, override)
     findings: list[Finding] = []
     if explicit is not None:
@@ -82,9 +87,26 @@ def find_model(
         chosen = next((c for c in reversed(candidates) if c.name == name), None)
         if chosen is None:
             chosen = _defined_candidate(facts, kept, name, where)
+        elif name in rebound:
+            raise _rebound_error(facts, name, rebound[name])
         reason = f"named by {where}"
     else:
-        chosen, reason = _choose(facts, candidates, findings)
+        live = [c for c in candidates if c.name not in rebound]
+        if candidates and not live:
+            name = candidates[-1].name
+            raise _rebound_error(facts, name, rebound[name])
+        for name, (cell, line) in rebound.items():
+            findings.append(
+                Finding(
+                    "model-rebound",
+                    "info",
+                    f"{name} is not the model: it is bound to something else after its fit",
+                    cell,
+                    line,
+                    None,
+                )
+            )
+        chosen, reason = _choose(facts, live, findings)
     model = _describe(facts, kept, chosen, reason, candidates)
     _refuse_unservable(facts, kept, model, chosen.built)
     return model, findings
@@ -144,6 +166,38 @@ def _refuse_unservable(
             )
 
 
+def _rebound_after_fit(
+    facts: NotebookFacts, kept: set[int], candidates: list[_Candidate]
+) -> dict[str, tuple[int, int]]:
+    """Names the notebook binds again after their last fit (`ols = dict(a=ols.params[0])`):
+    what they hold at the end is no longer the model. Maps each to where it is rebound."""
+    last_fit: dict[str, tuple[int, int]] = {}
+    for candidate in candidates:
+        position = (candidate.cell, candidate.line)
+        last_fit[candidate.name] = max(last_fit.get(candidate.name, position), position)
+    rebound: dict[str, tuple[int, int]] = {}
+    for cell in facts.cells:
+        if cell.number not in kept:
+            continue
+        for statement in cell.kept_statements:
+            for name in scan_names([statement]).defines:
+                fitted = last_fit.get(name)
+                if fitted is not None and (cell.number, statement.lineno) > fitted:
+                    rebound[name] = (cell.number, statement.lineno)
+    return rebound
+
+
+def _rebound_error(facts: NotebookFacts, name: str, where: tuple[int, int]) -> InputError:
+    return InputError(
+        facts.notebook.path,
+        f"{name} is bound to something else after its fit, so what it holds at the end is "
+        "no longer the fitted model",
+        cell=where[0],
+        line=where[1],
+        hint=f"give the new value another name than {name}",
+    )
+
+
 def _candidates(facts: NotebookFacts, kept: set[int] | None) -> list[_Candidate]:
     found: list[_Candidate] = []
     rule_classes = {
@@ -166,7 +220,9 @@ def _candidates(facts: NotebookFacts, kept: set[int] | None) -> list[_Candidate]
                 found.append(candidate)
             callee = dotted_name(call.node.func)
             if callee in rule_classes and call.assigned_to:
-                found.append(_Candidate(call.assigned_to[0], "rule-based", cell.number, ()))
+                found.append(
+                    _Candidate(call.assigned_to[0], "rule-based", cell.number, (), line=call.line)
+                )
         found += _returned_by_trainers(facts, cell, trainers)
         found += _chosen_by_notebook(facts, cell, {c.name for c in found}, collections)
     return found
@@ -207,7 +263,9 @@ def _returned_by_trainers(
             continue
         if isinstance(call.node.func, ast.Name) and call.node.func.id in trainers:
             inputs = tuple(dotted_name(arg) or ast.unparse(arg) for arg in call.node.args)
-            found.append(_Candidate(call.assigned_to[0], "fitted", cell.number, inputs))
+            found.append(
+                _Candidate(call.assigned_to[0], "fitted", cell.number, inputs, line=call.line)
+            )
     return found
 
 
@@ -218,8 +276,11 @@ def _fitted_candidate(facts: NotebookFacts, call: CallSite, cell: int) -> _Candi
         for item in call.node.keywords:
             if item.arg in ("dtrain", "train_set"):
                 data = item.value
-        return _Candidate(call.assigned_to[0], "fitted", cell, _booster_inputs(facts, data))
-    if call.method not in FIT_METHODS or not isinstance(call.node.func, ast.Attribute):
+        inputs = _booster_inputs(facts, data)
+        return _Candidate(call.assigned_to[0], "fitted", cell, inputs, line=call.line)
+    if not isinstance(call.node.func, ast.Attribute) or not (
+        call.method in FIT_METHODS or _completes(facts, call)
+    ):
         return None
     name = call.receiver
     receiver = call.node.func.value
@@ -234,8 +295,8 @@ def _fitted_candidate(facts: NotebookFacts, call: CallSite, cell: int) -> _Candi
     statsmodels = _is_statsmodels(facts, built_here)
     if (not isinstance(receiver, ast.Name) or statsmodels) and call.assigned_to:
         name = call.assigned_to[0]  # results = smf.ols(...).fit(): the results predict
-    elif not isinstance(receiver, ast.Name):
-        return None  # `Model().fit(X, y)` passed straight on: no variable holds it
+    elif not isinstance(receiver, ast.Name) or statsmodels:
+        return None  # `Model().fit(X, y)` passed on, a statsmodels result not kept: no variable
     if not name or is_transformer(constructor) or not _predicts(facts, name, constructor):
         return None
     inputs = tuple(dotted_name(arg) or ast.unparse(arg) for arg in call.node.args)
@@ -244,7 +305,17 @@ def _fitted_candidate(facts: NotebookFacts, call: CallSite, cell: int) -> _Candi
         inputs = (dotted_name(built.args[0]) or ast.unparse(built.args[0]),)  # the series
     elif statsmodels and built is not None:
         inputs = _statsmodels_inputs(built) or inputs
-    return _Candidate(name, "fitted", cell, inputs, constructor, built)
+    return _Candidate(name, "fitted", cell, inputs, constructor, built, call.line)
+
+
+def _completes(facts: NotebookFacts, call: CallSite) -> bool:
+    """`mapie.conformalize(X, y)` on a model built around a fitted one (prefit=True): the call
+    that readies it to predict is its fit."""
+    built_as = facts.constructors.get(call.receiver or "")
+    return bool(built_as) and any(
+        pattern.search(built_as or "") and method == call.method
+        for pattern, method in CALLED_BEFORE_PREDICT.items()
+    )
 
 
 def _booster_inputs(facts: NotebookFacts, data: ast.expr | None) -> tuple[str, ...]:
@@ -264,14 +335,13 @@ def _is_statsmodels(facts: NotebookFacts, call: ast.expr | None) -> bool:
 
 
 def _statsmodels_inputs(call: ast.expr) -> tuple[str, ...]:
-    """statsmodels models take (endog, exog) or a formula and `data=`: the exog is the input."""
+    """statsmodels models take (endog, exog) or a formula and its data: exog or data is the
+    input."""
     assert isinstance(call, ast.Call)
     for item in call.keywords:
         if item.arg in ("exog", "data"):
             return (dotted_name(item.value) or ast.unparse(item.value),)
-    if len(call.args) > 1 and not (
-        isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str)
-    ):
+    if len(call.args) > 1:  # (endog, exog), or (formula, data)
         return (dotted_name(call.args[1]) or ast.unparse(call.args[1]),)
     return ()
 
@@ -410,7 +480,7 @@ def _chosen_by_notebook(
         picked = target.id.startswith("best") or _is_best_estimator(statement.value)
         sources = reads & (fitted | collections)
         if picked and sources:
-            found.append(_Candidate(target.id, "chosen", cell.number, ()))
+            found.append(_Candidate(target.id, "chosen", cell.number, (), line=statement.lineno))
     return found
 
 
@@ -489,6 +559,7 @@ def _choose(
                 _inputs_of(candidates),
                 chosen.constructor,
                 chosen.built,
+                chosen.line,
             )
         return chosen, reason
     raise _no_model(facts)

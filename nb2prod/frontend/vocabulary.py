@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-FIT_METHODS = frozenset({"fit", "fit_predict", "partial_fit"})
+FIT_METHODS = frozenset({"fit", "fit_predict", "partial_fit", "fit_conformalize"})
 TRAIN_FUNCTIONS = frozenset({"xgboost.train", "lightgbm.train", "catboost.train"})
 PREDICT_METHODS = frozenset({"predict", "predict_proba", "predict_log_proba", "decision_function"})
 CONVENTIONAL_MODEL_NAMES = (
@@ -61,7 +61,9 @@ NON_PREDICTORS = re.compile(
 )
 # Estimators that predict only after a second call the fit does not make.
 CALLED_BEFORE_PREDICT = {
-    re.compile(r"^mapie\.\w+\.SplitConformal(Regressor|Classifier)$"): "conformalize",
+    re.compile(
+        r"^mapie\.\w+\.(SplitConformal(Regressor|Classifier)|ConformalizedQuantileRegressor)$"
+    ): "conformalize",
 }
 DEEP_LEARNING_MODULES = ("tensorflow.", "keras.", "torch.", "pytorch_lightning.", "lightning.")
 SPLIT_FUNCTIONS = frozenset({"sklearn.model_selection.train_test_split"})
