@@ -38,7 +38,8 @@ cells (IPython magics and shell escapes are removed first):
     ``datasets.*.load_data``; sktime ``load_UCR_UEA_dataset``/``load_forecastingdata``/
     ``load_solar``; ``from_pretrained``/``hf_hub_download``; ``urlopen``/``urlretrieve``),
     imports an HTTP client or a web data reader (``urllib.request``, ``requests``, ``wget``,
-    ``httpx``, ``pooch``, ``pandas_datareader``), or holds an ``http://``/``https://`` string
+    ``httpx``, ``pooch``, ``pandas_datareader``, ``yellowbrick.datasets``, whose loaders
+    download on first use), or holds an ``http://``/``https://`` string
     literal in code (a URL handed to a reader).
 ``heavy-framework``
     it imports a deep-learning or cluster framework that the shared runtime does not carry
@@ -145,8 +146,18 @@ NETWORK_CALLS = re.compile(
     r"\s*\("
     r"|\bdatasets\.\w+\.load_data\s*\("
 )
+# Web data readers count as clients: yellowbrick's dataset loaders download on first use.
 HTTP_CLIENTS = frozenset(
-    {"requests", "wget", "httpx", "urllib.request", "urllib3", "pooch", "pandas_datareader"}
+    {
+        "requests",
+        "wget",
+        "httpx",
+        "urllib.request",
+        "urllib3",
+        "pooch",
+        "pandas_datareader",
+        "yellowbrick.datasets",
+    }
 )
 TRAINS = re.compile(r"\.fit\s*\(|\b(xgb|xgboost|lgb|lightgbm)\.train\s*\(")
 MAGIC_LINE = re.compile(r"^\s*[%!]")

@@ -49,6 +49,7 @@ funnel = load("funnel")
         ("import pandas as pd\ndf = pd.read_csv('https://example.org/train.csv')", "network"),
         ("import pandas as pd\nURL = 'http://example.org/x.csv'\ndf = pd.read_csv(URL)", "network"),
         ("import requests\nr = requests.get(u)", "network"),
+        ("from yellowbrick.datasets import load_concrete\nX, y = load_concrete()", "network"),
         (
             "import statsmodels.api as sm\nd = sm.datasets.get_rdataset('Guerry', 'HistData')",
             "network",

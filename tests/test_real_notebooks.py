@@ -566,9 +566,8 @@ def test_a_model_fitted_on_a_reshaped_array_is_served_that_shape(write_notebook)
     ("fit", "says"),
     [
         (
-            "from yellowbrick.classifier import ClassificationReport\n"
-            "viz = ClassificationReport(LogisticRegression())\nviz.fit(X_train, y_train)",
-            "no model outside display code: the notebook fits only to draw (viz.fit(...) in cell",
+            "clf = LogisticRegression()\nax = plt.plot(clf.fit(X_train, y_train).predict(X_test))",
+            "no model outside display code: the notebook fits only to draw (clf.fit(...) in cell",
         ),
         (
             "scores = cross_val_score_of(LogisticRegression().fit(X_train, y_train))",
@@ -708,3 +707,42 @@ def test_a_prefit_conformal_model_is_fitted_by_conformalize(write_notebook) -> N
     assert plan.model.name == "mapie"
     assert plan.model.estimator == "mapie.regression.SplitConformalRegressor"
     assert plan.model.fit_inputs[0] == "df[['a', 'b']][30:]"
+
+
+# 3, 4. A model a yellowbrick visualizer fits and scores ----------------------------------------
+
+
+def test_a_visualizers_fit_and_score_are_the_models(write_notebook) -> None:
+    cells = [
+        "from sklearn.datasets import load_diabetes\n"
+        "from sklearn.linear_model import Ridge\n"
+        "from sklearn.model_selection import train_test_split\n"
+        "from yellowbrick.regressor import PredictionError, ResidualsPlot",
+        "X, y = load_diabetes(return_X_y=True, as_frame=True)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+        "visualizer = ResidualsPlot(Ridge(alpha=2.0), hist=False)\n"
+        "visualizer.fit(X_train, y_train)  # fit the training data\n"
+        "visualizer.score(X_test, y_test)\n"
+        "visualizer.show()",
+    ]
+    plan = build_plan(write_notebook(cells))
+    assert plan.model.name == "model" and plan.model.estimator == "sklearn.linear_model.Ridge"
+    assert plan.model.fit_inputs == ("X_train", "y_train")
+    assert [m.name for m in plan.metrics] == ["model_score"]
+    code = "".join(block.source for step in plan.steps for block in step.blocks)
+    assert "model = Ridge(alpha=2.0)\nmodel.fit(X_train, y_train)  # fit the training data" in code
+    assert "visualizer" not in code
+    reasons = dropped(plan, 3)
+    assert reasons[1].endswith("the visualizer's fit and score are done on model itself")
+    assert reasons[4] == "only displays or plots"
+
+
+def test_a_fit_shown_is_a_fit(write_notebook) -> None:
+    cells = [
+        *IRIS_SPLIT,
+        "from sklearn.linear_model import LogisticRegression\n"
+        "clf = LogisticRegression(max_iter=500)\ndisplay(clf.fit(X_train, y_train))",
+    ]
+    plan = build_plan(write_notebook(cells))
+    assert plan.model.name == "clf" and plan.model.fit_inputs == ("X_train", "y_train")
+    assert dropped(plan, 3)[3] == "showing dropped; the fit it shows is kept"

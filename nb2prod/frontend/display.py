@@ -26,6 +26,7 @@ PLOTTING_MODULES = (
     "scikitplot",
     "shap.plots",
 )
+_DATA_IN_PLOTTING_MODULES = ("yellowbrick.datasets.", "seaborn.load_dataset", "plotly.data.")
 _DISPLAY_FUNCTIONS = frozenset(
     {"print", "display", "pprint.pprint", "pprint", "IPython.display.display"}
 )
@@ -199,6 +200,8 @@ class DisplayTracker:
         qualified = self._aliases.resolve(dotted or root)
         if qualified.startswith(_SKLEARN_DISPLAYS) and "Display" in qualified:
             return True
+        if qualified.startswith(_DATA_IN_PLOTTING_MODULES):
+            return False  # a plotting library's own datasets: loading data
         return any(
             qualified == module or qualified.startswith(module + ".") for module in PLOTTING_MODULES
         )

@@ -20,12 +20,14 @@ from nb2prod.frontend.pruning import NestedDrop, prune_nested_display
 from nb2prod.frontend.pysyntax import (
     Aliases,
     dotted_name,
+    fresh_name,
     nodes_run_now,
     parse_cell,
     root_name,
     target_names,
 )
 from nb2prod.frontend.reader import CodeCell, Notebook
+from nb2prod.frontend.visualizers import UnwrappedCall, unwrap_visualizers
 
 _DIRECTIVE = re.compile(r"^\s*#\s*nb2prod\s*:\s*(?P<body>.+?)\s*$")
 
@@ -54,6 +56,7 @@ class CellFacts:
     classes: dict[str, set[str]] = field(default_factory=dict)  # class -> method names
     functions: set[str] = field(default_factory=set)
     lifted: list[LiftedMetric] = field(default_factory=list)  # printed metrics kept
+    unwrapped: list[UnwrappedCall] = field(default_factory=list)  # visualizers' fits kept
     nested_drops: list[NestedDrop] = field(default_factory=list)  # display inside kept code
     sliced: dict[int, str] = field(default_factory=dict)  # statement index -> why it goes
 
@@ -124,8 +127,15 @@ def gather_facts(notebook: Notebook) -> NotebookFacts:
     } | notebook_functions
     constructors: dict[str, str] = {}
     constructor_calls: dict[str, ast.Call] = {}
+    visualized_model = fresh_name("model", taken)  # a model built inside a visualizer's call
     cells = []
     for cell, normalised, tree in parsed:
+        source, unwrapped = unwrap_visualizers(
+            normalised.source, tree.body, aliases, visualized_model, tracker.figure_names
+        )
+        if unwrapped:
+            normalised = dataclasses.replace(normalised, source=source)
+            tree = parse_cell(source, notebook.path, cell.number)
         source, lifted = lift_printed_metrics(
             normalised.source, tree.body, tracker.is_display, aliases, notebook_functions, taken
         )
@@ -152,6 +162,7 @@ def gather_facts(notebook: Notebook) -> NotebookFacts:
             calls=list(_calls(statements, display, aliases)),
             directive=_directive(cell.source),
             lifted=lifted,
+            unwrapped=unwrapped,
             nested_drops=nested,
         )
         for statement in kept:

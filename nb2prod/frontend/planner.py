@@ -459,7 +459,18 @@ def _decisions(
                 DroppedCode(
                     lifted.line,
                     lifted.construct,
-                    f"printing dropped; the metric it shows is kept as {', '.join(lifted.names)}",
+                    f"printing dropped; the metric it shows is kept as {', '.join(lifted.names)}"
+                    if lifted.names
+                    else "showing dropped; the fit it shows is kept",
+                )
+            )
+        for unwrapped in cell.unwrapped:
+            dropped.append(
+                DroppedCode(
+                    unwrapped.line,
+                    unwrapped.construct,
+                    f"drawing dropped; the visualizer's fit and score are done on "
+                    f"{unwrapped.model} itself",
                 )
             )
         for statement in removed.get(cell.number, []):

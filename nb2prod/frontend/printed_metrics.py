@@ -1,5 +1,7 @@
 """Keep the metrics a notebook only prints: `print("accuracy:", accuracy_score(y, p))`.
 
+And the fits it only shows: `display(clf.fit(X, y))` shows the fitted estimator, and fits it.
+
 Notebooks measure their model and show the number in the same breath. Dropping the
 statement as display would drop the measurement too, and a model measured on held-out data
 would be called never evaluated. The metric call is lifted out of the printing into an
@@ -13,8 +15,8 @@ import ast
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nb2prod.frontend.pysyntax import Aliases, construct, dotted_name, root_name
-from nb2prod.frontend.vocabulary import CV_FUNCTIONS, is_metric_function
+from nb2prod.frontend.pysyntax import Aliases, construct, dotted_name, fresh_name, root_name
+from nb2prod.frontend.vocabulary import CV_FUNCTIONS, FIT_METHODS, is_metric_function
 
 
 @dataclass(frozen=True)
@@ -39,18 +41,23 @@ def lift_printed_metrics(
     for statement in reversed(statements):
         if not isinstance(statement, ast.Expr):
             continue
-        calls = _metric_calls(statement.value, aliases, notebook_functions)
-        if not calls or (not is_display(statement) and calls != [statement.value]):
+        shown = is_display(statement)
+        calls = _metric_calls(statement.value, aliases, notebook_functions, fits=shown)
+        if not calls or (not shown and calls != [statement.value]):
             continue  # a kept statement is lifted only when it is the metric call itself
         first, last = statement.lineno, statement.end_lineno or statement.lineno
         if any(occupied[line] > 1 for line in range(first, last + 1)):
             continue  # shares a line with another statement (`a = 1; print(...)`)
         assignments = []
+        fits = []
         for call in calls:
-            name = _fresh_name(_base_name(call, aliases), taken)
+            if _is_fit(call, aliases):
+                fits.append(ast.unparse(call))
+                continue
+            name = fresh_name(_base_name(call, aliases), taken)
             taken.add(name)
             assignments.append((name, ast.unparse(call)))
-        text = [f"{name} = {code}" for name, code in assignments]
+        text = fits + [f"{name} = {code}" for name, code in assignments]
         span = last - first + 1
         if len(text) > span:
             text = [*text[: span - 1], "; ".join(text[span - 1 :])]
@@ -65,9 +72,10 @@ def lift_printed_metrics(
 
 
 def _metric_calls(
-    value: ast.expr, aliases: Aliases, notebook_functions: set[str]
+    value: ast.expr, aliases: Aliases, notebook_functions: set[str], fits: bool = False
 ) -> list[ast.Call]:
-    """The outermost metric calls in an expression, none of them reading a local name."""
+    """The outermost metric calls in an expression (and fits, with `fits`), none of them
+    reading a local name."""
     found: list[ast.Call] = []
     local = _locally_bound(value)
     stack: list[ast.AST] = [value]
@@ -77,7 +85,9 @@ def _metric_calls(
             continue
         if isinstance(node, ast.DictComp):
             continue
-        if isinstance(node, ast.Call) and _is_metric(node, aliases, notebook_functions):
+        if isinstance(node, ast.Call) and (
+            _is_metric(node, aliases, notebook_functions) or (fits and _is_fit(node, aliases))
+        ):
             if not {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} & local:
                 found.append(node)
             continue
@@ -106,6 +116,17 @@ def _is_metric(call: ast.Call, aliases: Aliases, notebook_functions: set[str]) -
     return False
 
 
+def _is_fit(call: ast.Call, aliases: Aliases) -> bool:
+    """`clf.fit(X, y)` on a variable: a fit, whatever shows its result."""
+    func = call.func
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr in FIT_METHODS
+        and isinstance(func.value, ast.Name)
+        and not aliases.is_module_alias(func.value.id)
+    )
+
+
 def _base_name(call: ast.Call, aliases: Aliases) -> str:
     callee = dotted_name(call.func)
     if isinstance(call.func, ast.Attribute) and call.func.attr == "score":
@@ -119,13 +140,6 @@ def _base_name(call: ast.Call, aliases: Aliases) -> str:
     if last.endswith("_score") and len(last) > len("_score"):
         return last.removesuffix("_score")
     return f"{last}_value"
-
-
-def _fresh_name(base: str, taken: set[str]) -> str:
-    name, suffix = base, 2
-    while name in taken:
-        name, suffix = f"{base}_{suffix}", suffix + 1
-    return name
 
 
 def _lines_per_statement(statements: list[ast.stmt]) -> dict[int, int]:
