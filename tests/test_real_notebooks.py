@@ -746,3 +746,33 @@ def test_a_fit_shown_is_a_fit(write_notebook) -> None:
     plan = build_plan(write_notebook(cells))
     assert plan.model.name == "clf" and plan.model.fit_inputs == ("X_train", "y_train")
     assert dropped(plan, 3)[3] == "showing dropped; the fit it shows is kept"
+
+
+# 3. A metric wrapped in arithmetic; 10. what the notebook saves to disk ------------------------
+
+
+def test_a_wrapped_metric_is_measured_and_a_saved_copy_is_not_kept(write_notebook) -> None:
+    cells = [
+        "import joblib\nimport numpy as np\nfrom sklearn.datasets import load_diabetes\n"
+        "from sklearn.linear_model import Ridge\n"
+        "from sklearn.metrics import mean_squared_error, r2_score\n"
+        "from sklearn.model_selection import cross_val_score, train_test_split",
+        "X, y = load_diabetes(return_X_y=True, as_frame=True)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+        "reg = Ridge().fit(X_train, y_train)\n"
+        "rmse = np.sqrt(mean_squared_error(y_test, reg.predict(X_test)))\n"
+        "r2 = round(r2_score(y_test, reg.predict(X_test)), 3)\n"
+        "cv = cross_val_score(reg, X, y, cv=3).mean()",
+        "joblib.dump(reg, 'model.pkl')\nX_test.to_csv('test.csv')",
+    ]
+    plan = build_plan(write_notebook(cells))
+    measured = {m.name: (m.function, m.validation, m.greater_is_better) for m in plan.metrics}
+    assert measured == {
+        "rmse": ("mean_squared_error", "holdout", False),
+        "r2": ("r2_score", "holdout", True),
+        "cv": ("cross_val_score", "cross-validation", True),
+    }
+    saved = dropped(plan, 4)
+    assert saved[1] == saved[2] == (
+        "saves to a file; the package logs the model and its data to MLflow"
+    )

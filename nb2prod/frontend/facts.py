@@ -22,6 +22,7 @@ from nb2prod.frontend.pysyntax import (
     dotted_name,
     fresh_name,
     nodes_run_now,
+    numeric_core,
     parse_cell,
     root_name,
     target_names,
@@ -249,6 +250,7 @@ def _calls(statements: list[ast.stmt], display: list[bool], aliases: Aliases):
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
                 names = [n for target in node.targets for n in target_names(target)]
                 assigned[id(node.value)] = tuple(names)
+                assigned[id(numeric_core(node.value, aliases))] = tuple(names)
         for node in ast.walk(statement):
             if not isinstance(node, ast.Call):
                 continue

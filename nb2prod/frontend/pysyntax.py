@@ -172,3 +172,35 @@ def fresh_name(base: str, taken: set[str]) -> str:
     while name in taken:
         name, suffix = f"{base}_{suffix}", suffix + 1
     return name
+
+
+_NUMERIC_WRAPPERS = frozenset(
+    {"float", "int", "round", "abs", "math.sqrt", "numpy.sqrt", "numpy.round", "numpy.abs"}
+    | {"numpy.mean", "numpy.float64"}
+)
+_NUMERIC_METHODS = frozenset({"mean", "item", "round"})
+
+
+def numeric_core(value: ast.expr, aliases: Aliases) -> ast.expr:
+    """The call a number is made from: `np.sqrt(mean_squared_error(y, p))`,
+    `round(accuracy_score(y, p), 3)` and `cross_val_score(m, X, y).mean()` are that metric."""
+    while isinstance(value, ast.Call):
+        func = value.func
+        callee = dotted_name(func)
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr in _NUMERIC_METHODS
+            and isinstance(func.value, ast.Call)
+            and not value.args
+        ):
+            value = func.value
+        elif (
+            callee
+            and aliases.resolve(callee) in _NUMERIC_WRAPPERS
+            and value.args
+            and isinstance(value.args[0], ast.Call)
+        ):
+            value = value.args[0]
+        else:
+            break
+    return value

@@ -23,7 +23,14 @@ from dataclasses import dataclass
 
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
 from nb2prod.frontend.names import scan_names
-from nb2prod.frontend.pysyntax import Aliases, dotted_name, keyword, nodes_run_now, root_name
+from nb2prod.frontend.pysyntax import (
+    Aliases,
+    dotted_name,
+    keyword,
+    nodes_run_now,
+    numeric_core,
+    root_name,
+)
 from nb2prod.frontend.vocabulary import CV_FUNCTIONS, FIT_METHODS, is_metric_function
 from nb2prod.plan import Model
 
@@ -104,7 +111,7 @@ def slice_notebook(
     for position, unit in enumerate(units):
         if position in needed or isinstance(unit.statement, ast.Import | ast.ImportFrom):
             continue
-        dropped.setdefault(unit.cell, {})[unit.index] = _reason(unit)
+        dropped.setdefault(unit.cell, {})[unit.index] = _reason(unit, facts.aliases)
     return dropped
 
 
@@ -143,7 +150,9 @@ def _measures(statement: ast.stmt, aliases: Aliases, notebook_functions: set[str
             continue
         if not all(isinstance(target, ast.Name | ast.Tuple) for target in node.targets):
             continue
-        call = node.value
+        call = numeric_core(node.value, aliases)
+        if not isinstance(call, ast.Call):
+            continue
         callee = dotted_name(call.func)
         if callee is not None:
             qualified = aliases.resolve(callee)
@@ -224,6 +233,8 @@ def _mutated(
         call = statement.value  # a call made for its effect: it may change what it touches
         if isinstance(call.func, ast.Attribute) and _QUERY.match(call.func.attr):
             return changed  # `res.t_test("x1=x2")`: asks, and the notebook shows the answer
+        if saves_to_file(call, aliases):
+            return changed  # `joblib.dump(model, "m.pkl")`: reads what it writes out
         if isinstance(call.func, ast.Attribute):
             root = root_name(call.func.value)
             if root is not None and not aliases.is_module_alias(root):
@@ -299,7 +310,32 @@ def _roots(expressions: tuple[str, ...]) -> list[str]:
     return roots
 
 
-def _reason(unit: _Unit) -> str:
+def saves_to_file(call: ast.Call, aliases: Aliases) -> bool:
+    """`joblib.dump(model, path)`, `df.to_csv(path)`, `booster.save_model(path)`: a copy the
+    notebook keeps on disk. The package logs its model and data to MLflow instead, and its
+    training must not write into the folder it runs in (a read-only container, say)."""
+    if isinstance(call.func, ast.Attribute) and call.func.attr in _SAVE_METHODS:
+        root = root_name(call.func.value)
+        return root is not None and not aliases.is_module_alias(root)
+    callee = dotted_name(call.func)
+    return callee is not None and aliases.resolve(callee) in _SAVE_FUNCTIONS
+
+
+_SAVE_METHODS = frozenset(
+    {"to_csv", "to_parquet", "to_excel", "to_json", "to_pickle", "to_feather", "to_hdf"}
+    | {"save_model", "save"}
+)
+_SAVE_FUNCTIONS = frozenset(
+    {"joblib.dump", "pickle.dump", "dill.dump", "cloudpickle.dump", "json.dump", "numpy.save"}
+    | {"numpy.savez", "numpy.savetxt", "skops.io.dump"}
+)
+
+
+def _reason(unit: _Unit, aliases: Aliases) -> str:
+    statement = unit.statement
+    call = statement.value if isinstance(statement, ast.Expr) else None
+    if isinstance(call, ast.Call) and saves_to_file(call, aliases):
+        return "saves to a file; the package logs the model and its data to MLflow"
     if isinstance(unit.statement, ast.FunctionDef | ast.ClassDef):
         return f"defines {unit.statement.name}, which nothing the model needs calls"
     names = sorted(unit.defines)
