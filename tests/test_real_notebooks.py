@@ -773,6 +773,8 @@ def test_a_wrapped_metric_is_measured_and_a_saved_copy_is_not_kept(write_noteboo
         "cv": ("cross_val_score", "cross-validation", True),
     }
     saved = dropped(plan, 4)
-    assert saved[1] == saved[2] == (
-        "saves to a file; the package logs the model and its data to MLflow"
+    assert (
+        saved[1]
+        == saved[2]
+        == ("saves to a file; the package logs the model and its data to MLflow")
     )
