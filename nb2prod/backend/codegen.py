@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from nb2prod.errors import InputError
 from nb2prod.frontend.names import scan_names
-from nb2prod.frontend.pysyntax import lines_inside_strings
+from nb2prod.frontend.pysyntax import lines_inside_strings, root_name
 from nb2prod.plan import Parameter, Plan, Step
 
 MODULE_ROLES = frozenset({"imports", "functions"})
@@ -200,19 +200,13 @@ def _model_input(plan: Plan, modules: set[str]) -> tuple[str, ...]:
         while isinstance(node, ast.Subscript | ast.Attribute | ast.Call):
             if not isinstance(node, ast.Call):
                 node = node.value
-            elif isinstance(node.func, ast.Attribute) and _root(node.func) not in modules:
+            elif isinstance(node.func, ast.Attribute) and root_name(node.func) not in modules:
                 node = node.func.value  # X.reshape(-1, 1): X
             else:
                 node = node.args[0] if node.args else node.func  # np.asarray(X): X
         if isinstance(node, ast.Name):
             roots.append(node.id)
     return tuple(roots)
-
-
-def _root(node: ast.expr) -> str | None:
-    while isinstance(node, ast.Attribute | ast.Subscript | ast.Call):
-        node = node.func if isinstance(node, ast.Call) else node.value
-    return node.id if isinstance(node, ast.Name) else None
 
 
 _BUILTINS = frozenset(dir(builtins))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import functools
 import importlib
 import importlib.metadata
@@ -161,7 +162,7 @@ def _refuse_unservable(
                 facts.notebook.path,
                 f"{short} predicts only after {method}(...), and the notebook never calls "
                 f"{model.name}.{method}(...)",
-                cell=model.fitted_in or model.defined_in,
+                cell=where,
                 hint=f"call {model.name}.{method}(...) after the fit, as its library requires",
             )
 
@@ -552,15 +553,7 @@ def _choose(
                 )
             )
         if kind == "chosen":
-            chosen = _Candidate(
-                chosen.name,
-                "fitted",
-                chosen.cell,
-                _inputs_of(candidates),
-                chosen.constructor,
-                chosen.built,
-                chosen.line,
-            )
+            chosen = dataclasses.replace(chosen, kind="fitted", fit_inputs=_inputs_of(candidates))
         return chosen, reason
     raise _no_model(facts)
 
@@ -588,7 +581,7 @@ def _no_model(facts: NotebookFacts) -> InputError:
         )
     inside: list[str] = []  # fitted only inside a function, on its own argument
     passed: list[str] = []  # `Model().fit(X, y)` handed straight to something else
-    shown: list[str] = []  # fitted only by display code (a yellowbrick visualizer)
+    shown: list[str] = []  # fitted only inside display code (`ax.plot(clf.fit(X, y)...)`)
     for cell in facts.cells:
         local_calls = _calls_on_function_locals(cell.kept_statements)
         for call in cell.calls:

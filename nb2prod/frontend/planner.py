@@ -163,13 +163,7 @@ def _refuse_formula_functions(facts: NotebookFacts, kept: set[int], model: Model
     where the notebook's own functions do not exist: training would pass, serving would not."""
     if model.library != "statsmodels":
         return
-    functions = {
-        statement.name
-        for cell in facts.cells
-        if cell.number in kept
-        for statement in ast.walk(ast.Module(body=list(cell.kept_statements), type_ignores=[]))
-        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef)
-    }
+    functions = {name for cell in facts.cells if cell.number in kept for name in cell.functions}
     for cell in facts.cells:
         if cell.number not in kept:
             continue
