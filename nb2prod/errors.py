@@ -38,3 +38,20 @@ class InputError(Exception):
         if self.hint:
             text += f" ({self.hint})"
         return " ".join(text.split())
+
+
+class UnservableModel(InputError):
+    """The model chosen cannot be served as the notebook leaves it; another one may be."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        model: str,
+        message: str,
+        *,
+        cell: int | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.model = model
+        super().__init__(path, message, cell=cell, line=line, hint=hint)

@@ -394,19 +394,69 @@ def test_a_time_series_model_forecasts_the_stretch_each_row_asks_for(tmp_path: P
         assert status == 422 and says in json.dumps(body), body
 
 
+EXOG_CHECK = textwrap.dedent(
+    """
+    import json
+    import mlflow
+    from fastapi.testclient import TestClient
+    from {pkg} import serve, train
+
+    assert train.main([]) == 0
+    uri = "models:/{pkg}/1"
+    client = TestClient(serve.create_app(uri))
+    future = [[0.5, 1.0], [0.1, 2.0], [0.0, 3.0], [1.5, 4.0], [0.2, 5.0]]
+    answers = {{}}
+    for name, body in {{
+        "inside": {{"start": 90, "end": 99}},
+        "ahead": {{"start": 98, "end": 104, "exog": future}},
+        "no_exog": {{"start": 100, "end": 104}},
+        "short": {{"start": 100, "end": 104, "exog": future[:3]}},
+        "text": {{"start": 100, "end": 104, "exog": "soon"}},
+    }}.items():
+        response = client.post("/predict", json=body)
+        answers[name] = [response.status_code, response.json()]
+    info = mlflow.models.get_model_info(uri)
+    optional = [c.name for c in info.signature.inputs.inputs if not c.required]
+    print(json.dumps({{"answers": answers, "inputs": info.signature.inputs.input_names(),
+                      "optional": optional}}))
+    """
+)
+
+
 @pytest.mark.parametrize(
-    ("fit", "says"),
+    "fit",
     [
-        (
-            "res = ARIMA(train, exog=np.arange(100), order=(1, 0, 0)).fit()",
-            "forecasts from exogenous data (np.arange(100))",
-        ),
-        ("res = ARIMA(train, np.arange(100)).fit()", "forecasts from exogenous data"),
+        "res = ARIMA(train, exog=X[:100], order=(1, 0, 0)).fit()\n"
+        "forecast = res.predict(100, 119, exog=X[100:])",
+        "res = AutoReg(train, lags=2, exog=X[:100]).fit()\n"
+        "forecast = res.predict(100, 119, exog_oos=X[100:])",
     ],
 )
-def test_a_forecaster_that_needs_future_exog_is_refused(tmp_path: Path, fit: str, says: str):
-    path = tmp_path / "exog.ipynb"
-    nbformat.write(notebook([*FORECASTER_CELLS[:2], fit]), path)
-    done = run(PYTHON, "-m", "nb2prod", "plan", str(path), cwd=tmp_path, env={})
-    assert done.returncode == 2
-    assert_one_line(done.stderr, "nb2prod plan: error:", "cell 3", says)
+def test_a_forecaster_fitted_with_exog_takes_its_future_values_in_the_request(
+    tmp_path: Path, fit: str
+) -> None:
+    cells = [
+        FORECASTER_CELLS[0] + "\nfrom statsmodels.tsa.ar_model import AutoReg",
+        FORECASTER_CELLS[1]
+        + "\nX = pd.DataFrame({'promo': rng.normal(size=120), 'week': np.arange(120.0)})",
+        fit + "\nmae = float(np.mean(np.abs(forecast.to_numpy() - test.to_numpy())))",
+    ]
+    package = package_from(tmp_path, "exog", cells)
+    done = run(PYTHON, "-c", EXOG_CHECK.format(pkg="exog"), cwd=package, env=env_for(package))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["inputs"] == ["start", "end", "exog"] and result["optional"] == ["exog"]
+    answers = result["answers"]
+    status, inside = answers["inside"]
+    assert status == 200 and len(inside["predictions"][0]) == 10  # the fitted stretch: no exog
+    status, ahead = answers["ahead"]
+    assert status == 200 and len(ahead["predictions"][0]) == 7, ahead
+    for bad, says in (
+        ("no_exog", "give exog, 5 rows of 2 numbers (promo, week)"),
+        ("short", "exog must be 5 rows of 2 numbers (promo, week), got shape [3, 2]"),
+        ("text", "exog must be 5 rows of 2 numbers"),
+    ):
+        status, body = answers[bad]
+        assert status == 422 and says in json.dumps(body), body
+    generated = run(PYTHON, "-m", "pytest", "-q", "-x", cwd=package, env=env_for(package))
+    assert generated.returncode == 0, generated.stdout[-3000:]

@@ -634,6 +634,25 @@ def test_a_statsmodels_formula_calling_a_notebook_function_is_refused(
     assert plain.model.name == "results"  # columns in a formula are not names to find
 
 
+def test_an_unservable_last_model_gives_way_to_one_the_notebook_fitted_before(
+    write_notebook,
+) -> None:
+    cells = [
+        *SERIES,
+        "plain = smf.ols('y ~ a + b', data=df).fit()",
+        "def double_it(x):\n    return 2 * x",
+        "doubled = smf.ols('y ~ double_it(a) + b', data=df).fit()",
+    ]
+    path = write_notebook(cells)
+    plan = build_plan(path)
+    assert plan.model.name == "plain" and "doubled" in plan.model.reason
+    passed_over = [f for f in plan.findings if f.code == "model-unservable"]
+    assert len(passed_over) == 1 and passed_over[0].cell == 5
+    assert passed_over[0].message.startswith("doubled is not the model: the model's formula calls")
+    named = run_cli("plan", "--model", "doubled", path)  # a model the user names is not replaced
+    assert named.code == 2 and "formula calls double_it()" in named.stderr
+
+
 @pytest.mark.parametrize(
     "fit",
     [

@@ -16,11 +16,11 @@ import functools
 import importlib
 import importlib.metadata
 import io
-import re
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from nb2prod.errors import InputError
+from nb2prod.errors import InputError, UnservableModel
 from nb2prod.frontend.facts import CallSite, CellFacts, NotebookFacts
 from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import dotted_name
@@ -48,7 +48,6 @@ class _Candidate:
     cell: int
     fit_inputs: tuple[str, ...]
     constructor: str | None = None  # the class it was built from, when the fit shows it
-    built: ast.Call | None = None  # the call that built it, when the fit shows it
     line: int = UNKNOWN_LINE  # where in its cell it is fitted or chosen
 
 
@@ -77,8 +76,13 @@ def candidate_names(facts: NotebookFacts) -> set[str]:
 
 
 def find_model(
-    facts: NotebookFacts, kept: set[int], override: str | None = None
+    facts: NotebookFacts,
+    kept: set[int],
+    override: str | None = None,
+    passed_over: Collection[str] = (),
 ) -> tuple[Model, list[Finding]]:
+    """The model and why it was chosen; `passed_over` names candidates already found
+    unservable (UnservableModel), so the choice falls to the next one."""
     candidates = _candidates(facts, kept)
     rebound = _rebound_after_fit(facts, kept, candidates)
     explicit = explicit_model_name(facts, override)
@@ -92,8 +96,8 @@ def find_model(
             raise _rebound_error(facts, name, rebound[name])
         reason = f"named by {where}"
     else:
-        live = [c for c in candidates if c.name not in rebound]
-        if candidates and not live:
+        live = [c for c in candidates if c.name not in rebound and c.name not in passed_over]
+        if candidates and not live and not passed_over:
             name = candidates[-1].name
             raise _rebound_error(facts, name, rebound[name])
         for name, (cell, line) in rebound.items():
@@ -109,43 +113,33 @@ def find_model(
             )
         chosen, reason = _choose(facts, live, findings)
     model = _describe(facts, kept, chosen, reason, candidates)
-    _refuse_unservable(facts, kept, model, chosen.built)
+    _refuse_unservable(facts, kept, model)
     return model, findings
 
 
-def _refuse_unservable(
-    facts: NotebookFacts, kept: set[int], model: Model, built: ast.Call | None
-) -> None:
+def _refuse_unservable(facts: NotebookFacts, kept: set[int], model: Model) -> None:
     """Models that cannot be served as the notebook leaves them, said before anything is
     written rather than found when training logs the model."""
     short = model.estimator.rsplit(".", 1)[-1]
     where = model.fitted_in or model.defined_in
     if ".tsa." in f".{model.estimator}" and _imported_class(model.estimator) is None:
-        raise InputError(
+        raise UnservableModel(
             facts.notebook.path,
+            model.name,
             f"the model {model.name} is built by {short}(...), not by one of statsmodels' "
             "time-series model classes, so nb2prod cannot tell how it forecasts",
             cell=where,
             hint="build it from its class, as in AutoReg(endog, lags=...).fit()",
         )
     if ".tsa." in f".{model.estimator}" and not is_time_series_model(model.estimator):
-        raise InputError(
+        raise UnservableModel(
             facts.notebook.path,
+            model.name,
             f"the model {model.name} ({short}) forecasts only a number of steps ahead, not "
             "a stretch from start to end; nb2prod does not serve such forecasters yet",
             cell=where,
             hint="fit one of statsmodels' time-series models (ARIMA, SARIMAX, AutoReg, "
             "ExponentialSmoothing, ETSModel) or a model on rows of lagged features",
-        )
-    exog = _time_series_exog(model.estimator, built)
-    if exog is not None:
-        raise InputError(
-            facts.notebook.path,
-            f"the model {model.name} ({short}) forecasts from exogenous data ({exog}), whose "
-            "future values a forecast request would have to bring; nb2prod serves "
-            "forecasters of the series alone",
-            cell=where,
-            hint=f"fit {short} without exog to convert this notebook",
         )
     for pattern, method in CALLED_BEFORE_PREDICT.items():
         if not pattern.search(model.estimator):
@@ -158,8 +152,9 @@ def _refuse_unservable(
             if not call.in_display
         )
         if not called:
-            raise InputError(
+            raise UnservableModel(
                 facts.notebook.path,
+                model.name,
                 f"{short} predicts only after {method}(...), and the notebook never calls "
                 f"{model.name}.{method}(...)",
                 cell=where,
@@ -306,7 +301,7 @@ def _fitted_candidate(facts: NotebookFacts, call: CallSite, cell: int) -> _Candi
         inputs = (dotted_name(built.args[0]) or ast.unparse(built.args[0]),)  # the series
     elif statsmodels and built is not None:
         inputs = _statsmodels_inputs(built) or inputs
-    return _Candidate(name, "fitted", cell, inputs, constructor, built, call.line)
+    return _Candidate(name, "fitted", cell, inputs, constructor, call.line)
 
 
 def _completes(facts: NotebookFacts, call: CallSite) -> bool:
@@ -369,23 +364,6 @@ def is_time_series_model(qualified: str | None) -> bool:
 
 
 _TIME_SERIES_MODEL = "statsmodels.tsa.base.tsa_model.TimeSeriesModel"
-_EXOG_SECOND = re.compile(r"\.(ARIMA|SARIMAX|UnobservedComponents|DynamicFactor|VARMAX)$")
-
-
-def _time_series_exog(qualified: str, built: ast.Call | None) -> str | None:
-    """What a time-series model was given as exog, if anything."""
-    if built is None or not is_time_series_model(qualified):
-        return None
-    for item in built.keywords:
-        if item.arg == "exog" and not (
-            isinstance(item.value, ast.Constant) and item.value.value is None
-        ):
-            return ast.unparse(item.value)
-    if len(built.args) > 1 and _EXOG_SECOND.search(qualified):
-        second = built.args[1]
-        if not (isinstance(second, ast.Constant) and second.value is None):
-            return ast.unparse(second)
-    return None
 
 
 def _class_predicts(qualified: str) -> bool | None:

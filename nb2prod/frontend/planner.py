@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nb2prod import __version__
 from nb2prod.contract import Contract, load_contract
-from nb2prod.errors import InputError
+from nb2prod.errors import InputError, UnservableModel
 from nb2prod.frontend.datafiles import data_file_findings, find_data_files
 from nb2prod.frontend.dataflow import DataFlow, analyse_dataflow
 from nb2prod.frontend.facts import CellFacts, NotebookFacts, gather_facts
@@ -23,7 +23,7 @@ from nb2prod.frontend.findings import (
 from nb2prod.frontend.metrics import Measurement, find_metrics
 from nb2prod.frontend.model import candidate_names, explicit_model_name, find_model
 from nb2prod.frontend.pysyntax import construct
-from nb2prod.frontend.reader import read_notebook
+from nb2prod.frontend.reader import Notebook, read_notebook
 from nb2prod.frontend.requirements import resolve_requirements
 from nb2prod.frontend.roles import RoleDecision, assign_roles, is_literal
 from nb2prod.frontend.secrets import Secret, find_secrets, scrub, secrets_in_dropped_lines
@@ -65,19 +65,8 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     """Read `path` and describe the package to build from it; InputError on bad input."""
     notebook = read_notebook(path)
     contract = load_contract()
-    facts = gather_facts(notebook)
-    explicit = explicit_model_name(facts, model_name)
-    model_names = candidate_names(facts) | ({explicit[0]} if explicit else set())
-    roles = assign_roles(facts, model_names)
-    kept = {
-        cell.number
-        for cell, role in zip(facts.cells, roles, strict=True)
-        if role.role not in DROPPED_ROLES and cell.kept_statements
-    }
-    model, findings = find_model(facts, kept, model_name)
-    roles, kept = _slice(facts, roles, kept, model)
+    facts, model, findings, roles, kept = _servable_model(notebook, model_name)
     flow = analyse_dataflow(facts, kept)
-    _refuse_formula_functions(facts, kept, model)
     secrets = [secret for cell in facts.cells for secret in find_secrets(cell)]
     parameters = _parameters(facts, roles, kept, {s.holder for s in secrets})
     metric_names = _kale_metric_names(facts, roles)
@@ -158,6 +147,63 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     return _without_secrets(plan, facts, secrets)
 
 
+def _servable_model(
+    notebook: Notebook, model_name: str | None
+) -> tuple[NotebookFacts, Model, list[Finding], list[RoleDecision], set[int]]:
+    """The model, the cells it needs and their roles.
+
+    When the candidate the notebook ends with cannot be served (a formula that calls a
+    notebook function, a forecaster nb2prod cannot serve) and the notebook fitted another
+    that can, that one is chosen and the reason the first was passed over becomes a
+    finding. A model the user named is never replaced. Slicing trims the facts it is given,
+    so each choice starts from facts of its own.
+    """
+    refusals: list[UnservableModel] = []
+    while True:
+        facts = gather_facts(notebook)
+        explicit = explicit_model_name(facts, model_name)
+        model_names = candidate_names(facts) | ({explicit[0]} if explicit else set())
+        roles = assign_roles(facts, model_names)
+        kept = {
+            cell.number
+            for cell, role in zip(facts.cells, roles, strict=True)
+            if role.role not in DROPPED_ROLES and cell.kept_statements
+        }
+        try:
+            model, findings = find_model(facts, kept, model_name, [r.model for r in refusals])
+            roles, kept = _slice(facts, roles, kept, model)
+            _refuse_formula_functions(facts, kept, model)
+        except UnservableModel as refusal:
+            if explicit is not None:
+                raise
+            refusals.append(refusal)
+            continue
+        except InputError:
+            if refusals:
+                raise refusals[0] from None  # nothing else serves: the first reason stands
+            raise
+        if refusals:
+            unservable = ", ".join(refusal.model for refusal in refusals)
+            model = replace(
+                model,
+                reason=f"{model.reason}, among those nb2prod can serve ({unservable}: see "
+                "findings)",
+                candidates=tuple(dict.fromkeys((*model.candidates, *(r.model for r in refusals)))),
+            )
+        passed_over = [
+            Finding(
+                "model-unservable",
+                "warning",
+                f"{refusal.model} is not the model: {refusal.message}",
+                refusal.cell,
+                refusal.line,
+                refusal.hint,
+            )
+            for refusal in refusals
+        ]
+        return facts, model, passed_over + findings, roles, kept
+
+
 def _refuse_formula_functions(facts: NotebookFacts, kept: set[int], model: Model) -> None:
     """A statsmodels formula is evaluated again when the saved model is loaded, in a place
     where the notebook's own functions do not exist: training would pass, serving would not."""
@@ -169,8 +215,9 @@ def _refuse_formula_functions(facts: NotebookFacts, kept: set[int], model: Model
             continue
         for use in cell.names.formula_calls:
             if use.name in functions:
-                raise InputError(
+                raise UnservableModel(
                     facts.notebook.path,
+                    model.name,
                     f"the model's formula calls {use.name}(), a function the notebook defines; "
                     "statsmodels evaluates a formula again when the saved model is loaded, "
                     "where that function does not exist",

@@ -112,6 +112,8 @@ def test_invocations_take_mlflow_payloads_and_answer_honestly(client: TestClient
 def test_invocations_take_csv(client: TestClient, trained) -> None:
     if not isinstance(trained.records[0], dict):
         pytest.skip("an unnamed tensor has no columns to name in a CSV header")
+    if any(isinstance(value, list) for value in trained.records[0].values()):
+        pytest.skip("a field that holds a list (a forecaster's exog) has no CSV form")
     expected = client.post("/predict", json=trained.records).json()["predictions"]
     text = io.StringIO()
     columns = list(trained.records[0])

@@ -19,7 +19,8 @@ The flavour is chosen from the fitted object's type when training runs:
   it when ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false``.
   A time-series model (ARIMA, SARIMAX, AutoReg, ExponentialSmoothing, ETSModel...) takes
   what MLflow's statsmodels flavour takes, rows of ``start`` and ``end`` (see forecasting.py),
-  and is logged with the request for the steps right after its series as its example.
+  and is logged with the request for the steps right after its series as its example (with
+  ``exog``, optional in the signature, when it was fitted with exogenous data).
 - a rule-based model: its code, as an MLflow model-from-code, plus its settings.
 """
 
@@ -32,10 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.models import infer_signature
+import numpy as np
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types import ColSpec, Schema
 
 from {{ cookiecutter.package_name }} import honesty
-from {{ cookiecutter.package_name }}.forecasting import forecast_request, is_forecaster
+from {{ cookiecutter.package_name }}.forecasting import Forecaster, forecast_request, is_forecaster
 
 MODEL_NAME: str = honesty.MODEL["model_name"]
 # Module prefixes whose types skops may construct: the vetted libraries, this package's own
@@ -78,6 +81,8 @@ def log_model(model: Any, model_input: Any, trusted_types: Iterable[str] = ()) -
         else:
             example = _without_formula_target(model, _head(model_input, 5))
         signature = infer_signature(example, predict(model, example))
+        if is_forecaster(model):
+            signature = _exog_optional(signature)
     except Exception as error:
         raise ModelLoggingError(
             f"the model cannot predict on an example of its own input, so no signature can be "
@@ -146,9 +151,20 @@ def predict(model: Any, example: Any) -> Any:
 
         return model.predict(xgboost.DMatrix(example))
     if is_forecaster(model):
-        row = example.iloc[0]
-        return model.predict(start=row["start"], end=row["end"])
+        return np.asarray(Forecaster(model).predict(example.iloc[:1])[0])
     return model.predict(example)
+
+
+def _exog_optional(signature: ModelSignature) -> ModelSignature:
+    """A forecaster's exog is needed only for steps past its series, so a request may omit it."""
+    inputs = signature.inputs
+    if inputs is None or "exog" not in inputs.input_names():
+        return signature
+    columns = [
+        ColSpec(column.type, column.name, required=column.name != "exog")
+        for column in inputs.inputs
+    ]
+    return ModelSignature(Schema(columns), signature.outputs, signature.params)
 
 
 def configured_trusted_types(environ: Mapping[str, str] = os.environ) -> list[str]:
