@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import run_cli
@@ -667,14 +668,23 @@ def test_a_time_series_model_is_a_forecaster_of_its_series(write_notebook, fit: 
     assert plan.model.library == "statsmodels"
 
 
-def test_a_forecaster_built_by_a_selection_function_is_refused(write_notebook) -> None:
-    fit = (
+def test_a_forecaster_whose_order_a_selection_function_chose_is_its_model(
+    write_notebook,
+) -> None:
+    select = (
         "from statsmodels.tsa.ar_model import ar_select_order\n"
-        "res = ar_select_order(df['y'], 3).model.fit()"
+        "selection = ar_select_order(df['y'], 3)\nres = selection.model.fit()"
     )
-    result = run_cli("plan", write_notebook([*SERIES, fit]))
+    plan = build_plan(write_notebook([*SERIES, select]))
+    assert plan.model.name == "res" and plan.model.estimator == "statsmodels.tsa.ar_model.AutoReg"
+    assert plan.model.fit_inputs == ("df['y']",)  # the series, not the maximum lag
+    unknown = (
+        "from statsmodels.tsa.ardl import ardl_select_order\n"
+        "res = ardl_select_order(df['y'], 3, df[['a']], 2).model.fit()"
+    )
+    result = run_cli("plan", write_notebook([*SERIES, unknown]))
     assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1
-    assert "cell 3: the model res is built by ar_select_order(...)" in result.stderr
+    assert "cell 3: the model res is built by ardl_select_order(...)" in result.stderr
 
 
 def test_a_conformal_model_never_conformalized_is_refused(write_notebook) -> None:
@@ -797,3 +807,79 @@ def test_a_wrapped_metric_is_measured_and_a_saved_copy_is_not_kept(write_noteboo
         == saved[2]
         == ("saves to a file; the package logs the model and its data to MLflow")
     )
+
+
+# 10. A notebook written for another version of its libraries ----------------------------------
+
+DIABETES = [
+    "import numpy as np\nimport pandas as pd\nfrom sklearn import datasets\n"
+    "from sklearn.linear_model import Ridge\nfrom sklearn.metrics import mean_squared_error\n"
+    "from sklearn.model_selection import train_test_split",
+    "X, y = datasets.load_diabetes(return_X_y=True, as_frame=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+]
+
+
+@pytest.mark.parametrize(
+    ("cells", "says"),
+    [
+        (
+            [
+                *DIABETES,
+                "reg = Ridge().fit(X_train, y_train)\n"
+                "rmse = mean_squared_error(y_test, reg.predict(X_test), squared=False)",
+            ],
+            "cell 3, line 2: mean_squared_error() takes no keyword 'squared' in scikit-learn ",
+        ),
+        (
+            [
+                *DIABETES,
+                "boston = datasets.load_boston()\nreg = Ridge().fit(boston.data, boston.target)",
+            ],
+            "cell 3, line 1: datasets.load_boston() does not exist in scikit-learn ",
+        ),
+        (
+            [
+                *SERIES,
+                "from statsmodels.tsa.ar_model import ar_select_order\n"
+                "res = ar_select_order(df['y'], 3, old_names=False).model.fit()",
+            ],
+            "cell 3, line 2: ar_select_order() takes no keyword 'old_names' in statsmodels ",
+        ),
+    ],
+)
+def test_a_call_the_installed_library_no_longer_takes_is_refused_before_training(
+    write_notebook, cells: list[str], says: str
+) -> None:
+    result = run_cli("plan", write_notebook(cells))
+    assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert says in result.stderr and "the version installed here" in result.stderr
+    assert "install the version the notebook was written for" in result.stderr
+
+
+def test_calls_the_installed_library_takes_are_not_questioned(write_notebook) -> None:
+    cells = [
+        *DIABETES,
+        "params = {'alpha': 0.5}\nreg = Ridge(**params).fit(X_train, y_train)\n"
+        "rmse = np.sqrt(mean_squared_error(y_test, reg.predict(X_test)))\n"
+        "frame = pd.concat([X_test, y_test], axis=1).rename(columns={'target': 'y'})",
+    ]
+    assert build_plan(write_notebook(cells)).model.name == "reg"
+
+
+def test_a_library_is_asked_once_then_its_signatures_come_from_the_cache(
+    write_notebook, tmp_path: Path
+) -> None:
+    path = write_notebook([*DIABETES, "reg = Ridge().fit(X_train, y_train)"])
+    probe = (
+        "import sys\nfrom pathlib import Path\nfrom nb2prod.frontend.planner import build_plan\n"
+        f"build_plan(Path({str(path)!r}))\nprint('sklearn' in sys.modules)"
+    )
+    env = {**os.environ, "NB2PROD_CACHE_DIR": str(tmp_path / "cache")}
+    first, second = (
+        subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True
+        ).stdout.split()[-1]
+        for _ in range(2)
+    )
+    assert (first, second) == ("True", "False")  # scikit-learn's import costs a plan ~2 s

@@ -10,18 +10,13 @@ object fits the description, the choice is reported as a finding, never made sil
 from __future__ import annotations
 
 import ast
-import contextlib
 import dataclasses
-import functools
-import importlib
-import importlib.metadata
-import io
-import warnings
 from collections.abc import Collection
 from dataclasses import dataclass
 
 from nb2prod.errors import InputError, UnservableModel
 from nb2prod.frontend.facts import CallSite, CellFacts, NotebookFacts
+from nb2prod.frontend.installed import installed_object
 from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import dotted_name
 from nb2prod.frontend.vocabulary import (
@@ -30,6 +25,7 @@ from nb2prod.frontend.vocabulary import (
     CONVENTIONAL_MODEL_NAMES,
     DEEP_LEARNING_MODULES,
     FIT_METHODS,
+    MODEL_SELECTORS,
     NON_PREDICTORS,
     PREDICT_METHODS,
     REGRESSOR_HINTS,
@@ -286,6 +282,10 @@ def _fitted_candidate(facts: NotebookFacts, call: CallSite, cell: int) -> _Candi
     )
     if isinstance(receiver, ast.Call) and (callee := dotted_name(receiver.func)):
         constructor = facts.aliases.resolve(callee)  # EmpiricalCovariance().fit(X)
+    if isinstance(receiver, ast.Attribute) and receiver.attr == "model":
+        selected = _selected_model(facts, receiver.value, constructor)  # the model it chose
+        if selected is not None:
+            constructor, built_here = selected
     if constructor and constructor.startswith(DEEP_LEARNING_MODULES):
         return None  # refused with what it is when nothing else predicts (_no_model)
     statsmodels = _is_statsmodels(facts, built_here)
@@ -302,6 +302,20 @@ def _fitted_candidate(facts: NotebookFacts, call: CallSite, cell: int) -> _Candi
     elif statsmodels and built is not None:
         inputs = _statsmodels_inputs(built) or inputs
     return _Candidate(name, "fitted", cell, inputs, constructor, call.line)
+
+
+def _selected_model(
+    facts: NotebookFacts, selection: ast.expr, constructor: str | None
+) -> tuple[str, ast.expr | None] | None:
+    """`ar_select_order(y, 9).model`, directly or through a name: the class of the model a
+    selection function hands back, and the call that chose it (its first argument is the
+    series)."""
+    if isinstance(selection, ast.Call) and (callee := dotted_name(selection.func)):
+        chosen_by = MODEL_SELECTORS.get(facts.aliases.resolve(callee))
+        return (chosen_by, selection) if chosen_by else None
+    if isinstance(selection, ast.Name) and constructor in MODEL_SELECTORS:
+        return MODEL_SELECTORS[constructor], facts.constructor_calls.get(selection.id)
+    return None
 
 
 def _completes(facts: NotebookFacts, call: CallSite) -> bool:
@@ -376,41 +390,14 @@ def _class_predicts(qualified: str) -> bool | None:
     return None if found is None else hasattr(found, "predict")
 
 
-@functools.cache
 def _imported_class(qualified: str) -> type | None:
-    """The class itself, imported quietly; None when it cannot or must not be imported."""
-    module, _, name = qualified.rpartition(".")
-    top = module.partition(".")[0]
-    if not module or top in _NOT_IMPORTED or not name[:1].isupper():
+    """The class itself, when the name is a class and its library may be imported here
+    (not scikit-learn, whose classes the vocabulary knows and whose import costs a plan
+    half a second)."""
+    if qualified.startswith("sklearn.") or not qualified.rpartition(".")[2][:1].isupper():
         return None
-    if top not in _installed_distributions():
-        return None  # never run a notebook's local module to find out
-    parts = qualified.split(".")
-    quiet = io.StringIO()  # what a library prints on import is not nb2prod's to show
-    try:
-        with (
-            contextlib.redirect_stdout(quiet),
-            contextlib.redirect_stderr(quiet),
-            warnings.catch_warnings(),
-        ):
-            warnings.simplefilter("ignore")
-            found: object = importlib.import_module(top)
-            for index, part in enumerate(parts[1:], start=2):
-                inner = getattr(found, part, None)
-                if inner is None:  # a submodule not imported by its package
-                    inner = importlib.import_module(".".join(parts[:index]))
-                found = inner
-    except Exception:  # a library that fails to import says nothing about the class
-        return None
+    found = installed_object(qualified)
     return found if isinstance(found, type) else None
-
-
-@functools.cache
-def _installed_distributions() -> frozenset[str]:
-    return frozenset(importlib.metadata.packages_distributions())
-
-
-_NOT_IMPORTED = frozenset({"sklearn", "tensorflow", "keras", "torch", "pyspark", "jax"})
 
 
 def _last_pipeline_step(facts: NotebookFacts, built: ast.Call) -> str | None:
@@ -661,7 +648,7 @@ def _describe(
     reason: str,
     candidates: list[_Candidate],
 ) -> Model:
-    estimator = facts.constructors.get(chosen.name) or chosen.constructor or "unknown"
+    estimator = chosen.constructor or facts.constructors.get(chosen.name) or "unknown"
     if estimator in TRAIN_FUNCTIONS:
         estimator = estimator.removesuffix(".train") + ".Booster"  # xgb.train returns one
     defined_in = next(

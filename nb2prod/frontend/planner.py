@@ -20,6 +20,7 @@ from nb2prod.frontend.findings import (
     execution_order_findings,
     randomness_findings,
 )
+from nb2prod.frontend.library_calls import refuse_calls_the_installed_libraries_reject
 from nb2prod.frontend.metrics import Measurement, find_metrics
 from nb2prod.frontend.model import candidate_names, explicit_model_name, find_model
 from nb2prod.frontend.pysyntax import construct
@@ -66,6 +67,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     notebook = read_notebook(path)
     contract = load_contract()
     facts, model, findings, roles, kept = _servable_model(notebook, model_name)
+    refuse_calls_the_installed_libraries_reject(facts, kept)
     flow = analyse_dataflow(facts, kept)
     secrets = [secret for cell in facts.cells for secret in find_secrets(cell)]
     parameters = _parameters(facts, roles, kept, {s.holder for s in secrets})

@@ -65,6 +65,9 @@ CALLED_BEFORE_PREDICT = {
         r"^mapie\.\w+\.(SplitConformal(Regressor|Classifier)|ConformalizedQuantileRegressor)$"
     ): "conformalize",
 }
+# Functions that choose a model's order and hand the model back, unfitted, as their result's
+# `.model`: `ar_select_order(y, 9).model.fit()` fits an AutoReg.
+MODEL_SELECTORS = {"statsmodels.tsa.ar_model.ar_select_order": "statsmodels.tsa.ar_model.AutoReg"}
 DEEP_LEARNING_MODULES = ("tensorflow.", "keras.", "torch.", "pytorch_lightning.", "lightning.")
 SPLIT_FUNCTIONS = frozenset({"sklearn.model_selection.train_test_split"})
 CV_FUNCTIONS = frozenset(

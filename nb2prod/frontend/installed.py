@@ -1,0 +1,187 @@
+"""What the libraries installed here offer: a name a notebook uses, imported quietly.
+
+Plan imports a library only to ask it about itself (does this class predict? does this
+function take that keyword?), never a notebook's local module, and never the deep-learning
+frameworks, whose import alone costs seconds. Importing scikit-learn alone costs a plan about
+two seconds, so the signatures asked for are kept on disk per installed library (keyed by its
+package file's path, size and mtime): a library is imported once, not on every plan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+CACHE_VARIABLE = "NB2PROD_CACHE_DIR"
+# Decorators whose wrapper hands every argument to the function it wraps: a keyword the
+# wrapped signature lacks fails there. Other decorators may accept an old keyword (pandas'
+# and statsmodels' deprecate_kwarg), so their wrapped signature is not trusted.
+STRICT_WRAPPERS = ("sklearn/utils/_param_validation.py",)
+
+HEAVY = frozenset({"tensorflow", "keras", "torch", "pyspark", "jax"})
+MISSING = object()  # the library imports, and has no such name
+
+
+@functools.cache
+def installed_object(qualified: str) -> object | None:
+    """The object `qualified` names in an installed library; MISSING when the library
+    imports but lacks the name; None when it cannot or must not be told."""
+    parts = qualified.split(".")
+    top = parts[0]
+    if len(parts) < 2 or top in HEAVY or top not in _distributions():
+        return None
+    quiet = io.StringIO()  # what a library prints on import is not nb2prod's to show
+    try:
+        with (
+            contextlib.redirect_stdout(quiet),
+            contextlib.redirect_stderr(quiet),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore")
+            found: object = importlib.import_module(top)
+            for index, part in enumerate(parts[1:], start=2):
+                try:
+                    inner = getattr(found, part, MISSING)
+                except ImportError:  # a module's __getattr__ telling of a removed name
+                    return MISSING
+                if inner is MISSING:  # a submodule its package does not import, or nothing
+                    inner = _submodule(".".join(parts[:index]))
+                if inner is MISSING:
+                    return MISSING
+                found = inner
+    except Exception:  # a library that fails to import says nothing about its names
+        return None
+    return found
+
+
+def installed_signature(qualified: str) -> inspect.Signature | object | None:
+    """The signature a call of `qualified` is bound to, as installed here (without following
+    decorators, which may take more than what they wrap lists); MISSING when the library has
+    no such name; None when it cannot be told."""
+    store = _SignatureStore.of(qualified.partition(".")[0])
+    if store is None:
+        return None
+    if qualified not in store.entries:
+        store.remember(qualified, _signature_now(qualified))
+    entry = store.entries[qualified]
+    if entry == "missing":
+        return MISSING
+    if entry is None:
+        return None
+    return inspect.Signature(
+        [
+            inspect.Parameter(
+                name, getattr(inspect.Parameter, kind), default=None if defaulted else _EMPTY
+            )
+            for name, kind, defaulted in entry
+        ]
+    )
+
+
+_EMPTY = inspect.Parameter.empty
+
+
+def _signature_now(qualified: str) -> Any:
+    """The cache entry for `qualified`: "missing", None, or its parameters."""
+    found = installed_object(qualified)
+    if found is MISSING:
+        return "missing"
+    if found is None or not callable(found):
+        return None
+    try:
+        signature = inspect.signature(found, follow_wrapped=_strict_wrapper(found))
+    except (TypeError, ValueError):  # implemented in C, or otherwise without a signature
+        return None
+    return [[p.name, p.kind.name, p.default is not _EMPTY] for p in signature.parameters.values()]
+
+
+def _strict_wrapper(found: object) -> bool:
+    """A decorator known to pass arguments through unchanged, so that what it wraps decides
+    (scikit-learn's parameter validation wraps most of its functions)."""
+    code = getattr(found, "__code__", None)
+    return code is not None and Path(code.co_filename).as_posix().endswith(STRICT_WRAPPERS)
+
+
+class _SignatureStore:
+    """The signatures asked of one installed library, in one JSON file."""
+
+    def __init__(self, file: Path | None) -> None:
+        self.file = file
+        self.entries: dict[str, Any] = {}
+        if file is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.entries = json.loads(file.read_text())
+
+    @classmethod
+    @functools.cache
+    def of(cls, top: str) -> _SignatureStore | None:
+        """The store of one library, opened once per process."""
+        if top in HEAVY:
+            return None
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            return None
+        if spec is None or not spec.origin or not os.path.isfile(spec.origin):
+            return None
+        stat = os.stat(spec.origin)
+        where = f"{spec.origin}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()
+        key = f"{top}-{hashlib.sha256(where).hexdigest()[:16]}"
+        folder = _cache_dir()
+        return cls(folder / f"signatures-{key}.json" if folder else None)
+
+    def remember(self, qualified: str, entry: Any) -> None:
+        self.entries[qualified] = entry
+        if self.file is None:
+            return
+        with contextlib.suppress(OSError):
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.file.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(json.dumps(self.entries))
+            partial.replace(self.file)  # whole or not at all, even beside another plan
+
+
+def _cache_dir() -> Path | None:
+    if os.environ.get(CACHE_VARIABLE):
+        return Path(os.environ[CACHE_VARIABLE])
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:  # no home to keep it in: every plan asks the library again
+        return None
+    return base / "nb2prod"
+
+
+def installed_version(qualified: str) -> str | None:
+    """The version of the distribution that provides `qualified`'s top-level module."""
+    names = _distributions().get(qualified.partition(".")[0])
+    if not names:
+        return None
+    try:
+        return f"{names[0]} {importlib.metadata.version(names[0])}"
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _submodule(dotted: str) -> object:
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError as error:
+        if error.name is not None and dotted.startswith(error.name):
+            return MISSING  # the module itself is absent, not one it imports
+        raise
+
+
+@functools.cache
+def _distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()
