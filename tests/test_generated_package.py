@@ -375,8 +375,22 @@ FORECAST_CHECK = textwrap.dedent(
 )
 
 
-def test_a_time_series_model_forecasts_the_stretch_each_row_asks_for(tmp_path: Path) -> None:
-    package = package_from(tmp_path, "arima", FORECASTER_CELLS)
+@pytest.mark.parametrize(
+    "fit",
+    [
+        FORECASTER_CELLS[2],
+        # a forecast through another model: STLForecast's results have no predict, no save
+        "from statsmodels.tsa.forecasting.stl import STLForecast\n"
+        "res = STLForecast(train, ARIMA, model_kwargs={'order': (1, 0, 0)}, period=12).fit()\n"
+        "forecast = res.forecast(20)\n"
+        "mae = float(np.mean(np.abs(forecast.to_numpy() - test.to_numpy())))",
+    ],
+    ids=["arima", "stl-forecast"],
+)
+def test_a_time_series_model_forecasts_the_stretch_each_row_asks_for(
+    tmp_path: Path, fit: str
+) -> None:
+    package = package_from(tmp_path, "arima", [*FORECASTER_CELLS[:2], fit])
     done = run(PYTHON, "-c", FORECAST_CHECK.format(pkg="arima"), cwd=package, env=env_for(package))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])

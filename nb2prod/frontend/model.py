@@ -25,6 +25,7 @@ from nb2prod.frontend.vocabulary import (
     CONVENTIONAL_MODEL_NAMES,
     DEEP_LEARNING_MODULES,
     FIT_METHODS,
+    FORECASTING_WRAPPERS,
     MODEL_SELECTORS,
     NON_PREDICTORS,
     PREDICT_METHODS,
@@ -364,6 +365,8 @@ def _predicts(facts: NotebookFacts, name: str, constructor: str | None) -> bool:
         last_step = _last_pipeline_step(facts, built) or constructor
     if last_step and (is_transformer(last_step) or NON_PREDICTORS.search(last_step)):
         return False
+    if is_time_series_model(last_step):
+        return True  # STLForecast's results forecast, though the class has no predict
     return last_step is None or _class_predicts(last_step) is not False
 
 
@@ -371,6 +374,8 @@ def is_time_series_model(qualified: str | None) -> bool:
     """A statsmodels time-series model: its results forecast from `start` to `end`."""
     if not qualified or ".tsa." not in f".{qualified}":
         return False
+    if qualified in FORECASTING_WRAPPERS:
+        return True
     found = _imported_class(qualified)
     return found is not None and any(
         f"{base.__module__}.{base.__name__}" == _TIME_SERIES_MODEL for base in found.__mro__

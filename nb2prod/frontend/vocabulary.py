@@ -68,6 +68,9 @@ CALLED_BEFORE_PREDICT = {
 # Functions that choose a model's order and hand the model back, unfitted, as their result's
 # `.model`: `ar_select_order(y, 9).model.fit()` fits an AutoReg.
 MODEL_SELECTORS = {"statsmodels.tsa.ar_model.ar_select_order": "statsmodels.tsa.ar_model.AutoReg"}
+# Classes that fit a time-series model on a transformed series and forecast through it: their
+# results forecast from `start` to `end` (get_prediction) like a time-series model's.
+FORECASTING_WRAPPERS = frozenset({"statsmodels.tsa.forecasting.stl.STLForecast"})
 DEEP_LEARNING_MODULES = ("tensorflow.", "keras.", "torch.", "pytorch_lightning.", "lightning.")
 SPLIT_FUNCTIONS = frozenset({"sklearn.model_selection.train_test_split"})
 CV_FUNCTIONS = frozenset(

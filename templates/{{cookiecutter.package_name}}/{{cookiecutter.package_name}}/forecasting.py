@@ -11,11 +11,17 @@ A model fitted with exogenous data (``SARIMAX(y, exog=X)``) cannot forecast past
 without the future values of that data: the row then brings them as ``exog``, one row of
 numbers per step after the fitted series, in the columns' fitted order. Steps inside the
 fitted series need none.
+
+A result that forecasts through another model (STLForecast's) has neither ``predict`` nor the
+``save`` MLflow's statsmodels flavour calls; it is logged and served through
+``ForecastThrough``, which gives it both.
 """
 
 from __future__ import annotations
 
 import inspect
+import pickle
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +39,35 @@ def is_forecaster(model: Any) -> bool:
     return any(
         f"{base.__module__}.{base.__name__}" == TIME_SERIES_MODEL for base in type(inner).__mro__
     )
+
+
+class ForecastThrough:
+    """A forecast result without ``predict`` or ``save`` (STLForecast's), made to answer and
+    to be saved as statsmodels' time-series results are. It is pickled with this package's
+    class, so it loads where this package is installed, as the service is."""
+
+    def __init__(self, results: Any) -> None:
+        self.results = results
+
+    @property
+    def model(self) -> Any:
+        """The time-series model the forecast goes through, fitted on the whole series."""
+        return self.results.model
+
+    def predict(self, start: int, end: int, **exog: Any) -> Any:
+        return self.results.get_prediction(start=start, end=end, **exog).predicted_mean
+
+    def save(self, fname: str | Path, remove_data: bool = False) -> None:
+        """What MLflow's statsmodels flavour calls; statsmodels' own save pickles too."""
+        with open(fname, "wb") as file:
+            pickle.dump(self, file)
+
+
+def loggable(model: Any) -> Any:
+    """The model as MLflow's statsmodels flavour can save and serve it."""
+    if is_forecaster(model) and not hasattr(model, "predict"):
+        return ForecastThrough(model)
+    return model
 
 
 def exog_columns(model: Any) -> list[str]:

@@ -20,7 +20,8 @@ The flavour is chosen from the fitted object's type when training runs:
   A time-series model (ARIMA, SARIMAX, AutoReg, ExponentialSmoothing, ETSModel...) takes
   what MLflow's statsmodels flavour takes, rows of ``start`` and ``end`` (see forecasting.py),
   and is logged with the request for the steps right after its series as its example (with
-  ``exog``, optional in the signature, when it was fitted with exogenous data).
+  ``exog``, optional in the signature, when it was fitted with exogenous data). A result that
+  forecasts through another model (STLForecast's) is logged through forecasting.ForecastThrough.
 - a rule-based model: its code, as an MLflow model-from-code, plus its settings.
 """
 
@@ -38,7 +39,12 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
 
 from {{ cookiecutter.package_name }} import honesty
-from {{ cookiecutter.package_name }}.forecasting import Forecaster, forecast_request, is_forecaster
+from {{ cookiecutter.package_name }}.forecasting import (
+    Forecaster,
+    forecast_request,
+    is_forecaster,
+    loggable,
+)
 
 MODEL_NAME: str = honesty.MODEL["model_name"]
 # Module prefixes whose types skops may construct: the vetted libraries, this package's own
@@ -74,7 +80,7 @@ class ModelLoggingError(Exception):
 
 def log_model(model: Any, model_input: Any, trusted_types: Iterable[str] = ()) -> str:
     """Log and register `model` with its flavour; return the new registered version."""
-    model = unwrap_search(model)
+    model = loggable(unwrap_search(model))
     try:
         if is_forecaster(model):
             example = forecast_request(model, FORECAST_EXAMPLE_STEPS)
@@ -122,6 +128,8 @@ def flavour(model: Any) -> str:
     """The MLflow flavour made for the model, read from the module its type comes from."""
     if honesty.MODEL["model_kind"] == "rule-based":
         return "rule-based"
+    if is_forecaster(model):
+        return "statsmodels"
     library = type(model).__module__.partition(".")[0]
     return library if library in NATIVE_FLAVOURS else "sklearn"
 
