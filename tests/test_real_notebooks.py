@@ -317,11 +317,31 @@ def test_what_fits_but_does_not_predict_is_never_the_model(write_notebook) -> No
     ]
     with pytest.raises(InputError) as error:
         build_plan(write_notebook(cells))
-    assert "no model that predicts: the notebook fits only PCA (cell 3), EmpiricalCovariance " in (
-        str(error.value)
-    )
+    assert (
+        "no model nb2prod can serve: the notebook fits only PCA (cell 3), EmpiricalCovariance "
+        "(cell 3), make_pipeline (cell 3), which transform, cluster or describe data rather "
+        "than predict"
+    ) in str(error.value)
     cells.append("from sklearn.svm import SVC\nsvc = SVC()\nsvc.fit(pca.transform(X), y)")
     assert build_plan(write_notebook(cells)).model.name == "svc"
+
+
+def test_a_refusal_says_only_what_is_known_of_what_was_fitted(write_notebook) -> None:
+    """A statsmodels class without predict (its results may predict) is not called a
+    transformer: the refusal says what is true of it, and groups its cells."""
+    cells = [
+        "import numpy as np\nfrom statsmodels.nonparametric.kde import KDEUnivariate\n"
+        "from sklearn.decomposition import PCA",
+        "x = np.random.default_rng(0).normal(size=100)\nkde = KDEUnivariate(x)\nkde.fit()",
+        "kde.fit(bw=0.5)\npca = PCA().fit(x.reshape(-1, 1))",
+    ]
+    with pytest.raises(InputError) as error:
+        build_plan(write_notebook(cells))
+    assert (
+        "no model nb2prod can serve: the notebook fits only KDEUnivariate (cells 2, 3), whose "
+        "class has no predict method; PCA (cell 3), which transform, cluster or describe data "
+        "rather than predict"
+    ) in str(error.value)
 
 
 def test_a_model_fitted_only_inside_a_helper_is_not_the_global(write_notebook) -> None:
@@ -478,7 +498,7 @@ def test_a_class_from_another_library_is_asked_whether_it_predicts(write_noteboo
         "x = np.random.default_rng(0).normal(size=50)\nkde = sm.nonparametric.KDEUnivariate(x)\n"
         "kde.fit()",
     ]
-    with pytest.raises(InputError, match="no model that predicts: the notebook fits only"):
+    with pytest.raises(InputError, match="no model nb2prod can serve: the notebook fits only"):
         build_plan(write_notebook(cells))
 
 
@@ -595,7 +615,9 @@ def test_a_refit_assigned_to_itself_keeps_what_the_model_was_built_as(write_note
         "model = Pipeline([('scale', StandardScaler()), ('dbscan', DBSCAN())])\n"
         "model = model.fit(X)\nlabels = model[-1].labels_",
     ]
-    with pytest.raises(InputError, match="no model that predicts: the notebook fits only Pipeline"):
+    with pytest.raises(
+        InputError, match="no model nb2prod can serve: the notebook fits only Pipeline"
+    ):
         build_plan(write_notebook(cells))
 
 

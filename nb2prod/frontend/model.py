@@ -359,15 +359,20 @@ def _statsmodels_inputs(call: ast.expr) -> tuple[str, ...]:
 
 def _predicts(facts: NotebookFacts, name: str, constructor: str | None) -> bool:
     """Whether what `name` was built with can predict (a PCA or a covariance cannot)."""
-    last_step = constructor
-    built = facts.constructor_calls.get(name)
-    if constructor and constructor.rsplit(".", 1)[-1] in ("make_pipeline", "Pipeline") and built:
-        last_step = _last_pipeline_step(facts, built) or constructor
+    last_step = _final_step(facts, name, constructor)
     if last_step and (is_transformer(last_step) or NON_PREDICTORS.search(last_step)):
         return False
     if is_time_series_model(last_step):
         return True  # STLForecast's results forecast, though the class has no predict
     return last_step is None or _class_predicts(last_step) is not False
+
+
+def _final_step(facts: NotebookFacts, name: str | None, constructor: str | None) -> str | None:
+    """What answers for the object: a pipeline's last step, else its own class."""
+    built = facts.constructor_calls.get(name or "")
+    if constructor and constructor.rsplit(".", 1)[-1] in ("make_pipeline", "Pipeline") and built:
+        return _last_pipeline_step(facts, built) or constructor
+    return constructor
 
 
 def is_time_series_model(qualified: str | None) -> bool:
@@ -538,7 +543,7 @@ def _inputs_of(candidates: list[_Candidate]) -> tuple[str, ...]:
 
 def _no_model(facts: NotebookFacts) -> InputError:
     """Nothing predicts: say what the notebook does instead, so the refusal is believable."""
-    found: list[str] = []
+    found: dict[str, dict[str, list[int]]] = {}  # why it is no model -> what was fitted, where
     deep = _deep_learning(facts)
     if deep:
         cell, what = deep
@@ -570,14 +575,19 @@ def _no_model(facts: NotebookFacts) -> InputError:
                 passed.append(f"{ast.unparse(call.node.func)}(...) in cell {cell.number}")
                 continue
             constructor = facts.constructors.get(call.receiver)
+            if constructor is None and facts.aliases.is_module_alias(call.receiver):
+                constructor = facts.aliases.resolve(call.receiver)  # EmpiricalCovariance().fit
             what = constructor.rsplit(".", 1)[-1] if constructor else call.receiver
-            found.append(f"{what} (cell {cell.number})")
+            why = _why_not_a_model(_final_step(facts, call.receiver, constructor))
+            found.setdefault(why, {}).setdefault(what, []).append(cell.number)
     if found:
-        listed = ", ".join(dict.fromkeys(found))
+        listed = "; ".join(
+            ", ".join(f"{what} ({_cells(numbers)})" for what, numbers in fits.items()) + f", {why}"
+            for why, fits in found.items()
+        )
         return InputError(
             facts.notebook.path,
-            f"no model that predicts: the notebook fits only {listed}, which transform, "
-            "cluster or describe data rather than predict",
+            f"no model nb2prod can serve: the notebook fits only {listed}",
             hint="tag the cell that builds a predicting model 'nb2prod:model=NAME'",
         )
     if passed:
@@ -607,6 +617,20 @@ def _no_model(facts: NotebookFacts) -> InputError:
         "builds one from a class with a predict method",
         hint="tag the cell that builds the model 'nb2prod:train' and 'nb2prod:model=NAME'",
     )
+
+
+def _cells(numbers: list[int]) -> str:
+    unique = list(dict.fromkeys(numbers))
+    return f"cell {unique[0]}" if len(unique) == 1 else f"cells {', '.join(map(str, unique))}"
+
+
+def _why_not_a_model(constructor: str | None) -> str:
+    """What can truly be said of a fitted object that is not a candidate."""
+    if constructor and (is_transformer(constructor) or NON_PREDICTORS.search(constructor)):
+        return "which transform, cluster or describe data rather than predict"
+    if constructor and _class_predicts(constructor) is False:
+        return "whose class has no predict method"
+    return "which nb2prod cannot tell to be a model that predicts"
 
 
 def _deep_learning(facts: NotebookFacts) -> tuple[int, str] | None:
