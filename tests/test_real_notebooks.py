@@ -541,8 +541,17 @@ def test_models_fitted_only_inside_functions_are_refused_truthfully(write_notebo
         "    return model.score(X_test, y_test)",
         "scores = [evaluate(LogisticRegression(C=c)) for c in (0.1, 1.0)]",
     ]
-    with pytest.raises(InputError, match="fits models only inside functions, on their own"):
+    with pytest.raises(InputError, match=r"fits models only inside functions \(cell 3\), where"):
         build_plan(write_notebook(cells))
+    built_inside = (
+        "from sklearn.linear_model import LogisticRegression\n"
+        "def fit_methods(X, y):\n"
+        "    estimator = LogisticRegression().fit(X, y)\n"
+        "    return [estimator.score(X, y)]"
+    )
+    cells[2:] = [built_inside, "scores = fit_methods(X_train, y_train)"]
+    with pytest.raises(InputError, match=r"fits models only inside functions \(cell 3\), where"):
+        build_plan(write_notebook(cells))  # not "as an argument to something else"
 
 
 def test_an_import_beside_a_helper_left_unused_is_not_imported_from_helpers(

@@ -422,7 +422,8 @@ def _last_pipeline_step(facts: NotebookFacts, built: ast.Call) -> str | None:
 
 
 def _calls_on_function_locals(statements: list[ast.stmt]) -> set[int]:
-    """`def evaluate(model): model.fit(...)` fits the caller's objects, not a global model."""
+    """`def evaluate(model): model.fit(...)` fits the caller's objects, and
+    `est = Model().fit(...)` inside a function a local one: neither is a global model."""
     found: set[int] = set()
     for statement in statements:
         if not isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -436,8 +437,8 @@ def _calls_on_function_locals(statements: list[ast.stmt]) -> set[int]:
         for node in ast.walk(statement):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 root = node.func.value
-                if isinstance(root, ast.Name) and root.id in local:
-                    found.add(id(node))
+                if isinstance(root, ast.Call) or (isinstance(root, ast.Name) and root.id in local):
+                    found.add(id(node))  # a local's fit, or `Model().fit(...)` built there
     return found
 
 
@@ -600,8 +601,9 @@ def _no_model(facts: NotebookFacts) -> InputError:
     if inside:
         return InputError(
             facts.notebook.path,
-            "no fitted model: the notebook fits models only inside functions, on their own "
-            f"arguments ({', '.join(dict.fromkeys(inside))}), so nothing it keeps is fitted",
+            "no fitted model: the notebook fits models only inside functions "
+            f"({', '.join(dict.fromkeys(inside))}), where they stay, so nothing it keeps is "
+            "fitted",
             hint="return the fitted model from the function and assign it (model = train(...))",
         )
     if shown:
