@@ -398,6 +398,27 @@ TRAINS = {
 }
 
 
+OLDER_SCIKIT_LEARN = [
+    "import numpy as np\nimport pandas as pd\nfrom sklearn.compose import make_column_transformer\n"
+    "from sklearn.ensemble import RandomForestRegressor\n"
+    "from sklearn.metrics import mean_squared_error\nfrom sklearn.pipeline import make_pipeline\n"
+    "from sklearn.preprocessing import OneHotEncoder\n"
+    "from sklearn.model_selection import train_test_split",
+    "rng = np.random.default_rng(0)\n"
+    "df = pd.DataFrame({'city': rng.choice(['a', 'b'], 200), 'size': rng.normal(size=200)})\n"
+    "y = df['size'] * 2 + (df['city'] == 'a')\n"
+    "X_train, X_test, y_train, y_test = train_test_split(df, y, random_state=0)",
+    "model = make_pipeline(\n"
+    "    make_column_transformer(\n"
+    "        (OneHotEncoder(sparse=False), ['city']), remainder='passthrough'\n"
+    "    ),\n"
+    "    RandomForestRegressor(n_estimators=20, max_features='auto', criterion='mse'),\n"
+    ")\nmodel.fit(X_train, y_train)\n"
+    "rmse = mean_squared_error(y_test, model.predict(X_test), squared=False)",
+]
+TRAINS["written_for_an_older_scikit_learn"] = OLDER_SCIKIT_LEARN
+
+
 @pytest.mark.parametrize("name", sorted(TRAINS))
 def test_a_conversion_that_says_ok_trains_and_lints_clean(write_notebook, tmp_path, name) -> None:
     notebook = write_notebook(TRAINS[name], name=f"{name}.ipynb")
@@ -857,10 +878,10 @@ DIABETES = [
         (
             [
                 *DIABETES,
-                "reg = Ridge().fit(X_train, y_train)\n"
-                "rmse = mean_squared_error(y_test, reg.predict(X_test), squared=False)",
+                "reg = Ridge().fit(X_train, y_train)\nroot = len(y_test) > 0\n"
+                "rmse = mean_squared_error(y_test, reg.predict(X_test), squared=not root)",
             ],
-            "cell 3, line 2: mean_squared_error() takes no keyword 'squared' in scikit-learn ",
+            "cell 3, line 3: mean_squared_error() takes no keyword 'squared' in scikit-learn ",
         ),
         (
             [
@@ -873,7 +894,7 @@ DIABETES = [
             [
                 *SERIES,
                 "from statsmodels.tsa.ar_model import ar_select_order\n"
-                "res = ar_select_order(df['y'], 3, old_names=False).model.fit()",
+                "res = ar_select_order(df['y'], 3, old_names=True).model.fit()",
             ],
             "cell 3, line 2: ar_select_order() takes no keyword 'old_names' in statsmodels ",
         ),
@@ -886,6 +907,31 @@ def test_a_call_the_installed_library_no_longer_takes_is_refused_before_training
     assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert says in result.stderr and "the version installed here" in result.stderr
     assert "install the version the notebook was written for" in result.stderr
+
+
+def test_calls_an_older_library_took_are_rewritten_where_the_rewrite_is_exact(
+    write_notebook,
+) -> None:
+    plan = build_plan(write_notebook(OLDER_SCIKIT_LEARN))
+    migrated = [(f.line, f.message) for f in plan.findings if f.code == "library-migrated"]
+    assert [line for line, _ in migrated] == [3, 5, 5, 8]
+    said = " ".join(message for _, message in migrated)
+    for text in (
+        "OneHotEncoder(): sparse=False was removed in scikit-learn 1.4; written as "
+        "sparse_output=False, its replacement",
+        "max_features='auto' was removed in scikit-learn 1.3; written as max_features=1.0",
+        "criterion='mse' was removed in scikit-learn 1.2; written as criterion='squared_error'",
+        "mean_squared_error(): squared=False was removed in scikit-learn 1.6; the square root",
+    ):
+        assert text in said, said
+    code = "\n".join(step.source for step in generate(plan).pipeline)
+    assert "OneHotEncoder(sparse_output=False)" in code
+    assert (
+        "RandomForestRegressor(n_estimators=20, max_features=1.0, criterion='squared_error')"
+        in (code)
+    )
+    assert "rmse = (mean_squared_error(y_test, model.predict(X_test))) ** 0.5" in code
+    assert [(m.name, m.greater_is_better) for m in plan.metrics] == [("rmse", False)]
 
 
 def test_calls_the_installed_library_takes_are_not_questioned(write_notebook) -> None:

@@ -14,6 +14,7 @@ from functools import cached_property
 
 from nb2prod.frontend.display import PLOTTING_MODULES, DisplayTracker
 from nb2prod.frontend.magics import NormalisedCell, normalise
+from nb2prod.frontend.migrations import Migration, migrate_calls
 from nb2prod.frontend.names import CellNames, scan_names
 from nb2prod.frontend.printed_metrics import LiftedMetric, lift_printed_metrics
 from nb2prod.frontend.pruning import NestedDrop, prune_nested_display
@@ -59,6 +60,7 @@ class CellFacts:
     lifted: list[LiftedMetric] = field(default_factory=list)  # printed metrics kept
     unwrapped: list[UnwrappedCall] = field(default_factory=list)  # visualizers' fits kept
     nested_drops: list[NestedDrop] = field(default_factory=list)  # display inside kept code
+    migrated: list[Migration] = field(default_factory=list)  # calls rewritten for the library
     sliced: dict[int, str] = field(default_factory=dict)  # statement index -> why it goes
 
     @property
@@ -131,6 +133,10 @@ def gather_facts(notebook: Notebook) -> NotebookFacts:
     visualized_model = fresh_name("model", taken)  # a model built inside a visualizer's call
     cells = []
     for cell, normalised, tree in parsed:
+        source, migrated = migrate_calls(normalised.source, tree.body, aliases)
+        if migrated:
+            normalised = dataclasses.replace(normalised, source=source)
+            tree = parse_cell(source, notebook.path, cell.number)
         source, unwrapped = unwrap_visualizers(
             normalised.source, tree.body, aliases, visualized_model, tracker.figure_names
         )
@@ -165,6 +171,7 @@ def gather_facts(notebook: Notebook) -> NotebookFacts:
             lifted=lifted,
             unwrapped=unwrapped,
             nested_drops=nested,
+            migrated=migrated,
         )
         for statement in kept:
             _record_definitions(statement, facts, aliases, constructors, constructor_calls)
@@ -247,7 +254,7 @@ def _calls(statements: list[ast.stmt], display: list[bool], aliases: Aliases):
         assigned: dict[int, tuple[str, ...]] = {}
         nodes = nodes_run_now(statement) if isinstance(statement, _BLOCKS) else [statement]
         for node in nodes:  # `acc = f1(...)` in a loop body too
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call | ast.BinOp):
                 names = [n for target in node.targets for n in target_names(target)]
                 assigned[id(node.value)] = tuple(names)
                 assigned[id(numeric_core(node.value, aliases))] = tuple(names)

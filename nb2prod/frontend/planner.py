@@ -98,6 +98,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     findings += absolute_path_findings(facts, kept)
     findings += _secret_findings(facts, secrets)
     findings += _dropped_syntax_findings(facts)
+    findings += _migration_findings(facts, kept)
     data_files = find_data_files(facts, kept)
     findings += data_file_findings(data_files)
     findings += [
@@ -147,6 +148,17 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
         contract=freeze(contract.to_dict()),
     )
     return _without_secrets(plan, facts, secrets)
+
+
+def _migration_findings(facts: NotebookFacts, kept: set[int]) -> list[Finding]:
+    """Calls rewritten for the installed library: the package's code differs from the
+    notebook's there, so each one is said."""
+    return [
+        Finding("library-migrated", "warning", migration.said, cell.number, migration.line, None)
+        for cell in facts.cells
+        if cell.number in kept
+        for migration in cell.migrated
+    ]
 
 
 def _servable_model(

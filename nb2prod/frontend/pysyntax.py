@@ -183,8 +183,23 @@ _NUMERIC_METHODS = frozenset({"mean", "item", "round"})
 
 def numeric_core(value: ast.expr, aliases: Aliases) -> ast.expr:
     """The call a number is made from: `np.sqrt(mean_squared_error(y, p))`,
-    `round(accuracy_score(y, p), 3)` and `cross_val_score(m, X, y).mean()` are that metric."""
-    while isinstance(value, ast.Call):
+    `round(accuracy_score(y, p), 3)`, `cross_val_score(m, X, y).mean()` and
+    `mean_squared_error(y, p) ** 0.5` are that metric (a positive power or multiple keeps its
+    direction: greater is still better, or still worse)."""
+    while isinstance(value, ast.Call | ast.BinOp):
+        if isinstance(value, ast.BinOp):
+            positive = isinstance(value.right, ast.Constant) and isinstance(
+                value.right.value, int | float
+            )
+            if not (
+                isinstance(value.op, ast.Pow | ast.Mult)
+                and positive
+                and value.right.value > 0  # type: ignore[attr-defined]
+                and isinstance(value.left, ast.Call)
+            ):
+                break
+            value = value.left
+            continue
         func = value.func
         callee = dotted_name(func)
         if (

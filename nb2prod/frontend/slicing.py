@@ -146,7 +146,7 @@ def _measures(statement: ast.stmt, aliases: Aliases, notebook_functions: set[str
     beside a plot) is not one the package can log, and does not keep its loop alive.
     """
     for node in nodes_run_now(statement):
-        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call | ast.BinOp)):
             continue
         if not all(isinstance(target, ast.Name | ast.Tuple) for target in node.targets):
             continue
