@@ -82,7 +82,32 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="a fork of nb2prod's cookiecutter template that honours the same context",
     )
+    convert.add_argument(
+        "--verify",
+        action="store_true",
+        help="run verify right after writing the package: the notebook and the package's "
+        "training, metric by metric",
+    )
+    _verify_options(convert)
     convert.set_defaults(handler=_run_convert)
+
+    verify = commands.add_parser(
+        "verify",
+        help="prove the package measures what the notebook measured",
+        description="Run the notebook top to bottom in a fresh kernel and the package's "
+        "training, and compare each metric the notebook computed. Exit 0 when they agree, 1 "
+        "on a mismatch (with its cause when the Plan knows one), 2 when either side cannot run.",
+    )
+    verify.add_argument("notebook", type=Path, help="the .ipynb file")
+    verify.add_argument(
+        "package",
+        type=Path,
+        nargs="?",
+        help="the package folder (default: the one convert writes, beside the notebook)",
+    )
+    _verify_options(verify)
+    verify.add_argument("--model", metavar="NAME", help=_MODEL_HELP)
+    verify.set_defaults(handler=_run_verify)
 
     lint = commands.add_parser(
         "lint",
@@ -208,6 +233,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _verify_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cell-timeout",
+        type=int,
+        default=600,
+        metavar="SECONDS",
+        help="the longest any one notebook cell may run (default: 600)",
+    )
+    parser.add_argument(
+        "--rtol",
+        type=float,
+        default=1e-6,
+        help="relative tolerance per metric (default: 1e-6, for seeded runs)",
+    )
+    parser.add_argument(
+        "--atol", type=float, default=1e-9, help="absolute tolerance per metric (default: 1e-9)"
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        help="train into this MLflow store and record parity_verified on the run, for "
+        "promote --require-parity (default: MLFLOW_TRACKING_URI, else a temporary store)",
+    )
+
+
 _MODEL_HELP = (
     "the variable that holds the model, when the notebook has several (as the cell tag "
     "'nb2prod:model=NAME' does)"
@@ -236,7 +287,33 @@ def _run_convert(args: argparse.Namespace) -> int:
         template=args.template,
     )
     sys.stdout.write(render_report(conversion))
-    return EXIT_OK
+    if not args.verify:
+        return EXIT_OK
+    return _verified(args.notebook, conversion.target, args, args.model)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    return _verified(args.notebook, args.package, args, args.model)
+
+
+def _verified(
+    notebook: Path, package: Path | None, args: argparse.Namespace, model: str | None
+) -> int:
+    from nb2prod.verify.run import verify
+
+    verdict = verify(
+        notebook,
+        package,
+        cell_timeout=args.cell_timeout,
+        rtol=args.rtol,
+        atol=args.atol,
+        tracking_uri=args.tracking_uri,
+        model_name=model,
+    )
+    sys.stdout.write(verdict.report)
+    mismatch = any(not row.agrees(args.rtol, args.atol) for row in verdict.rows)
+    mismatch = mismatch or bool(verdict.predictions and verdict.predictions.differing)
+    return EXIT_FINDINGS if mismatch else EXIT_OK
 
 
 def _run_lint(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 """The registry's promotion gate: a model version gets an alias only if its honesty allows it.
 
     python -m <package>.promote [--version N] [--alias champion] [--allow-heuristic]
+                                [--require-parity]
 
 The gate reads what the model version says about itself (its tags), checks those claims against
 the run that produced it (version tags can be edited after training, a run's params cannot),
@@ -111,6 +112,26 @@ def refusals(client: MlflowClient, mv: ModelVersion, *, allow_heuristic: bool) -
     return reasons + faults + disagreements_with_run(client, mv, measured)
 
 
+def parity_refusals(client: MlflowClient, mv: ModelVersion) -> list[str]:
+    """--require-parity: `nb2prod verify` must have run on the run that trained this version
+    and found every metric equal to the notebook's. Read from the run, not the version."""
+    try:
+        verdict = client.get_run(mv.run_id).data.tags.get("parity_verified") if mv.run_id else None
+    except MlflowException:
+        verdict = None
+    if verdict == "true":
+        return []
+    if verdict == "false":
+        return [
+            f"nb2prod verify found version {mv.version}'s metrics differ from the notebook's "
+            "(its run's parity_delta_* metrics say by how much)"
+        ]
+    return [
+        f"parity is required, and nb2prod verify has not checked version {mv.version}'s run "
+        "(run nb2prod verify NOTEBOOK with --tracking-uri set to this registry)"
+    ]
+
+
 def record(client: MlflowClient, mv: ModelVersion, tags: Mapping[str, str]) -> None:
     """Write the decision on the version; drop decision tags a previous check left behind."""
     for key in ("promotion_reasons", "promotion_opt_in"):
@@ -132,6 +153,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--allow-heuristic",
         action="store_true",
         help="explicit opt-in to promote a HEURISTIC (not backtested) model",
+    )
+    parser.add_argument(
+        "--require-parity",
+        action="store_true",
+        help="refuse a version whose run `nb2prod verify` has not found to measure what the "
+        "notebook measured (its parity_verified tag)",
     )
     return parser.parse_args(argv)
 
@@ -159,6 +186,8 @@ def promote(args: argparse.Namespace) -> int:
 
     now = datetime.now(UTC).isoformat(timespec="seconds")
     reasons = refusals(client, mv, allow_heuristic=args.allow_heuristic)
+    if args.require_parity:
+        reasons += parity_refusals(client, mv)
     if reasons:
         record(
             client,

@@ -1,0 +1,101 @@
+"""Compare what the notebook measured with what the package measured, and say why they differ."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from nb2prod.plan import Plan
+
+CAUSE_CODES = ("unseeded-random", "hidden-state")
+
+
+@dataclass(frozen=True)
+class Row:
+    metric: str
+    notebook: float | None
+    package: float | None
+
+    @property
+    def delta(self) -> float | None:
+        if self.notebook is None or self.package is None:
+            return None
+        return self.package - self.notebook
+
+    def agrees(self, rtol: float, atol: float) -> bool:
+        if self.notebook is None or self.package is None:
+            return False
+        return math.isclose(self.package, self.notebook, rel_tol=rtol, abs_tol=atol)
+
+
+def rows(plan: Plan, notebook: dict[str, float | None], package: dict[str, float]) -> list[Row]:
+    return [Row(m.name, notebook.get(m.name), package.get(m.name)) for m in plan.metrics]
+
+
+def causes(plan: Plan) -> list[str]:
+    """What the Plan found that can make a re-run differ: each named with its cell and line."""
+    found = []
+    for finding in plan.findings:
+        if finding.code not in CAUSE_CODES:
+            continue
+        where = f"cell {finding.cell}" + (f", line {finding.line}" if finding.line else "")
+        found.append(f"{finding.code} ({where}): {finding.message}")
+    return found
+
+
+def table(compared: list[Row], rtol: float, atol: float) -> str:
+    header = ("metric", "notebook", "package", "delta", "ok")
+    lines = [header]
+    for row in compared:
+        lines.append(
+            (
+                row.metric,
+                _number(row.notebook),
+                _number(row.package),
+                _number(row.delta),
+                "yes" if row.agrees(rtol, atol) else "NO",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def _number(value: float | None) -> str:
+    return "missing" if value is None else f"{value:.6g}"
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Both models on the same rows: how many answers differ beyond the tolerance."""
+
+    rows: int
+    differing: int
+    largest_delta: float | None  # over numeric answers
+
+    def line(self) -> str:
+        delta = "" if self.largest_delta is None else f" (largest delta {self.largest_delta:.3g})"
+        if self.differing:
+            return f"predictions: {self.differing} of {self.rows} rows differ{delta}"
+        return f"predictions: the same on all {self.rows} rows{delta}"
+
+
+def compare_predictions(notebook: list, package: list, rtol: float, atol: float) -> Predictions:
+    if len(notebook) != len(package):
+        return Predictions(max(len(notebook), len(package)), max(len(notebook), len(package)), None)
+    differing, largest = 0, None
+    for theirs, ours in zip(notebook, package, strict=True):
+        if _is_number(theirs) and _is_number(ours):
+            delta = abs(float(ours) - float(theirs))
+            largest = delta if largest is None else max(largest, delta)
+            same = math.isclose(float(ours), float(theirs), rel_tol=rtol, abs_tol=atol)
+        else:
+            same = str(ours) == str(theirs)
+        differing += not same
+    return Predictions(len(notebook), differing, largest)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

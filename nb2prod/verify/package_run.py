@@ -1,0 +1,85 @@
+"""Train the generated package with its own `train` module, and mark the run with the verdict."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nb2prod.errors import InputError
+from nb2prod.verify.kernel import Sample
+
+_TRAINED = re.compile(r"^trained \S+ version (?P<version>\d+) \(run (?P<run>[0-9a-f]+)\)", re.M)
+
+
+@dataclass(frozen=True)
+class PackageRun:
+    run_id: str
+    version: str
+    metrics: dict[str, float]
+    seconds: float
+
+
+def train_package(package_dir: Path, name: str, tracking_uri: str) -> PackageRun:
+    """`python -m <name>.train` in the package's folder, into `tracking_uri`."""
+    if not (package_dir / name / "train.py").is_file():
+        raise InputError(
+            package_dir,
+            f"is not the package convert writes for this notebook (no {name}/train.py)",
+            hint="pass the folder convert wrote, or convert the notebook first",
+        )
+    python_path = os.pathsep.join(filter(None, [str(package_dir), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": python_path}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", f"{name}.train"],
+        cwd=package_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    trained = _TRAINED.search(done.stdout)
+    if done.returncode != 0 or trained is None:
+        said = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InputError(package_dir, f"the package's training failed: {said}")
+    from mlflow import MlflowClient
+
+    run = MlflowClient(tracking_uri).get_run(trained["run"])
+    return PackageRun(trained["run"], trained["version"], dict(run.data.metrics), seconds)
+
+
+def record_parity(
+    tracking_uri: str, run: PackageRun, verified: bool, deltas: dict[str, float], rtol: float
+) -> None:
+    """The verdict on the run that trained the version: the promotion gate reads it there."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    client.set_tag(run.run_id, "parity_verified", "true" if verified else "false")
+    client.set_tag(run.run_id, "parity_rtol", repr(rtol))
+    for name, delta in deltas.items():
+        client.log_metric(run.run_id, f"parity_delta_{name}", delta)
+
+
+def package_predictions(tracking_uri: str, name: str, run: PackageRun, sample: Sample) -> list:
+    """What the package's logged model answers for the rows the notebook's model predicted on,
+    loaded as a client of the registry would load it."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    mlflow.set_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{run.version}")
+    rows = (
+        pd.read_json(io.StringIO(sample.frame), orient="split", dtype=False)
+        if sample.frame is not None
+        else np.asarray(sample.array)
+    )
+    return np.asarray(model.predict(rows)).ravel().tolist()

@@ -1,0 +1,115 @@
+"""The whole check: plan, run the notebook, train the package, compare, report."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from nb2prod.frontend.planner import build_plan
+from nb2prod.plan import Plan
+from nb2prod.verify.compare import Predictions, Row, causes, compare_predictions, rows, table
+from nb2prod.verify.kernel import NotebookRun, run_notebook
+from nb2prod.verify.package_run import (
+    PackageRun,
+    package_predictions,
+    record_parity,
+    train_package,
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    rows: list[Row]
+    predictions: Predictions | None
+    verified: bool
+    report: str
+
+
+def verify(
+    notebook: Path,
+    package_dir: Path | None,
+    *,
+    cell_timeout: int,
+    rtol: float,
+    atol: float,
+    tracking_uri: str | None,
+    model_name: str | None = None,
+) -> Verdict:
+    """Run both sides and compare; InputError when either side cannot run."""
+    plan = build_plan(notebook, model_name=model_name)
+    package_dir = (package_dir or notebook.parent / plan.package_name).absolute()
+    metrics = [(m.name, m.cell) for m in plan.metrics]
+    predicting = _predicting(plan)
+    model = predicting if isinstance(predicting, tuple) else None
+    ran = run_notebook(notebook, metrics, cell_timeout, model)
+    with tempfile.TemporaryDirectory(prefix="nb2prod-verify-") as scratch:
+        uri = tracking_uri or f"sqlite:///{Path(scratch) / 'mlflow.db'}"
+        trained = train_package(package_dir, plan.package_name, uri)
+        compared = rows(plan, ran.metrics, trained.metrics)
+        predictions, not_compared = (
+            _predictions(uri, plan.package_name, trained, ran, rtol, atol)
+            if model is not None
+            else (None, str(predicting))
+        )
+        verified = bool(compared) and all(row.agrees(rtol, atol) for row in compared)
+        verified = verified and not (predictions and predictions.differing)
+        deltas = {row.metric: row.delta for row in compared if row.delta is not None}
+        record_parity(uri, trained, verified, deltas, rtol)
+    lines = [
+        f"verify {notebook.name} against {package_dir.name}/ "
+        f"(notebook {ran.seconds:.1f} s, package training {trained.seconds:.1f} s)",
+        "",
+    ]
+    if compared:
+        lines += [table(compared, rtol, atol), ""]
+    else:
+        lines += ["the notebook measures nothing, so there is nothing to compare", ""]
+    if predictions is not None:
+        lines += [predictions.line(), ""]
+    elif not_compared:
+        lines += [f"predictions: not compared ({not_compared})", ""]
+    known = causes(plan)
+    if verified:
+        lines.append(f"parity: every metric agrees within rtol {rtol:g} (atol {atol:g})")
+        lines += [f"  note: {cause}" for cause in known]
+    elif compared:
+        lines.append(f"parity: NOT verified (rtol {rtol:g}, atol {atol:g})")
+        lines += [f"  cause: {cause}" for cause in known] or [
+            "  cause: none known: the package computes these metrics differently from the "
+            "notebook (a dropped cell that mattered, or data the notebook changed in place)"
+        ]
+    else:
+        lines += [f"  note: {cause}" for cause in known]
+    if tracking_uri:
+        lines.append(
+            f"recorded on run {trained.run_id} (version {trained.version}): parity_verified="
+            f"{'true' if verified else 'false'}"
+        )
+    return Verdict(compared, predictions, verified, "\n".join(lines) + "\n")
+
+
+def _predicting(plan: Plan) -> tuple[str, str] | str:
+    """The notebook's model and the rows it was fitted on; or why there are no such rows."""
+    model = plan.model
+    if model.kind != "fitted":
+        return "a rule-based model has no training input to draw rows from"
+    if ".tsa." in f".{model.estimator}":
+        return "a forecaster answers stretches of its series, not rows"
+    if not model.fit_inputs:
+        return "what the model was fitted on is not known"
+    return model.name, model.fit_inputs[0]
+
+
+def _predictions(
+    uri: str, name: str, trained: PackageRun, ran: NotebookRun, rtol: float, atol: float
+) -> tuple[Predictions | None, str]:
+    """Both models on the notebook's rows; or why they were not compared."""
+    sample = ran.sample
+    if sample.predictions is None:
+        return None, sample.error or "the model does not predict on rows of its input"
+    try:
+        ours = package_predictions(uri, name, trained, sample)
+    except Exception as error:
+        return None, f"the package's model did not predict on them: {type(error).__name__}"
+    return compare_predictions(sample.predictions, ours, rtol, atol), ""

@@ -1,0 +1,151 @@
+"""`nb2prod verify`: a real kernel (nbclient, ipykernel) runs the notebook, the package trains
+into a real MLflow store, and each metric is compared; the promotion gate reads the verdict."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SAMPLES, Run
+
+REGRESSION = [
+    "from sklearn.datasets import load_diabetes\nfrom sklearn.linear_model import Ridge\n"
+    "from sklearn.metrics import r2_score\nfrom sklearn.model_selection import train_test_split",
+    "X, y = load_diabetes(return_X_y=True, as_frame=True)",
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+    "model = Ridge(alpha=0.5).fit(X_train, y_train)\nr2 = r2_score(y_test, model.predict(X_test))",
+]
+
+
+def nb2prod(*args: str | Path, cwd: Path | None = None, **env: str) -> Run:
+    done = subprocess.run(
+        [sys.executable, "-m", "nb2prod", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+        env={**os.environ, **env},
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def converted(write_notebook, tmp_path: Path, cells: list) -> tuple[Path, Path]:
+    notebook = write_notebook(cells)
+    package = tmp_path / "pkg"
+    done = nb2prod("convert", notebook, "-o", package)
+    assert done.code == 0, done.stderr
+    return notebook, package
+
+
+@pytest.mark.parametrize("sample", sorted(p.stem for p in SAMPLES.glob("*.ipynb")))
+def test_every_sample_verifies_green(tmp_path: Path, sample: str) -> None:
+    notebook = tmp_path / f"{sample}.ipynb"
+    shutil.copy(SAMPLES / f"{sample}.ipynb", notebook)
+    for data in SAMPLES.iterdir():
+        if data.is_file() and data.suffix != ".ipynb":
+            shutil.copy(data, tmp_path / data.name)
+    done = nb2prod("convert", notebook, "--verify")
+    assert done.code == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "parity: every metric agrees" in done.stdout or "measures nothing" in done.stdout
+    assert "NO" not in done.stdout.split("parity:")[0].split()
+    said = "predictions: the same on all 20 rows" in done.stdout
+    assert said or "predictions: not compared (a rule-based model" in done.stdout
+
+
+def test_unseeded_randomness_is_named_as_the_cause_of_a_mismatch(write_notebook, tmp_path):
+    cells = [*REGRESSION]
+    cells[2] = "X_train, X_test, y_train, y_test = train_test_split(X, y)"  # no random_state
+    notebook, package = converted(write_notebook, tmp_path, cells)
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 1, done.stdout + done.stderr
+    assert "parity: NOT verified" in done.stdout
+    assert "cause: unseeded-random (cell 3, line 1)" in done.stdout
+
+
+def test_a_dropped_cell_that_mattered_is_a_mismatch_without_a_known_cause(
+    write_notebook, tmp_path
+) -> None:
+    cells = [*REGRESSION]
+    cells.insert(2, {"source": "X = X * 2\ny = y / 10", "tags": ["skip"]})
+    notebook = write_notebook(cells)
+    package = tmp_path / "pkg"
+    assert nb2prod("convert", notebook, "-o", package).code == 0
+    cells[2] = "X = X * 2\ny = y / 10"  # the notebook as run: the cell counts
+    write_notebook(cells)
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 1, done.stdout + done.stderr
+    assert "cause: none known" in done.stdout
+    assert "predictions: 20 of 20 rows differ" in done.stdout  # fitted on other data
+
+
+def test_saved_outputs_from_an_out_of_order_run_are_named_and_the_rerun_compared(
+    write_notebook, tmp_path
+) -> None:
+    counts = [1, 2, 5, 3]  # the split was run again after the fit
+    cells = [{"source": s, "execution_count": n} for s, n in zip(REGRESSION, counts, strict=True)]
+    notebook, package = converted(write_notebook, tmp_path, cells)
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 0, done.stdout + done.stderr
+    assert "parity: every metric agrees" in done.stdout
+    assert "note: hidden-state (cell 3)" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("cell", "options", "says"),
+    [
+        ("raise ValueError('bad input\\nfrom the data')", (), "cell 3: fails when the notebook"),
+        ("import time\ntime.sleep(60)", ("--cell-timeout", "5"), "cell 1: ran longer than 5 s"),
+    ],
+)
+def test_a_cell_that_fails_or_hangs_stops_verify_in_one_line(
+    write_notebook, tmp_path, cell: str, options: tuple[str, ...], says: str
+) -> None:
+    at = 2 if "raise" in cell else 0  # a sleep comes first: imports may take seconds here
+    notebook = write_notebook([*REGRESSION[:at], cell, *REGRESSION[at:]])
+    done = nb2prod("verify", notebook, tmp_path / "absent", *options)
+    assert done.code == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert says in lines[0]
+    if "raise" in cell:
+        assert "ValueError: from the data" in lines[0]  # the error's last line
+    assert not kernels_in(tmp_path), "the kernel was left running"
+
+
+def kernels_in(folder: Path) -> list[str]:
+    """Processes still working in `folder` (the kernel runs in the notebook's folder)."""
+    left = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cwd").resolve() == folder.resolve():
+                left.append((proc / "cmdline").read_text().replace("\0", " "))
+        except OSError:
+            continue
+    return left
+
+
+def test_the_gate_can_require_parity(write_notebook, tmp_path: Path) -> None:
+    notebook, package = converted(write_notebook, tmp_path, REGRESSION)
+    uri = f"sqlite:///{tmp_path / 'team.db'}"
+    env = {"MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(package)}
+    train = [sys.executable, "-m", "nb.train"]
+    promote = [sys.executable, "-m", "nb.promote", "--allow-heuristic", "--require-parity"]
+
+    def run(command: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command, cwd=package, env={**os.environ, **env}, capture_output=True, text=True
+        )
+
+    assert run(train).returncode == 0
+    unverified = run(promote)
+    assert unverified.returncode == 1 and "nb2prod verify has not checked" in unverified.stderr
+    done = nb2prod("verify", notebook, package, "--tracking-uri", uri)
+    assert done.code == 0, done.stdout + done.stderr
+    assert "parity_verified=true" in done.stdout
+    verified = run(promote)
+    assert verified.returncode == 0, verified.stderr
+    assert "promoted nb version 2" in verified.stdout  # the version verify trained
