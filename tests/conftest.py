@@ -29,14 +29,14 @@ class Run:
     stderr: str
 
 
-def run_cli(*args: str | Path, cwd: Path | None = None) -> Run:
+def run_cli(*args: str | Path, cwd: Path | None = None, timeout: int = 120) -> Run:
     """Run `python -m nb2prod` in a subprocess, as a user would."""
     done = subprocess.run(
         [sys.executable, "-m", "nb2prod", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
-        timeout=120,
+        timeout=timeout,
     )
     return Run(done.returncode, done.stdout, done.stderr)
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, Run
+from conftest import SAMPLES, TRAINING_CELLS, Run, run_cli
 
 REGRESSION = [
     "from sklearn.datasets import load_diabetes\nfrom sklearn.linear_model import Ridge\n"
@@ -21,16 +21,8 @@ REGRESSION = [
 ]
 
 
-def nb2prod(*args: str | Path, cwd: Path | None = None, **env: str) -> Run:
-    done = subprocess.run(
-        [sys.executable, "-m", "nb2prod", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=600,
-        env={**os.environ, **env},
-    )
-    return Run(done.returncode, done.stdout, done.stderr)
+def nb2prod(*args: str | Path) -> Run:
+    return run_cli(*args, timeout=600)  # a notebook run and a training
 
 
 def converted(write_notebook, tmp_path: Path, cells: list) -> tuple[Path, Path]:
@@ -129,7 +121,7 @@ def kernels_in(folder: Path) -> list[str]:
 
 
 def test_the_gate_can_require_parity(write_notebook, tmp_path: Path) -> None:
-    notebook, package = converted(write_notebook, tmp_path, REGRESSION)
+    notebook, package = converted(write_notebook, tmp_path, TRAINING_CELLS)
     uri = f"sqlite:///{tmp_path / 'team.db'}"
     env = {"MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(package)}
     train = [sys.executable, "-m", "nb.train"]
