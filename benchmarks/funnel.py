@@ -11,7 +11,10 @@ set aside, in a fresh temporary WORK folder:
 2. ``convert`` ``nb2prod convert NB -o WORK/pkg --force``;
 3. ``train``   ``python -m PKG.train`` in WORK, with ``MLFLOW_TRACKING_URI=sqlite:///WORK/mlflow.db``;
 4. ``tests``   ``python -m pytest -q -x`` in WORK/pkg;
-5. ``lint``    ``nb2prod lint WORK/pkg`` (exit 0 = clean).
+5. ``lint``    ``nb2prod lint WORK/pkg`` (exit 0 = clean);
+6. ``parity``  with ``--verify``, for a notebook that passed 1-5: ``nb2prod verify NB WORK/pkg``
+   (ok when every metric and prediction agrees, ``mismatch`` with the causes verify names;
+   the notebook runs in its own folder in the cache, as verify always does).
 
 The package is never installed: stages 3-5 run with ``PYTHONPATH=WORK/pkg``, because the
 shared runtime already carries every dependency the generated packages declare, and installing
@@ -31,7 +34,7 @@ test, is listed first.
 Usage (from the repository root)::
 
     python benchmarks/funnel.py [--cache DIR] [--jobs 2] [--only GLOB] [--json out.json]
-                                [--keep DIR] [--subset ci]
+                                [--keep DIR] [--subset ci] [--verify]
     python benchmarks/funnel.py --report out.json.partial.jsonl   # a run still going
 """
 
@@ -56,8 +59,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # a sibling script, not a package
 
-STAGES = ("plan", "convert", "train", "tests", "lint")
-TIMEOUTS = {"plan": 120, "convert": 180, "train": 600, "tests": 900, "lint": 120}
+STAGES = ("plan", "convert", "train", "tests", "lint", "parity")
+TIMEOUTS = {"plan": 120, "convert": 180, "train": 600, "tests": 900, "lint": 120, "parity": 1200}
 TRACEBACK = "Traceback (most recent call last)"
 
 
@@ -164,13 +167,15 @@ def nb2prod_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "nb2prod", *args]
 
 
-def run_notebook(entry: dict[str, Any], cache: Path, keep: Path | None) -> NotebookResult:
+def run_notebook(
+    entry: dict[str, Any], cache: Path, keep: Path | None, verify: bool = False
+) -> NotebookResult:
     """Every stage of one notebook, in its own WORK folder."""
     nb = cache / entry["notebook"]
     result = NotebookResult(entry["id"], str(nb), entry["trains_model"])
     work = Path(tempfile.mkdtemp(prefix="nb2prod-funnel-"))
     try:
-        run_stages(result, nb, work)
+        run_stages(result, nb, work, verify)
     finally:
         if keep is not None:
             target = keep / entry["id"].replace("/", "__")
@@ -181,7 +186,7 @@ def run_notebook(entry: dict[str, Any], cache: Path, keep: Path | None) -> Noteb
     return result
 
 
-def run_stages(result: NotebookResult, nb: Path, work: Path) -> None:
+def run_stages(result: NotebookResult, nb: Path, work: Path, verify: bool = False) -> None:
     pkg_dir = work / "pkg"
     env = base_env(work, pkg_dir)
     plan, out = run_stage(
@@ -224,6 +229,27 @@ def run_stages(result: NotebookResult, nb: Path, work: Path) -> None:
         result.stages.append(tests)
     lint, _ = run_stage("lint", nb2prod_cmd("lint", str(pkg_dir)), work, env, TIMEOUTS["lint"])
     result.stages.append(lint)
+    if verify and outcome(result) == "pass":
+        result.stages.append(parity_stage(nb, pkg_dir, work, env))
+
+
+def parity_stage(nb: Path, pkg_dir: Path, work: Path, env: dict[str, str]) -> StageResult:
+    """`nb2prod verify`: ok when every metric and prediction agrees; a mismatch carries the
+    causes verify names. (The notebook runs in its own folder in the cache, as verify does.)"""
+    parity, out = run_stage(
+        "parity",
+        nb2prod_cmd("verify", str(nb), str(pkg_dir), "--cell-timeout", "300"),
+        work,
+        env,
+        TIMEOUTS["parity"],
+    )
+    if parity.exit_code == 1:
+        causes = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("cause:")]
+        differ = [ln for ln in out.splitlines() if ln.rstrip().endswith(" NO")]
+        differ += [ln for ln in out.splitlines() if ln.startswith("predictions:")]
+        parity.status, parity.failure_class = "mismatch", "mismatch"
+        parity.reason = "; ".join([*causes, *(d.split()[0] for d in differ)])[:400]
+    return parity
 
 
 def stage(result: NotebookResult, name: str) -> StageResult | None:
@@ -317,6 +343,15 @@ def report(results: list[NotebookResult], skipped: list[dict[str, Any]]) -> str:
     lines.append(f"{'stage':10}{'reached':>9}{'passed':>9}{'refused':>9}")
     for name, reached, passed, refused in stage_counts(results):
         lines.append(f"{name:10}{reached:9}{passed:9}{refused:9}")
+    checked = [s for r in results if (s := stage(r, "parity"))]
+    if checked:
+        agree = sum(s.status == "ok" for s in checked)
+        differ = sum(s.status == "mismatch" for s in checked)
+        lines.append(
+            f"parity (nb2prod verify on the packages that pass): {len(checked)} checked, "
+            f"{agree} agree ({agree / len(checked):.0%}), {differ} differ, "
+            f"{len(checked) - agree - differ} could not run"
+        )
     lines.append("")
     lines.append("failure classes (stage, class, normalised reason: count, examples)")
     for (st, cls, norm), items in failures(results).items():
@@ -347,12 +382,13 @@ def run_all(
     jobs: int,
     keep: Path | None,
     partial: Path | None = None,
+    verify: bool = False,
 ) -> list[NotebookResult]:
     """Run the notebooks ``jobs`` at a time; append each result to ``partial`` as it ends,
     so a long run can be read before it finishes."""
     results = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(run_notebook, e, cache, keep): e["id"] for e in entries}
+        futures = {pool.submit(run_notebook, e, cache, keep, verify): e["id"] for e in entries}
         for n, fut in enumerate(as_completed(futures), 1):
             res = fut.result()
             results.append(res)
@@ -382,6 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, dest="json_out")
     parser.add_argument("--keep", type=Path, default=None, help="copy each WORK folder here")
     parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="run `nb2prod verify` on every notebook that passes: the parity column",
+    )
+    parser.add_argument(
         "--report",
         type=Path,
         default=None,
@@ -406,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_out is not None:
         partial = args.json_out.with_name(args.json_out.name + ".partial.jsonl")
         partial.unlink(missing_ok=True)
-    results = run_all(runnable, cache, max(1, args.jobs), args.keep, partial)
+    results = run_all(runnable, cache, max(1, args.jobs), args.keep, partial, args.verify)
     print(report(results, skipped))
     if args.json_out is not None:
         payload = {
