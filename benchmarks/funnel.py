@@ -243,6 +243,8 @@ def parity_stage(nb: Path, pkg_dir: Path, work: Path, env: dict[str, str]) -> St
         env,
         TIMEOUTS["parity"],
     )
+    if parity.exit_code == 0 and "parity: nothing to compare" in out:
+        parity.status = "nothing"  # no metric, no prediction on rows: not counted as agreeing
     if parity.exit_code == 1:
         causes = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("cause:")]
         differ = [ln for ln in out.splitlines() if ln.rstrip().endswith(" NO")]
@@ -304,7 +306,7 @@ def failures(results: list[NotebookResult]) -> dict[tuple[str, str, str], list[t
     groups: dict[tuple[str, str, str], list[tuple[str, str]]] = defaultdict(list)
     for r in results:
         for s in r.stages:
-            if s.status != "ok":
+            if s.status not in ("ok", "nothing"):
                 groups[(s.stage, s.failure_class, normalise(s.reason))].append((r.id, s.reason))
     return dict(sorted(groups.items(), key=lambda kv: -len(kv[1])))
 
@@ -347,10 +349,11 @@ def report(results: list[NotebookResult], skipped: list[dict[str, Any]]) -> str:
     if checked:
         agree = sum(s.status == "ok" for s in checked)
         differ = sum(s.status == "mismatch" for s in checked)
+        nothing = sum(s.status == "nothing" for s in checked)
         lines.append(
             f"parity (nb2prod verify on the packages that pass): {len(checked)} checked, "
-            f"{agree} agree ({agree / len(checked):.0%}), {differ} differ, "
-            f"{len(checked) - agree - differ} could not run"
+            f"{agree} agree ({agree / len(checked):.0%}), {differ} differ, {nothing} with "
+            f"nothing to compare, {len(checked) - agree - differ - nothing} could not run"
         )
     lines.append("")
     lines.append("failure classes (stage, class, normalised reason: count, examples)")

@@ -42,7 +42,8 @@ def test_every_sample_verifies_green(tmp_path: Path, sample: str) -> None:
             shutil.copy(data, tmp_path / data.name)
     done = nb2prod("convert", notebook, "--verify")
     assert done.code == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "parity: every metric agrees" in done.stdout or "measures nothing" in done.stdout
+    agreed = "parity: every metric and prediction agrees" in done.stdout
+    assert agreed or "parity: nothing to compare" in done.stdout  # a rule that measures nothing
     assert "NO" not in done.stdout.split("parity:")[0].split()
     said = "predictions: the same on all 20 rows" in done.stdout
     assert said or "predictions: not compared (a rule-based model" in done.stdout
@@ -82,7 +83,7 @@ def test_saved_outputs_from_an_out_of_order_run_are_named_and_the_rerun_compared
     notebook, package = converted(write_notebook, tmp_path, cells)
     done = nb2prod("verify", notebook, package)
     assert done.code == 0, done.stdout + done.stderr
-    assert "parity: every metric agrees" in done.stdout
+    assert "parity: every metric and prediction agrees" in done.stdout
     assert "note: hidden-state (cell 3)" in done.stdout
 
 

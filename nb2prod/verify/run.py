@@ -52,8 +52,10 @@ def verify(
             if model is not None
             else (None, str(predicting))
         )
-        verified = bool(compared) and all(row.agrees(rtol, atol) for row in compared)
-        verified = verified and not (predictions and predictions.differing)
+        agree = all(row.agrees(rtol, atol) for row in compared) and not (
+            predictions and predictions.differing
+        )
+        verified = agree and (bool(compared) or predictions is not None)
         deltas = {row.metric: row.delta for row in compared if row.delta is not None}
         record_parity(uri, trained, verified, deltas, rtol)
     lines = [
@@ -64,22 +66,28 @@ def verify(
     if compared:
         lines += [table(compared, rtol, atol), ""]
     else:
-        lines += ["the notebook measures nothing, so there is nothing to compare", ""]
+        lines += ["metrics: the notebook measures nothing, so none are compared", ""]
     if predictions is not None:
         lines += [predictions.line(), ""]
     elif not_compared:
         lines += [f"predictions: not compared ({not_compared})", ""]
     known = causes(plan)
     if verified:
-        lines.append(f"parity: every metric agrees within rtol {rtol:g} (atol {atol:g})")
+        what = (
+            "every metric and prediction"
+            if compared and predictions
+            else ("every metric" if compared else "every prediction")
+        )
+        lines.append(f"parity: {what} agrees within rtol {rtol:g} (atol {atol:g})")
         lines += [f"  note: {cause}" for cause in known]
-    elif compared:
+    elif not agree:
         lines.append(f"parity: NOT verified (rtol {rtol:g}, atol {atol:g})")
         lines += [f"  cause: {cause}" for cause in known] or [
-            "  cause: none known: the package computes these metrics differently from the "
-            "notebook (a dropped cell that mattered, or data the notebook changed in place)"
+            "  cause: none known: the package computes differently from the notebook (a "
+            "dropped cell that mattered, or data the notebook changed in place)"
         ]
     else:
+        lines.append("parity: nothing to compare (no metric, no prediction on rows)")
         lines += [f"  note: {cause}" for cause in known]
     if tracking_uri:
         lines.append(
