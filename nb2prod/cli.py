@@ -474,6 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nb2prod {args.command}: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
+        print(f"nb2prod {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (e.g. `| head`): not an error of ours

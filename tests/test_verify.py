@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,24 @@ def test_the_gate_can_require_parity(write_notebook, tmp_path: Path) -> None:
     verified = run(promote)
     assert verified.returncode == 0, verified.stderr
     assert "promoted nb version 2" in verified.stdout  # the version verify trained
+
+
+def test_ctrl_c_stops_verify_and_its_kernel(write_notebook, tmp_path: Path) -> None:
+    notebook = write_notebook(["import time\ntime.sleep(120)", *TRAINING_CELLS])
+    verify = subprocess.Popen(
+        [sys.executable, "-m", "nb2prod", "verify", str(notebook), str(tmp_path / "absent")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    deadline = time.monotonic() + 120
+    while not kernels_in(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert kernels_in(tmp_path), "the kernel never started"
+    time.sleep(2)  # inside the sleeping cell
+    os.killpg(verify.pid, signal.SIGINT)  # what Ctrl-C sends
+    _, stderr = verify.communicate(timeout=60)
+    assert verify.returncode == 130
+    assert stderr.strip() == "nb2prod verify: interrupted"
+    assert not kernels_in(tmp_path), "the kernel was left running"

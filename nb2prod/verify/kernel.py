@@ -78,6 +78,7 @@ def run_notebook(
     """Execute `path` with a probe after each (metric name, code cell number); at the end,
     the notebook's `model` (its name, and the expression it was fitted on) predicts on the
     first rows of that input."""
+    from jupyter_client.kernelspec import NoSuchKernel
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -95,8 +96,10 @@ def run_notebook(
     running: dict[str, int] = {}
     client.on_cell_start = lambda cell, cell_index: running.update(index=cell_index)
     started = time.perf_counter()
-    try:  # the kernel process's own output (not the cells') is not the user's to read
-        client.execute(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # The kernel process's own output (not the cells') is not the user's to read, and
+        # Ctrl-C is for verify, which then shuts the kernel down, not for the kernel.
+        client.execute(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     except CellTimeoutError:
         cell = _original_cell(probed, running.get("index"), code_numbers)
         raise InputError(
@@ -117,11 +120,17 @@ def run_notebook(
         ) from None
     except DeadKernelError as error:
         raise InputError(path, f"the kernel died while running the notebook: {error}") from None
-    except Exception as error:  # no kernel to start: say which and how to get one
+    except AssertionError:
+        if client.km is not None:
+            raise
+        # Ctrl-C or SIGTERM: nbclient's own handler shuts the kernel down, then its cleanup
+        # trips on the kernel being gone. The kernel is down: stop as interrupted.
+        raise KeyboardInterrupt from None
+    except NoSuchKernel:
         raise InputError(
             path,
-            f"cannot run the notebook: {type(error).__name__}: {error}",
-            hint="install ipykernel into this environment (pip install 'nb2prod[verify]')",
+            "cannot run the notebook: no Python kernel in this environment",
+            hint="install ipykernel into it (pip install 'nb2prod[verify]')",
         ) from None
     seconds = time.perf_counter() - started
     found = _read_probe(probed)
