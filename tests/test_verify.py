@@ -100,8 +100,10 @@ def test_a_cell_that_fails_or_hangs_stops_verify_in_one_line(
     write_notebook, tmp_path, cell: str, options: tuple[str, ...], says: str
 ) -> None:
     at = 2 if "raise" in cell else 0  # a sleep comes first: imports may take seconds here
-    notebook = write_notebook([*REGRESSION[:at], cell, *REGRESSION[at:]])
-    done = nb2prod("verify", notebook, tmp_path / "absent", *options)
+    notebook, package = converted(
+        write_notebook, tmp_path, [*REGRESSION[:at], cell, *REGRESSION[at:]]
+    )
+    done = nb2prod("verify", notebook, package, *options)
     assert done.code == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
@@ -121,6 +123,15 @@ def kernels_in(folder: Path) -> list[str]:
         except OSError:
             continue
     return left
+
+
+def test_a_folder_that_is_not_the_package_is_said_before_the_notebook_runs(
+    write_notebook, tmp_path: Path
+) -> None:
+    notebook = write_notebook(["import time\ntime.sleep(120)", *TRAINING_CELLS])
+    done = nb2prod("verify", notebook, tmp_path / "elsewhere")
+    assert done.code == 2 and "elsewhere: is not the package convert writes" in done.stderr
+    assert not kernels_in(tmp_path)
 
 
 def test_the_gate_can_require_parity(write_notebook, tmp_path: Path) -> None:
@@ -147,9 +158,11 @@ def test_the_gate_can_require_parity(write_notebook, tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_verify_and_its_kernel(write_notebook, tmp_path: Path) -> None:
-    notebook = write_notebook(["import time\ntime.sleep(120)", *TRAINING_CELLS])
+    notebook, package = converted(
+        write_notebook, tmp_path, ["import time\ntime.sleep(120)", *TRAINING_CELLS]
+    )
     verify = subprocess.Popen(
-        [sys.executable, "-m", "nb2prod", "verify", str(notebook), str(tmp_path / "absent")],
+        [sys.executable, "-m", "nb2prod", "verify", str(notebook), str(package)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -25,14 +25,19 @@ class PackageRun:
     seconds: float
 
 
-def train_package(package_dir: Path, name: str, tracking_uri: str) -> PackageRun:
-    """`python -m <name>.train` in the package's folder, into `tracking_uri`."""
+def require_package(package_dir: Path, name: str) -> None:
+    """Said before the notebook runs for minutes, not after."""
     if not (package_dir / name / "train.py").is_file():
         raise InputError(
             package_dir,
             f"is not the package convert writes for this notebook (no {name}/train.py)",
             hint="pass the folder convert wrote, or convert the notebook first",
         )
+
+
+def train_package(package_dir: Path, name: str, tracking_uri: str) -> PackageRun:
+    """`python -m <name>.train` in the package's folder, into `tracking_uri`."""
+    require_package(package_dir, name)
     python_path = os.pathsep.join(filter(None, [str(package_dir), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": python_path}
     started = time.perf_counter()

@@ -14,6 +14,7 @@ from nb2prod.verify.package_run import (
     PackageRun,
     package_predictions,
     record_parity,
+    require_package,
     train_package,
 )
 
@@ -39,6 +40,7 @@ def verify(
     """Run both sides and compare; InputError when either side cannot run."""
     plan = build_plan(notebook, model_name=model_name)
     package_dir = (package_dir or notebook.parent / plan.package_name).absolute()
+    require_package(package_dir, plan.package_name)
     metrics = [(m.name, m.cell) for m in plan.metrics]
     predicting = _predicting(plan)
     model = predicting if isinstance(predicting, tuple) else None
