@@ -472,5 +472,6 @@ def test_a_forecaster_fitted_with_exog_takes_its_future_values_in_the_request(
     ):
         status, body = answers[bad]
         assert status == 422 and says in json.dumps(body), body
-    generated = run(PYTHON, "-m", "pytest", "-q", "-x", cwd=package, env=env_for(package))
-    assert generated.returncode == 0, generated.stdout[-3000:]
+    if "ARIMA" in fit:  # the package's own tests, with an exog example (once is enough)
+        generated = run(PYTHON, "-m", "pytest", "-q", "-x", cwd=package, env=env_for(package))
+        assert generated.returncode == 0, generated.stdout[-3000:]

@@ -112,9 +112,10 @@ def refusals(client: MlflowClient, mv: ModelVersion, *, allow_heuristic: bool) -
     return reasons + faults + disagreements_with_run(client, mv, measured)
 
 
-def parity_refusals(client: MlflowClient, mv: ModelVersion) -> list[str]:
+def unverified_parity(client: MlflowClient, mv: ModelVersion) -> list[str]:
     """--require-parity: `nb2prod verify` must have run on the run that trained this version
-    and found every metric equal to the notebook's. Read from the run, not the version."""
+    and found every metric equal to the notebook's. Read from the run, not the version. (An
+    addition to the honesty gate above, never a substitute for it.)"""
     try:
         verdict = client.get_run(mv.run_id).data.tags.get("parity_verified") if mv.run_id else None
     except MlflowException:
@@ -187,7 +188,7 @@ def promote(args: argparse.Namespace) -> int:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     reasons = refusals(client, mv, allow_heuristic=args.allow_heuristic)
     if args.require_parity:
-        reasons += parity_refusals(client, mv)
+        reasons += unverified_parity(client, mv)
     if reasons:
         record(
             client,
