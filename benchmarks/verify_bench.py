@@ -35,9 +35,9 @@ T = TypeVar("T")
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_notebooks"
 
 
-def timed(action: Callable[..., T], *args: Any) -> tuple[T, float]:
+def timed(action: Callable[..., T], *args: Any, **options: Any) -> tuple[T, float]:
     started = time.perf_counter()
-    result = action(*args)
+    result = action(*args, **options)
     return result, time.perf_counter() - started
 
 
