@@ -66,9 +66,9 @@ def installed_object(qualified: str) -> object | None:
 
 
 def installed_signature(qualified: str) -> inspect.Signature | object | None:
-    """The signature a call of `qualified` is bound to, as installed here (without following
-    decorators, which may take more than what they wrap lists); MISSING when the library has
-    no such name; None when it cannot be told."""
+    """The signature a call of `qualified` is bound to, as installed here (through a decorator
+    only when it is one of STRICT_WRAPPERS: others may take more than what they wrap lists);
+    MISSING when the library has no such name; None when it cannot be told."""
     store = _SignatureStore.of(qualified.partition(".")[0])
     if store is None:
         return None

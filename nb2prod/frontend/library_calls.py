@@ -49,9 +49,9 @@ def refuse_calls_the_installed_libraries_reject(facts: NotebookFacts, kept: set[
 def _rejected(facts: NotebookFacts, call: ast.Call) -> tuple[str, str] | None:
     """(the callee, what is wrong) when the installed library cannot take this call."""
     callee = dotted_name(call.func)
-    if not callee or not facts.aliases.is_module_alias(callee.partition(".")[0]):
+    qualified = facts.aliases.imported(callee) if callee else None
+    if callee is None or qualified is None:
         return None
-    qualified = facts.aliases.resolve(callee)
     signature = installed_signature(qualified)
     if signature is MISSING:
         return qualified, f"{callee}() does not exist"

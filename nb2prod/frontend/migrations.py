@@ -117,9 +117,9 @@ def migrate_calls(
             if not isinstance(node, ast.Call):
                 continue
             callee = dotted_name(node.func)
-            if not callee or not aliases.is_module_alias(callee.partition(".")[0]):
+            qualified = aliases.imported(callee) if callee else None
+            if callee is None or qualified is None:
                 continue
-            qualified = aliases.resolve(callee)
             for item in node.keywords:
                 change = _rewrite(qualified, node, item, offsets)
                 if change is not None:

@@ -576,8 +576,8 @@ def _no_model(facts: NotebookFacts) -> InputError:
                 passed.append(f"{ast.unparse(call.node.func)}(...) in cell {cell.number}")
                 continue
             constructor = facts.constructors.get(call.receiver)
-            if constructor is None and facts.aliases.is_module_alias(call.receiver):
-                constructor = facts.aliases.resolve(call.receiver)  # EmpiricalCovariance().fit
+            if constructor is None:
+                constructor = facts.aliases.imported(call.receiver)  # EmpiricalCovariance().fit
             what = constructor.rsplit(".", 1)[-1] if constructor else call.receiver
             why = _why_not_a_model(_final_step(facts, call.receiver, constructor))
             found.setdefault(why, {}).setdefault(what, []).append(cell.number)

@@ -63,6 +63,11 @@ class Aliases:
         """Every qualified name the imports bind."""
         return set(self._names.values())
 
+    def imported(self, dotted: str) -> str | None:
+        """The qualified name when `dotted` starts with a name an import binds, else None
+        (a notebook variable is not a library's name)."""
+        return self.resolve(dotted) if dotted.partition(".")[0] in self._names else None
+
     def resolve(self, dotted: str) -> str:
         """Qualify a dotted name through the imports: `pd.read_csv` -> `pandas.read_csv`."""
         head, _, rest = dotted.partition(".")
