@@ -121,6 +121,17 @@ class Model:
 
 
 @dataclass(frozen=True)
+class Scorer:
+    """How the package can measure the notebook's metric again, by cross-validation: the
+    scikit-learn metric function ('' for the estimator's own `score`), its literal keyword
+    arguments, and which of the model's methods gives what the metric reads."""
+
+    function: str
+    keywords: JsonValue
+    response_method: str  # "predict" | "predict_proba" | "decision_function"
+
+
+@dataclass(frozen=True)
 class Metric:
     name: str
     function: str
@@ -130,6 +141,7 @@ class Metric:
     validation: str  # "holdout" | "cross-validation" | "training data" | "unknown"
     folds: int | None
     greater_is_better: bool | None
+    scorer: Scorer | None = None  # None: the package cannot re-measure it by itself
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,7 @@ MUTATIONS = [
     Mutation(
         "derived accuracy claim",
         "honesty.py",
-        r'"accuracy_claim": accuracy_claim\(measured, spread, method\)',
+        r'"accuracy_claim": accuracy_claim\(measured, spread, method, metric\)',
         '"accuracy_claim": "0.95"',
         "NBH104",
     ),

@@ -47,6 +47,7 @@ class GeneratedCode:
     features: list[StepFunction] = field(default_factory=list)
     pipeline: list[StepFunction] = field(default_factory=list)
     run_body: str = ""
+    has_fit_data: bool = False  # run() hands training the features and labels at the fit
     dropped: list[str] = field(default_factory=list)  # what the package leaves out, and why
 
 
@@ -92,7 +93,9 @@ def generate(plan: Plan) -> GeneratedCode:
         if function is None:
             continue
         (code.features if step.role in FEATURE_ROLES else code.pipeline).append(function)
-    code.run_body = _run_body([*_in_order(plan, code)], plan, needed, import_names)
+    code.run_body, code.has_fit_data = _run_body(
+        [*_in_order(plan, code)], plan, needed, import_names
+    )
     return code
 
 
@@ -347,7 +350,8 @@ def _default(parameter: Parameter) -> str:
 
 def _run_body(
     functions: list[StepFunction], plan: Plan, needed: set[str], modules: set[str]
-) -> str:
+) -> tuple[str, bool]:
+    """run()'s body, and whether it hands training the data the model was fitted on."""
     lines = []
     available: set[str] = set()
     at_fit: tuple[int, set[str]] | None = None  # where the model is last fitted, what exists
@@ -394,6 +398,10 @@ def _run_body(
             cell=plan.model.defined_in,
             hint=f"call {plan.model.name}.predict(X) on an example of its input in a cell",
         )
+    fit_data = _fit_data_expression(plan, at_fit[1] if at_fit else set(), modules)
+    if fit_data is not None and at_fit is not None:
+        lines.insert(at_fit[0], f"data_at_fit = {fit_data}")
+        fit_data = "data_at_fit"
     data = ", ".join(f'"{n}": {n}' for s in plan.steps if s.role == "load" for n in s.outputs)
     metrics = ", ".join(f'"{m.name}": {m.name}' for m in plan.metrics)
     lines.append(
@@ -402,9 +410,29 @@ def _run_body(
         f"    metrics={{{metrics}}},\n"
         f"    data={{{data}}},\n"
         f"    model_input={model_input},\n"
+        f"    fit_data={fit_data},\n"
         ")"
     )
-    return textwrap.indent("\n".join(lines), "    ") + "\n"
+    return textwrap.indent("\n".join(lines), "    ") + "\n", fit_data is not None
+
+
+def _fit_data_expression(plan: Plan, available: set[str], modules: set[str]) -> str | None:
+    """`(X_train, y_train)`: the features and labels the model was fitted on, as they were at
+    the fit, so the package can cross-validate the model by itself; None for a model fitted
+    without labels or on values run() does not hold."""
+    if plan.model.kind != "fitted" or len(plan.model.fit_inputs) != 2:
+        return None
+    parts = []
+    for text in plan.model.fit_inputs:
+        try:
+            node = ast.parse(text, mode="eval").body
+        except SyntaxError:
+            return None
+        names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        if not names & available or not names <= available | modules | _BUILTINS:
+            return None
+        parts.append(text)
+    return f"({parts[0]}, {parts[1]})"
 
 
 def _split_helpers(plan: Plan, import_names: set[str]) -> tuple[list[Step], list[Step]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nb2prod.backend.render import Conversion
+from nb2prod.backend.render import Conversion, how_training_measures
 from nb2prod.plan import ROLE_TITLES
 
 
@@ -50,6 +50,7 @@ def render_report(conversion: Conversion) -> str:
         f"  {mark} {status}: {plan.honesty.status_source}: {plan.honesty.reason}; validation: "
         f"{plan.honesty.validation_method}"
     )
+    lines.append(f"  claim: {_claim(conversion)}")
     if plan.findings:
         lines += ["", f"Findings ({len(plan.findings)})"]
         for finding in plan.findings:
@@ -77,3 +78,16 @@ def _shown_path(path: Path) -> str:
         return os.path.relpath(path)
     except ValueError:
         return str(path)
+
+
+def _claim(conversion: Conversion) -> str:
+    """What training will quote as the model's accuracy, and how it will measure it."""
+    measuring = how_training_measures(conversion.plan, conversion.code)
+    spec, why = measuring["cross_validation"], measuring["cross_validation_note"]
+    primary = conversion.plan.honesty.primary_metric
+    if spec is not None:
+        metric = spec["metric"] or "the model's own score"
+        return f"{metric} by k-fold cross-validation at training (5 folds unless told otherwise)"
+    if primary is not None:
+        return f"the notebook's {primary}, as training measures it ({why})"
+    return f"not measured ({why})"

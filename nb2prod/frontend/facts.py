@@ -44,6 +44,7 @@ class CallSite:
     assigned_to: tuple[str, ...]  # names bound by `x = call(...)`
     in_display: bool  # or otherwise left out of the package
     statement: int = 0  # index of its top-level statement in the cell
+    assigned_whole: bool = False  # `x = call(...)`, not `x = call(...) ** 0.5`
 
 
 @dataclass
@@ -252,11 +253,13 @@ def _directive(source: str) -> str | None:
 def _calls(statements: list[ast.stmt], display: list[bool], aliases: Aliases):
     for index, (statement, shown) in enumerate(zip(statements, display, strict=True)):
         assigned: dict[int, tuple[str, ...]] = {}
+        whole: set[int] = set()
         nodes = nodes_run_now(statement) if isinstance(statement, _BLOCKS) else [statement]
         for node in nodes:  # `acc = f1(...)` in a loop body too
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call | ast.BinOp):
                 names = [n for target in node.targets for n in target_names(target)]
                 assigned[id(node.value)] = tuple(names)
+                whole.add(id(node.value))
                 assigned[id(numeric_core(node.value, aliases))] = tuple(names)
         for node in ast.walk(statement):
             if not isinstance(node, ast.Call):
@@ -279,6 +282,7 @@ def _calls(statements: list[ast.stmt], display: list[bool], aliases: Aliases):
                 assigned_to=assigned.get(id(node), ()),
                 in_display=shown,
                 statement=index,
+                assigned_whole=id(node) in whole,
             )
 
 

@@ -9,10 +9,11 @@ scores are held out by construction.
 from __future__ import annotations
 
 import ast
+import json
 import re
 from dataclasses import dataclass
 
-from nb2prod.frontend.facts import NotebookFacts
+from nb2prod.frontend.facts import CallSite, NotebookFacts
 from nb2prod.frontend.pysyntax import dotted_name, keyword, names_in, target_names
 from nb2prod.frontend.vocabulary import (
     CV_FUNCTIONS,
@@ -20,12 +21,14 @@ from nb2prod.frontend.vocabulary import (
     SPLIT_FUNCTIONS,
     is_metric_function,
 )
-from nb2prod.plan import Finding, Metric, Parameter
+from nb2prod.plan import Finding, Metric, Parameter, Scorer, freeze
 
 _HELD_OUT_NAME = re.compile(r"(^|_)(test|val|valid|validation|holdout|heldout|oof)(_|$)", re.I)
 _TRAIN_NAME = re.compile(r"(^|_)train(_|$)", re.I)
 _DEFAULT_TEST_SIZE = 0.25
 _DEFAULT_FOLDS = 5
+_RESPONSE_METHODS = ("predict_proba", "decision_function")
+_PREDICTION_KEYWORDS = ("y_pred", "y_score", "y_prob", "probas_pred")
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ def find_metrics(
                 validation=validation,
                 folds=folds,
                 greater_is_better=_greater_is_better(call.node, function, name),
+                scorer=_scorer(call, is_score, facts),
             )
             metrics.append(metric)
             if validation == "training data":
@@ -103,6 +107,71 @@ def find_metrics(
         cell = next((c.number for c in facts.cells if name in c.names.defines), 0)
         metrics.append(Metric(name, "unknown", cell, 0, False, "unknown", None, None))
     return Measurement(tuple(metrics), holdout_fraction, tuple(findings))
+
+
+def _scorer(call: CallSite, is_score: bool, facts: NotebookFacts) -> Scorer | None:
+    """The metric as the package can compute it on folds of its own: a scikit-learn metric
+    function called with literal options, or the model's `score`, whose value the notebook keeps
+    as it is (a metric scaled or combined afterwards would not compare with a fold's score)."""
+    if not call.assigned_whole:
+        return None
+    if is_score:
+        return Scorer("", freeze({}), "predict")
+    if not call.qualified.startswith("sklearn.metrics.") or len(call.node.args) > 2:
+        return None
+    keywords: dict[str, object] = {}
+    predicted = call.node.args[1] if len(call.node.args) == 2 else None
+    for option in call.node.keywords:
+        if option.arg in _PREDICTION_KEYWORDS:
+            predicted = option.value
+            continue
+        if option.arg is None or option.arg == "y_true":
+            if option.arg is None:
+                return None  # **options: not known before run time
+            continue
+        try:
+            value = ast.literal_eval(option.value)
+            json.dumps(value)
+        except (ValueError, TypeError, SyntaxError):
+            return None  # sample_weight=w, labels=classes: values only the notebook has
+        keywords[option.arg] = value
+    if predicted is None:
+        return None
+    return Scorer(call.qualified, freeze(keywords), _response_method(predicted, facts))
+
+
+def _response_method(predicted: ast.expr, facts: NotebookFacts) -> str:
+    """Which of the model's methods gives what the metric reads: `predict_proba(X)[:, 1]` in
+    the call, or a variable assigned from it in any cell."""
+    found = _response_in(predicted)
+    if found or not isinstance(predicted, ast.Name | ast.Subscript):
+        return found or "predict"
+    name = predicted.id if isinstance(predicted, ast.Name) else _root_name(predicted)
+    for cell in facts.cells:
+        for statement in cell.statements:
+            for node in ast.walk(statement):
+                if isinstance(node, ast.Assign) and any(
+                    name in target_names(target) for target in node.targets
+                ):
+                    found = _response_in(node.value) or found
+    return found or "predict"
+
+
+def _response_in(expression: ast.expr) -> str | None:
+    for node in ast.walk(expression):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _RESPONSE_METHODS
+        ):
+            return node.func.attr
+    return None
+
+
+def _root_name(node: ast.expr) -> str | None:
+    while isinstance(node, ast.Subscript | ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
 
 
 def _split_call(statement: ast.stmt, facts: NotebookFacts) -> ast.Call | None:

@@ -84,8 +84,11 @@ def record(metric: float | None, **changes: str | None) -> dict[str, str]:
     return {key: value for key, value in fields.items() if value is not None}
 
 
-def register(client: Registry, tags: dict[str, str]) -> str:
-    """Register a version of the tiny model, its run and the version carrying `tags`."""
+def register(
+    client: Registry, tags: dict[str, str], metrics: dict[str, float] | None = None
+) -> str:
+    """Register a version of the tiny model, its run (with `metrics`, else the tagged metric
+    value) and the version carrying `tags`."""
     experiment = client.get_experiment_by_name("promote-tests")
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(
         "promote-tests"
@@ -94,11 +97,11 @@ def register(client: Registry, tags: dict[str, str]) -> str:
     # PLANNED status), so this run logs exactly the tags each test gives it.
     run = client.create_run(experiment_id, tags=tags)
     params = [Param(key, tags[key]) for key in honesty.RUN_PARAMS if key in tags]
-    metrics = []
-    if tags.get("primary_metric_value"):
-        now = int(time.time() * 1000)
-        metrics.append(Metric(METRIC, float(tags["primary_metric_value"]), now, 0))
-    client.log_batch(run.info.run_id, metrics=metrics, params=params)
+    if metrics is None and tags.get("primary_metric_value"):
+        metrics = {METRIC: float(tags["primary_metric_value"])}
+    now = int(time.time() * 1000)
+    logged = [Metric(key, value, now, 0) for key, value in (metrics or {}).items()]
+    client.log_batch(run.info.run_id, metrics=logged, params=params)
     client.set_terminated(run.info.run_id)
     if not client.search_registered_models(f"name = '{NAME}'"):
         client.create_registered_model(NAME)
@@ -239,3 +242,29 @@ def test_a_missing_model_or_version_is_a_one_line_error(client, capsys):
     assert promote.main(["--version", "7"]) == 2
     error = capsys.readouterr().err
     assert "version=7" in error and error.count("\n") == 1
+
+
+@pytest.mark.skipif(
+    not honesty.MODEL.get("primary_metric"), reason="the notebook measures no metric to quote"
+)
+def test_a_notebook_number_cross_validation_does_not_reach_is_refused(client, capsys) -> None:
+    """Training cross-validates the model itself; a notebook whose one split scored beyond
+    twice the folds' spread made a claim the model does not keep, and the gate says so."""
+    folds = f"{METRIC}_cv"
+    if THRESHOLDS_APPLY:
+        measured, spread, lucky, within = 0.80, 0.02, 0.95, 0.83
+    else:
+        measured, spread, lucky, within = 10.0, 0.5, 5.0, 9.5
+    tags = record(
+        measured,
+        claim_metric=folds,
+        accuracy_claim=f"{measured:.3f} ±{spread:.3f} {METRIC} (5-fold cross-validation)",
+        validation_method="5-fold cross-validation",
+    )
+    for notebook, refused in ((lucky, True), (within, False)):
+        metrics = {METRIC: notebook, folds: measured, f"{folds}_std": spread}
+        version = register(client, tags, metrics)
+        if refused:
+            assert_refused(client, capsys, version, [], because="one lucky split")
+        else:
+            assert_accepted(client, capsys, version, [])

@@ -32,18 +32,29 @@ def test_run_records_honesty_data_and_code(trained) -> None:
 
 
 def test_claim_is_derived_from_the_measured_metric(trained) -> None:
+    """The claim quotes the metric training measured, and says how: the package's own folds, or
+    the notebook's held-out metric with the reason the package could not cross-validate."""
     client = MlflowClient(trained.tracking_uri)
     version = client.get_model_version(honesty.MODEL["model_name"], trained.version)
     run = client.get_run(version.run_id)
     claim = run.data.params["accuracy_claim"]
-    primary = honesty.MODEL["primary_metric"]
-    if primary:
-        measured = run.data.metrics[primary]
+    method = run.data.params["validation_method"]
+    measured_by = version.tags["claim_metric"]
+    assert run.data.tags["claim_metric"] == measured_by
+    if measured_by:
+        measured = run.data.metrics[measured_by]
         assert claim.startswith(f"{measured:.3f}")
+        assert claim.endswith(f"({method})")
         assert version.tags["primary_metric_value"] == repr(measured)
     else:
         assert claim.startswith("not measured")
         assert run.data.params["honesty_warning"] == honesty.UNVALIDATED
+    if measured_by.endswith("_cv"):  # the package's own folds: their spread is the claim's
+        spread = run.data.metrics[f"{measured_by}_std"]
+        assert f"±{spread:.3f}" in claim
+        assert method.endswith("-fold cross-validation")
+    elif not method.endswith("cross-validation"):  # the notebook's split stands: say why
+        assert run.data.tags["measurement_note"]
 
 
 def test_model_is_logged_with_signature_and_example(trained) -> None:

@@ -59,11 +59,13 @@ def require_trainable(status: str) -> None:
         )
 
 
-def accuracy_claim(value: float | None, spread: float | None, method: str) -> str:
+def accuracy_claim(
+    value: float | None, spread: float | None, method: str, metric: str | None = None
+) -> str:
     """The claim, derived from the measured metric: never typed by hand."""
     if value is None:
         return f"not measured ({method})"
-    metric = MODEL.get("primary_metric") or "metric"
+    metric = metric or MODEL.get("primary_metric") or "metric"
     if spread is not None:
         return f"{value:.3f} ±{spread:.3f} {metric} ({method})"
     return f"{value:.3f} {metric} ({method})"
@@ -75,9 +77,9 @@ def claimed_value(claim: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def validation_status(status: str, measured: float | None) -> str:
+def validation_status(status: str, measured: float | None, method: str | None = None) -> str:
     """VALIDATED only for an IMPLEMENTED model whose held-out metric was measured."""
-    method = MODEL.get("validation_method", "")
+    method = MODEL.get("validation_method", "") if method is None else method
     validated = (
         plain_status(status) == "IMPLEMENTED"
         and measured is not None
@@ -86,14 +88,21 @@ def validation_status(status: str, measured: float | None) -> str:
     return VALIDATED if validated else UNVALIDATED
 
 
-def run_record(status: str, measured: float | None, spread: float | None) -> dict[str, str]:
-    """The honesty fields every training run logs, as params and as tags."""
-    method = MODEL["validation_method"]
+def run_record(
+    status: str,
+    measured: float | None,
+    spread: float | None,
+    method: str | None = None,
+    metric: str | None = None,
+) -> dict[str, str]:
+    """The honesty fields every training run logs, as params and as tags. `method` and `metric`
+    say how and with what training measured the model itself (else the notebook's)."""
+    method = MODEL["validation_method"] if method is None else method
     return {
         "implementation_status": plain_status(status),
-        "accuracy_claim": accuracy_claim(measured, spread, method),
+        "accuracy_claim": accuracy_claim(measured, spread, method, metric),
         "validation_method": method,
-        "honesty_warning": validation_status(status, measured),
+        "honesty_warning": validation_status(status, measured, method),
     }
 
 

@@ -35,6 +35,9 @@ class PipelineResult:
     metrics: dict[str, Any]
     data: dict[str, Any]  # the loaded data, digested and logged as the run's input
     model_input: Any  # an example of what the model predicts on: gives the signature
+    # the features and labels the model was fitted on, as they were at the fit, so training can
+    # cross-validate it; None when it was fitted without labels
+    fit_data: tuple[Any, Any] | None = None
 {% for function in cookiecutter._code.pipeline %}
 
 {{ function.source }}

@@ -28,7 +28,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from . import honesty
+from . import honesty, measure
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # The version tag is written from the same float the run logged; only float formatting may differ.
@@ -90,16 +90,34 @@ def disagreements_with_run(
     declared = honesty.MODEL.get("primary_metric")
     if metric and declared and metric != declared:
         reasons.append(f"the version measured {metric!r}, but this model is judged on {declared!r}")
-    logged_value = run.data.metrics.get(metric) if metric else None
+    claimed = mv.tags.get("claim_metric") or metric  # the package's own cross-validation, say
+    logged_value = run.data.metrics.get(claimed) if claimed else None
     if logged_value is not None and (
         measured is None or not math.isclose(measured, logged_value, abs_tol=METRIC_TOLERANCE)
     ):
         tagged_value = mv.tags.get("primary_metric_value") or "nothing"
         reasons.append(
-            f"primary_metric_value {tagged_value} contradicts the run's logged {metric} "
+            f"primary_metric_value {tagged_value} contradicts the run's logged {claimed} "
             f"{logged_value!r}"
         )
-    return reasons
+    return reasons + _notebook_overclaim(run.data.metrics, run.data.tags)
+
+
+def _notebook_overclaim(metrics: Mapping[str, float], run_tags: Mapping[str, str]) -> list[str]:
+    """Where the package cross-validated the model itself, the notebook's own held-out number
+    must not beat what the folds measured. Both are read from the run's logged metrics."""
+    primary = honesty.MODEL.get("primary_metric")
+    folds = run_tags.get("claim_metric")
+    if not primary or not folds or folds == primary or primary not in metrics:
+        return []
+    if folds not in metrics:
+        return []
+    measured = measure.Measurement(
+        folds, metrics[folds], metrics.get(f"{folds}_std"), run_tags.get("validation_method", "")
+    )
+    greater = honesty.MODEL.get("greater_is_better", True)
+    reason = measure.overclaim(metrics[primary], measured, greater)
+    return [reason] if reason else []
 
 
 def refusals(client: MlflowClient, mv: ModelVersion, *, allow_heuristic: bool) -> list[str]:

@@ -4,7 +4,9 @@
 `python -m {{ cookiecutter.package_name }}.train --help` lists the notebook's parameters as options.
 The run logs the parameters, the honesty fields (params and tags), the metrics, the data
 (dataset input and SHA-256), the code version and the model, then registers a model version
-that carries the same honesty tags. A PLANNED model is refused before anything runs.
+that carries the same honesty tags. The accuracy claim is the package's own measurement: k-fold
+cross-validation where it can (see measure.py), else the notebook's held-out metric. A PLANNED
+model is refused before anything runs.
 
 Any failure ends in one line on stderr naming its cause (and the notebook cell, when the code
 came from one), no traceback: exit code 2 when nothing could run (a PLANNED model, an MLflow
@@ -26,16 +28,26 @@ import mlflow
 import numpy as np
 from mlflow import MlflowClient
 
-from {{ cookiecutter.package_name }} import honesty, lineage, pipeline
+from {{ cookiecutter.package_name }} import honesty, lineage, measure, pipeline
 from {{ cookiecutter.package_name }}.model_io import ModelLoggingError, log_model
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MODEL_NAME: str = honesty.MODEL["model_name"]
-TRUSTED_TYPES_DEST = "trusted_types"  # not a notebook parameter: the types skops may load
 
 
-def parse_args(argv: Sequence[str] | None = None) -> tuple[pipeline.Parameters, list[str]]:
-    """The notebook's parameters, each overridable on the command line, and the trusted types."""
+@dataclasses.dataclass(frozen=True)
+class TrainingOptions:
+    """Options of training itself, not of the notebook: the types skops may load, and how many
+    folds the package's own cross-validation uses."""
+
+    trusted_types: tuple[str, ...] = ()
+    cross_validation_folds: int = measure.DEFAULT_FOLDS
+
+
+def parse_args(
+    argv: Sequence[str] | None = None,
+) -> tuple[pipeline.Parameters, TrainingOptions]:
+    """The notebook's parameters, each overridable on the command line, and training's options."""
     parser = argparse.ArgumentParser(
         prog=f"python -m {MODEL_NAME}.train",
         description=f"Train {MODEL_NAME} from {honesty.MODEL['notebook']} into MLflow.",
@@ -55,18 +67,30 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[pipeline.Parameters, 
             parser.add_argument(
                 option, dest=field.name, default=default, type=json.loads, metavar="JSON"
             )
-    parser.add_argument(
+    options = parser.add_argument_group("training options (not the notebook's)")
+    options.add_argument(
         "--trust-type",
-        dest=TRUSTED_TYPES_DEST,
+        dest="nb2prod_trusted_types",
         action="append",
         default=[],
         metavar="MODULE.TYPE",
         help="a type in the model that skops may construct when it is loaded (repeatable; also "
         "NB2PROD_TRUSTED_TYPES); only trust code you ship: see 'Trusted types' in README.md",
     )
+    options.add_argument(
+        "--cross-validation-folds",
+        dest="nb2prod_folds",
+        type=int,
+        default=measure.DEFAULT_FOLDS,
+        metavar="K",
+        help="folds of the package's own cross-validation, which the accuracy claim comes from "
+        f"(default {measure.DEFAULT_FOLDS}; 0 keeps the notebook's held-out metric)",
+    )
     values = vars(parser.parse_args(argv))
-    trusted = values.pop(TRUSTED_TYPES_DEST)
-    return pipeline.Parameters(**values), trusted
+    chosen = TrainingOptions(
+        tuple(values.pop("nb2prod_trusted_types")), values.pop("nb2prod_folds")
+    )
+    return pipeline.Parameters(**values), chosen
 
 
 def parse_parameters(argv: Sequence[str] | None = None) -> pipeline.Parameters:
@@ -131,9 +155,9 @@ def log_metrics(metrics: Mapping[str, Any]) -> dict[str, tuple[float, float | No
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    params, trusted_types = parse_args(argv)
+    params, options = parse_args(argv)
     try:
-        version, run_id, record = train(params, trusted_types)
+        version, run_id, record = train(params, options)
     except TrainingFailed as failure:
         print(f"train: {failure}", file=sys.stderr)
         return failure.code
@@ -146,7 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def train(params: pipeline.Parameters, trusted_types: list[str]) -> tuple[str, str, dict[str, str]]:
+def train(
+    params: pipeline.Parameters, options: TrainingOptions
+) -> tuple[str, str, dict[str, str]]:
     """One MLflow run: the notebook's steps, then what they produced. Returns the version, the
     run id and the honesty record; any failure is a TrainingFailed naming its cause."""
     status = honesty.MODEL["implementation_status"]
@@ -169,11 +195,26 @@ def train(params: pipeline.Parameters, trusted_types: list[str]) -> tuple[str, s
             raise TrainingFailed(f"failed in code from {origin(error)}: {cause(error)}") from error
         with stage("cannot log the metrics and the honesty record"):
             metrics = log_metrics(result.metrics)
-            primary = honesty.MODEL.get("primary_metric")
-            measured, spread = metrics.get(primary, (None, None)) if primary else (None, None)
-            record = honesty.run_record(status, measured, spread)
+        with stage("cannot measure the model"):
+            measured = measure.measure(
+                result.model, result.fit_data, metrics, options.cross_validation_folds
+            )
+        with stage("cannot log the metrics and the honesty record"):
+            if measured.metric and measured.metric not in metrics:
+                log_metrics({measured.metric: measured.value})
+                mlflow.log_metric(f"{measured.metric}_std", measured.spread or 0.0)
+            record = honesty.run_record(
+                status,
+                measured.value,
+                measured.spread,
+                method=measured.method,
+                metric=(measured.metric or "").removesuffix("_cv") or None,
+            )
             mlflow.log_params(record)
             mlflow.set_tags(record)
+            mlflow.set_tag("claim_metric", measured.metric or "")
+            if measured.note:
+                mlflow.set_tag("measurement_note", measured.note)
         with stage("cannot record the data and the code version"):
             digest = lineage.data_digest(result.data)
             mlflow.log_param("data_sha256", digest)
@@ -187,7 +228,7 @@ def train(params: pipeline.Parameters, trusted_types: list[str]) -> tuple[str, s
             }
             mlflow.set_tags(provenance)
         try:
-            version = log_model(result.model, result.model_input, trusted_types)
+            version = log_model(result.model, result.model_input, list(options.trusted_types))
         except ModelLoggingError as error:  # says what to change itself
             raise TrainingFailed(f"cannot log the model: {error}") from None
         except Exception as error:
@@ -196,8 +237,9 @@ def train(params: pipeline.Parameters, trusted_types: list[str]) -> tuple[str, s
             **record,
             **provenance,
             "validation_status": record["honesty_warning"],
-            "primary_metric": primary or "",
-            "primary_metric_value": "" if measured is None else repr(measured),
+            "primary_metric": honesty.MODEL.get("primary_metric") or "",
+            "claim_metric": measured.metric or "",
+            "primary_metric_value": "" if measured.value is None else repr(measured.value),
             "data_sha256": digest,
         }
         with stage(f"cannot tag model version {version}"):
