@@ -30,7 +30,7 @@ class Conversion:
     code: GeneratedCode
     target: Path
     files: tuple[str, ...]  # relative to target
-    lint_debt: tuple[str, ...] = ()  # the notebook's own ruff findings, carried as `# noqa`
+    lint_debt: tuple[str, ...] = ()  # the notebook's own ruff findings, carried as noqa comments
 
 
 def convert(
