@@ -28,6 +28,10 @@ ROLES = (
     "explore",
     "skip",
 )
+# The reason given for display code the package leaves out (a whole cell's reason starts so);
+# verify lets an error there pass.
+DISPLAY_REASON = "only displays or plots"
+
 ROLE_TITLES = {
     "imports": "imports",
     "parameters": "parameters",
@@ -84,6 +88,7 @@ class Block:
     cell: int
     first_line: int
     source: str
+    last_line: int = 0  # the cell's line of its last kept code (blank runs are squeezed)
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,33 @@ def test_a_cell_that_fails_or_hangs_stops_verify_in_one_line(
     assert not kernels_in(tmp_path), "the kernel was left running"
 
 
+PLOT_THAT_FAILS = "import matplotlib.pyplot as plt\nplt.plot([1, 2], [1, 2, 3])"  # x and y differ
+
+
+def test_display_code_that_fails_here_is_passed_with_a_note(write_notebook, tmp_path) -> None:
+    """Plotting written for another matplotlib fails in many real notebooks: the package
+    leaves it out, so verify notes the error and compares what the notebook computed."""
+    notebook, package = converted(write_notebook, tmp_path, [*REGRESSION, PLOT_THAT_FAILS])
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 0, done.stdout + done.stderr
+    assert "parity: every metric and prediction agrees" in done.stdout
+    assert (
+        "note: cell 5 line 2: display code the package leaves out raised ValueError: "
+        in done.stdout
+    )
+
+
+def test_a_failing_plot_before_code_the_package_keeps_still_stops_verify(
+    write_notebook, tmp_path
+) -> None:
+    cells = [*REGRESSION[:3], f"{PLOT_THAT_FAILS}\n{REGRESSION[3]}"]  # the fit never ran
+    notebook, package = converted(write_notebook, tmp_path, cells)
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 2, done.stdout + done.stderr
+    assert "cell 4, line 2: fails when the notebook is run top to bottom: ValueError" in done.stderr
+    assert not kernels_in(tmp_path), "the kernel was left running"
+
+
 def kernels_in(folder: Path) -> list[str]:
     """Processes still working in `folder` (the kernel runs in the notebook's folder)."""
     left = []

@@ -31,6 +31,7 @@ from nb2prod.frontend.secrets import Secret, find_secrets, scrub, secrets_in_dro
 from nb2prod.frontend.slicing import slice_notebook
 from nb2prod.frontend.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from nb2prod.plan import (
+    DISPLAY_REASON,
     DROPPED_ROLES,
     Block,
     CellDecision,
@@ -405,7 +406,7 @@ def _block(cell: CellFacts, removed: list[ast.stmt], secrets: list[Secret]) -> B
     body = re.sub(r"\n{3,}", "\n\n", "\n".join(text.rstrip() for text in lines[first : last + 1]))
     if not _has_code(body):
         return None
-    return Block(cell=cell.number, first_line=first + 1, source=body + "\n")
+    return Block(cell=cell.number, first_line=first + 1, source=body + "\n", last_line=last + 1)
 
 
 def _has_code(source: str) -> bool:
@@ -499,9 +500,7 @@ def _decisions(
             if role.role in DROPPED_ROLES and cell.number not in kept and not cell.sliced:
                 break
             if shown:
-                dropped.append(
-                    DroppedCode(statement.lineno, construct(statement), "only displays or plots")
-                )
+                dropped.append(DroppedCode(statement.lineno, construct(statement), DISPLAY_REASON))
             elif index in cell.sliced:
                 dropped.append(
                     DroppedCode(statement.lineno, construct(statement), cell.sliced[index])

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from nb2prod.frontend.pysyntax import construct
+from nb2prod.plan import DISPLAY_REASON
 
 _BODIES = ("body", "orelse", "finalbody")
 _COMPOUND = (
@@ -37,7 +38,7 @@ class NestedDrop:
     construct: str
     pass_indent: int | None  # a `pass` replaces it when its body is left empty
     replacement: str | None = None  # a loop header rewritten without the figure's axes
-    reason: str = "only displays or plots"
+    reason: str = DISPLAY_REASON
 
 
 def prune_nested_display(

@@ -23,7 +23,7 @@ from nb2prod.frontend.vocabulary import (
     is_metric_function,
     is_transformer,
 )
-from nb2prod.plan import ROLES
+from nb2prod.plan import DISPLAY_REASON, ROLES
 
 _ROLE_ALIASES = {
     **{role: role for role in ROLES},
@@ -205,7 +205,7 @@ def _empty_reason(cell: CellFacts) -> str:
 def _display_reason(cell: CellFacts) -> str:
     if cell.normalised.timing_lines:
         return "only times code (%timeit)"
-    return f"only displays or plots: {_shown(cell)}"
+    return f"{DISPLAY_REASON}: {_shown(cell)}"
 
 
 def _shown(cell: CellFacts) -> str:

@@ -4,15 +4,20 @@ A probe cell after each metric's cell copies the metric's value at that point (a
 rebind the name, as a loop over models does); one last probe prints them all as JSON. Probes
 read values, never printed text. The kernel is shut down whatever happens (nbclient's
 context), and a failing cell is reported with its number and its error's last line.
+
+Display code the package leaves out (a plot written for an older matplotlib, say) may fail
+without stopping the run: its error is a note, as long as no code the package keeps comes at or
+after the failing line in that cell (it would not have run). Any other error stops the run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,9 @@ import nbformat
 from nb2prod.errors import InputError
 
 MARKER = "NB2PROD_PARITY "
+ALLOWED_TO_RAISE = "raises-exception"  # nbclient runs on past an error in a cell so tagged
+_FAILING_LINE = re.compile(r"Cell In\[\d+\], line (\d+)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _SETUP = """\
 def _nb2prod_capture(*names):
     import numpy
@@ -63,10 +71,30 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class DisplayCode:
+    """A cell's display code, which the package leaves out: an error raised there cannot
+    change what the package computes, unless code the package keeps was still to run."""
+
+    whole_cell: bool
+    statements: tuple[tuple[int, bool], ...]  # each statement left out: first line, display?
+    last_kept: int  # the cell's last line the package keeps; 0 for none
+
+    def covers(self, line: int | None) -> bool:
+        """Whether an error on `line` is in display code with no kept code after it."""
+        if line is None or self.last_kept >= line:
+            return False
+        if self.whole_cell:
+            return True
+        started = [display for first, display in self.statements if first <= line]
+        return bool(started) and started[-1]
+
+
+@dataclass(frozen=True)
 class NotebookRun:
     metrics: dict[str, float | None]  # None: the name held no number when its cell had run
     sample: Sample
     seconds: float
+    notes: tuple[str, ...] = ()  # errors in code the package leaves out, which the run passed
 
 
 def run_notebook(
@@ -74,17 +102,19 @@ def run_notebook(
     metrics: Iterable[tuple[str, int]],
     cell_timeout: int,
     model: tuple[str, str] | None = None,
+    display: Mapping[int, DisplayCode] | None = None,
 ) -> NotebookRun:
     """Execute `path` with a probe after each (metric name, code cell number); at the end,
     the notebook's `model` (its name, and the expression it was fitted on) predicts on the
-    first rows of that input."""
+    first rows of that input. An error in `display` code (by code cell number) is a note;
+    any other error stops the run."""
     from jupyter_client.kernelspec import NoSuchKernel
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     notebook = nbformat.read(path, as_version=4)
-    code_numbers = _code_cell_numbers(notebook)
-    probed = _with_probes(notebook, list(metrics), model)
+    display = display or {}
+    probed, origin = _with_probes(notebook, list(metrics), model, set(display))
     os.environ.setdefault("MPLBACKEND", "Agg")  # the kernel inherits it: no window to draw in
     client = NotebookClient(
         probed,
@@ -101,7 +131,7 @@ def run_notebook(
         # Ctrl-C is for verify, which then shuts the kernel down, not for the kernel.
         client.execute(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     except CellTimeoutError:
-        cell = _original_cell(probed, running.get("index"), code_numbers)
+        cell = origin.get(running.get("index", -1))
         raise InputError(
             path,
             f"ran longer than {cell_timeout} s when the notebook was run top to bottom",
@@ -109,7 +139,7 @@ def run_notebook(
             hint="raise --cell-timeout, or make the cell faster",
         ) from None
     except CellExecutionError as error:
-        cell = _original_cell(probed, running.get("index"), code_numbers)
+        cell = origin.get(running.get("index", -1))
         last = (str(error.evalue).strip().splitlines() or [""])[-1]
         raise InputError(
             path,
@@ -133,16 +163,56 @@ def run_notebook(
             hint="install ipykernel into it (pip install 'nb2prod[verify]')",
         ) from None
     seconds = time.perf_counter() - started
+    notes = _errors_passed(path, probed, origin, display)
     found = _read_probe(probed)
-    return NotebookRun(found.get("metrics", {}), Sample(**found.get("sample", {})), seconds)
+    return NotebookRun(
+        found.get("metrics", {}), Sample(**found.get("sample", {})), seconds, tuple(notes)
+    )
+
+
+def _errors_passed(
+    path: Path,
+    notebook: nbformat.NotebookNode,
+    origin: dict[int, int],
+    display: Mapping[int, DisplayCode],
+) -> list[str]:
+    """The errors in display code the run went past, as notes; an InputError for the first
+    error anywhere else (cells with display code run on past an error, the others stop)."""
+    notes = []
+    for index, cell in enumerate(notebook.cells):
+        error = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
+        if error is None:
+            continue
+        number = origin.get(index)
+        found = _FAILING_LINE.search(_ANSI.sub("", "\n".join(error.get("traceback", []))))
+        line = int(found.group(1)) if found else None
+        last = (str(error.get("evalue", "")).strip().splitlines() or [""])[-1]
+        where = display.get(number or 0)
+        if where is None or not where.covers(line):
+            raise InputError(
+                path,
+                f"fails when the notebook is run top to bottom: {error.get('ename')}: {last}",
+                cell=number,
+                line=line,
+                hint="install what it imports, or fix the cell so the notebook runs from a fresh "
+                "kernel",
+            )
+        notes.append(
+            f"cell {number} line {line}: display code the package leaves out raised "
+            f"{error.get('ename')}: {last}; the run went on past it"
+        )
+    return notes
 
 
 def _with_probes(
     notebook: nbformat.NotebookNode,
     metrics: list[tuple[str, int]],
     model: tuple[str, str] | None,
-) -> nbformat.NotebookNode:
-    """A copy of the notebook with the probe cells in place."""
+    may_raise: set[int],
+) -> tuple[nbformat.NotebookNode, dict[int, int]]:
+    """A copy of the notebook with the probe cells in place, and the notebook's code cell
+    number of each cell of the copy that is one; the cells in `may_raise` are tagged so that
+    an error in them does not stop the run."""
 
     def probe(source: str) -> nbformat.NotebookNode:
         cell = nbformat.v4.new_code_cell(source)
@@ -151,12 +221,19 @@ def _with_probes(
         return cell
 
     cells = [probe(_SETUP)]
+    origin: dict[int, int] = {}
     number = 0
     for cell in notebook.cells:
-        cells.append(cell)
         if cell.cell_type != "code":
+            cells.append(cell)
             continue
         number += 1
+        if number in may_raise:
+            cell = nbformat.from_dict(dict(cell))  # a copy: the tag is for this run only
+            cell.metadata = nbformat.from_dict({**cell.get("metadata", {})})
+            cell.metadata["tags"] = [*cell.metadata.get("tags", []), ALLOWED_TO_RAISE]
+        origin[len(cells)] = number
+        cells.append(cell)
         names = [name for name, where in metrics if where == number]
         if names:
             cells.append(probe(f"_nb2prod_capture(*{names!r})"))
@@ -172,7 +249,7 @@ def _with_probes(
     )
     probed = nbformat.from_dict(dict(notebook))
     probed.cells = cells
-    return probed
+    return probed, origin
 
 
 def _read_probe(notebook: nbformat.NotebookNode) -> dict[str, Any]:
@@ -182,21 +259,3 @@ def _read_probe(notebook: nbformat.NotebookNode) -> dict[str, Any]:
             if line.startswith(MARKER):
                 return json.loads(line[len(MARKER) :])
     return {}
-
-
-def _code_cell_numbers(notebook: nbformat.NotebookNode) -> dict[str, int]:
-    """Each code cell's number among code cells (as plan numbers them), by its id."""
-    numbers: dict[str, int] = {}
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            numbers[cell.get("id") or str(id(cell))] = len(numbers) + 1
-    return numbers
-
-
-def _original_cell(
-    notebook: nbformat.NotebookNode, index: int | None, numbers: dict[str, int]
-) -> int | None:
-    if index is None or index >= len(notebook.cells):
-        return None
-    cell = notebook.cells[index]
-    return numbers.get(cell.get("id") or str(id(cell)))

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nb2prod.frontend.planner import build_plan
-from nb2prod.plan import Plan
+from nb2prod.plan import DISPLAY_REASON, Plan
 from nb2prod.verify.compare import Predictions, Row, causes, compare_predictions, rows, table
-from nb2prod.verify.kernel import NotebookRun, run_notebook
+from nb2prod.verify.kernel import DisplayCode, NotebookRun, run_notebook
 from nb2prod.verify.package_run import (
     PackageRun,
     package_predictions,
@@ -44,7 +44,7 @@ def verify(
     metrics = [(m.name, m.cell) for m in plan.metrics]
     predicting = _predicting(plan)
     model = predicting if isinstance(predicting, tuple) else None
-    ran = run_notebook(notebook, metrics, cell_timeout, model)
+    ran = run_notebook(notebook, metrics, cell_timeout, model, display_code(plan))
     with tempfile.TemporaryDirectory(prefix="nb2prod-verify-") as scratch:
         uri = tracking_uri or f"sqlite:///{Path(scratch) / 'mlflow.db'}"
         trained = train_package(package_dir, plan.package_name, uri)
@@ -91,12 +91,30 @@ def verify(
     else:
         lines.append("parity: nothing to compare (no metric, no prediction on rows)")
         lines += [f"  note: {cause}" for cause in known]
+    lines += [f"  note: {note}" for note in ran.notes]
     if tracking_uri:
         lines.append(
             f"recorded on run {trained.run_id} (version {trained.version}): parity_verified="
             f"{'true' if verified else 'false'}"
         )
     return Verdict(compared, predictions, verified, "\n".join(lines) + "\n")
+
+
+def display_code(plan: Plan) -> dict[int, DisplayCode]:
+    """The display code of each cell that has some, from the Plan's decisions."""
+    last_kept: dict[int, int] = {}
+    for step in plan.steps:
+        for block in step.blocks:
+            last_kept[block.cell] = max(last_kept.get(block.cell, 0), block.last_line)
+    found = {}
+    for cell in plan.cells:
+        whole = not cell.kept and cell.reason.startswith(DISPLAY_REASON)
+        statements = tuple(
+            sorted((d.line, d.reason.startswith(DISPLAY_REASON)) for d in cell.dropped)
+        )
+        if whole or any(display for _, display in statements):
+            found[cell.cell] = DisplayCode(whole, statements, last_kept.get(cell.cell, 0))
+    return found
 
 
 def _predicting(plan: Plan) -> tuple[str, str] | str:
