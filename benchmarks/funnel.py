@@ -373,9 +373,9 @@ def report(results: list[NotebookResult], skipped: list[dict[str, Any]]) -> str:
 
 
 def select(
-    entries: list[dict[str, Any]], only: str | None, subset: str | None
+    entries: list[dict[str, Any]], only: list[str] | None, subset: str | None
 ) -> list[dict[str, Any]]:
-    chosen = [e for e in entries if only is None or fnmatch.fnmatch(e["id"], only)]
+    chosen = [e for e in entries if not only or any(fnmatch.fnmatch(e["id"], g) for g in only)]
     return [e for e in chosen if subset is None or subset in e.get("subsets", [])]
 
 
@@ -416,7 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="funnel.py", description=__doc__.split("\n")[0])
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--only", default=None, help="glob on notebook ids")
+    parser.add_argument(
+        "--only", action="append", default=None, help="glob on notebook ids (repeatable)"
+    )
     parser.add_argument("--subset", default=None, help="a subset named in the manifest")
     parser.add_argument("--json", type=Path, default=None, dest="json_out")
     parser.add_argument("--keep", type=Path, default=None, help="copy each WORK folder here")
