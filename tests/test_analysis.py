@@ -229,6 +229,32 @@ def test_unseeded_randomness(write_notebook) -> None:
     ]
 
 
+def test_a_library_call_drawing_its_random_state_from_numpy_is_unseeded(write_notebook) -> None:
+    """Any installed library's call whose random_state defaults to None draws it from numpy's
+    global generator: a data generator, a third-party model. A random_state the library's docs
+    say is used only in some settings (LogisticRegression's, for some solvers) is not noise."""
+    cells = [
+        "from sklearn.datasets import make_blobs\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.metrics import accuracy_score",
+        "X, y = make_blobs(n_samples=90, centers=3)\nX_train, y_train = X[:60], y[:60]\n"
+        "X_test, y_test = X[60:], y[60:]",
+        "model = LogisticRegression().fit(X_train, y_train)\n"
+        "acc = accuracy_score(y_test, model.predict(X_test))",
+    ]
+    result = plan(write_notebook, cells)
+    found = [(f.cell, f.message) for f in result.findings if f.code == "unseeded-random"]
+    assert found == [
+        (
+            2,
+            "make_blobs(...) leaves random_state unset, so it draws from numpy's global "
+            "generator, never seeded: each run gives a different result",
+        )
+    ]
+    cells[1] = cells[1].replace("centers=3", "centers=3, random_state=0")
+    assert "unseeded-random" not in [c for c, _ in codes(plan(write_notebook, cells))]
+
+
 def test_seeded_randomness_is_quiet(write_notebook) -> None:
     result = plan(write_notebook, TRAINING_CELLS)
     assert "unseeded-random" not in [c for c, _ in codes(result)]

@@ -8,9 +8,11 @@ them (`secrets.py`, `dataflow.py`).
 from __future__ import annotations
 
 import ast
+import inspect
 import re
 
 from nb2prod.frontend.facts import NotebookFacts
+from nb2prod.frontend.installed import installed_signature
 from nb2prod.frontend.pysyntax import keyword
 from nb2prod.frontend.vocabulary import (
     NUMPY_GLOBAL_RANDOM,
@@ -103,6 +105,11 @@ def _unseeded(
             return "numpy.random.default_rng() has no seed: the data changes on every run"
     elif NUMPY_GLOBAL_RANDOM.match(qualified) and not numpy_seeded:
         return f"{qualified}(...) draws from numpy's global generator, never seeded"
+    elif not numpy_seeded and not has_state and _random_state_left_unset(qualified, node):
+        return (
+            f"{name}(...) leaves random_state unset, so it draws from numpy's global generator, "
+            "never seeded: each run gives a different result"
+        )
     elif PYTHON_RANDOM.match(qualified) and not python_seeded:
         return f"{qualified}(...) draws from Python's random module, never seeded"
     return None
@@ -132,3 +139,21 @@ def absolute_path_findings(facts: NotebookFacts, kept: set[int]) -> list[Finding
                         )
                     )
     return findings
+
+
+def _random_state_left_unset(qualified: str, node: ast.Call) -> bool:
+    """A library call whose `random_state` defaults to None (numpy's global generator), as the
+    installed library declares it, called without one: a model, a splitter, a data generator."""
+    if "." not in qualified or qualified.startswith("?"):
+        return False
+    signature = installed_signature(qualified)
+    if not isinstance(signature, inspect.Signature):
+        return False
+    names = list(signature.parameters)
+    if "random_state" not in names or signature.parameters["random_state"].default is not None:
+        return False
+    if any(k.arg is None for k in node.keywords) or any(
+        isinstance(a, ast.Starred) for a in node.args
+    ):
+        return False  # **options or *values: may carry it
+    return len(node.args) <= names.index("random_state") - (names[0] == "self")

@@ -19,6 +19,7 @@ import inspect
 import io
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -82,14 +83,19 @@ def installed_signature(qualified: str) -> inspect.Signature | object | None:
     return inspect.Signature(
         [
             inspect.Parameter(
-                name, getattr(inspect.Parameter, kind), default=None if defaulted else _EMPTY
+                name,
+                getattr(inspect.Parameter, kind),
+                default=_EMPTY if not defaulted else None if none else SOME_DEFAULT,
             )
-            for name, kind, defaulted in entry
+            for name, kind, defaulted, none in entry
         ]
     )
 
 
 _EMPTY = inspect.Parameter.empty
+# A parameter's default other than None (its value is not kept), or a None `random_state` the
+# docs say is used only in some settings.
+SOME_DEFAULT = object()
 
 
 def _signature_now(qualified: str) -> Any:
@@ -103,7 +109,33 @@ def _signature_now(qualified: str) -> Any:
         signature = inspect.signature(found, follow_wrapped=_strict_wrapper(found))
     except (TypeError, ValueError):  # implemented in C, or otherwise without a signature
         return None
-    return [[p.name, p.kind.name, p.default is not _EMPTY] for p in signature.parameters.values()]
+    conditional = _random_state_used_only_sometimes(found)
+    return [
+        [
+            p.name,
+            p.kind.name,
+            p.default is not _EMPTY,
+            p.default is None and not (p.name == "random_state" and conditional),
+        ]
+        for p in signature.parameters.values()
+    ]
+
+
+_CONDITIONAL_USE = re.compile(
+    r"\b(used when|ignored when|only used|used only|has no effect|not used)\b", re.IGNORECASE
+)
+
+
+def _random_state_used_only_sometimes(found: object) -> bool:
+    """Whether the docs say `random_state` matters only in some settings ("Used when solver ==
+    'sag'", "Ignored when probability is False"): its None default then draws nothing by
+    default, so it is kept as a default other than None."""
+    doc = inspect.getdoc(found) or ""
+    start = doc.find("random_state :")
+    if start < 0:
+        return False
+    described = doc[start:].split("\n\n", 1)[0]
+    return bool(_CONDITIONAL_USE.search(described))
 
 
 def _strict_wrapper(found: object) -> bool:
@@ -137,7 +169,7 @@ class _SignatureStore:
             return None
         stat = os.stat(spec.origin)
         where = f"{spec.origin}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()
-        key = f"{top}-{hashlib.sha256(where).hexdigest()[:16]}"
+        key = f"{top}-{hashlib.sha256(where).hexdigest()[:16]}-v2"  # v2: which defaults are None
         folder = _cache_dir()
         return cls(folder / f"signatures-{key}.json" if folder else None)
 
