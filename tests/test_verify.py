@@ -103,6 +103,22 @@ def test_a_cell_that_fails_or_hangs_stops_verify_in_one_line(
     assert not kernels_in(tmp_path), "the kernel was left running"
 
 
+def test_a_metric_the_notebook_only_prints_is_compared(write_notebook, tmp_path) -> None:
+    """Real notebooks print their scores; the package names such a metric, and verify computes
+    the same expression in the notebook's kernel instead of finding no such name there."""
+    cells = [
+        *REGRESSION[:3],
+        "model = Ridge(alpha=0.5).fit(X_train, y_train)\n"
+        "print('R2 on the test set:', r2_score(y_test, model.predict(X_test)))",
+    ]
+    notebook, package = converted(write_notebook, tmp_path, cells)
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 0, done.stdout + done.stderr
+    assert "missing" not in done.stdout
+    table = done.stdout.split("metric ")[1].split("\n\n")[0].splitlines()[1:]
+    assert len(table) == 1 and table[0].endswith("yes"), done.stdout
+
+
 PLOT_THAT_FAILS = "import matplotlib.pyplot as plt\nplt.plot([1, 2], [1, 2, 3])"  # x and y differ
 
 

@@ -2,8 +2,10 @@
 
 A probe cell after each metric's cell copies the metric's value at that point (a later cell may
 rebind the name, as a loop over models does); one last probe prints them all as JSON. Probes
-read values, never printed text. The kernel is shut down whatever happens (nbclient's
-context), and a failing cell is reported with its number and its error's last line.
+read values, never printed text: a metric the notebook only prints (`print(f1_score(...))`),
+which the package names, is computed again by the probe from the same expression. The kernel
+is shut down whatever happens (nbclient's context), and a failing cell is reported with its
+number and its error's last line.
 
 Display code the package leaves out (a plot written for an older matplotlib, say) may fail
 without stopping the run: its error is a note, as long as no code the package keeps comes at or
@@ -12,6 +14,7 @@ after the failing line in that cell (it would not have run). Any other error sto
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -37,6 +40,16 @@ def _nb2prod_capture(*names):
     for name in names:
         try:
             _nb2prod_seen[name] = float(numpy.mean(globals()[name]))
+        except Exception:
+            _nb2prod_seen[name] = None
+
+
+def _nb2prod_evaluate(computations):
+    import numpy
+
+    for name, compute in computations.items():
+        try:
+            _nb2prod_seen[name] = float(numpy.mean(compute()))
         except Exception:
             _nb2prod_seen[name] = None
 
@@ -103,18 +116,22 @@ def run_notebook(
     cell_timeout: int,
     model: tuple[str, str] | None = None,
     display: Mapping[int, DisplayCode] | None = None,
+    expressions: Mapping[str, str] | None = None,
 ) -> NotebookRun:
     """Execute `path` with a probe after each (metric name, code cell number); at the end,
     the notebook's `model` (its name, and the expression it was fitted on) predicts on the
     first rows of that input. An error in `display` code (by code cell number) is a note;
-    any other error stops the run."""
+    any other error stops the run. A metric the notebook's cell does not bind is computed from
+    its `expressions` (the package's name for a printed metric -> its expression)."""
     from jupyter_client.kernelspec import NoSuchKernel
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     notebook = nbformat.read(path, as_version=4)
     display = display or {}
-    probed, origin = _with_probes(notebook, list(metrics), model, set(display))
+    probed, origin = _with_probes(
+        notebook, list(metrics), model, set(display), dict(expressions or {})
+    )
     os.environ.setdefault("MPLBACKEND", "Agg")  # the kernel inherits it: no window to draw in
     client = NotebookClient(
         probed,
@@ -209,6 +226,7 @@ def _with_probes(
     metrics: list[tuple[str, int]],
     model: tuple[str, str] | None,
     may_raise: set[int],
+    expressions: dict[str, str],
 ) -> tuple[nbformat.NotebookNode, dict[int, int]]:
     """A copy of the notebook with the probe cells in place, and the notebook's code cell
     number of each cell of the copy that is one; the cells in `may_raise` are tagged so that
@@ -235,8 +253,14 @@ def _with_probes(
         origin[len(cells)] = number
         cells.append(cell)
         names = [name for name, where in metrics if where == number]
+        bound = _bound_names(cell.source)
+        computed = {n: expressions[n] for n in names if n not in bound and n in expressions}
+        names = [n for n in names if n not in computed]
         if names:
             cells.append(probe(f"_nb2prod_capture(*{names!r})"))
+        if computed:
+            pairs = ", ".join(f"{name!r}: lambda: {text}" for name, text in computed.items())
+            cells.append(probe(f"_nb2prod_evaluate({{{pairs}}})"))
     sample = "{}"
     if model is not None:
         name, rows = model
@@ -250,6 +274,21 @@ def _with_probes(
     probed = nbformat.from_dict(dict(notebook))
     probed.cells = cells
     return probed, origin
+
+
+def _bound_names(source: str) -> set[str]:
+    """The names a cell's own code binds (IPython lines left out); all names when it does not
+    parse, so that nothing is computed in its place."""
+    lines = [ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return {n.group() for n in re.finditer(r"\w+", source)}
+    return {
+        node.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+    }
 
 
 def _read_probe(notebook: nbformat.NotebookNode) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,9 @@ def verify(
     metrics = [(m.name, m.cell) for m in plan.metrics]
     predicting = _predicting(plan)
     model = predicting if isinstance(predicting, tuple) else None
-    ran = run_notebook(notebook, metrics, cell_timeout, model, display_code(plan))
+    ran = run_notebook(
+        notebook, metrics, cell_timeout, model, display_code(plan), metric_expressions(plan)
+    )
     with tempfile.TemporaryDirectory(prefix="nb2prod-verify-") as scratch:
         uri = tracking_uri or f"sqlite:///{Path(scratch) / 'mlflow.db'}"
         trained = train_package(package_dir, plan.package_name, uri)
@@ -98,6 +101,28 @@ def verify(
             f"{'true' if verified else 'false'}"
         )
     return Verdict(compared, predictions, verified, "\n".join(lines) + "\n")
+
+
+def metric_expressions(plan: Plan) -> dict[str, str]:
+    """What each metric is computed from, as the package's code says: for a metric the notebook
+    only prints, the probe computes the same expression in the notebook's kernel."""
+    found: dict[str, str] = {}
+    wanted = {m.name: m.cell for m in plan.metrics}
+    for step in plan.steps:
+        for block in step.blocks:
+            try:
+                tree = ast.parse(block.source)
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Assign)
+                    and len(node.targets) == 1
+                    and isinstance(target := node.targets[0], ast.Name)
+                    and wanted.get(target.id) == block.cell
+                ):
+                    found[target.id] = ast.unparse(node.value)
+    return found
 
 
 def display_code(plan: Plan) -> dict[int, DisplayCode]:
