@@ -9,7 +9,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from {{ cookiecutter.package_name }} import honesty, pipeline, train
+from {{ cookiecutter.package_name }} import honesty, measure, pipeline, train
 
 
 def test_run_records_honesty_data_and_code(trained) -> None:
@@ -78,3 +78,12 @@ def test_every_parameter_is_a_command_line_option() -> None:
     assert train.parse_parameters([]) == defaults
     for field in dataclasses.fields(pipeline.Parameters):
         assert field.name in vars(defaults)
+
+
+def test_a_long_training_is_cross_validated_only_when_asked() -> None:
+    """k more fits of a model that took minutes are the user's call, and the run says so."""
+    assert measure.folds_to_use(None, 1.0) == (measure.DEFAULT_FOLDS, "")
+    folds, why = measure.folds_to_use(None, measure.UNASKED_BUDGET_SECONDS + 1)
+    assert folds == 0
+    assert f"--cross-validation-folds {measure.DEFAULT_FOLDS}" in why
+    assert measure.folds_to_use(3, measure.UNASKED_BUDGET_SECONDS * 10) == (3, "")

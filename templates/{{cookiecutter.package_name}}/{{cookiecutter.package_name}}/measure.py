@@ -21,6 +21,9 @@ import numpy as np
 from {{ cookiecutter.package_name }} import honesty
 
 DEFAULT_FOLDS = 5
+# Past this many seconds of the notebook's own steps, k more fits are not made unless asked for:
+# a long training stays a long training, not k + 1 of them.
+UNASKED_BUDGET_SECONDS = 120.0
 SEED = 0  # the folds are shuffled the same way on every run, so a retrain measures alike
 
 
@@ -39,11 +42,25 @@ class Measurement:
     note: str = ""  # why the package did not cross-validate, when it did not
 
 
+def folds_to_use(asked: int | None, steps_seconds: float) -> tuple[int, str]:
+    """The folds to cross-validate with, and why none, when none: what was asked for, else the
+    default unless the notebook's steps alone took longer than the budget."""
+    if asked is not None:
+        return asked, "" if asked >= 2 else f"cross-validation is off ({asked} folds asked for)"
+    if steps_seconds > UNASKED_BUDGET_SECONDS:
+        return 0, (
+            f"the notebook's steps took {steps_seconds:.0f} s, so {DEFAULT_FOLDS} more fits were "
+            f"not made unasked (train --cross-validation-folds {DEFAULT_FOLDS} makes them)"
+        )
+    return DEFAULT_FOLDS, ""
+
+
 def measure(
     model: Any,
     fit_data: tuple[Any, Any] | None,
     logged: Mapping[str, tuple[float, float | None]],
     folds: int = DEFAULT_FOLDS,
+    why_no_folds: str = "",
 ) -> Measurement:
     """Cross-validate the model where it can; else the notebook's held-out metric, as logged."""
     primary = honesty.MODEL.get("primary_metric")
@@ -51,7 +68,7 @@ def measure(
     if primary in logged and method.endswith("cross-validation"):
         return Measurement(primary, *logged[primary], method)  # the notebook cross-validates
     try:
-        scores, metric, used = cross_validated(model, fit_data, folds)
+        scores, metric, used = cross_validated(model, fit_data, folds, why_no_folds)
     except CannotCrossValidate as reason:
         note = str(reason)
     except Exception as error:  # measuring more must never cost the training it measures
@@ -67,12 +84,12 @@ def measure(
 
 
 def cross_validated(
-    model: Any, fit_data: tuple[Any, Any] | None, folds: int
+    model: Any, fit_data: tuple[Any, Any] | None, folds: int, why_no_folds: str = ""
 ) -> tuple[np.ndarray, str, int]:
     """The model's score on each of k folds, the metric's name, and k."""
     spec = honesty.MODEL.get("cross_validation")
     if folds < 2:
-        raise CannotCrossValidate(f"cross-validation is off ({folds} folds asked for)")
+        raise CannotCrossValidate(why_no_folds or f"cross-validation is off ({folds} folds)")
     if spec is None:
         raise CannotCrossValidate(honesty.MODEL.get("cross_validation_note") or "no metric")
     if fit_data is None:

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -41,7 +42,7 @@ class TrainingOptions:
     folds the package's own cross-validation uses."""
 
     trusted_types: tuple[str, ...] = ()
-    cross_validation_folds: int = measure.DEFAULT_FOLDS
+    cross_validation_folds: int | None = None  # None: the default, within a time budget
 
 
 def parse_args(
@@ -81,10 +82,11 @@ def parse_args(
         "--cross-validation-folds",
         dest="nb2prod_folds",
         type=int,
-        default=measure.DEFAULT_FOLDS,
+        default=None,
         metavar="K",
         help="folds of the package's own cross-validation, which the accuracy claim comes from "
-        f"(default {measure.DEFAULT_FOLDS}; 0 keeps the notebook's held-out metric)",
+        f"(default {measure.DEFAULT_FOLDS}, unless the notebook's steps took over "
+        f"{measure.UNASKED_BUDGET_SECONDS:.0f} s; 0 keeps the notebook's held-out metric)",
     )
     values = vars(parser.parse_args(argv))
     chosen = TrainingOptions(
@@ -188,6 +190,7 @@ def train(
     with run:  # a failure inside ends the run as FAILED
         with stage("cannot log the parameters"):
             mlflow.log_params(dataclasses.asdict(params))
+        started = time.perf_counter()
         try:
             result = pipeline.run(params)
         except Exception as error:
@@ -196,9 +199,10 @@ def train(
         with stage("cannot log the metrics and the honesty record"):
             metrics = log_metrics(result.metrics)
         with stage("cannot measure the model"):
-            measured = measure.measure(
-                result.model, result.fit_data, metrics, options.cross_validation_folds
+            folds, why_not = measure.folds_to_use(
+                options.cross_validation_folds, time.perf_counter() - started
             )
+            measured = measure.measure(result.model, result.fit_data, metrics, folds, why_not)
         with stage("cannot log the metrics and the honesty record"):
             if measured.metric and measured.metric not in metrics:
                 log_metrics({measured.metric: measured.value})
