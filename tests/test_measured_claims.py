@@ -72,15 +72,21 @@ def run(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProce
     return done
 
 
+def trained(write_notebook, tmp_path: Path, cells: list, name: str) -> tuple[dict[str, str], str]:
+    """Convert and train the notebook; the package's environment and what training said."""
+    env = package(write_notebook, tmp_path, cells, name)
+    done = run(env, tmp_path, f"{name}.train")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return env, done.stdout
+
+
 def test_a_notebook_whose_claim_beats_what_the_pipeline_measures_is_refused_by_the_gate(
     write_notebook, tmp_path
 ) -> None:
-    env = package(write_notebook, tmp_path, LUCKY_HOLDOUT, "lucky")
-    trained = run(env, tmp_path, "lucky.train")
-    assert trained.returncode == 0, trained.stderr[-2000:]
+    env, said = trained(write_notebook, tmp_path, LUCKY_HOLDOUT, "lucky")
     # the claim is the folds' measure, not the notebook's 0.9-something on its easy rows
-    assert "accuracy (5-fold cross-validation)" in trained.stdout
-    claimed = float(trained.stdout.split("IMPLEMENTED, ")[1].split()[0])
+    assert "accuracy (5-fold cross-validation)" in said
+    claimed = float(said.split("IMPLEMENTED, ")[1].split()[0])
     assert claimed < 0.8
     promoted = run(env, tmp_path, "lucky.promote")
     assert promoted.returncode == 1, promoted.stdout + promoted.stderr
@@ -92,10 +98,8 @@ def test_a_notebook_whose_claim_beats_what_the_pipeline_measures_is_refused_by_t
 def test_a_model_the_notebook_never_evaluated_is_measured_and_stays_heuristic(
     write_notebook, tmp_path
 ) -> None:
-    env = package(write_notebook, tmp_path, NEVER_EVALUATED, "unevaluated")
-    trained = run(env, tmp_path, "unevaluated.train")
-    assert trained.returncode == 0, trained.stderr[-2000:]
-    said = trained.stdout.splitlines()[-2]
+    env, said = trained(write_notebook, tmp_path, NEVER_EVALUATED, "unevaluated")
+    said = said.splitlines()[-2]
     assert "HEURISTIC, 0.9" in said
     assert "accuracy (5-fold cross-validation), UNVALIDATED" in said
     # asked not to cross-validate, it says it measured nothing, and why
@@ -112,11 +116,9 @@ def test_a_metric_on_probabilities_is_measured_on_probabilities(write_notebook, 
         "sklearn.metrics.roc_auc_score",
         "predict_proba",
     )
-    env = package(write_notebook, tmp_path, ON_PROBABILITIES, "auc")
-    trained = run(env, tmp_path, "auc.train")
-    assert trained.returncode == 0, trained.stderr[-2000:]
-    assert "IMPLEMENTED, 0.99" in trained.stdout  # ranked by probability, as the notebook does
-    assert "auc (5-fold cross-validation)" in trained.stdout
+    env, said = trained(write_notebook, tmp_path, ON_PROBABILITIES, "auc")
+    assert "IMPLEMENTED, 0.99" in said  # ranked by probability, as the notebook does
+    assert "auc (5-fold cross-validation)" in said
     assert run(env, tmp_path, "auc.promote").returncode == 0
 
 
