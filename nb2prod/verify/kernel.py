@@ -202,7 +202,7 @@ def _errors_passed(
             continue
         number = origin.get(index)
         found = _FAILING_LINE.search(_ANSI.sub("", "\n".join(error.get("traceback", []))))
-        line = int(found.group(1)) if found else None
+        line = int(found.group(1)) + _leading_blank_lines(cell.source) if found else None
         last = (str(error.get("evalue", "")).strip().splitlines() or [""])[-1]
         where = display.get(number or 0)
         if where is None or not where.covers(line):
@@ -274,6 +274,13 @@ def _with_probes(
     probed = nbformat.from_dict(dict(notebook))
     probed.cells = cells
     return probed, origin
+
+
+def _leading_blank_lines(source: str) -> int:
+    """IPython drops a cell's leading blank lines before it runs it, so its traceback's line
+    numbers start after them; the Plan counts every line of the cell."""
+    lines = source.split("\n")
+    return next((i for i, text in enumerate(lines) if text.strip()), len(lines))
 
 
 def _bound_names(source: str) -> set[str]:
