@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from nb2prod.frontend.facts import CallSite, NotebookFacts
-from nb2prod.frontend.pysyntax import dotted_name, keyword, names_in, target_names
+from nb2prod.frontend.pysyntax import dotted_name, keyword, names_in, root_name, target_names
 from nb2prod.frontend.vocabulary import (
     CV_FUNCTIONS,
     LOWER_IS_BETTER,
@@ -125,9 +125,9 @@ def _scorer(call: CallSite, is_score: bool, facts: NotebookFacts) -> Scorer | No
         if option.arg in _PREDICTION_KEYWORDS:
             predicted = option.value
             continue
-        if option.arg is None or option.arg == "y_true":
-            if option.arg is None:
-                return None  # **options: not known before run time
+        if option.arg is None:
+            return None  # **options: not known before run time
+        if option.arg == "y_true":
             continue
         try:
             value = ast.literal_eval(option.value)
@@ -146,7 +146,7 @@ def _response_method(predicted: ast.expr, facts: NotebookFacts) -> str:
     found = _response_in(predicted)
     if found or not isinstance(predicted, ast.Name | ast.Subscript):
         return found or "predict"
-    name = predicted.id if isinstance(predicted, ast.Name) else _root_name(predicted)
+    name = root_name(predicted)
     for cell in facts.cells:
         for statement in cell.statements:
             for node in ast.walk(statement):
@@ -166,12 +166,6 @@ def _response_in(expression: ast.expr) -> str | None:
         ):
             return node.func.attr
     return None
-
-
-def _root_name(node: ast.expr) -> str | None:
-    while isinstance(node, ast.Subscript | ast.Attribute):
-        node = node.value
-    return node.id if isinstance(node, ast.Name) else None
 
 
 def _split_call(statement: ast.stmt, facts: NotebookFacts) -> ast.Call | None:

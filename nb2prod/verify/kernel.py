@@ -157,14 +157,7 @@ def run_notebook(
         ) from None
     except CellExecutionError as error:
         cell = origin.get(running.get("index", -1))
-        last = (str(error.evalue).strip().splitlines() or [""])[-1]
-        raise InputError(
-            path,
-            f"fails when the notebook is run top to bottom: {error.ename}: {last}",
-            cell=cell,
-            hint="install what it imports, or fix the cell so the notebook runs from a fresh "
-            "kernel",
-        ) from None
+        raise _cell_failed(path, cell, None, error.ename, error.evalue) from None
     except DeadKernelError as error:
         raise InputError(path, f"the kernel died while running the notebook: {error}") from None
     except AssertionError:
@@ -203,17 +196,10 @@ def _errors_passed(
         number = origin.get(index)
         found = _FAILING_LINE.search(_ANSI.sub("", "\n".join(error.get("traceback", []))))
         line = int(found.group(1)) + _leading_blank_lines(cell.source) if found else None
-        last = (str(error.get("evalue", "")).strip().splitlines() or [""])[-1]
         where = display.get(number or 0)
         if where is None or not where.covers(line):
-            raise InputError(
-                path,
-                f"fails when the notebook is run top to bottom: {error.get('ename')}: {last}",
-                cell=number,
-                line=line,
-                hint="install what it imports, or fix the cell so the notebook runs from a fresh "
-                "kernel",
-            )
+            raise _cell_failed(path, number, line, error.get("ename"), error.get("evalue", ""))
+        last = _last_line(error.get("evalue", ""))
         notes.append(
             f"cell {number} line {line}: display code the package leaves out raised "
             f"{error.get('ename')}: {last}; the run went on past it"
@@ -274,6 +260,23 @@ def _with_probes(
     probed = nbformat.from_dict(dict(notebook))
     probed.cells = cells
     return probed, origin
+
+
+def _cell_failed(
+    path: Path, cell: int | None, line: int | None, name: object, value: object
+) -> InputError:
+    """A cell raised when the notebook was run: where, and the error's last line."""
+    return InputError(
+        path,
+        f"fails when the notebook is run top to bottom: {name}: {_last_line(value)}",
+        cell=cell,
+        line=line,
+        hint="install what it imports, or fix the cell so the notebook runs from a fresh kernel",
+    )
+
+
+def _last_line(value: object) -> str:
+    return (str(value).strip().splitlines() or [""])[-1]
 
 
 def _leading_blank_lines(source: str) -> int:
