@@ -248,7 +248,7 @@ def parity_stage(nb: Path, pkg_dir: Path, work: Path, env: dict[str, str]) -> St
     if parity.exit_code == 1:
         causes = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("cause:")]
         differ = [ln for ln in out.splitlines() if ln.rstrip().endswith(" NO")]
-        differ += [ln for ln in out.splitlines() if ln.startswith("predictions:")]
+        differ += [ln for ln in out.splitlines() if ln.startswith(("predictions:", "forecast:"))]
         parity.status, parity.failure_class = "mismatch", "mismatch"
         parity.reason = "; ".join([*causes, *(d.split()[0] for d in differ)])[:400]
     return parity

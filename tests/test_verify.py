@@ -119,6 +119,59 @@ def test_a_metric_the_notebook_only_prints_is_compared(write_notebook, tmp_path)
     assert len(table) == 1 and table[0].endswith("yes"), done.stdout
 
 
+SERIES = [
+    "import numpy as np\nimport pandas as pd\nfrom statsmodels.tsa.arima.model import ARIMA\n"
+    "from statsmodels.tsa.forecasting.stl import STLForecast",
+    "rng = np.random.default_rng(0)\n"
+    "index = pd.date_range('2000-01-01', periods=120, freq='MS')\n"
+    "series = pd.Series(np.cumsum(rng.normal(size=120)) + 50, index=index)\n"
+    "X = pd.DataFrame({'promo': rng.normal(size=120)}, index=index)",
+]
+
+
+@pytest.mark.parametrize(
+    ("fit", "stretch"),
+    [
+        # no exogenous data: the last fitted steps and as many forecast after them
+        ("res = ARIMA(series, order=(2, 0, 1)).fit()", "positions 110 to 129"),
+        (
+            "res = STLForecast(series, ARIMA, model_kwargs={'order': (1, 1, 0)}).fit()\n"
+            "print(res.forecast(6))",
+            "positions 110 to 129",
+        ),
+        # with it, the future is unknown to verify: the last fitted steps only
+        ("res = ARIMA(series, exog=X, order=(1, 0, 0)).fit()", "positions 100 to 119"),
+    ],
+    ids=["arima", "stl-forecast", "exog"],
+)
+def test_a_forecaster_is_compared_over_a_stretch_of_its_series(
+    write_notebook, tmp_path, fit: str, stretch: str
+) -> None:
+    """A forecaster answers stretches of its series, not rows: the notebook's results and the
+    package's served model forecast the same positions, asked as the service is asked."""
+    notebook, package = converted(write_notebook, tmp_path, [*SERIES, fit])
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 0, done.stdout + done.stderr
+    assert f"forecast: the same at all 20 steps ({stretch} of the series)" in done.stdout
+    assert "parity: every prediction agrees" in done.stdout
+
+
+def test_a_forecaster_fitted_on_other_data_than_the_notebooks_is_a_mismatch(
+    write_notebook, tmp_path
+) -> None:
+    cells = [*SERIES, "res = ARIMA(series, order=(1, 0, 0)).fit()"]
+    cells.insert(2, {"source": "series = series.diff().dropna()", "tags": ["skip"]})
+    notebook = write_notebook(cells)
+    package = tmp_path / "pkg"
+    assert nb2prod("convert", notebook, "-o", package).code == 0
+    cells[2] = "series = series.diff().dropna()"  # the notebook as run: the cell counts
+    write_notebook(cells)
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 1, done.stdout + done.stderr
+    assert "forecast: 20 of 20 steps differ" in done.stdout
+    assert "parity: NOT verified" in done.stdout
+
+
 PLOT_THAT_FAILS = "import matplotlib.pyplot as plt\nplt.plot([1, 2], [1, 2, 3])"  # x and y differ
 
 

@@ -74,17 +74,31 @@ class Predictions:
     rows: int
     differing: int
     largest_delta: float | None  # over numeric answers
+    stretch: tuple[int, int] | None = None  # a forecaster's: the positions forecast
 
     def line(self) -> str:
         delta = "" if self.largest_delta is None else f" (largest delta {self.largest_delta:.3g})"
+        if self.stretch is not None:
+            start, end = self.stretch
+            where = f"positions {start} to {end} of the series"
+            if self.differing:
+                return f"forecast: {self.differing} of {self.rows} steps differ ({where}){delta}"
+            return f"forecast: the same at all {self.rows} steps ({where}){delta}"
         if self.differing:
             return f"predictions: {self.differing} of {self.rows} rows differ{delta}"
         return f"predictions: the same on all {self.rows} rows{delta}"
 
 
-def compare_predictions(notebook: list, package: list, rtol: float, atol: float) -> Predictions:
+def compare_predictions(
+    notebook: list,
+    package: list,
+    rtol: float,
+    atol: float,
+    stretch: tuple[int, int] | None = None,
+) -> Predictions:
     if len(notebook) != len(package):
-        return Predictions(max(len(notebook), len(package)), max(len(notebook), len(package)), None)
+        count = max(len(notebook), len(package))
+        return Predictions(count, count, None, stretch)
     differing, largest = 0, None
     for theirs, ours in zip(notebook, package, strict=True):
         if _is_number(theirs) and _is_number(ours):
@@ -94,7 +108,7 @@ def compare_predictions(notebook: list, package: list, rtol: float, atol: float)
         else:
             same = str(ours) == str(theirs)
         differing += not same
-    return Predictions(len(notebook), differing, largest)
+    return Predictions(len(notebook), differing, largest, stretch)
 
 
 def _is_number(value: object) -> bool:

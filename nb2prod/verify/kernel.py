@@ -68,17 +68,50 @@ def _nb2prod_sample(model, rows, count):
         return {"error": f"{type(error).__name__}: {error}"}
 
 
+def _nb2prod_forecast(model, count):
+    import numpy
+
+    try:
+        model = model()
+        observed = len(model.model.endog)
+        exog = getattr(model.model.data, "orig_exog", None)
+        width = getattr(model.model, "k_exog", None)
+        ahead = exog is None or width == 0
+        start = max(0, observed - (count // 2 if ahead else count))
+        end = observed - 1 + (count - count // 2 if ahead else 0)
+        if hasattr(model, "predict"):
+            values = model.predict(start=start, end=end)
+        else:
+            values = model.get_prediction(start=start, end=end).predicted_mean
+        predicted = numpy.asarray(values, dtype=float).ravel().tolist()
+        return {"stretch": [start, end], "predictions": predicted}
+    except Exception as error:
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
 _nb2prod_seen = {}
 """
-SAMPLE_ROWS = 20  # rows both models predict on
+SAMPLE_ROWS = 20  # rows both models predict on; steps a forecaster forecasts
+
+
+@dataclass(frozen=True)
+class ModelProbe:
+    """The notebook's model by name, and the expression it was fitted on; a forecaster has no
+    rows to predict on (`rows` is None): it answers a stretch of its series instead."""
+
+    name: str
+    rows: str | None
 
 
 @dataclass(frozen=True)
 class Sample:
-    """Rows the notebook's model predicted on, and what it answered (or why it could not)."""
+    """Rows the notebook's model predicted on, or the stretch of its series a forecaster
+    forecast (the last fitted steps, and as many after them when no exogenous data is needed),
+    and what it answered (or why it could not)."""
 
     frame: str | None = None  # pandas' split JSON
     array: list | None = None
+    stretch: tuple[int, int] | None = None  # start, end: positions in the fitted series
     predictions: list | None = None
     error: str | None = None
 
@@ -114,15 +147,16 @@ def run_notebook(
     path: Path,
     metrics: Iterable[tuple[str, int]],
     cell_timeout: int,
-    model: tuple[str, str] | None = None,
+    model: ModelProbe | None = None,
     display: Mapping[int, DisplayCode] | None = None,
     expressions: Mapping[str, str] | None = None,
 ) -> NotebookRun:
     """Execute `path` with a probe after each (metric name, code cell number); at the end,
-    the notebook's `model` (its name, and the expression it was fitted on) predicts on the
-    first rows of that input. An error in `display` code (by code cell number) is a note;
-    any other error stops the run. A metric the notebook's cell does not bind is computed from
-    its `expressions` (the package's name for a printed metric -> its expression)."""
+    the notebook's `model` predicts on the first rows of its input (a forecaster forecasts
+    the stretch around the end of its series). An error in `display` code (by code cell
+    number) is a note; any other error stops the run. A metric the notebook's cell does not
+    bind is computed from its `expressions` (the package's name for a printed metric -> its
+    expression)."""
     from jupyter_client.kernelspec import NoSuchKernel
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -175,9 +209,10 @@ def run_notebook(
     seconds = time.perf_counter() - started
     notes = _errors_passed(path, probed, origin, display)
     found = _read_probe(probed)
-    return NotebookRun(
-        found.get("metrics", {}), Sample(**found.get("sample", {})), seconds, tuple(notes)
-    )
+    sample = found.get("sample", {})
+    if "stretch" in sample:
+        sample["stretch"] = tuple(sample["stretch"])
+    return NotebookRun(found.get("metrics", {}), Sample(**sample), seconds, tuple(notes))
 
 
 def _errors_passed(
@@ -210,7 +245,7 @@ def _errors_passed(
 def _with_probes(
     notebook: nbformat.NotebookNode,
     metrics: list[tuple[str, int]],
-    model: tuple[str, str] | None,
+    model: ModelProbe | None,
     may_raise: set[int],
     expressions: dict[str, str],
 ) -> tuple[nbformat.NotebookNode, dict[int, int]]:
@@ -248,9 +283,10 @@ def _with_probes(
             pairs = ", ".join(f"{name!r}: lambda: {text}" for name, text in computed.items())
             cells.append(probe(f"_nb2prod_evaluate({{{pairs}}})"))
     sample = "{}"
-    if model is not None:
-        name, rows = model
-        sample = f"_nb2prod_sample(lambda: {name}, lambda: {rows}, {SAMPLE_ROWS})"
+    if model is not None and model.rows is None:
+        sample = f"_nb2prod_forecast(lambda: {model.name}, {SAMPLE_ROWS})"
+    elif model is not None:
+        sample = f"_nb2prod_sample(lambda: {model.name}, lambda: {model.rows}, {SAMPLE_ROWS})"
     cells.append(
         probe(
             f"import json\nfound = {{'metrics': _nb2prod_seen, 'sample': {sample}}}\n"

@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,18 +75,35 @@ def record_parity(
         client.log_metric(run.run_id, f"parity_delta_{name}", delta)
 
 
-def package_predictions(tracking_uri: str, name: str, run: PackageRun, sample: Sample) -> list:
-    """What the package's logged model answers for the rows the notebook's model predicted on,
-    loaded as a client of the registry would load it."""
+def package_predictions(
+    package_dir: Path, tracking_uri: str, name: str, run: PackageRun, sample: Sample
+) -> list:
+    """What the package's logged model answers for the rows the notebook's model predicted on
+    (for a forecaster, the stretch it forecast, asked as MLflow's statsmodels flavour is asked:
+    one row of start and end), loaded as a client of the registry would load it. The package is
+    importable meanwhile: a model may hold its types (the notebook's helpers, a forecast
+    through another model)."""
     import mlflow
     import numpy as np
     import pandas as pd
 
     mlflow.set_tracking_uri(tracking_uri)
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{run.version}")
-    rows = (
-        pd.read_json(io.StringIO(sample.frame), orient="split", dtype=False)
-        if sample.frame is not None
-        else np.asarray(sample.array)
-    )
-    return np.asarray(model.predict(rows)).ravel().tolist()
+    with _importable(package_dir):
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{run.version}")
+        if sample.stretch is not None:
+            start, end = sample.stretch
+            rows = pd.DataFrame({"start": [start], "end": [end]})
+        elif sample.frame is not None:
+            rows = pd.read_json(io.StringIO(sample.frame), orient="split", dtype=False)
+        else:
+            rows = np.asarray(sample.array)
+        return np.asarray(model.predict(rows)).ravel().tolist()
+
+
+@contextmanager
+def _importable(folder: Path) -> Iterator[None]:
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))

@@ -7,10 +7,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from nb2prod.frontend.model import is_time_series_model
 from nb2prod.frontend.planner import build_plan
 from nb2prod.plan import DISPLAY_REASON, Plan
 from nb2prod.verify.compare import Predictions, Row, causes, compare_predictions, rows, table
-from nb2prod.verify.kernel import DisplayCode, NotebookRun, run_notebook
+from nb2prod.verify.kernel import DisplayCode, ModelProbe, NotebookRun, run_notebook
 from nb2prod.verify.package_run import (
     PackageRun,
     package_predictions,
@@ -44,7 +45,7 @@ def verify(
     require_package(package_dir, plan.package_name)
     metrics = [(m.name, m.cell) for m in plan.metrics]
     predicting = _predicting(plan)
-    model = predicting if isinstance(predicting, tuple) else None
+    model = predicting if isinstance(predicting, ModelProbe) else None
     ran = run_notebook(
         notebook, metrics, cell_timeout, model, display_code(plan), metric_expressions(plan)
     )
@@ -53,7 +54,7 @@ def verify(
         trained = train_package(package_dir, plan.package_name, uri)
         compared = rows(plan, ran.metrics, trained.metrics)
         predictions, not_compared = (
-            _predictions(uri, plan.package_name, trained, ran, rtol, atol)
+            _predictions(package_dir, uri, plan.package_name, trained, ran, rtol, atol)
             if model is not None
             else (None, str(predicting))
         )
@@ -142,27 +143,35 @@ def display_code(plan: Plan) -> dict[int, DisplayCode]:
     return found
 
 
-def _predicting(plan: Plan) -> tuple[str, str] | str:
-    """The notebook's model and the rows it was fitted on; or why there are no such rows."""
+def _predicting(plan: Plan) -> ModelProbe | str:
+    """The notebook's model and the rows it was fitted on (none for a forecaster); or why
+    its predictions cannot be compared."""
     model = plan.model
     if model.kind != "fitted":
         return "a rule-based model has no training input to draw rows from"
-    if ".tsa." in f".{model.estimator}":
-        return "a forecaster answers stretches of its series, not rows"
+    if is_time_series_model(model.estimator):
+        return ModelProbe(model.name, None)
     if not model.fit_inputs:
         return "what the model was fitted on is not known"
-    return model.name, model.fit_inputs[0]
+    return ModelProbe(model.name, model.fit_inputs[0])
 
 
 def _predictions(
-    uri: str, name: str, trained: PackageRun, ran: NotebookRun, rtol: float, atol: float
+    package_dir: Path,
+    uri: str,
+    name: str,
+    trained: PackageRun,
+    ran: NotebookRun,
+    rtol: float,
+    atol: float,
 ) -> tuple[Predictions | None, str]:
-    """Both models on the notebook's rows; or why they were not compared."""
+    """Both models on the notebook's rows (or over the same stretch of the series); or why
+    they were not compared."""
     sample = ran.sample
     if sample.predictions is None:
         return None, sample.error or "the model does not predict on rows of its input"
     try:
-        ours = package_predictions(uri, name, trained, sample)
+        ours = package_predictions(package_dir, uri, name, trained, sample)
     except Exception as error:
         return None, f"the package's model did not predict on them: {type(error).__name__}"
-    return compare_predictions(sample.predictions, ours, rtol, atol), ""
+    return compare_predictions(sample.predictions, ours, rtol, atol, sample.stretch), ""
