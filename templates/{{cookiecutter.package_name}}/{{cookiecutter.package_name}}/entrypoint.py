@@ -4,7 +4,7 @@
 ``python -m {{ cookiecutter.package_name }}.entrypoint [COMMAND...]`` clears
 ``PROMETHEUS_MULTIPROC_DIR`` (a temporary folder when unset), where each worker process writes
 its metric values, so counts left by an earlier run are not added to this one's; then it
-replaces itself with COMMAND, by default one uvicorn serving the app on port 8000 with
+replaces itself with COMMAND, by default one uvicorn serving the app on ``PORT`` (8000) with
 ``WEB_CONCURRENCY`` workers (uvicorn reads that variable itself; default 1, the right number
 under Kubernetes, which scales by pods). On SIGTERM uvicorn stops taking connections and lets
 the requests in flight finish, for at most ``UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN`` seconds.
@@ -19,14 +19,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 METRIC_FILES = ("counter", "gauge", "histogram", "summary")  # how prometheus_client names them
-DEFAULT_COMMAND = (
-    "uvicorn",
-    "{{ cookiecutter.package_name }}.serve:app",
-    "--host",
-    "0.0.0.0",
-    "--port",
-    "8000",
-)
+DEFAULT_PORT = "8000"
+
+
+def default_command() -> list[str]:
+    """uvicorn on every interface, on PORT: a platform that assigns the port (host networking,
+    several services on one machine) sets it, and the HEALTHCHECK asks the same port."""
+    port = os.environ.get("PORT", DEFAULT_PORT)
+    app = "{{ cookiecutter.package_name }}.serve:app"
+    return ["uvicorn", app, "--host", "0.0.0.0", "--port", port]
 
 
 def clean_metrics_folder() -> Path:
@@ -47,7 +48,7 @@ def clean_metrics_folder() -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    command = list(argv if argv is not None else sys.argv[1:]) or list(DEFAULT_COMMAND)
+    command = list(argv if argv is not None else sys.argv[1:]) or default_command()
     clean_metrics_folder()
     if command[0] == "uvicorn":  # the uvicorn of this interpreter, as `python -m` would pick
         command = [sys.executable, "-m", *command]
