@@ -63,6 +63,24 @@ def test_unseeded_randomness_is_named_as_the_cause_of_a_mismatch(write_notebook,
     assert "cause: unseeded-random (cell 3, line 1)" in done.stdout
 
 
+def test_a_dropped_draw_from_the_seeded_stream_is_named_as_the_cause(write_notebook, tmp_path):
+    """The notebook draws a demo sample from the seeded generator, then the training data: the
+    package drops the demo, so its data come from earlier in the stream."""
+    cells = [
+        "import numpy as np\nfrom sklearn.linear_model import LinearRegression\n"
+        "from sklearn.metrics import r2_score",
+        "np.random.seed(0)",
+        "demo = np.random.normal(size=5)\nprint(demo)",
+        "X = np.random.rand(60, 2)\ny = X @ [1.0, 2.0] + np.random.normal(size=60)\n"
+        "model = LinearRegression().fit(X[:40], y[:40])\n"
+        "r2 = r2_score(y[40:], model.predict(X[40:]))",
+    ]
+    notebook, package = converted(write_notebook, tmp_path, cells)
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 1, done.stdout + done.stderr
+    assert "cause: dropped-random-draw (cell 3, line 1)" in done.stdout
+
+
 def test_a_dropped_cell_that_mattered_is_a_mismatch_without_a_known_cause(
     write_notebook, tmp_path
 ) -> None:
