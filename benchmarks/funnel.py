@@ -246,12 +246,22 @@ def parity_stage(nb: Path, pkg_dir: Path, work: Path, env: dict[str, str]) -> St
     if parity.exit_code == 0 and "parity: nothing to compare" in out:
         parity.status = "nothing"  # no metric, no prediction on rows: not counted as agreeing
     if parity.exit_code == 1:
-        causes = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("cause:")]
-        differ = [ln for ln in out.splitlines() if ln.rstrip().endswith(" NO")]
-        differ += [ln for ln in out.splitlines() if ln.startswith(("predictions:", "forecast:"))]
         parity.status, parity.failure_class = "mismatch", "mismatch"
-        parity.reason = "; ".join([*causes, *(d.split()[0] for d in differ)])[:400]
+        parity.reason = mismatch_reason(out)
     return parity
+
+
+def mismatch_reason(out: str) -> str:
+    """The causes verify names, then what differs: each metric that does not agree, and the
+    predictions or forecast when some of their rows or steps differ."""
+    causes = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("cause:")]
+    differ = [ln for ln in out.splitlines() if ln.rstrip().endswith(" NO")]
+    differ += [
+        ln
+        for ln in out.splitlines()
+        if ln.startswith(("predictions:", "forecast:")) and re.search(r" \d+ of \d+ \w+ differ", ln)
+    ]
+    return "; ".join([*causes, *(d.split()[0] for d in differ)])[:400]
 
 
 def stage(result: NotebookResult, name: str) -> StageResult | None:

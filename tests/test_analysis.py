@@ -255,6 +255,39 @@ def test_a_library_call_drawing_its_random_state_from_numpy_is_unseeded(write_no
     assert "unseeded-random" not in [c for c, _ in codes(plan(write_notebook, cells))]
 
 
+SEEDED_DRAWS = [
+    "import numpy as np\nfrom sklearn.linear_model import LinearRegression",
+    "np.random.seed(0)",
+    "def noisy(n):\n    return np.random.normal(size=n)",
+    "demo = noisy(5)\nprint(demo)",
+    "X = np.random.rand(50, 2)\ny = X @ [1.0, 2.0] + noisy(50)",
+    "model = LinearRegression().fit(X, y)",
+]
+
+
+def test_a_dropped_draw_from_the_seeded_stream_is_named(write_notebook) -> None:
+    """A cell the package drops draws from numpy's seeded generator (through the notebook's
+    own function) before the training data is drawn from it: the package's data are other
+    numbers than the notebook's. Seeding again before the kept draws puts them back."""
+    result = plan(write_notebook, SEEDED_DRAWS)
+    assert not next(c for c in result.cells if c.cell == 4).kept
+    found = [
+        (f.cell, f.line, f.message) for f in result.findings if f.code == "dropped-random-draw"
+    ]
+    assert found == [
+        (
+            4,
+            1,
+            "noisy(...) draws from numpy's global generator, seeded in cell 2, and the package "
+            "drops it: numpy.random.rand(...) in cell 5 then draws other numbers than in the "
+            "notebook",
+        )
+    ]
+    cells = [*SEEDED_DRAWS]
+    cells[4] = "np.random.seed(1)\n" + cells[4]
+    assert "dropped-random-draw" not in [c for c, _ in codes(plan(write_notebook, cells))]
+
+
 def test_seeded_randomness_is_quiet(write_notebook) -> None:
     result = plan(write_notebook, TRAINING_CELLS)
     assert "unseeded-random" not in [c for c, _ in codes(result)]

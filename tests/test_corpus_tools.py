@@ -268,3 +268,18 @@ def test_funnel_tells_an_internal_error_from_a_refusal() -> None:
         "cell 9: the notebook never gives the model res any data (no res.fit(X, ...) or res."
     )
     assert a == b
+
+
+def test_funnel_mismatch_names_only_what_differs() -> None:
+    """Predictions that agree are not listed among what differs in a mismatch."""
+    out = (
+        "metric  notebook  package  delta  ok\nacc     0.5       1        0.5    NO\n"
+        "f1      0.5       0.5      0      yes\n\n"
+        "predictions: the same on all 20 rows (largest delta 0)\n\n"
+        "parity: NOT verified (rtol 1e-06, atol 1e-09)\n  cause: none known: ...\n"
+    )
+    assert funnel.mismatch_reason(out) == "cause: none known: ...; acc"
+    differing = out.replace("the same on all 20 rows", "3 of 20 rows differ")
+    assert funnel.mismatch_reason(differing) == "cause: none known: ...; acc; predictions:"
+    forecast = "forecast: 20 of 20 steps differ (positions 1 to 20 of the series)\n"
+    assert funnel.mismatch_reason(forecast) == "forecast:"

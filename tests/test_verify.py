@@ -63,6 +63,24 @@ def test_unseeded_randomness_is_named_as_the_cause_of_a_mismatch(write_notebook,
     assert "cause: unseeded-random (cell 3, line 1)" in done.stdout
 
 
+def test_a_dropped_draw_from_the_seeded_stream_is_named_as_the_cause(write_notebook, tmp_path):
+    """The notebook draws a demo sample from the seeded generator, then the training data: the
+    package drops the demo, so its data come from earlier in the stream."""
+    cells = [
+        "import numpy as np\nfrom sklearn.linear_model import LinearRegression\n"
+        "from sklearn.metrics import r2_score",
+        "np.random.seed(0)",
+        "demo = np.random.normal(size=5)\nprint(demo)",
+        "X = np.random.rand(60, 2)\ny = X @ [1.0, 2.0] + np.random.normal(size=60)\n"
+        "model = LinearRegression().fit(X[:40], y[:40])\n"
+        "r2 = r2_score(y[40:], model.predict(X[40:]))",
+    ]
+    notebook, package = converted(write_notebook, tmp_path, cells)
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 1, done.stdout + done.stderr
+    assert "cause: dropped-random-draw (cell 3, line 1)" in done.stdout
+
+
 def test_a_dropped_cell_that_mattered_is_a_mismatch_without_a_known_cause(
     write_notebook, tmp_path
 ) -> None:
@@ -170,6 +188,26 @@ def test_a_forecaster_fitted_on_other_data_than_the_notebooks_is_a_mismatch(
     assert done.code == 1, done.stdout + done.stderr
     assert "forecast: 20 of 20 steps differ" in done.stdout
     assert "parity: NOT verified" in done.stdout
+
+
+def test_a_printed_metric_is_computed_where_the_cell_prints_it(write_notebook, tmp_path) -> None:
+    """A cell comparing models prints each one's score, rebinding the predictions in between:
+    the first score is computed from the first predictions, as the notebook printed it, not
+    from what the names hold once the cell has run."""
+    cells = [
+        *REGRESSION[:3],
+        "model = Ridge(alpha=0.5).fit(X_train, y_train)\n"
+        "predicted = model.predict(X_test)\n"
+        "print('R2, light:', r2_score(y_test, predicted))\n"
+        "model = Ridge(alpha=500.0).fit(X_train, y_train)\n"
+        "predicted = model.predict(X_test)\n"
+        "print('R2, heavy:', r2_score(y_test, predicted))",
+    ]
+    notebook, package = converted(write_notebook, tmp_path, cells)
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 0, done.stdout + done.stderr
+    table = done.stdout.split("metric ")[1].split("\n\n")[0].splitlines()[1:]
+    assert len(table) == 2 and all(row.endswith("yes") for row in table), done.stdout
 
 
 PLOT_THAT_FAILS = "import matplotlib.pyplot as plt\nplt.plot([1, 2], [1, 2, 3])"  # x and y differ

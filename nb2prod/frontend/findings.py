@@ -1,7 +1,8 @@
 """Findings a reviewer must see before trusting a conversion.
 
-Hidden state (cells run out of order), unseeded randomness in training or splitting, and
-absolute local paths. Secrets and the def-use findings live beside the analyses that find
+Hidden state (cells run out of order), unseeded randomness in training or splitting, seeded
+random draws the package drops from the middle of the stream it keeps, and absolute local
+paths. Secrets and the def-use findings live beside the analyses that find
 them (`secrets.py`, `dataflow.py`).
 """
 
@@ -13,7 +14,7 @@ import re
 
 from nb2prod.frontend.facts import NotebookFacts
 from nb2prod.frontend.installed import installed_signature
-from nb2prod.frontend.pysyntax import keyword
+from nb2prod.frontend.pysyntax import dotted_name, keyword, nodes_run_now
 from nb2prod.frontend.vocabulary import (
     NUMPY_GLOBAL_RANDOM,
     PYTHON_RANDOM,
@@ -113,6 +114,105 @@ def _unseeded(
     elif PYTHON_RANDOM.match(qualified) and not python_seeded:
         return f"{qualified}(...) draws from Python's random module, never seeded"
     return None
+
+
+_GENERATORS = {"numpy": "numpy's global generator", "python": "Python's random module"}
+
+
+def dropped_draw_findings(facts: NotebookFacts, kept: set[int]) -> list[Finding]:
+    """Code the package drops that draws from a seeded global generator before code it keeps
+    draws from it again: the notebook's later draws come further down the seeded stream than
+    the package's, so the package's data or model differ from the notebook's (a data set
+    generated only to be shown, then the training data from the same seed)."""
+    drawing = _drawing_functions(facts)
+    seeded: dict[str, int] = {}  # generator -> the cell that seeded it, in kept code
+    skipped: dict[str, list[tuple[int, int, str]]] = {}  # dropped draws since: cell, line, what
+    findings = []
+    for cell in facts.cells:
+        for index, statement in enumerate(cell.statements):
+            keeps = cell.number in kept and not cell.display[index] and index not in cell.sliced
+            for generator, what, line in _draws(statement, facts, drawing):
+                if what == "seed":
+                    if keeps:
+                        seeded[generator], skipped[generator] = cell.number, []
+                    continue
+                if generator not in seeded:
+                    continue
+                if not keeps:
+                    skipped[generator].append((cell.number, line, what))
+                    continue
+                for number, at, drew in skipped[generator]:
+                    findings.append(
+                        Finding(
+                            "dropped-random-draw",
+                            "warning",
+                            f"{drew} draws from {_GENERATORS[generator]}, seeded in cell "
+                            f"{seeded[generator]}, and the package drops it: {what} in cell "
+                            f"{cell.number} then draws other numbers than in the notebook",
+                            number,
+                            at,
+                            "give the kept draws a generator of their own "
+                            "(numpy.random.default_rng(seed), random_state=seed)",
+                        )
+                    )
+                skipped[generator] = []
+    return findings
+
+
+def _draws(statement: ast.stmt, facts: NotebookFacts, drawing: dict[str, str]):
+    """(generator, what, line) for each call the statement runs now that seeds or draws from
+    a global generator; `what` is "seed" for a seeding."""
+    if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return  # runs when called
+    for node in nodes_run_now(statement):
+        if not isinstance(node, ast.Call) or (callee := dotted_name(node.func)) is None:
+            continue
+        qualified = facts.aliases.resolve(callee)
+        if qualified in ("numpy.random.seed", "random.seed"):
+            yield ("numpy" if qualified.startswith("numpy") else "python"), "seed", node.lineno
+        elif callee in drawing:
+            yield drawing[callee], f"{callee}(...)", node.lineno
+        elif generator := _generator(node, qualified):
+            yield generator, f"{qualified}(...)", node.lineno
+
+
+def _generator(node: ast.Call, qualified: str) -> str | None:
+    if NUMPY_GLOBAL_RANDOM.match(qualified):
+        return "numpy"
+    if PYTHON_RANDOM.match(qualified):
+        return "python"
+    has_state = keyword(node, "random_state") is not None or keyword(node, "seed") is not None
+    if not has_state and _random_state_left_unset(qualified, node):
+        return "numpy"
+    return None
+
+
+def _drawing_functions(facts: NotebookFacts) -> dict[str, str]:
+    """The notebook's own functions that draw from a global generator when called, directly
+    or through another of them: name -> generator."""
+    bodies = {
+        statement.name: statement
+        for cell in facts.cells
+        for statement in cell.statements
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    drawing: dict[str, str] = {}
+    changed = True
+    while changed:
+        changed = False
+        for name, body in bodies.items():
+            if name in drawing:
+                continue
+            for node in ast.walk(body):
+                if not isinstance(node, ast.Call) or (callee := dotted_name(node.func)) is None:
+                    continue
+                generator = drawing.get(callee) or (
+                    None if callee in bodies else _generator(node, facts.aliases.resolve(callee))
+                )
+                if generator:
+                    drawing[name], changed = generator, True
+                    break
+    return drawing
 
 
 def absolute_path_findings(facts: NotebookFacts, kept: set[int]) -> list[Finding]:

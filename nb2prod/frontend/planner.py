@@ -17,6 +17,7 @@ from nb2prod.frontend.dataflow import DataFlow, analyse_dataflow
 from nb2prod.frontend.facts import CellFacts, NotebookFacts, gather_facts
 from nb2prod.frontend.findings import (
     absolute_path_findings,
+    dropped_draw_findings,
     execution_order_findings,
     randomness_findings,
 )
@@ -96,6 +97,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     findings += requirement_findings
     findings += execution_order_findings(facts)
     findings += randomness_findings(facts, kept)
+    findings += dropped_draw_findings(facts, kept)
     findings += absolute_path_findings(facts, kept)
     findings += _secret_findings(facts, secrets)
     findings += _dropped_syntax_findings(facts)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from nb2prod.plan import Plan
 
-CAUSE_CODES = ("unseeded-random", "hidden-state")
+CAUSE_CODES = ("unseeded-random", "dropped-random-draw", "hidden-state")
 
 
 @dataclass(frozen=True)

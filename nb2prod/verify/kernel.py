@@ -3,7 +3,10 @@
 A probe cell after each metric's cell copies the metric's value at that point (a later cell may
 rebind the name, as a loop over models does); one last probe prints them all as JSON. Probes
 read values, never printed text: a metric the notebook only prints (`print(f1_score(...))`),
-which the package names, is computed again by the probe from the same expression. The kernel
+which the package names, is computed again by the probe from the same expression, just before
+the statement that prints it (the cell may rebind what it reads further down, as a notebook
+comparing models in one cell does), on that statement's own line so that line numbers hold. The
+kernel
 is shut down whatever happens (nbclient's context), and a failing cell is reported with its
 number and its error's last line.
 
@@ -149,14 +152,14 @@ def run_notebook(
     cell_timeout: int,
     model: ModelProbe | None = None,
     display: Mapping[int, DisplayCode] | None = None,
-    expressions: Mapping[str, str] | None = None,
+    expressions: Mapping[str, tuple[str, int]] | None = None,
 ) -> NotebookRun:
     """Execute `path` with a probe after each (metric name, code cell number); at the end,
     the notebook's `model` predicts on the first rows of its input (a forecaster forecasts
     the stretch around the end of its series). An error in `display` code (by code cell
     number) is a note; any other error stops the run. A metric the notebook's cell does not
     bind is computed from its `expressions` (the package's name for a printed metric -> its
-    expression)."""
+    expression, and the line of its cell that prints it)."""
     from jupyter_client.kernelspec import NoSuchKernel
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -247,7 +250,7 @@ def _with_probes(
     metrics: list[tuple[str, int]],
     model: ModelProbe | None,
     may_raise: set[int],
-    expressions: dict[str, str],
+    expressions: dict[str, tuple[str, int]],
 ) -> tuple[nbformat.NotebookNode, dict[int, int]]:
     """A copy of the notebook with the probe cells in place, and the notebook's code cell
     number of each cell of the copy that is one; the cells in `may_raise` are tagged so that
@@ -271,17 +274,20 @@ def _with_probes(
             cell = nbformat.from_dict(dict(cell))  # a copy: the tag is for this run only
             cell.metadata = nbformat.from_dict({**cell.get("metadata", {})})
             cell.metadata["tags"] = [*cell.metadata.get("tags", []), ALLOWED_TO_RAISE]
-        origin[len(cells)] = number
-        cells.append(cell)
         names = [name for name, where in metrics if where == number]
         bound = _bound_names(cell.source)
         computed = {n: expressions[n] for n in names if n not in bound and n in expressions}
         names = [n for n in names if n not in computed]
+        computed, source = _evaluated_in_place(cell.source, computed)
+        if source != cell.source:
+            cell = nbformat.from_dict(dict(cell))  # a copy: the probes are for this run only
+            cell.source = source
+        origin[len(cells)] = number
+        cells.append(cell)
         if names:
             cells.append(probe(f"_nb2prod_capture(*{names!r})"))
         if computed:
-            pairs = ", ".join(f"{name!r}: lambda: {text}" for name, text in computed.items())
-            cells.append(probe(f"_nb2prod_evaluate({{{pairs}}})"))
+            cells.append(probe(_evaluation(computed)))
     sample = "{}"
     if model is not None and model.rows is None:
         sample = f"_nb2prod_forecast(lambda: {model.name}, {SAMPLE_ROWS})"
@@ -296,6 +302,53 @@ def _with_probes(
     probed = nbformat.from_dict(dict(notebook))
     probed.cells = cells
     return probed, origin
+
+
+def _evaluation(computed: Mapping[str, tuple[str, int]]) -> str:
+    pairs = ", ".join(f"{name!r}: lambda: {text}" for name, (text, _) in computed.items())
+    return f"_nb2prod_evaluate({{{pairs}}})"
+
+
+def _evaluated_in_place(
+    source: str, computed: dict[str, tuple[str, int]]
+) -> tuple[dict[str, tuple[str, int]], str]:
+    """The cell's source with each printed metric computed at the start of the line of the
+    statement that prints it (`_nb2prod_evaluate(...); print(...)`), and the metrics left to
+    compute once the cell has run: those whose line starts no statement of the cell's own."""
+    starts = _statement_starts(source)
+    lines = source.split("\n")
+    left: dict[str, tuple[str, int]] = {}
+    at: dict[int, dict[str, tuple[str, int]]] = {}
+    for name, (text, line) in computed.items():
+        if line in starts:
+            at.setdefault(line, {})[name] = (text, line)
+        else:
+            left[name] = (text, line)
+    for line, here in at.items():
+        lines[line - 1] = f"{_evaluation(here)}; {lines[line - 1]}"
+    return left, "\n".join(lines)
+
+
+def _statement_starts(source: str) -> set[int]:
+    """The lines on which a top-level statement of the cell starts, alone on its lines; none
+    when the cell does not parse (IPython lines left out) or is a cell magic."""
+    if source.lstrip().startswith("%%"):
+        return set()
+    lines = ["" if ln.lstrip().startswith(("%", "!")) else ln for ln in source.split("\n")]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return set()
+    taken: dict[int, int] = {}
+    for statement in tree.body:
+        for line in range(statement.lineno, (statement.end_lineno or statement.lineno) + 1):
+            taken[line] = taken.get(line, 0) + 1
+    return {
+        s.lineno
+        for s in tree.body
+        if s.col_offset == 0
+        and all(taken[n] == 1 for n in range(s.lineno, (s.end_lineno or s.lineno) + 1))
+    }
 
 
 def _cell_failed(

@@ -104,11 +104,13 @@ def verify(
     return Verdict(compared, predictions, verified, "\n".join(lines) + "\n")
 
 
-def metric_expressions(plan: Plan) -> dict[str, str]:
-    """What each metric is computed from, as the package's code says: for a metric the notebook
-    only prints, the probe computes the same expression in the notebook's kernel."""
-    found: dict[str, str] = {}
+def metric_expressions(plan: Plan) -> dict[str, tuple[str, int]]:
+    """What each metric is computed from, as the package's code says, and the line of its cell
+    it comes from: for a metric the notebook only prints, the probe computes the same expression
+    in the notebook's kernel, where the notebook prints it."""
+    found: dict[str, tuple[str, int]] = {}
     wanted = {m.name: m.cell for m in plan.metrics}
+    lines = {m.name: m.line for m in plan.metrics}
     for step in plan.steps:
         for block in step.blocks:
             try:
@@ -122,7 +124,7 @@ def metric_expressions(plan: Plan) -> dict[str, str]:
                     and isinstance(target := node.targets[0], ast.Name)
                     and wanted.get(target.id) == block.cell
                 ):
-                    found[target.id] = ast.unparse(node.value)
+                    found[target.id] = (ast.unparse(node.value), lines[target.id])
     return found
 
 
