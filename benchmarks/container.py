@@ -109,12 +109,13 @@ def run(
     command: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     volumes: Sequence[str] = (),
+    options: Sequence[str] = (),
 ) -> None:
     """Start a container in the background; `command` replaces the image's CMD (the
     entrypoint still runs)."""
-    options = [f"--env={key}={value}" for key, value in (env or {}).items()]
-    options += [f"--volume={volume}" for volume in volumes]
-    podman("run", *RUNTIME, *NETWORK, "--detach", "--name", name, *options, tag, *command)
+    given = [f"--env={key}={value}" for key, value in (env or {}).items()]
+    given += [f"--volume={volume}" for volume in volumes]
+    podman("run", *RUNTIME, *NETWORK, "--detach", "--name", name, *given, *options, tag, *command)
 
 
 def state(name: str) -> dict:

@@ -20,6 +20,19 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_notebooks"
+SCHEMAS = Path(os.environ.get("NB2PROD_SCHEMAS", Path.home() / ".cache" / "nb2prod-schemas"))
+
+
+def fetched_schema(name: str) -> Path:
+    """A schema .ci/fetch-schemas fetched from a package registry (tests reach no other host):
+    skipped where it was not fetched, a failure under CI, whose .ci/run fetches it."""
+    path = SCHEMAS / name
+    if not path.exists():
+        message = f"{path} is missing: run .ci/fetch-schemas"
+        if os.environ.get("CI"):
+            raise AssertionError(message)
+        pytest.skip(message)
+    return path
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from conftest import REPO, SAMPLES, free_port
 
 from nb2prod.backend.render import convert
@@ -73,9 +74,16 @@ def store(package: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
-def serve(image: str, name: str, port: int, env: dict[str, str], volumes: list[str]) -> str:
+def serve(
+    image: str,
+    name: str,
+    port: int,
+    env: dict[str, str],
+    volumes: list[str],
+    options: Sequence[str] = (),
+) -> str:
     """The container as a user starts it, on the host's network: PORT says where it listens."""
-    container.run(image, name, (), {**env, "PORT": str(port)}, volumes)
+    container.run(image, name, (), {**env, "PORT": str(port)}, volumes, options)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -89,13 +97,26 @@ def serve(image: str, name: str, port: int, env: dict[str, str], volumes: list[s
     raise AssertionError(f"the container did not answer in 120 s:\n{container.logs(name)[-3000:]}")
 
 
+def writable_folders(package: Path) -> list[str]:
+    """The folders the generated Deployment mounts writable over its read-only root."""
+    deployment = yaml.safe_load(
+        (package / "deploy" / "kubernetes" / "deployment.yaml").read_text(encoding="utf-8")
+    )
+    (server,) = deployment["spec"]["template"]["spec"]["containers"]
+    return [mount["mountPath"] for mount in server["volumeMounts"]]
+
+
 def test_the_image_serves_the_promoted_model_as_a_non_root_user_and_stops_cleanly(
     image: str, package: Path, store: Path
 ) -> None:
+    """Run as the Kubernetes Deployment runs it: a read-only root filesystem, with only the
+    folders the Deployment mounts writable (each a tmpfs here, an emptyDir there)."""
     name = f"nb2prod-test-{os.getpid()}"
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}"}
+    read_only = ["--read-only", "--read-only-tmpfs=false"]
+    read_only += [f"--tmpfs={folder}:rw,mode=1777" for folder in writable_folders(package)]
     try:
-        base = serve(image, name, free_port(), env, [f"{store}:{store}"])
+        base = serve(image, name, free_port(), env, [f"{store}:{store}"], read_only)
         ready = httpx.get(f"{base}/ready", timeout=10)
         assert ready.status_code == 200, ready.text
         assert ready.json()["model_version"] == "1"

@@ -5,8 +5,8 @@
   is on by default from 1.30).
 - ServiceMonitor and PrometheusRule validate against the JSON schemas of the npm package
   @kubernetes-models/prometheus-operator, generated from the operator's Go API types (those
-  its CRDs are generated from), installed from the npm registry at test time. Those schemas
-  check types, required fields and enumerations, not unknown fields.
+  its CRDs are generated from), which .ci/fetch-schemas installs from the npm registry before
+  the tests. Those schemas check types, required fields and enumerations, not unknown fields.
 - The PrometheusRule's rules are those of monitoring/alerts.yml, and promtool checks them and
   runs monitoring/alerts_test.yml against them.
 - The Deployment agrees with the image (user, port, drain time, metrics folder) and the service
@@ -25,12 +25,11 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import SAMPLES
+from conftest import SAMPLES, fetched_schema
 
 from nb2prod.backend.render import convert
 
 KUBERNETES_VERSION = "1.30.0"
-PROMETHEUS_OPERATOR_MODELS = "@kubernetes-models/prometheus-operator@6.0.0"
 BUILT_IN = [
     "deployment.yaml",
     "service.yaml",
@@ -41,7 +40,7 @@ OPERATOR = ["servicemonitor.yaml", "prometheusrule.yaml"]
 CREDENTIALS = {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"}
 
 PROMTOOL = shutil.which("promtool")
-NPM, NODE = shutil.which("npm"), shutil.which("node")
+NODE = shutil.which("node")
 KUBECTL = shutil.which("kubectl")
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None,
@@ -279,20 +278,12 @@ process.stdout.write(JSON.stringify(results));
 
 
 @pytest.fixture(scope="module")
-def operator_schemas(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The operator's resource schemas, installed from the npm registry into a scratch folder."""
-    if NPM is None or NODE is None:
-        pytest.skip(
-            "node and npm are not installed (Debian 'nodejs', 'npm'; .ci/run installs them)"
-        )
-    folder = tmp_path_factory.mktemp("prometheus-operator-schemas")
-    done = subprocess.run(
-        [NPM, "install", "--prefix", str(folder), "--no-audit", "--no-fund", "--no-save",
-         "--loglevel=error", PROMETHEUS_OPERATOR_MODELS],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, f"npm install {PROMETHEUS_OPERATOR_MODELS}:\n{done.stderr}"
-    (folder / "validate.mjs").write_text(VALIDATE_JS, encoding="utf-8")
+def operator_schemas() -> Path:
+    """The operator's resource schemas, installed from the npm registry by .ci/fetch-schemas."""
+    if NODE is None:
+        pytest.skip("node is not installed (Debian 'nodejs'; .ci/run installs it)")
+    folder = fetched_schema("prometheus-operator")
+    (folder / "validate.mjs").write_text(VALIDATE_JS, encoding="utf-8")  # beside its modules
     return folder
 
 
