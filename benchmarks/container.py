@@ -77,12 +77,13 @@ def ensure_base_image() -> float:
     return time.perf_counter() - started
 
 
-def build(package_dir: Path, tag: str) -> float:
+def build(package_dir: Path, tag: str, *, no_cache: bool = False) -> float:
     """`podman build` of the generated Dockerfile on the local base; the seconds it took.
     Docker's image format, because the OCI format drops HEALTHCHECK."""
     started = time.perf_counter()
     podman(
         "build",
+        *(["--no-cache"] if no_cache else []),
         *RUNTIME,
         *NETWORK,
         "--format",
