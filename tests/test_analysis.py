@@ -208,7 +208,13 @@ def test_the_claim_is_measured_on_the_model_the_name_holds_last(write_notebook) 
     ]
     result = plan(write_notebook, cells)
     assert result.model.estimator == "sklearn.linear_model.LogisticRegression"
-    assert [m.line for m in result.metrics if m.name == result.honesty.primary_metric] == [12]
+    # named in the order the notebook prints them
+    assert [(m.name, m.line) for m in result.metrics] == [
+        ("accuracy", 4),
+        ("accuracy_2", 8),
+        ("accuracy_3", 12),
+    ]
+    assert result.honesty.primary_metric == "accuracy_3"
     assert result.honesty.validation_status == "VALIDATED"
 
 
