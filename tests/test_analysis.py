@@ -192,6 +192,91 @@ def test_metric_on_training_data_is_flagged_and_not_a_claim(write_notebook) -> N
     assert result.honesty.validation_status == "UNVALIDATED"
 
 
+def test_the_claim_is_measured_on_the_model_the_name_holds_last(write_notebook) -> None:
+    """A cell fits one model after another under the same name and prints each one's score:
+    the package serves the last, so the claim is the last score, not the first."""
+    fit_and_print = (
+        "clf = {}\nclf.fit(X_train, y_train)\npredicted = clf.predict(X_test)\n"
+        "print('rate:', accuracy_score(y_test, predicted))\n"
+    )
+    cells = [
+        TRAINING_CELLS[0] + "\nfrom sklearn.tree import DecisionTreeClassifier",
+        *TRAINING_CELLS[1:3],
+        fit_and_print.format("DecisionTreeClassifier(max_depth=1, random_state=0)")
+        + fit_and_print.format("DecisionTreeClassifier(max_depth=2, random_state=0)")
+        + fit_and_print.format("LogisticRegression(max_iter=200)"),
+    ]
+    result = plan(write_notebook, cells)
+    assert result.model.estimator == "sklearn.linear_model.LogisticRegression"
+    # named in the order the notebook prints them
+    assert [(m.name, m.line) for m in result.metrics] == [
+        ("accuracy", 4),
+        ("accuracy_2", 8),
+        ("accuracy_3", 12),
+    ]
+    assert result.honesty.primary_metric == "accuracy_3"
+    assert result.honesty.validation_status == "VALIDATED"
+
+
+def test_the_claim_is_not_taken_from_another_model(write_notebook) -> None:
+    cells = [
+        TRAINING_CELLS[0] + "\nfrom sklearn.dummy import DummyClassifier",
+        *TRAINING_CELLS[1:3],
+        "baseline = DummyClassifier().fit(X_train, y_train)\n"
+        "baseline_accuracy = accuracy_score(y_test, baseline.predict(X_test))",
+        "model = LogisticRegression(max_iter=200)\nmodel.fit(X_train, y_train)\n"
+        "y_pred = model.predict(X_test)",
+        "accuracy = accuracy_score(y_test, y_pred)",
+        {"source": "", "tags": ["nb2prod:model=model"]},
+    ]
+    result = plan(write_notebook, cells)
+    assert result.model.name == "model"
+    assert result.honesty.primary_metric == "accuracy"
+
+
+def test_a_model_only_other_models_were_measured_for_is_unvalidated(write_notebook) -> None:
+    """Ridge models are scored on the test split, then the name is bound to a model fitted on
+    all the data and never scored: no number describes the model the package serves."""
+    cells = [
+        "from sklearn.datasets import load_diabetes\n"
+        "from sklearn.linear_model import LassoCV, Ridge\n"
+        "from sklearn.model_selection import train_test_split",
+        "X, y = load_diabetes(return_X_y=True)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+        "model = Ridge()\nmodel.fit(X_train, y_train)\nmodel.score(X_test, y_test)",
+        "model = LassoCV(cv=3)\nmodel.fit(X, y)",
+    ]
+    result = plan(write_notebook, cells)
+    assert [m.name for m in result.metrics] == ["model_score"]
+    assert result.honesty.implementation_status == "HEURISTIC"
+    assert result.honesty.validation_status == "UNVALIDATED"
+    assert result.honesty.primary_metric is None
+    assert "model_score measures another model than model" in result.honesty.reason
+
+
+def test_a_metric_of_the_served_model_counts_however_the_notebook_reaches_it(
+    write_notebook,
+) -> None:
+    """Cross-validated before its fit, or refitted on all the data after its holdout score:
+    each is still the model the package serves."""
+    refitted = [*TRAINING_CELLS, "model.fit(X, y)"]
+    result = plan(write_notebook, refitted, name="refitted.ipynb")
+    assert result.honesty.primary_metric == "accuracy"
+    assert "(accuracy, before it is fitted again)" in result.honesty.reason
+    cross_validated = [
+        TRAINING_CELLS[0] + "\nfrom sklearn.model_selection import cross_val_score",
+        *TRAINING_CELLS[1:3],
+        "old = LogisticRegression(C=0.01, max_iter=200)\nold.fit(X_train, y_train)\n"
+        "old_accuracy = accuracy_score(y_test, old.predict(X_test))",
+        "model = LogisticRegression(max_iter=200)\n"
+        "scores = cross_val_score(model, X_train, y_train, cv=3)\n"
+        "model.fit(X_train, y_train)",
+        {"source": "", "tags": ["nb2prod:model=model"]},
+    ]
+    result = plan(write_notebook, cross_validated, name="cv.ipynb")
+    assert result.honesty.primary_metric == "scores"
+
+
 def test_declared_status_wins(write_notebook) -> None:
     metadata = {
         "kernelspec": {"name": "python3"},

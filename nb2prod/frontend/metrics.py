@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from nb2prod.frontend.facts import CallSite, NotebookFacts
+from nb2prod.frontend.lineage import measured_models
 from nb2prod.frontend.pysyntax import dotted_name, keyword, names_in, root_name, target_names
 from nb2prod.frontend.vocabulary import (
     CV_FUNCTIONS,
@@ -36,6 +37,10 @@ class Measurement:
     metrics: tuple[Metric, ...]
     holdout_fraction: float | None  # from train_test_split
     findings: tuple[Finding, ...]
+    # metric name -> what it measures: the served model (lineage.SERVED), the served model
+    # before a later fit (REFITTED), another model or an earlier binding of the served name
+    # (OTHER), or no model the notebook fits (UNKNOWN)
+    measures: dict[str, str]
 
 
 def find_metrics(
@@ -44,7 +49,10 @@ def find_metrics(
     model_name: str,
     parameters: tuple[Parameter, ...],
     metric_names: set[str],
+    models: tuple[str, ...] = (),
 ) -> Measurement:
+    """The metrics the kept code computes; `models` names every object the notebook fits
+    (the model among them), so a metric of another one is told from one of the model."""
     defaults = {p.name: p.default for p in parameters}
     notebook_functions = {name for cell in facts.cells for name in cell.functions}
     held_out: set[str] = set()
@@ -52,6 +60,8 @@ def find_metrics(
     holdout_fraction: float | None = None
     metrics: list[Metric] = []
     findings: list[Finding] = []
+    calls: dict[str, int] = {}  # metric name -> id of the call node of its last assignment
+    cross_validated: dict[int, bool] = {}
     for cell in facts.cells:
         if cell.number not in kept:
             continue
@@ -90,6 +100,8 @@ def find_metrics(
                 scorer=_scorer(call, is_score, facts),
             )
             metrics.append(metric)
+            calls[name] = id(call.node)
+            cross_validated[id(call.node)] = qualified in CV_FUNCTIONS
             if validation == "training data":
                 findings.append(
                     Finding(
@@ -106,7 +118,9 @@ def find_metrics(
     for name in sorted(metric_names - known):
         cell = next((c.number for c in facts.cells if name in c.names.defines), 0)
         metrics.append(Metric(name, "unknown", cell, 0, False, "unknown", None, None))
-    return Measurement(tuple(metrics), holdout_fraction, tuple(findings))
+    measured = measured_models(facts, kept, model_name, set(models), cross_validated)
+    measures = {name: measured[key] for name, key in calls.items()}
+    return Measurement(tuple(metrics), holdout_fraction, tuple(findings), measures)
 
 
 def _scorer(call: CallSite, is_score: bool, facts: NotebookFacts) -> Scorer | None:

@@ -22,6 +22,7 @@ from nb2prod.frontend.findings import (
     randomness_findings,
 )
 from nb2prod.frontend.library_calls import refuse_calls_the_installed_libraries_reject
+from nb2prod.frontend.lineage import OTHER, RANK, REFITTED, UNKNOWN
 from nb2prod.frontend.metrics import Measurement, find_metrics
 from nb2prod.frontend.model import candidate_names, explicit_model_name, find_model
 from nb2prod.frontend.pysyntax import construct
@@ -74,7 +75,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     secrets = [secret for cell in facts.cells for secret in find_secrets(cell)]
     parameters = _parameters(facts, roles, kept, {s.holder for s in secrets})
     metric_names = _kale_metric_names(facts, roles)
-    measurement = find_metrics(facts, kept, model.name, parameters, metric_names)
+    measurement = find_metrics(facts, kept, model.name, parameters, metric_names, model.candidates)
     removed_imports = _unused_imports(facts, kept)
     blocks = {
         cell.number: _block(cell, removed_imports.get(cell.number, []), secrets)
@@ -629,7 +630,8 @@ def _honesty(
     override: str | None,
 ) -> Honesty:
     held_out = [m for m in measurement.metrics if m.held_out]
-    primary = _primary_metric(held_out)
+    primary = _primary_metric(held_out, measurement.measures)
+    of_others = [m.name for m in held_out if measurement.measures.get(m.name) == OTHER]
     declared = _declared_status(facts, override)
     if declared is not None:
         value, source = declared
@@ -640,13 +642,20 @@ def _honesty(
         reason = f"declared by {source}"
     elif model.kind == "fitted" and primary is not None:
         status = contract.status("IMPLEMENTED")
+        refitted = measurement.measures.get(primary.name) == REFITTED
         reason = (
             f"a fitted {model.estimator.rsplit('.', 1)[-1]} evaluated on held-out data "
-            f"({primary.name}); the pipeline confirms it when it measures the metric"
+            f"({primary.name}{', before it is fitted again' if refitted else ''}); the "
+            "pipeline confirms it when it measures the metric"
         )
     elif model.kind == "fitted":
         status = contract.status("HEURISTIC")
         reason = "a fitted model never evaluated on held-out data: not validated"
+        if of_others:
+            reason += (
+                f" ({', '.join(of_others)} {'measures' if len(of_others) == 1 else 'measure'}"
+                f" another model than {model.name} as the package serves it)"
+            )
     else:
         status = contract.status("HEURISTIC")
         reason = f"hand-written rules ({model.estimator.rsplit('.', 1)[-1]}) with no fitted model"
@@ -675,11 +684,19 @@ def _honesty(
     )
 
 
-def _primary_metric(held_out: list[Metric]) -> Metric | None:
-    """The metric a claim is made from: higher-is-better first, cross-validation preferred."""
+def _primary_metric(held_out: list[Metric], measures: dict[str, str]) -> Metric | None:
+    """The metric a claim is made from: one measured on the served model, never one of another
+    model (or of an earlier binding of the model's name); among them the served model after
+    its last fit first, then higher-is-better, cross-validation preferred."""
     ranked = sorted(
-        held_out,
-        key=lambda m: (not m.greater_is_better, m.validation != "cross-validation", m.cell, m.line),
+        (m for m in held_out if measures.get(m.name, UNKNOWN) != OTHER),
+        key=lambda m: (
+            RANK[measures.get(m.name, UNKNOWN)],
+            not m.greater_is_better,
+            m.validation != "cross-validation",
+            m.cell,
+            m.line,
+        ),
     )
     return ranked[0] if ranked else None
 

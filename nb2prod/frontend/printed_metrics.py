@@ -38,7 +38,7 @@ def lift_printed_metrics(
     lines = source.split("\n")
     lifted: list[LiftedMetric] = []
     occupied = _lines_per_statement(statements)
-    for statement in reversed(statements):
+    for statement in statements:  # in notebook order: the first score printed is `accuracy`
         if not isinstance(statement, ast.Expr):
             continue
         shown = is_display(statement)
@@ -68,7 +68,7 @@ def lift_printed_metrics(
         lifted.append(
             LiftedMetric(first, construct(statement), tuple(name for name, _ in assignments))
         )
-    return "\n".join(lines), list(reversed(lifted))
+    return "\n".join(lines), lifted
 
 
 def _metric_calls(

@@ -1,0 +1,212 @@
+"""Which model a metric measures: the one the package serves, or another.
+
+A notebook often measures several models before it settles on one, under different names
+(`baseline`, `model`) or under the same name bound again (`clf = KNN(3)`, measured, then
+`clf = KNN(30)`, measured). Only a metric computed from the served model as the package holds
+it, the name's last binding, may be quoted as its accuracy. Each name is followed through the
+kept code in notebook order with the models it was computed from: a model name at a given
+binding and fit (`y_pred = clf.predict(X_test)` comes from clf's current one), what an
+assignment reads (`proba = y_pred[:, 1]`), and, for a model bound from another object
+(`model = search.best_estimator_`), that object.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Iterator
+
+from nb2prod.frontend.facts import NotebookFacts
+from nb2prod.frontend.pysyntax import names_in, root_name, target_names
+from nb2prod.frontend.vocabulary import FIT_METHODS
+
+# What a metric measures, best first: the served model after its last fit (or, for
+# cross-validation, its last binding, which is refitted fold by fold); the served model
+# before a later fit (refitted on more data); a metric that reads no model the notebook fits,
+# so it cannot be told; another model, or an earlier binding of the served name.
+SERVED = "served"
+REFITTED = "refitted"
+UNKNOWN = "unknown"
+OTHER = "other"
+RANK = {SERVED: 0, REFITTED: 1, UNKNOWN: 2, OTHER: 3}
+
+Version = tuple[str, int, int]  # a model name, which binding of it, how many fits since
+
+
+class _Lineage:
+    def __init__(self, models: set[str]) -> None:
+        self.models = models
+        self.version: dict[str, tuple[int, int]] = {}
+        self.sources: dict[str, frozenset[Version]] = {}
+
+    def origin(self, node: ast.AST) -> frozenset[Version]:
+        found: set[Version] = set()
+        for name in names_in(node):
+            if name in self.models:
+                found.add((name, *self.version.get(name, (0, 0))))
+            found |= self.sources.get(name, frozenset())
+        return frozenset(found)
+
+    def fit(self, statement: ast.stmt) -> None:
+        for node in _walk_here(statement):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in FIT_METHODS
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in self.models
+            ):
+                binding, fits = self.version.get(node.func.value.id, (0, 0))
+                self.version[node.func.value.id] = (binding, fits + 1)
+
+    def bind(
+        self, targets: Iterable[ast.expr], value: ast.expr | None, update: bool, maybe: bool
+    ) -> None:
+        """Bind `targets` to `value`; `update` adds to what they hold (`+=`), `maybe` is a
+        binding that may not run (in a branch): a model name then holds either object."""
+        origin = self.origin(value) if value is not None else frozenset()
+        for target in targets:
+            names = target_names(target)
+            if not names:  # `preds["lr"] = lr.predict(X)`: the container now holds it too
+                root = root_name(target)
+                if root is not None and root not in self.models:
+                    self.sources[root] = self.sources.get(root, frozenset()) | origin
+                continue
+            for name in names:
+                if name in self.models and _roots(value) == {name}:
+                    continue  # `model = model.fit(X, y)`: the same model (its fit is counted)
+                if name in self.models and maybe:
+                    self.sources[name] = self.sources.get(name, frozenset()) | self._aliased(value)
+                elif name in self.models:
+                    binding, _ = self.version.get(name, (0, 0))
+                    fitted = value is not None and _fits_in(value)
+                    self.version[name] = (binding + 1, 1 if fitted else 0)
+                    self.sources[name] = self._aliased(value)
+                elif update:
+                    self.sources[name] = self.sources.get(name, frozenset()) | origin
+                else:
+                    self.sources[name] = origin
+
+    def _aliased(self, value: ast.expr | None) -> frozenset[Version]:
+        """The model another model name holds, when a binding takes it from one
+        (`search.best_estimator_`, `search.fit(X, y)`), not when it builds a new one from
+        others (`VotingClassifier([("lr", lr), ...])`)."""
+        found: set[Version] = set()
+        for root in _roots(value):
+            if root in self.models:
+                found.add((root, *self.version.get(root, (0, 0))))
+            found |= self.sources.get(root, frozenset())
+        return frozenset(found)
+
+
+def measured_models(
+    facts: NotebookFacts, kept: set[int], served: str, models: set[str], metrics: dict[int, bool]
+) -> dict[int, str]:
+    """What each metric call measures (SERVED, REFITTED, UNKNOWN or OTHER), by the id of its
+    call node; `metrics` tells, for each, whether it is cross-validation."""
+    lineage = _Lineage(models | {served})
+    origins: dict[int, frozenset[Version]] = {}
+    for cell in facts.cells:
+        if cell.number not in kept:
+            continue
+        for statement, maybe in _in_order(cell.kept_statements, False):
+            lineage.fit(statement)
+            for node in _walk_here(statement):
+                if id(node) in metrics:
+                    origins[id(node)] = lineage.origin(node)
+            _bind(lineage, statement, maybe)
+    binding, fits = lineage.version.get(served, (0, 0))
+    aliases = lineage.sources.get(served, frozenset())
+    found = {}
+    for key, cross_validation in metrics.items():
+        origin = origins.get(key)
+        if origin is None:
+            found[key] = UNKNOWN  # not in the kept code's flow (inside a function)
+        elif any(
+            item in aliases
+            or (item[:2] == (served, binding) and (cross_validation or item[2] == fits))
+            for item in origin
+        ):
+            found[key] = SERVED
+        elif any(item[:2] == (served, binding) for item in origin):
+            found[key] = REFITTED
+        elif origin:
+            found[key] = OTHER
+        else:
+            found[key] = UNKNOWN
+    return found
+
+
+def _bind(lineage: _Lineage, statement: ast.stmt, maybe: bool) -> None:
+    if isinstance(statement, ast.Assign):
+        lineage.bind(statement.targets, statement.value, False, maybe)
+    elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+        lineage.bind([statement.target], statement.value, False, maybe)
+    elif isinstance(statement, ast.AugAssign):
+        lineage.bind([statement.target], statement.value, True, maybe)
+    elif isinstance(statement, ast.For | ast.AsyncFor):
+        lineage.bind([statement.target], statement.iter, False, maybe)
+    elif isinstance(statement, ast.With | ast.AsyncWith):
+        for item in statement.items:
+            if item.optional_vars is not None:
+                lineage.bind([item.optional_vars], item.context_expr, False, maybe)
+    for node in _walk_here(statement):
+        if isinstance(node, ast.NamedExpr):
+            lineage.bind([node.target], node.value, False, maybe)
+
+
+def _in_order(statements: list[ast.stmt], maybe: bool) -> Iterator[tuple[ast.stmt, bool]]:
+    """Statements in the order they run, those inside loops, branches and `with` blocks
+    included (once), those inside function and class definitions not; each with whether it
+    may not run (in a branch of `if`, `try` or `match`)."""
+    for statement in statements:
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        yield statement, maybe
+        branches = isinstance(statement, ast.If | ast.Try | ast.TryStar | ast.Match)
+        body_maybe = maybe or isinstance(statement, ast.If)
+        yield from _in_order(getattr(statement, "body", []) or [], body_maybe)
+        yield from _in_order(getattr(statement, "orelse", []) or [], maybe or branches)
+        yield from _in_order(getattr(statement, "finalbody", []) or [], maybe)
+        for handler in getattr(statement, "handlers", []) or []:
+            yield from _in_order(handler.body, True)
+        for case in getattr(statement, "cases", []) or []:
+            yield from _in_order(case.body, True)
+
+
+def _walk_here(statement: ast.stmt) -> Iterator[ast.AST]:
+    """The nodes of a statement itself: not of the statements nested in it, nor of the
+    functions and lambdas defined in it."""
+    stack: list[ast.AST] = [statement]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.stmt | ast.Lambda | ast.excepthandler | ast.match_case):
+                continue
+            stack.append(child)
+
+
+def _fits_in(value: ast.expr) -> bool:
+    return any(
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in FIT_METHODS
+        for node in ast.walk(value)
+    )
+
+
+def _roots(value: ast.AST | None) -> set[str]:
+    """The variables an expression takes its object from through attributes, items and method
+    calls (`search.fit(X, y).best_estimator_`), either branch of `a if c else b`; none for a
+    call of a function or class."""
+    node = value
+    while isinstance(node, ast.Attribute | ast.Subscript | ast.Call):
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Attribute):
+                return set()
+            node = node.func.value
+        else:
+            node = node.value
+    if isinstance(node, ast.IfExp):
+        return _roots(node.body) | _roots(node.orelse)
+    return {node.id} if isinstance(node, ast.Name) else set()
