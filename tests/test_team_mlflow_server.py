@@ -398,8 +398,11 @@ def test_two_trainings_at_once_lose_no_run(
         assert training.returncode == 0, stderr[-3000:]
     versions = sorted(trained_version(stdout, TWIN) for stdout, _ in outputs)
     assert versions == [1, 2]
-    runs = database.runs(TWIN)
-    assert [status for _, status in runs] == ["FINISHED", "FINISHED"]
+    runs = database.runs(TWIN)  # both in the package's experiment, not one on Default
+    assert [status for _, status in runs] == ["FINISHED", "FINISHED"], database.rows(
+        "SELECT r.run_uuid, e.name, r.status FROM runs r JOIN experiments e"
+        " ON r.experiment_id = e.experiment_id"
+    )
     assert sorted(run_id for _, run_id in database.versions(TWIN)) == sorted(r for r, _ in runs)
 
 

@@ -27,6 +27,8 @@ from typing import Any
 
 import mlflow
 import numpy as np
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from {{ cookiecutter.package_name }} import honesty, lineage, measure, pipeline, tracking
 from {{ cookiecutter.package_name }}.model_io import ModelLoggingError, log_model
@@ -138,6 +140,24 @@ def stage(doing: str, code: int = 1) -> Iterator[None]:
         raise TrainingFailed(f"{doing}: {located(error)}", code) from error
 
 
+def experiment_id(name: str) -> str:
+    """The experiment's id, created when missing. Two trainings that create it at once both
+    get it: `mlflow.set_experiment(name)` leaves the one that loses that race on the Default
+    experiment, where its run would be lost from view."""
+    client = MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        try:
+            return client.create_experiment(name)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            found = client.get_experiment_by_name(name)
+        if found is None:  # created by the other training, then deleted at once
+            raise TrainingFailed(f"experiment {name!r} was created and deleted meanwhile", 2)
+    return found.experiment_id
+
+
 @contextlib.contextmanager
 def ending(run_id: str) -> Iterator[None]:
     """Ends the run FINISHED, or FAILED when the block fails (KILLED on Ctrl-C). A server that
@@ -208,7 +228,8 @@ def train(
     uri = tracking.tracking_uri()
     with stage(f"cannot use the MLflow store {uri}", code=2):
         mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", MODEL_NAME))
+        experiment = experiment_id(os.environ.get("MLFLOW_EXPERIMENT_NAME", MODEL_NAME))
+        mlflow.set_experiment(experiment_id=experiment)
         run = mlflow.start_run()
     with ending(run.info.run_id):
         with stage("cannot log the parameters"):
