@@ -218,6 +218,8 @@ class TrackingServer:
         self.started_in = 0.0
 
     def start(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return  # still running: one server per port
         began = time.monotonic()
         with self.log.open("ab") as output:
             self.process = subprocess.Popen(
