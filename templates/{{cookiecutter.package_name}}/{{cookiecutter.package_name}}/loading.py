@@ -27,6 +27,7 @@ from mlflow.types import Schema
 from . import honesty
 from .forecasting import Forecaster, is_forecaster
 from .payloads import ModelInputs, model_inputs
+from .tracking import server_problem
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ def load(uri: str) -> Served:
         served.inputs = model_inputs(schema, by_name=needs_names)
     except Exception as error:  # noqa: BLE001 - reported by /ready, never raised
         served.model = None
-        served.error = f"{type(error).__name__}: {error}"
+        served.error = server_problem(error) or f"{type(error).__name__}: {error}"
         log.error("could not load %s: %s", uri, served.error)
     return served
 

@@ -46,7 +46,6 @@ from {{ cookiecutter.package_name }}.forecasting import (
     loggable,
 )
 
-MODEL_NAME: str = honesty.MODEL["model_name"]
 # Module prefixes whose types skops may construct: the vetted libraries, this package's own
 # code (the notebook's helper classes live in it, and they load as the code that trained them),
 # and the libraries the notebook builds its model from, which are this package's pinned
@@ -79,7 +78,8 @@ class ModelLoggingError(Exception):
 
 
 def log_model(model: Any, model_input: Any, trusted_types: Iterable[str] = ()) -> str:
-    """Log and register `model` with its flavour; return the new registered version."""
+    """Log `model` with its flavour on the active run; return its URI, for training to register
+    together with its tags."""
     model = loggable(unwrap_search(model))
     try:
         if is_forecaster(model):
@@ -98,7 +98,6 @@ def log_model(model: Any, model_input: Any, trusted_types: Iterable[str] = ()) -
         "name": "model",
         "signature": signature,
         "input_example": _head(example, 2),
-        "registered_model_name": MODEL_NAME,
         "pip_requirements": REQUIREMENTS,
     }
     kind = flavour(model)
@@ -121,7 +120,7 @@ def log_model(model: Any, model_input: Any, trusted_types: Iterable[str] = ()) -
             skops_trusted_types=skops_trusted_types(model, trusted_types) or None,
             **common,
         )
-    return str(info.registered_model_version)
+    return info.model_uri
 
 
 def flavour(model: Any) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -29,19 +28,14 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from . import honesty, measure
+from .tracking import server_problem, tracking_uri
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # The version tag is written from the same float the run logged; only float formatting may differ.
 METRIC_TOLERANCE = 1e-6
 
 
 class NothingToPromote(Exception):
     """The model or version asked for does not exist, or the registry cannot be read."""
-
-
-def tracking_uri() -> str:
-    """The store training wrote to: MLFLOW_TRACKING_URI, else the local sqlite file."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
 def find_version(client: MlflowClient, name: str, version: int | None) -> ModelVersion:
@@ -51,7 +45,7 @@ def find_version(client: MlflowClient, name: str, version: int | None) -> ModelV
             return client.get_model_version(name, str(version))
         versions = client.search_model_versions(f"name = '{name}'")
     except MlflowException as error:
-        raise NothingToPromote(error.message) from error
+        raise NothingToPromote(server_problem(error) or error.message) from error
     if not versions:
         raise NothingToPromote(f"no registered model {name!r} with any version in {tracking_uri()}")
     return max(versions, key=lambda mv: int(mv.version))
@@ -187,6 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return promote(args)
     except Exception as error:  # the registry failed under us: one line, as for every error
+        problem = server_problem(error)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
         lines = str(getattr(error, "message", error)).strip().splitlines()
         detail = f": {lines[0]}" if lines else ""
         print(f"error: registry {tracking_uri()}: {type(error).__name__}{detail}", file=sys.stderr)

@@ -41,11 +41,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import honesty, payloads
 from .limits import LimitBodySize, Limits, PredictionThreads
 from .loading import MODEL_NAME, Served, load
+from .tracking import tracking_uri
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_URI = f"models:/{MODEL_NAME}@champion"
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 UNKNOWN = "unknown"  # metric label value when the registry does not say
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 Parse = Callable[[payloads.ModelInputs, bytes, int], tuple[payloads.ModelInput, int]]
@@ -281,7 +281,7 @@ def request_body(inputs: payloads.ModelInputs | None, max_batch: int) -> dict[st
 
 def create_app(model_uri: str | None = None) -> FastAPI:
     """Build the service around one model; each app has its own metrics registry."""
-    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
+    mlflow.set_tracking_uri(tracking_uri())
     served = load(model_uri or os.environ.get("MODEL_URI", DEFAULT_MODEL_URI))
     limits = Limits.from_environment()
     threads = PredictionThreads(limits)

@@ -28,11 +28,11 @@ from typing import Any
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
-from {{ cookiecutter.package_name }} import honesty, lineage, measure, pipeline
+from {{ cookiecutter.package_name }} import honesty, lineage, measure, pipeline, tracking
 from {{ cookiecutter.package_name }}.model_io import ModelLoggingError, log_model
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 MODEL_NAME: str = honesty.MODEL["model_name"]
 
 
@@ -109,7 +109,10 @@ class TrainingFailed(Exception):
 
 
 def cause(error: BaseException) -> str:
-    """An error in one line: its type and its message's first line."""
+    """An error in one line: what the tracking server did, or the type and message's first line."""
+    problem = tracking.server_problem(error)
+    if problem:
+        return problem
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
@@ -135,6 +138,46 @@ def stage(doing: str, code: int = 1) -> Iterator[None]:
         raise
     except Exception as error:
         raise TrainingFailed(f"{doing}: {located(error)}", code) from error
+
+
+def experiment_id(name: str) -> str:
+    """The experiment's id, created when missing. Two trainings that create it at once both
+    get it: `mlflow.set_experiment(name)` leaves the one that loses that race on the Default
+    experiment, where its run would be lost from view."""
+    client = MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        try:
+            return client.create_experiment(name)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            found = client.get_experiment_by_name(name)
+        if found is None:  # created by the other training, then deleted at once
+            raise TrainingFailed(f"experiment {name!r} was created and deleted meanwhile", 2)
+    return found.experiment_id
+
+
+@contextlib.contextmanager
+def ending(run_id: str) -> Iterator[None]:
+    """Ends the run FINISHED, or FAILED when the block fails (KILLED on Ctrl-C). A server that
+    cannot be told (it went away) is named in the failure's one line, never raised over it."""
+    try:
+        yield
+    except BaseException as error:
+        status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+        try:
+            mlflow.end_run(status)
+        except Exception as unrecorded:
+            if isinstance(error, TrainingFailed):
+                raise TrainingFailed(
+                    f"{error}; run {run_id} stays RUNNING in the store, since it could not be "
+                    f"marked {status} either",
+                    error.code,
+                ) from unrecorded
+        raise
+    with stage(f"cannot end run {run_id}"):
+        mlflow.end_run()
 
 
 def log_metrics(metrics: Mapping[str, Any]) -> dict[str, tuple[float, float | None]]:
@@ -182,19 +225,21 @@ def train(
         honesty.require_trainable(status)
     except honesty.HonestyError as error:
         raise TrainingFailed(f"refused: {error}", code=2) from None
-    uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+    uri = tracking.tracking_uri()
     with stage(f"cannot use the MLflow store {uri}", code=2):
         mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", MODEL_NAME))
+        experiment = experiment_id(os.environ.get("MLFLOW_EXPERIMENT_NAME", MODEL_NAME))
+        mlflow.set_experiment(experiment_id=experiment)
         run = mlflow.start_run()
-    with run:  # a failure inside ends the run as FAILED
+    with ending(run.info.run_id):
         with stage("cannot log the parameters"):
             mlflow.log_params(dataclasses.asdict(params))
         started = time.perf_counter()
         try:
             result = pipeline.run(params)
         except Exception as error:
-            mlflow.set_tag("failure", f"{origin(error)}: {cause(error)}")
+            with contextlib.suppress(Exception):  # the line below says it, recorded or not
+                mlflow.set_tag("failure", f"{origin(error)}: {cause(error)}")
             raise TrainingFailed(f"failed in code from {origin(error)}: {cause(error)}") from error
         with stage("cannot log the metrics and the honesty record"):
             metrics = log_metrics(result.metrics)
@@ -232,7 +277,7 @@ def train(
             }
             mlflow.set_tags(provenance)
         try:
-            version = log_model(result.model, result.model_input, list(options.trusted_types))
+            model_uri = log_model(result.model, result.model_input, list(options.trusted_types))
         except ModelLoggingError as error:  # says what to change itself
             raise TrainingFailed(f"cannot log the model: {error}") from None
         except Exception as error:
@@ -246,11 +291,11 @@ def train(
             "primary_metric_value": "" if measured.value is None else repr(measured.value),
             "data_sha256": digest,
         }
-        with stage(f"cannot tag model version {version}"):
-            client = MlflowClient()
-            for key, value in tags.items():
-                client.set_model_version_tag(MODEL_NAME, version, key, value)
-    return version, run.info.run_id, record
+        # The version is created with its tags in one request, so the registry never holds a
+        # version without its honesty, whatever happens to this process or the server.
+        with stage(f"cannot register the model as {MODEL_NAME}"):
+            version = mlflow.register_model(model_uri, MODEL_NAME, tags=tags).version
+    return str(version), run.info.run_id, record
 
 
 if __name__ == "__main__":
