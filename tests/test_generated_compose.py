@@ -112,7 +112,7 @@ def test_the_mlflow_image_runs_the_mlflow_the_package_trains_with(package: Path)
     ]
     dockerfile = (package / "deploy" / "compose" / "mlflow.Dockerfile").read_text(encoding="utf-8")
     assert pinned and f'"{pinned[0]}"' in dockerfile
-    assert "psycopg2-binary==" in dockerfile  # PostgreSQL's driver, pinned
+    assert "psycopg[binary]==" in dockerfile  # the PostgreSQL driver SQLAlchemy 2 picks, pinned
     if HADOLINT is not None:
         done = subprocess.run(
             [HADOLINT, "--no-color", "deploy/compose/mlflow.Dockerfile"],

@@ -15,7 +15,7 @@ RUN python3 -m venv "$VIRTUAL_ENV" \
 {%- for requirement in cookiecutter._code.requirements.install if requirement.startswith("mlflow==") %}
         "{{ requirement }}" \
 {%- endfor %}
-        "psycopg2-binary==2.9.13"
+        "psycopg[binary]==3.3.9"
 
 RUN groupadd --gid 10001 mlflow \
     && useradd --uid 10001 --gid mlflow --create-home --shell /usr/sbin/nologin mlflow \
