@@ -174,6 +174,21 @@ def test_a_forecaster_is_compared_over_a_stretch_of_its_series(
     assert "parity: every prediction agrees" in done.stdout
 
 
+def test_a_formula_model_fitted_on_columns_given_as_a_dict_is_compared_on_rows(
+    write_notebook, tmp_path
+) -> None:
+    cells = [
+        "import numpy as np\nimport statsmodels.formula.api as smf",
+        "rng = np.random.default_rng(0)\nx = rng.normal(size=60)\ny = 2 * x + rng.normal(size=60)",
+        "data = {'x': x, 'y': y}\nres = smf.ols('y ~ x + np.sin(x)', data=data).fit()",
+    ]
+    notebook, package = converted(write_notebook, tmp_path, cells)
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 0, done.stdout + done.stderr
+    assert "predictions: the same on all 20 rows" in done.stdout
+    assert "WARNING" not in done.stderr  # MLflow drops the target column without a word
+
+
 def test_a_forecaster_fitted_on_other_data_than_the_notebooks_is_a_mismatch(
     write_notebook, tmp_path
 ) -> None:

@@ -62,6 +62,10 @@ def _nb2prod_sample(model, rows, count):
 
     try:
         model, rows = model(), rows()
+        if isinstance(rows, dict):  # a formula's data given as columns
+            import pandas
+
+            rows = pandas.DataFrame(rows)
         rows = rows.iloc[:count] if hasattr(rows, "iloc") else numpy.asarray(rows)[:count]
         predicted = numpy.asarray(model.predict(rows)).ravel().tolist()
         if hasattr(rows, "to_json"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import subprocess
@@ -88,6 +89,9 @@ def package_predictions(
     import pandas as pd
 
     mlflow.set_tracking_uri(tracking_uri)
+    # The notebook's rows may hold more than the model reads (a formula's target): MLflow
+    # drops those columns, and its warning about them is not the user's to read here.
+    logging.getLogger("mlflow.models.utils").setLevel(logging.ERROR)
     with _importable(package_dir):
         model = mlflow.pyfunc.load_model(f"models:/{name}/{run.version}")
         if sample.stretch is not None:
