@@ -193,3 +193,24 @@ TRAINING_CELLS = [
     "model = LogisticRegression(max_iter=200)\nmodel.fit(X_train, y_train)",
     "accuracy = accuracy_score(y_test, model.predict(X_test))",
 ]
+
+
+# The files that take longest (an image build, a team server, notebook runs, trainings) are
+# handed out first, so that the workers finish together rather than one running the last
+# slow file alone.
+SLOW_FIRST = (
+    "test_container_image.py",
+    "test_team_mlflow_server.py",
+    "test_verify.py",
+    "test_generated_package.py",
+    "test_generated_e2e.py",
+    "test_serving.py",
+    "test_prometheus_live.py",
+    "test_corpus_subset.py",
+    "test_measured_claims.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: place for place, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))

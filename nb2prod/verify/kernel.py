@@ -23,8 +23,8 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +96,22 @@ def _nb2prod_forecast(model, count):
         return {"error": f"{type(error).__name__}: {error}"}
 
 
+def _nb2prod_stream(cell):
+    # The state of the global random generators (numpy's, Python's) once imported: a cell
+    # whose state after differs from its state before drew from them.
+    import sys
+
+    states = {}
+    if "numpy" in sys.modules:
+        state = sys.modules["numpy"].random.get_state()
+        states["numpy's"] = hash((state[1].tobytes(), state[2]))
+    if "random" in sys.modules:
+        states["Python's random"] = hash(sys.modules["random"].getstate())
+    _nb2prod_streams.setdefault(cell, []).append(states)
+
+
 _nb2prod_seen = {}
+_nb2prod_streams = {}
 """
 SAMPLE_ROWS = 20  # rows both models predict on; steps a forecaster forecasts
 
@@ -148,6 +163,8 @@ class NotebookRun:
     sample: Sample
     seconds: float
     notes: tuple[str, ...] = ()  # errors in code the package leaves out, which the run passed
+    # cells the package leaves out that drew from a global generator -> which generators
+    drew: dict[int, list[str]] = field(default_factory=dict)
 
 
 def run_notebook(
@@ -157,13 +174,16 @@ def run_notebook(
     model: ModelProbe | None = None,
     display: Mapping[int, DisplayCode] | None = None,
     expressions: Mapping[str, tuple[str, int]] | None = None,
+    dropped: Iterable[int] = (),
 ) -> NotebookRun:
     """Execute `path` with a probe after each (metric name, code cell number); at the end,
     the notebook's `model` predicts on the first rows of its input (a forecaster forecasts
     the stretch around the end of its series). An error in `display` code (by code cell
     number) is a note; any other error stops the run. A metric the notebook's cell does not
     bind is computed from its `expressions` (the package's name for a printed metric -> its
-    expression, and the line of its cell that prints it)."""
+    expression, and the line of its cell that prints it). Around each cell the package
+    leaves out (`dropped`), the global random generators' state is read: the run says which
+    of them drew."""
     from jupyter_client.kernelspec import NoSuchKernel
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -171,7 +191,7 @@ def run_notebook(
     notebook = nbformat.read(path, as_version=4)
     display = display or {}
     probed, origin = _with_probes(
-        notebook, list(metrics), model, set(display), dict(expressions or {})
+        notebook, list(metrics), model, set(display), dict(expressions or {}), set(dropped)
     )
     os.environ.setdefault("MPLBACKEND", "Agg")  # the kernel inherits it: no window to draw in
     client = NotebookClient(
@@ -219,7 +239,12 @@ def run_notebook(
     sample = found.get("sample", {})
     if "stretch" in sample:
         sample["stretch"] = tuple(sample["stretch"])
-    return NotebookRun(found.get("metrics", {}), Sample(**sample), seconds, tuple(notes))
+    drew = {}
+    for cell, (before, after, *_) in found.get("streams", {}).items():
+        changed = [name for name, state in after.items() if before.get(name, state) != state]
+        if changed:
+            drew[int(cell)] = changed
+    return NotebookRun(found.get("metrics", {}), Sample(**sample), seconds, tuple(notes), drew)
 
 
 def _errors_passed(
@@ -255,6 +280,7 @@ def _with_probes(
     model: ModelProbe | None,
     may_raise: set[int],
     expressions: dict[str, tuple[str, int]],
+    dropped: Set[int] = frozenset(),
 ) -> tuple[nbformat.NotebookNode, dict[int, int]]:
     """A copy of the notebook with the probe cells in place, and the notebook's code cell
     number of each cell of the copy that is one; the cells in `may_raise` are tagged so that
@@ -286,8 +312,12 @@ def _with_probes(
         if source != cell.source:
             cell = nbformat.from_dict(dict(cell))  # a copy: the probes are for this run only
             cell.source = source
+        if number in dropped:
+            cells.append(probe(f"_nb2prod_stream({number})"))
         origin[len(cells)] = number
         cells.append(cell)
+        if number in dropped:
+            cells.append(probe(f"_nb2prod_stream({number})"))
         if names:
             cells.append(probe(f"_nb2prod_capture(*{names!r})"))
         if computed:
@@ -299,7 +329,8 @@ def _with_probes(
         sample = f"_nb2prod_sample(lambda: {model.name}, lambda: {model.rows}, {SAMPLE_ROWS})"
     cells.append(
         probe(
-            f"import json\nfound = {{'metrics': _nb2prod_seen, 'sample': {sample}}}\n"
+            f"import json\nfound = {{'metrics': _nb2prod_seen, 'sample': {sample}, "
+            "'streams': _nb2prod_streams}\n"
             f"print({MARKER!r} + json.dumps(found))"
         )
     )

@@ -46,8 +46,15 @@ def verify(
     metrics = [(m.name, m.cell) for m in plan.metrics]
     predicting = _predicting(plan)
     model = predicting if isinstance(predicting, ModelProbe) else None
+    dropped = [cell.cell for cell in plan.cells if not cell.kept]
     ran = run_notebook(
-        notebook, metrics, cell_timeout, model, display_code(plan), metric_expressions(plan)
+        notebook,
+        metrics,
+        cell_timeout,
+        model,
+        display_code(plan),
+        metric_expressions(plan),
+        dropped,
     )
     with tempfile.TemporaryDirectory(prefix="nb2prod-verify-") as scratch:
         uri = tracking_uri or f"sqlite:///{Path(scratch) / 'mlflow.db'}"
@@ -77,7 +84,7 @@ def verify(
         lines += [predictions.line(), ""]
     elif not_compared:
         lines += [f"predictions: not compared ({not_compared})", ""]
-    known = causes(plan)
+    known = causes(plan) + _dropped_draws(plan, ran)
     if verified:
         what = (
             "every metric and prediction"
@@ -126,6 +133,21 @@ def metric_expressions(plan: Plan) -> dict[str, tuple[str, int]]:
                 ):
                     found[target.id] = (ast.unparse(node.value), lines[target.id])
     return found
+
+
+def _dropped_draws(plan: Plan, ran: NotebookRun) -> list[str]:
+    """Cells the package leaves out that the run saw draw from a global random generator, as
+    causes: the kept code that draws after them gets other numbers than in the notebook
+    (whatever library drew: the run shows it, the Plan cannot always tell). A cell the Plan
+    already names for this is not named twice."""
+    named = {f.cell for f in plan.findings if f.code == "dropped-random-draw"}
+    return [
+        f"dropped-random-draw (cell {cell}): the notebook's run shows this cell, which the "
+        f"package leaves out, drawing from {' and '.join(generators)} global random generator: "
+        "code the package keeps that draws after it gets other numbers than in the notebook"
+        for cell, generators in sorted(ran.drew.items())
+        if cell not in named
+    ]
 
 
 def display_code(plan: Plan) -> dict[int, DisplayCode]:
