@@ -39,8 +39,12 @@ class _Lineage:
         self.sources: dict[str, frozenset[Version]] = {}
 
     def origin(self, node: ast.AST) -> frozenset[Version]:
+        return self._held_by(names_in(node))
+
+    def _held_by(self, names: Iterable[str]) -> frozenset[Version]:
+        """The model versions these names are, or hold values computed from."""
         found: set[Version] = set()
-        for name in names_in(node):
+        for name in names:
             if name in self.models:
                 found.add((name, *self.version.get(name, (0, 0))))
             found |= self.sources.get(name, frozenset())
@@ -90,12 +94,7 @@ class _Lineage:
         """The model another model name holds, when a binding takes it from one
         (`search.best_estimator_`, `search.fit(X, y)`), not when it builds a new one from
         others (`VotingClassifier([("lr", lr), ...])`)."""
-        found: set[Version] = set()
-        for root in _roots(value):
-            if root in self.models:
-                found.add((root, *self.version.get(root, (0, 0))))
-            found |= self.sources.get(root, frozenset())
-        return frozenset(found)
+        return self._held_by(_roots(value))
 
 
 def measured_models(
