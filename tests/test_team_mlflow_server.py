@@ -281,22 +281,22 @@ def tumor(python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return package
 
 
-@pytest.fixture(scope="session")
-def paused(python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("paused")
-    nbformat.write(notebook(PAUSED_CELLS), folder / f"{PAUSED}.ipynb")
-    package = convert(folder / f"{PAUSED}.ipynb", folder / PAUSED).target
+def installed(python: Path, folder: Path, name: str, cells: list[str]) -> Path:
+    """A notebook of `cells`, converted as package `name` and installed into `python`."""
+    nbformat.write(notebook(cells), folder / f"{name}.ipynb")
+    package = convert(folder / f"{name}.ipynb", folder / name).target
     install_into(python, package)
     return package
+
+
+@pytest.fixture(scope="session")
+def paused(python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return installed(python, tmp_path_factory.mktemp("paused"), PAUSED, PAUSED_CELLS)
 
 
 @pytest.fixture(scope="session")
 def twin(python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("twin")
-    nbformat.write(notebook(TRAINING_CELLS), folder / f"{TWIN}.ipynb")
-    package = convert(folder / f"{TWIN}.ipynb", folder / TWIN).target
-    install_into(python, package)
-    return package
+    return installed(python, tmp_path_factory.mktemp("twin"), TWIN, TRAINING_CELLS)
 
 
 def without_credentials(env: dict[str, str]) -> dict[str, str]:
