@@ -38,7 +38,7 @@ class FeatureWithoutQualityTags(LintRule):
 
     Feast names are resolved however they are imported (`pydantic.Field` is not Feast's).
     Tags given as a variable bound to a dict literal are read; tags the linter cannot read
-    (a call, `**kwargs`) are trusted.
+    (a call, a `**` unpacking in the dict or in the call's arguments) are trusted.
 
     ## Why is this bad?
     A model is only as honest as its inputs. A feature computed by an untested rule, feeding
@@ -186,6 +186,8 @@ view = feast.FeatureView(name="stats", schema=[trips], tags={"owner": "ml"})
         tags = keyword(call, "tags")
         if isinstance(tags, cst.Name):
             tags = self._dicts.get(tags.value, tags)
+        if tags is None and any(arg.star == "**" for arg in call.args):
+            return []  # tags= may be among the unpacked keyword arguments
         if tags is None:
             keys: set[str] = set()
         elif isinstance(tags, cst.Dict):
