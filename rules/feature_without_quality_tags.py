@@ -17,6 +17,14 @@ _VIEWS = (
     "feast.batch_feature_view.BatchFeatureView",
     "feast.StreamFeatureView",
     "feast.stream_feature_view.StreamFeatureView",
+    "feast.OnDemandFeatureView",
+    "feast.on_demand_feature_view.OnDemandFeatureView",
+)
+# Feast's decorators that make a view of the function below them (not exported by `feast`).
+_VIEW_DECORATORS = (
+    "feast.on_demand_feature_view.on_demand_feature_view",
+    "feast.stream_feature_view.stream_feature_view",
+    "feast.batch_feature_view.batch_feature_view",
 )
 _FIELDS = ("feast.Field", "feast.field.Field")
 
@@ -27,14 +35,18 @@ class FeatureWithoutQualityTags(LintRule):
     and how the feature was validated (a key starting with `validation`: `validation`,
     `validation_method`):
 
-    - a Feast `FeatureView` (or `BatchFeatureView`, `StreamFeatureView`) whose `tags=` lacks
-      them;
+    - a Feast `FeatureView` (or `BatchFeatureView`, `StreamFeatureView`,
+      `OnDemandFeatureView`) whose `tags=` lacks them;
+    - a function decorated with a Feast view decorator, `@on_demand_feature_view(...)`,
+      `@stream_feature_view(...)` or `@batch_feature_view(...)`, whose `tags=` lacks them
+      (or that has no `tags=`); the finding names the function;
     - a Feast `Field` whose `tags=` lacks them, unless it is declared in the `schema=` of a
-      view whose tags have them (directly, or through a variable): a field inherits its
-      view's tags;
+      view (class or decorator) whose tags have them (directly, or through a variable): a
+      field inherits its view's tags;
     - a function decorated with a `feature(...)` registry decorator (the generated
-      packages' `@feature(...)`, or any decorator named `feature`) without the keyword
-      arguments `implementation_status=` and `validation=` (or `validation_method=`).
+      packages' `@feature(...)`, which is not Feast's, or any other decorator named
+      `feature`) without the keyword arguments `implementation_status=` and `validation=`
+      (or `validation_method=`).
 
     Feast names are resolved however they are imported (`pydantic.Field` is not Feast's).
     Tags given as a variable bound to a dict literal are read; tags the linter cannot read
@@ -95,6 +107,16 @@ trips = fs.Field(
 class Request(BaseModel):
     x: float = Field(gt=0)
 """,
+        """
+from feast import Field
+from feast.on_demand_feature_view import on_demand_feature_view
+TAGS = {"implementation_status": "HEURISTIC", "validation": "NONE - not validated"}
+@on_demand_feature_view(
+    schema=[Field(name="total", dtype=Float64)], sources=[spend], tags=TAGS
+)
+def total_spend(inputs):
+    return inputs
+""",
     )
     INVALID = (
         """
@@ -122,6 +144,19 @@ import feast
 trips = feast.Field(name="trips", dtype=Float32, tags={"implementation_status": "HEURISTIC"})
 view = feast.FeatureView(name="stats", schema=[trips], tags={"owner": "ml"})
 """,
+        """
+from feast import Field
+from feast.on_demand_feature_view import on_demand_feature_view as odfv
+@odfv(schema=[Field(name="total", dtype=Float64)], sources=[spend], tags={"team": "risk"})
+def total_spend(inputs):
+    return inputs
+""",
+        """
+import feast.stream_feature_view
+@feast.stream_feature_view.stream_feature_view(entities=[driver], source=trips, mode="spark")
+def trip_rate(frame):
+    return frame
+""",
     )
 
     def __init__(self, context: RuleContext) -> None:
@@ -147,6 +182,9 @@ view = feast.FeatureView(name="stats", schema=[trips], tags={"owner": "ml"})
             expression = decorator.decorator
             call = expression if isinstance(expression, cst.Call) else None
             func = call.func if call else expression
+            if call and self.qualified_names(func) & set(_VIEW_DECORATORS):
+                self._check_view_decorator(node, decorator, call)
+                continue
             if _last_name(func) != "feature":
                 continue
             keywords = {a.keyword.value for a in call.args if a.keyword} if call else set()
@@ -172,6 +210,21 @@ view = feast.FeatureView(name="stats", schema=[trips], tags={"owner": "ml"})
                 self._cover(keyword(node, "schema"))
         elif names & set(_FIELDS):
             self._fields.append(_Field(node, self._binding[-1]))
+
+    def _check_view_decorator(
+        self, function: cst.FunctionDef, decorator: cst.Decorator, call: cst.Call
+    ) -> None:
+        """A Feast view made by decorating `function`: its tags=, like a view class's."""
+        missing = self._missing(call)
+        if missing:
+            self.report(
+                decorator,
+                f"feature view {function.name.value}() is defined without "
+                f"{' or '.join(missing)} in its tags=; tag it, e.g. "
+                'tags={"implementation_status": "IMPLEMENTED", "validation": "holdout 20%"}',
+            )
+        else:
+            self._cover(keyword(call, "schema"))
 
     def leave_Module(self, original_node: cst.Module) -> None:
         for field in self._fields:

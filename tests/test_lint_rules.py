@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 import textwrap
+from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from nb2prod.contract import load_contract
 from nb2prod.lint.engine import lint_source
@@ -65,3 +67,45 @@ def test_codes_and_names_are_unique() -> None:
     names = [rule.NAME for rule in RULES]
     assert len(set(codes)) == len(codes)
     assert len(set(names)) == len(names)
+
+
+# -- NBH109 on decorator-style Feast views, through the real CLI ---------------------------
+
+ODFV_UNTAGGED = """\
+import pandas as pd
+from feast import Field
+from feast.on_demand_feature_view import on_demand_feature_view as odfv
+from feast.types import Float64
+
+from sources import transactions
+
+
+@odfv(
+    schema=[Field(name="total_spend", dtype=Float64)],
+    sources=[transactions],
+    tags={"team": "risk"},
+)
+def total_spend(inputs: pd.DataFrame) -> pd.DataFrame:
+    return inputs
+"""
+
+ODFV_TAGGED = ODFV_UNTAGGED.replace(
+    'tags={"team": "risk"}',
+    'tags={"implementation_status": "HEURISTIC", "validation": "NONE - not validated"}',
+)
+
+
+def test_a_decorator_view_without_quality_tags_is_reported_by_name(tmp_path: Path) -> None:
+    (tmp_path / "views.py").write_text(ODFV_UNTAGGED)
+    result = run_cli("lint", "views.py", cwd=tmp_path)
+    assert result.code == 1, result.stdout + result.stderr
+    views = [line for line in result.stdout.splitlines() if line.startswith("views.py:9:")]
+    assert len(views) == 1, result.stdout  # the decorator, once
+    assert "NBH109 feature view total_spend() is defined without" in views[0]
+
+
+def test_a_tagged_decorator_view_and_its_fields_pass(tmp_path: Path) -> None:
+    (tmp_path / "views.py").write_text(ODFV_TAGGED)
+    result = run_cli("lint", "views.py", cwd=tmp_path)
+    assert result.code == 0, result.stdout + result.stderr
+    assert "NBH109" not in result.stdout
