@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a fork of nb2prod's cookiecutter template that honours the same context",
     )
     convert.add_argument(
+        "--feature-store",
+        choices=("feast", "none"),
+        help="keep the model's features in a feature store the package ships (a Feast "
+        "repository); also set by the notebook's metadata nb2prod.feature_store or "
+        "feature-store under [tool.nb2prod] in pyproject.toml",
+    )
+    convert.add_argument(
         "--verify",
         action="store_true",
         help="run verify right after writing the package: the notebook and the package's "
@@ -285,6 +292,7 @@ def _run_convert(args: argparse.Namespace) -> int:
         status=args.status,
         model_name=args.model,
         template=args.template,
+        feature_store=args.feature_store,
     )
     sys.stdout.write(render_report(conversion))
     if not args.verify:

@@ -35,6 +35,21 @@ def fetched_schema(name: str) -> Path:
     return path
 
 
+FEAST_ENV = Path(os.environ.get("NB2PROD_FEAST_ENV", Path.home() / ".cache" / "nb2prod-feast"))
+
+
+def feast_python() -> Path:
+    """The Python of the venv .ci/feast-env makes, where Feast is installed: skipped where it
+    was not made, a failure under CI, whose .ci/run makes it."""
+    python = FEAST_ENV / "bin" / "python"
+    if not python.exists():
+        message = f"{python} is missing: run .ci/feast-env"
+        if os.environ.get("CI"):
+            raise AssertionError(message)
+        pytest.skip(message)
+    return python
+
+
 @dataclass(frozen=True)
 class Run:
     code: int
@@ -200,6 +215,7 @@ TRAINING_CELLS = [
 # slow file alone.
 SLOW_FIRST = (
     "test_container_image.py",
+    "test_feature_store.py",
     "test_team_mlflow_server.py",
     "test_verify.py",
     "test_generated_package.py",

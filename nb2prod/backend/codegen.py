@@ -48,10 +48,14 @@ class GeneratedCode:
     pipeline: list[StepFunction] = field(default_factory=list)
     run_body: str = ""
     has_fit_data: bool = False  # run() hands training the features and labels at the fit
+    # what run() sends through the feature store, the model's fit input first, and the step
+    # that computes it; empty without a feature store
+    through_store: list[str] = field(default_factory=list)
+    store_step: str | None = None
     dropped: list[str] = field(default_factory=list)  # what the package leaves out, and why
 
 
-def generate(plan: Plan) -> GeneratedCode:
+def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
     parameters = {p.name: p for p in plan.parameters}
     paths = {data.path for data in plan.data_files if data.size is not None}
     paths |= {
@@ -93,10 +97,32 @@ def generate(plan: Plan) -> GeneratedCode:
         if function is None:
             continue
         (code.features if step.role in FEATURE_ROLES else code.pipeline).append(function)
+    functions = _in_order(plan, code)
+    if feature_store:
+        code.through_store, code.store_step = _store_inputs(functions, plan)
     code.run_body, code.has_fit_data = _run_body(
-        [*_in_order(plan, code)], plan, needed, import_names
+        functions, plan, needed, import_names, code.through_store
     )
     return code
+
+
+def _store_inputs(functions: list[StepFunction], plan: Plan) -> tuple[list[str], str]:
+    """The model's inputs run() holds before the model is made (what it is fitted on, then
+    what it predicts on), and the step that computes the first: they go through the store."""
+    made = next((i for i, f in enumerate(functions) if plan.model.name in f.outputs), None)
+    before = functions[:made] if made is not None else functions
+    held = {name: f for f in before for name in f.outputs}
+    wanted = [*plan.model.fit_inputs[:1], *plan.model.predict_inputs[:1]]
+    names = [n for n in dict.fromkeys(wanted) if n.isidentifier() and n in held]
+    if not names:
+        raise InputError(
+            plan.notebook.path,
+            f"--feature-store: the model {plan.model.name} is never given a variable as its "
+            "input before it is made, so there is nothing to keep in the feature store",
+            cell=plan.model.defined_in,
+            hint=f"compute the features into a variable, then fit {plan.model.name} on it",
+        )
+    return names, held[names[0]].name
 
 
 def _hoist_imports(plan: Plan) -> tuple[Plan, list[str]]:
@@ -349,7 +375,11 @@ def _default(parameter: Parameter) -> str:
 
 
 def _run_body(
-    functions: list[StepFunction], plan: Plan, needed: set[str], modules: set[str]
+    functions: list[StepFunction],
+    plan: Plan,
+    needed: set[str],
+    modules: set[str],
+    through_store: list[str],
 ) -> tuple[str, bool]:
     """run()'s body, and whether it hands training the data the model was fitted on."""
     lines = []
@@ -366,6 +396,8 @@ def _run_body(
                 hint="move the code that defines it into a cell above",
             )
         call = f"{function.name}({', '.join(arguments)})"
+        if through_store and plan.model.name in function.outputs and at_fit is None:
+            lines.append(_store_line(through_store, plan))
         if not function.outputs:
             lines.append(call)
         else:
@@ -414,6 +446,17 @@ def _run_body(
         ")"
     )
     return textwrap.indent("\n".join(lines), "    ") + "\n", fit_data is not None
+
+
+def _store_line(names: list[str], plan: Plan) -> str:
+    """The model's inputs, replaced by what the feature store holds for them."""
+    values = ", ".join(f'"{n}": {n}' for n in names)
+    loaded = ", ".join(f'"{n}": {n}' for s in plan.steps if s.role == "load" for n in s.outputs)
+    targets = f"({names[0]},)" if len(names) == 1 else ", ".join(names)
+    return (
+        "# The model's inputs as the Feast repository holds them (feature_store.through_store)\n"
+        f"{targets} = feature_store.through_store({{{values}}}, loaded={{{loaded}}})"
+    )
 
 
 def _fit_data_expression(plan: Plan, available: set[str], modules: set[str]) -> str | None:

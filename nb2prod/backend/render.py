@@ -17,8 +17,14 @@ from typing import Any
 
 from nb2prod import __version__
 from nb2prod.backend.codegen import GeneratedCode, generate
+from nb2prod.backend.feature_store import (
+    chosen_feature_store,
+    feast_requirement,
+    feature_store_context,
+)
 from nb2prod.backend.requirements import runtime_requirements
 from nb2prod.errors import InputError
+from nb2prod.frontend.feature_honesty import feature_honesty
 from nb2prod.frontend.planner import build_plan
 from nb2prod.plan import Plan
 from nb2prod.resources import data_dir
@@ -41,8 +47,10 @@ def convert(
     status: str | None = None,
     model_name: str | None = None,
     template: Path | None = None,
+    feature_store: str | None = None,
 ) -> Conversion:
     """Notebook in, a package folder out (or an InputError and nothing written)."""
+    store = chosen_feature_store(notebook, feature_store)
     plan = build_plan(notebook, status=status, model_name=model_name)
     _refuse_what_cannot_train(plan)
     template = template or data_dir("templates")
@@ -59,11 +67,15 @@ def convert(
             "holds the notebook itself; replacing it would delete the notebook",
             hint="choose another -o DIR",
         )
-    code = generate(plan)
+    code = generate(plan, feature_store=store)
+    extras = {}
+    if store == "feast":
+        pinned = runtime_requirements(plan)["install"]
+        extras["feast"] = [feast_requirement(pinned, notebook)]
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".nb2prod-", dir=target.parent) as staging:
-            built = _render(template, plan, code, Path(staging))
+            built = _render(template, plan, code, Path(staging), extras)
             _drop_empty_files(built)
             _copy_data_files(plan, notebook.parent, built / plan.package_name / "data")
             package = built / plan.package_name
@@ -101,7 +113,9 @@ def _refuse_what_cannot_train(plan: Plan) -> None:
 _BLOCKING_FINDINGS = frozenset({"missing-data-file", "unresolved-data-path"})
 
 
-def template_context(plan: Plan, code: GeneratedCode) -> dict[str, Any]:
+def template_context(
+    plan: Plan, code: GeneratedCode, extras: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
     """Everything the template may use: the Plan itself, plus the code generated from it."""
     notebook_name = _printable(Path(plan.notebook.path).name)
     header = (
@@ -135,7 +149,14 @@ def template_context(plan: Plan, code: GeneratedCode) -> dict[str, Any]:
             "helpers": code.helpers,
             "helper_names": code.helper_names,
             "parameters": code.parameters,
-            "features": [_plain(vars(f)) for f in code.features],
+            "features": [
+                _plain(vars(f)) | {"honesty": _feature_honesty(plan, f.name)} for f in code.features
+            ],
+            "feature_store": (
+                feature_store_context(plan, code.store_step, plan.package_name)
+                if code.store_step
+                else None
+            ),
             "pipeline": [_plain(vars(f)) for f in code.pipeline],
             "run_body": code.run_body,
             "honesty_json": json.dumps(honesty, indent=2, ensure_ascii=False),
@@ -145,9 +166,21 @@ def template_context(plan: Plan, code: GeneratedCode) -> dict[str, Any]:
                 indent=2,
                 ensure_ascii=False,
             ),
-            "requirements": runtime_requirements(plan),
+            "requirements": runtime_requirements(plan) | {"extras": extras or {}},
             "trusted_modules": trusted_modules(plan),
         },
+    }
+
+
+def _feature_honesty(plan: Plan, step_name: str) -> dict[str, Any]:
+    """A feature step's own honesty, as Python literals for features.py."""
+    step = next(s for s in plan.steps if s.name == step_name)
+    honesty = feature_honesty(step, plan)
+    return {
+        "implementation_status_literal": json.dumps(honesty.implementation_status),
+        "validation_literal": json.dumps(honesty.validation, ensure_ascii=False),
+        "reason_literal": json.dumps(honesty.reason, ensure_ascii=False),
+        "heuristic": honesty.implementation_status != plan.honesty.implementation_status,
     }
 
 
@@ -213,7 +246,13 @@ def _printable(text: str) -> str:
     return "".join(ch for ch in text if ch.isprintable() and ch not in "\"'\\`{}%#")
 
 
-def _render(template: Path, plan: Plan, code: GeneratedCode, staging: Path) -> Path:
+def _render(
+    template: Path,
+    plan: Plan,
+    code: GeneratedCode,
+    staging: Path,
+    extras: dict[str, list[str]] | None = None,
+) -> Path:
     from cookiecutter.exceptions import CookiecutterException
     from cookiecutter.main import cookiecutter
 
@@ -225,7 +264,7 @@ def _render(template: Path, plan: Plan, code: GeneratedCode, staging: Path) -> P
         rendered = cookiecutter(
             str(template),
             no_input=True,
-            extra_context=template_context(plan, code),
+            extra_context=template_context(plan, code, extras),
             output_dir=str(staging / "out"),
             config_file=str(config),
         )
@@ -269,10 +308,14 @@ def _copy_data_files(plan: Plan, notebook_dir: Path, data_dir: Path) -> None:
 
 
 def _drop_empty_files(root: Path) -> None:
-    """A template file that renders to nothing does not apply to this model (e.g. rule_model.py)."""
+    """A template file that renders to nothing does not apply to this model (e.g. rule_model.py),
+    nor does a folder left with nothing in it (feature_repo/ without a feature store)."""
     for path in root.rglob("*"):
         if path.is_file() and not path.read_bytes().strip():
             path.unlink()
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        if not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _ruff(root: Path, notebook_code: list[Path]) -> list[str]:

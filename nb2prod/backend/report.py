@@ -60,12 +60,21 @@ def render_report(conversion: Conversion) -> str:
         lines += ["", f"Notebook lint debt carried as '# noqa' ({len(conversion.lint_debt)})"]
         lines += [f"  {violation}" for violation in conversion.lint_debt]
     promote = "promote --allow-heuristic" if status == "HEURISTIC" else "promote"
+    store = conversion.code.store_step
+    if store:
+        lines += [
+            "",
+            "Feature store",
+            f"  feature_repo/: a Feast repository; view {store} carries its honesty in its tags",
+        ]
+    extras = "test,feast" if store else "test"
     lines += [
         "",
         "Next",
         f"  cd {target}",
-        '  python -m pip install -e ".[test]"',
+        f'  python -m pip install -e ".[{extras}]"',
         f"  python -m {plan.package_name}.train",
+        *([f"  python -m {plan.package_name}.features materialize"] if store else []),
         f"  python -m {plan.package_name}.{promote}",
         f"  uvicorn {plan.package_name}.serve:app",
         "  python -m pytest",

@@ -65,6 +65,26 @@ def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path)
     return uri
 
 
+{% if cookiecutter._code.feature_store %}
+@pytest.fixture(scope="session", autouse=True)
+def feature_repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A copy of feature_repo/ (its definitions and settings, no data) for the session, so the
+    tests never write to the package's own repository."""
+    source = Path(__file__).resolve().parents[1] / "feature_repo"
+    copy = tmp_path_factory.mktemp("feature-repo") / "feature_repo"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("data"))
+    previous = os.environ.get("FEATURE_REPO")
+    os.environ["FEATURE_REPO"] = str(copy)
+    try:
+        yield copy
+    finally:
+        if previous is None:
+            os.environ.pop("FEATURE_REPO", None)
+        else:
+            os.environ["FEATURE_REPO"] = previous
+
+{% endif %}
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> Iterator[Trained]:
     """Train once, with the notebook's default parameters, into a session store."""

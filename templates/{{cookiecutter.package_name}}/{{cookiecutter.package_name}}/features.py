@@ -7,7 +7,12 @@ A feature is only as trustworthy as the evidence behind it, so every definition 
 
 from __future__ import annotations
 
+{%- if cookiecutter._code.feature_store %}
+import sys
+from collections.abc import Callable, Sequence
+{%- else %}
 from collections.abc import Callable
+{%- endif %}
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,13 +34,14 @@ class FeatureDefinition:
     implementation_status: str
     validation: str
     cells: tuple[int, ...]
+    reason: str = ""  # why a feature is weaker than the model, when it is
 
 
 FEATURES: dict[str, FeatureDefinition] = {}
 
 
 def feature(
-    *, implementation_status: str, validation: str, cells: tuple[int, ...]
+    *, implementation_status: str, validation: str, cells: tuple[int, ...], reason: str = ""
 ) -> Callable[[F], F]:
     """Register a feature function with its quality tags (both are required)."""
 
@@ -46,6 +52,7 @@ def feature(
             implementation_status=implementation_status,
             validation=validation,
             cells=cells,
+            reason=reason,
         )
         return function
 
@@ -53,9 +60,46 @@ def feature(
 {% for function in cookiecutter._code.features %}
 
 @feature(
-    implementation_status="{{ cookiecutter._plan.honesty.implementation_status }}",
-    validation="{% if cookiecutter._plan.honesty.validation_status == 'VALIDATED' %}end to end, by the model's {{ cookiecutter._plan.honesty.primary_metric }} ({{ cookiecutter._plan.honesty.validation_method }}){% else %}NONE - not validated{% endif %}",
+    implementation_status={{ function.honesty.implementation_status_literal }},
+    validation={{ function.honesty.validation_literal }},
     cells=({{ function.cells | join(", ") }},),
+{%- if function.honesty.heuristic %}
+    reason={{ function.honesty.reason_literal }},
+{%- endif %}
 )
 {{ function.source }}
 {%- endfor %}
+{%- if cookiecutter._code.feature_store %}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m {{ cookiecutter.package_name }}.features apply|materialize`: the Feast
+    repository's two chores, each failing in one line."""
+    from {{ cookiecutter.package_name }} import feature_store
+
+    command = list(sys.argv[1:] if argv is None else argv)
+    if command not in (["apply"], ["materialize"]):
+        print(
+            "usage: python -m {{ cookiecutter.package_name }}.features apply|materialize",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        if command == ["apply"]:
+            names = feature_store.apply()
+            print(f"applied {', '.join(names)} to {feature_store.repository()}")
+        else:
+            start, end, keys = feature_store.materialize()
+            print(
+                f"materialized {keys} keys of {feature_store.VIEW} ({start:%Y-%m-%d %H:%M} to "
+                f"{end:%Y-%m-%d %H:%M} UTC) into the online store"
+            )
+    except feature_store.FeatureStoreError as error:
+        print(f"features: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+{%- endif %}

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 {{ cookiecutter._code.imports }}
+{%- if cookiecutter._code.feature_store %}
+from {{ cookiecutter.package_name }} import feature_store
+{%- endif %}
 from {{ cookiecutter.package_name }}.lineage import data_path
 {%- if cookiecutter._code.helper_names %}
 from {{ cookiecutter.package_name }}.helpers import {{ cookiecutter._code.helper_names | join(", ") }}

@@ -39,6 +39,9 @@ from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import honesty, payloads
+{%- if cookiecutter._code.feature_store %}
+from .feature_store import JOIN_KEY, FeatureStoreError, OnlineFeatures, UntaggedFeatureView
+{%- endif %}
 from .limits import LimitBodySize, Limits, PredictionThreads
 from .loading import MODEL_NAME, Served, load
 from .tracking import tracking_uri
@@ -49,7 +52,7 @@ DEFAULT_MODEL_URI = f"models:/{MODEL_NAME}@champion"
 UNKNOWN = "unknown"  # metric label value when the registry does not say
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 Parse = Callable[[payloads.ModelInputs, bytes, int], tuple[payloads.ModelInput, int]]
-PREDICTION_PATHS = ("/predict", "/invocations")
+PREDICTION_PATHS = ("/predict", "/invocations"{% if cookiecutter._code.feature_store %}, "/predict/by-key"{% endif %})
 # Each route's parser per media type; a request without a Content-Type is taken as JSON.
 PREDICT_PARSERS: dict[str, Parse] = {
     "application/json": payloads.predict_input,
@@ -268,6 +271,32 @@ async def predictions_for(
             504, f"no prediction within {limits.timeout_seconds:g} s (PREDICT_TIMEOUT_SECONDS)"
         ) from None
 
+{% if cookiecutter._code.feature_store %}
+def online_features() -> tuple[OnlineFeatures | None, str | None]:
+    """The online store, or why /predict/by-key cannot answer (Feast missing, nothing
+    materialized yet). A feature view without its honesty tags is not a reason to answer less:
+    UntaggedFeatureView stops the service from starting."""
+    try:
+        return OnlineFeatures.open(), None
+    except UntaggedFeatureView:
+        raise
+    except FeatureStoreError as error:
+        return None, str(error)
+
+
+def requested_keys(body: bytes, key: str, max_batch: int) -> list[Any]:
+    """An object whose one field is the key: one value or a list of them; anything else is a 422
+    naming the key."""
+    document = payloads.read_json(body)
+    if not isinstance(document, dict) or set(document) != {key}:
+        raise payloads.invalid(f"send an object with one field, {key}: a key or a list of keys")
+    keys = document[key] if isinstance(document[key], list) else [document[key]]
+    if not keys or not all(isinstance(k, int | str) and not isinstance(k, bool) for k in keys):
+        raise payloads.invalid(f"{key} must be a key or a non-empty list of keys", key)
+    payloads.check_batch(len(keys), max_batch)
+    return keys
+
+{% endif %}
 
 def request_body(inputs: payloads.ModelInputs | None, max_batch: int) -> dict[str, Any]:
     """The /predict body for the OpenAPI docs, from the signature (the route reads raw JSON)."""
@@ -306,6 +335,11 @@ def create_app(model_uri: str | None = None) -> FastAPI:
         honest |= meta.fields
     compliant = not honesty.missing_response_fields(honest)
     body = HonestBody(honest)
+{%- if cookiecutter._code.feature_store %}
+    features, features_unavailable = online_features()
+    model_status = honest.get("implementation_status")
+    by_key_body = HonestBody(honest | (features.weakest.response_fields(model_status) if features else {}))
+{%- endif %}
     count_compliant = metrics.compliant.labels(status_label) if compliant else None  # 0 from start
 
     app = FastAPI(
@@ -413,6 +447,51 @@ def create_app(model_uri: str | None = None) -> FastAPI:
         instances, inputs; CSV; Parquet) and answers, plus the honesty fields: its clients
         switch unchanged."""
         return await answer(request, INVOCATIONS_PARSERS, "/invocations", InvalidInvocation)
+{%- if cookiecutter._code.feature_store %}
+
+    @app.post(
+        "/predict/by-key",
+        response_model=PredictResponse,
+        responses={
+            404: {"description": "a key the online store does not hold"},
+            503: {"description": "no model, or no online store to read features from"},
+        },
+    )
+    async def predict_by_key(request: Request) -> Response:
+        """Predict for entity keys: the features come from the online store (Feast's
+        get_online_features), and the response says how trustworthy the weakest of them is."""
+        if features is None:
+            raise HTTPException(503, f"no online features: {features_unavailable}")
+        if served.model is None or served.inputs is None:
+            raise HTTPException(503, served.not_ready())
+        started = time.perf_counter()
+        raw = await request.body()
+        model, inputs, online = served.model, served.inputs, features
+
+        def predict() -> tuple[list[Any], int]:
+            keys = requested_keys(raw, JOIN_KEY, limits.max_batch)
+            columns, rows = online.rows(keys)
+            model_input = inputs.from_table(columns, rows, lenient=True)
+            return payloads.to_list(model.predict(model_input)), len(keys)
+
+        try:
+            predictions, rows = await threads.run(predict)
+        except payloads.InvalidInput as error:
+            raise RequestValidationError(error.errors) from None
+        except KeyError as error:
+            raise HTTPException(404, error.args[0]) from None
+        except TimeoutError:
+            raise HTTPException(
+                504, f"no prediction within {limits.timeout_seconds:g} s (PREDICT_TIMEOUT_SECONDS)"
+            ) from None
+        metrics.latency.observe(time.perf_counter() - started)
+        count_rows.inc(rows)
+        if count_compliant is not None:
+            count_compliant.inc()
+        else:
+            metrics.missing.labels("/predict/by-key").inc()
+        return by_key_body.render(predictions)
+{%- endif %}
 
     # Starlette tries the routes in order, and FastAPI registers its docs routes first: the
     # prediction routes go to the front, where a request finds them at the first or second try

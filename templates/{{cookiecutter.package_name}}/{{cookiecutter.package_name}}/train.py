@@ -30,7 +30,11 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+{%- if cookiecutter._code.feature_store %}
+from {{ cookiecutter.package_name }} import feature_store, honesty, lineage, measure, pipeline, tracking
+{%- else %}
 from {{ cookiecutter.package_name }} import honesty, lineage, measure, pipeline, tracking
+{%- endif %}
 from {{ cookiecutter.package_name }}.model_io import ModelLoggingError, log_model
 
 MODEL_NAME: str = honesty.MODEL["model_name"]
@@ -237,6 +241,12 @@ def train(
         started = time.perf_counter()
         try:
             result = pipeline.run(params)
+{%- if cookiecutter._code.feature_store %}
+        except feature_store.FeatureStoreError as error:
+            with contextlib.suppress(Exception):
+                mlflow.set_tag("failure", f"feature store: {error}")
+            raise TrainingFailed(f"feature store: {error}", 2) from None
+{%- endif %}
         except Exception as error:
             with contextlib.suppress(Exception):  # the line below says it, recorded or not
                 mlflow.set_tag("failure", f"{origin(error)}: {cause(error)}")
@@ -276,6 +286,11 @@ def train(
                 "notebook_sha256": honesty.MODEL["notebook_sha256"],
             }
             mlflow.set_tags(provenance)
+{%- if cookiecutter._code.feature_store %}
+        with stage("cannot record the features the model read"):
+            read_from = feature_store.run_tags()
+            mlflow.set_tags(read_from)
+{%- endif %}
         try:
             model_uri = log_model(result.model, result.model_input, list(options.trusted_types))
         except ModelLoggingError as error:  # says what to change itself
@@ -290,6 +305,9 @@ def train(
             "claim_metric": measured.metric or "",
             "primary_metric_value": "" if measured.value is None else repr(measured.value),
             "data_sha256": digest,
+{%- if cookiecutter._code.feature_store %}
+            **read_from,
+{%- endif %}
         }
         # The version is created with its tags in one request, so the registry never holds a
         # version without its honesty, whatever happens to this process or the server.
