@@ -104,6 +104,10 @@ def _choices(tree: ast.AST, source: str) -> list[str]:
             column = _column_name(node.targets[0])
             if column is not None:
                 notes.extend(_scored(column, node.value, source))
+        elif isinstance(node, ast.FunctionDef):
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Return) and inner.value is not None:
+                    notes.extend(_scored(f"{node.name}()", inner.value, source))
         elif isinstance(node, ast.Call):
             notes.extend(_assigned_columns(node, source))
             fill = _constant_fill(node, source)

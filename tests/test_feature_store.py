@@ -1,0 +1,318 @@
+"""The Feast feature store for real: `convert --feature-store feast`, then `train` reading its
+features from the offline store with get_historical_features into a real MLflow store,
+`features materialize` into the sqlite online store, and the service answering entity keys from
+it with the honesty of the model and of the weakest feature view.
+
+Feast runs in the venv .ci/feast-env makes (it needs pandas<3; the main environment has
+pandas 3); nb2prod converts there, as a user with Feast installed would. Two samples: the
+churn notebook, whose hand-made engagement score is a HEURISTIC feature under an IMPLEMENTED
+model and whose data has an id and a timestamp, and the tumor notebook, keyed by the row
+label the pipeline adds. Everything listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import nbformat
+import pandas as pd
+import pytest
+from conftest import (
+    SAMPLES,
+    TRAINING_CELLS,
+    background,
+    feast_python,
+    free_port,
+    notebook,
+    run,
+    run_cli,
+    wait_until_answers,
+)
+from mlflow import MlflowClient
+
+CHURN = SAMPLES / "feature_store" / "customer_churn.ipynb"
+
+
+@dataclass(frozen=True)
+class Package:
+    python: Path  # the Feast venv's
+    folder: Path
+    name: str
+    tracking_uri: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"MLFLOW_TRACKING_URI": self.tracking_uri}
+
+    def run(self, *args: str, python: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return run(python or self.python, *args, cwd=self.folder, env=self.env)
+
+    def written(self) -> pd.DataFrame:
+        return pd.read_parquet(next((self.folder / "feature_repo" / "data").glob("*.parquet")))
+
+
+def converted(python: Path, notebook_path: Path, root: Path, *options: str) -> Package:
+    name = notebook_path.stem
+    folder = root / name
+    root.mkdir(parents=True, exist_ok=True)
+    done = run(
+        python, "-m", "nb2prod", "convert", str(notebook_path), "-o", str(folder), *options,
+        cwd=root,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return Package(python, folder, name, f"sqlite:///{root / 'mlflow.db'}")
+
+
+def trained_and_served(package: Package) -> Package:
+    """Train (reading the offline store), materialize, promote: what a user runs in order."""
+    for step in (
+        [f"{package.name}.train"],
+        [f"{package.name}.features", "materialize"],
+        [f"{package.name}.promote", "--allow-heuristic"],
+    ):
+        done = package.run("-m", *step)
+        assert done.returncode == 0, f"{step}: {done.stderr[-3000:]}"
+    return package
+
+
+@pytest.fixture(scope="module")
+def churn(tmp_path_factory: pytest.TempPathFactory) -> Package:
+    root = tmp_path_factory.mktemp("churn")
+    shutil.copy(CHURN, root / CHURN.name)
+    package = converted(feast_python(), root / CHURN.name, root, "--feature-store", "feast")
+    return trained_and_served(package)
+
+
+@contextlib.contextmanager
+def service(package: Package, log: Path, python: Path | None = None) -> Iterator[str]:
+    """The package's service on 127.0.0.1, ready; yields its base URL."""
+    port = free_port()
+    command = [
+        python or package.python, "-m", "uvicorn", f"{package.name}.serve:app",
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    with background(command, cwd=package.folder, log=log, env=package.env) as process:
+        wait_until_answers(f"http://127.0.0.1:{port}/health", process, log)
+        yield f"http://127.0.0.1:{port}"
+
+
+def test_training_fits_on_what_the_offline_store_holds_as_of_each_rows_time(
+    churn: Package,
+) -> None:
+    written = churn.written()
+    assert len(written) == 1500 and written["customer_id"].is_unique
+    # point in time: each customer's features are stamped with the data's own as_of date
+    assert written["event_timestamp"].nunique() > 1
+    assert written["event_timestamp"].min() >= pd.Timestamp("2026-10-01", tz="UTC")
+    layout = json.loads((churn.folder / "feature_repo/data/build_features.json").read_text())
+    assert layout["timestamps"] == "customers['as_of']"
+    assert "engagement_score" in layout["columns"]
+    client = MlflowClient(churn.tracking_uri)
+    (version,) = client.search_model_versions(f"name='{churn.name}'")
+    assert version.tags["implementation_status"] == "IMPLEMENTED"
+    assert version.tags["feature_implementation_status"] == "HEURISTIC"
+    assert version.tags["feature_views"] == "build_features"
+    run_ = client.get_run(version.run_id)
+    assert run_.data.tags["feature_service"] == churn.name
+    # the model fitted on the features read back from the store measures what the notebook
+    # printed: accuracy=0.712
+    assert run_.data.metrics["accuracy"] == pytest.approx(0.712, abs=5e-4)
+
+
+def test_an_entity_key_is_answered_from_the_online_store_with_the_weakest_features_honesty(
+    churn: Package, tmp_path: Path
+) -> None:
+    written = churn.written().set_index("customer_id")
+    keys = [10012, 10400, 11499]
+    columns = json.loads((churn.folder / "feature_repo/data/build_features.json").read_text())
+    rows = written.loc[keys, columns["columns"]].to_dict(orient="records")
+    with service(churn, tmp_path / "serve.log") as url:
+        by_key = httpx.post(f"{url}/predict/by-key", json={"customer_id": keys}, timeout=30)
+        assert by_key.status_code == 200, by_key.text
+        body = by_key.json()
+        assert body["implementation_status"] == "IMPLEMENTED"
+        assert body["validation_status"] == "VALIDATED"
+        assert body["feature_view"] == "build_features"
+        assert body["feature_implementation_status"] == "HEURISTIC"
+        assert body["feature_validation_method"].startswith("NONE")
+        assert (
+            "the model is IMPLEMENTED but reads feature view build_features"
+            in (body["feature_warning"])
+        )
+        assert "engagement_score" in body["feature_warning"]
+        # the same prediction as the service gives for the same features sent by hand
+        direct = httpx.post(f"{url}/predict", json=rows, timeout=30)
+        assert direct.status_code == 200, direct.text
+        assert body["predictions"] == direct.json()["predictions"]
+        assert "feature_warning" not in direct.json()
+
+        unknown = httpx.post(f"{url}/predict/by-key", json={"customer_id": [10012, 99]})
+        assert unknown.status_code == 404
+        assert unknown.json()["detail"].startswith(
+            "no features for customer_id=99 in the online store"
+        )
+        wrong = httpx.post(f"{url}/predict/by-key", json={"id": 10012})
+        assert wrong.status_code == 422
+        assert "customer_id" in wrong.text
+        metrics = httpx.get(f"{url}/metrics").text
+        # 3 rows by key, then the same 3 sent as features
+        assert re.search(r"predictions_total\{[^}]*\} 6\.0", metrics), metrics[:2000]
+
+
+def test_a_feature_view_stripped_of_its_honesty_tags_fails_lint_and_stops_the_service(
+    churn: Package, tmp_path: Path
+) -> None:
+    copy = Package(churn.python, tmp_path / churn.name, churn.name, churn.tracking_uri)
+    shutil.copytree(churn.folder, copy.folder)
+    definitions = copy.folder / "feature_repo" / "definitions.py"
+    text = definitions.read_text()
+    stripped = re.sub(r'\n\s*"implementation_status": [^\n]*', "", text)
+    assert stripped != text
+    definitions.write_text(stripped)
+
+    linted = run_cli("lint", copy.folder / "feature_repo")
+    assert linted.code == 1
+    assert "definitions.py" in linted.stdout and "NBH109" in linted.stdout
+
+    log = tmp_path / "refused.log"
+    command = [copy.python, "-m", "uvicorn", f"{copy.name}.serve:app", "--port", str(free_port())]
+    with background(command, cwd=copy.folder, log=log, env=copy.env) as process:
+        assert process.wait(timeout=120) == 2
+    said = log.read_text().strip().splitlines()
+    assert said[-1].startswith("serve: cannot start: UntaggedFeatureView: feature view "), said
+    assert "build_features (no implementation_status)" in said[-1]
+    assert "Traceback" not in log.read_text()
+
+    applied = copy.run("-m", f"{copy.name}.features", "apply")
+    assert applied.returncode == 2
+    assert applied.stderr.strip().splitlines()[-1].startswith("features: feature view ")
+
+
+def test_without_feast_the_package_imports_and_says_what_to_install(
+    churn: Package, tmp_path: Path
+) -> None:
+    """The main environment has no Feast: the package still imports, and train names the extra."""
+    python = Path(sys.executable)
+    imported = churn.run(
+        "-c",
+        f"import {churn.name}.serve, {churn.name}.pipeline, sys; print('feast' in sys.modules)",
+        python=python,
+    )
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    assert imported.stdout.strip() == "False"
+    trained = churn.run("-m", f"{churn.name}.train", python=python)
+    assert trained.returncode == 2
+    assert trained.stderr.strip().splitlines()[-1] == (
+        "train: feature store: this package reads its features through Feast, which is not "
+        "installed: pip install '.[feast]'"
+    )
+
+
+def test_rows_without_an_id_are_keyed_by_the_label_the_pipeline_adds(tmp_path: Path) -> None:
+    """The tumor sample (IMPLEMENTED features under an IMPLEMENTED model): no id column, so
+    the key is each row's label in the loaded data; no warning rides on its responses."""
+    shutil.copy(SAMPLES / "tumor_classifier.ipynb", tmp_path / "tumor_classifier.ipynb")
+    package = trained_and_served(
+        converted(
+            feast_python(),
+            tmp_path / "tumor_classifier.ipynb",
+            tmp_path,
+            "--feature-store",
+            "feast",
+        )
+    )
+    definitions = (package.folder / "feature_repo" / "definitions.py").read_text()
+    assert 'join_keys=["row_id"]' in definitions
+    assert "the pipeline adds this key" in definitions
+    written = package.written()
+    assert sorted(written["row_id"]) == list(range(569))  # load_breast_cancer's labels
+    applied = package.run("-m", "tumor_classifier.features", "apply")
+    assert applied.returncode == 0, applied.stderr[-2000:]
+    assert applied.stdout.startswith("applied build_features, build_features_source")
+    with service(package, tmp_path / "serve.log") as url:
+        answer = httpx.post(f"{url}/predict/by-key", json={"row_id": 7}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["feature_implementation_status"] == "IMPLEMENTED"
+        assert body["feature_validation_method"] == (
+            "end to end, by the model's accuracy (holdout 20%)"
+        )
+        assert "feature_warning" not in body
+        assert len(body["predictions"]) == 1
+
+
+def test_an_array_model_is_keyed_by_position(tmp_path: Path) -> None:
+    """A model fitted on a NumPy array: columns x0.., keys by position, the array given back."""
+    path = tmp_path / "iris.ipynb"
+    nbformat.write(notebook(TRAINING_CELLS), path)
+    package = converted(feast_python(), path, tmp_path, "--feature-store", "feast")
+    done = package.run("-m", "iris.train")
+    assert done.returncode == 0, done.stderr[-3000:]
+    written = package.written()
+    assert list(written.columns[:4]) == ["x0", "x1", "x2", "x3"]
+    assert sorted(written["row_id"]) == list(range(150))
+    layout = json.loads(next((package.folder / "feature_repo/data").glob("*.json")).read_text())
+    assert layout["array"] is True
+    assert layout["timestamps"] == "the time train wrote them"
+
+
+def test_convert_refuses_what_cannot_work_in_one_line(tmp_path: Path, write_notebook) -> None:
+    path = write_notebook(TRAINING_CELLS)
+    without_feast = run_cli("convert", path, "-o", tmp_path / "out", "--feature-store", "feast")
+    assert without_feast.code == 2
+    assert without_feast.stderr.count("\n") == 1
+    assert "Feast is not installed where nb2prod runs" in without_feast.stderr
+    assert not (tmp_path / "out").exists()
+
+    (tmp_path / "pyproject.toml").write_text('[tool.nb2prod]\nfeature-store = "tecton"\n')
+    unknown = run_cli("convert", path, "-o", tmp_path / "out")
+    assert unknown.code == 2
+    assert "pyproject.toml: [tool.nb2prod] feature-store: unknown feature store 'tecton'" in (
+        unknown.stderr
+    )
+    assert not (tmp_path / "out").exists()
+
+    clash = run(
+        feast_python(),
+        "-c",
+        "from pathlib import Path\n"
+        "from nb2prod.backend.feature_store import feast_requirement\n"
+        "from nb2prod.errors import InputError\n"
+        "try:\n"
+        "    feast_requirement(['pandas==3.1.1', 'mlflow==3.17.2'], Path('nb.ipynb'))\n"
+        "except InputError as error:\n"
+        "    print(error)\n",
+        cwd=tmp_path,
+    )
+    assert "needs pandas<3,>=1.4.3, but the package pins pandas==3.1.1" in clash.stdout, (
+        clash.stdout + clash.stderr
+    )
+
+
+def test_the_setting_comes_from_pyproject_or_the_notebook_and_the_flag_wins(
+    tmp_path: Path,
+) -> None:
+    python = feast_python()
+    (tmp_path / "pyproject.toml").write_text('[tool.nb2prod]\nfeature-store = "feast"\n')
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(notebook(TRAINING_CELLS), path)
+    from_pyproject = converted(python, path, tmp_path / "a")
+    assert (from_pyproject.folder / "feature_repo" / "definitions.py").is_file()
+    assert '"feast==0.67.0"' in (from_pyproject.folder / "pyproject.toml").read_text()
+    overridden = converted(python, path, tmp_path / "b", "--feature-store", "none")
+    assert not (overridden.folder / "feature_repo").exists()
+    assert "feast" not in (overridden.folder / "pyproject.toml").read_text()
+
+    (tmp_path / "pyproject.toml").unlink()
+    nbformat.write(notebook(TRAINING_CELLS, metadata={"nb2prod": {"feature_store": "feast"}}), path)
+    from_metadata = converted(python, path, tmp_path / "c")
+    assert (from_metadata.folder / "feature_repo" / "feature_store.yaml").is_file()
