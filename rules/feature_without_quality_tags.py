@@ -261,6 +261,9 @@ def trip_rate(frame):
         return missing
 
     def _report_call(self, call: cst.Call, what: str, missing: list[str]) -> None:
+        name = keyword(call, "name")
+        if isinstance(name, cst.SimpleString) and isinstance(name.evaluated_value, str):
+            what = f"{what} {name.evaluated_value}"  # the name a reader finds it by
         self.report(
             call,
             f"{what} has no {' or '.join(missing)} in its tags=; tag it, e.g. "

@@ -431,6 +431,7 @@ class OnlineFeatures:
     """The online store, opened once per service: keys in, the model's input rows out."""
 
     store: Any
+    service: Any  # the model's FeatureService, read from the registry once
     columns: list[str]
     array: bool
     weakest: FeatureHonesty
@@ -457,14 +458,13 @@ class OnlineFeatures:
                 f"it in definitions.py and run python -m {__package__}.features apply"
             )
         layout = json.loads(source_path(module).with_suffix(".json").read_text(encoding="utf-8"))
-        return cls(store, layout["columns"], layout["array"], weakest_of(views))
+        return cls(store, service, layout["columns"], layout["array"], weakest_of(views))
 
     def rows(self, keys: list[Any]) -> tuple[list[str], list[list[Any]]]:
         """The features of each key, in the model's column order; a key the online store does
         not hold raises KeyError naming it."""
-        service = self.store.get_feature_service(SERVICE)
         read = self.store.get_online_features(
-            features=service, entity_rows=[{JOIN_KEY: key} for key in keys]
+            features=self.service, entity_rows=[{JOIN_KEY: key} for key in keys]
         ).to_dict()
         absent = [
             key
