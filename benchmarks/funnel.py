@@ -60,6 +60,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus  # a sibling script, not a package
 
 STAGES = ("plan", "convert", "train", "tests", "lint", "parity")
+# Options every conversion gets (--feature-store feast: run the funnel with Feast's Python)
+CONVERT_OPTIONS: list[str] = []
 TIMEOUTS = {"plan": 120, "convert": 180, "train": 600, "tests": 900, "lint": 120, "parity": 1200}
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -206,7 +208,7 @@ def run_stages(result: NotebookResult, nb: Path, work: Path, verify: bool = Fals
         return
     convert, _ = run_stage(
         "convert",
-        nb2prod_cmd("convert", str(nb), "-o", str(pkg_dir), "--force"),
+        nb2prod_cmd("convert", str(nb), "-o", str(pkg_dir), "--force", *CONVERT_OPTIONS),
         work,
         env,
         TIMEOUTS["convert"],
@@ -438,12 +440,19 @@ def main(argv: list[str] | None = None) -> int:
         help="run `nb2prod verify` on every notebook that passes: the parity column",
     )
     parser.add_argument(
+        "--feature-store",
+        default=None,
+        help="convert with --feature-store NAME (feast: run with the Python .ci/feast-env makes)",
+    )
+    parser.add_argument(
         "--report",
         type=Path,
         default=None,
         help="print the report of a .partial.jsonl, run nothing",
     )
     args = parser.parse_args(argv)
+    if args.feature_store:
+        CONVERT_OPTIONS[:] = ["--feature-store", args.feature_store]
     if args.report is not None:
         print(report(load_partial(args.report), []))
         return 0
