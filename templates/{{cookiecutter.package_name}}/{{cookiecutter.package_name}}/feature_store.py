@@ -221,57 +221,64 @@ def materialize() -> tuple[datetime, datetime, int]:
     return start, end, int(written[JOIN_KEY].nunique())
 
 
-def through_store(
-    values: Mapping[str, Any], *, loaded: Mapping[str, Any]
-) -> tuple[Any, ...]:
+def through_store(values: Mapping[str, Any], *, loaded: Mapping[str, Any]) -> tuple[Any, ...]:
     """The model's inputs as the store holds them: written to the offline store, registered,
     and read back with get_historical_features, in the same rows, order, index and types.
 
     The first value is what the model is fitted on; every value with its columns (a frame) or
     its width (an array) is a feature table of the same view. Other values pass unchanged.
     """
-    names = list(values)
-    fitted = values[names[0]]
+    fitted = next(iter(values.values()))
     tables = {n: as_frame(v) for n, v in values.items() if same_shape(v, fitted)}
+    rows, stamped_by = feature_rows(tables, loaded)
+    module = definitions()
+    check_definitions(module)
+    check_key_type(rows[JOIN_KEY], module)
+    path = source_path(module)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    rows.to_parquet(partial, index=False)
+    partial.replace(path)  # a reader never sees half a file
+    write_layout(path, next(iter(tables.values())), fitted, stamped_by)
+    read = read_back(rows[[JOIN_KEY, TIMESTAMP]], module)
+    result, start = [], 0
+    for name, value in values.items():
+        if name not in tables:
+            result.append(value)
+            continue
+        frame = tables[name]
+        result.append(restored(value, frame, read.iloc[start : start + len(frame)]))
+        start += len(frame)
+    return tuple(result)
+
+
+def feature_rows(
+    tables: Mapping[str, pd.DataFrame], loaded: Mapping[str, Any]
+) -> tuple[pd.DataFrame, str]:
+    """The rows of the FileSource: each table's features with its key and time, in order."""
     keys = entity_keys(tables, loaded)
     rows = pd.concat(
         [frame.reset_index(drop=True).assign(**{JOIN_KEY: keys[n]}) for n, frame in tables.items()],
         ignore_index=True,
     )
-    stamps, stamped_by = event_timestamps(tables, loaded)
-    rows[TIMESTAMP] = stamps
+    rows[TIMESTAMP], stamped_by = event_timestamps(tables, loaded)
     if rows.duplicated([JOIN_KEY, TIMESTAMP]).any():
         raise FeatureStoreError(
             f"two rows share {JOIN_KEY} and {TIMESTAMP} in the features of {VIEW}: the store "
             "cannot tell them apart; give each row its own key"
         )
-    module = definitions()
-    check_definitions(module)
-    check_key_type(keys, module)
-    path = source_path(module)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    rows.to_parquet(partial, index=False)
-    partial.replace(path)
-    write_layout(path, tables, fitted, stamped_by)
+    return rows, stamped_by
+
+
+def read_back(entities: pd.DataFrame, module: ModuleType) -> pd.DataFrame:
+    """Apply the definitions, then get_historical_features for these keys and times, in their
+    order (the file offline store returns its rows in an order of its own)."""
     store = open_store()
     store.apply(feast_objects(module))
-    entities = rows[[JOIN_KEY, TIMESTAMP]]
     read = store.get_historical_features(
         entity_df=entities, features=store.get_feature_service(SERVICE)
     ).to_df()
-    read = entities.merge(read, on=[JOIN_KEY, TIMESTAMP], how="left", validate="one_to_one")
-    result = []
-    start = 0
-    for name in names:
-        if name not in tables:
-            result.append(values[name])
-            continue
-        frame = tables[name]
-        part = read.iloc[start : start + len(frame)]
-        start += len(frame)
-        result.append(restored(values[name], frame, part))
-    return tuple(result)
+    return entities.merge(read, on=[JOIN_KEY, TIMESTAMP], how="left", validate="one_to_one")
 
 
 def same_shape(value: Any, fitted: Any) -> bool:
@@ -345,7 +352,7 @@ def entity_keys(tables: Mapping[str, pd.DataFrame], loaded: Mapping[str, Any]) -
     return keys
 
 
-def check_key_type(keys: Mapping[str, Any], module: ModuleType) -> None:
+def check_key_type(keys: pd.Series, module: ModuleType) -> None:
     """Keys of another type than the entity declares are refused in one line, where Feast would
     fail on them in the middle of a read."""
     entity = next(
@@ -358,13 +365,11 @@ def check_key_type(keys: Mapping[str, Any], module: ModuleType) -> None:
     )
     declared = getattr(getattr(entity, "value_type", None), "name", "UNKNOWN")
     expected = {"INT64": "iu", "INT32": "iu", "STRING": "OUS"}.get(declared)
-    for values in keys.values():
-        dtype = np.asarray(values).dtype
-        if expected is not None and dtype.kind not in expected:
-            raise FeatureStoreError(
-                f"{JOIN_KEY} holds {dtype} values, but definitions.py declares the entity's key "
-                f"as ValueType.{declared}: change it there (STRING for text keys)"
-            )
+    if expected is not None and keys.dtype.kind not in expected:
+        raise FeatureStoreError(
+            f"{JOIN_KEY} holds {keys.dtype} values, but definitions.py declares the entity's key "
+            f"as ValueType.{declared}: change it there (STRING for text keys)"
+        )
 
 
 def event_timestamps(
@@ -397,10 +402,9 @@ def event_timestamps(
     return pd.Series([now] * total, dtype="datetime64[ns, UTC]"), "the time train wrote them"
 
 
-def write_layout(path: Path, tables: Mapping[str, pd.DataFrame], fitted: Any, stamped_by: str) -> None:
+def write_layout(path: Path, frame: pd.DataFrame, fitted: Any, stamped_by: str) -> None:
     """What serving needs to rebuild the model's input from online rows: the columns in order
-    and whether the model takes an array."""
-    frame = next(iter(tables.values()))
+    and whether the model takes an array (and, for a reader, where the times came from)."""
     layout = {
         "columns": list(frame.columns),
         "array": isinstance(fitted, np.ndarray),
