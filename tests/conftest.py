@@ -12,7 +12,7 @@ import venv
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import nbformat
@@ -28,11 +28,15 @@ def fetched_schema(name: str) -> Path:
     skipped where it was not fetched, a failure under CI, whose .ci/run fetches it."""
     path = SCHEMAS / name
     if not path.exists():
-        message = f"{path} is missing: run .ci/fetch-schemas"
-        if os.environ.get("CI"):
-            raise AssertionError(message)
-        pytest.skip(message)
+        set_up_by_ci(f"{path} is missing: run .ci/fetch-schemas")
     return path
+
+
+def set_up_by_ci(missing: str) -> NoReturn:
+    """What .ci/run sets up is missing: a skip here, a failure under CI."""
+    if os.environ.get("CI"):
+        raise AssertionError(missing)
+    pytest.skip(missing)
 
 
 FEAST_ENV = Path(os.environ.get("NB2PROD_FEAST_ENV", Path.home() / ".cache" / "nb2prod-feast"))
@@ -43,10 +47,7 @@ def feast_python() -> Path:
     was not made, a failure under CI, whose .ci/run makes it."""
     python = FEAST_ENV / "bin" / "python"
     if not python.exists():
-        message = f"{python} is missing: run .ci/feast-env"
-        if os.environ.get("CI"):
-            raise AssertionError(message)
-        pytest.skip(message)
+        set_up_by_ci(f"{python} is missing: run .ci/feast-env")
     return python
 
 

@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 
 from nb2prod.errors import InputError
 from nb2prod.frontend.feature_honesty import FeatureHonesty, feature_honesty
+from nb2prod.frontend.pysyntax import parsed_blocks
 from nb2prod.lint.config import find_pyproject
 from nb2prod.plan import Plan
 
@@ -155,25 +156,19 @@ def id_column(plan: Plan) -> str | None:
     (`set_index("customer_id")`, `index_col="customer_id"`), or an id-like column it drops
     from the model's input (`drop(columns=["customer_id", ...])`)."""
     dropped = None
-    for step in plan.steps:
-        if step.role not in ("load", "features"):
-            continue
-        for block in step.blocks:
-            try:
-                tree = ast.parse(block.source)
-            except SyntaxError:
+    steps = [s for s in plan.steps if s.role in ("load", "features")]
+    for _, tree in parsed_blocks(steps):
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
                 continue
-            for node in ast.walk(tree):
-                if not isinstance(node, ast.Call):
-                    continue
-                name = node.func.attr if isinstance(node.func, ast.Attribute) else None
-                if name == "set_index" and node.args and _string(node.args[0]):
-                    return _string(node.args[0])
-                index_col = next((k.value for k in node.keywords if k.arg == "index_col"), None)
-                if index_col is not None and _string(index_col):
-                    return _string(index_col)
-                if name == "drop" and dropped is None:
-                    dropped = next((c for c in _dropped(node) if _ID_COLUMN.match(c)), None)
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else None
+            if name == "set_index" and node.args and _string(node.args[0]):
+                return _string(node.args[0])
+            index_col = next((k.value for k in node.keywords if k.arg == "index_col"), None)
+            if index_col is not None and _string(index_col):
+                return _string(index_col)
+            if name == "drop" and dropped is None:
+                dropped = next((c for c in _dropped(node) if _ID_COLUMN.match(c)), None)
     return dropped
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from nb2prod.frontend.pysyntax import parsed_blocks
 from nb2prod.plan import Plan, Step
 
 # Literals this small or this plain guard a division or shift a count; they are not choices.
@@ -75,17 +76,11 @@ def hand_made_choices(step: Step, plan: Plan) -> list[str]:
 
 def _helper_functions(plan: Plan) -> dict[str, tuple[int, str]]:
     functions: dict[str, tuple[int, str]] = {}
-    for step in plan.steps:
-        if step.role != "functions":
-            continue
-        for block in step.blocks:
-            try:
-                tree = ast.parse(block.source)
-            except SyntaxError:
-                continue
-            for node in tree.body:
-                if isinstance(node, ast.FunctionDef):
-                    functions[node.name] = (block.cell, ast.get_source_segment(block.source, node))
+    for block, tree in parsed_blocks(s for s in plan.steps if s.role == "functions"):
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef):
+                source = ast.get_source_segment(block.source, node) or ""
+                functions[node.name] = (block.cell, source)
     return functions
 
 

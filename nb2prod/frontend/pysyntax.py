@@ -9,9 +9,11 @@ from __future__ import annotations
 import ast
 import io
 import tokenize
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from nb2prod.errors import InputError
+from nb2prod.plan import Block, Step
 
 
 def parse_cell(source: str, path: Path, cell: int) -> ast.Module:
@@ -75,6 +77,17 @@ class Aliases:
         if qualified is None:
             return dotted
         return f"{qualified}.{rest}" if rest else qualified
+
+
+def parsed_blocks(steps: Iterable[Step]) -> Iterator[tuple[Block, ast.Module]]:
+    """Each block of the steps with its syntax tree; a block that does not parse is skipped
+    (the plan reports it where it matters)."""
+    for step in steps:
+        for block in step.blocks:
+            try:
+                yield block, ast.parse(block.source)
+            except SyntaxError:
+                continue
 
 
 def dotted_name(node: ast.AST) -> str | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from nb2prod.frontend.model import is_time_series_model
 from nb2prod.frontend.planner import build_plan
+from nb2prod.frontend.pysyntax import parsed_blocks
 from nb2prod.plan import DISPLAY_REASON, Plan
 from nb2prod.verify.compare import Predictions, Row, causes, compare_predictions, rows, table
 from nb2prod.verify.kernel import DisplayCode, ModelProbe, NotebookRun, run_notebook
@@ -118,20 +119,15 @@ def metric_expressions(plan: Plan) -> dict[str, tuple[str, int]]:
     found: dict[str, tuple[str, int]] = {}
     wanted = {m.name: m.cell for m in plan.metrics}
     lines = {m.name: m.line for m in plan.metrics}
-    for step in plan.steps:
-        for block in step.blocks:
-            try:
-                tree = ast.parse(block.source)
-            except SyntaxError:
-                continue
-            for node in ast.walk(tree):
-                if (
-                    isinstance(node, ast.Assign)
-                    and len(node.targets) == 1
-                    and isinstance(target := node.targets[0], ast.Name)
-                    and wanted.get(target.id) == block.cell
-                ):
-                    found[target.id] = (ast.unparse(node.value), lines[target.id])
+    for block, tree in parsed_blocks(plan.steps):
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(target := node.targets[0], ast.Name)
+                and wanted.get(target.id) == block.cell
+            ):
+                found[target.id] = (ast.unparse(node.value), lines[target.id])
     return found
 
 
