@@ -262,7 +262,7 @@ def test_an_array_model_is_keyed_by_position(tmp_path: Path) -> None:
     assert list(written.columns[:4]) == ["x0", "x1", "x2", "x3"]
     assert sorted(written["row_id"]) == list(range(150))
     layout = json.loads(next((package.folder / "feature_repo/data").glob("*.json")).read_text())
-    assert layout["array"] is True
+    assert layout["input"] == "ndarray"
     assert layout["timestamps"] == "the time train wrote them"
 
 
@@ -329,3 +329,50 @@ def test_verify_proves_a_package_that_trains_through_the_store(tmp_path: Path) -
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "parity: every metric and prediction agrees" in done.stdout
     assert (tmp_path / "customer_churn" / "feature_repo/data/build_features.parquet").is_file()
+
+
+CATEGORY_CELLS = [
+    "import numpy as np\n"
+    "import pandas as pd\n"
+    "from sklearn.compose import make_column_transformer\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.metrics import accuracy_score\n"
+    "from sklearn.model_selection import train_test_split\n"
+    "from sklearn.pipeline import make_pipeline\n"
+    "from sklearn.preprocessing import OneHotEncoder",
+    "rng = np.random.default_rng(0)\n"
+    "names = ['red', 'green', 'blue', 'unseen']\n"
+    "colors = pd.Categorical(rng.choice(names[:3], 300), categories=names)\n"
+    "df = pd.DataFrame({'color': colors, 'size': rng.normal(size=300)})\n"
+    "df['label'] = ((df['color'] == 'red') ^ (df['size'] > 0)).astype(int)",
+    "X_train, X_test, y_train, y_test = train_test_split(\n"
+    "    df[['color', 'size']], df['label'], random_state=0\n"
+    ")",
+    "encode = make_column_transformer(\n"
+    "    (OneHotEncoder(handle_unknown='ignore'), ['color']), remainder='passthrough'\n"
+    ")\n"
+    "model = make_pipeline(encode, LogisticRegression()).fit(X_train, y_train)",
+    "accuracy = accuracy_score(y_test, model.predict(X_test))",
+]
+
+
+def test_a_categorical_column_is_stored_by_its_values_and_read_back_as_a_category(
+    tmp_path: Path,
+) -> None:
+    """Feast cannot read a Parquet category (a dictionary type), so the store holds its values;
+    the model gets the column back with the notebook's categories, unused ones included."""
+    path = tmp_path / "colors.ipynb"
+    nbformat.write(notebook(CATEGORY_CELLS), path)
+    package = converted(feast_python(), path, tmp_path, "--feature-store", "feast")
+    done = package.run("-m", "colors.train")
+    assert done.returncode == 0, done.stderr[-3000:]
+    written = package.written()
+    assert set(written["color"]) == {"red", "green", "blue"}
+    restored = package.run(
+        "-c",
+        "from colors import pipeline\n"
+        "result = pipeline.run(pipeline.Parameters())\n"
+        "print(list(result.model_input['color'].cat.categories))",
+    )
+    assert restored.returncode == 0, restored.stderr[-2000:]
+    assert restored.stdout.strip().splitlines()[-1] == "['red', 'green', 'blue', 'unseen']"

@@ -261,6 +261,9 @@ def feature_rows(
         [frame.reset_index(drop=True).assign(**{JOIN_KEY: keys[n]}) for n, frame in tables.items()],
         ignore_index=True,
     )
+    for column in rows.columns:  # Feast reads plain Parquet types: a category by its values
+        if isinstance(rows[column].dtype, pd.CategoricalDtype):
+            rows[column] = rows[column].astype(rows[column].cat.categories.dtype)
     rows[TIMESTAMP], stamped_by = event_timestamps(tables, loaded)
     if rows.duplicated([JOIN_KEY, TIMESTAMP]).any():
         raise FeatureStoreError(
@@ -282,6 +285,7 @@ def read_back(entities: pd.DataFrame, module: ModuleType) -> pd.DataFrame:
 
 
 def same_shape(value: Any, fitted: Any) -> bool:
+    """Whether `value` is a table of the same features as what the model is fitted on."""
     if isinstance(fitted, pd.DataFrame):
         return isinstance(value, pd.DataFrame) and list(value.columns) == list(fitted.columns)
     return (
@@ -307,8 +311,8 @@ def as_frame(value: Any) -> pd.DataFrame:
     if isinstance(value, np.ndarray) and value.ndim == 2:
         return pd.DataFrame(value, columns=[f"x{i}" for i in range(value.shape[1])])
     raise FeatureStoreError(
-        f"the model's input is a {type(value).__name__}: the feature store holds frames and "
-        "2-D arrays"
+        f"the model's input is a {type(value).__name__}: the feature store holds tables, a "
+        "DataFrame or a 2-D array"
     )
 
 
@@ -403,11 +407,11 @@ def event_timestamps(
 
 
 def write_layout(path: Path, frame: pd.DataFrame, fitted: Any, stamped_by: str) -> None:
-    """What serving needs to rebuild the model's input from online rows: the columns in order
-    and whether the model takes an array (and, for a reader, where the times came from)."""
+    """What serving needs to rebuild the model's input from online rows, the columns in order;
+    and for a reader, what the model takes and where the times came from."""
     layout = {
         "columns": list(frame.columns),
-        "array": isinstance(fitted, np.ndarray),
+        "input": type(fitted).__name__,
         "timestamps": stamped_by,
     }
     path.with_suffix(".json").write_text(json.dumps(layout, indent=2) + "\n", encoding="utf-8")
@@ -424,7 +428,7 @@ def restored(original: Any, frame: pd.DataFrame, part: pd.DataFrame) -> Any:
         )
     if isinstance(original, np.ndarray):
         return values.to_numpy(dtype=original.dtype)
-    values = values.astype(frame.dtypes.to_dict())
+    values = values.astype(frame.dtypes.to_dict())  # categories too, as the notebook had them
     values.index = original.index
     values.columns = original.columns
     return values
@@ -437,7 +441,6 @@ class OnlineFeatures:
     store: Any
     service: Any  # the model's FeatureService, read from the registry once
     columns: list[str]
-    array: bool
     weakest: FeatureHonesty
 
     @classmethod
@@ -462,7 +465,7 @@ class OnlineFeatures:
                 f"it in definitions.py and run python -m {__package__}.features apply"
             )
         layout = json.loads(source_path(module).with_suffix(".json").read_text(encoding="utf-8"))
-        return cls(store, service, layout["columns"], layout["array"], weakest_of(views))
+        return cls(store, service, layout["columns"], weakest_of(views))
 
     def rows(self, keys: list[Any]) -> tuple[list[str], list[list[Any]]]:
         """The features of each key, in the model's column order; a key the online store does
