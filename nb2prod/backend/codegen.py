@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from nb2prod.errors import InputError
 from nb2prod.frontend.names import scan_names
-from nb2prod.frontend.pysyntax import lines_inside_strings, root_name
+from nb2prod.frontend.pysyntax import lines_inside_strings, root_name, target_names
 from nb2prod.plan import Parameter, Plan, Step
 
 MODULE_ROLES = frozenset({"imports", "functions"})
@@ -64,6 +64,9 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
         if data.size is not None and data.expression
     }
     plan, hoisted = _hoist_imports(plan)
+    routed_in_step = _route_inside_fit_step(plan) if feature_store else None
+    if routed_in_step is not None:
+        plan = routed_in_step[0]
     imports = "\n".join(
         [block.source for s in plan.steps if s.role == "imports" for block in s.blocks] + hoisted
     )
@@ -98,10 +101,14 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
             continue
         (code.features if step.role in FEATURE_ROLES else code.pipeline).append(function)
     functions = _in_order(plan, code)
-    if feature_store:
+    routed_in_run: list[str] = []
+    if routed_in_step is not None:
+        _, code.through_store, code.store_step = routed_in_step
+    elif feature_store:
         code.through_store, code.store_step = _store_inputs(functions, plan)
+        routed_in_run = code.through_store
     code.run_body, code.has_fit_data = _run_body(
-        functions, plan, needed, import_names, code.through_store
+        functions, plan, needed, import_names, routed_in_run
     )
     return code
 
@@ -109,7 +116,7 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
 def _store_inputs(functions: list[StepFunction], plan: Plan) -> tuple[list[str], str]:
     """The model's inputs run() holds before the model is made (what it is fitted on, then
     what it predicts on), and the step that computes the first: they go through the store."""
-    made = next((i for i, f in enumerate(functions) if plan.model.name in f.outputs), None)
+    made = next((i for i, f in enumerate(functions) if _fits_the_model(f, plan)), None)
     before = functions[:made] if made is not None else functions
     held = {name: f for f in before for name in f.outputs}
     wanted = [*plan.model.fit_inputs[:1], *plan.model.predict_inputs[:1]]
@@ -374,6 +381,71 @@ def _default(parameter: Parameter) -> str:
     return repr(value)
 
 
+def _fits_the_model(function: StepFunction, plan: Plan) -> bool:
+    """The step that fits the model (or, for rules, makes it): where its input must exist."""
+    if plan.model.fitted_in is not None:
+        return plan.model.fitted_in in function.cells
+    return plan.model.name in function.outputs
+
+
+def _route_inside_fit_step(plan: Plan) -> tuple[Plan, list[str], str] | None:
+    """When the cell that fits the model also computes its input (a notebook in one cell, say),
+    the features go through the store inside that step, just before the fit statement. Returns
+    the plan with the call added, what is routed and the step; None when an earlier step
+    computes the input, and run() routes it between steps."""
+    fit_input = next(iter(plan.model.fit_inputs), "")
+    step = next(
+        (s for s in plan.steps if any(b.cell == plan.model.fitted_in for b in s.blocks)), None
+    )
+    if step is None or not fit_input.isidentifier() or fit_input in step.inputs:
+        return None
+    bound = set(step.inputs)
+    blocks = list(step.blocks)
+    for index, block in enumerate(blocks):
+        tree = ast.parse(block.source)
+        for statement in tree.body:
+            if block.cell == plan.model.fitted_in and _fits_on(statement, fit_input, plan):
+                names = [
+                    n
+                    for n in dict.fromkeys([fit_input, *plan.model.predict_inputs[:1]])
+                    if n in bound
+                ]
+                if fit_input not in names:
+                    return None
+                lines = block.source.split("\n")
+                lines[statement.lineno - 1 : statement.lineno - 1] = _store_line(
+                    names, plan, loaded=False
+                ).split("\n")
+                blocks[index] = dataclasses.replace(block, source="\n".join(lines))
+                routed = dataclasses.replace(step, blocks=tuple(blocks))
+                steps = tuple(routed if s is step else s for s in plan.steps)
+                return dataclasses.replace(plan, steps=steps), names, step.name
+            for node in ast.walk(statement):
+                if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    bound.update(n for t in targets for n in target_names(t))
+    return None
+
+
+def _fits_on(statement: ast.stmt, fit_input: str, plan: Plan) -> bool:
+    """A top-level statement that fits the model on `fit_input`: `model.fit(X, ...)` (or
+    `fit_conformalize`...), or `model = Estimator(...).fit(X, ...)`; a scaler's
+    `fit_transform(X)` is not the model's fit."""
+    assigns_model = isinstance(statement, ast.Assign) and plan.model.name in {
+        n for t in statement.targets for n in target_names(t)
+    }
+    return any(
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr.startswith("fit")
+        and node.args
+        and isinstance(node.args[0], ast.Name)
+        and node.args[0].id == fit_input
+        and (assigns_model or root_name(node.func.value) == plan.model.name)
+        for node in ast.walk(statement)
+    )
+
+
 def _run_body(
     functions: list[StepFunction],
     plan: Plan,
@@ -385,6 +457,7 @@ def _run_body(
     lines = []
     available: set[str] = set()
     at_fit: tuple[int, set[str]] | None = None  # where the model is last fitted, what exists
+    routed = False  # the model's inputs went through the feature store
     for function in functions:
         arguments = [*function.inputs, *(f"{k}=params.{k}" for k in function.keywords)]
         missing = [name for name in function.inputs if name not in available]
@@ -396,8 +469,9 @@ def _run_body(
                 hint="move the code that defines it into a cell above",
             )
         call = f"{function.name}({', '.join(arguments)})"
-        if through_store and plan.model.name in function.outputs and at_fit is None:
+        if through_store and _fits_the_model(function, plan) and not routed:
             lines.append(_store_line(through_store, plan))
+            routed = True
         if not function.outputs:
             lines.append(call)
         else:
@@ -448,14 +522,16 @@ def _run_body(
     return textwrap.indent("\n".join(lines), "    ") + "\n", fit_data is not None
 
 
-def _store_line(names: list[str], plan: Plan) -> str:
-    """The model's inputs, replaced by what the feature store holds for them."""
+def _store_line(names: list[str], plan: Plan, *, loaded: bool = True) -> str:
+    """The model's inputs, replaced by what the feature store holds for them; `loaded`: the
+    data the load steps return is at hand (for an id column or a timestamp)."""
     values = ", ".join(f'"{n}": {n}' for n in names)
-    loaded = ", ".join(f'"{n}": {n}' for s in plan.steps if s.role == "load" for n in s.outputs)
+    frames = [n for s in plan.steps if s.role == "load" for n in s.outputs] if loaded else []
+    loaded_data = ", ".join(f'"{n}": {n}' for n in frames)
     targets = f"({names[0]},)" if len(names) == 1 else ", ".join(names)
     return (
         "# The model's inputs as the Feast repository holds them (feature_store.through_store)\n"
-        f"{targets} = feature_store.through_store({{{values}}}, loaded={{{loaded}}})"
+        f"{targets} = feature_store.through_store({{{values}}}, loaded={{{loaded_data}}})"
     )
 
 

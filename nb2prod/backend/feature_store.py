@@ -109,17 +109,19 @@ def feast_requirement(pinned: list[str], where: Path) -> str:
 def feature_store_context(plan: Plan, store_step: str, package: str) -> dict[str, Any]:
     """What definitions.py and feature_store.py are rendered from."""
     step = next(s for s in plan.steps if s.name == store_step)
+    honesty = feature_honesty(step, plan)
     if step.role == "features":
-        honesty = feature_honesty(step, plan)
         origin = f"the notebook's feature step {step.name} ({_cells(step)})"
-    else:
+    elif step.role == "load":
+        origin = f"the data the notebook loads ({_cells(step)})"
         honesty = FeatureHonesty(
-            implementation_status=plan.honesty.implementation_status,
-            validation=feature_honesty(step, plan).validation,
+            implementation_status=honesty.implementation_status,
+            validation=honesty.validation,
             reason=f"the notebook's columns as loaded ({_cells(step)}), with no feature code "
             "of their own",
         )
-        origin = f"the data the notebook loads ({_cells(step)})"
+    else:
+        origin = f"the code that computes the model's input with its fit ({_cells(step)})"
     key = id_column(plan)
     if key is None:
         entity = {

@@ -291,14 +291,14 @@ def same_shape(value: Any, fitted: Any) -> bool:
     return (
         isinstance(value, np.ndarray)
         and isinstance(fitted, np.ndarray)
-        and value.ndim == 2
-        and fitted.ndim == 2
-        and value.shape[1] == fitted.shape[1]
+        and value.ndim >= 2
+        and value.shape[1:] == fitted.shape[1:]
     )
 
 
 def as_frame(value: Any) -> pd.DataFrame:
-    """A frame with string column names; an array's columns are named x0, x1..."""
+    """A frame with string column names; an array's columns are named x0, x1... (an array of
+    more dimensions, time series say, is stored a row per sample, its values in C order)."""
     if isinstance(value, pd.DataFrame):
         frame = value.copy()
         frame.columns = [str(c) for c in frame.columns]
@@ -308,11 +308,12 @@ def as_frame(value: Any) -> pd.DataFrame:
                 "and time: rename it in the notebook"
             )
         return frame
-    if isinstance(value, np.ndarray) and value.ndim == 2:
-        return pd.DataFrame(value, columns=[f"x{i}" for i in range(value.shape[1])])
+    if isinstance(value, np.ndarray) and value.ndim >= 2:
+        flat = value.reshape(len(value), -1)
+        return pd.DataFrame(flat, columns=[f"x{i}" for i in range(flat.shape[1])])
     raise FeatureStoreError(
         f"the model's input is a {type(value).__name__}: the feature store holds tables, a "
-        "DataFrame or a 2-D array"
+        "DataFrame or an array of two or more dimensions"
     )
 
 
@@ -412,6 +413,7 @@ def write_layout(path: Path, frame: pd.DataFrame, fitted: Any, stamped_by: str) 
     layout = {
         "columns": list(frame.columns),
         "input": type(fitted).__name__,
+        "shape": list(fitted.shape[1:]) if isinstance(fitted, np.ndarray) else None,
         "timestamps": stamped_by,
     }
     path.with_suffix(".json").write_text(json.dumps(layout, indent=2) + "\n", encoding="utf-8")
@@ -427,7 +429,7 @@ def restored(original: Any, frame: pd.DataFrame, part: pd.DataFrame) -> Any:
             f"{__package__}.features apply"
         )
     if isinstance(original, np.ndarray):
-        return values.to_numpy(dtype=original.dtype)
+        return values.to_numpy(dtype=original.dtype).reshape((-1, *original.shape[1:]))
     values = values.astype(frame.dtypes.to_dict())  # categories too, as the notebook had them
     values.index = original.index
     values.columns = original.columns
@@ -441,6 +443,7 @@ class OnlineFeatures:
     store: Any
     service: Any  # the model's FeatureService, read from the registry once
     columns: list[str]
+    shape: list[int] | None  # of one sample, when the model takes an array
     weakest: FeatureHonesty
 
     @classmethod
@@ -465,7 +468,7 @@ class OnlineFeatures:
                 f"it in definitions.py and run python -m {__package__}.features apply"
             )
         layout = json.loads(source_path(module).with_suffix(".json").read_text(encoding="utf-8"))
-        return cls(store, service, layout["columns"], weakest_of(views))
+        return cls(store, service, layout["columns"], layout.get("shape"), weakest_of(views))
 
     def rows(self, keys: list[Any]) -> tuple[list[str], list[list[Any]]]:
         """The features of each key, in the model's column order; a key the online store does
@@ -485,6 +488,14 @@ class OnlineFeatures:
                 f"python -m {__package__}.features materialize"
             )
         return self.columns, [[read[c][i] for c in self.columns] for i in range(len(keys))]
+
+
+    def samples(self, rows: list[list[Any]]) -> np.ndarray | None:
+        """Rows of an array of more than two dimensions, shaped as the model takes them; None
+        for a table, which the model's signature reads."""
+        if not self.shape or len(self.shape) < 2:
+            return None
+        return np.asarray(rows, dtype=float).reshape((-1, *self.shape))
 
 
 def weakest_of(views: Iterable[Any]) -> FeatureHonesty:

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 {{ cookiecutter._code.imports }}
+{%- if cookiecutter._code.feature_store %}
+from {{ cookiecutter.package_name }} import feature_store
+{%- endif %}
 from {{ cookiecutter.package_name }}.lineage import data_path
 {%- if cookiecutter._code.helper_names %}
 from {{ cookiecutter.package_name }}.helpers import {{ cookiecutter._code.helper_names | join(", ") }}

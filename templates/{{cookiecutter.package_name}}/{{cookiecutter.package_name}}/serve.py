@@ -471,7 +471,9 @@ def create_app(model_uri: str | None = None) -> FastAPI:
         def predict() -> tuple[list[Any], int]:
             keys = requested_keys(raw, JOIN_KEY, limits.max_batch)
             columns, rows = online.rows(keys)
-            model_input = inputs.from_table(columns, rows, lenient=True)
+            model_input = online.samples(rows)
+            if model_input is None:
+                model_input = inputs.from_table(columns, rows, lenient=True)
             return payloads.to_list(model.predict(model_input)), len(keys)
 
         try:
