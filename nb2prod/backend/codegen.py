@@ -15,6 +15,7 @@ import textwrap
 from dataclasses import dataclass, field
 
 from nb2prod.errors import InputError
+from nb2prod.frontend.model import is_time_series_model
 from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import lines_inside_strings, root_name, target_names
 from nb2prod.plan import Parameter, Plan, Step
@@ -114,20 +115,32 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
 
 
 def _store_inputs(functions: list[StepFunction], plan: Plan) -> tuple[list[str], str]:
-    """The model's inputs run() holds before the model is made (what it is fitted on, then
-    what it predicts on), and the step that computes the first: they go through the store."""
-    made = next((i for i, f in enumerate(functions) if _fits_the_model(f, plan)), None)
-    before = functions[:made] if made is not None else functions
-    held = {name: f for f in before for name in f.outputs}
-    wanted = [*plan.model.fit_inputs[:1], *plan.model.predict_inputs[:1]]
-    names = [n for n in dict.fromkeys(wanted) if n.isidentifier() and n in held]
-    if not names:
+    """The model's inputs run() holds before the step that fits the model reads them (what it
+    is fitted on, then what it predicts on), and the step that computes the first: they go
+    through the store between the two."""
+    model = plan.model
+    if is_time_series_model(model.estimator):
         raise InputError(
             plan.notebook.path,
-            f"--feature-store: the model {plan.model.name} is never given a variable as its "
-            "input before it is made, so there is nothing to keep in the feature store",
-            cell=plan.model.defined_in,
-            hint=f"compute the features into a variable, then fit {plan.model.name} on it",
+            f"--feature-store: {model.name} is a forecaster fitted on a series; it reads no "
+            "features a feature store could keep",
+            cell=model.fitted_in or model.defined_in,
+            hint="convert without --feature-store",
+        )
+    made = next((i for i, f in enumerate(functions) if _fits_the_model(f, plan)), None)
+    fitting = functions[made] if made is not None else None
+    held = {name: f for f in functions[:made] for name in f.outputs}
+    wanted = [*model.fit_inputs[:1], *model.predict_inputs[:1]]
+    names = [n for n in dict.fromkeys(wanted) if n.isidentifier() and n in held]
+    if not names or fitting is None or names[0] not in fitting.inputs:
+        what = model.fit_inputs[0] if model.fit_inputs else "its input"
+        raise InputError(
+            plan.notebook.path,
+            f"--feature-store: the cell that fits {model.name} computes {what} where the "
+            "package cannot hand it to the feature store (inside a loop, a function, or "
+            "after the fit)",
+            cell=model.fitted_in or model.defined_in,
+            hint=f"compute {what} in a cell above the one that fits {model.name}",
         )
     return names, held[names[0]].name
 

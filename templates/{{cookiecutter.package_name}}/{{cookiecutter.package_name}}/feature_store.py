@@ -229,6 +229,8 @@ def through_store(values: Mapping[str, Any], *, loaded: Mapping[str, Any]) -> tu
     its width (an array) is a feature table of the same view. Other values pass unchanged.
     """
     fitted = next(iter(values.values()))
+    if not isinstance(fitted, pd.DataFrame | np.ndarray):
+        as_frame(fitted)  # raises, naming what the model takes instead
     tables = {n: as_frame(v) for n, v in values.items() if same_shape(v, fitted)}
     rows, stamped_by = feature_rows(tables, loaded)
     module = definitions()
