@@ -376,3 +376,49 @@ def test_a_categorical_column_is_stored_by_its_values_and_read_back_as_a_categor
     )
     assert restored.returncode == 0, restored.stderr[-2000:]
     assert restored.stdout.strip().splitlines()[-1] == "['red', 'green', 'blue', 'unseen']"
+
+
+ONE_CELL = [
+    "import numpy as np\n"
+    "from sklearn.datasets import load_wine\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.metrics import accuracy_score\n"
+    "from sklearn.model_selection import train_test_split\n"
+    "from sklearn.preprocessing import StandardScaler\n"
+    "X, y = load_wine(return_X_y=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+    "scaler = StandardScaler()\n"
+    "X_train = scaler.fit_transform(X_train)\n"
+    "model = LogisticRegression(max_iter=500)\n"
+    "model.fit(X_train, y_train)\n"
+    "accuracy = accuracy_score(y_test, model.predict(scaler.transform(X_test)))",
+]
+
+
+def test_a_notebook_in_one_cell_sends_what_the_model_is_fitted_on_through_the_store(
+    tmp_path: Path,
+) -> None:
+    """The features go through the store just before the model's own fit, after the scaler's
+    fit_transform: the store holds what the model reads, not the raw data."""
+    path = tmp_path / "wine.ipynb"
+    nbformat.write(notebook(ONE_CELL), path)
+    package = converted(feast_python(), path, tmp_path, "--feature-store", "feast")
+    done = package.run("-m", "wine.train")
+    assert done.returncode == 0, done.stderr[-3000:]
+    written = package.written()
+    assert len(written) == 133  # the training rows, scaled
+    assert abs(written["x0"].mean()) < 1e-9 and written["x0"].std(ddof=0) == pytest.approx(1)
+
+
+def test_a_forecaster_is_refused_a_feature_store_in_one_line(write_notebook, tmp_path) -> None:
+    path = write_notebook(
+        [
+            "import numpy as np\nfrom statsmodels.tsa.arima.model import ARIMA",
+            "series = np.cumsum(np.random.default_rng(0).normal(size=120))",
+            "results = ARIMA(series, order=(1, 1, 0)).fit()",
+        ]
+    )
+    done = run_cli("convert", path, "-o", tmp_path / "out", "--feature-store", "feast")
+    assert done.code == 2
+    assert "--feature-store: results is a forecaster fitted on a series" in done.stderr
+    assert done.stderr.count("\n") == 1 and not (tmp_path / "out").exists()
