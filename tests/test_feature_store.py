@@ -251,21 +251,6 @@ def test_rows_without_an_id_are_keyed_by_the_label_the_pipeline_adds(tmp_path: P
         assert len(body["predictions"]) == 1
 
 
-def test_an_array_model_is_keyed_by_position(tmp_path: Path) -> None:
-    """A model fitted on a NumPy array: columns x0.., keys by position, the array given back."""
-    path = tmp_path / "iris.ipynb"
-    nbformat.write(notebook(TRAINING_CELLS), path)
-    package = converted(feast_python(), path, tmp_path, "--feature-store", "feast")
-    done = package.run("-m", "iris.train")
-    assert done.returncode == 0, done.stderr[-3000:]
-    written = package.written()
-    assert list(written.columns[:4]) == ["x0", "x1", "x2", "x3"]
-    assert sorted(written["row_id"]) == list(range(150))
-    layout = json.loads(next((package.folder / "feature_repo/data").glob("*.json")).read_text())
-    assert layout["input"] == "ndarray"
-    assert layout["timestamps"] == "the time train wrote them"
-
-
 def test_convert_refuses_what_cannot_work_in_one_line(tmp_path: Path, write_notebook) -> None:
     path = write_notebook(TRAINING_CELLS)
     without_feast = run_cli("convert", path, "-o", tmp_path / "out", "--feature-store", "feast")
@@ -399,7 +384,8 @@ def test_a_notebook_in_one_cell_sends_what_the_model_is_fitted_on_through_the_st
     tmp_path: Path,
 ) -> None:
     """The features go through the store just before the model's own fit, after the scaler's
-    fit_transform: the store holds what the model reads, not the raw data."""
+    fit_transform: the store holds what the model reads, not the raw data. A model fitted on
+    an array: columns x0.., keys by position, the array given back."""
     path = tmp_path / "wine.ipynb"
     nbformat.write(notebook(ONE_CELL), path)
     package = converted(feast_python(), path, tmp_path, "--feature-store", "feast")
@@ -408,6 +394,12 @@ def test_a_notebook_in_one_cell_sends_what_the_model_is_fitted_on_through_the_st
     written = package.written()
     assert len(written) == 133  # the training rows, scaled
     assert abs(written["x0"].mean()) < 1e-9 and written["x0"].std(ddof=0) == pytest.approx(1)
+    # an array has no row labels: its rows are keyed by position, its columns x0, x1...
+    assert sorted(written["row_id"]) == list(range(133))
+    assert list(written.columns[:3]) == ["x0", "x1", "x2"]
+    layout = json.loads(next((package.folder / "feature_repo/data").glob("*.json")).read_text())
+    assert layout["input"] == "ndarray" and layout["shape"] == [13]
+    assert layout["timestamps"] == "the time train wrote them"
 
 
 def test_a_forecaster_is_refused_a_feature_store_in_one_line(write_notebook, tmp_path) -> None:
