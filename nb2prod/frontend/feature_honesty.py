@@ -198,4 +198,4 @@ def _is_choice(number: float) -> bool:
 def _segment(source: str, node: ast.AST) -> str:
     text = ast.get_source_segment(source, node) or ast.unparse(node)
     text = " ".join(text.split())
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= 120 else text[:117] + "..."
