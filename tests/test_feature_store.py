@@ -341,16 +341,22 @@ CATEGORY_CELLS = [
 ]
 
 
+def trained_from(cells: list[str], name: str, root: Path) -> Package:
+    """A notebook of these cells, converted with Feast and trained through it."""
+    path = root / f"{name}.ipynb"
+    nbformat.write(notebook(cells), path)
+    package = converted(feast_python(), path, root, "--feature-store", "feast")
+    done = package.run("-m", f"{name}.train")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return package
+
+
 def test_a_categorical_column_is_stored_by_its_values_and_read_back_as_a_category(
     tmp_path: Path,
 ) -> None:
     """Feast cannot read a Parquet category (a dictionary type), so the store holds its values;
     the model gets the column back with the notebook's categories, unused ones included."""
-    path = tmp_path / "colors.ipynb"
-    nbformat.write(notebook(CATEGORY_CELLS), path)
-    package = converted(feast_python(), path, tmp_path, "--feature-store", "feast")
-    done = package.run("-m", "colors.train")
-    assert done.returncode == 0, done.stderr[-3000:]
+    package = trained_from(CATEGORY_CELLS, "colors", tmp_path)
     written = package.written()
     assert set(written["color"]) == {"red", "green", "blue"}
     restored = package.run(
@@ -386,11 +392,7 @@ def test_a_notebook_in_one_cell_sends_what_the_model_is_fitted_on_through_the_st
     """The features go through the store just before the model's own fit, after the scaler's
     fit_transform: the store holds what the model reads, not the raw data. A model fitted on
     an array: columns x0.., keys by position, the array given back."""
-    path = tmp_path / "wine.ipynb"
-    nbformat.write(notebook(ONE_CELL), path)
-    package = converted(feast_python(), path, tmp_path, "--feature-store", "feast")
-    done = package.run("-m", "wine.train")
-    assert done.returncode == 0, done.stderr[-3000:]
+    package = trained_from(ONE_CELL, "wine", tmp_path)
     written = package.written()
     assert len(written) == 133  # the training rows, scaled
     assert abs(written["x0"].mean()) < 1e-9 and written["x0"].std(ddof=0) == pytest.approx(1)

@@ -57,8 +57,7 @@ class FeatureHonesty:
     view: str
     implementation_status: str
     validation_method: str
-    cells: str
-    reason: str
+    reason: str  # names the cells the view's hand-made choices came from
 
     def response_fields(self, model_status: str | None) -> dict[str, Any]:
         """The fields a prediction carries about its weakest input."""
@@ -507,7 +506,6 @@ def weakest_of(views: Iterable[Any]) -> FeatureHonesty:
             view=view.name,
             implementation_status=view.tags["implementation_status"],
             validation_method=validation_of(view.tags) or "",
-            cells=view.tags.get("cells", "?"),
             reason=view.tags.get("reason", ""),
         )
         for view in views
