@@ -69,7 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where to write the package (default: a folder named after the notebook, beside it)",
     )
-    convert.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    convert.add_argument(
+        "--force",
+        action="store_true",
+        help="render again over DIR when it is a package nb2prod recorded and nobody edited "
+        "(files you added stay); an edited package or a git repository is refused: use update",
+    )
     convert.add_argument(
         "--status",
         metavar="STATUS",
@@ -97,6 +102,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _verify_options(convert)
     convert.set_defaults(handler=_run_convert)
+
+    update = commands.add_parser(
+        "update",
+        help="merge a new render of the notebook into an edited package",
+        description="Re-plan the notebook the package records (or --notebook), render it with "
+        "this nb2prod, and merge the render into the package three ways, against the render "
+        "recorded at the last convert or update: your edits stay, nb2prod's changes come in, "
+        "and where both touched the same lines the file gets conflict markers. Exit 0: "
+        "updated; 1: conflicts to resolve or honesty findings after the update; 2: nothing "
+        "could be done (nothing written).",
+    )
+    update.add_argument(
+        "package",
+        type=Path,
+        nargs="?",
+        default=Path("."),
+        help="the package folder (default: the current folder)",
+    )
+    update.add_argument(
+        "--notebook",
+        type=Path,
+        metavar="PATH",
+        help="the notebook, when it is no longer where the package records it",
+    )
+    update.add_argument(
+        "--dry-run", action="store_true", help="print what would change as a diff; write nothing"
+    )
+    update.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="update even though git shows uncommitted changes in the package",
+    )
+    update.set_defaults(handler=_run_update)
 
     verify = commands.add_parser(
         "verify",
@@ -298,6 +336,17 @@ def _run_convert(args: argparse.Namespace) -> int:
     if not args.verify:
         return EXIT_OK
     return _verified(args.notebook, conversion.target, args, args.model)
+
+
+def _run_update(args: argparse.Namespace) -> int:
+    from nb2prod.backend.report import shown_path
+    from nb2prod.lifecycle.update import render_update, update
+
+    result = update(
+        args.package, notebook=args.notebook, dry_run=args.dry_run, allow_dirty=args.allow_dirty
+    )
+    sys.stdout.write(render_update(result, shown_path(result.package)))
+    return EXIT_FINDINGS if result.conflicts or result.lint else EXIT_OK
 
 
 def _run_verify(args: argparse.Namespace) -> int:

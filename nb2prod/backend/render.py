@@ -6,16 +6,17 @@ it is complete and ruff-clean, so a failed conversion never leaves half a packag
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from nb2prod import __version__
 from nb2prod.backend.codegen import GeneratedCode, generate
 from nb2prod.backend.feature_store import (
     chosen_feature_store,
@@ -26,6 +27,14 @@ from nb2prod.backend.requirements import runtime_requirements
 from nb2prod.errors import InputError
 from nb2prod.frontend.feature_honesty import feature_honesty
 from nb2prod.frontend.planner import build_plan
+from nb2prod.lifecycle.record import (
+    RECORD_DIR,
+    ConvertOptions,
+    relative_to_package,
+    rendered_files,
+    write_record,
+)
+from nb2prod.lifecycle.replace import refuse_to_replace, replace_render
 from nb2prod.plan import Plan
 from nb2prod.resources import data_dir
 
@@ -37,6 +46,18 @@ class Conversion:
     target: Path
     files: tuple[str, ...]  # relative to target
     lint_debt: tuple[str, ...] = ()  # the notebook's own ruff findings, carried as noqa comments
+    replaced: tuple[str, ...] = ()  # files of an earlier render that --force rewrote or removed
+
+
+@dataclass(frozen=True)
+class Render:
+    """A package rendered, formatted, linted and recorded in a staging folder, not yet in place."""
+
+    plan: Plan
+    code: GeneratedCode
+    folder: Path  # the staging copy of the whole package, `.nb2prod/` included
+    files: tuple[str, ...]
+    lint_debt: tuple[str, ...]
 
 
 def convert(
@@ -49,13 +70,14 @@ def convert(
     template: Path | None = None,
     feature_store: str | None = None,
 ) -> Conversion:
-    """Notebook in, a package folder out (or an InputError and nothing written)."""
-    store = chosen_feature_store(notebook, feature_store)
+    """Notebook in, a package folder out (or an InputError and nothing written).
+
+    An existing folder is only ever re-rendered, with --force, when it is a package nb2prod
+    recorded and nobody edited: what the user changed or added is theirs, and `nb2prod
+    update` merges a new render into it instead.
+    """
+    chosen_feature_store(notebook, feature_store)  # a bad setting is said before the plan runs
     plan = build_plan(notebook, status=status, model_name=model_name)
-    _refuse_what_cannot_train(plan)
-    template = template or data_dir("templates")
-    if not (template / "cookiecutter.json").is_file():
-        raise InputError(template, "is not a cookiecutter template (no cookiecutter.json)")
     target = (output or notebook.parent / plan.package_name).absolute()
     if target.exists() and not force:
         raise InputError(target, "already exists", hint="pass --force to replace it, or -o DIR")
@@ -67,34 +89,86 @@ def convert(
             "holds the notebook itself; replacing it would delete the notebook",
             hint="choose another -o DIR",
         )
-    code = generate(plan, feature_store=store)
-    extras = {}
-    if store == "feast":
-        pinned = runtime_requirements(plan)["install"]
-        extras["feast"] = [feast_requirement(pinned, notebook)]
+    if target.exists():
+        refuse_to_replace(target)
+    options = ConvertOptions(
+        status=status,
+        model=model_name,
+        feature_store=feature_store,
+        template=relative_to_package(template, target) if template else None,
+    )
+    with writing(target), rendering(notebook, target, options, plan=plan) as render:
+        replaced: tuple[str, ...] = ()
+        if target.exists() and any(target.iterdir()):
+            replaced = replace_render(target, render.folder)
+        else:
+            _move_into_place(render.folder, target)
+    return Conversion(render.plan, render.code, target, render.files, render.lint_debt, replaced)
+
+
+@contextlib.contextmanager
+def writing(target: Path) -> Iterator[None]:
+    """A failure to write is one line naming the folder, not a traceback."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".nb2prod-", dir=target.parent) as staging:
-            built = _render(template, plan, code, Path(staging), extras)
-            _drop_empty_files(built)
-            _copy_data_files(plan, notebook.parent, built / plan.package_name / "data")
-            package = built / plan.package_name
-            lint_debt = _ruff(
-                built,
-                [p for p in (package / n for n in _NOTEBOOK_CODE) if p.is_file()],
-            )
-            _lint_honesty(built)
-            files = tuple(
-                sorted(str(p.relative_to(built)) for p in built.rglob("*") if p.is_file())
-            )
-            _move_into_place(built, target)
+        yield
     except OSError as error:
         raise InputError(
             target,
             f"cannot write the package: {error.strerror or error}",
             hint="check the folder's permissions and free space",
         ) from None
-    return Conversion(plan, code, target, files, tuple(lint_debt))
+
+
+@contextlib.contextmanager
+def rendering(
+    notebook: Path,
+    target: Path,
+    options: ConvertOptions,
+    *,
+    plan: Plan | None = None,
+    package_name: str | None = None,
+) -> Iterator[Render]:
+    """Render the package for `target` in a staging folder beside it, removed on leaving.
+
+    `package_name` keeps the name a package already has (`update` of a package whose notebook
+    was renamed); the Plan is built from the notebook when not given.
+    """
+    template = (target / options.template).resolve() if options.template else None
+    store = chosen_feature_store(notebook, options.feature_store)
+    if plan is None:
+        plan = build_plan(notebook, status=options.status, model_name=options.model)
+    if package_name and plan.package_name != package_name:
+        plan = replace(plan, package_name=package_name)
+    _refuse_what_cannot_train(plan)
+    template = template or data_dir("templates")
+    if not (template / "cookiecutter.json").is_file():
+        raise InputError(template, "is not a cookiecutter template (no cookiecutter.json)")
+    code = generate(plan, feature_store=store)
+    extras = {}
+    if store == "feast":
+        pinned = runtime_requirements(plan)["install"]
+        extras["feast"] = [feast_requirement(pinned, notebook)]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".nb2prod-", dir=target.parent) as staging:
+        built = _render(template, plan, code, Path(staging), extras)
+        _drop_empty_files(built)
+        _copy_data_files(plan, notebook.parent, built / plan.package_name / "data")
+        package = built / plan.package_name
+        lint_debt = _ruff(
+            built,
+            [p for p in (package / n for n in _NOTEBOOK_CODE) if p.is_file()],
+        )
+        _lint_honesty(built)
+        files = tuple(rendered_files(built))
+        write_record(
+            built,
+            target,
+            notebook=notebook,
+            notebook_sha256=plan.notebook.sha256,
+            plan_json=plan.to_json(),
+            options=options,
+        )
+        yield Render(plan, code, built, files, tuple(lint_debt))
 
 
 def _refuse_what_cannot_train(plan: Plan) -> None:
@@ -118,10 +192,9 @@ def template_context(
 ) -> dict[str, Any]:
     """Everything the template may use: the Plan itself, plus the code generated from it."""
     notebook_name = _printable(Path(plan.notebook.path).name)
-    header = (
-        f"Generated by nb2prod {__version__} from {notebook_name} "
-        f"(sha256 {plan.notebook.sha256[:16]})."
-    )
+    # Versions and digests live in the record, not in every file: a new notebook or nb2prod
+    # changes only the files whose content changes, so `update` merges and diffs stay small.
+    header = f"Generated by nb2prod from {notebook_name} (what made it: {RECORD_DIR}/record.json)."
     measuring = how_training_measures(plan, code)
     honesty = {
         "generated_by": header,
@@ -350,6 +423,17 @@ def _ruff(root: Path, notebook_code: list[Path]) -> list[str]:
 
 def _lint_honesty(root: Path) -> None:
     """The package must pass nb2prod's own honesty rules: one it rejects is a generator bug."""
+    findings = honesty_findings(root)
+    if findings:
+        raise InputError(
+            findings[0].split(": ", 1)[0],
+            f"the generated package fails nb2prod lint: {findings[0].split(': ', 1)[1]}",
+            hint="a bug in nb2prod or its template; nothing was written",
+        )
+
+
+def honesty_findings(root: Path) -> list[str]:
+    """nb2prod lint over a package, as `path:line: CODE message` lines (paths from `root`)."""
     from nb2prod.lint.config import load_config
     from nb2prod.lint.discovery import find_files
     from nb2prod.lint.engine import lint_files
@@ -357,14 +441,11 @@ def _lint_honesty(root: Path) -> None:
     config = load_config(cwd=root)
     rules, contract = config.load_rules()
     files, _ = find_files([root], config.exclude)
-    for result in lint_files(files, rules, contract):
-        for violation in result.violations:
-            where = Path(violation.path).relative_to(root)
-            raise InputError(
-                f"{where}:{violation.line}",
-                f"the generated package fails nb2prod lint: {violation.code} {violation.message}",
-                hint="a bug in nb2prod or its template; nothing was written",
-            )
+    return [
+        f"{Path(v.path).relative_to(root)}:{v.line}: {v.code} {v.message}"
+        for result in lint_files(files, rules, contract)
+        for v in result.violations
+    ]
 
 
 def _violations(ruff: str, root: Path, paths: list[Path]) -> list[str]:

@@ -11,12 +11,20 @@ from nb2prod.plan import ROLE_TITLES
 
 def render_report(conversion: Conversion) -> str:
     plan, code = conversion.plan, conversion.code
-    target = _shown_path(conversion.target)
+    target = shown_path(conversion.target)
     status = plan.honesty.implementation_status
     mark = plan.contract["statuses"][status]["mark"]
     functions = {cell: f.name for f in [*code.features, *code.pipeline] for cell in f.cells}
     lines = [
         f"Wrote {target}/ ({len(conversion.files)} files) from {plan.notebook.path}",
+        *(
+            [
+                f"  over the earlier render: {len(conversion.replaced)} of its files rewritten or "
+                "removed, yours kept"
+            ]
+            if conversion.replaced
+            else []
+        ),
         "",
         "Files",
         *(f"  {name}" for name in conversion.files),
@@ -82,7 +90,7 @@ def render_report(conversion: Conversion) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _shown_path(path: Path) -> str:
+def shown_path(path: Path) -> str:
     try:
         return os.path.relpath(path)
     except ValueError:

@@ -10,6 +10,7 @@ from pathlib import Path
 from nb2prod.frontend.model import is_time_series_model
 from nb2prod.frontend.planner import build_plan
 from nb2prod.frontend.pysyntax import parsed_blocks
+from nb2prod.lifecycle.record import has_record, read_record
 from nb2prod.plan import DISPLAY_REASON, Plan
 from nb2prod.verify.compare import Predictions, Row, causes, compare_predictions, rows, table
 from nb2prod.verify.kernel import DisplayCode, ModelProbe, NotebookRun, run_notebook
@@ -44,6 +45,7 @@ def verify(
     plan = build_plan(notebook, model_name=model_name)
     package_dir = (package_dir or notebook.parent / plan.package_name).absolute()
     require_package(package_dir, plan.package_name)
+    stale = notebook_changed_since(package_dir, plan)
     metrics = [(m.name, m.cell) for m in plan.metrics]
     predicting = _predicting(plan)
     model = predicting if isinstance(predicting, ModelProbe) else None
@@ -85,7 +87,7 @@ def verify(
         lines += [predictions.line(), ""]
     elif not_compared:
         lines += [f"predictions: not compared ({not_compared})", ""]
-    known = causes(plan) + _dropped_draws(plan, ran)
+    known = ([stale] if stale else []) + causes(plan) + _dropped_draws(plan, ran)
     if verified:
         what = (
             "every metric and prediction"
@@ -110,6 +112,21 @@ def verify(
             f"{'true' if verified else 'false'}"
         )
     return Verdict(compared, predictions, verified, "\n".join(lines) + "\n")
+
+
+def notebook_changed_since(package_dir: Path, plan: Plan) -> str | None:
+    """Why the two sides may differ before either runs: the package's record says it was made
+    from another version of the notebook (None when it was not, or when it has no record)."""
+    if not has_record(package_dir):
+        return None
+    record = read_record(package_dir)
+    if record.notebook_sha256 == plan.notebook.sha256:
+        return None
+    return (
+        f"the notebook changed since the package was made (sha256 {record.notebook_sha256[:12]} "
+        f"then, {plan.notebook.sha256[:12]} now): run 'nb2prod update {package_dir.name}' to "
+        "carry the change into the package"
+    )
 
 
 def metric_expressions(plan: Plan) -> dict[str, tuple[str, int]]:
