@@ -91,10 +91,18 @@ def test_a_dropped_cell_that_mattered_is_a_mismatch_without_a_known_cause(
     assert nb2prod("convert", notebook, "-o", package).code == 0
     cells[2] = "X = X * 2\ny = y / 10"  # the notebook as run: the cell counts
     write_notebook(cells)
+    # Without its record the package cannot say it was made from another notebook.
+    shutil.copytree(package, tmp_path / "recorded")
+    shutil.rmtree(package / ".nb2prod")
     done = nb2prod("verify", notebook, package)
     assert done.code == 1, done.stdout + done.stderr
     assert "cause: none known" in done.stdout
     assert "predictions: 20 of 20 rows differ" in done.stdout  # fitted on other data
+    # With it, the change of notebook is the cause named.
+    done = nb2prod("verify", notebook, tmp_path / "recorded")
+    assert done.code == 1, done.stdout + done.stderr
+    assert "cause: the notebook changed since the package was made (sha256 " in done.stdout
+    assert "run 'nb2prod update recorded'" in done.stdout
 
 
 @pytest.mark.parametrize(
