@@ -174,6 +174,23 @@ def test_the_same_lines_changed_on_both_sides_conflict(project: tuple[Path, Path
     assert not [p for p in package.rglob("*.tmp")]
 
 
+def test_what_the_users_edits_broke_is_said_after_the_update(project: tuple[Path, Path]) -> None:
+    notebook, package = project
+    serve = package / SAMPLE / "serve.py"
+    field = "    implementation_status: str | None\n"
+    assert serve.read_text().count(field) == 1
+    serve.write_text(serve.read_text().replace(field, ""))
+    git(package, "commit", "-qam", "a field we thought we did not need")
+    set_hyperparameter(notebook, "n_estimators = 100", "n_estimators = 40")
+
+    done = nb2prod("update", package)
+
+    assert done.code == 1, done.stdout + done.stderr
+    assert "nb2prod lint finds 1 honesty problem(s) after the update:" in done.stdout
+    assert f"  {SAMPLE}/serve.py:" in done.stdout and "NBH105" in done.stdout
+    assert "n_estimators: int = 40" in (package / SAMPLE / "pipeline.py").read_text()
+
+
 def test_deleted_files_stay_deleted_and_files_no_longer_generated_go_unless_edited(
     tmp_path: Path,
 ) -> None:

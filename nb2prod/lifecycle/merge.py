@@ -19,6 +19,8 @@ from pathlib import Path
 
 from nb2prod.errors import InputError
 from nb2prod.lifecycle.record import (
+    BASE_DIR,
+    RECORD_DIR,
     PackageRecord,
     base_text,
     is_text,
@@ -36,6 +38,7 @@ class Outcome(Enum):
     KEPT_DELETED = "kept deleted"  # the user deleted it; it stays deleted
     KEPT_EDITED = "kept"  # no longer generated, but edited: it is the user's now
     KEPT_BINARY = "binary conflict"  # both changed a file that has no lines to merge
+    NO_BASE = "unmerged"  # both changed it, and its last render is missing from the record
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class FileMerge:
             Outcome.KEPT_DELETED: "you deleted it; nb2prod's new version is not added",
             Outcome.KEPT_EDITED: "nb2prod no longer generates it; kept, since you edited it",
             Outcome.KEPT_BINARY: "changed by you and by nb2prod, and not text: yours is kept",
+            Outcome.NO_BASE: f"changed by you and by nb2prod, and its last render is not in "
+            f"{RECORD_DIR}/{BASE_DIR}: yours is kept; merge nb2prod's by hand",
         }
         note = notes.get(self.outcome)
         return f"{self.outcome.value:>15}  {self.path}" + (f"  ({note})" if note else "")
@@ -129,9 +134,11 @@ def _file_merge(
         return FileMerge(name, Outcome.UPDATED, theirs, before=ours, mode=mode)
     if base is not None and sha256(theirs) == base:
         return None  # only the user changed it
-    base_bytes = base_text(package, base) if base is not None else b""
-    if base_bytes is None or not (is_text(ours) and is_text(theirs)):
+    if not (is_text(ours) and is_text(theirs)):
         return FileMerge(name, Outcome.KEPT_BINARY)
+    base_bytes = base_text(package, base) if base is not None else b""
+    if base_bytes is None:
+        return FileMerge(name, Outcome.NO_BASE)
     merged, conflicts = merge_file(ours, base_bytes, theirs, version)
     outcome = Outcome.CONFLICT if conflicts else Outcome.MERGED
     return FileMerge(name, outcome, merged, before=ours, conflicts=conflicts)
