@@ -222,6 +222,22 @@ def test_deleted_files_stay_deleted_and_files_no_longer_generated_go_unless_edit
     assert "n_estimators: int = 40" in (package / SAMPLE / "pipeline.py").read_text()
 
 
+def test_a_file_whose_last_render_is_lost_is_kept_and_named(project: tuple[Path, Path]) -> None:
+    notebook, package = project
+    hand_edit(package)
+    record = json.loads((package / ".nb2prod" / "record.json").read_text())
+    (package / ".nb2prod" / "base" / record["files"]["README.md"]).unlink()
+    git(package, "commit", "-qam", "lost a base")
+    set_hyperparameter(notebook, "n_estimators = 100", "n_estimators = 40")
+    readme = (package / "README.md").read_text()
+
+    done = nb2prod("update", package)
+
+    assert done.code == 1, done.stdout + done.stderr
+    assert "unmerged  README.md  (changed by you and by nb2prod, and its last render" in done.stdout
+    assert (package / "README.md").read_text() == readme
+
+
 def test_dry_run_prints_the_diff_and_writes_nothing(project: tuple[Path, Path]) -> None:
     notebook, package = project
     hand_edit(package)

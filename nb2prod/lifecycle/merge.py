@@ -41,6 +41,10 @@ class Outcome(Enum):
     NO_BASE = "unmerged"  # both changed it, and its last render is missing from the record
 
 
+# What the user must finish by hand: the update exits 1 while any of these is left.
+UNRESOLVED = frozenset({Outcome.CONFLICT, Outcome.KEPT_BINARY, Outcome.NO_BASE})
+
+
 @dataclass(frozen=True)
 class FileMerge:
     path: str

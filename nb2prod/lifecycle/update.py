@@ -18,7 +18,7 @@ from nb2prod.backend.render import honesty_findings, rendering, writing
 from nb2prod.errors import InputError
 from nb2prod.lifecycle.apply import Write, apply_changes
 from nb2prod.lifecycle.gitstate import uncommitted
-from nb2prod.lifecycle.merge import FileMerge, Outcome, merge_render
+from nb2prod.lifecycle.merge import UNRESOLVED, FileMerge, Outcome, merge_render
 from nb2prod.lifecycle.record import RECORD_DIR, read_record
 
 
@@ -35,7 +35,7 @@ class UpdateResult:
 
     @property
     def conflicts(self) -> list[FileMerge]:
-        return [m for m in self.merges if m.outcome in (Outcome.CONFLICT, Outcome.KEPT_BINARY)]
+        return [m for m in self.merges if m.outcome in UNRESOLVED]
 
 
 def update(
