@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import site
 import socket
 import subprocess
 import sys
@@ -70,13 +71,34 @@ def run_cli(*args: str | Path, cwd: Path | None = None, timeout: int = 120) -> R
     return Run(done.returncode, done.stdout, done.stderr)
 
 
-def fresh_venv(root: Path) -> Path:
-    """A new virtual environment that sees the installed packages, so no network is needed.
+# Where the interpreter running the tests finds its packages: a virtualenv's site-packages (and
+# the system's too if it was made with --system-site-packages) or the system's, and the user's
+# when it reads them.
+SHARED_SITE = [
+    path
+    for path in [
+        *([site.getusersitepackages()] if site.ENABLE_USER_SITE else []),
+        *site.getsitepackages(),
+    ]
+    if Path(path).is_dir()
+]
 
-    What is installed into it afterwards (nb2prod's wheel, a generated package) shadows the
-    shared site-packages, so a test sees exactly what a user's install would give.
+
+def fresh_venv(root: Path) -> Path:
+    """A new virtual environment that sees the packages of the interpreter running the tests, so
+    no network is needed.
+
+    It sees them through a .pth file that `site.addsitedir`s each of SHARED_SITE (so the .pth
+    files there, an editable install's, are read too): `system_site_packages=True` would see
+    the base interpreter's packages, not those of a virtualenv running the tests. The file sorts
+    after any other .pth in the venv's own site-packages, which comes first on sys.path: what
+    is installed into the venv afterwards (nb2prod's wheel, a generated package) shadows the
+    shared packages, so a test sees exactly what a user's install would give.
     """
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(root)
+    venv.EnvBuilder(with_pip=False).create(root)
+    (own,) = root.glob("lib/python*/site-packages")
+    shared = "".join(f"import site; site.addsitedir({path!r})\n" for path in SHARED_SITE)
+    (own / "zz-shared-site-packages.pth").write_text(shared)
     return root / "bin" / "python"
 
 

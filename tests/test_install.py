@@ -14,8 +14,8 @@ from conftest import REPO, SAMPLES, fresh_venv, install_into
 def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv with nb2prod installed from a wheel built from this checkout.
 
-    The venv sees the already installed dependencies (system site-packages) so the test needs
-    no network; nb2prod itself comes only from the wheel.
+    The venv sees the already installed dependencies (those of the interpreter running the
+    tests) so the test needs no network; nb2prod itself comes only from the wheel.
     """
     root = tmp_path_factory.mktemp("wheel")
     dist = root / "dist"

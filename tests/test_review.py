@@ -475,9 +475,11 @@ def run_action_emulating_the_runner(
     nb2prod is already installed where the tests run (its command is checked instead)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(parents=True)
-    (bin_dir / "python").symlink_to(sys.executable)
-    (bin_dir / "nb2prod").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m nb2prod "$@"\n')
-    (bin_dir / "nb2prod").chmod(0o755)
+    # Scripts, not a symlink: a virtualenv's python reached through a symlink elsewhere is the
+    # base interpreter (Python finds pyvenv.cfg beside the path it was started by).
+    for name, command in (("python", ""), ("nb2prod", " -m nb2prod")):
+        (bin_dir / name).write_text(f'#!/bin/sh\nexec "{sys.executable}"{command} "$@"\n')
+        (bin_dir / name).chmod(0o755)
     context = {"github.event_name": env["GITHUB_EVENT_NAME"], "github.token": env["GITHUB_TOKEN"]}
     for name, spec in ACTION["inputs"].items():  # defaults may be expressions themselves
         context[f"inputs.{name}"] = _substitute(str(spec.get("default", "")), context)
