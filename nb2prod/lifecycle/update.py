@@ -19,7 +19,9 @@ from nb2prod.errors import InputError
 from nb2prod.lifecycle.apply import Write, apply_changes
 from nb2prod.lifecycle.gitstate import uncommitted
 from nb2prod.lifecycle.merge import UNRESOLVED, FileMerge, Outcome, merge_render
-from nb2prod.lifecycle.record import RECORD_DIR, read_record
+from nb2prod.lifecycle.record import RECORD_DIR, PackageRecord, read_record
+
+VENDOR = "vendor/"  # where a package carries the runtime wheel it was generated with
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ def update(
             f"was made from {record.notebook_path}, which is not there any more",
             hint="pass --notebook PATH where the notebook is now",
         )
+    require_runtime_wheel(package, record)
     if not dry_run and not allow_dirty:
         dirty = uncommitted(package)
         if dirty:
@@ -89,6 +92,18 @@ def update(
         dry_run,
         time.perf_counter() - started,
     )
+
+
+def require_runtime_wheel(package: Path, record: PackageRecord) -> None:
+    """The runtime wheel the package records must be there: without it the package installs
+    nothing, and an update cannot tell a wheel the user meant to drop from one lost."""
+    for name in record.files:
+        if name.startswith(VENDOR) and name.endswith(".whl") and not (package / name).is_file():
+            raise InputError(
+                package / name,
+                "is missing: the package's runtime wheel, which its install and image need",
+                hint=f"restore it (git checkout -- {VENDOR}), then update again",
+            )
 
 
 def render_update(result: UpdateResult, shown: str) -> str:
