@@ -7,9 +7,10 @@ replaces itself with COMMAND, by default uvicorn serving ``iris_example.serve:ap
 """
 
 from iris_example import RUNTIME_VERSION
-from nb2prod_runtime import entrypoint
 from nb2prod_runtime.compat import require_runtime
 
 if __name__ == "__main__":
-    require_runtime(RUNTIME_VERSION, "serve")
+    require_runtime(RUNTIME_VERSION, "serve")  # before the rest of the runtime is imported
+    from nb2prod_runtime import entrypoint
+
     entrypoint.main("iris_example.serve:app")

@@ -24,9 +24,13 @@ from datetime import UTC, datetime
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from iris_example import RUNTIME_VERSION, honesty
-from nb2prod_runtime import promotion
+from iris_example import RUNTIME_VERSION
 from nb2prod_runtime.compat import require_runtime
+
+require_runtime(RUNTIME_VERSION, "promote")  # before the rest of the runtime is imported
+
+from iris_example import honesty
+from nb2prod_runtime import promotion
 from nb2prod_runtime.tracking import tracking_uri
 
 
@@ -52,7 +56,6 @@ def promote(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    require_runtime(RUNTIME_VERSION, "promote")
     return promotion.main(honesty.PACKAGE, promote, argv)
 
 

@@ -18,8 +18,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, ConfigDict
 
 from iris_example import RUNTIME_VERSION
-from iris_example.honesty import PACKAGE
 from nb2prod_runtime.compat import require_runtime
+
+require_runtime(RUNTIME_VERSION, "serve")  # before the rest of the runtime is imported
+
+from iris_example.honesty import PACKAGE
 from nb2prod_runtime.serving import (
     INVOCATIONS_PARSERS,
     LATENCY_BUCKETS,
@@ -130,7 +133,6 @@ def create_app(model_uri: str | None = None) -> FastAPI:
 def __getattr__(name: str) -> FastAPI:
     """``serve.app``, created on first use (by uvicorn): importing the module loads nothing."""
     if name == "app":
-        require_runtime(RUNTIME_VERSION, "serve")
         application = app_or_exit(create_app)
         globals()["app"] = application
         return application

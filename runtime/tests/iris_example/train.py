@@ -17,9 +17,13 @@ from collections.abc import Sequence
 
 import mlflow
 
-from iris_example import RUNTIME_VERSION, honesty, pipeline
-from nb2prod_runtime import training
+from iris_example import RUNTIME_VERSION
 from nb2prod_runtime.compat import require_runtime
+
+require_runtime(RUNTIME_VERSION, "train")  # before the rest of the runtime is imported
+
+from iris_example import honesty, pipeline
+from nb2prod_runtime import training
 from nb2prod_runtime.training import TrainingFailed, TrainingOptions
 
 TRAINER = training.Trainer(honesty.PACKAGE)
@@ -60,7 +64,6 @@ def train(params: pipeline.Parameters, options: TrainingOptions) -> tuple[str, s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    require_runtime(RUNTIME_VERSION, "train")
     return training.main(honesty.PACKAGE, pipeline.Parameters, train, argv)
 
 

@@ -6,11 +6,12 @@ replaces itself with COMMAND, by default uvicorn serving ``{{ cookiecutter.packa
 (8000) with ``WEB_CONCURRENCY`` workers; see nb2prod-runtime's ``entrypoint``.
 """
 
-from nb2prod_runtime import entrypoint
 from nb2prod_runtime.compat import require_runtime
 
 from {{ cookiecutter.package_name }} import RUNTIME_VERSION
 
 if __name__ == "__main__":
-    require_runtime(RUNTIME_VERSION, "serve")
+    require_runtime(RUNTIME_VERSION, "serve")  # before the rest of the runtime is imported
+    from nb2prod_runtime import entrypoint
+
     entrypoint.main("{{ cookiecutter.package_name }}.serve:app")

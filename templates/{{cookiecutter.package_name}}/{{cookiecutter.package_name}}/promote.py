@@ -23,11 +23,16 @@ from datetime import UTC, datetime
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from nb2prod_runtime import promotion
 from nb2prod_runtime.compat import require_runtime
+
+from {{ cookiecutter.package_name }} import RUNTIME_VERSION
+
+require_runtime(RUNTIME_VERSION, "promote")  # before the rest of the runtime is imported
+
+from nb2prod_runtime import promotion
 from nb2prod_runtime.tracking import tracking_uri
 
-from {{ cookiecutter.package_name }} import RUNTIME_VERSION, honesty
+from {{ cookiecutter.package_name }} import honesty
 
 
 def promote(args: argparse.Namespace) -> int:
@@ -52,7 +57,6 @@ def promote(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    require_runtime(RUNTIME_VERSION, "promote")
     return promotion.main(honesty.PACKAGE, promote, argv)
 
 

@@ -15,6 +15,13 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from nb2prod_runtime.compat import require_runtime
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pydantic import BaseModel, ConfigDict
+
+from {{ cookiecutter.package_name }} import RUNTIME_VERSION
+
+require_runtime(RUNTIME_VERSION, "serve")  # before the rest of the runtime is imported
+
 from nb2prod_runtime.serving import (
     INVOCATIONS_PARSERS,
     LATENCY_BUCKETS,
@@ -23,10 +30,7 @@ from nb2prod_runtime.serving import (
     Service,
     app_or_exit,
 )
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from pydantic import BaseModel, ConfigDict
 
-from {{ cookiecutter.package_name }} import RUNTIME_VERSION
 from {{ cookiecutter.package_name }}.honesty import PACKAGE
 {%- if cookiecutter._code.feature_store %}
 from {{ cookiecutter.package_name }}.feature_store import by_key_route
@@ -152,7 +156,6 @@ def create_app(model_uri: str | None = None) -> FastAPI:
 def __getattr__(name: str) -> FastAPI:
     """``serve.app``, created on first use (by uvicorn): importing the module loads nothing."""
     if name == "app":
-        require_runtime(RUNTIME_VERSION, "serve")
         application = app_or_exit(create_app)
         globals()["app"] = application
         return application

@@ -16,11 +16,16 @@ import time
 from collections.abc import Sequence
 
 import mlflow
-from nb2prod_runtime import training
 from nb2prod_runtime.compat import require_runtime
+
+from {{ cookiecutter.package_name }} import RUNTIME_VERSION
+
+require_runtime(RUNTIME_VERSION, "train")  # before the rest of the runtime is imported
+
+from nb2prod_runtime import training
 from nb2prod_runtime.training import TrainingFailed, TrainingOptions
 
-from {{ cookiecutter.package_name }} import RUNTIME_VERSION, honesty, pipeline
+from {{ cookiecutter.package_name }} import honesty, pipeline
 {%- if cookiecutter._code.feature_store %}
 from {{ cookiecutter.package_name }} import feature_store
 {%- endif %}
@@ -75,7 +80,6 @@ def train(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    require_runtime(RUNTIME_VERSION, "train")
     return training.main(honesty.PACKAGE, pipeline.Parameters, train, argv)
 
 
