@@ -74,3 +74,24 @@ def test_train_promote_and_serve_refuse_at_start(from_the_future: Path, module, 
         "this package was generated for 9.x: pip install "
         "vendor/nb2prod_runtime-9.0.0-py3-none-any.whl"
     )
+
+
+def test_a_package_without_its_runtime_says_what_to_install(tmp_path: Path) -> None:
+    """Where the runtime is not installed at all, the package's first import says so (python
+    -S: no site-packages, where the runtime is installed)."""
+    shutil.copytree(
+        EXAMPLE, tmp_path / "iris_example", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-m", "iris_example.train"],
+        cwd=tmp_path,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "iris_example: cannot start: nb2prod-runtime is not installed: pip install "
+        f"vendor/nb2prod_runtime-{nb2prod_runtime.__version__}-py3-none-any.whl"
+    )
