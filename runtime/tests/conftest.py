@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import sqlite3
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,12 @@ from typing import Any
 import mlflow
 import numpy as np
 import pytest
-from iris_example import honesty, train
 from mlflow import MlflowClient
 from mlflow.models import Model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # iris_example, the package under test
+
+from iris_example import honesty, train
 
 
 @dataclass(frozen=True)

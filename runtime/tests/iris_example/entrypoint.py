@@ -7,6 +7,7 @@ replaces itself with COMMAND, by default uvicorn serving ``iris_example.serve:ap
 """
 
 from iris_example import RUNTIME_VERSION
+
 from nb2prod_runtime.compat import require_runtime
 
 if __name__ == "__main__":

@@ -21,15 +21,16 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from iris_example import RUNTIME_VERSION
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from iris_example import RUNTIME_VERSION
 from nb2prod_runtime.compat import require_runtime
 
 require_runtime(RUNTIME_VERSION, "promote")  # before the rest of the runtime is imported
 
 from iris_example import honesty
+
 from nb2prod_runtime import promotion
 from nb2prod_runtime.tracking import tracking_uri
 

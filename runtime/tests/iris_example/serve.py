@@ -14,15 +14,16 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from iris_example import RUNTIME_VERSION
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, ConfigDict
 
-from iris_example import RUNTIME_VERSION
 from nb2prod_runtime.compat import require_runtime
 
 require_runtime(RUNTIME_VERSION, "serve")  # before the rest of the runtime is imported
 
 from iris_example.honesty import PACKAGE
+
 from nb2prod_runtime.serving import (
     INVOCATIONS_PARSERS,
     LATENCY_BUCKETS,

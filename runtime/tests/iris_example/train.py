@@ -16,13 +16,14 @@ import time
 from collections.abc import Sequence
 
 import mlflow
-
 from iris_example import RUNTIME_VERSION
+
 from nb2prod_runtime.compat import require_runtime
 
 require_runtime(RUNTIME_VERSION, "train")  # before the rest of the runtime is imported
 
 from iris_example import honesty, pipeline
+
 from nb2prod_runtime import training
 from nb2prod_runtime.training import TrainingFailed, TrainingOptions
 
