@@ -2,8 +2,8 @@
 
 A package ships `contract.json` (the honesty contract), `honesty.json` (what its notebook
 declared about the model) and `runtime.json` (the types skops may trust, the requirements
-logged with the model). The runtime is given this object, never
-Jinja: the same library serves every package.
+logged with the model). The runtime is given this object, never Jinja: the same library
+serves every package.
 """
 
 from __future__ import annotations

@@ -237,7 +237,7 @@ class Trainer:
         options: TrainingOptions,
         started: float,
     ) -> Measurement:
-        """The package's own measurement of the model (measure.py), logged beside the notebook's."""
+        """The package's own measurement (`measure`), logged beside the notebook's metric."""
         with self.stage("cannot measure the model"):
             folds, why_not = measure.folds_to_use(
                 options.cross_validation_folds, time.perf_counter() - started
