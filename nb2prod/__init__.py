@@ -1,3 +1,3 @@
 """nb2prod: notebook in, an honest production package out."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -256,6 +256,10 @@ def test_dockerfile_builds_a_slim_non_root_service(package: Path) -> None:
         for line in (package / "requirements.txt").read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    assert pins and all("==" in line for line in pins), pins
+    # pinned, but for the runtime: the very wheel the package carries, by its path
+    (vendored,) = (package / "vendor").glob("nb2prod_runtime-*.whl")
+    assert pins[0] == f"./vendor/{vendored.name}", pins
+    assert pins[1:] and all("==" in line for line in pins[1:]), pins
     ignored = (package / ".dockerignore").read_text(encoding="utf-8").splitlines()
     assert "*" in ignored and "!tumor_classifier/" in ignored  # an allow-list: no mlflow.db
+    assert "!vendor/" in ignored

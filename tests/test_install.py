@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,23 @@ def test_wheel_console_script_plans_a_sample(wheel_venv: Path, tmp_path: Path) -
     )
     assert done.returncode == 0, done.stderr
     assert "⚠️ HEURISTIC" in done.stdout
+
+
+def test_wheel_converts_with_the_runtime_it_carries(wheel_venv: Path, tmp_path: Path) -> None:
+    """The installed nb2prod builds the runtime wheel from the sources it carries: the same
+    bytes as the checkout builds, since the build is reproducible."""
+    from nb2prod.backend.runtime_wheel import runtime_wheel
+
+    script = wheel_venv / "bin" / "nb2prod"
+    done = subprocess.run(
+        [script, "convert", SAMPLES / "pool_heuristic.ipynb", "-o", tmp_path / "pool"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    (vendored,) = (tmp_path / "pool" / "vendor").glob("nb2prod_runtime-*.whl")
+    assert (tmp_path / "cache").is_dir()  # built by the installed nb2prod, not found cached
+    assert vendored.read_bytes() == runtime_wheel().read_bytes()

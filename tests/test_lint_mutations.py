@@ -85,7 +85,7 @@ MUTATIONS = [
     Mutation(
         "promotion gate",
         "promote.py",
-        r"refusals\(client, mv, allow_heuristic=args\.allow_heuristic\)",
+        r"honesty\.promotion_refusals\(mv\.tags, measured, allow_heuristic=args\.allow_heuristic\)",
         "[]",
         "NBH106",
     ),

@@ -24,6 +24,7 @@ from nb2prod.backend.feature_store import (
     feature_store_context,
 )
 from nb2prod.backend.requirements import runtime_requirements
+from nb2prod.backend.runtime_wheel import runtime_version, runtime_wheel, wheel_name
 from nb2prod.errors import InputError
 from nb2prod.frontend.feature_honesty import feature_honesty
 from nb2prod.frontend.planner import build_plan
@@ -167,6 +168,7 @@ def rendering(
             notebook_sha256=plan.notebook.sha256,
             plan_json=plan.to_json(),
             options=options,
+            runtime_version=runtime_version(),
         )
         yield Render(plan, code, built, files, tuple(lint_debt))
 
@@ -241,8 +243,22 @@ def template_context(
             ),
             "requirements": runtime_requirements(plan) | {"extras": extras or {}},
             "trusted_modules": trusted_modules(plan),
+            "runtime_version": runtime_version(),
+            "runtime_wheel": wheel_name(runtime_version()),
+            "runtime_json": _runtime_json(plan, header),
         },
     }
+
+
+def _runtime_json(plan: Plan, header: str) -> str:
+    """What nb2prod-runtime reads from the package besides its honesty: runtime.json."""
+    settings = {
+        "generated_by": header,
+        "runtime": runtime_version(),
+        "trusted_modules": trusted_modules(plan),
+        "requirements": runtime_requirements(plan)["install"],
+    }
+    return json.dumps(settings, indent=2, ensure_ascii=False)
 
 
 def _feature_honesty(plan: Plan, step_name: str) -> dict[str, Any]:
@@ -348,7 +364,16 @@ def _render(
             f"the template failed to render: {reason[:300]}",
             hint="fix the template; nothing was written",
         ) from None
+    _vendor_runtime(Path(rendered))
     return Path(rendered)
+
+
+def _vendor_runtime(package: Path) -> None:
+    """The package carries the runtime wheel it was generated with: the runtime is on no
+    registry, and `pip install .` and the image build both install it from `vendor/`."""
+    wheel = runtime_wheel()
+    (package / "vendor").mkdir(exist_ok=True)
+    shutil.copyfile(wheel, package / "vendor" / wheel.name)
 
 
 _NOTEBOOK_CODE = ("pipeline.py", "features.py", "helpers.py")

@@ -9,7 +9,9 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from {{ cookiecutter.package_name }} import honesty, measure, pipeline, train
+from nb2prod_runtime import training
+
+from {{ cookiecutter.package_name }} import honesty, pipeline, train
 
 
 def test_run_records_honesty_data_and_code(trained) -> None:
@@ -17,7 +19,7 @@ def test_run_records_honesty_data_and_code(trained) -> None:
     name = honesty.MODEL["model_name"]
     version = client.get_model_version(name, trained.version)
     run = client.get_run(version.run_id)
-    for field in honesty.RUN_PARAMS:
+    for field in honesty.HONESTY.run_params:
         assert run.data.params[field], field
         assert run.data.tags[field] == run.data.params[field]
     assert run.data.params["implementation_status"] == honesty.MODEL["implementation_status"]
@@ -48,7 +50,7 @@ def test_claim_is_derived_from_the_measured_metric(trained) -> None:
         assert version.tags["primary_metric_value"] == repr(measured)
     else:
         assert claim.startswith("not measured")
-        assert run.data.params["honesty_warning"] == honesty.UNVALIDATED
+        assert run.data.params["honesty_warning"] == honesty.HONESTY.unvalidated
     if measured_by.endswith("_cv"):  # the package's own folds: their spread is the claim's
         spread = run.data.metrics[f"{measured_by}_std"]
         assert f"±{spread:.3f}" in claim
@@ -75,15 +77,6 @@ def test_planned_model_is_refused_before_any_run(
 
 def test_every_parameter_is_a_command_line_option() -> None:
     defaults = pipeline.Parameters()
-    assert train.parse_parameters([]) == defaults
+    assert training.parse_args(honesty.PACKAGE, pipeline.Parameters, [])[0] == defaults
     for field in dataclasses.fields(pipeline.Parameters):
         assert field.name in vars(defaults)
-
-
-def test_a_long_training_is_cross_validated_only_when_asked() -> None:
-    """k more fits of a model that took minutes are the user's call, and the run says so."""
-    assert measure.folds_to_use(None, 1.0) == (measure.DEFAULT_FOLDS, "")
-    folds, why = measure.folds_to_use(None, measure.UNASKED_BUDGET_SECONDS + 1)
-    assert folds == 0
-    assert f"--cross-validation-folds {measure.DEFAULT_FOLDS}" in why
-    assert measure.folds_to_use(3, measure.UNASKED_BUDGET_SECONDS * 10) == (3, "")

@@ -17,9 +17,10 @@ and its absence is told in one line.
 from __future__ import annotations
 
 import importlib.util
+import time
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from fastapi import HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from nb2prod_runtime import payloads
+from nb2prod_runtime.serving import HonestBody, Service
 
 from . import honesty
 
@@ -78,7 +84,8 @@ class FeatureHonesty:
 def rank(status: str) -> int:
     """Weakness by the contract's order of statuses (IMPLEMENTED first): higher is weaker."""
     plain = status.split()[-1] if status.strip() else status
-    return honesty.STATUSES.index(plain) if plain in honesty.STATUSES else len(honesty.STATUSES)
+    statuses = honesty.HONESTY.statuses
+    return statuses.index(plain) if plain in statuses else len(statuses)
 
 
 def repository() -> Path:
@@ -524,4 +531,64 @@ def run_tags() -> dict[str, str]:
         "feature_implementation_status": weakest.implementation_status,
         "feature_validation_method": weakest.validation_method,
     }
+
+
+def by_key_route(service: Service) -> Callable[[Request], Awaitable[Response]]:
+    """/predict/by-key: the features of entity keys come from the online store (Feast's
+    get_online_features), and the response says how trustworthy the weakest of them is.
+
+    A feature view without its honesty tags stops the service from starting; Feast missing or
+    nothing materialized yet only makes this route answer 503, saying why.
+    """
+    try:
+        features: OnlineFeatures | None = OnlineFeatures.open()
+        unavailable = None
+    except UntaggedFeatureView:
+        raise
+    except FeatureStoreError as error:
+        features, unavailable = None, str(error)
+    model_status = service.honest.get("implementation_status")
+    weakest = features.weakest.response_fields(model_status) if features else {}
+    body = HonestBody(service.response_model, service.honest | weakest)
+
+    async def answer(request: Request) -> Response:
+        served, limits = service.served, service.limits
+        if features is None:
+            raise HTTPException(503, f"no online features: {unavailable}")
+        if served.model is None or served.inputs is None:
+            raise HTTPException(503, served.not_ready())
+        started = time.perf_counter()
+        raw = await request.body()
+        model, inputs, online = served.model, served.inputs, features
+
+        def predict() -> tuple[list[Any], int]:
+            keys = requested_keys(raw, JOIN_KEY, limits.max_batch)
+            columns, rows = online.rows(keys)
+            model_input = online.samples(rows)
+            if model_input is None:
+                model_input = inputs.from_table(columns, rows, lenient=True)
+            return payloads.to_list(model.predict(model_input)), len(keys)
+
+        try:
+            predictions, rows = await service.in_thread(predict)
+        except payloads.InvalidInput as error:
+            raise RequestValidationError(error.errors) from None
+        except KeyError as error:
+            raise HTTPException(404, error.args[0]) from None
+        return service.counted("/predict/by-key", started, rows, body, predictions)
+
+    return answer
+
+
+def requested_keys(body: bytes, key: str, max_batch: int) -> list[Any]:
+    """An object whose one field is the key: one value or a list of them; anything else is a 422
+    naming the key."""
+    document = payloads.read_json(body)
+    if not isinstance(document, dict) or set(document) != {key}:
+        raise payloads.invalid(f"send an object with one field, {key}: a key or a list of keys")
+    keys = document[key] if isinstance(document[key], list) else [document[key]]
+    if not keys or not all(isinstance(k, int | str) and not isinstance(k, bool) for k in keys):
+        raise payloads.invalid(f"{key} must be a key or a non-empty list of keys", key)
+    payloads.check_batch(len(keys), max_batch)
+    return keys
 {%- endif %}

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 {%- if cookiecutter._code.feature_store %}
 from {{ cookiecutter.package_name }} import feature_store
 {%- endif %}
-from {{ cookiecutter.package_name }}.lineage import data_path
+from {{ cookiecutter.package_name }} import data_path
 {%- if cookiecutter._code.helper_names %}
 from {{ cookiecutter.package_name }}.helpers import {{ cookiecutter._code.helper_names | join(", ") }}
 {%- endif %}

@@ -3,7 +3,7 @@
 """Helper functions and classes defined in the notebook, importable by every step."""
 
 {{ cookiecutter._code.imports }}
-from {{ cookiecutter.package_name }}.lineage import data_path
+from {{ cookiecutter.package_name }} import data_path
 
 {{ cookiecutter._code.helpers }}
 {%- endif %}

@@ -1,15 +1,14 @@
 # {{ cookiecutter._code.header }}
 """The registry's promotion gate: a model version gets an alias only if its honesty allows it.
 
-    python -m <package>.promote [--version N] [--alias champion] [--allow-heuristic]
-                                [--require-parity]
+    python -m {{ cookiecutter.package_name }}.promote [--version N] [--alias champion]
+        [--allow-heuristic] [--require-parity]
 
-The gate reads what the model version says about itself (its tags), checks those claims against
-the run that produced it (version tags can be edited after training, a run's params cannot),
-and asks `honesty.promotion_refusals` whether the contract lets it ship. Every decision,
-refused or accepted, is written back on the version as tags, so the registry keeps its own
-audit trail. Promotion moves an alias (`models:/<name>@champion`): registry stages are
-deprecated since MLflow 2.9 and are never used.
+The gate reads what the model version says about itself (its tags), asks
+`honesty.promotion_refusals` whether the contract lets it ship, and checks those claims against
+the run that produced it (nb2prod-runtime's ``promotion.checks``: version tags can be edited
+after training, a run's params cannot). Every decision is written back on the version as tags.
+Promotion moves an alias (`models:/<name>@champion`), never a deprecated registry stage.
 
 Exit codes: 0 promoted, 1 refused by the contract, 2 no such model/version, alias refused, or a
 registry that cannot be used; every error is one line on stderr, never a traceback.
@@ -18,230 +17,47 @@ registry that cannot be used; every error is one line on stderr, never a traceba
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from nb2prod_runtime.compat import require_runtime
 
-from . import honesty, measure
-from .tracking import server_problem, tracking_uri
+from {{ cookiecutter.package_name }} import RUNTIME_VERSION
 
-# The version tag is written from the same float the run logged; only float formatting may differ.
-METRIC_TOLERANCE = 1e-6
+require_runtime(RUNTIME_VERSION, "promote")  # before the rest of the runtime is imported
 
+from nb2prod_runtime import promotion
+from nb2prod_runtime.tracking import tracking_uri
 
-class NothingToPromote(Exception):
-    """The model or version asked for does not exist, or the registry cannot be read."""
-
-
-def find_version(client: MlflowClient, name: str, version: int | None) -> ModelVersion:
-    """The version asked for, or the newest one: promoting what was just trained is the norm."""
-    try:
-        if version is not None:
-            return client.get_model_version(name, str(version))
-        versions = client.search_model_versions(f"name = '{name}'")
-    except MlflowException as error:
-        raise NothingToPromote(server_problem(error) or error.message) from error
-    if not versions:
-        raise NothingToPromote(f"no registered model {name!r} with any version in {tracking_uri()}")
-    return max(versions, key=lambda mv: int(mv.version))
-
-
-def measured_metric(tags: Mapping[str, str]) -> tuple[float | None, list[str]]:
-    """The measured metric the version carries (None when nothing was measured), and any fault."""
-    raw = tags.get("primary_metric_value", "").strip()
-    if not raw:
-        return None, []
-    try:
-        value = float(raw)
-    except ValueError:
-        return None, [f"primary_metric_value {raw!r} is not a number"]
-    if not math.isfinite(value):
-        return None, [f"primary_metric_value {raw!r} is not a finite number"]
-    return value, []
-
-
-def disagreements_with_run(
-    client: MlflowClient, mv: ModelVersion, measured: float | None
-) -> list[str]:
-    """Where the version's tags contradict its run, so an edited tag cannot open the gate."""
-    if not mv.run_id:
-        return []
-    try:
-        run = client.get_run(mv.run_id)
-    except MlflowException:
-        return [f"the run {mv.run_id} that produced version {mv.version} cannot be read"]
-    reasons = []
-    for name in honesty.RUN_PARAMS:
-        tagged, logged = mv.tags.get(name), run.data.params.get(name)
-        if tagged and logged is not None and tagged != logged:
-            reasons.append(f"tag {name}={tagged!r} contradicts the run's logged {logged!r}")
-    metric = mv.tags.get("primary_metric") or honesty.MODEL.get("primary_metric")
-    declared = honesty.MODEL.get("primary_metric")
-    if metric and declared and metric != declared:
-        reasons.append(f"the version measured {metric!r}, but this model is judged on {declared!r}")
-    claimed = mv.tags.get("claim_metric") or metric  # the package's own cross-validation, say
-    logged_value = run.data.metrics.get(claimed) if claimed else None
-    if logged_value is not None and (
-        measured is None or not math.isclose(measured, logged_value, abs_tol=METRIC_TOLERANCE)
-    ):
-        tagged_value = mv.tags.get("primary_metric_value") or "nothing"
-        reasons.append(
-            f"primary_metric_value {tagged_value} contradicts the run's logged {claimed} "
-            f"{logged_value!r}"
-        )
-    return reasons + _notebook_overclaim(run.data.metrics, run.data.tags)
-
-
-def _notebook_overclaim(metrics: Mapping[str, float], run_tags: Mapping[str, str]) -> list[str]:
-    """Where the package cross-validated the model itself, the notebook's own held-out number
-    must not beat what the folds measured. Both are read from the run's logged metrics."""
-    primary = honesty.MODEL.get("primary_metric")
-    folds = run_tags.get("claim_metric")
-    if not primary or not folds or folds == primary or primary not in metrics:
-        return []
-    if folds not in metrics:
-        return []
-    measured = measure.Measurement(
-        folds, metrics[folds], metrics.get(f"{folds}_std"), run_tags.get("validation_method", "")
-    )
-    greater = honesty.MODEL.get("greater_is_better", True)
-    reason = measure.overclaim(metrics[primary], measured, greater)
-    return [reason] if reason else []
-
-
-def refusals(client: MlflowClient, mv: ModelVersion, *, allow_heuristic: bool) -> list[str]:
-    """Every reason this version may not be promoted; empty means the contract lets it ship."""
-    reasons = []
-    if mv.status != "READY":
-        reasons.append(f"version {mv.version} is {mv.status}, not READY")
-    measured, faults = measured_metric(mv.tags)
-    reasons += honesty.promotion_refusals(mv.tags, measured, allow_heuristic=allow_heuristic)
-    return reasons + faults + disagreements_with_run(client, mv, measured)
-
-
-def unverified_parity(client: MlflowClient, mv: ModelVersion) -> list[str]:
-    """--require-parity: `nb2prod verify` must have run on the run that trained this version
-    and found every metric equal to the notebook's. Read from the run, not the version. (An
-    addition to the honesty gate above, never a substitute for it.)"""
-    try:
-        verdict = client.get_run(mv.run_id).data.tags.get("parity_verified") if mv.run_id else None
-    except MlflowException:
-        verdict = None
-    if verdict == "true":
-        return []
-    if verdict == "false":
-        return [
-            f"nb2prod verify found version {mv.version}'s metrics differ from the notebook's "
-            "(its run's parity_delta_* metrics say by how much)"
-        ]
-    return [
-        f"parity is required, and nb2prod verify has not checked version {mv.version}'s run "
-        "(run nb2prod verify NOTEBOOK with --tracking-uri set to this registry)"
-    ]
-
-
-def record(client: MlflowClient, mv: ModelVersion, tags: Mapping[str, str]) -> None:
-    """Write the decision on the version; drop decision tags a previous check left behind."""
-    for key in ("promotion_reasons", "promotion_opt_in"):
-        if key in mv.tags and key not in tags:
-            client.delete_model_version_tag(mv.name, str(mv.version), key)
-    for key, value in tags.items():
-        client.set_model_version_tag(mv.name, str(mv.version), key, value)
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {__package__}.promote",
-        description="Promote a registered model version to an alias, if the honesty contract "
-        "allows it.",
-    )
-    parser.add_argument("--version", type=int, help="model version (default: the latest)")
-    parser.add_argument("--alias", default="champion", help="alias to set (default: champion)")
-    parser.add_argument(
-        "--allow-heuristic",
-        action="store_true",
-        help="explicit opt-in to promote a HEURISTIC (not backtested) model",
-    )
-    parser.add_argument(
-        "--require-parity",
-        action="store_true",
-        help="refuse a version whose run `nb2prod verify` has not found to measure what the "
-        "notebook measured (its parity_verified tag)",
-    )
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        return promote(args)
-    except Exception as error:  # the registry failed under us: one line, as for every error
-        problem = server_problem(error)
-        if problem:
-            print(f"error: {problem}", file=sys.stderr)
-            return 2
-        lines = str(getattr(error, "message", error)).strip().splitlines()
-        detail = f": {lines[0]}" if lines else ""
-        print(f"error: registry {tracking_uri()}: {type(error).__name__}{detail}", file=sys.stderr)
-        return 2
+from {{ cookiecutter.package_name }} import honesty
 
 
 def promote(args: argparse.Namespace) -> int:
     """Run the gate on the version asked for; the exit code of `main`."""
     name: str = honesty.MODEL["model_name"]
     client = MlflowClient(tracking_uri=tracking_uri())
-    try:
-        mv = find_version(client, name, args.version)
-    except NothingToPromote as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-
+    mv = promotion.find_version(client, name, args.version)
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    reasons = refusals(client, mv, allow_heuristic=args.allow_heuristic)
+    measured, _ = promotion.measured_metric(mv.tags)
+    reasons = honesty.promotion_refusals(mv.tags, measured, allow_heuristic=args.allow_heuristic)
+    reasons += promotion.checks(honesty.PACKAGE, client, mv, measured)
     if args.require_parity:
-        reasons += unverified_parity(client, mv)
+        reasons += promotion.unverified_parity(client, mv)
     if reasons:
-        record(
-            client,
-            mv,
-            {
-                "promotion_decision": "refused",
-                "promotion_reasons": "; ".join(reasons),
-                "promotion_checked_at": now,
-            },
-        )
-        print(f"refused: {name} version {mv.version} stays off @{args.alias}:", file=sys.stderr)
-        for reason in reasons:
-            print(f"  - {reason}", file=sys.stderr)
-        return 1
-
-    status = honesty.plain_status(mv.tags["implementation_status"])
-    opted_in = bool(honesty.CONTRACT["statuses"][status].get("requires_opt_in"))
+        return promotion.refused(client, mv, reasons, args.alias, now)
     try:
         client.set_registered_model_alias(name, args.alias, str(mv.version))
     except MlflowException as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2
-    decision = {
-        "promotion_decision": "accepted",
-        "promoted_alias": args.alias,
-        "promoted_at": now,
-        "promotion_checked_at": now,
-    }
-    if opted_in:
-        decision["promotion_opt_in"] = "heuristic"
-    record(client, mv, decision)
+    return promotion.accepted(honesty.PACKAGE, client, mv, args.alias, now)
 
-    print(f"promoted {name} version {mv.version} to models:/{name}@{args.alias}")
-    print(f"  {honesty.label(status)}: {mv.tags['accuracy_claim']} ({mv.tags['honesty_warning']})")
-    if opted_in:
-        print("  opted in with --allow-heuristic: this model is not backtested")
-    return 0
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return promotion.main(honesty.PACKAGE, promote, argv)
 
 
 if __name__ == "__main__":

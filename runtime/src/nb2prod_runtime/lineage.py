@@ -1,4 +1,3 @@
-# {{ cookiecutter._code.header }}
 """Where a run came from: the exact data, the code version, and the cell behind a failure."""
 
 from __future__ import annotations
@@ -6,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import linecache
-import os
 import re
 import subprocess
 import traceback
@@ -17,13 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-PACKAGE_DIR = Path(__file__).resolve().parent
 _CELL_MARKER = re.compile(r"^\s*# From cell (\d+)\s*$")
-
-
-def data_path(relative: str) -> str:
-    """Where a data file the notebook read lives now: DATA_DIR if set, else shipped in `data/`."""
-    return str(Path(os.environ.get("DATA_DIR") or PACKAGE_DIR / "data") / relative)
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -54,25 +46,25 @@ def dataset(values: Mapping[str, Any], digest: str) -> Any | None:
 
     for name, value in values.items():
         if isinstance(value, pd.DataFrame):
-            return mlflow.data.from_pandas(value, name=name, digest=digest[:32])
+            return mlflow.data.from_pandas(value, name=name, digest=digest[:32])  # type: ignore[attr-defined]
         if isinstance(value, np.ndarray):
-            return mlflow.data.from_numpy(value, name=name, digest=digest[:32])
+            return mlflow.data.from_numpy(value, name=name, digest=digest[:32])  # type: ignore[attr-defined]
     return None
 
 
-def code_version() -> str:
+def code_version(package_dir: Path) -> str:
     """The git commit when the package is in a repository, else a digest of its sources."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"],
-            cwd=PACKAGE_DIR,
+            cwd=package_dir,
             capture_output=True,
             text=True,
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--", "."],
-            cwd=PACKAGE_DIR,
+            cwd=package_dir,
             capture_output=True,
             text=True,
             check=True,
@@ -80,19 +72,19 @@ def code_version() -> str:
         return f"git:{commit}" + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         digest = hashlib.sha256()
-        for path in sorted(PACKAGE_DIR.rglob("*")):
+        for path in sorted(package_dir.rglob("*")):
             if path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
-                digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0")
+                digest.update(path.relative_to(package_dir).as_posix().encode() + b"\0")
                 digest.update(path.read_bytes())
         return f"sha256:{digest.hexdigest()}"
 
 
-def notebook_cell(error: BaseException) -> tuple[int | None, str]:
+def notebook_cell(error: BaseException, package_dir: Path) -> tuple[int | None, str]:
     """The notebook cell whose code raised `error`, and the package line it is now on."""
     frames = traceback.extract_tb(error.__traceback__)
     for frame in reversed(frames):
         path = Path(frame.filename)
-        if path.parent != PACKAGE_DIR or frame.lineno is None:
+        if path.parent != package_dir or frame.lineno is None:
             continue
         for lineno in range(frame.lineno, 0, -1):
             match = _CELL_MARKER.match(linecache.getline(frame.filename, lineno))

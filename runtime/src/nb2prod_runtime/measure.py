@@ -1,4 +1,3 @@
-# {{ cookiecutter._code.header }}
 """The package's own measurement of the model, so the claim it ships is measured, not copied.
 
 A notebook's holdout score is one split of the data, and a lucky split overstates the model.
@@ -17,8 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from {{ cookiecutter.package_name }} import honesty
 
 DEFAULT_FOLDS = 5
 # Past this many seconds of the notebook's own steps, k more fits are not made unless asked for:
@@ -56,19 +53,21 @@ def folds_to_use(asked: int | None, steps_seconds: float) -> tuple[int, str]:
 
 
 def measure(
+    declared: Mapping[str, Any],
     model: Any,
     fit_data: tuple[Any, Any] | None,
     logged: Mapping[str, tuple[float, float | None]],
     folds: int = DEFAULT_FOLDS,
     why_no_folds: str = "",
 ) -> Measurement:
-    """Cross-validate the model where it can; else the notebook's held-out metric, as logged."""
-    primary = honesty.MODEL.get("primary_metric")
-    method = honesty.MODEL["validation_method"]
+    """Cross-validate the model where it can; else the notebook's held-out metric, as logged.
+    `declared` is the package's honesty.json: the notebook's metric and how to measure it."""
+    primary = str(declared.get("primary_metric") or "")
+    method = declared["validation_method"]
     if primary in logged and method.endswith("cross-validation"):
         return Measurement(primary, *logged[primary], method)  # the notebook cross-validates
     try:
-        scores, metric, used = cross_validated(model, fit_data, folds, why_no_folds)
+        scores, metric, used = cross_validated(declared, model, fit_data, folds, why_no_folds)
     except CannotCrossValidate as reason:
         note = str(reason)
     except Exception as error:  # measuring more must never cost the training it measures
@@ -84,14 +83,18 @@ def measure(
 
 
 def cross_validated(
-    model: Any, fit_data: tuple[Any, Any] | None, folds: int, why_no_folds: str = ""
+    declared: Mapping[str, Any],
+    model: Any,
+    fit_data: tuple[Any, Any] | None,
+    folds: int,
+    why_no_folds: str = "",
 ) -> tuple[np.ndarray, str, int]:
     """The model's score on each of k folds, the metric's name, and k."""
-    spec = honesty.MODEL.get("cross_validation")
+    spec = declared.get("cross_validation")
     if folds < 2:
         raise CannotCrossValidate(why_no_folds or f"cross-validation is off ({folds} folds)")
     if spec is None:
-        raise CannotCrossValidate(honesty.MODEL.get("cross_validation_note") or "no metric")
+        raise CannotCrossValidate(declared.get("cross_validation_note") or "no metric")
     if fit_data is None:
         raise CannotCrossValidate("the model was fitted without labels to measure it against")
     try:
@@ -156,11 +159,12 @@ def _scorer(spec: Mapping[str, Any]) -> Any:
         return make_scorer(function, **flags, **spec["keywords"])
 
 
-def overclaim(notebook: float, measured: Measurement, greater_is_better: bool) -> str | None:
+def overclaim(declared: Mapping[str, Any], notebook: float, measured: Measurement) -> str | None:
     """Why the notebook's own number cannot be quoted: it beats what the folds measured by more
     than twice their spread (one split's luck, not the model); None when it is within it."""
     if measured.value is None or measured.spread is None:
         return None
+    greater_is_better = declared.get("greater_is_better", True)
     margin = 2 * measured.spread + 5e-4  # claims are rounded to 3 decimals
     beyond = (
         notebook > measured.value + margin
@@ -170,8 +174,8 @@ def overclaim(notebook: float, measured: Measurement, greater_is_better: bool) -
     if not beyond:
         return None
     return (
-        f"the notebook's {honesty.MODEL.get('primary_metric')} {notebook:.3f} "
-        f"({honesty.MODEL['validation_method']}) beats what {measured.method} measured, "
+        f"the notebook's {declared.get('primary_metric')} {notebook:.3f} "
+        f"({declared['validation_method']}) beats what {measured.method} measured, "
         f"{measured.value:.3f} ±{measured.spread:.3f}, by more than twice the spread: one lucky "
         "split, not what the model does"
     )

@@ -1,4 +1,3 @@
-# {{ cookiecutter._code.header }}
 """The model the service answers with, and what the registry says it honestly is.
 
 What the model may claim is read from the registry (the model version's tags), never from this
@@ -13,7 +12,7 @@ import logging
 import re
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import mlflow
@@ -24,14 +23,13 @@ from mlflow.models import get_model_info
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema
 
-from . import honesty
-from .forecasting import Forecaster, is_forecaster
-from .payloads import ModelInputs, model_inputs
-from .tracking import server_problem
+from nb2prod_runtime.forecasting import Forecaster, is_forecaster
+from nb2prod_runtime.honesty import Honesty, HonestyError
+from nb2prod_runtime.package import Package
+from nb2prod_runtime.payloads import ModelInputs, model_inputs
+from nb2prod_runtime.tracking import server_problem
 
 log = logging.getLogger(__name__)
-
-MODEL_NAME: str = honesty.MODEL["model_name"]
 
 # What the training run records, as run params and model-version tags; /health shows them.
 RECORDED_KEYS = (
@@ -61,6 +59,7 @@ class Metadata:
     fields: Mapping[str, str | None]  # every response field of the contract
     missing: tuple[str, ...]  # what the contract requires and the record lacks
     recorded: Mapping[str, str]  # what training recorded: claim, data and code digests...
+    honesty: Honesty = field(repr=False, compare=False)
 
     @property
     def status(self) -> str | None:
@@ -69,17 +68,18 @@ class Metadata:
     @property
     def uncertainty(self) -> str | None:
         """The contract's statement for the status; a response lacking its fields is uncertain."""
-        absent = honesty.missing_response_fields(self.fields)
+        absent = self.honesty.missing_response_fields(self.fields)
         if absent:
             return (
                 f"honesty metadata missing ({', '.join(absent)}): nothing is known "
                 "about this model's accuracy; treat its predictions as unvalidated."
             )
-        return honesty.CONTRACT["statuses"][self.status].get("uncertainty")
+        return self.honesty.contract["statuses"][self.status].get("uncertainty")
 
 
 def metadata_from(
     values: Mapping[str, str],
+    honesty: Honesty,
     *,
     model_name: str,
     model_version: str | None,
@@ -88,26 +88,26 @@ def metadata_from(
 ) -> Metadata:
     """Read the contract's response fields from tags or params; note what is absent."""
     fields: dict[str, str | None] = {
-        name: values.get(name) or None for name in honesty.RESPONSE_FIELDS
+        name: values.get(name) or None for name in honesty.response_fields
     }
     # Runs log `honesty_warning` (same values); it stands in when `validation_status` is absent.
     fields["validation_status"] = values.get("validation_status") or values.get("honesty_warning")
     status = fields.get("implementation_status")
     if status:  # an unknown word is kept as written: missing_response_fields reports it
-        with contextlib.suppress(honesty.HonestyError):
+        with contextlib.suppress(HonestyError):
             fields["implementation_status"] = honesty.plain_status(status)
     missing = honesty.missing_response_fields(fields)
     if version_tags:
         missing += [
             f"{name} (model version tag)"
-            for name, spec in honesty.CONTRACT["fields"].items()
+            for name, spec in honesty.contract["fields"].items()
             if spec.get("model_version_tag") and not values.get(name) and name not in missing
         ]
     recorded = {key: values[key] for key in RECORDED_KEYS if values.get(key)}
-    return Metadata(model_name, model_version, source, fields, tuple(missing), recorded)
+    return Metadata(model_name, model_version, source, fields, tuple(missing), recorded, honesty)
 
 
-def resolve(client: MlflowClient, uri: str) -> tuple[str, Metadata]:
+def resolve(client: MlflowClient, uri: str, package: Package) -> tuple[str, Metadata]:
     """The concrete URI to load and its metadata, read together so an alias cannot move between.
 
     A registry URI's metadata is its version's tags; a run or a path falls back to the params
@@ -127,6 +127,7 @@ def resolve(client: MlflowClient, uri: str) -> tuple[str, Metadata]:
             version = client.get_model_version(name, match["version"])
         metadata = metadata_from(
             version.tags,
+            package.honesty,
             model_name=name,
             model_version=str(version.version),
             source=f"tags of model version {name}/{version.version}",
@@ -143,7 +144,12 @@ def resolve(client: MlflowClient, uri: str) -> tuple[str, Metadata]:
         except MlflowException as error:
             log.warning("run %s of %s is not in the tracking store: %s", run_id, uri, error)
     metadata = metadata_from(
-        params, model_name=MODEL_NAME, model_version=None, source=source, version_tags=False
+        params,
+        package.honesty,
+        model_name=package.model_name,
+        model_version=None,
+        source=source,
+        version_tags=False,
     )
     return uri, metadata
 
@@ -169,7 +175,7 @@ class Served:
         return None
 
 
-def load(uri: str) -> Served:
+def load(uri: str, package: Package) -> Served:
     """Load once; keep the error instead of raising, so the process stays up to report it.
 
     A scikit-learn model is loaded as itself, not wrapped in a pyfunc: its ``predict`` is then
@@ -178,7 +184,7 @@ def load(uri: str) -> Served:
     """
     served = Served(uri)
     try:
-        concrete, served.metadata = resolve(MlflowClient(), uri)
+        concrete, served.metadata = resolve(MlflowClient(), uri, package)
         info = get_model_info(concrete)
         schema = info.signature.inputs if info.signature else None
         if "sklearn" in info.flavors:
@@ -193,7 +199,7 @@ def load(uri: str) -> Served:
             served.model = mlflow.pyfunc.load_model(concrete)
             needs_names = True
         served.inputs = model_inputs(schema, by_name=needs_names)
-    except Exception as error:  # noqa: BLE001 - reported by /ready, never raised
+    except Exception as error:
         served.model = None
         served.error = server_problem(error) or f"{type(error).__name__}: {error}"
         log.error("could not load %s: %s", uri, served.error)
@@ -217,8 +223,10 @@ def by_name(model: Any, schema: Schema | None) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_UNNAMED_COLUMNS, category=UserWarning)
-            same = np.array_equal(model.predict(pd.DataFrame(row, columns=names)), model.predict(row))
-    except Exception:  # noqa: BLE001 - the array was refused: the model reads names
+            same = np.array_equal(
+                model.predict(pd.DataFrame(row, columns=names)), model.predict(row)
+            )
+    except Exception:
         return True
     if same:  # the service put the columns in the fitted order itself: the warning is moot
         warnings.filterwarnings("ignore", message=_UNNAMED_COLUMNS, category=UserWarning)

@@ -1,4 +1,3 @@
-# {{ cookiecutter._code.header }}
 """Request bodies in, model input out: the rules are compiled once, from the model's signature.
 
 ``/predict`` takes one record (a JSON object) or a batch (an array of them), and refuses a
@@ -20,16 +19,16 @@ import csv
 import io
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NotRequired, Protocol, TypeAlias
 
 import numpy as np
 import orjson
 import pandas as pd
 from mlflow.types import DataType, Schema
 from pydantic import ConfigDict, TypeAdapter, ValidationError
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
-ModelInput = np.ndarray | pd.DataFrame
+ModelInput: TypeAlias = np.ndarray | pd.DataFrame
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _SCALARS: dict[DataType, type] = {
     DataType.double: float,
@@ -217,7 +216,9 @@ class TensorInputs:
             raise invalid("records of a batch must all have the same shape") from None
         if array.dtype.kind not in self._kinds:
             raise invalid(f"expected {self.dtype} numbers, got {array.dtype.name} values")
-        fixed = all(want in (-1, got) for want, got in zip(self.shape[1:], array.shape[1:]))
+        fixed = all(
+            want in (-1, got) for want, got in zip(self.shape[1:], array.shape[1:], strict=False)
+        )
         if array.ndim != len(self.shape) or not fixed:
             raise invalid(f"each record must have shape {list(self.shape[1:])} (-1: any size)")
         return array.astype(self.dtype, copy=False)

@@ -1,4 +1,3 @@
-# {{ cookiecutter._code.header }}
 """The MLflow store this package trains into, promotes in and serves from, and its failures
 told in one line.
 
@@ -33,7 +32,10 @@ def server_problem(error: BaseException) -> str | None:
     is not the server refusing or failing to answer a request."""
     code = getattr(error, "error_code", "")
     if code == "UNAUTHENTICATED":
-        return f"the MLflow server {tracking_uri()} refused the request (401 Unauthorized): {CREDENTIALS}"
+        return (
+            f"the MLflow server {tracking_uri()} refused the request (401 Unauthorized): "
+            f"{CREDENTIALS}"
+        )
     if code == "PERMISSION_DENIED":
         return (
             f"the MLflow server {tracking_uri()} refused the request (403 Forbidden): the "

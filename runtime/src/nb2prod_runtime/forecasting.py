@@ -1,4 +1,3 @@
-# {{ cookiecutter._code.header }}
 """Serving a time-series model (statsmodels' ARIMA, SARIMAX, AutoReg, ExponentialSmoothing...).
 
 Such a model does not answer rows of features: it forecasts a stretch of its series. A request
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .payloads import invalid
+from nb2prod_runtime.payloads import invalid
 
 TIME_SERIES_MODEL = "statsmodels.tsa.base.tsa_model.TimeSeriesModel"
 MAX_STEPS = 10_000  # the longest stretch one row may ask for: a forecast costs what it spans
@@ -113,7 +112,7 @@ class Forecaster:
         exog = frame["exog"] if "exog" in frame else [None] * len(frame)
         return [
             self.stretch(start, end, future)
-            for start, end, future in zip(frame["start"], frame["end"], exog)
+            for start, end, future in zip(frame["start"], frame["end"], exog, strict=True)
         ]
 
     def stretch(self, start: Any, end: Any, exog: Any = None) -> list[float]:

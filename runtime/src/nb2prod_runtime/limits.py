@@ -1,4 +1,3 @@
-# {{ cookiecutter._code.header }}
 """What one request may cost the service: its body (413), its batch (422), its time (504).
 
 The limits come from the environment, so an operator sets them per deployment:

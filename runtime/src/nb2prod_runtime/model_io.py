@@ -1,4 +1,3 @@
-# {{ cookiecutter._code.header }}
 """Log the model to MLflow knowingly: its library's own flavour, a signature, an input example.
 
 The flavour is chosen from the fitted object's type when training runs:
@@ -30,54 +29,35 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
 from mlflow.models import ModelSignature, infer_signature
-from mlflow.types import ColSpec, Schema
+from mlflow.types import ColSpec, Schema, TensorSpec
 
-from {{ cookiecutter.package_name }} import honesty
-from {{ cookiecutter.package_name }}.forecasting import (
+from nb2prod_runtime.forecasting import (
     Forecaster,
     forecast_request,
     is_forecaster,
     loggable,
 )
+from nb2prod_runtime.package import Package
 
-# Module prefixes whose types skops may construct: the vetted libraries, this package's own
-# code (the notebook's helper classes live in it, and they load as the code that trained them),
-# and the libraries the notebook builds its model from, which are this package's pinned
-# requirements (their code runs whenever the package does). Any other type must be named.
-TRUSTED_MODULES = (
-    "sklearn.",
-    "numpy.",
-    "scipy.",
-    f"{__package__}.",
-{%- for module in cookiecutter._code.trusted_modules %}
-    "{{ module }}",
-{%- endfor %}
-)
 # Plain containers from the standard library that models carry (LightGBM keeps an OrderedDict).
 TRUSTED_CONTAINERS = ("collections.OrderedDict", "collections.defaultdict")
 TRUSTED_TYPES_VARIABLE = "NB2PROD_TRUSTED_TYPES"
 NATIVE_FLAVOURS = ("xgboost", "lightgbm", "statsmodels")
 FORECAST_EXAMPLE_STEPS = 12  # how far ahead the logged example of a forecaster reaches
-# The package's pinned requirements (requirements.txt), recorded with the model as they are:
-# MLflow would otherwise start a Python process to guess them.
-REQUIREMENTS = [
-{%- for requirement in cookiecutter._code.requirements.install %}
-    "{{ requirement }}",
-{%- endfor %}
-]
 
 
 class ModelLoggingError(Exception):
     """The model cannot be logged safely; the message says what to change."""
 
 
-def log_model(model: Any, model_input: Any, trusted_types: Iterable[str] = ()) -> str:
+def log_model(
+    package: Package, model: Any, model_input: Any, trusted_types: Iterable[str] = ()
+) -> str:
     """Log `model` with its flavour on the active run; return its URI, for training to register
     together with its tags."""
     model = loggable(unwrap_search(model))
@@ -98,12 +78,12 @@ def log_model(model: Any, model_input: Any, trusted_types: Iterable[str] = ()) -
         "name": "model",
         "signature": signature,
         "input_example": _head(example, 2),
-        "pip_requirements": REQUIREMENTS,
+        "pip_requirements": package.requirements,
     }
-    kind = flavour(model)
+    kind = flavour(package, model)
     if kind == "rule-based":
         info = mlflow.pyfunc.log_model(
-            python_model=str(Path(__file__).with_name("rule_model.py")),
+            python_model=str(package.directory / "rule_model.py"),
             model_config={"state": rule_state(model)},
             **common,
         )
@@ -117,15 +97,16 @@ def log_model(model: Any, model_input: Any, trusted_types: Iterable[str] = ()) -
         info = mlflow.sklearn.log_model(
             model,
             serialization_format="skops",
-            skops_trusted_types=skops_trusted_types(model, trusted_types) or None,
+            skops_trusted_types=skops_trusted_types(model, package.trusted_modules, trusted_types)
+            or None,
             **common,
         )
     return info.model_uri
 
 
-def flavour(model: Any) -> str:
+def flavour(package: Package, model: Any) -> str:
     """The MLflow flavour made for the model, read from the module its type comes from."""
-    if honesty.MODEL["model_kind"] == "rule-based":
+    if package.model["model_kind"] == "rule-based":
         return "rule-based"
     if is_forecaster(model):
         return "statsmodels"
@@ -167,7 +148,7 @@ def _exog_optional(signature: ModelSignature) -> ModelSignature:
     inputs = signature.inputs
     if inputs is None or "exog" not in inputs.input_names():
         return signature
-    columns = [
+    columns: list[ColSpec | TensorSpec] = [
         ColSpec(column.type, column.name, required=column.name != "exog")
         for column in inputs.inputs
     ]
@@ -179,7 +160,9 @@ def configured_trusted_types(environ: Mapping[str, str] = os.environ) -> list[st
     return environ.get(TRUSTED_TYPES_VARIABLE, "").replace(",", " ").split()
 
 
-def skops_trusted_types(model: Any, trusted_types: Iterable[str] = ()) -> list[str]:
+def skops_trusted_types(
+    model: Any, trusted_modules: tuple[str, ...], trusted_types: Iterable[str] = ()
+) -> list[str]:
     """Types skops must be told to trust to load this model: vetted modules, or named ones.
 
     skops refuses to load types it cannot vouch for (the tree storage of forests, for one).
@@ -194,7 +177,7 @@ def skops_trusted_types(model: Any, trusted_types: Iterable[str] = ()) -> list[s
     foreign = [
         name
         for name in untrusted
-        if not name.startswith(TRUSTED_MODULES) and name not in TRUSTED_CONTAINERS
+        if not name.startswith(trusted_modules) and name not in TRUSTED_CONTAINERS
     ]
     unnamed = [name for name in foreign if name not in named]
     if unnamed:
@@ -230,9 +213,9 @@ def _without_formula_target(model: Any, example: Any) -> Any:
     not ask callers for the value it predicts."""
     formula_model = getattr(model, "model", None)
     target = getattr(formula_model, "endog_names", None)
-    if getattr(formula_model, "formula", None) and hasattr(example, "drop"):
-        if isinstance(target, str) and target in getattr(example, "columns", ()):
-            return example.drop(columns=[target])
+    formula = getattr(formula_model, "formula", None)
+    if formula and isinstance(target, str) and target in getattr(example, "columns", ()):
+        return example.drop(columns=[target])
     return example
 
 

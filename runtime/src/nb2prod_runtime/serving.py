@@ -1,0 +1,400 @@
+"""The service machinery around one model: loading, limits, parsing, honest bodies, metrics.
+
+A generated package's ``serve.py`` declares what a reviewer must see (the app, its prediction
+routes, the response model with the honesty fields, the Prometheus counters) and hands each
+request to a `Service`, which answers it the same way in every package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import mlflow
+import orjson
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from mlflow.exceptions import MlflowException
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nb2prod_runtime import payloads
+from nb2prod_runtime.limits import LimitBodySize, Limits, PredictionThreads
+from nb2prod_runtime.loading import Served, load
+from nb2prod_runtime.package import Package
+from nb2prod_runtime.tracking import tracking_uri
+
+log = logging.getLogger(__name__)
+
+UNKNOWN = "unknown"  # metric label value when the registry does not say
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+Parse = Callable[[payloads.ModelInputs, bytes, int], tuple[payloads.ModelInput, int]]
+# Each route's parser per media type; a request without a Content-Type is taken as JSON.
+PREDICT_PARSERS: dict[str, Parse] = {
+    "application/json": payloads.predict_input,
+    "text/json": payloads.predict_input,
+}
+INVOCATIONS_PARSERS: dict[str, Parse] = {  # what `mlflow models serve` takes
+    "application/json": payloads.invocation_input,
+    "text/csv": payloads.csv_input,
+    "application/vnd.apache.parquet": payloads.parquet_input,
+}
+
+
+class ServiceMetrics(Protocol):
+    """The Prometheus metrics a package's serve.py declares, in a registry of their own."""
+
+    registry: CollectorRegistry
+    predictions: Any  # Counter by implementation_status, model_version
+    latency: Any  # Histogram
+    compliant: Any  # Counter by status_value
+    missing: Any  # Counter by endpoint
+    requests: Any  # Counter by method, endpoint, status
+    model_info: Any  # Gauge by model_name, model_version, implementation_status, validation_status
+
+
+class HonestBody:
+    """Renders prediction responses as the response model would, field for field, for less.
+
+    What the model honestly is stays fixed while it is loaded, so that part is validated
+    against the response model and encoded once; each response then encodes only its
+    predictions (orjson: numpy values too, NaN as null) and joins the two. Every response
+    carries the fields, because no other path writes a prediction body.
+    """
+
+    def __init__(self, response_model: type[BaseModel], honest: dict[str, Any]) -> None:
+        declared = {name: None for name in response_model.model_fields if name != "predictions"}
+        document = response_model(predictions=[], **(declared | honest)).model_dump(mode="json")
+        del document["predictions"]
+        self.fields = orjson.dumps(document)[1:]  # '"implementation_status":...}'
+
+    def render(self, predictions: list[Any]) -> Response:
+        encoded = orjson.dumps(
+            predictions, default=jsonable_encoder, option=orjson.OPT_SERIALIZE_NUMPY
+        )
+        content = b'{"predictions":' + encoded + b"," + self.fields
+        return Response(content, media_type="application/json")
+
+
+class InvalidInvocation(payloads.InvalidInput):
+    """An /invocations body the model cannot take: answered as ``mlflow models serve`` does."""
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The metrics page: this process's registry, or every worker's (PROMETHEUS_MULTIPROC_DIR)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:
+        return generate_latest(registry)
+    every_worker = CollectorRegistry()
+    multiprocess.MultiProcessCollector(every_worker, path=folder)
+    return generate_latest(every_worker)
+
+
+def forget_dead_workers(folder: Path) -> None:
+    """Drop the live gauges of worker processes that are gone (one that crashed never says)."""
+    for path in folder.glob("gauge_live*_*.db"):
+        pid = int(path.stem.rsplit("_", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, str(folder))
+        except PermissionError:  # alive, under another user
+            pass
+
+
+def worker_lifetime(
+    package: str,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """In multiprocess mode, a worker clears its dead siblings' gauges and, leaving, its own."""
+
+    @contextlib.asynccontextmanager
+    async def lifetime(app: FastAPI) -> AsyncIterator[None]:
+        folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if folder:
+            forget_dead_workers(Path(folder))
+        elif int(os.environ.get("WEB_CONCURRENCY", "1")) > 1:
+            log.warning(
+                "WEB_CONCURRENCY > 1 without PROMETHEUS_MULTIPROC_DIR: each worker's /metrics "
+                "counts only itself; start through %s.entrypoint",
+                package,
+            )
+        yield
+        if folder:
+            multiprocess.mark_process_dead(os.getpid(), folder)
+
+    return lifetime
+
+
+class CountRequests:
+    """ASGI middleware counting every response by route template (bounded label values)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.counters: dict[tuple[str, str, str], Any] = {}  # labelled once, then reused
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # an exception escaping the app becomes a 500 upstream
+
+        async def send_counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            key = (scope["method"], getattr(scope.get("route"), "path", "unmatched"), str(status))
+            counter = self.counters.get(key)
+            if counter is None:
+                counter = self.counters[key] = self.metrics.requests.labels(*key)
+            counter.inc()
+
+
+def parser_for(request: Request, parsers: Mapping[str, Parse]) -> Parse:
+    """The route's parser for the body's media type; 415 for another type or a charset other
+    than UTF-8."""
+    media_type, *parameters = request.headers.get("content-type", "application/json").split(";")
+    parse = parsers.get(media_type.strip().lower())
+    if parse is None:
+        raise HTTPException(415, f"send {' or '.join(parsers)}, not {media_type or 'nothing'}")
+    for parameter in parameters:
+        name, _, value = parameter.strip().lower().partition("=")
+        if name == "charset" and value.strip('"') not in ("utf-8", "utf8"):
+            raise HTTPException(415, f"send UTF-8, not {value}")
+    return parse
+
+
+def request_body(inputs: payloads.ModelInputs | None, max_batch: int) -> dict[str, Any]:
+    """The /predict body for the OpenAPI docs, from the signature (the route reads raw JSON)."""
+    if inputs is None:
+        return {}
+    record = inputs.record_schema()
+    batch = {"type": "array", "items": record, "minItems": 1, "maxItems": max_batch}
+    schema = {"anyOf": [record, batch]}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+class Service:
+    """One model, loaded once, behind the routes a package declares.
+
+    The metrics and the response model are the package's (a reviewer and the linter see them
+    there); everything else a prediction needs is here: the model loaded by alias, its honesty
+    read from the registry, the request limits, the parsers, the honest response body.
+    """
+
+    def __init__(
+        self,
+        package: Package,
+        metrics: ServiceMetrics,
+        response_model: type[BaseModel],
+        model_uri: str | None = None,
+        prediction_paths: Sequence[str] = ("/predict", "/invocations"),
+    ) -> None:
+        mlflow.set_tracking_uri(tracking_uri())
+        default_uri = f"models:/{package.model_name}@champion"
+        self.package = package
+        self.served: Served = load(model_uri or os.environ.get("MODEL_URI", default_uri), package)
+        self.limits = Limits.from_environment()
+        self.threads = PredictionThreads(self.limits)
+        self.metrics = metrics
+        self.response_model = response_model
+        self.prediction_paths = tuple(prediction_paths)
+        meta = self.served.metadata
+        version_label = (meta and meta.model_version) or UNKNOWN
+        self.status_label = (meta and meta.status) or UNKNOWN
+        # Series exist at 0 from the start, so the first missing field or the first error is an
+        # increase to alert on: Prometheus cannot see what a series counted before its first
+        # scrape.
+        for endpoint in self.prediction_paths:
+            metrics.missing.labels(endpoint)
+            for status in ("200", "500", "503", "504"):
+                metrics.requests.labels("POST", endpoint, status)
+        self.count_rows = metrics.predictions.labels(self.status_label, version_label)
+        if self.served.model is not None and meta is not None:
+            validation = meta.fields["validation_status"] or UNKNOWN
+            metrics.model_info.labels(
+                meta.model_name, version_label, self.status_label, validation
+            ).set(1)
+        # What every prediction response says about the model: fixed while it is loaded.
+        self.honest: dict[str, Any] = {}
+        if meta is not None:
+            self.honest = {"model_version": meta.model_version, "uncertainty": meta.uncertainty}
+            self.honest |= meta.fields
+        self.body = HonestBody(response_model, self.honest)
+        compliant = not package.honesty.missing_response_fields(self.honest)
+        # 0 from the start
+        self.count_compliant = metrics.compliant.labels(self.status_label) if compliant else None
+
+    def lifespan(self) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+        """The app's lifespan: multiprocess metrics bookkeeping of each worker."""
+        return worker_lifetime(self.package.name)
+
+    def install(self, app: FastAPI) -> None:
+        """Give the package's app the service's own routes (health, readiness, MLflow's ping
+        and version, metrics), its limits and its error bodies; the package declares the
+        prediction routes."""
+        app.add_middleware(LimitBodySize, max_bytes=self.limits.max_body_bytes)
+        app.add_middleware(CountRequests, metrics=self.metrics)
+        app.state.served = self.served
+        app.state.metrics = self.metrics
+        app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
+        app.add_exception_handler(InvalidInvocation, invalid_invocation)  # type: ignore[arg-type]
+        self._status_routes(app)
+
+    def _status_routes(self, app: FastAPI) -> None:
+        served, metrics = self.served, self.metrics
+        meta = served.metadata
+        required = list(self.package.honesty.response_fields)
+
+        @app.get("/health")
+        def health() -> dict[str, Any]:
+            """Liveness: 200 while the process runs; says what is loaded and what it lacks."""
+            return {
+                "status": "alive",
+                "model_uri": served.uri,
+                "model_loaded": served.model is not None,
+                "model_version": meta.model_version if meta else None,
+                "honesty_metadata_complete": meta is not None and not meta.missing,
+                "missing_honesty_fields": list(meta.missing) if meta else required,
+                "recorded": dict(meta.recorded) if meta else {},
+                "error": served.error,
+            }
+
+        @app.get("/ready", responses={503: {"description": "model not loaded or metadata missing"}})
+        def ready() -> JSONResponse:
+            """Readiness: only a loaded model with complete honesty metadata takes traffic."""
+            reason = served.not_ready()
+            if reason is not None:
+                return JSONResponse({"ready": False, "reason": reason}, status_code=503)
+            version = meta.model_version if meta else None
+            return JSONResponse({"ready": True, "model_uri": served.uri, "model_version": version})
+
+        @app.get("/ping", responses={404: {"description": "model not loaded"}})
+        def ping() -> Response:
+            """``mlflow models serve``'s health check (SageMaker's too): 200 once the model is
+            loaded. It says nothing of honesty metadata; ``/ready`` does."""
+            status = 200 if served.model is not None else 404
+            return Response("\n", status_code=status, media_type="application/json")
+
+        @app.get("/version", response_class=PlainTextResponse)
+        def version() -> str:
+            """The MLflow version serving the model, as ``mlflow models serve`` answers."""
+            return mlflow.__version__
+
+        @app.get("/metrics", include_in_schema=False)
+        def prometheus_metrics() -> Response:
+            return Response(exposition(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def request_body(self) -> dict[str, Any]:
+        """The OpenAPI request body of /predict, from the model's signature."""
+        return request_body(self.served.inputs, self.limits.max_batch)
+
+    async def answer(
+        self,
+        request: Request,
+        parsers: Mapping[str, Parse],
+        endpoint: str,
+        refuse: Callable[[list[dict[str, Any]]], Exception],
+    ) -> Response:
+        """Parse, predict in a worker thread under the time limit, count, answer honestly."""
+        started = time.perf_counter()
+        try:
+            predictions, rows = await self._predictions(parsers, request)
+        except payloads.InvalidInput as error:
+            raise refuse(error.errors) from None
+        return self.counted(endpoint, started, rows, self.body, predictions)
+
+    def counted(
+        self, endpoint: str, started: float, rows: int, body: HonestBody, predictions: list[Any]
+    ) -> Response:
+        """Count a prediction response (latency, rows, honesty) and render it."""
+        self.metrics.latency.observe(time.perf_counter() - started)
+        self.count_rows.inc(rows)
+        if self.count_compliant is not None:
+            self.count_compliant.inc()
+        else:
+            self.metrics.missing.labels(endpoint).inc()
+        return body.render(predictions)
+
+    async def _predictions(
+        self, parsers: Mapping[str, Parse], request: Request
+    ) -> tuple[list[Any], int]:
+        """The prediction path: body, model input, one ``predict`` call, JSON-ready lists.
+        A body the model cannot take raises ``payloads.InvalidInput``."""
+        served, limits = self.served, self.limits
+        if served.model is None or served.inputs is None:
+            raise HTTPException(503, served.not_ready())
+        parse = parser_for(request, parsers)
+        body = await request.body()
+        model, inputs = served.model, served.inputs
+
+        def predict() -> tuple[list[Any], int]:
+            model_input, rows = parse(inputs, body, limits.max_batch)
+            try:
+                return payloads.to_list(model.predict(model_input)), rows
+            except MlflowException as error:  # the pyfunc's own schema check
+                if error.error_code != "INVALID_PARAMETER_VALUE":
+                    raise
+                raise payloads.invalid(error.message) from None
+
+        return await self.in_thread(predict)
+
+    async def in_thread(self, work: Callable[[], tuple[list[Any], int]]) -> tuple[list[Any], int]:
+        """Run a prediction in a worker thread; 504 past PREDICT_TIMEOUT_SECONDS."""
+        try:
+            return await self.threads.run(work)
+        except TimeoutError:
+            raise HTTPException(
+                504,
+                f"no prediction within {self.limits.timeout_seconds:g} s (PREDICT_TIMEOUT_SECONDS)",
+            ) from None
+
+    def finish(self, app: FastAPI) -> FastAPI:
+        """Starlette tries the routes in order, and FastAPI registers its docs routes first: the
+        prediction routes go to the front, where a request finds them at the first or second
+        try (each miss costs microseconds on every prediction)."""
+        paths = self.prediction_paths
+        app.router.routes.sort(key=lambda route: getattr(route, "path", "") not in paths)
+        return app
+
+
+async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    """422 naming the field at fault; raw bytes (a non-JSON body) are never echoed back."""
+    errors = [{k: v for k, v in e.items() if not isinstance(v, bytes)} for e in error.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+async def invalid_invocation(request: Request, error: InvalidInvocation) -> JSONResponse:
+    """400 with MLflow's error body, so its clients read it unchanged; the fields at fault are
+    listed under ``detail`` as for /predict."""
+    body = {
+        "error_code": "BAD_REQUEST",
+        "message": payloads.summary(error.errors),
+        "detail": jsonable_encoder(error.errors),
+    }
+    return JSONResponse(body, status_code=400)
+
+
+def app_or_exit(create: Callable[[], FastAPI]) -> FastAPI:
+    """The app, or one line on stderr and exit 2 when a setting cannot work (no traceback)."""
+    try:
+        return create()
+    except Exception as error:
+        lines = str(error).strip().splitlines()
+        detail = f": {lines[0]}" if lines else ""
+        print(f"serve: cannot start: {type(error).__name__}{detail}", file=sys.stderr)
+        raise SystemExit(2) from None
