@@ -18,10 +18,10 @@ from conftest import SAMPLES, Run, run, run_cli
 
 SAMPLE = "tumor_classifier"
 OWNER_ROUTE = '''
-    @app.get("/owner", response_class=PlainTextResponse)
-    def owner() -> str:
-        """Who is paged for this service."""
-        return "team-tumor"
+    @app.get("/livez")
+    def livez() -> dict[str, str]:
+        """Kubernetes' liveness probe, as the cluster's other services answer it."""
+        return {"status": "alive", "team": "team-tumor"}
 '''
 README_NOTE = "\n## On call\n\nPaged by team-tumor, never by nb2prod.\n"
 
@@ -80,7 +80,7 @@ def hand_edit(package: Path) -> None:
     """A route and a README section the team added, committed."""
     serve = package / SAMPLE / "serve.py"
     text = serve.read_text()
-    anchor = '    @app.get("/version", response_class=PlainTextResponse)'
+    anchor = "    return service.finish(app)"
     assert anchor in text
     serve.write_text(text.replace(anchor, OWNER_ROUTE.lstrip("\n") + "\n" + anchor))
     readme = package / "README.md"
@@ -125,7 +125,7 @@ def test_update_keeps_edits_and_carries_the_notebook_change_then_trains_and_test
     assert "merged  README.md" in done.stdout and "kept your edits in 1 file" in done.stdout
     pipeline = (package / SAMPLE / "pipeline.py").read_text()
     assert "n_estimators: int = 40" in pipeline
-    assert 'return "team-tumor"' in (package / SAMPLE / "serve.py").read_text()
+    assert '"team": "team-tumor"}' in (package / SAMPLE / "serve.py").read_text()
     assert README_NOTE in (package / "README.md").read_text()
     record = json.loads((package / ".nb2prod" / "record.json").read_text())
     assert (
@@ -257,7 +257,7 @@ def test_dry_run_prints_the_diff_and_writes_nothing(project: tuple[Path, Path]) 
 
 def test_uncommitted_changes_are_refused_unless_allowed(project: tuple[Path, Path]) -> None:
     notebook, package = project
-    limits = package / SAMPLE / "limits.py"
+    limits = package / SAMPLE / "entrypoint.py"
     limits.write_text(limits.read_text() + "# work in progress\n")
     set_hyperparameter(notebook, "n_estimators = 100", "n_estimators = 40")
     before = snapshot(package)
@@ -265,7 +265,7 @@ def test_uncommitted_changes_are_refused_unless_allowed(project: tuple[Path, Pat
     refused = nb2prod("update", package)
 
     assert refused.code == 2 and len(refused.stderr.strip().splitlines()) == 1
-    assert f"uncommitted changes ({SAMPLE}/limits.py)" in refused.stderr
+    assert f"uncommitted changes ({SAMPLE}/entrypoint.py)" in refused.stderr
     assert "--allow-dirty" in refused.stderr
     assert snapshot(package) == before
     allowed = nb2prod("update", package, "--allow-dirty")
@@ -282,11 +282,12 @@ def test_force_is_refused_over_a_git_repository_and_over_edits(project: tuple[Pa
     assert "nb2prod update" in over_git.stderr and snapshot(package) == before
 
     shutil.rmtree(package / ".git")
-    (package / SAMPLE / "limits.py").write_text("# tuned\n")
+    (package / SAMPLE / "entrypoint.py").write_text("# tuned\n")
     over_edit = nb2prod("convert", notebook, "-o", package, "--force")
     assert over_edit.code == 2 and len(over_edit.stderr.strip().splitlines()) == 1
-    assert f"has files changed since nb2prod wrote them ({SAMPLE}/limits.py)" in over_edit.stderr
-    assert (package / SAMPLE / "limits.py").read_text() == "# tuned\n"
+    says = f"has files changed since nb2prod wrote them ({SAMPLE}/entrypoint.py)"
+    assert says in over_edit.stderr
+    assert (package / SAMPLE / "entrypoint.py").read_text() == "# tuned\n"
 
 
 def test_force_rerenders_an_unedited_package_and_keeps_files_it_did_not_write(
@@ -357,6 +358,15 @@ def test_a_record_edited_into_nonsense_is_one_line(project: tuple[Path, Path]) -
     for nonsense in ("{not json", '{"format": 1, "files": []}', json.dumps({"format": 99})):
         record.write_text(nonsense)
         assert_refused(nb2prod("update", package), "record.json: is not a record nb2prod can read")
+
+
+def test_a_runtime_wheel_missing_from_vendor_is_one_line(project: tuple[Path, Path]) -> None:
+    _, package = project
+    (wheel,) = (package / "vendor").glob("nb2prod_runtime-*.whl")
+    wheel.unlink()
+    before = snapshot(package)
+    assert_refused(nb2prod("update", package), f"vendor/{wheel.name}: is missing", "git checkout")
+    assert snapshot(package) == before
 
 
 @contextmanager
