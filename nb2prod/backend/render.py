@@ -457,8 +457,12 @@ def _lint_honesty(root: Path) -> None:
         )
 
 
-def honesty_findings(root: Path) -> list[str]:
-    """nb2prod lint over a package, as `path:line: CODE message` lines (paths from `root`)."""
+def honesty_findings(root: Path, rendered: Path | None = None) -> list[str]:
+    """nb2prod lint over a package, as `path:line: CODE message` lines with paths from `root`.
+
+    With `rendered`, a render that passed the rules, files identical to it are not linted
+    again: every rule reads one file, so only the others (a user's edits) can fail now.
+    """
     from nb2prod.lint.config import load_config
     from nb2prod.lint.discovery import find_files
     from nb2prod.lint.engine import lint_files
@@ -466,11 +470,17 @@ def honesty_findings(root: Path) -> list[str]:
     config = load_config(cwd=root)
     rules, contract = config.load_rules()
     files, _ = find_files([root], config.exclude)
+    if rendered is not None:
+        files = [path for path in files if not _same_file(path, rendered / path.relative_to(root))]
     return [
         f"{Path(v.path).relative_to(root)}:{v.line}: {v.code} {v.message}"
         for result in lint_files(files, rules, contract)
         for v in result.violations
     ]
+
+
+def _same_file(path: Path, other: Path) -> bool:
+    return other.is_file() and other.read_bytes() == path.read_bytes()
 
 
 def _violations(ruff: str, root: Path, paths: list[Path]) -> list[str]:

@@ -71,6 +71,7 @@ def update(
                 hint="commit or stash them first, so the update can be undone with git; or "
                 "pass --allow-dirty",
             )
+    lint: tuple[str, ...] = ()
     with (
         writing(package),
         rendering(source, package, record.options, package_name=record.package_name) as render,
@@ -80,8 +81,8 @@ def update(
             writes = [Write(m.path, m.content, m.mode) for m in merges if m.content is not None]
             removals = [m.path for m in merges if m.outcome is Outcome.REMOVED]
             apply_changes(package, writes, removals, render.folder / RECORD_DIR)
+            lint = tuple(honesty_findings(package, rendered=render.folder))
         changed = render.plan.notebook.sha256 != record.notebook_sha256
-    lint = () if dry_run else tuple(honesty_findings(package))
     return UpdateResult(
         package,
         source,
