@@ -189,3 +189,19 @@ def test_unwritable_target_is_one_line(tmp_path: Path) -> None:
     result = run_cli("convert", SAMPLES / "pool_heuristic.ipynb", "-o", blocker / "pkg")
     assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "cannot write the package" in result.stderr
+
+
+def test_a_template_fork_that_breaks_the_honesty_rules_is_refused_whole(tmp_path: Path) -> None:
+    fork = tmp_path / "fork"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "templates", fork)
+    serve = fork / "{{cookiecutter.package_name}}" / "{{cookiecutter.package_name}}" / "serve.py"
+    field = "    implementation_status: str | None\n"
+    assert serve.read_text().count(field) == 1
+    serve.write_text(serve.read_text().replace(field, ""))
+    target = tmp_path / "out"
+    sample = SAMPLES / "tumor_classifier.ipynb"
+    result = run_cli("convert", sample, "-o", target, "--template", fork)
+    assert result.code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "tumor_classifier/serve.py:" in result.stderr
+    assert "the generated package fails nb2prod lint: NBH105" in result.stderr
+    assert not target.exists()

@@ -450,15 +450,16 @@ def _lint_honesty(root: Path) -> None:
     """The package must pass nb2prod's own honesty rules: one it rejects is a generator bug."""
     findings = honesty_findings(root)
     if findings:
+        where, what = findings[0]
         raise InputError(
-            findings[0].split(": ", 1)[0],
-            f"the generated package fails nb2prod lint: {findings[0].split(': ', 1)[1]}",
+            where,
+            f"the generated package fails nb2prod lint: {what}",
             hint="a bug in nb2prod or its template; nothing was written",
         )
 
 
-def honesty_findings(root: Path, rendered: Path | None = None) -> list[str]:
-    """nb2prod lint over a package, as `path:line: CODE message` lines with paths from `root`.
+def honesty_findings(root: Path, rendered: Path | None = None) -> list[tuple[str, str]]:
+    """nb2prod lint over a package: (`path:line` from `root`, `CODE message`) per finding.
 
     With `rendered`, a render that passed the rules, files identical to it are not linted
     again: every rule reads one file, so only the others (a user's edits) can fail now.
@@ -473,7 +474,7 @@ def honesty_findings(root: Path, rendered: Path | None = None) -> list[str]:
     if rendered is not None:
         files = [path for path in files if not _same_file(path, rendered / path.relative_to(root))]
     return [
-        f"{Path(v.path).relative_to(root)}:{v.line}: {v.code} {v.message}"
+        (f"{Path(v.path).relative_to(root)}:{v.line}", f"{v.code} {v.message}")
         for result in lint_files(files, rules, contract)
         for v in result.violations
     ]

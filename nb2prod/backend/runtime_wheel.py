@@ -40,6 +40,7 @@ def _sources(root: Path) -> list[Path]:
     return files
 
 
+@cache
 def runtime_version(root: Path | None = None) -> str:
     """The runtime's version, read from its sources (not from what happens to be installed)."""
     root = root or data_dir("runtime")

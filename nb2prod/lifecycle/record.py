@@ -194,7 +194,7 @@ def _parse(data: Any) -> PackageRecord:
         raise ValueError("files must map each path to its sha256")
     if any(Path(name).is_absolute() or ".." in Path(name).parts for name in files):
         raise ValueError("files must stay inside the package")
-    if not isinstance(data["package_name"], str) or not data["package_name"].isidentifier():
+    if not data["package_name"].isidentifier():
         raise ValueError("package_name is not a Python identifier")
     known = set(ConvertOptions().to_dict())
     if not isinstance(options, dict) or not set(options) <= known:

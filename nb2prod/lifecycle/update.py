@@ -81,7 +81,9 @@ def update(
             writes = [Write(m.path, m.content, m.mode) for m in merges if m.content is not None]
             removals = [m.path for m in merges if m.outcome is Outcome.REMOVED]
             apply_changes(package, writes, removals, render.folder / RECORD_DIR)
-            lint = tuple(honesty_findings(package, rendered=render.folder))
+            lint = tuple(
+                f"{where}: {what}" for where, what in honesty_findings(package, render.folder)
+            )
         changed = render.plan.notebook.sha256 != record.notebook_sha256
     return UpdateResult(
         package,
