@@ -10,14 +10,19 @@ build reaches the package index with the machine's CA bundle mounted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+
+import httpx
 
 BASE_IMAGE = "localhost/nb2prod-base:bookworm"
 BASE_PACKAGES = "python3,python3-venv,ca-certificates"
@@ -101,7 +106,26 @@ def build(package_dir: Path, tag: str, *, no_cache: bool = False) -> float:
 
 
 def image_size(tag: str) -> int:
+    """Bytes, as podman stores the image (its layers, uncompressed)."""
     return int(json.loads(podman("image", "inspect", tag))[0]["Size"])
+
+
+def largest_folders(tag: str, folder: str, count: int) -> list[tuple[str, float]]:
+    """The `count` largest entries of `folder` in the image, as (name, MB), largest first."""
+    listed = podman(
+        "run", "--rm", *RUNTIME, "--entrypoint", "du", tag,
+        "--summarize", "--bytes", *_entries(tag, folder),
+    )  # fmt: skip
+    sizes = []
+    for line in listed.splitlines():
+        size, path = line.split("\t", 1)
+        sizes.append((path.rsplit("/", 1)[-1], int(size) / 1e6))
+    return sorted(sizes, key=lambda entry: -entry[1])[:count]
+
+
+def _entries(tag: str, folder: str) -> list[str]:
+    names = podman("run", "--rm", *RUNTIME, "--entrypoint", "ls", tag, folder).split()
+    return [f"{folder}/{name}" for name in names]
 
 
 def run(
@@ -130,3 +154,42 @@ def logs(name: str) -> str:
 
 def remove(name: str) -> None:
     subprocess.run(["podman", "rm", "--force", "--time", "0", name], capture_output=True)
+
+
+@contextlib.contextmanager
+def tracking_server(folder: Path) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 (sqlite in `folder`, artifacts served by it): what
+    the image, an MLflow client only, reads its model from. Yields its URL; stopped on exit."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+        "--serve-artifacts", "--artifacts-destination", str(folder / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    log = folder / "mlflow-server.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            command, cwd=folder, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise ContainerError(f"mlflow server did not start: {log.read_text()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            time.sleep(0.2)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, 15)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, 9)
+            server.wait()

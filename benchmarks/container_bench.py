@@ -1,8 +1,9 @@
 """What the container costs: the generated image built and run with podman, against the same
 service run directly on the host, with the same model, load generator and run.
 
-The tumor_classifier sample is converted, trained and promoted into a sqlite MLflow store on
-the host. Then:
+The tumor_classifier sample is converted, trained and promoted on the host through a real
+`mlflow server` (sqlite, artifacts served by it), which both services then load the model from:
+the image carries MLflow's client only. Then:
 
 - build: `podman build --no-cache` of the generated Dockerfile on the local Debian base
   (benchmarks/container.py; made first if podman's store lacks it, and timed apart), and the
@@ -47,25 +48,20 @@ TAG = f"localhost/{SAMPLE}:bench"
 BATCHES = (1, 100)
 
 
-def host_env(package: Path, store: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "PYTHONPATH": str(package),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}",
-    }
+def host_env(package: Path, server: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": server}
 
 
-def prepare(root: Path) -> tuple[Path, Path, list[dict]]:
-    """The converted sample, its store (trained, promoted, writable for the image's user) and
-    100 records of its input."""
+def prepare(root: Path, server: str) -> tuple[Path, list[dict]]:
+    """The converted sample, trained and promoted into `server`, and 100 records of its input."""
     package = convert(REPO / "sample_notebooks" / f"{SAMPLE}.ipynb", root / SAMPLE).target
-    store = root / "store"
+    store = root / "work"
     store.mkdir()
     for step in ("train", "promote"):
         subprocess.run(
             [sys.executable, "-m", f"{SAMPLE}.{step}"],
             cwd=store,
-            env=host_env(package, store),
+            env=host_env(package, server),
             check=True,
             capture_output=True,
         )
@@ -78,14 +74,12 @@ def prepare(root: Path) -> tuple[Path, Path, list[dict]]:
             ".to_json(orient='records'))",
         ],
         cwd=store,
-        env=host_env(package, store),
+        env=host_env(package, server),
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    for path in [store, *store.rglob("*")]:
-        path.chmod(0o777 if path.is_dir() else 0o666)
-    return package, store, json.loads(records)
+    return package, json.loads(records)
 
 
 def wait_ready(url: str, alive: Callable[[], bool]) -> None:
@@ -112,12 +106,12 @@ def load(url: str, pid: int, records: list[dict], args: argparse.Namespace) -> d
     return found
 
 
-def in_container(store: Path, records: list[dict], args: argparse.Namespace):
+def in_container(server: str, records: list[dict], args: argparse.Namespace):
     name, port = f"nb2prod-bench-{os.getpid()}", free_port()
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}", "PORT": str(port)}
+    env = {"MLFLOW_TRACKING_URI": server, "PORT": str(port)}
     url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
-    container.run(TAG, name, (), env, [f"{store}:{store}"])
+    container.run(TAG, name, (), env)
     try:
         wait_ready(url, lambda: bool(container.state(name)["Running"]))
         ready = time.perf_counter() - started
@@ -126,29 +120,29 @@ def in_container(store: Path, records: list[dict], args: argparse.Namespace):
         container.remove(name)
 
 
-def directly(package: Path, store: Path, records: list[dict], args: argparse.Namespace):
+def directly(package: Path, server: str, records: list[dict], args: argparse.Namespace):
     port = free_port()
-    env = {**host_env(package, store), "PORT": str(port)}
+    env = {**host_env(package, server), "PORT": str(port)}
     env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bench-metrics-")
     url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
-    server = subprocess.Popen(
+    service = subprocess.Popen(
         [
             *(sys.executable, "-m", f"{SAMPLE}.entrypoint"),
             *("uvicorn", f"{SAMPLE}.serve:app", "--host", "127.0.0.1", "--port", str(port)),
         ],
-        cwd=store,
+        cwd=package.parent,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_ready(url, lambda: server.poll() is None)
+        wait_ready(url, lambda: service.poll() is None)
         ready = time.perf_counter() - started
-        return ready, load(url, server.pid, records, args)
+        return ready, load(url, service.pid, records, args)
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        service.terminate()
+        service.wait(timeout=60)
 
 
 def main() -> int:
@@ -160,22 +154,29 @@ def main() -> int:
     if (why := container.unavailable()) is not None:
         print(f"container_bench.py: cannot run: {why}", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="nb2prod-container-bench-") as folder:
-        package, store, records = prepare(Path(folder))
+    with (
+        tempfile.TemporaryDirectory(prefix="nb2prod-container-bench-") as folder,
+        container.tracking_server(Path(folder)) as server,
+    ):
+        package, records = prepare(Path(folder), server)
         base = container.ensure_base_image()
         if base:
             print(f"base image made in {base:.0f} s (once: podman keeps it)")
         built = container.build(package, TAG, no_cache=True)
         size = container.image_size(TAG)
-        print(f"image: built in {built:.0f} s from the base (no cache), {size / 1e6:.0f} MB")
+        added = size - container.image_size(container.BASE_IMAGE)
+        print(
+            f"image: built in {built:.0f} s from the base (no cache), {size / 1e6:.0f} MB, "
+            f"{added / 1e6:.0f} MB over the base"
+        )
         best: dict[str, dict[int, Load]] = {}
         starts: dict[str, list[float]] = {}
         for round_ in range(1, args.rounds + 1):
             for where in ("container", "direct"):
                 if where == "container":
-                    ready, loads = in_container(store, records, args)
+                    ready, loads = in_container(server, records, args)
                 else:
-                    ready, loads = directly(package, store, records, args)
+                    ready, loads = directly(package, server, records, args)
                 starts.setdefault(where, []).append(ready)
                 print(f"round {round_} {where:9s}: ready {ready:5.1f} s after start")
                 for rows, measured in loads.items():

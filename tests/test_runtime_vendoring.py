@@ -38,12 +38,13 @@ def test_the_package_carries_the_wheel_of_the_runtime_it_names(package: Path) ->
     assert (
         f'RUNTIME_VERSION = "{version}"' in (package / "iris_vendored" / "__init__.py").read_text()
     )
-    assert f"./vendor/{vendored.name}" in (package / "requirements.txt").read_text().splitlines()
+    for requirements in ("requirements.txt", "requirements-serve.txt"):
+        assert f"./vendor/{vendored.name}" in (package / requirements).read_text().splitlines()
     pyproject = (package / "pyproject.toml").read_text()
     assert f'"nb2prod-runtime @ {{root:uri}}/vendor/{vendored.name}"' in pyproject
     dockerfile = (package / "Dockerfile").read_text()
     assert "COPY vendor/ ./vendor/" in dockerfile
-    assert dockerfile.index("COPY vendor/") < dockerfile.index("pip install --no-cache-dir -r")
+    assert dockerfile.index("COPY vendor/") < dockerfile.index("-r requirements-serve.txt")
     with zipfile.ZipFile(vendored) as wheel:
         names = wheel.namelist()
     assert "nb2prod_runtime/serving.py" in names
@@ -119,3 +120,18 @@ def test_pip_installs_the_runtime_from_vendor(package: Path, tmp_path: Path, edi
     )
     assert done.returncode == 0, done.stderr
     assert "--cross-validation-folds" in done.stdout
+
+
+def test_the_image_installs_mlflows_client_in_place_of_the_full_mlflow(package: Path) -> None:
+    """The service reads its model from a tracking server: the image needs MLflow's client
+    (mlflow-skinny) at the version training used, and otherwise the same pins."""
+
+    def pins(name: str) -> list[str]:
+        lines = (package / name).read_text().splitlines()
+        return [line for line in lines if line and not line.startswith("#")]
+
+    trained, served = pins("requirements.txt"), pins("requirements-serve.txt")
+    (mlflow,) = [line for line in trained if line.startswith("mlflow==")]
+    assert f"mlflow-skinny=={mlflow.removeprefix('mlflow==')}" in served
+    assert not [line for line in served if line.startswith("mlflow==")]
+    assert sorted(set(trained) - {mlflow}) == sorted(set(served) - {f"mlflow-skinny{mlflow[6:]}"})

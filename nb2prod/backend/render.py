@@ -246,8 +246,36 @@ def template_context(
             "runtime_version": runtime_version(),
             "runtime_wheel": wheel_name(runtime_version()),
             "runtime_json": _runtime_json(plan, header),
+            "serving_imports": serving_imports(plan),
         },
     }
+
+
+# The MLflow flavour that loads a model whose type comes from this library (as model_io logs it).
+_FLAVOUR_MODULES = {
+    "xgboost": ("mlflow.xgboost",),
+    "lightgbm": ("mlflow.lightgbm",),
+    "statsmodels": ("mlflow.statsmodels",),
+}
+_SKLEARN_FLAVOUR = ("mlflow.sklearn", "skops.io")
+
+
+def serving_imports(plan: Plan) -> list[str]:
+    """The modules the service loads before its first answer, byte-compiled in the image.
+
+    Its own ``serve`` module, the MLflow flavour that loads the model and the module the
+    model's type comes from (when a requirement brings it); the rest is left uncompiled.
+    """
+    modules = [f"{plan.package_name}.serve", "mlflow.pyfunc"]
+    if plan.model.kind != "fitted":
+        return modules
+    estimator = plan.model.estimator.split("(")[0]
+    library = estimator.split(".")[0]
+    modules += _FLAVOUR_MODULES.get(library, _SKLEARN_FLAVOUR)
+    installed = {module for requirement in plan.requirements for module in requirement.modules}
+    if "." in estimator and library in installed:
+        modules.append(estimator.rsplit(".", 1)[0])
+    return list(dict.fromkeys(modules))
 
 
 def _runtime_json(plan: Plan, header: str) -> str:
