@@ -18,6 +18,7 @@ from nb2prod.errors import InputError
 from nb2prod.frontend.model import is_time_series_model
 from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import lines_inside_strings, root_name, target_names
+from nb2prod.frontend.vocabulary import enables
 from nb2prod.plan import Parameter, Plan, Step
 
 MODULE_ROLES = frozenset({"imports", "functions"})
@@ -73,6 +74,7 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
     )
     if plan.environment and "import os" not in imports:
         imports = "import os\n" + imports
+    imports = _keep_enabling_imports(imports)
     import_names = set(_defines(imports))
     helper_steps, closure_steps = _split_helpers(plan, import_names)
     helper_names = sorted({n for s in helper_steps for n in _defines(_step_source(s))})
@@ -143,6 +145,19 @@ def _store_inputs(functions: list[StepFunction], plan: Plan) -> tuple[list[str],
             hint=f"compute {what} in a cell above the one that fits {model.name}",
         )
     return names, held[names[0]].name
+
+
+def _keep_enabling_imports(imports: str) -> str:
+    """Each enabling import on a line of its own, marked so that ruff does not remove it as
+    unused."""
+    lines = imports.split("\n")
+    for statement in reversed(ast.parse(imports).body):
+        if enables(statement):
+            first, last = statement.lineno, statement.end_lineno or statement.lineno
+            lines[first - 1 : last] = [
+                f"{ast.unparse(statement)}  # noqa: F401 (imported for its effect)"
+            ]
+    return "\n".join(lines)
 
 
 def _hoist_imports(plan: Plan) -> tuple[Plan, list[str]]:
@@ -234,7 +249,25 @@ def _needed_in_run(plan: Plan, modules: set[str]) -> set[str]:
     needed = {plan.model.name, *(m.name for m in plan.metrics)}
     needed.update(_model_input(plan, modules)[:1])
     needed.update(n for s in plan.steps if s.role == "load" for n in s.outputs)
+    # `fit(train[features], ...)`: the columns too, so the input example is what the model saw
+    pipeline = {
+        n for s in plan.steps if s.role in PIPELINE_ROLES for n in _defines(_step_source(s))
+    }
+    needed.update(_input_expression_names(plan, modules) & pipeline)
     return needed
+
+
+def _input_expression_names(plan: Plan, modules: set[str]) -> set[str]:
+    """The variables the model's first fit input reads besides its root: `features` in
+    `train[features]`."""
+    for text in plan.model.fit_inputs[:1]:
+        try:
+            node = ast.parse(text, mode="eval").body
+        except SyntaxError:
+            return set()
+        names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        return names - modules - _BUILTINS
+    return set()
 
 
 def _model_input(plan: Plan, modules: set[str]) -> tuple[str, ...]:

@@ -66,6 +66,25 @@ def installed_object(qualified: str) -> object | None:
     return found
 
 
+def present_after_imports(qualified: str, imported: list[str]) -> bool:
+    """Whether `qualified` exists once the notebook's own imports from its library have run:
+    `from sklearn.experimental import enable_halving_search_cv` adds HalvingRandomSearchCV to
+    sklearn.model_selection, which plain lookups (and the signature cache) do not see."""
+    top = qualified.partition(".")[0]
+    enabling = [name for name in imported if name.partition(".")[0] == top and name != top]
+    quiet = io.StringIO()
+    for name in enabling:
+        with (
+            contextlib.redirect_stdout(quiet),
+            contextlib.redirect_stderr(quiet),
+            warnings.catch_warnings(),
+            contextlib.suppress(Exception),  # a class or function, not a module: no effect
+        ):
+            warnings.simplefilter("ignore")
+            importlib.import_module(name)
+    return bool(enabling) and installed_object.__wrapped__(qualified) not in (MISSING, None)
+
+
 def installed_signature(qualified: str) -> inspect.Signature | object | None:
     """The signature a call of `qualified` is bound to, as installed here (through a decorator
     only when it is one of STRICT_WRAPPERS: others may take more than what they wrap lists);

@@ -18,7 +18,12 @@ import inspect
 
 from nb2prod.errors import InputError
 from nb2prod.frontend.facts import NotebookFacts
-from nb2prod.frontend.installed import MISSING, installed_signature, installed_version
+from nb2prod.frontend.installed import (
+    MISSING,
+    installed_signature,
+    installed_version,
+    present_after_imports,
+)
 from nb2prod.frontend.pysyntax import dotted_name
 
 
@@ -54,6 +59,8 @@ def _rejected(facts: NotebookFacts, call: ast.Call) -> tuple[str, str] | None:
         return None
     signature = installed_signature(qualified)
     if signature is MISSING:
+        if present_after_imports(qualified, facts.aliases.imported_names):
+            return None  # enabled by an import of the notebook's (an experimental feature)
         return qualified, f"{callee}() does not exist"
     if not isinstance(signature, inspect.Signature) or _unknowable(call):
         return None

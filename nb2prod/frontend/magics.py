@@ -128,6 +128,7 @@ class NormalisedCell:
 
 def normalise(source: str) -> NormalisedCell:
     """Return the cell's Python with IPython syntax unwrapped or dropped."""
+    source = without_leading_indent(source)
     lines = source.splitlines()
     first = next((i for i, text in enumerate(lines) if text.strip()), None)
     if first is not None and lines[first].lstrip().startswith("%%"):
@@ -167,6 +168,17 @@ def normalise(source: str) -> NormalisedCell:
         local_files=tuple(state.local_files),
         timing_lines=tuple(state.timing_lines),
     )
+
+
+def without_leading_indent(source: str) -> str:
+    """The cell as IPython runs it when its first line is indented: that indentation removed
+    from every line that starts with it (IPython's `leading_indent` transform)."""
+    lines = source.splitlines()
+    first = next((text for text in lines if text.strip()), "")
+    indent = first[: len(first) - len(first.lstrip(" \t"))]
+    if not indent:
+        return source
+    return "\n".join(text.removeprefix(indent) for text in lines)
 
 
 class _State:

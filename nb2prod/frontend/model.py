@@ -32,6 +32,7 @@ from nb2prod.frontend.vocabulary import (
     REGRESSOR_HINTS,
     TRAIN_FUNCTIONS,
     is_transformer,
+    through_setters,
 )
 from nb2prod.plan import Finding, Model
 
@@ -276,7 +277,7 @@ def _fitted_candidate(facts: NotebookFacts, call: CallSite, cell: int) -> _Candi
     ):
         return None
     name = call.receiver
-    receiver = call.node.func.value
+    receiver = through_setters(call.node.func.value)
     constructor = facts.constructors.get(name or "")
     built_here = (
         receiver if isinstance(receiver, ast.Call) else facts.constructor_calls.get(name or "")
@@ -571,7 +572,8 @@ def _no_model(facts: NotebookFacts) -> InputError:
             if id(call.node) in local_calls:
                 inside.append(f"cell {cell.number}")
                 continue
-            chained = not isinstance(getattr(call.node.func, "value", None), ast.Name)
+            fitted = getattr(call.node.func, "value", None)
+            chained = not isinstance(fitted and through_setters(fitted), ast.Name)
             if chained and not call.assigned_to:
                 passed.append(f"{ast.unparse(call.node.func)}(...) in cell {cell.number}")
                 continue

@@ -31,7 +31,7 @@ from nb2prod.frontend.requirements import resolve_requirements
 from nb2prod.frontend.roles import RoleDecision, assign_roles, is_literal
 from nb2prod.frontend.secrets import Secret, find_secrets, scrub, secrets_in_dropped_lines
 from nb2prod.frontend.slicing import slice_notebook
-from nb2prod.frontend.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from nb2prod.frontend.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS, enables
 from nb2prod.plan import (
     DISPLAY_REASON,
     DROPPED_ROLES,
@@ -351,7 +351,7 @@ def _unused_imports(facts: NotebookFacts, kept: set[int]) -> dict[int, list[ast.
         for statement in cell.kept_statements:
             if isinstance(statement, ast.Import | ast.ImportFrom):
                 bound = {(a.asname or a.name).split(".")[0] for a in statement.names}
-                if "*" not in bound and not bound & read:
+                if "*" not in bound and not bound & read and not enables(statement):
                     removed.setdefault(cell.number, []).append(statement)
     return removed
 

@@ -41,11 +41,14 @@ class Aliases:
     def __init__(self) -> None:
         self._names: dict[str, str] = {}
         self.star_modules: list[str] = []
+        # Every dotted name imported, as written: `import sklearn.experimental.enable_x` too.
+        self.imported_names: list[str] = []
 
     def add_imports(self, tree: ast.AST) -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
+                    self.imported_names.append(alias.name)
                     if alias.asname:
                         self._names[alias.asname] = alias.name
                     else:
@@ -57,6 +60,7 @@ class Aliases:
                         self.star_modules.append(node.module)
                     else:
                         self._names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+                        self.imported_names.append(f"{node.module}.{alias.name}")
 
     def is_module_alias(self, name: str) -> bool:
         return name in self._names

@@ -63,6 +63,20 @@ _STRONG = (ast.Assign, ast.AnnAssign, ast.Import, ast.ImportFrom, ast.FunctionDe
 
 
 @dataclass(frozen=True)
+class _Effect:
+    """What calling a notebook function may change: globals, and the arguments it is given
+    for these parameters (`def clean(df): df["x"] = ...` changes whatever `clean(train)` passes)."""
+
+    globals: frozenset[str]
+    parameters: tuple[str, ...]
+    changed_parameters: frozenset[str]
+
+
+# Names a container literal holds: `frames = [train, test]` -> {"frames": {"train", "test"}}.
+_Containers = dict[str, frozenset[str]]
+
+
+@dataclass(frozen=True)
 class _Unit:
     cell: int
     index: int  # the statement's index in its cell
@@ -78,9 +92,10 @@ def slice_notebook(
     facts: NotebookFacts, kept: set[int], explicit: set[int], model: Model
 ) -> dict[int, dict[int, str]]:
     """For each kept cell, the statements nothing needed reads, with the reason."""
-    function_effects = _function_effects(facts, kept)
+    containers = _containers(facts, kept)
+    function_effects = _function_effects(facts, kept, containers)
     units = [
-        _unit(cell, index, statement, facts.aliases, function_effects)
+        _unit(cell, index, statement, facts.aliases, function_effects, containers)
         for cell in facts.cells
         if cell.number in kept
         for index, statement in enumerate(cell.statements)
@@ -181,7 +196,8 @@ def _unit(
     index: int,
     statement: ast.stmt,
     aliases: Aliases,
-    function_effects: dict[str, frozenset[str]],
+    function_effects: dict[str, _Effect],
+    containers: _Containers,
 ) -> _Unit:
     names = scan_names([statement])
     strong = isinstance(statement, _STRONG) and not _targets_are_partial(statement)
@@ -192,7 +208,7 @@ def _unit(
         strong=strong,
         uses=tuple(dict.fromkeys(u.name for u in names.uses if not u.deferred)),
         deferred=frozenset(u.name for u in names.uses if u.deferred),
-        mutates=frozenset(_mutated(statement, aliases, function_effects)),
+        mutates=frozenset(_mutated(statement, aliases, function_effects, containers)),
         statement=statement,
     )
 
@@ -209,9 +225,63 @@ def _targets_are_partial(statement: ast.stmt) -> bool:
 
 
 def _mutated(
-    statement: ast.stmt, aliases: Aliases, function_effects: dict[str, frozenset[str]]
+    statement: ast.stmt,
+    aliases: Aliases,
+    function_effects: dict[str, _Effect],
+    containers: _Containers,
 ) -> set[str]:
-    """Names whose object the statement may change without rebinding them."""
+    """Names whose object the statement may change without rebinding them, aliases included:
+    changing a loop variable changes what it iterates over (`for df in [train, test]:`)."""
+    changed = _changed_directly(statement, aliases, function_effects)
+    for loop in nodes_run_now(statement):
+        if not isinstance(loop, ast.For | ast.AsyncFor | ast.comprehension):
+            continue
+        bound = {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
+        if changed & bound:
+            changed |= _held(loop.iter, containers)
+    return changed
+
+
+def _held(iterable: ast.expr, containers: _Containers) -> set[str]:
+    """The names whose objects a loop over `iterable` may hand out: every name in it that is
+    not a function called (`zip(names, [train, test])`), with what containers they are hold."""
+    called = {id(n.func) for n in ast.walk(iterable) if isinstance(n, ast.Call)}
+    held: set[str] = set()
+    for node in ast.walk(iterable):
+        if isinstance(node, ast.Name) and id(node) not in called:
+            held |= {node.id, *containers.get(node.id, ())}
+    return held
+
+
+def _containers(facts: NotebookFacts, kept: set[int]) -> _Containers:
+    """`frames = [train, test]` (a list, tuple, set or dict literal of names) anywhere kept."""
+    found: dict[str, set[str]] = {}
+    for cell in facts.cells:
+        if cell.number not in kept:
+            continue
+        for statement in cell.statements:
+            for node in nodes_run_now(statement):
+                if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+                    continue
+                target, value = node.targets[0], node.value
+                if not isinstance(target, ast.Name):
+                    continue
+                if isinstance(value, ast.List | ast.Tuple | ast.Set):
+                    items = value.elts
+                elif isinstance(value, ast.Dict):
+                    items = value.values
+                else:
+                    continue
+                names = {item.id for item in items if isinstance(item, ast.Name)}
+                if names:
+                    found.setdefault(target.id, set()).update(names)
+    return {name: frozenset(held) for name, held in found.items()}
+
+
+def _changed_directly(
+    statement: ast.stmt, aliases: Aliases, function_effects: dict[str, _Effect]
+) -> set[str]:
+    """Names whose object the statement may change, as written (no aliases followed)."""
     changed: set[str] = set()
     targets: list[ast.expr] = []
     for node in nodes_run_now(statement):
@@ -244,10 +314,18 @@ def _mutated(
 
 
 def _call_changes(
-    call: ast.Call, aliases: Aliases, function_effects: dict[str, frozenset[str]]
+    call: ast.Call, aliases: Aliases, function_effects: dict[str, _Effect]
 ) -> set[str]:
     if isinstance(call.func, ast.Name) and call.func.id in function_effects:
-        return set(function_effects[call.func.id])
+        effect = function_effects[call.func.id]
+        given = dict(zip(effect.parameters, call.args, strict=False))
+        given |= {item.arg: item.value for item in call.keywords if item.arg}
+        passed = {
+            root
+            for parameter, value in given.items()
+            if parameter in effect.changed_parameters and (root := root_name(value))
+        }
+        return set(effect.globals) | passed
     if not isinstance(call.func, ast.Attribute):
         return set()
     root = root_name(call.func.value)
@@ -261,21 +339,30 @@ def _call_changes(
     return set()
 
 
-def _function_effects(facts: NotebookFacts, kept: set[int]) -> dict[str, frozenset[str]]:
-    """Globals a notebook function may change when called (`def train(): model.fit(X, y)`)."""
-    effects: dict[str, frozenset[str]] = {}
+def _function_effects(
+    facts: NotebookFacts, kept: set[int], containers: _Containers
+) -> dict[str, _Effect]:
+    """What a notebook function may change when called: globals (`def train(): model.fit(X,
+    y)`) and the objects passed for the parameters it changes (`def clean(df): df.x = 0`)."""
+    effects: dict[str, _Effect] = {}
     for cell in facts.cells:
         if cell.number not in kept:
             continue
         for statement in cell.kept_statements:
             if isinstance(statement, ast.FunctionDef):
-                local = {a.arg for a in statement.args.args}
+                arguments = statement.args
+                parameters = tuple(a.arg for a in [*arguments.posonlyargs, *arguments.args])
+                local = {*parameters, *(a.arg for a in arguments.kwonlyargs)}
                 body_changes: set[str] = set()
                 for inner in statement.body:
-                    body_changes |= _mutated(inner, facts.aliases, effects)
+                    body_changes |= _mutated(inner, facts.aliases, effects, containers)
                     if isinstance(inner, ast.Global):
                         body_changes |= set(inner.names)
-                effects[statement.name] = frozenset(body_changes - local)
+                effects[statement.name] = _Effect(
+                    globals=frozenset(body_changes - local),
+                    parameters=(*parameters, *(a.arg for a in arguments.kwonlyargs)),
+                    changed_parameters=frozenset(body_changes & local),
+                )
     return effects
 
 

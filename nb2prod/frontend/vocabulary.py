@@ -6,9 +6,12 @@ import f1_score as f` and `sklearn.metrics.f1_score` are the same call.
 
 from __future__ import annotations
 
+import ast
 import re
 
 FIT_METHODS = frozenset({"fit", "fit_predict", "partial_fit", "fit_conformalize"})
+# scikit-learn's setters return the estimator itself: `clf.set_params(alpha=a).fit(X, y)` fits clf.
+SELF_RETURNING_METHODS = frozenset({"set_params", "set_output"})
 TRAIN_FUNCTIONS = frozenset({"xgboost.train", "lightgbm.train", "catboost.train"})
 PREDICT_METHODS = frozenset({"predict", "predict_proba", "predict_log_proba", "decision_function"})
 CONVENTIONAL_MODEL_NAMES = (
@@ -136,3 +139,33 @@ def is_metric_function(qualified: str, defined_in_notebook: bool) -> bool:
 
 def is_load_call(qualified: str) -> bool:
     return qualified.startswith(LOAD_PREFIXES)
+
+
+def through_setters(node: ast.expr) -> ast.expr:
+    """`clf` for `clf.set_params(...).set_output(...)`: what a chain of setters returns."""
+    while (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in SELF_RETURNING_METHODS
+    ):
+        node = node.func.value
+    return node
+
+
+# Modules imported for what importing them does: `from sklearn.experimental import
+# enable_halving_search_cv` makes HalvingRandomSearchCV importable. Never read by name.
+ENABLING_MODULES = ("sklearn.experimental.",)
+
+
+def imported_modules(statement: ast.stmt) -> list[str]:
+    """The dotted names an import statement imports: `a.b` and `m.x` for `from m import x`."""
+    if isinstance(statement, ast.Import):
+        return [alias.name for alias in statement.names]
+    if isinstance(statement, ast.ImportFrom) and statement.module and not statement.level:
+        return [f"{statement.module}.{alias.name}" for alias in statement.names]
+    return []
+
+
+def enables(statement: ast.stmt) -> bool:
+    """An import kept for its effect, though nothing reads what it binds."""
+    return any(name.startswith(ENABLING_MODULES) for name in imported_modules(statement))

@@ -1,0 +1,149 @@
+"""Classes of notebooks seen outside the corpus (issue 22) that converted and then failed to
+train, or were refused with a reason that was not true. Each notebook is the smallest of its
+class; each converts, trains and keeps what the model reads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from nb2prod.backend.render import convert
+from nb2prod.frontend.planner import build_plan
+
+TITANIC_LIKE = (
+    "import numpy as np\n"
+    "import pandas as pd\n"
+    "from sklearn.metrics import accuracy_score\n"
+    "from sklearn.tree import DecisionTreeClassifier",
+    "rng = np.random.default_rng(0)\n"
+    "train = pd.DataFrame({'Sex': rng.choice(['male', 'female'], 200),"
+    " 'Age': rng.integers(1, 80, 200)})\n"
+    "train['Survived'] = (train['Sex'] == 'female').astype(int)\n"
+    "test = train.sample(50, random_state=0).copy()",
+)
+FIT_ON_COLUMNS = (
+    "features = ['Sex', 'Age']\n"
+    "model = DecisionTreeClassifier(random_state=0).fit(train[features], train['Survived'])\n"
+    "print(accuracy_score(test['Survived'], model.predict(test[features])))"
+)
+IRIS = (
+    "from sklearn.datasets import load_iris\n"
+    "from sklearn.metrics import accuracy_score\n"
+    "from sklearn.model_selection import train_test_split\n"
+)
+
+NOTEBOOKS = {
+    # a frame changed through a loop variable: `for df in [train, test]`
+    "loop_over_a_list_of_frames": [
+        *TITANIC_LIKE,
+        "for df in [train, test]:\n    df['Sex'] = df['Sex'].map({'male': 0, 'female': 1})",
+        FIT_ON_COLUMNS,
+    ],
+    # ... through a dict of frames named earlier
+    "loop_over_a_dict_of_frames": [
+        *TITANIC_LIKE,
+        "combine = {'train': train, 'test': test}\n"
+        "for name, df in combine.items():\n"
+        "    df['Sex'] = df['Sex'].map({'male': 0, 'female': 1})\n"
+        "    print(name, df.shape)",
+        FIT_ON_COLUMNS,
+    ],
+    # ... through a notebook function's parameter, passed by position and by keyword
+    "function_changing_its_argument": [
+        *TITANIC_LIKE,
+        "def encode(frame):\n"
+        "    frame['Sex'] = frame['Sex'].map({'male': 0, 'female': 1})\n"
+        "\n"
+        "encode(train)\n"
+        "encode(frame=test)",
+        FIT_ON_COLUMNS,
+    ],
+    # `clf.set_params(...)` returns clf: the chained fit fits clf
+    "set_params_then_fit_in_a_loop": [
+        "from sklearn.datasets import load_diabetes\n"
+        "from sklearn.linear_model import Ridge\n"
+        "from sklearn.metrics import r2_score\n"
+        "from sklearn.model_selection import train_test_split",
+        "X, y = load_diabetes(return_X_y=True, as_frame=True)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+        "clf = Ridge()\n"
+        "for a in [0.1, 1.0, 10.0]:\n"
+        "    clf.set_params(alpha=a).fit(X_train, y_train)\n"
+        "    print(a, r2_score(y_test, clf.predict(X_test)))",
+        "r2 = r2_score(y_test, clf.predict(X_test))",
+    ],
+    # HalvingRandomSearchCV exists once the notebook's enabling import has run
+    "experimental_estimator_enabled_by_an_import": [
+        "from sklearn.experimental import enable_halving_search_cv  # noqa\n"
+        + IRIS
+        + "from sklearn.model_selection import HalvingRandomSearchCV\n"
+        "from sklearn.ensemble import RandomForestClassifier",
+        "X, y = load_iris(return_X_y=True, as_frame=True)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+        "search = HalvingRandomSearchCV(RandomForestClassifier(random_state=0),"
+        " {'max_depth': [2, 3, 4]}, random_state=0)\n"
+        "search.fit(X_train, y_train)\n"
+        "print(accuracy_score(y_test, search.predict(X_test)))",
+    ],
+    # IPython strips the indentation of a cell whose first line is indented
+    "cell_starting_with_a_space": [
+        " " + IRIS.replace("\n", "\n ").rstrip() + "\n from sklearn.linear_model import "
+        "LogisticRegression",
+        "X, y = load_iris(return_X_y=True, as_frame=True)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+        "model = LogisticRegression(max_iter=500).fit(X_train, y_train)\n"
+        "print(accuracy_score(y_test, model.predict(X_test)))",
+    ],
+}
+
+
+def train(package: Path, work: Path) -> subprocess.CompletedProcess[str]:
+    name = next(p.name for p in package.iterdir() if (p / "train.py").is_file())
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(package),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", f"{name}.train"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize("case", sorted(NOTEBOOKS))
+def test_the_notebook_converts_and_trains(
+    case: str, write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    source = write_notebook(NOTEBOOKS[case], name=f"{case}.ipynb")
+    package = convert(source, tmp_path / "package").target
+    trained = train(package, tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+
+
+def test_the_input_example_has_the_columns_the_model_was_fitted_on(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """`fit(train[features], ...)`: the example is `train[features]`, not all of `train`."""
+    source = write_notebook(
+        NOTEBOOKS["loop_over_a_list_of_frames"], name="loop_over_a_list_of_frames.ipynb"
+    )
+    package = convert(source, tmp_path / "package").target
+    pipeline = (package / "loop_over_a_list_of_frames" / "pipeline.py").read_text()
+    assert "model_input=train[features]" in pipeline
+
+
+def test_an_alias_mutation_is_kept_and_the_plan_says_nothing_of_it_dropped(
+    write_notebook: Callable[..., Path],
+) -> None:
+    plan = build_plan(write_notebook(NOTEBOOKS["loop_over_a_list_of_frames"], name="frames.ipynb"))
+    loop_cell = next(d for d in plan.cells if d.cell == 3)
+    assert loop_cell.dropped == ()
