@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from nb2prod.backend.render import convert
+from nb2prod.errors import InputError
 from nb2prod.frontend.planner import build_plan
 
 TITANIC_LIKE = (
@@ -147,3 +148,44 @@ def test_an_alias_mutation_is_kept_and_the_plan_says_nothing_of_it_dropped(
     plan = build_plan(write_notebook(NOTEBOOKS["loop_over_a_list_of_frames"], name="frames.ipynb"))
     loop_cell = next(d for d in plan.cells if d.cell == 3)
     assert loop_cell.dropped == ()
+
+
+REFUSED = {
+    # a Pipeline whose last step transforms: it has no predict to serve
+    "pipeline_ending_in_a_transformer": (
+        [
+            "from sklearn.datasets import load_iris\n"
+            "from sklearn.neighbors import NeighborhoodComponentsAnalysis\n"
+            "from sklearn.pipeline import make_pipeline\n"
+            "from sklearn.preprocessing import StandardScaler",
+            "X, y = load_iris(return_X_y=True)",
+            "pipe = make_pipeline(StandardScaler(),"
+            " NeighborhoodComponentsAnalysis(n_components=2, random_state=0))\n"
+            "pipe.fit(X, y)\n"
+            "print(pipe.transform(X)[:3])",
+        ],
+        "no model nb2prod can serve: the notebook fits only make_pipeline ending in "
+        "NeighborhoodComponentsAnalysis (cell 3), whose class has no predict method",
+    ),
+    # a set-up line pinning what this environment does not have
+    "pip_line_the_environment_contradicts": (
+        [
+            '!pip install -U "scikit-learn<1.0"',
+            IRIS + "from sklearn.linear_model import LogisticRegression",
+            *NOTEBOOKS["cell_starting_with_a_space"][1:],
+        ],
+        "cell 1: the notebook installs scikit-learn<1.0, but scikit-learn ",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_what_would_fail_at_train_is_refused_at_convert_in_one_true_line(
+    case: str, write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    cells, wording = REFUSED[case]
+    source = write_notebook(cells, name=f"{case}.ipynb")
+    with pytest.raises(InputError) as refused:
+        convert(source, tmp_path / "package")
+    assert wording in str(refused.value)
+    assert not (tmp_path / "package").exists()

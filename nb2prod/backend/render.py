@@ -186,7 +186,9 @@ def _refuse_what_cannot_train(plan: Plan) -> None:
             )
 
 
-_BLOCKING_FINDINGS = frozenset({"missing-data-file", "unresolved-data-path"})
+_BLOCKING_FINDINGS = frozenset(
+    {"missing-data-file", "unresolved-data-path", "unsatisfiable-requirement"}
+)
 
 
 def template_context(

@@ -85,6 +85,19 @@ def present_after_imports(qualified: str, imported: list[str]) -> bool:
     return bool(enabling) and installed_object.__wrapped__(qualified) not in (MISSING, None)
 
 
+def installed_has(qualified: str, method: str) -> bool | None:
+    """Whether the installed class `qualified` has `method`; None when it cannot be told.
+    Kept in the library's store, so scikit-learn is imported once, not on every plan."""
+    store = _SignatureStore.of(qualified.partition(".")[0])
+    if store is None:
+        return None
+    key = f"{qualified}#{method}"
+    if key not in store.entries:
+        found = installed_object(qualified)
+        store.remember(key, hasattr(found, method) if isinstance(found, type) else None)
+    return store.entries[key]
+
+
 def installed_signature(qualified: str) -> inspect.Signature | object | None:
     """The signature a call of `qualified` is bound to, as installed here (through a decorator
     only when it is one of STRICT_WRAPPERS: others may take more than what they wrap lists);

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from nb2prod.errors import InputError, UnservableModel
 from nb2prod.frontend.facts import CallSite, CellFacts, NotebookFacts
-from nb2prod.frontend.installed import installed_object
+from nb2prod.frontend.installed import installed_has, installed_object
 from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import dotted_name
 from nb2prod.frontend.vocabulary import (
@@ -393,12 +393,11 @@ _TIME_SERIES_MODEL = "statsmodels.tsa.base.tsa_model.TimeSeriesModel"
 
 def _class_predicts(qualified: str) -> bool | None:
     """Ask the library itself, when it is installed here: does this class have `predict`?
-
-    Only for libraries other than scikit-learn (whose classes the vocabulary knows, and whose
-    import would cost every plan half a second); None when it cannot be told.
-    """
-    found = _imported_class(qualified)
-    return None if found is None else hasattr(found, "predict")
+    (NeighborhoodComponentsAnalysis, a transformer the vocabulary does not name, has not.)
+    The answer is kept on disk per installed library; None when it cannot be told."""
+    if not qualified.rpartition(".")[2][:1].isupper():
+        return None
+    return installed_has(qualified, "predict")
 
 
 def _imported_class(qualified: str) -> type | None:
@@ -581,7 +580,10 @@ def _no_model(facts: NotebookFacts) -> InputError:
             if constructor is None:
                 constructor = facts.aliases.imported(call.receiver)  # EmpiricalCovariance().fit
             what = constructor.rsplit(".", 1)[-1] if constructor else call.receiver
-            why = _why_not_a_model(_final_step(facts, call.receiver, constructor))
+            final = _final_step(facts, call.receiver, constructor)
+            if final and final != constructor:
+                what = f"{what} ending in {final.rsplit('.', 1)[-1]}"  # a pipeline's last step
+            why = _why_not_a_model(final)
             found.setdefault(why, {}).setdefault(what, []).append(cell.number)
     if found:
         listed = "; ".join(

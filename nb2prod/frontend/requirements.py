@@ -130,6 +130,21 @@ def _add_pip_requirement(
         return
     key = canonicalize_name(spec.name)
     pinned = str(spec.specifier)
+    installed = _installed_version(spec.name)
+    if pinned and installed and not spec.specifier.contains(installed, prereleases=True):
+        findings.append(
+            Finding(
+                "unsatisfiable-requirement",
+                "error",
+                f"the notebook installs {spec.name}{pinned}, but {spec.name} {installed} is "
+                "installed where nb2prod runs: the package's other pins and the checks of its "
+                "calls come from here, so with it they were never installed or run together",
+                cell,
+                None,
+                f"install {spec.name}{pinned} where nb2prod runs and convert again, or drop the "
+                "constraint from the notebook",
+            )
+        )
     entry = entries.get(key)
     if entry is None:
         version = _installed_version(spec.name)
