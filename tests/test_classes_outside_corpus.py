@@ -91,6 +91,22 @@ NOTEBOOKS = {
         "search.fit(X_train, y_train)\n"
         "print(accuracy_score(y_test, search.predict(X_test)))",
     ],
+    # a search with refit=False fitted last keeps no model: the pipeline before it is served
+    "search_without_refit_after_the_model": [
+        IRIS + "from sklearn.model_selection import GridSearchCV\n"
+        "from sklearn.pipeline import make_pipeline\n"
+        "from sklearn.preprocessing import StandardScaler\n"
+        "from sklearn.svm import SVC",
+        "X, y = load_iris(return_X_y=True, as_frame=True)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+        "pipe = make_pipeline(StandardScaler(), SVC(C=1.0))\n"
+        "pipe.fit(X_train, y_train)\n"
+        "print(accuracy_score(y_test, pipe.predict(X_test)))",
+        "search = GridSearchCV(make_pipeline(StandardScaler(), SVC()), {'svc__C': [0.1, 1, 10]},"
+        " refit=False, cv=3)\n"
+        "search.fit(X_train, y_train)\n"
+        "print(search.cv_results_['mean_test_score'])",
+    ],
     # IPython strips the indentation of a cell whose first line is indented
     "cell_starting_with_a_space": [
         " " + IRIS.replace("\n", "\n ").rstrip() + "\n from sklearn.linear_model import "
@@ -166,6 +182,34 @@ REFUSED = {
         ],
         "no model nb2prod can serve: the notebook fits only make_pipeline ending in "
         "NeighborhoodComponentsAnalysis (cell 3), whose class has no predict method",
+    ),
+    # nested cross-validation: the search is only ever fitted by cross_val_score, on copies
+    "search_only_cross_validated": (
+        [
+            "from sklearn.datasets import load_iris\n"
+            "from sklearn.model_selection import GridSearchCV, cross_val_score\n"
+            "from sklearn.svm import SVC",
+            "X, y = load_iris(return_X_y=True)",
+            "inner = GridSearchCV(SVC(), {'C': [0.1, 1, 10]}, cv=3)\n"
+            "nested = cross_val_score(inner, X, y, cv=3)\n"
+            "print(nested.mean())",
+        ],
+        "no fitted model: the notebook only cross-validates GridSearchCV with cross_val_score "
+        "(cell 3), which fits copies of the model and keeps none of them",
+    ),
+    # a search that keeps no best model, and nothing else fitted
+    "search_without_refit_alone": (
+        [
+            "from sklearn.datasets import load_iris\n"
+            "from sklearn.model_selection import GridSearchCV\n"
+            "from sklearn.svm import SVC",
+            "X, y = load_iris(return_X_y=True)",
+            "search = GridSearchCV(SVC(), {'C': [0.1, 1, 10]}, refit=False, cv=3)\n"
+            "search.fit(X, y)\n"
+            "print(search.cv_results_['mean_test_score'])",
+        ],
+        "the notebook fits only GridSearchCV (cell 3), searched with refit=False, which keeps "
+        "no model that predicts",
     ),
     # a set-up line pinning what this environment does not have
     "pip_line_the_environment_contradicts": (

@@ -23,6 +23,7 @@ from nb2prod.frontend.vocabulary import (
     CALLED_BEFORE_PREDICT,
     CLASSIFIER_HINTS,
     CONVENTIONAL_MODEL_NAMES,
+    CV_FUNCTIONS,
     DEEP_LEARNING_MODULES,
     FIT_METHODS,
     FORECASTING_WRAPPERS,
@@ -290,6 +291,8 @@ def _fitted_candidate(facts: NotebookFacts, call: CallSite, cell: int) -> _Candi
             constructor, built_here = selected
     if constructor and constructor.startswith(DEEP_LEARNING_MODULES):
         return None  # refused with what it is when nothing else predicts (_no_model)
+    if _without_refit(built_here):
+        return None  # GridSearchCV(refit=False) keeps scores, no model that predicts
     statsmodels = _is_statsmodels(facts, built_here)
     if (not isinstance(receiver, ast.Name) or statsmodels) and call.assigned_to:
         name = call.assigned_to[0]  # results = smf.ols(...).fit(): the results predict
@@ -584,6 +587,10 @@ def _no_model(facts: NotebookFacts) -> InputError:
             if final and final != constructor:
                 what = f"{what} ending in {final.rsplit('.', 1)[-1]}"  # a pipeline's last step
             why = _why_not_a_model(final)
+            if _without_refit(
+                facts.constructor_calls.get(call.receiver or "") or call.node.func.value
+            ):
+                why = "searched with refit=False, which keeps no model that predicts"
             found.setdefault(why, {}).setdefault(what, []).append(cell.number)
     if found:
         listed = "; ".join(
@@ -610,6 +617,14 @@ def _no_model(facts: NotebookFacts) -> InputError:
             "fitted",
             hint="return the fitted model from the function and assign it (model = train(...))",
         )
+    cross_validated = _only_cross_validated(facts)
+    if cross_validated:
+        return InputError(
+            facts.notebook.path,
+            f"no fitted model: the notebook only cross-validates {cross_validated}, which "
+            "fits copies of the model and keeps none of them",
+            hint="fit the model itself in a cell after cross-validating it (model.fit(X, y))",
+        )
     if shown:
         return InputError(
             facts.notebook.path,
@@ -628,6 +643,14 @@ def _no_model(facts: NotebookFacts) -> InputError:
 def _cells(numbers: list[int]) -> str:
     unique = list(dict.fromkeys(numbers))
     return f"cell {unique[0]}" if len(unique) == 1 else f"cells {', '.join(map(str, unique))}"
+
+
+def _without_refit(built: ast.expr | None) -> bool:
+    """`GridSearchCV(..., refit=False)`: a search that keeps its scores but no best model."""
+    if not isinstance(built, ast.Call):
+        return False
+    refit = next((item.value for item in built.keywords if item.arg == "refit"), None)
+    return isinstance(refit, ast.Constant) and refit.value is False
 
 
 def _why_not_a_model(constructor: str | None) -> str:
@@ -665,6 +688,27 @@ def _defined_candidate(facts: NotebookFacts, kept: set[int], name: str, where: s
         f"{where} names the model {name!r}, but no kept cell defines it",
         hint="name a variable that a kept cell assigns",
     )
+
+
+def _only_cross_validated(facts: NotebookFacts) -> str:
+    """`cross_val_score(GridSearchCV(SVC(), ...), X, y) (cell 3)`, each model passed to a
+    cross-validation function, named as the notebook builds it; empty when there is none."""
+    found: dict[str, list[int]] = {}
+    for cell in facts.cells:
+        for call in cell.calls:
+            if call.qualified not in CV_FUNCTIONS or not call.node.args:
+                continue
+            given = call.node.args[0]
+            built = given if isinstance(given, ast.Call) else None
+            if isinstance(given, ast.Name):
+                built = facts.constructor_calls.get(given.id)
+            callee = dotted_name(built.func) if isinstance(built, ast.Call) else None
+            if callee is None:
+                continue
+            what = facts.aliases.resolve(callee).rsplit(".", 1)[-1]
+            function = call.qualified.rsplit(".", 1)[-1]
+            found.setdefault(f"{what} with {function}", []).append(cell.number)
+    return "; ".join(f"{what} ({_cells(numbers)})" for what, numbers in found.items())
 
 
 def _fitted(facts: NotebookFacts) -> set[str]:
