@@ -319,8 +319,8 @@ def test_what_fits_but_does_not_predict_is_never_the_model(write_notebook) -> No
         build_plan(write_notebook(cells))
     assert (
         "no model nb2prod can serve: the notebook fits only PCA (cell 3), EmpiricalCovariance "
-        "(cell 3), make_pipeline (cell 3), which transform, cluster or describe data rather "
-        "than predict"
+        "(cell 3), make_pipeline ending in PCA (cell 3), which transform, cluster or describe "
+        "data rather than predict"
     ) in str(error.value)
     cells.append("from sklearn.svm import SVC\nsvc = SVC()\nsvc.fit(pca.transform(X), y)")
     assert build_plan(write_notebook(cells)).model.name == "svc"
