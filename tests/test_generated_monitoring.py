@@ -244,25 +244,29 @@ def test_dockerfile_builds_a_slim_non_root_service(package: Path) -> None:
         for line in (package / "Dockerfile").read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith(("#", " "))
     ]
-    assert instructions[:2] == ["ARG BASE_IMAGE=python:3.11-slim", "FROM ${BASE_IMAGE}"]
+    # a build stage makes the virtual environment; only that reaches the image, on the same base
+    assert instructions[:2] == ["ARG BASE_IMAGE=python:3.11-slim", "FROM ${BASE_IMAGE} AS build"]
     assert 'RUN python3 -m venv "$VIRTUAL_ENV"' in instructions  # any base with venv
-    assert "RUN pip install --no-cache-dir -r requirements.txt" in instructions
-    assert "RUN pip install --no-cache-dir --no-deps ." in instructions
+    assert "RUN pip install --no-cache-dir --no-compile -r requirements-serve.txt" in instructions
+    assert "RUN pip install --no-cache-dir --no-compile --no-deps . \\" in instructions
+    assert "FROM ${BASE_IMAGE}" in instructions
+    assert "COPY --from=build /opt/venv /opt/venv" in instructions
     (user,) = [line.split()[1] for line in instructions if line.startswith("USER ")]
     assert user.split(":")[0] not in {"root", "0"}
     healthcheck = (package / "Dockerfile").read_text(encoding="utf-8").split("HEALTHCHECK")[1]
     assert "/health" in healthcheck and "curl" not in healthcheck
     assert "os.environ['PORT']" in healthcheck  # the port the server listens on
     assert instructions[-1] == 'ENTRYPOINT ["python", "-m", "tumor_classifier.entrypoint"]'
-    pins = [
-        line
-        for line in (package / "requirements.txt").read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    # pinned, but for the runtime: the very wheel the package carries, by its path
     (vendored,) = (package / "vendor").glob("nb2prod_runtime-*.whl")
-    assert pins[0] == f"./vendor/{vendored.name}", pins
-    assert pins[1:] and all("==" in line for line in pins[1:]), pins
+    for requirements in ("requirements.txt", "requirements-serve.txt"):
+        pins = [
+            line
+            for line in (package / requirements).read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
+        # pinned, but for the runtime: the very wheel the package carries, by its path
+        assert pins[0] == f"./vendor/{vendored.name}", pins
+        assert pins[1:] and all("==" in line for line in pins[1:]), pins
     ignored = (package / ".dockerignore").read_text(encoding="utf-8").splitlines()
     assert "*" in ignored and "!tumor_classifier/" in ignored  # an allow-list: no mlflow.db
     assert "!vendor/" in ignored
