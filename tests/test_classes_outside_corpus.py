@@ -4,13 +4,13 @@ class; each converts, trains and keeps what the model reads."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import run
 
 from nb2prod.backend.render import convert
 from nb2prod.errors import InputError
@@ -121,19 +121,8 @@ NOTEBOOKS = {
 
 def train(package: Path, work: Path) -> subprocess.CompletedProcess[str]:
     name = next(p.name for p in package.iterdir() if (p / "train.py").is_file())
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(package),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", f"{name}.train"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    env = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+    return run(Path(sys.executable), "-m", f"{name}.train", cwd=work, env=env)
 
 
 @pytest.mark.parametrize("case", sorted(NOTEBOOKS))

@@ -250,15 +250,14 @@ def _needed_in_run(plan: Plan, modules: set[str]) -> set[str]:
     needed.update(_model_input(plan, modules)[:1])
     needed.update(n for s in plan.steps if s.role == "load" for n in s.outputs)
     # `fit(train[features], ...)`: the columns too, so the input example is what the model saw
-    pipeline = {
-        n for s in plan.steps if s.role in PIPELINE_ROLES for n in _defines(_step_source(s))
-    }
-    needed.update(_input_expression_names(plan, modules) & pipeline)
+    if read := _input_expression_names(plan, modules):
+        steps = [s for s in plan.steps if s.role in PIPELINE_ROLES]
+        needed.update(read & {n for s in steps for n in _defines(_step_source(s))})
     return needed
 
 
 def _input_expression_names(plan: Plan, modules: set[str]) -> set[str]:
-    """The variables the model's first fit input reads besides its root: `features` in
+    """The variables the model's first fit input reads: `train` and `features` in
     `train[features]`."""
     for text in plan.model.fit_inputs[:1]:
         try:

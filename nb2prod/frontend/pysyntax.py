@@ -35,6 +35,15 @@ def parse_cell(source: str, path: Path, cell: int) -> ast.Module:
         raise InputError(path, f"cannot be parsed: {error}", cell=cell) from None
 
 
+def imported_modules(statement: ast.stmt) -> list[str]:
+    """The dotted names an import statement imports: `a.b` and `m.x` for `from m import x`."""
+    if isinstance(statement, ast.Import):
+        return [alias.name for alias in statement.names]
+    if isinstance(statement, ast.ImportFrom) and statement.module and not statement.level:
+        return [f"{statement.module}.{alias.name}" for alias in statement.names]
+    return []
+
+
 class Aliases:
     """What the notebook's imports bind: `pd` -> `pandas`, `f1` -> `sklearn.metrics.f1_score`."""
 
@@ -46,9 +55,10 @@ class Aliases:
 
     def add_imports(self, tree: ast.AST) -> None:
         for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                self.imported_names += imported_modules(node)
             if isinstance(node, ast.Import):
                 for alias in node.names:
-                    self.imported_names.append(alias.name)
                     if alias.asname:
                         self._names[alias.asname] = alias.name
                     else:
@@ -60,7 +70,6 @@ class Aliases:
                         self.star_modules.append(node.module)
                     else:
                         self._names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-                        self.imported_names.append(f"{node.module}.{alias.name}")
 
     def is_module_alias(self, name: str) -> bool:
         return name in self._names

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import re
 
+from nb2prod.frontend.pysyntax import imported_modules
+
 FIT_METHODS = frozenset({"fit", "fit_predict", "partial_fit", "fit_conformalize"})
 # scikit-learn's setters return the estimator itself: `clf.set_params(alpha=a).fit(X, y)` fits clf.
 SELF_RETURNING_METHODS = frozenset({"set_params", "set_output"})
@@ -155,15 +157,6 @@ def through_setters(node: ast.expr) -> ast.expr:
 # Modules imported for what importing them does: `from sklearn.experimental import
 # enable_halving_search_cv` makes HalvingRandomSearchCV importable. Never read by name.
 ENABLING_MODULES = ("sklearn.experimental.",)
-
-
-def imported_modules(statement: ast.stmt) -> list[str]:
-    """The dotted names an import statement imports: `a.b` and `m.x` for `from m import x`."""
-    if isinstance(statement, ast.Import):
-        return [alias.name for alias in statement.names]
-    if isinstance(statement, ast.ImportFrom) and statement.module and not statement.level:
-        return [f"{statement.module}.{alias.name}" for alias in statement.names]
-    return []
 
 
 def enables(statement: ast.stmt) -> bool:
