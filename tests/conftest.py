@@ -40,6 +40,19 @@ def set_up_by_ci(missing: str) -> NoReturn:
     pytest.skip(missing)
 
 
+ENVIRONMENT_AT_START = dict(os.environ)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def environment_as_at_start() -> Iterator[None]:
+    """Every module starts from the environment the session started with. In-process tests leak
+    into it (``mlflow.set_tracking_uri`` also sets ``MLFLOW_TRACKING_URI``), and a subprocess
+    started later in the same worker would otherwise train into another test's store."""
+    os.environ.clear()
+    os.environ.update(ENVIRONMENT_AT_START)
+    yield
+
+
 FEAST_ENV = Path(os.environ.get("NB2PROD_FEAST_ENV", Path.home() / ".cache" / "nb2prod-feast"))
 
 

@@ -72,23 +72,26 @@ def test_sample_end_to_end(sample: str, python: Path, tmp_path: Path, uvicorn) -
     work = tmp_path / "work"
     work.mkdir()
 
-    trained = run(python, "-m", f"{sample}.train", cwd=work)
+    unset = {"MLFLOW_TRACKING_URI": ""}  # whatever the environment says: the default store
+    trained = run(python, "-m", f"{sample}.train", cwd=work, env=unset)
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert f"trained {sample} version 1" in trained.stdout
     assert (work / "mlflow.db").is_file()  # the default store: sqlite in the working folder
 
-    refused = run(python, "-m", f"{sample}.promote", cwd=work)
+    refused = run(python, "-m", f"{sample}.promote", cwd=work, env=unset)
     if expected.refusal:
         assert refused.returncode == 1, refused.stdout + refused.stderr
         assert expected.refusal in refused.stderr
     else:
         assert refused.returncode == 0, refused.stderr
     if expected.promote_args:
-        accepted = run(python, "-m", f"{sample}.promote", *expected.promote_args, cwd=work)
+        accepted = run(
+            python, "-m", f"{sample}.promote", *expected.promote_args, cwd=work, env=unset
+        )
         assert accepted.returncode == 0, accepted.stderr
 
     promoted = not expected.refusal or expected.promote_args
-    env = {} if promoted else {"MODEL_URI": f"models:/{sample}/1"}
+    env = unset if promoted else {**unset, "MODEL_URI": f"models:/{sample}/1"}
     base = uvicorn(f"{sample}.serve:app", work, env)
     records = json.loads(
         run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,11 +14,10 @@ from iris_example import honesty, serve
 
 
 @pytest.fixture(scope="module")
-def client(trained) -> TestClient:
-    import os
-
-    os.environ["MLFLOW_TRACKING_URI"] = trained.tracking_uri
-    return TestClient(serve.create_app(trained.model_uri))
+def client(trained) -> Iterator[TestClient]:
+    with pytest.MonkeyPatch.context() as environment:  # the store is found as in production
+        environment.setenv("MLFLOW_TRACKING_URI", trained.tracking_uri)
+        yield TestClient(serve.create_app(trained.model_uri))
 
 
 def test_one_record_carries_every_honesty_field(client: TestClient, trained) -> None:
