@@ -42,8 +42,9 @@ cells (IPython magics and shell escapes are removed first):
     download on first use), or holds an ``http://``/``https://`` string
     literal in code (a URL handed to a reader).
 ``heavy-framework``
-    it imports a deep-learning or cluster framework that the shared runtime does not carry
-    (``HEAVY_MODULES``: torch, tensorflow, keras, pyspark, jax, ...).
+    it imports a cluster or accelerator framework the corpus does not run (``HEAVY_MODULES``:
+    pyspark, jax, mxnet, cupy, ...). Deep-learning notebooks (PyTorch, skorch, Keras,
+    TensorFlow) are *not* set aside: they run, and nb2prod answers for them like any other.
 ``missing-import``
     it imports a top-level module that is not importable in the current interpreter. This rule
     depends on the environment; ``benchmarks/corpus-requirements.txt`` installs what the kept
@@ -52,8 +53,20 @@ cells (IPython magics and shell escapes are removed first):
     its code does not parse as Python 3 after magics are removed.
 
 A notebook *trains a model* when its code calls ``.fit(`` (scikit-learn estimators, searches,
-statsmodels models: ``sm.OLS(...).fit()``) or ``xgb.train``/``lgb.train``. This is used only
-as the funnel's denominator; nb2prod decides for itself what the model is.
+statsmodels models: ``sm.OLS(...).fit()``, Keras models), ``xgb.train``/``lgb.train``, or steps
+an optimizer from gradients (``loss.backward()``, ``optimizer.apply_gradients(...)``). This is
+used only as the funnel's denominator; nb2prod decides for itself what the model is. Its
+*frameworks* are the deep-learning and native-booster libraries it imports
+(``FRAMEWORKS``), so the funnel can report those notebooks on their own.
+
+Two halves
+----------
+The corpus is split once into a *development* half and an *evaluation* half, at random with a
+fixed seed (``SPLIT_SEED``), package by package so that each half holds about half of every
+package's notebooks. ``pin`` records each notebook's half in the manifest and keeps the halves
+already recorded: a notebook added later is split among the new ones, and no notebook ever
+changes half. Classes are fixed on the development half; the funnel reports both, and a fix
+that lifts only the development half fitted the corpus, not a class.
 """
 
 from __future__ import annotations
@@ -65,12 +78,14 @@ import hashlib
 import importlib.util
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,24 +135,22 @@ SUBSETS: dict[str, list[str]] = {
 }
 
 HEAVY_MODULES = frozenset(
-    {
-        "torch",
-        "torchvision",
-        "torchaudio",
-        "tensorflow",
-        "tensorflow_hub",
-        "keras",
-        "pyspark",
-        "jax",
-        "flax",
-        "mxnet",
-        "transformers",
-        "pytorch_lightning",
-        "lightning",
-        "cupy",
-        "cuml",
-    }
+    {"pyspark", "jax", "flax", "mxnet", "transformers", "tensorflow_hub", "cupy", "cuml"}
 )
+# Deep-learning and native-booster libraries: a notebook importing one is reported on its own.
+FRAMEWORKS = {
+    "torch": "deep-learning",
+    "skorch": "deep-learning",
+    "lightning": "deep-learning",
+    "pytorch_lightning": "deep-learning",
+    "keras": "deep-learning",
+    "tensorflow": "deep-learning",
+    "xgboost": "booster",
+    "lightgbm": "booster",
+    "catboost": "booster",
+}
+SPLIT_SEED = 22  # the issue that asked for the split; never change it, or the halves mix
+HALVES = ("development", "evaluation")
 
 NETWORK_CALLS = re.compile(
     r"\b(fetch_\w+|get_rdataset|webuse|(?<!CachedDatasets\(\)\.)load_dataset"
@@ -159,7 +172,10 @@ HTTP_CLIENTS = frozenset(
         "yellowbrick.datasets",
     }
 )
-TRAINS = re.compile(r"\.fit\s*\(|\b(xgb|xgboost|lgb|lightgbm)\.train\s*\(")
+TRAINS = re.compile(
+    r"\.fit\s*\(|\b(xgb|xgboost|lgb|lightgbm)\.train\s*\("
+    r"|\.backward\s*\(|\.apply_gradients\s*\("
+)
 MAGIC_LINE = re.compile(r"^\s*[%!]")
 
 
@@ -280,8 +296,39 @@ def classify_source(code: str, check_installed: bool = True) -> tuple[str | None
 
 
 def trains_model(code: str) -> bool:
-    """The funnel's static 'trains a model' rule: a .fit( call or xgb/lgb.train."""
+    """The funnel's static 'trains a model' rule: a .fit( call, xgb/lgb.train, or a gradient
+    step (``loss.backward()``, ``optimizer.apply_gradients``)."""
     return bool(TRAINS.search(code))
+
+
+def frameworks_of(code: str) -> list[str]:
+    """The deep-learning and booster libraries the code imports (``FRAMEWORKS``' keys)."""
+    try:
+        tops = {m.split(".")[0] for m in imported_modules(ast.parse(code))}
+    except SyntaxError:
+        return []
+    return sorted(tops & FRAMEWORKS.keys())
+
+
+def split_halves(ids_by_package: dict[str, list[str]], recorded: dict[str, str]) -> dict[str, str]:
+    """Each notebook's half: the recorded one if it has one, else drawn with ``SPLIT_SEED``.
+
+    Within a package, the notebooks without a half are shuffled with a generator seeded by the
+    seed and the package's name, and dealt to whichever half of that package is smaller, so
+    that adding a package or a notebook never moves one already split.
+    """
+    halves: dict[str, str] = {}
+    for package, ids in sorted(ids_by_package.items()):
+        kept = {i: recorded[i] for i in ids if recorded.get(i) in HALVES}
+        halves.update(kept)
+        new = sorted(i for i in ids if i not in kept)
+        random.Random(f"{SPLIT_SEED}:{package}").shuffle(new)
+        sizes = Counter(kept.values())
+        for nb_id in new:
+            half = min(HALVES, key=lambda h: (sizes[h], HALVES.index(h)))
+            halves[nb_id] = half
+            sizes[half] += 1
+    return halves
 
 
 # --------------------------------------------------------------------------- formats
@@ -418,6 +465,18 @@ def pin_source(source: Source, sdists: Path) -> dict[str, Any]:
 def pin(cache: Path, out: Path = MANIFEST) -> dict[str, Any]:
     """Regenerate the manifest from SOURCES and SUBSETS (its only inputs)."""
     packages = [pin_source(s, cache / "sdists") for s in SOURCES]
+    recorded = {
+        notebook_id(p["name"], e["path"]): e.get("half", "")
+        for p in (load_manifest(out)["packages"] if out.exists() else [])
+        for e in p["notebooks"]
+    }
+    halves = split_halves(
+        {p["name"]: [notebook_id(p["name"], e["path"]) for e in p["notebooks"]] for p in packages},
+        recorded,
+    )
+    for package in packages:
+        for entry in package["notebooks"]:
+            entry["half"] = halves[notebook_id(package["name"], entry["path"])]
     manifest = {
         "comment": "Generated by `python benchmarks/corpus.py pin`; do not edit by hand.",
         "packages": packages,
@@ -456,6 +515,8 @@ class IndexEntry:
     notebook: str
     source_format: str
     trains_model: bool
+    half: str
+    frameworks: list[str] = field(default_factory=list)
     set_aside: str | None = None
     set_aside_detail: str = ""
     subsets: list[str] = field(default_factory=list)
@@ -494,6 +555,8 @@ def extract_notebook(
         notebook=str(target.relative_to(cache)),
         source_format="sphinx-gallery" if entry["path"].endswith(".py") else "ipynb",
         trains_model=trains_model(code),
+        half=entry["half"],
+        frameworks=frameworks_of(code),
         set_aside=rule,
         set_aside_detail=detail,
     )

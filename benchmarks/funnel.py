@@ -34,7 +34,7 @@ test, is listed first.
 Usage (from the repository root)::
 
     python benchmarks/funnel.py [--cache DIR] [--jobs 2] [--only GLOB] [--json out.json]
-                                [--keep DIR] [--subset ci] [--verify]
+                                [--keep DIR] [--subset ci] [--half development] [--verify]
     python benchmarks/funnel.py --report out.json.partial.jsonl   # a run still going
 """
 
@@ -85,6 +85,8 @@ class NotebookResult:
     id: str
     notebook: str
     trains_model: bool
+    half: str = ""  # development | evaluation (corpus.py's split)
+    frameworks: list[str] = field(default_factory=list)  # deep-learning and booster imports
     package: str = ""
     stages: list[StageResult] = field(default_factory=list)
     outcome: str = ""
@@ -174,7 +176,9 @@ def run_notebook(
 ) -> NotebookResult:
     """Every stage of one notebook, in its own WORK folder."""
     nb = cache / entry["notebook"]
-    result = NotebookResult(entry["id"], str(nb), entry["trains_model"])
+    result = NotebookResult(
+        entry["id"], str(nb), entry["trains_model"], entry["half"], entry["frameworks"]
+    )
     work = Path(tempfile.mkdtemp(prefix="nb2prod-funnel-"))
     try:
         run_stages(result, nb, work, verify)
@@ -339,6 +343,27 @@ def stage_counts(results: list[NotebookResult]) -> list[tuple[str, int, int, int
     return rows
 
 
+def groups(results: list[NotebookResult]) -> dict[str, list[NotebookResult]]:
+    """The notebooks that train a model, by half of the corpus, and those with a deep-learning
+    or booster library on their own: what the invariant and the issue's targets are about."""
+    training = [r for r in results if r.trains_model]
+    chosen = {f"{half} half": [r for r in training if r.half == half] for half in corpus.HALVES}
+    chosen["deep learning and boosters"] = [r for r in training if r.frameworks]
+    return chosen
+
+
+def group_summary(members: list[NotebookResult]) -> dict[str, int]:
+    """How a group of training notebooks ended: the figures the targets are stated in."""
+    outcomes = Counter(r.outcome for r in members)
+    return {
+        "train a model": len(members),
+        "pass": outcomes["pass"],
+        "refused": outcomes["refused"],
+        "converted-but-failed": outcomes["converted-but-failed"],
+        "tracebacks": sum(any(s.failure_class == "traceback" for s in r.stages) for r in members),
+    }
+
+
 def report(results: list[NotebookResult], skipped: list[dict[str, Any]]) -> str:
     lines = []
     outcomes = Counter(r.outcome for r in results)
@@ -348,6 +373,14 @@ def report(results: list[NotebookResult], skipped: list[dict[str, Any]]) -> str:
         f"trains a model (static rule): {sum(r.trains_model for r in results)}; outcomes: "
         + ", ".join(f"{k} {v}" for k, v in outcomes.most_common())
     )
+    for name, members in groups(results).items():
+        figures = group_summary(members)
+        share = f" ({figures['pass'] / len(members):.0%})" if members else ""
+        lines.append(
+            f"  {name}: {figures['train a model']} train a model, {figures['pass']} pass{share}, "
+            f"{figures['refused']} refused, {figures['converted-but-failed']} converted but "
+            f"failed, {figures['tracebacks']} with a traceback"
+        )
     lines.append("")
     lines.append(f"CONVERTED BUT FAILED TO TRAIN/TEST (worst outcome): {len(worst)}")
     for r in worst:
@@ -385,9 +418,13 @@ def report(results: list[NotebookResult], skipped: list[dict[str, Any]]) -> str:
 
 
 def select(
-    entries: list[dict[str, Any]], only: list[str] | None, subset: str | None
+    entries: list[dict[str, Any]],
+    only: list[str] | None,
+    subset: str | None,
+    half: str | None = None,
 ) -> list[dict[str, Any]]:
     chosen = [e for e in entries if not only or any(fnmatch.fnmatch(e["id"], g) for g in only)]
+    chosen = [e for e in chosen if half is None or e["half"] == half]
     return [e for e in chosen if subset is None or subset in e.get("subsets", [])]
 
 
@@ -432,6 +469,12 @@ def main(argv: list[str] | None = None) -> int:
         "--only", action="append", default=None, help="glob on notebook ids (repeatable)"
     )
     parser.add_argument("--subset", default=None, help="a subset named in the manifest")
+    parser.add_argument(
+        "--half",
+        choices=corpus.HALVES,
+        default=None,
+        help="only one half of the corpus (fix classes on the development half)",
+    )
     parser.add_argument("--json", type=Path, default=None, dest="json_out")
     parser.add_argument("--keep", type=Path, default=None, help="copy each WORK folder here")
     parser.add_argument(
@@ -462,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     except corpus.CorpusError as exc:
         print(f"funnel.py: error: {exc}", file=sys.stderr)
         return 2
-    chosen = select(entries, args.only, args.subset)
+    chosen = select(entries, args.only, args.subset, args.half)
     runnable = [e for e in chosen if not e["set_aside"]]
     skipped = [e for e in chosen if e["set_aside"]]
     if args.keep is not None:
@@ -480,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
                 for row in stage_counts(results)
             ],
             "outcomes": dict(Counter(r.outcome for r in results)),
+            "groups": {name: group_summary(m) for name, m in groups(results).items()},
             "failure_classes": [
                 {
                     "stage": st,

@@ -13,6 +13,7 @@ import json
 import re
 import sys
 import tarfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -55,8 +56,8 @@ funnel = load("funnel")
             "network",
         ),
         ("import seaborn as sns\ndf = sns.load_dataset('titanic')", "network"),
-        ("import torch\nnet = torch.nn.Linear(2, 1)", "heavy-framework"),
-        ("from tensorflow import keras\nm = keras.Sequential()", "heavy-framework"),
+        ("from pyspark.sql import SparkSession\ns = SparkSession.builder", "heavy-framework"),
+        ("import jax.numpy as jnp\nx = jnp.zeros(3)", "heavy-framework"),
         ("import nb2prod_no_such_module_xyz\n", "missing-import"),
         ("if x:\n    pass\n  bad", "unparsable"),
     ],
@@ -79,6 +80,22 @@ def test_local_sources_are_kept(code: str) -> None:
     assert corpus.classify_source(code) == (None, "")
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import torch\nnet = torch.nn.Linear(2, 1)",
+        "from tensorflow import keras\nm = keras.Sequential()",
+        "import keras\nm = keras.Sequential()",
+        "from skorch import NeuralNetClassifier",
+    ],
+)
+def test_deep_learning_is_run_not_set_aside(code: str) -> None:
+    """The funnel measures deep-learning notebooks like any other; only a framework that is
+    not installed sets one aside, and then by the rule that says so."""
+    assert corpus.classify_source(code)[0] in (None, "missing-import")
+    assert corpus.classify_source(code, check_installed=False) == (None, "")
+
+
 def test_magics_do_not_make_code_unparsable() -> None:
     nb = {
         "cells": [
@@ -96,6 +113,29 @@ def test_trains_model_rule() -> None:
     assert corpus.trains_model("res = sm.OLS(y, X).fit()")
     assert corpus.trains_model("bst = xgb.train(params, dtrain)")
     assert not corpus.trains_model("X = scaler.transform(X)\nprint(X.shape)")
+    loop = "for xb, yb in loader:\n    loss = loss_fn(net(xb), yb)\n    loss.backward()\n"
+    assert corpus.trains_model(loop + "    optimizer.step()")
+    assert corpus.trains_model("optimizer.apply_gradients(zip(grads, model.trainable_weights))")
+
+
+def test_frameworks_are_the_deep_learning_and_booster_imports() -> None:
+    code = "import torch.nn as nn\nfrom catboost import Pool\nimport numpy as np\nimport sklearn"
+    assert corpus.frameworks_of(code) == ["catboost", "torch"]
+    assert corpus.frameworks_of("import pandas as pd") == []
+
+
+def test_the_halves_are_drawn_once_and_never_move() -> None:
+    first = {"a": [f"a/{i}.ipynb" for i in range(9)], "b": [f"b/{i}.ipynb" for i in range(4)]}
+    halves = corpus.split_halves(first, {})
+    assert halves == corpus.split_halves(first, {})  # a fixed seed: the same draw every time
+    for package, ids in first.items():
+        sizes = sorted(Counter(halves[i] for i in ids).values())
+        assert sizes[-1] - sizes[0] <= 1, package  # each package is halved
+    assert len({halves[i] for i in first["a"][:4]}) == 2  # drawn, not alphabetical runs
+    grown = {**first, "a": [*first["a"], "a/9.ipynb", "a/10.ipynb"], "c": ["c/0.ipynb"]}
+    later = corpus.split_halves(grown, halves)
+    assert {i: later[i] for i in halves} == halves  # adding notebooks moves none already split
+    assert Counter(later[i] for i in grown["a"]) == Counter({"development": 6, "evaluation": 5})
 
 
 # --------------------------------------------------------------------------- manifest checks
@@ -140,7 +180,13 @@ def manifest_for(archive: Path, path: str, text: str) -> dict:
                 "version": "1.0",
                 "sdist": archive.name,
                 "sha256": corpus.sha256_file(archive),
-                "notebooks": [{"path": path, "sha256": hashlib.sha256(text.encode()).hexdigest()}],
+                "notebooks": [
+                    {
+                        "path": path,
+                        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+                        "half": "evaluation",
+                    }
+                ],
             }
         ],
         "subsets": {"ci": ["demo/examples/a.ipynb"]},
@@ -150,8 +196,8 @@ def manifest_for(archive: Path, path: str, text: str) -> dict:
 def test_fetch_extracts_and_indexes_a_verified_sdist(tmp_path: Path) -> None:
     archive = make_sdist(tmp_path, {"examples/a.ipynb": NOTEBOOK, "setup.py": ""})
     entries = corpus.fetch(tmp_path, manifest_for(archive, "examples/a.ipynb", NOTEBOOK))
-    assert [(e.id, e.set_aside, e.subsets) for e in entries] == [
-        ("demo/examples/a.ipynb", None, ["ci"])
+    assert [(e.id, e.set_aside, e.subsets, e.half) for e in entries] == [
+        ("demo/examples/a.ipynb", None, ["ci"], "evaluation")
     ]
     index = corpus.read_index(tmp_path)
     assert (tmp_path / index[0]["notebook"]).exists()
@@ -241,7 +287,9 @@ def test_funnel_report_from_partial_results(tmp_path: Path) -> None:
         funnel.StageResult("train", "failed", 1, 3.0, "ValueError: bad", "traceback"),
         funnel.StageResult("lint", "ok", 0, 1.0),
     ]
-    result = funnel.NotebookResult("demo/a.ipynb", "a.ipynb", True, "a", stages)
+    result = funnel.NotebookResult(
+        "demo/a.ipynb", "a.ipynb", True, "evaluation", ["torch"], "a", stages
+    )
     result.outcome = funnel.outcome(result)
     partial = tmp_path / "out.json.partial.jsonl"
     partial.write_text(json.dumps(funnel.asdict(result)) + "\n")
@@ -249,6 +297,12 @@ def test_funnel_report_from_partial_results(tmp_path: Path) -> None:
     assert result.outcome == "converted-but-failed"
     assert "CONVERTED BUT FAILED TO TRAIN/TEST (worst outcome): 1" in text
     assert "train/traceback: ValueError: bad" in text
+    assert (
+        "evaluation half: 1 train a model, 0 pass (0%), 0 refused, 1 converted but failed, "
+        "1 with a traceback" in text
+    )
+    assert "development half: 0 train a model, 0 pass, 0 refused" in text
+    assert "deep learning and boosters: 1 train a model, 0 pass (0%)" in text
 
 
 def test_funnel_names_a_failed_test_not_the_tally() -> None:
