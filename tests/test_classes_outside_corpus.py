@@ -116,6 +116,22 @@ NOTEBOOKS = {
         "model = LogisticRegression(max_iter=500).fit(X_train, y_train)\n"
         "print(accuracy_score(y_test, model.predict(X_test)))",
     ],
+    # experiment trackers send to a service: their calls are left out, inside loops too
+    "experiment_tracker_calls": [
+        "import wandb\nimport neptune\n"
+        + IRIS
+        + "from sklearn.linear_model import LogisticRegression",
+        "wandb.init(project='iris', config={'C': 1.0})\n"
+        "run = neptune.init_run(project='me/iris', api_token='not-a-token')",
+        "X, y = load_iris(return_X_y=True, as_frame=True)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+        "for C in [0.1, 1.0]:\n"
+        "    model = LogisticRegression(C=C, max_iter=500).fit(X_train, y_train)\n"
+        "    wandb.log({'C': C, 'accuracy': accuracy_score(y_test, model.predict(X_test))})\n"
+        "    run['eval/accuracy'] = accuracy_score(y_test, model.predict(X_test))\n"
+        "acc = accuracy_score(y_test, model.predict(X_test))\n"
+        "run.stop()",
+    ],
 }
 
 
@@ -222,3 +238,30 @@ def test_what_would_fail_at_train_is_refused_at_convert_in_one_true_line(
         convert(source, tmp_path / "package")
     assert wording in str(refused.value)
     assert not (tmp_path / "package").exists()
+
+
+def test_a_model_reading_from_an_experiment_tracker_is_refused_naming_the_line(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """Its values would come from a service at train, and not be the notebook's."""
+    source = write_notebook(
+        [
+            "import wandb\n" + IRIS + "from sklearn.linear_model import LogisticRegression",
+            "wandb.init(project='iris', config={'C': 0.5})\n"
+            "config = wandb.config\n"
+            "X, y = load_iris(return_X_y=True, as_frame=True)",
+            "model = LogisticRegression(C=config.C, max_iter=500).fit(X, y)",
+        ]
+    )
+    with pytest.raises(InputError) as refusal:
+        build_plan(source)
+    assert refusal.value.cell == 2 and refusal.value.line == 2
+    assert "config = wandb.config reads from wandb, an experiment tracker" in str(refusal.value)
+
+
+def test_tracker_calls_left_out_are_said(write_notebook: Callable[..., Path]) -> None:
+    source = write_notebook(NOTEBOOKS["experiment_tracker_calls"])
+    plan = build_plan(source)
+    said = [f.message for f in plan.findings if f.code == "experiment-tracker"]
+    assert len(said) == 2 and said[0].startswith("wandb calls (cells 2, 4) are left out")
+    assert not {"wandb", "neptune"} & {r.name for r in plan.requirements}

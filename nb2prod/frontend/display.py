@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 
 from nb2prod.frontend.pysyntax import Aliases, dotted_name, keyword, method_chain, root_name
+from nb2prod.frontend.vocabulary import TRACKER_MODULES
 
 PLOTTING_MODULES = (
     "matplotlib",
@@ -151,7 +152,12 @@ class DisplayTracker:
             return self._shows(statement.value)
         if isinstance(statement, ast.Assign | ast.AnnAssign):
             value = statement.value
-            if value is not None and self._is_plotting_call(value):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            if all(self._is_into_figure(target) for target in targets):
+                return True  # `run["accuracy"] = acc`, `ax.title = ...`: into what only shows
+            if value is not None and (
+                self._is_plotting_call(value) or self._is_tracker_call(value)
+            ):
                 for target in (
                     statement.targets if isinstance(statement, ast.Assign) else [statement.target]
                 ):
@@ -176,7 +182,7 @@ class DisplayTracker:
             )
         if keyword(value, "inplace") is not None:
             return False
-        if self._is_plotting_call(value):
+        if self._is_plotting_call(value) or self._is_tracker_call(value):
             return True
         callee = dotted_name(value.func)
         qualified = self._aliases.resolve(callee) if callee else None
@@ -189,6 +195,22 @@ class DisplayTracker:
         if root is None or self._aliases.is_module_alias(root) or not methods:
             return False
         return all(method in _QUERY_METHODS for method in methods[-1:])
+
+    def _is_tracker_call(self, value: ast.expr) -> bool:
+        """A call into an experiment tracker (``wandb.log(...)``, ``neptune.init_run(...)``):
+        it sends, it computes nothing the package needs. Reading one (``wandb.config``) is
+        not a call, and stays for trackers.py to refuse."""
+        if not isinstance(value, ast.Call):
+            return False
+        callee = dotted_name(value.func)
+        return bool(callee) and self._aliases.resolve(callee).split(".")[0] in TRACKER_MODULES
+
+    def _is_into_figure(self, target: ast.expr) -> bool:
+        """An item or attribute of a name that holds a figure or a tracker's run."""
+        if not isinstance(target, ast.Subscript | ast.Attribute):
+            return False
+        root = root_name(target)
+        return root is not None and root in self.figure_names
 
     def _is_plotting_call(self, value: ast.expr) -> bool:
         root = root_name(value)

@@ -31,6 +31,7 @@ from nb2prod.frontend.requirements import resolve_requirements
 from nb2prod.frontend.roles import RoleDecision, assign_roles, is_literal
 from nb2prod.frontend.secrets import Secret, find_secrets, scrub, secrets_in_dropped_lines
 from nb2prod.frontend.slicing import slice_notebook
+from nb2prod.frontend.trackers import refuse_reads_from_trackers, tracker_findings
 from nb2prod.frontend.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS, enables
 from nb2prod.plan import (
     DISPLAY_REASON,
@@ -71,6 +72,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     contract = load_contract()
     facts, model, findings, roles, kept = _servable_model(notebook, model_name)
     refuse_calls_the_installed_libraries_reject(facts, kept)
+    refuse_reads_from_trackers(facts, kept)
     flow = analyse_dataflow(facts, kept)
     secrets = [secret for cell in facts.cells for secret in find_secrets(cell)]
     parameters = _parameters(facts, roles, kept, {s.holder for s in secrets})
@@ -103,6 +105,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     findings += _secret_findings(facts, secrets)
     findings += _dropped_syntax_findings(facts)
     findings += _migration_findings(facts, kept)
+    findings += tracker_findings(facts)
     data_files = find_data_files(facts, kept)
     findings += data_file_findings(data_files)
     findings += [

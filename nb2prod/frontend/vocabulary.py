@@ -76,6 +76,8 @@ MODEL_SELECTORS = {"statsmodels.tsa.ar_model.ar_select_order": "statsmodels.tsa.
 # Classes that fit a time-series model on a transformed series and forecast through it: their
 # results forecast from `start` to `end` (get_prediction) like a time-series model's.
 FORECASTING_WRAPPERS = frozenset({"statsmodels.tsa.forecasting.stl.STLForecast"})
+# Experiment trackers: their calls send to a service (see trackers.py).
+TRACKER_MODULES = ("wandb", "neptune", "comet_ml", "clearml", "aim")
 DEEP_LEARNING_MODULES = ("tensorflow.", "keras.", "torch.", "pytorch_lightning.", "lightning.")
 SPLIT_FUNCTIONS = frozenset({"sklearn.model_selection.train_test_split"})
 CV_FUNCTIONS = frozenset(
