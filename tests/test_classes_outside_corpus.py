@@ -132,6 +132,15 @@ NOTEBOOKS = {
         "acc = accuracy_score(y_test, model.predict(X_test))\n"
         "run.stop()",
     ],
+    # what a fit only shows is dropped: LightGBM 4's fit no longer takes `verbose`
+    "display_only_fit_arguments": [
+        "import lightgbm as lgb\n" + IRIS,
+        "X, y = load_iris(return_X_y=True, as_frame=True)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+        "model = lgb.LGBMClassifier(n_estimators=20, random_state=0, verbose=-1)\n"
+        "model.fit(X_train, y_train, eval_set=[(X_test, y_test)], verbose=False)\n"
+        "acc = accuracy_score(y_test, model.predict(X_test))",
+    ],
 }
 
 
@@ -265,3 +274,25 @@ def test_tracker_calls_left_out_are_said(write_notebook: Callable[..., Path]) ->
     said = [f.message for f in plan.findings if f.code == "experiment-tracker"]
     assert len(said) == 2 and said[0].startswith("wandb calls (cells 2, 4) are left out")
     assert not {"wandb", "neptune"} & {r.name for r in plan.requirements}
+
+
+def test_dropped_display_arguments_are_said(write_notebook: Callable[..., Path]) -> None:
+    plan = build_plan(write_notebook(NOTEBOOKS["display_only_fit_arguments"]))
+    said = [(f.cell, f.line, f.message) for f in plan.findings if f.code == "display-argument"]
+    assert said == [
+        (3, 2, "verbose=False dropped from model.fit(): it only changes what training shows")
+    ]
+
+
+def test_a_fit_keyword_the_installed_class_no_longer_takes_is_refused_at_plan(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """LightGBM 4 moved early stopping into callbacks: the fit would fail at train."""
+    cells = list(NOTEBOOKS["display_only_fit_arguments"])
+    cells[-1] = cells[-1].replace("verbose=False", "early_stopping_rounds=5")
+    with pytest.raises(InputError) as refusal:
+        build_plan(write_notebook(cells))
+    assert (refusal.value.cell, refusal.value.line) == (3, 2)
+    assert "model.fit() (LGBMClassifier.fit) takes no keyword 'early_stopping_rounds' in " in str(
+        refusal.value
+    )

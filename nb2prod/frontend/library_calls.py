@@ -25,6 +25,7 @@ from nb2prod.frontend.installed import (
     present_after_imports,
 )
 from nb2prod.frontend.pysyntax import dotted_name
+from nb2prod.frontend.vocabulary import FIT_METHODS
 
 
 def refuse_calls_the_installed_libraries_reject(facts: NotebookFacts, kept: set[int]) -> None:
@@ -53,6 +54,9 @@ def refuse_calls_the_installed_libraries_reject(facts: NotebookFacts, kept: set[
 
 def _rejected(facts: NotebookFacts, call: ast.Call) -> tuple[str, str] | None:
     """(the callee, what is wrong) when the installed library cannot take this call."""
+    fitted = _fit_of_a_built_object(facts, call)
+    if fitted is not None:
+        return fitted
     callee = dotted_name(call.func)
     qualified = facts.aliases.imported(callee) if callee else None
     if callee is None or qualified is None:
@@ -68,6 +72,35 @@ def _rejected(facts: NotebookFacts, call: ast.Call) -> tuple[str, str] | None:
         signature.bind(*call.args, **{item.arg: item.value for item in call.keywords if item.arg})
     except TypeError as error:
         return qualified, f"{callee}() {_reason(error)}"
+    return None
+
+
+def _fit_of_a_built_object(facts: NotebookFacts, call: ast.Call) -> tuple[str, str] | None:
+    """`model.fit(..., early_stopping_rounds=10)` on a `model` the notebook built from a
+    library class, bound to that class's installed fit (LightGBM 4 took keywords out of it)."""
+    func = call.func
+    if not (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Name)
+        and func.attr in FIT_METHODS
+    ):
+        return None
+    constructor = facts.constructors.get(func.value.id)
+    if constructor is None or _unknowable(call):
+        return None
+    qualified = f"{constructor}.{func.attr}"
+    signature = installed_signature(qualified)
+    if not isinstance(signature, inspect.Signature):
+        return None
+    first = next(iter(signature.parameters.values()), None)
+    if first is None or first.name != "self":
+        return None  # not a plain method: what binds to it cannot be told
+    arguments = {item.arg: item.value for item in call.keywords if item.arg}
+    try:
+        signature.bind(None, *call.args, **arguments)
+    except TypeError as error:
+        shown = f"{func.value.id}.{func.attr}() ({constructor.rsplit('.', 1)[-1]}.{func.attr})"
+        return qualified, f"{shown} {_reason(error)}"
     return None
 
 

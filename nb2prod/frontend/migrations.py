@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from packaging.version import InvalidVersion, Version
 
 from nb2prod.frontend.pysyntax import Aliases, dotted_name
+from nb2prod.frontend.vocabulary import FIT_METHODS, TRAIN_FUNCTIONS
 
 _SKLEARN = "scikit-learn"
 _STATSMODELS = "statsmodels"
@@ -32,6 +33,13 @@ _TASKS = ("Classifier", "Regressor")
 class Migration:
     line: int
     said: str  # what was rewritten, and why
+    code: str = "library-migrated"  # the finding it becomes
+
+
+# Keyword arguments of a fit that only change what it shows: a progress plot (CatBoost's
+# `plot=True` needs ipywidgets), progress lines. Dropped from the package's training, whose
+# log is not a notebook's output; LightGBM 4 no longer takes `verbose` in fit at all.
+DISPLAY_ARGUMENTS = frozenset({"plot", "verbose", "verbose_eval", "silent"})
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,12 @@ def migrate_calls(
                 continue
             callee = dotted_name(node.func)
             qualified = aliases.imported(callee) if callee else None
+            for item in _display_arguments(node, qualified):
+                edits.append(_without(node, item, offsets))
+                shown = f"{item.arg}={ast.unparse(item.value)}"
+                what = f"{callee}()" if callee else "the fit"
+                said = f"{shown} dropped from {what}: it only changes what training shows"
+                done.append(Migration(item.lineno, said, "display-argument"))
             if callee is None or qualified is None:
                 continue
             for item in node.keywords:
@@ -131,6 +145,15 @@ def migrate_calls(
     for start, end, text in sorted(edits, reverse=True):
         source = source[:start] + text + source[end:]
     return source, done
+
+
+def _display_arguments(call: ast.Call, qualified: str | None) -> list[ast.keyword]:
+    """The display-only keywords of a fit (`model.fit(..., verbose=False)`) or a booster's
+    train function (`xgb.train(..., verbose_eval=10)`)."""
+    fits = isinstance(call.func, ast.Attribute) and call.func.attr in FIT_METHODS
+    if not fits and qualified not in TRAIN_FUNCTIONS:
+        return []
+    return [item for item in call.keywords if item.arg in DISPLAY_ARGUMENTS]
 
 
 def _rewrite(

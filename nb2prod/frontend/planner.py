@@ -158,10 +158,17 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
 
 
 def _migration_findings(facts: NotebookFacts, kept: set[int]) -> list[Finding]:
-    """Calls rewritten for the installed library: the package's code differs from the
-    notebook's there, so each one is said."""
+    """Calls rewritten for the installed library, or without what only shows progress: the
+    package's code differs from the notebook's there, so each one is said."""
     return [
-        Finding("library-migrated", "warning", migration.said, cell.number, migration.line, None)
+        Finding(
+            migration.code,
+            "warning" if migration.code == "library-migrated" else "info",
+            migration.said,
+            cell.number,
+            migration.line,
+            None,
+        )
         for cell in facts.cells
         if cell.number in kept
         for migration in cell.migrated
