@@ -208,12 +208,11 @@ def test_the_claim_is_measured_on_the_model_the_name_holds_last(write_notebook) 
     ]
     result = plan(write_notebook, cells)
     assert result.model.estimator == "sklearn.linear_model.LogisticRegression"
-    # named in the order the notebook prints them
-    assert [(m.name, m.line) for m in result.metrics] == [
-        ("accuracy", 4),
-        ("accuracy_2", 8),
-        ("accuracy_3", 12),
-    ]
+    # named in the order the notebook prints them; the two trees' are not the model's
+    assert [(m.name, m.line) for m in result.metrics] == [("accuracy_3", 12)]
+    others = [(f.line, f.message) for f in result.findings if f.code == "metric-of-another-model"]
+    assert [line for line, _ in others] == [4, 8]
+    assert others[0][1].startswith("'accuracy' measures another model than clf")
     assert result.honesty.primary_metric == "accuracy_3"
     assert result.honesty.validation_status == "VALIDATED"
 
@@ -247,7 +246,7 @@ def test_a_model_only_other_models_were_measured_for_is_unvalidated(write_notebo
         "model = LassoCV(cv=3)\nmodel.fit(X, y)",
     ]
     result = plan(write_notebook, cells)
-    assert [m.name for m in result.metrics] == ["model_score"]
+    assert result.metrics == ()  # the run logs no number of another model
     assert result.honesty.implementation_status == "HEURISTIC"
     assert result.honesty.validation_status == "UNVALIDATED"
     assert result.honesty.primary_metric is None

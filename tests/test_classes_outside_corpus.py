@@ -4,13 +4,19 @@ class; each converts, trains and keeps what the model reads."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import mlflow
 import pytest
 from conftest import run
+from sklearn.datasets import load_breast_cancer
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import train_test_split
 
 from nb2prod.backend.render import convert
 from nb2prod.errors import InputError
@@ -296,3 +302,59 @@ def test_a_fit_keyword_the_installed_class_no_longer_takes_is_refused_at_plan(
     assert "model.fit() (LGBMClassifier.fit) takes no keyword 'early_stopping_rounds' in " in str(
         refusal.value
     )
+
+
+REBOUND_THREE_TIMES = [
+    "from sklearn.datasets import load_breast_cancer\n"
+    "from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.metrics import accuracy_score, f1_score\n"
+    "from sklearn.model_selection import train_test_split",
+    "X, y = load_breast_cancer(return_X_y=True, as_frame=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+    *(
+        f"model = {built}\n"
+        "model.fit(X_train, y_train)\n"
+        "score = accuracy_score(y_test, model.predict(X_test))\n"
+        "print(score)"
+        for built in (
+            "RandomForestClassifier(n_estimators=10, random_state=0)",
+            "LogisticRegression(max_iter=5000)",
+        )
+    ),
+    "model = GradientBoostingClassifier(n_estimators=20, random_state=0)\n"
+    "model.fit(X_train, y_train)\n"
+    "score = accuracy_score(y_test, model.predict(X_test))\n"
+    "f1 = f1_score(y_test, model.predict(X_test))",
+]
+
+
+def test_a_run_logs_only_the_metrics_of_its_own_model(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """One name bound to three models in turn: the scores of the first two measure models the
+    package does not serve, so its run logs the served one's alone, each metric once."""
+    source = write_notebook(REBOUND_THREE_TIMES)
+    plan = build_plan(source)
+    assert [(m.name, m.cell) for m in plan.metrics] == [("score", 5), ("f1", 5)]
+    assert [(f.cell, f.line) for f in plan.findings if f.code == "metric-of-another-model"] == [
+        (3, 3),
+        (4, 3),
+    ]
+    package = convert(source, tmp_path / "package").target
+    assert "noqa: F601" not in (package / source.stem / "pipeline.py").read_text()
+    assert train(package, tmp_path).returncode == 0
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    (logged,) = (run.data.metrics for run in client.search_runs(experiments))
+    assert {"score", "f1"} <= logged.keys()
+    assert not [k for k in logged if re.fullmatch(r"(score|f1)_\d+", k)]  # each once
+    assert logged["score"] == pytest.approx(_served_models_accuracy())
+
+
+def _served_models_accuracy() -> float:
+    """The last model's holdout accuracy, computed as the notebook computes it."""
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    model = GradientBoostingClassifier(n_estimators=20, random_state=0).fit(X_train, y_train)
+    return float(accuracy_score(y_test, model.predict(X_test)))

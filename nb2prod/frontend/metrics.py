@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from nb2prod.frontend.facts import CallSite, NotebookFacts
-from nb2prod.frontend.lineage import measured_models
+from nb2prod.frontend.lineage import OTHER, measured_models
 from nb2prod.frontend.pysyntax import dotted_name, keyword, names_in, root_name, target_names
 from nb2prod.frontend.vocabulary import (
     CV_FUNCTIONS,
@@ -38,9 +38,11 @@ class Measurement:
     holdout_fraction: float | None  # from train_test_split
     findings: tuple[Finding, ...]
     # metric name -> what it measures: the served model (lineage.SERVED), the served model
-    # before a later fit (REFITTED), another model or an earlier binding of the served name
-    # (OTHER), or no model the notebook fits (UNKNOWN)
+    # before a later fit (REFITTED), or no model the notebook fits (UNKNOWN)
     measures: dict[str, str]
+    # metrics of another model, or of an earlier binding of the served name (lineage.OTHER):
+    # the run does not log them, since they say nothing of the model it logs
+    others: tuple[Metric, ...] = ()
 
 
 def find_metrics(
@@ -60,7 +62,7 @@ def find_metrics(
     holdout_fraction: float | None = None
     metrics: list[Metric] = []
     findings: list[Finding] = []
-    calls: dict[str, int] = {}  # metric name -> id of the call node of its last assignment
+    calls: list[int] = []  # the id of each metric's call node, in the order of `metrics`
     cross_validated: dict[int, bool] = {}
     for cell in facts.cells:
         if cell.number not in kept:
@@ -100,7 +102,7 @@ def find_metrics(
                 scorer=_scorer(call, is_score, facts),
             )
             metrics.append(metric)
-            calls[name] = id(call.node)
+            calls.append(id(call.node))
             cross_validated[id(call.node)] = qualified in CV_FUNCTIONS
             if validation == "training data":
                 findings.append(
@@ -114,13 +116,33 @@ def find_metrics(
                         "measure it on the held-out split",
                     )
                 )
-    known = {m.name for m in metrics}
-    for name in sorted(metric_names - known):
+    measured = measured_models(facts, kept, model_name, set(models), cross_validated)
+    lineage = [measured[key] for key in calls]
+    others = tuple(m for m, of in zip(metrics, lineage, strict=True) if of == OTHER)
+    findings += [_of_another_model(metric, model_name) for metric in others]
+    own: dict[str, tuple[Metric, str]] = {}  # by name: a name measured again keeps its last
+    for metric, of in zip(metrics, lineage, strict=True):
+        if of != OTHER:
+            own.pop(metric.name, None)
+            own[metric.name] = (metric, of)
+    metrics = [metric for metric, _ in own.values()]
+    for name in sorted(metric_names - own.keys()):
         cell = next((c.number for c in facts.cells if name in c.names.defines), 0)
         metrics.append(Metric(name, "unknown", cell, 0, False, "unknown", None, None))
-    measured = measured_models(facts, kept, model_name, set(models), cross_validated)
-    measures = {name: measured[key] for name, key in calls.items()}
-    return Measurement(tuple(metrics), holdout_fraction, tuple(findings), measures)
+    measures = {name: of for name, (_, of) in own.items()}
+    return Measurement(tuple(metrics), holdout_fraction, tuple(findings), measures, others)
+
+
+def _of_another_model(metric: Metric, model_name: str) -> Finding:
+    return Finding(
+        "metric-of-another-model",
+        "info",
+        f"{metric.name!r} measures another model than {model_name} as the package serves it "
+        "(another name, or an earlier binding of this one): the run does not log it",
+        metric.cell,
+        metric.line,
+        None,
+    )
 
 
 def _scorer(call: CallSite, is_score: bool, facts: NotebookFacts) -> Scorer | None:

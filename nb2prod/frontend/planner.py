@@ -22,7 +22,7 @@ from nb2prod.frontend.findings import (
     randomness_findings,
 )
 from nb2prod.frontend.library_calls import refuse_calls_the_installed_libraries_reject
-from nb2prod.frontend.lineage import OTHER, RANK, REFITTED, UNKNOWN
+from nb2prod.frontend.lineage import RANK, REFITTED, UNKNOWN
 from nb2prod.frontend.metrics import Measurement, find_metrics
 from nb2prod.frontend.model import candidate_names, explicit_model_name, find_model
 from nb2prod.frontend.pysyntax import construct
@@ -641,7 +641,7 @@ def _honesty(
 ) -> Honesty:
     held_out = [m for m in measurement.metrics if m.held_out]
     primary = _primary_metric(held_out, measurement.measures)
-    of_others = [m.name for m in held_out if measurement.measures.get(m.name) == OTHER]
+    of_others = list(dict.fromkeys(m.name for m in measurement.others if m.held_out))
     declared = _declared_status(facts, override)
     if declared is not None:
         value, source = declared
@@ -695,11 +695,11 @@ def _honesty(
 
 
 def _primary_metric(held_out: list[Metric], measures: dict[str, str]) -> Metric | None:
-    """The metric a claim is made from: one measured on the served model, never one of another
-    model (or of an earlier binding of the model's name); among them the served model after
-    its last fit first, then higher-is-better, cross-validation preferred."""
+    """The metric a claim is made from, among those of the served model (the metrics of another
+    model are not in the Plan): the served model after its last fit first, then
+    higher-is-better, cross-validation preferred."""
     ranked = sorted(
-        (m for m in held_out if measures.get(m.name, UNKNOWN) != OTHER),
+        held_out,
         key=lambda m: (
             RANK[measures.get(m.name, UNKNOWN)],
             not m.greater_is_better,
