@@ -358,3 +358,57 @@ def _served_models_accuracy() -> float:
     X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
     model = GradientBoostingClassifier(n_estimators=20, random_state=0).fit(X_train, y_train)
     return float(accuracy_score(y_test, model.predict(X_test)))
+
+
+TEXT_ON_ONE_COLUMN = [
+    "import pandas as pd\n"
+    "from sklearn.feature_extraction.text import TfidfVectorizer\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.metrics import accuracy_score\n"
+    "from sklearn.model_selection import train_test_split\n"
+    "from sklearn.pipeline import make_pipeline",
+    "reviews = pd.DataFrame({'review': ['good movie', 'bad movie', 'great film', 'awful film',"
+    " 'nice plot', 'terrible plot'] * 20, 'liked': [1, 0, 1, 0, 1, 0] * 20})\n"
+    "X_train, X_test, y_train, y_test = train_test_split(reviews['review'], reviews['liked'],"
+    " random_state=0)",
+    "model = make_pipeline(TfidfVectorizer(), LogisticRegression())\n"
+    "model.fit(X_train, y_train)\n"
+    "acc = accuracy_score(y_test, model.predict(X_test))",
+]
+
+
+def test_a_model_fitted_on_one_text_column_is_served_from_records_of_it(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """MLflow takes no Series as an example: the model is logged with a frame of its one
+    column, and the service hands it the column again, as it was fitted."""
+    package = convert(write_notebook(TEXT_ON_ONE_COLUMN, name="reviews.ipynb"), tmp_path / "pkg")
+    trained = train(package.target, tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    own_tests = run(
+        Path(sys.executable),
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        cwd=package.target,
+        env={"PYTHONPATH": str(package.target)},
+    )
+    assert own_tests.returncode == 0, own_tests.stdout[-3000:]
+    served = run(
+        Path(sys.executable),
+        "-c",
+        "from fastapi.testclient import TestClient\n"
+        "from reviews import serve\n"
+        "with TestClient(serve.app) as client:\n"
+        "    rows = [{'review': 'good movie'}, {'review': 'awful film'}]\n"
+        "    print(client.post('/predict', json=rows).json()['predictions'])",
+        cwd=tmp_path,
+        env={
+            "PYTHONPATH": str(package.target),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "MODEL_URI": "models:/reviews/1",
+        },
+    )
+    assert served.stdout.strip().splitlines()[-1] == "[1, 0]", served.stderr[-3000:]

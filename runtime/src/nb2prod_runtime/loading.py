@@ -25,6 +25,7 @@ from mlflow.types import Schema
 
 from nb2prod_runtime.forecasting import Forecaster, is_forecaster
 from nb2prod_runtime.honesty import Honesty, HonestyError
+from nb2prod_runtime.model_io import ONE_COLUMN
 from nb2prod_runtime.package import Package
 from nb2prod_runtime.payloads import ModelInputs, model_inputs
 from nb2prod_runtime.tracking import server_problem
@@ -187,7 +188,11 @@ def load(uri: str, package: Package) -> Served:
         concrete, served.metadata = resolve(MlflowClient(), uri, package)
         info = get_model_info(concrete)
         schema = info.signature.inputs if info.signature else None
-        if "sklearn" in info.flavors:
+        column = (info.metadata or {}).get(ONE_COLUMN)
+        if "sklearn" in info.flavors and column is not None:
+            served.model = OneColumn(mlflow.sklearn.load_model(concrete))
+            needs_names = True
+        elif "sklearn" in info.flavors:
             served.model = mlflow.sklearn.load_model(concrete)
             needs_names = by_name(served.model, schema)
         elif "statsmodels" in info.flavors and is_forecaster(
@@ -204,6 +209,17 @@ def load(uri: str, package: Package) -> Served:
         served.error = server_problem(error) or f"{type(error).__name__}: {error}"
         log.error("could not load %s: %s", uri, served.error)
     return served
+
+
+class OneColumn:
+    """A model fitted on one column (a text pipeline fitted on ``df["review"]``): requests
+    arrive as a frame of that column, and the model is handed the column, as it was fitted."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def predict(self, frame: pd.DataFrame) -> Any:
+        return self.model.predict(frame.iloc[:, 0])
 
 
 def by_name(model: Any, schema: Schema | None) -> bool:

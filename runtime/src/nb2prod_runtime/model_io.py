@@ -22,6 +22,12 @@ The flavour is chosen from the fitted object's type when training runs:
   ``exog``, optional in the signature, when it was fitted with exogenous data). A result that
   forecasts through another model (STLForecast's) is logged through forecasting.ForecastThrough.
 - a rule-based model: its code, as an MLflow model-from-code, plus its settings.
+
+A scikit-learn model fitted on one column (a text pipeline fitted on ``df["review"]``, a
+Series or a 1-D array) takes that column itself, which MLflow cannot use as an example. It is
+logged with a one-column frame as its example and signature, named after the Series, and
+with ``ONE_COLUMN`` in its metadata, so that serving hands it the column again
+(loading.OneColumn).
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ TRUSTED_CONTAINERS = ("collections.OrderedDict", "collections.defaultdict")
 TRUSTED_TYPES_VARIABLE = "NB2PROD_TRUSTED_TYPES"
 NATIVE_FLAVOURS = ("xgboost", "lightgbm", "statsmodels")
 FORECAST_EXAMPLE_STEPS = 12  # how far ahead the logged example of a forecaster reaches
+ONE_COLUMN = "nb2prod_one_column"  # model metadata: the name of the one column it was fitted on
 
 
 class ModelLoggingError(Exception):
@@ -61,12 +68,17 @@ def log_model(
     """Log `model` with its flavour on the active run; return its URI, for training to register
     together with its tags."""
     model = loggable(unwrap_search(model))
+    kind = flavour(package, model)
+    column = one_column(model_input) if kind == "sklearn" else None
     try:
         if is_forecaster(model):
             example = forecast_request(model, FORECAST_EXAMPLE_STEPS)
         else:
             example = _without_formula_target(model, _head(model_input, 5))
-        signature = infer_signature(example, predict(model, example))
+        predicted = predict(model, example)
+        if column is not None:  # what a request carries: a frame of that one column
+            example = example_frame(example, column)
+        signature = infer_signature(example, predicted)
         if is_forecaster(model):
             signature = _exog_optional(signature)
     except Exception as error:
@@ -80,7 +92,8 @@ def log_model(
         "input_example": _head(example, 2),
         "pip_requirements": package.requirements,
     }
-    kind = flavour(package, model)
+    if column is not None:
+        common["metadata"] = {ONE_COLUMN: column}
     if kind == "rule-based":
         info = mlflow.pyfunc.log_model(
             python_model=str(package.directory / "rule_model.py"),
@@ -206,6 +219,26 @@ def rule_state(model: Any) -> dict[str, Any]:
 
 def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [""])[0]
+
+
+def one_column(model_input: Any) -> str | None:
+    """The column's name when the model was fitted on one column (a Series, a 1-D array or a
+    list of values), else None."""
+    if hasattr(model_input, "iloc") and getattr(model_input, "ndim", 2) == 1:
+        name = getattr(model_input, "name", None)
+        return str(name) if name is not None else "input"
+    is_sequence = isinstance(model_input, list | tuple) and model_input
+    if is_sequence and not isinstance(model_input[0], list | tuple | dict | np.ndarray):
+        return "input"
+    if isinstance(model_input, np.ndarray) and model_input.ndim == 1:
+        return "input"
+    return None
+
+
+def example_frame(values: Any, column: str) -> Any:
+    import pandas
+
+    return pandas.DataFrame({column: list(values)})
 
 
 def _without_formula_target(model: Any, example: Any) -> Any:
