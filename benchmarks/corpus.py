@@ -35,11 +35,12 @@ cells (IPython magics and shell escapes are removed first):
     as ``sklearn.datasets.fetch_openml`` or ``imblearn.datasets.fetch_datasets``; statsmodels
     ``get_rdataset``/``webuse``; seaborn/HF/tslearn ``load_dataset``
     (except tslearn's ``CachedDatasets().load_dataset``, whose data ship in the wheel); keras
-    ``datasets.*.load_data``; sktime ``load_UCR_UEA_dataset``/``load_forecastingdata``/
-    ``load_solar``; ``from_pretrained``/``hf_hub_download``; ``urlopen``/``urlretrieve``),
-    imports an HTTP client or a web data reader (``urllib.request``, ``requests``, ``wget``,
-    ``httpx``, ``pooch``, ``pandas_datareader``, ``yellowbrick.datasets``, whose loaders
-    download on first use), or holds an ``http://``/``https://`` string
+    ``datasets.*.load_data``; torchvision's ``download=True``; ``tfds.load``; sktime
+    ``load_UCR_UEA_dataset``/``load_forecastingdata``/``load_solar``;
+    ``from_pretrained``/``hf_hub_download``; ``urlopen``/``urlretrieve``), imports an HTTP
+    client or a web data reader (``urllib.request``, ``requests``, ``wget``, ``httpx``,
+    ``pooch``, ``pandas_datareader``, ``yellowbrick.datasets``, whose loaders download on first
+    use; ``tensorflow_datasets``), or holds an ``http://``/``https://`` string
     literal in code (a URL handed to a reader).
 ``heavy-framework``
     it imports a cluster or accelerator framework the corpus does not run (``HEAVY_MODULES``:
@@ -118,6 +119,27 @@ SOURCES: tuple[Source, ...] = (
     Source("tslearn", "0.10.0", ("docs/examples/**/plot_*.py",)),
     Source("skops", "0.16.0", ("examples/plot_*.py",)),
     Source("statsmodels", "0.14.5", ("examples/notebooks/*.ipynb",)),
+    # Deep learning and boosters (corpus-requirements-dl.txt): gpytorch's examples train torch
+    # models by gradient steps; skl2onnx's gallery fits LightGBM, XGBoost and CatBoost; sbi and
+    # botorch each ship one example quick enough to run (the others take many minutes).
+    Source(
+        "gpytorch",
+        "1.15.2",
+        ("examples/**/*.ipynb",),
+        # fails in its own right beside numpy 2 (a ValueError before any training)
+        ("examples/07_Pyro_Integration/Pyro_GPyTorch_Low_Level.ipynb",),
+    ),
+    Source(
+        "skl2onnx",
+        "1.20.0",
+        (
+            "docs/tutorial/plot_gexternal_*.py",
+            "docs/examples/plot_pipeline_lightgbm.py",
+            "docs/examples/plot_pipeline_xgboost.py",
+        ),
+    ),
+    Source("sbi", "0.27.0", ("docs/tutorials/00_getting_started.ipynb",)),
+    Source("botorch", "0.18.1", ("notebooks_community/example/example.ipynb",)),
 )
 
 # Named subsets; the manifest carries them so `fetch --subset NAME` needs nothing else.
@@ -158,6 +180,7 @@ NETWORK_CALLS = re.compile(
     r"|load_forecastingdata|load_solar|from_pretrained|hf_hub_download|urlretrieve|urlopen)"
     r"\s*\("
     r"|\bdatasets\.\w+\.load_data\s*\("
+    r"|\bdownload\s*=\s*True\b|\bload_mnist_usps\s*\(|\btfds\.load\s*\("
 )
 # Web data readers count as clients: yellowbrick's dataset loaders download on first use.
 HTTP_CLIENTS = frozenset(
@@ -170,11 +193,12 @@ HTTP_CLIENTS = frozenset(
         "pooch",
         "pandas_datareader",
         "yellowbrick.datasets",
+        "tensorflow_datasets",
     }
 )
 TRAINS = re.compile(
     r"\.fit\s*\(|\b(xgb|xgboost|lgb|lightgbm)\.train\s*\("
-    r"|\.backward\s*\(|\.apply_gradients\s*\("
+    r"|\.backward\s*\(|\.apply_gradients\s*\(|\bsvi\.step\s*\(|\bfit_gpytorch_mll\s*\("
 )
 MAGIC_LINE = re.compile(r"^\s*[%!]")
 

@@ -470,6 +470,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--subset", default=None, help="a subset named in the manifest")
     parser.add_argument(
+        "--frameworks",
+        action="store_true",
+        help="only the notebooks that import a deep-learning or booster library",
+    )
+    parser.add_argument(
         "--half",
         choices=corpus.HALVES,
         default=None,
@@ -506,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"funnel.py: error: {exc}", file=sys.stderr)
         return 2
     chosen = select(entries, args.only, args.subset, args.half)
+    if args.frameworks:
+        chosen = [e for e in chosen if e["frameworks"]]
     runnable = [e for e in chosen if not e["set_aside"]]
     skipped = [e for e in chosen if e["set_aside"]]
     if args.keep is not None:

@@ -56,6 +56,8 @@ funnel = load("funnel")
             "network",
         ),
         ("import seaborn as sns\ndf = sns.load_dataset('titanic')", "network"),
+        ("from torchvision import datasets\nd = datasets.MNIST('.', download=True)", "network"),
+        ("import tensorflow_datasets as tfds\nds = tfds.load('mnist')", "network"),
         ("from pyspark.sql import SparkSession\ns = SparkSession.builder", "heavy-framework"),
         ("import jax.numpy as jnp\nx = jnp.zeros(3)", "heavy-framework"),
         ("import nb2prod_no_such_module_xyz\n", "missing-import"),
@@ -116,6 +118,8 @@ def test_trains_model_rule() -> None:
     loop = "for xb, yb in loader:\n    loss = loss_fn(net(xb), yb)\n    loss.backward()\n"
     assert corpus.trains_model(loop + "    optimizer.step()")
     assert corpus.trains_model("optimizer.apply_gradients(zip(grads, model.trainable_weights))")
+    assert corpus.trains_model("for step in range(100):\n    loss = svi.step(data)")
+    assert corpus.trains_model("fit_gpytorch_mll(mll)")
 
 
 def test_frameworks_are_the_deep_learning_and_booster_imports() -> None:
