@@ -412,3 +412,57 @@ def test_a_model_fitted_on_one_text_column_is_served_from_records_of_it(
         },
     )
     assert served.stdout.strip().splitlines()[-1] == "[1, 0]", served.stderr[-3000:]
+
+
+WORKING_FOLDER_PATHS = [
+    "import os\n"
+    "from pathlib import Path\n"
+    "import pandas as pd\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.metrics import accuracy_score\n"
+    "from sklearn.model_selection import train_test_split",
+    "DATA = Path().absolute() / 'data'\n"
+    "train = pd.read_csv(DATA / 'train.csv')\n"
+    "test = pd.read_csv(os.path.join(os.getcwd(), 'data', 'test.csv'))",
+    "model = LogisticRegression().fit(train[['a', 'b']], train['y'])\n"
+    "acc = accuracy_score(test['y'], model.predict(test[['a', 'b']]))",
+]
+
+
+def _write_frames(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, seed in (("train.csv", 0), ("test.csv", 1)):
+        rows = [(i % 7 - 3, (i * seed) % 5 - 2) for i in range(60)]
+        lines = ["a,b,y", *(f"{a},{b},{int(a + b > 0)}" for a, b in rows)]
+        (folder / name).write_text("\n".join(lines) + "\n")
+
+
+def test_data_paths_built_from_the_working_folder_are_shipped(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The working folder is the notebook's when it runs: `Path().absolute() / "data"` and
+    `os.getcwd()` resolve there, so the files ship and training runs anywhere."""
+    source = write_notebook(WORKING_FOLDER_PATHS, name="working_folder.ipynb")
+    _write_frames(source.parent / "data")
+    plan = build_plan(source)
+    assert sorted(d.path for d in plan.data_files) == ["data/test.csv", "data/train.csv"]
+    package = convert(source, tmp_path / "package").target
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    trained = train(package, work)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+
+
+def test_a_file_above_the_notebooks_folder_is_refused_at_plan(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    cells = list(WORKING_FOLDER_PATHS)
+    cells[1] = cells[1].replace("Path().absolute() / 'data'", "Path().absolute().parents[0]")
+    (tmp_path / "notebooks").mkdir()
+    source = write_notebook(cells, name="notebooks/above.ipynb")
+    _write_frames(source.parent / "data")
+    (source.parent.parent / "train.csv").write_text((source.parent / "data/train.csv").read_text())
+    plan = build_plan(source)
+    outside = [f for f in plan.findings if f.code == "data-file-outside"]
+    assert [(f.cell, f.line) for f in outside] == [(2, 2)]
+    assert outside[0].message.startswith("reads '../train.csv', outside the notebook's folder")

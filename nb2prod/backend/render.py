@@ -187,7 +187,12 @@ def _refuse_what_cannot_train(plan: Plan) -> None:
 
 
 _BLOCKING_FINDINGS = frozenset(
-    {"missing-data-file", "unresolved-data-path", "unsatisfiable-requirement"}
+    {
+        "missing-data-file",
+        "unresolved-data-path",
+        "data-file-outside",
+        "unsatisfiable-requirement",
+    }
 )
 
 

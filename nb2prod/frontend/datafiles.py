@@ -42,6 +42,7 @@ def find_data_files(facts: NotebookFacts, kept: set[int]) -> tuple[DataFile, ...
                         )
                     continue
                 expression = None if literal else ast.unparse(node)
+                relative = relative if literal else posixpath.normpath(relative)
                 key = f"{relative}\0{expression}"  # each way of writing it is rewritten
                 if key in found or not _looks_relative_file(relative):
                     continue
@@ -62,7 +63,12 @@ def _path_nodes(call: ast.Call) -> list[ast.expr]:
 
 
 def resolve_path(node: ast.expr, strings: dict[str, str]) -> str | None:
-    """The text of a path built from literals: `DIR + "x.csv"`, `os.path.join`, `Path / "x"`."""
+    """The text of a path built from literals: `DIR + "x.csv"`, `os.path.join`, `Path / "x"`;
+    or from the working folder, which is the notebook's when it runs (`Path.cwd() / "data"`,
+    `Path().absolute().parents[0]`, `os.getcwd()`): "." there."""
+    folder = _from_working_folder(node, strings)
+    if folder is not None:
+        return folder
     if isinstance(node, ast.Constant):
         return node.value if isinstance(node.value, str) else None
     if isinstance(node, ast.Name):
@@ -95,6 +101,45 @@ def resolve_path(node: ast.expr, strings: dict[str, str]) -> str | None:
             if any(part is None for part in parts):
                 return None
             return posixpath.join(*parts) if parts else "."  # type: ignore[arg-type]
+    return None
+
+
+_WORKING_FOLDER = ("Path.cwd", "getcwd", "getcwdb")
+_SAME_PLACE_METHODS = ("absolute", "resolve", "expanduser")
+_SAME_PLACE_FUNCTIONS = ("path.abspath", "path.realpath", "path.normpath")
+
+
+def _from_working_folder(node: ast.expr, strings: dict[str, str]) -> str | None:
+    """The working folder and what is reached from it by parents, as a relative path."""
+    if isinstance(node, ast.Call):
+        callee = dotted_name(node.func) or ""
+        if callee.endswith(_WORKING_FOLDER) and not node.args:
+            return "."
+        if callee.endswith(("Path", "PurePath", "PosixPath")) and not node.args:
+            return "."  # Path(): the working folder
+        method = node.func.attr if isinstance(node.func, ast.Attribute) else ""
+        if method in _SAME_PLACE_METHODS and not node.args:
+            return resolve_path(node.func.value, strings)  # type: ignore[attr-defined]
+        if callee.endswith(_SAME_PLACE_FUNCTIONS) and len(node.args) == 1:
+            return resolve_path(node.args[0], strings)
+        if callee.endswith("path.dirname") and len(node.args) == 1:
+            inner = resolve_path(node.args[0], strings)
+            return None if inner is None else posixpath.normpath(posixpath.join(inner, ".."))
+        return None
+    if isinstance(node, ast.Attribute) and node.attr == "parent":
+        inner = resolve_path(node.value, strings)
+        return None if inner is None else posixpath.normpath(posixpath.join(inner, ".."))
+    if (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "parents"
+        and isinstance(node.slice, ast.Constant)
+        and isinstance(node.slice.value, int)
+        and node.slice.value >= 0
+    ):
+        inner = resolve_path(node.value.value, strings)
+        ups = [".."] * (node.slice.value + 1)
+        return None if inner is None else posixpath.normpath(posixpath.join(inner, *ups))
     return None
 
 
@@ -149,6 +194,18 @@ def data_file_findings(files: tuple[DataFile, ...]) -> list[Finding]:
                     data.cell,
                     data.line,
                     "write the path as a literal relative path (or a variable assigned one once)",
+                )
+            )
+        elif data.path == ".." or data.path.startswith("../"):
+            findings.append(
+                Finding(
+                    "data-file-outside",
+                    "error",
+                    f"reads {data.path!r}, outside the notebook's folder, so the package cannot "
+                    "ship it and training would fail elsewhere",
+                    data.cell,
+                    data.line,
+                    "move the file beside the notebook and read it from there",
                 )
             )
         elif data.size is None:
