@@ -4,6 +4,7 @@ class; each converts, trains and keeps what the model reads."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import run
+from conftest import run, set_up_by_ci
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.metrics import accuracy_score
@@ -466,3 +467,67 @@ def test_a_file_above_the_notebooks_folder_is_refused_at_plan(
     outside = [f for f in plan.findings if f.code == "data-file-outside"]
     assert [(f.cell, f.line) for f in outside] == [(2, 2)]
     assert outside[0].message.startswith("reads '../train.csv', outside the notebook's folder")
+
+
+ENVIRONMENT_BEFORE_IMPORT = [
+    "import os\n"
+    "os.environ['TREE_DEPTH'] = '3'  # read by settings.py when it is imported\n"
+    "import settings\n" + IRIS + "from sklearn.tree import DecisionTreeClassifier",
+    "X, y = load_iris(return_X_y=True, as_frame=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+    "model = DecisionTreeClassifier(max_depth=settings.MAX_DEPTH, random_state=0)\n"
+    "model.fit(X_train, y_train)\n"
+    "acc = accuracy_score(y_test, model.predict(X_test))",
+]
+
+
+def test_the_process_environment_is_set_before_the_imports_that_read_it(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """`os.environ["KERAS_BACKEND"] = "torch"` before `import keras`: no name shows that the
+    import reads it, so it is kept, and it runs where the imports run, before them."""
+    source = write_notebook(ENVIRONMENT_BEFORE_IMPORT, name="environment.ipynb")
+    (source.parent / "settings.py").write_text(
+        "import os\n\nMAX_DEPTH = int(os.environ['TREE_DEPTH'])\n"
+    )
+    package = convert(source, tmp_path / "package").target
+    pipeline = (package / "environment" / "pipeline.py").read_text()
+    assert pipeline.index('os.environ["TREE_DEPTH"] = "3"') < pipeline.index("settings")
+    trained = train(package, tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+
+
+def test_a_network_under_a_scikit_learn_api_is_refused_as_deep_learning(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """skorch's nets (and tslearn's Keras shapelets) fit like estimators, but are networks that
+    skops cannot save: refused at plan saying so, not converted to fail at train."""
+    if importlib.util.find_spec("skorch") is None:
+        set_up_by_ci("skorch is missing: pip install -r benchmarks/corpus-requirements.txt")
+    source = write_notebook(
+        [
+            "import numpy as np\n"
+            "import torch\n"
+            "from skorch import NeuralNetClassifier\n"
+            "from sklearn.datasets import make_classification\n"
+            "from sklearn.metrics import accuracy_score",
+            "X, y = make_classification(200, 20, random_state=0)\n"
+            "X, y = X.astype(np.float32), y.astype(np.int64)",
+            "class Net(torch.nn.Module):\n"
+            "    def __init__(self):\n"
+            "        super().__init__()\n"
+            "        self.layer = torch.nn.Linear(20, 2)\n"
+            "\n"
+            "    def forward(self, X):\n"
+            "        return torch.softmax(self.layer(X), dim=-1)",
+            "net = NeuralNetClassifier(Net, max_epochs=5, lr=0.1, verbose=0)\n"
+            "net.fit(X, y)\n"
+            "acc = accuracy_score(y, net.predict(X))",
+        ]
+    )
+    with pytest.raises(InputError) as refusal:
+        build_plan(source)
+    assert refusal.value.cell == 4
+    assert "trains a NeuralNetClassifier (net), a torch network under a scikit-learn API" in str(
+        refusal.value
+    )

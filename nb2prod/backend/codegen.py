@@ -162,7 +162,9 @@ def _keep_enabling_imports(imports: str) -> str:
 
 def _hoist_imports(plan: Plan) -> tuple[Plan, list[str]]:
     """Imports in any kept cell go to the module's top: an imported name is never a value
-    that one step returns to another, whichever cell the notebook imported it in."""
+    that one step returns to another, whichever cell the notebook imported it in. Settings of
+    the process environment go with them, in the notebook's order, since a library may read
+    them when it is imported (`os.environ["KERAS_BACKEND"] = "torch"` before `import keras`)."""
     hoisted: list[str] = []
     steps = []
     for step in plan.steps:
@@ -173,7 +175,9 @@ def _hoist_imports(plan: Plan) -> tuple[Plan, list[str]]:
         for block in step.blocks:
             lines = block.source.split("\n")
             for statement in ast.parse(block.source).body:
-                if isinstance(statement, ast.Import | ast.ImportFrom):
+                if isinstance(statement, ast.Import | ast.ImportFrom) or _sets_environment_once(
+                    statement
+                ):
                     first, last = statement.lineno, statement.end_lineno or statement.lineno
                     hoisted.append("\n".join(lines[first - 1 : last]))
                     lines[first - 1 : last] = [""] * (last - first + 1)
@@ -192,6 +196,20 @@ def _hoist_imports(plan: Plan) -> tuple[Plan, list[str]]:
         for step in steps
     ]
     return dataclasses.replace(plan, steps=tuple(steps)), hoisted
+
+
+def _sets_environment_once(statement: ast.stmt) -> bool:
+    """`os.environ[...] = ...` with literals only: the same wherever it runs, so it may run
+    where the imports do."""
+    if not isinstance(statement, ast.Assign) or len(statement.targets) != 1:
+        return False
+    target = statement.targets[0]
+    return (
+        isinstance(target, ast.Subscript)
+        and ast.unparse(target.value) == "os.environ"
+        and isinstance(target.slice, ast.Constant)
+        and isinstance(statement.value, ast.Constant)
+    )
 
 
 def _in_order(plan: Plan, code: GeneratedCode) -> list[StepFunction]:

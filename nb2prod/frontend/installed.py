@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,37 @@ STRICT_WRAPPERS = ("sklearn/utils/_param_validation.py",)
 
 HEAVY = frozenset({"tensorflow", "keras", "torch", "pyspark", "jax"})
 MISSING = object()  # the library imports, and has no such name
+
+
+@functools.cache
+def built_on_deep_learning(qualified: str) -> str | None:
+    """The deep-learning framework a library class is built on (tslearn's LearningShapelets
+    on Keras, skorch's nets on torch): its defining module holds the framework's objects.
+    Such a model is a network under a scikit-learn API, which skops cannot save. Kept in the
+    library's signature cache, so that a plan imports the library once, not every time."""
+    store = _SignatureStore.of(qualified.partition(".")[0])
+    key = f"{qualified} built on"
+    if store is not None and key in store.entries:
+        return store.entries[key] or None
+    framework = _framework_of_module(installed_object(qualified))
+    if store is not None:
+        store.remember(key, framework or "")
+    return framework
+
+
+def _framework_of_module(found: object) -> str | None:
+    module = sys.modules.get(getattr(found, "__module__", None) or "")
+    if not isinstance(found, type) or module is None:
+        return None
+    for value in vars(module).values():
+        origin = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", "")
+        top = (origin if isinstance(origin, str) else "").partition(".")[0]
+        if top in DEEP_LEARNING_FRAMEWORKS:
+            return top
+    return None
+
+
+DEEP_LEARNING_FRAMEWORKS = frozenset({"torch", "keras", "tensorflow"})
 
 
 @functools.cache

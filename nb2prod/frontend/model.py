@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from nb2prod.errors import InputError, UnservableModel
 from nb2prod.frontend.facts import CallSite, CellFacts, NotebookFacts
-from nb2prod.frontend.installed import installed_has, installed_object
+from nb2prod.frontend.installed import built_on_deep_learning, installed_has, installed_object
 from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import dotted_name
 from nb2prod.frontend.vocabulary import (
@@ -289,7 +289,7 @@ def _fitted_candidate(facts: NotebookFacts, call: CallSite, cell: int) -> _Candi
         selected = _selected_model(facts, receiver.value, constructor)  # the model it chose
         if selected is not None:
             constructor, built_here = selected
-    if constructor and constructor.startswith(DEEP_LEARNING_MODULES):
+    if constructor and _is_deep_learning(constructor):
         return None  # refused with what it is when nothing else predicts (_no_model)
     if _without_refit(built_here):
         return None  # GridSearchCV(refit=False) keeps scores, no model that predicts
@@ -670,11 +670,26 @@ def _deep_learning(facts: NotebookFacts) -> tuple[int, str] | None:
             constructor = facts.constructors.get(call.receiver or "", "")
             if call.method in FIT_METHODS and constructor.startswith(DEEP_LEARNING_MODULES):
                 return cell.number, f"a {constructor.split('.')[0]} model ({call.receiver})"
+            framework = (
+                call.method in FIT_METHODS and constructor and _is_deep_learning(constructor)
+            )
+            if framework:
+                return cell.number, (
+                    f"a {constructor.rsplit('.', 1)[-1]} ({call.receiver}), a {framework} network "
+                    "under a scikit-learn API"
+                )
             if call.method in ("backward", "step") and any(
                 module.startswith("torch") for module in facts.aliases.modules()
             ):
                 return cell.number, "a PyTorch training loop"
     return None
+
+
+def _is_deep_learning(constructor: str) -> str | None:
+    """The framework a model's class is, or is built on (see built_on_deep_learning)."""
+    if constructor.startswith(DEEP_LEARNING_MODULES):
+        return constructor.partition(".")[0]
+    return built_on_deep_learning(constructor)
 
 
 def _defined_candidate(facts: NotebookFacts, kept: set[int], name: str, where: str) -> _Candidate:

@@ -182,6 +182,8 @@ def _measures(statement: ast.stmt, aliases: Aliases, notebook_functions: set[str
 
 
 def _has_global_effect(statement: ast.stmt, aliases: Aliases) -> bool:
+    if sets_environment(statement, aliases):
+        return True
     if not isinstance(statement, ast.Expr) or not isinstance(statement.value, ast.Call):
         return False
     callee = dotted_name(statement.value.func)
@@ -189,6 +191,26 @@ def _has_global_effect(statement: ast.stmt, aliases: Aliases) -> bool:
         return False
     last = aliases.resolve(callee).rsplit(".", 1)[-1]
     return any(word in last for word in _GLOBAL_EFFECTS)
+
+
+def sets_environment(statement: ast.stmt, aliases: Aliases) -> bool:
+    """`os.environ["KERAS_BACKEND"] = "torch"`, `os.environ.update(...)`, `os.putenv(...)`:
+    libraries read the process environment (often when imported), which no name shows."""
+    if isinstance(statement, ast.Assign):
+        return any(
+            isinstance(target, ast.Subscript)
+            and aliases.resolve(dotted_name(target.value) or "") == "os.environ"
+            for target in statement.targets
+        )
+    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
+        callee = aliases.resolve(dotted_name(statement.value.func) or "")
+        return callee in _ENVIRONMENT_SETTERS
+    return False
+
+
+_ENVIRONMENT_SETTERS = frozenset(
+    {"os.environ.update", "os.environ.setdefault", "os.putenv", "os.environ.__setitem__"}
+)
 
 
 def _unit(
