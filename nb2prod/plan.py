@@ -123,6 +123,9 @@ class Model:
     predict_inputs: tuple[str, ...]  # what the notebook passes to model.predict(...)
     reason: str
     candidates: tuple[str, ...]
+    # a PyTorch module's: what the notebook makes of its output, as `def answer(model, inputs)`
+    # returns it (`(torch.sigmoid(model(inputs)) > 0.5).int()`); None: its output as it is
+    served_output: str | None = None
 
 
 @dataclass(frozen=True)
@@ -263,9 +266,8 @@ def _build(kind: Any, data: Any) -> Any:
     """Rebuild a typed value (dataclass, tuple, optional) from its JSON form."""
     if dataclasses.is_dataclass(kind):
         hints = typing.get_type_hints(kind)
-        return kind(
-            **{f.name: _build(hints[f.name], data[f.name]) for f in dataclasses.fields(kind)}
-        )
+        fields = [f for f in dataclasses.fields(kind) if f.name in data]  # newer ones default
+        return kind(**{f.name: _build(hints[f.name], data[f.name]) for f in fields})
     origin = typing.get_origin(kind)
     if origin is tuple:
         (item_kind, _ellipsis) = typing.get_args(kind)

@@ -188,12 +188,13 @@ def test_statsmodels_results_are_the_model(write_notebook) -> None:
                 "    loss.backward()\n"
                 "    opt.step()",
             ],
-            "cell 2: trains a PyTorch training loop",
+            "cell 2: the notebook never gives the model net any data (no net.fit(X, ...), "
+            "net.predict(X) or net(X) on a variable)",
         ),
     ],
 )
 def test_deep_learning_is_refused_by_name(write_notebook, cells, says) -> None:
-    result = run_cli("plan", write_notebook(cells))
+    result = run_cli("convert", write_notebook(cells))
     assert result.code == 2 and says in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 

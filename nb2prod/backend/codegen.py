@@ -562,7 +562,8 @@ def _run_body(
         raise InputError(
             plan.notebook.path,
             f"the notebook never gives the model {plan.model.name} any data (no "
-            f"{plan.model.name}.fit(X, ...) or {plan.model.name}.predict(X) on a variable), so "
+            f"{plan.model.name}.fit(X, ...), {plan.model.name}.predict(X) or "
+            f"{plan.model.name}(X) on a variable), so "
             "the package cannot tell what it takes as input",
             cell=plan.model.defined_in,
             hint=f"call {plan.model.name}.predict(X) on an example of its input in a cell",
@@ -575,7 +576,7 @@ def _run_body(
     metrics = ", ".join(f'"{m.name}": {m.name}' for m in plan.metrics)
     lines.append(
         "return PipelineResult(\n"
-        f"    model={plan.model.name},\n"
+        f"    model={_served_model(plan)},\n"
         f"    metrics={{{metrics}}},\n"
         f"    data={{{data}}},\n"
         f"    model_input={model_input},\n"
@@ -583,6 +584,14 @@ def _run_body(
         ")"
     )
     return textwrap.indent("\n".join(lines), "    ") + "\n", fit_data is not None
+
+
+def _served_model(plan: Plan) -> str:
+    """The model training logs: a PyTorch module wrapped so it answers as the notebook reads
+    its output (pipeline.answer), else the model itself."""
+    if plan.model.served_output:
+        return f"Answering({plan.model.name}, answer)"
+    return plan.model.name
 
 
 def _store_line(names: list[str], plan: Plan, *, loaded: bool = True) -> str:

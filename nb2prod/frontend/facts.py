@@ -31,6 +31,10 @@ from nb2prod.frontend.pysyntax import (
 from nb2prod.frontend.reader import CodeCell, Notebook
 from nb2prod.frontend.visualizers import UnwrappedCall, unwrap_visualizers
 
+# Methods whose result is the object itself, refitted or moved (torch's `.to(device)`).
+_SAME_OBJECT_METHODS = frozenset(
+    {"fit", "fit_transform", "partial_fit", "to", "cuda", "cpu", "double", "float", "half"}
+)
 _DIRECTIVE = re.compile(r"^\s*#\s*nb2prod\s*:\s*(?P<body>.+?)\s*$")
 
 
@@ -315,8 +319,8 @@ def _record_definitions(
         if callee is None:
             return
         refit = callee.rsplit(".", 1)
-        if len(refit) == 2 and refit[1] in ("fit", "fit_transform", "partial_fit"):
-            return  # model = model.fit(X): still what it was built as
+        if len(refit) == 2 and refit[1] in _SAME_OBJECT_METHODS:
+            return  # model = model.fit(X), net = net.to(device): still what it was built as
         for target in statement.targets:
             if isinstance(target, ast.Name):
                 constructors[target.id] = aliases.resolve(callee)

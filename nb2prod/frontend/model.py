@@ -19,6 +19,7 @@ from nb2prod.frontend.facts import CallSite, CellFacts, NotebookFacts
 from nb2prod.frontend.installed import built_on_deep_learning, installed_has, installed_object
 from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import dotted_name
+from nb2prod.frontend.training_loops import answers_with_distribution, trained_modules
 from nb2prod.frontend.vocabulary import (
     CALLED_BEFORE_PREDICT,
     CLASSIFIER_HINTS,
@@ -37,6 +38,7 @@ from nb2prod.frontend.vocabulary import (
 )
 from nb2prod.plan import Finding, Model
 
+_TORCH_LOOP = "a PyTorch training loop"
 UNKNOWN_LINE = 1_000_000  # a candidate whose line is not known counts as its cell's last
 
 
@@ -140,6 +142,17 @@ def _refuse_unservable(facts: NotebookFacts, kept: set[int], model: Model) -> No
             hint="fit one of statsmodels' time-series models (ARIMA, SARIMAX, AutoReg, "
             "ExponentialSmoothing, ETSModel) or a model on rows of lagged features",
         )
+    distribution = answers_with_distribution(facts, model.estimator)
+    if distribution:
+        raise UnservableModel(
+            facts.notebook.path,
+            model.name,
+            f"{short} answers with a distribution, not a tensor ({distribution}); nb2prod "
+            "serves PyTorch modules whose output is a tensor",
+            cell=where,
+            hint="serve a value made from it (its mean, say) yourself, or convert a notebook "
+            "whose network returns a tensor",
+        )
     for pattern, method in CALLED_BEFORE_PREDICT.items():
         if not pattern.search(model.estimator):
             continue
@@ -203,6 +216,7 @@ def _candidates(facts: NotebookFacts, kept: set[int] | None) -> list[_Candidate]
     }
     trainers = _model_returning_functions(facts)
     collections = _fitted_collections(facts)
+    modules = trained_modules(facts, kept)
     for cell in facts.cells:
         if kept is not None and cell.number not in kept:
             continue
@@ -219,6 +233,18 @@ def _candidates(facts: NotebookFacts, kept: set[int] | None) -> list[_Candidate]
                     _Candidate(call.assigned_to[0], "rule-based", cell.number, (), line=call.line)
                 )
         found += _returned_by_trainers(facts, cell, trainers)
+        found += [
+            _Candidate(
+                module.name,
+                "fitted",
+                cell.number,
+                module.inputs,
+                facts.constructors.get(module.name),
+                module.line,
+            )
+            for module in modules
+            if module.cell == cell.number
+        ]
         found += _chosen_by_notebook(facts, cell, {c.name for c in found}, collections)
     return found
 
@@ -549,12 +575,22 @@ def _no_model(facts: NotebookFacts) -> InputError:
     """Nothing predicts: say what the notebook does instead, so the refusal is believable."""
     found: dict[str, dict[str, list[int]]] = {}  # why it is no model -> what was fitted, where
     deep = _deep_learning(facts)
+    if deep and deep[1] == _TORCH_LOOP:
+        return InputError(
+            facts.notebook.path,
+            "trains with a PyTorch loop, but no optimizer built in a cell over a module's "
+            "parameters() is stepped in a cell's loop, so nb2prod cannot tell which module "
+            "is the model",
+            cell=deep[0],
+            hint="build the optimizer as optimizer = torch.optim.Adam(model.parameters()) and "
+            "run the loop that calls optimizer.step() in a cell, not inside a function",
+        )
     if deep:
         cell, what = deep
         return InputError(
             facts.notebook.path,
             f"trains {what}: nb2prod converts scikit-learn-style, XGBoost, LightGBM and "
-            "statsmodels models, not deep-learning ones yet",
+            "statsmodels models and PyTorch modules trained by a loop, not this kind yet",
             cell=cell,
             hint="convert a notebook whose model is one of those, or serve this model yourself",
         )
@@ -681,7 +717,7 @@ def _deep_learning(facts: NotebookFacts) -> tuple[int, str] | None:
             if call.method in ("backward", "step") and any(
                 module.startswith("torch") for module in facts.aliases.modules()
             ):
-                return cell.number, "a PyTorch training loop"
+                return cell.number, _TORCH_LOOP
     return None
 
 

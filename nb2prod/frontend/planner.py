@@ -32,6 +32,7 @@ from nb2prod.frontend.roles import RoleDecision, assign_roles, is_literal
 from nb2prod.frontend.secrets import Secret, find_secrets, scrub, secrets_in_dropped_lines
 from nb2prod.frontend.slicing import slice_notebook
 from nb2prod.frontend.trackers import refuse_reads_from_trackers, tracker_findings
+from nb2prod.frontend.training_loops import is_trained_module, module_output
 from nb2prod.frontend.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS, enables
 from nb2prod.plan import (
     DISPLAY_REASON,
@@ -95,6 +96,9 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
         model = _with_library(model, requirements)
     if model.task == "unknown":
         model = _with_task_from_metrics(model, measurement.metrics)
+    if is_trained_module(facts, kept, model.name):
+        model, output_finding = _with_served_output(facts, kept, model, measurement.metrics)
+        findings.append(output_finding)
     findings += flow.findings
     findings += measurement.findings
     findings += requirement_findings
@@ -230,6 +234,43 @@ def _servable_model(
             for refusal in refusals
         ]
         return facts, model, passed_over + findings, roles, kept
+
+
+def _with_served_output(
+    facts: NotebookFacts, kept: set[int], model: Model, metrics: tuple[Metric, ...]
+) -> tuple[Model, Finding]:
+    """A PyTorch module answers with what the notebook makes of its output before measuring
+    it (labels from logits, say), so the claim is about what the service returns."""
+    measured = {
+        node.id
+        for metric in metrics
+        for statement in facts.cell(metric.cell).kept_statements
+        if statement.lineno <= metric.line <= (statement.end_lineno or statement.lineno)
+        for node in ast.walk(statement)
+        if isinstance(node, ast.Name)
+    }
+    output = module_output(facts, kept, model.name, measured)
+    if output is None:
+        return model, Finding(
+            "module-output-served",
+            "info",
+            f"the service answers with what {model.name}(inputs) returns; no value the "
+            f"notebook measures is made from {model.name}'s output alone",
+            model.fitted_in,
+            None,
+            "measure a value made from the output alone (predicted = model(X).argmax(1)) to "
+            "serve that instead",
+        )
+    served = replace(model, served_output=output.expression)
+    return served, Finding(
+        "module-output-served",
+        "info",
+        f"the service answers with {output.name} as the notebook makes it from "
+        f"{model.name}'s output: {output.expression}",
+        output.cell,
+        output.line,
+        None,
+    )
 
 
 def _refuse_formula_functions(facts: NotebookFacts, kept: set[int], model: Model) -> None:

@@ -54,8 +54,10 @@ def _distributions() -> dict[str, list[str]]:
 
 
 def _installed_version(distribution: str) -> str | None:
+    """The installed release, without a local label: `torch 2.13.0+cpu` is pinned as 2.13.0,
+    which an index serves (a `+cpu` build exists only on PyTorch's own index)."""
     try:
-        return metadata.version(distribution)
+        return metadata.version(distribution).partition("+")[0]
     except metadata.PackageNotFoundError:
         return None
 

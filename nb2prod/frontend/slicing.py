@@ -31,6 +31,7 @@ from nb2prod.frontend.pysyntax import (
     numeric_core,
     root_name,
 )
+from nb2prod.frontend.training_loops import optimized_modules
 from nb2prod.frontend.vocabulary import CV_FUNCTIONS, FIT_METHODS, is_metric_function
 from nb2prod.plan import Model
 
@@ -93,9 +94,10 @@ def slice_notebook(
 ) -> dict[int, dict[int, str]]:
     """For each kept cell, the statements nothing needed reads, with the reason."""
     containers = _containers(facts, kept)
+    stepped = optimized_modules(facts)
     function_effects = _function_effects(facts, kept, containers)
     units = [
-        _unit(cell, index, statement, facts.aliases, function_effects, containers)
+        _unit(cell, index, statement, facts.aliases, function_effects, containers, stepped)
         for cell in facts.cells
         if cell.number in kept
         for index, statement in enumerate(cell.statements)
@@ -220,6 +222,7 @@ def _unit(
     aliases: Aliases,
     function_effects: dict[str, _Effect],
     containers: _Containers,
+    stepped: _Containers,
 ) -> _Unit:
     names = scan_names([statement])
     strong = isinstance(statement, _STRONG) and not _targets_are_partial(statement)
@@ -230,7 +233,7 @@ def _unit(
         strong=strong,
         uses=tuple(dict.fromkeys(u.name for u in names.uses if not u.deferred)),
         deferred=frozenset(u.name for u in names.uses if u.deferred),
-        mutates=frozenset(_mutated(statement, aliases, function_effects, containers)),
+        mutates=frozenset(_mutated(statement, aliases, function_effects, containers, stepped)),
         statement=statement,
     )
 
@@ -251,10 +254,22 @@ def _mutated(
     aliases: Aliases,
     function_effects: dict[str, _Effect],
     containers: _Containers,
+    stepped: _Containers | None = None,
 ) -> set[str]:
     """Names whose object the statement may change without rebinding them, aliases included:
-    changing a loop variable changes what it iterates over (`for df in [train, test]:`)."""
+    changing a loop variable changes what it iterates over (`for df in [train, test]:`), and
+    stepping an optimizer changes the modules whose parameters it holds (`optimizer.step()`)."""
     changed = _changed_directly(statement, aliases, function_effects)
+    for node in nodes_run_now(statement):
+        if (
+            stepped
+            and isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "step"
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in stepped
+        ):
+            changed |= {node.func.value.id, *stepped[node.func.value.id]}
     for loop in nodes_run_now(statement):
         if not isinstance(loop, ast.For | ast.AsyncFor | ast.comprehension):
             continue

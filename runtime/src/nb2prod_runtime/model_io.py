@@ -21,6 +21,11 @@ The flavour is chosen from the fitted object's type when training runs:
   and is logged with the request for the steps right after its series as its example (with
   ``exog``, optional in the signature, when it was fitted with exogenous data). A result that
   forecasts through another model (STLForecast's) is logged through forecasting.ForecastThrough.
+- a PyTorch module (``torch.nn.Module``, trained by the notebook's loop): ``mlflow.pytorch``,
+  in eval mode. Its example is what it was trained on, as a float array, so the signature is a
+  tensor of that shape and serving turns records into that tensor; it answers with the
+  module's output (see pytorch_io.py). MLflow saves the module with pickle (torch.save), which
+  imports its class from this package when it is loaded: load only models this package trained.
 - a rule-based model: its code, as an MLflow model-from-code, plus its settings.
 
 A scikit-learn model fitted on one column (a text pipeline fitted on ``df["review"]``, a
@@ -42,6 +47,7 @@ import numpy as np
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema, TensorSpec
 
+from nb2prod_runtime import pytorch_io
 from nb2prod_runtime.forecasting import (
     Forecaster,
     forecast_request,
@@ -70,6 +76,9 @@ def log_model(
     model = loggable(unwrap_search(model))
     kind = flavour(package, model)
     column = one_column(model_input) if kind == "sklearn" else None
+    if kind == "pytorch":
+        model_input = pytorch_io.as_array(model_input)
+        model.eval()  # served as the notebook predicts: no dropout, batch norm's running stats
     try:
         if is_forecaster(model):
             example = forecast_request(model, FORECAST_EXAMPLE_STEPS)
@@ -106,6 +115,8 @@ def log_model(
         info = mlflow.lightgbm.log_model(model, **common)
     elif kind == "statsmodels":
         info = mlflow.statsmodels.log_model(model, **common)
+    elif kind == "pytorch":
+        info = mlflow.pytorch.log_model(model, **common)
     else:
         info = mlflow.sklearn.log_model(
             model,
@@ -123,6 +134,8 @@ def flavour(package: Package, model: Any) -> str:
         return "rule-based"
     if is_forecaster(model):
         return "statsmodels"
+    if pytorch_io.is_module(model):
+        return "pytorch"
     library = type(model).__module__.partition(".")[0]
     return library if library in NATIVE_FLAVOURS else "sklearn"
 
@@ -153,6 +166,8 @@ def predict(model: Any, example: Any) -> Any:
         return model.predict(xgboost.DMatrix(example))
     if is_forecaster(model):
         return np.asarray(Forecaster(model).predict(example.iloc[:1])[0])
+    if pytorch_io.is_module(model):
+        return pytorch_io.forward(model, example)
     return model.predict(example)
 
 

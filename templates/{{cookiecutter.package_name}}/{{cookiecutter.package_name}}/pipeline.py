@@ -19,6 +19,9 @@ from {{ cookiecutter.package_name }} import data_path
 {%- if cookiecutter._code.helper_names %}
 from {{ cookiecutter.package_name }}.helpers import {{ cookiecutter._code.helper_names | join(", ") }}
 {%- endif %}
+{%- if cookiecutter._plan.model.served_output %}
+from nb2prod_runtime.torch_output import Answering
+{%- endif %}
 {%- if cookiecutter._code.features %}
 from {{ cookiecutter.package_name }}.features import {% for f in cookiecutter._code.features %}{{ f.name }}{% if not loop.last %}, {% endif %}{% endfor %}
 {%- endif %}
@@ -41,6 +44,14 @@ class PipelineResult:
     # the features and labels the model was fitted on, as they were at the fit, so training can
     # cross-validate it; None when it was fitted without labels
     fit_data: tuple[Any, Any] | None = None
+{%- if cookiecutter._plan.model.served_output %}
+
+
+def answer(model: Any, inputs: Any) -> Any:
+    """What the notebook makes of the module's output before it measures it: the service
+    answers with the same, so the claim is about what it returns."""
+    return {{ cookiecutter._plan.model.served_output }}
+{%- endif %}
 {% for function in cookiecutter._code.pipeline %}
 
 {{ function.source }}

@@ -1,0 +1,45 @@
+"""PyTorch modules as served models: found without importing torch, fed float arrays.
+
+torch is imported only when the model is a module, so a package that trains a scikit-learn
+model never pays for it. A module is served through MLflow's pytorch flavour, which turns the
+request's array into a tensor and runs the module under ``torch.no_grad()``; this file gives
+training the same view of the module, so the signature logged is what serving answers.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+
+def is_module(model: Any) -> bool:
+    """Whether the model is a ``torch.nn.Module`` (torch is loaded when one exists)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(model, torch.nn.Module)
+
+
+def as_array(value: Any) -> Any:
+    """What the module was trained on, as the array a request becomes: a tensor leaves the
+    graph and the device it was on; a frame or an array keeps its values."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    if hasattr(value, "to_numpy"):
+        return value.to_numpy(dtype=np.float32)
+    return np.asarray(value)
+
+
+def forward(model: Any, example: Any) -> np.ndarray:
+    """The module's answer for `example`, as MLflow's pytorch flavour computes it."""
+    import torch
+
+    with torch.no_grad():
+        answer = model(torch.from_numpy(np.ascontiguousarray(example)))
+    if not isinstance(answer, torch.Tensor):
+        raise TypeError(
+            f"the module answers with a {type(answer).__name__}, not a tensor, and MLflow's "
+            "pytorch flavour serves a module's tensor output only"
+        )
+    return answer.detach().cpu().numpy()

@@ -1,0 +1,226 @@
+"""PyTorch modules trained by a loop (issue 22): the module the optimizer steps is the model, the
+loop is its training step, and the service answers with what the notebook measured (labels
+made from logits), so the claim is a claim about what is served."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow
+import pytest
+from conftest import run
+from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from nb2prod.backend.render import convert
+from nb2prod.errors import InputError, UnservableModel
+from nb2prod.frontend.planner import build_plan
+
+pytest.importorskip("torch", reason="the corpus requirements install torch's CPU build")
+
+IMPORTS = (
+    "import torch\n"
+    "from torch import nn\n"
+    "from sklearn.datasets import load_breast_cancer, load_iris\n"
+    "from sklearn.metrics import accuracy_score\n"
+    "from sklearn.model_selection import train_test_split\n"
+    "from sklearn.preprocessing import StandardScaler"
+)
+TUMOR_DATA = (
+    "torch.manual_seed(0)\n"
+    "data = load_breast_cancer(as_frame=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(data.data, data.target,"
+    " test_size=0.25, random_state=0)\n"
+    "scaler = StandardScaler().fit(X_train)\n"
+    "X_train_t = torch.tensor(scaler.transform(X_train), dtype=torch.float32)\n"
+    "X_test_t = torch.tensor(scaler.transform(X_test), dtype=torch.float32)\n"
+    "y_train_t = torch.tensor(y_train.values, dtype=torch.float32)"
+)
+NET = (
+    "class Net(nn.Module):\n"
+    "    def __init__(self, n_features: int) -> None:\n"
+    "        super().__init__()\n"
+    "        self.layers = nn.Sequential(nn.Linear(n_features, 16), nn.ReLU(), nn.Linear(16, 1))\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        return self.layers(x).squeeze(-1)"
+)
+FULL_BATCH_LOOP = (
+    "model = Net(X_train_t.shape[1])\n"
+    "optimizer = torch.optim.Adam(model.parameters(), lr=0.01)\n"
+    "loss_fn = nn.BCEWithLogitsLoss()\n"
+    "for epoch in range(100):\n"
+    "    optimizer.zero_grad()\n"
+    "    loss = loss_fn(model(X_train_t), y_train_t)\n"
+    "    loss.backward()\n"
+    "    optimizer.step()"
+)
+TUMOR_NET = [
+    IMPORTS,
+    TUMOR_DATA,
+    NET,
+    FULL_BATCH_LOOP,
+    "model.eval()\n"
+    "with torch.no_grad():\n"
+    "    predicted = (torch.sigmoid(model(X_test_t)) > 0.5).int().numpy()\n"
+    "print('accuracy', accuracy_score(y_test, predicted))",
+]
+IRIS_BATCHES = [
+    IMPORTS + "\nfrom torch.utils.data import DataLoader, TensorDataset",
+    "torch.manual_seed(0)\n"
+    "X, y = load_iris(return_X_y=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+    "features = torch.tensor(X_train, dtype=torch.float32)\n"
+    "labels = torch.tensor(y_train)\n"
+    "loader = DataLoader(TensorDataset(features, labels), batch_size=16, shuffle=True)",
+    "net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))\n"
+    "opt = torch.optim.SGD(net.parameters(), lr=0.1)\n"
+    "for epoch in range(20):\n"
+    "    for xb, yb in loader:\n"
+    "        opt.zero_grad()\n"
+    "        nn.functional.cross_entropy(net(xb), yb).backward()\n"
+    "        opt.step()",
+    "outputs = net(torch.tensor(X_test, dtype=torch.float32))\n"
+    "predicted = outputs.argmax(dim=1)\n"
+    "accuracy = accuracy_score(y_test, predicted)",
+]
+
+
+def test_the_module_the_optimizer_steps_is_the_model_and_its_loop_is_kept(
+    write_notebook: Callable[..., Path],
+) -> None:
+    plan = build_plan(write_notebook(TUMOR_NET))
+    assert (plan.model.name, plan.model.estimator, plan.model.fitted_in) == ("model", "Net", 4)
+    assert plan.model.fit_inputs == ("X_train_t",)
+    training = next(cell for cell in plan.cells if cell.cell == 4)
+    assert not training.dropped  # the loop, its loss and its optimizer all stay
+    assert plan.model.served_output == "(torch.sigmoid(model(inputs)) > 0.5).int()"
+    (said,) = [f for f in plan.findings if f.code == "module-output-served"]
+    assert (said.cell, said.line) == (5, 3)
+    assert "torch==2.13.0" in {f"{r.name}{r.specifier}" for r in plan.requirements}
+
+
+def test_a_module_trained_on_batches_was_trained_on_the_tensor_its_loader_draws_from(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`for xb, yb in loader:` over `DataLoader(TensorDataset(features, labels))`: the model
+    takes what `features` holds, and answers with the class the notebook's argmax picks."""
+    plan = build_plan(write_notebook(IRIS_BATCHES))
+    assert (plan.model.name, plan.model.fit_inputs) == ("net", ("features",))
+    assert plan.model.served_output == "model(inputs).argmax(dim=1)"
+
+
+def test_output_made_with_a_notebook_value_is_not_served_and_the_plan_says_so(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """A threshold the notebook computed would have to travel with the model: the service
+    answers with the module's own output, and the plan says it."""
+    cells = [
+        *TUMOR_NET[:4],
+        "threshold = 0.5\npredicted = model(X_test_t) > threshold\n"
+        "accuracy = accuracy_score(y_test, predicted)",
+    ]
+    plan = build_plan(write_notebook(cells))
+    assert plan.model.served_output is None
+    (said,) = [f for f in plan.findings if f.code == "module-output-served"]
+    assert "answers with what model(inputs) returns" in said.message
+
+
+def test_a_module_that_answers_with_a_distribution_is_refused_in_one_true_line(
+    write_notebook: Callable[..., Path],
+) -> None:
+    cells = [
+        IMPORTS,
+        "x = torch.linspace(0, 1, 50)\ny = 2 * x + 0.1 * torch.randn(50)",
+        "class Gaussian(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.slope = nn.Parameter(torch.zeros(1))\n"
+        "\n"
+        "    def forward(self, x):\n"
+        "        return torch.distributions.Normal(self.slope * x, 1.0)",
+        "model = Gaussian()\n"
+        "optimizer = torch.optim.Adam(model.parameters(), lr=0.1)\n"
+        "for step in range(50):\n"
+        "    optimizer.zero_grad()\n"
+        "    loss = -model(x).log_prob(y).mean()\n"
+        "    loss.backward()\n"
+        "    optimizer.step()",
+    ]
+    with pytest.raises(UnservableModel) as refused:
+        build_plan(write_notebook(cells))
+    assert refused.value.cell == 4
+    assert refused.value.message.startswith(
+        "Gaussian answers with a distribution, not a tensor (its forward pass returns a Normal)"
+    )
+
+
+def test_a_loop_inside_a_function_is_refused_naming_what_to_change(
+    write_notebook: Callable[..., Path],
+) -> None:
+    cells = [
+        *TUMOR_NET[:3],
+        "def fit(model):\n"
+        "    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)\n"
+        "    for epoch in range(10):\n"
+        "        optimizer.zero_grad()\n"
+        "        nn.BCEWithLogitsLoss()(model(X_train_t), y_train_t).backward()\n"
+        "        optimizer.step()\n"
+        "model = Net(30)\n"
+        "fit(model)",
+    ]
+    with pytest.raises(InputError) as refused:
+        build_plan(write_notebook(cells))
+    assert "no optimizer built in a cell over a module's parameters()" in str(refused.value)
+    assert refused.value.cell == 4
+
+
+def test_the_served_module_answers_what_the_claim_measured(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Trained by the package, logged in torch.export's format (no pickle), served through
+    MLflow's pytorch flavour: its answers for the notebook's held-out rows score exactly the
+    accuracy the run claims."""
+    package = convert(write_notebook(TUMOR_NET, name="tumor_net.ipynb"), tmp_path / "pkg")
+    environment = {"PYTHONPATH": str(package.target), "MLFLOW_TRACKING_URI": ""}
+    trained = run(Path(sys.executable), "-m", "tumor_net.train", cwd=tmp_path, env=environment)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (logged,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    claimed = logged.data.metrics["accuracy"]
+    version = client.get_model_version("tumor_net", "1")
+    assert list((tmp_path / "mlruns").rglob("model.pt2")), "logged as a pt2 program"
+    rows, labels = _held_out_rows()
+    (tmp_path / "rows.json").write_text(json.dumps(rows))
+    served = run(
+        Path(sys.executable),
+        "-c",
+        "import json\n"
+        "from fastapi.testclient import TestClient\n"
+        "from tumor_net import serve\n"
+        "rows = json.load(open('rows.json'))\n"
+        "with TestClient(serve.app) as client:\n"
+        "    print(json.dumps(client.post('/predict', json=rows).json()))",
+        cwd=tmp_path,
+        env={**environment, "MODEL_URI": f"models:/tumor_net/{version.version}"},
+    )
+    assert served.returncode == 0, served.stderr[-3000:]
+    answer = json.loads(served.stdout.strip().splitlines()[-1])
+    assert set(answer["predictions"]) <= {0, 1}
+    hits = sum(int(p == y) for p, y in zip(answer["predictions"], labels, strict=True))
+    assert hits / len(labels) == pytest.approx(claimed)
+    assert answer["accuracy_claim"].startswith(f"{claimed:.3f} accuracy")
+
+
+def _held_out_rows() -> tuple[list[list[float]], list[int]]:
+    """The notebook's held-out rows, as the module takes them (scaled), and their labels."""
+    data = load_breast_cancer(as_frame=True)
+    X_train, X_test, _, y_test = train_test_split(
+        data.data, data.target, test_size=0.25, random_state=0
+    )
+    scaled = StandardScaler().fit(X_train).transform(X_test)
+    return scaled.astype("float32").tolist(), y_test.tolist()
