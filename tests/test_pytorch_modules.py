@@ -5,13 +5,14 @@ made from logits), so the claim is a claim about what is served."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import run
+from conftest import run, run_cli
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -179,6 +180,37 @@ def test_a_loop_inside_a_function_is_refused_naming_what_to_change(
     assert refused.value.cell == 4
 
 
+@pytest.mark.parametrize(
+    ("moved", "line"),
+    [
+        ("X_train_t = X_train_t.cuda()", "X_train_t.cuda()"),
+        ("X_train_t = X_train_t.to('cuda')", "X_train_t.to('cuda')"),
+        ("X_train_t = torch.zeros(3, 30, device='cuda:0')", "torch.zeros(3, 30, device='cuda:0')"),
+    ],
+)
+def test_code_that_needs_a_gpu_is_refused_at_plan_naming_the_line(
+    write_notebook: Callable[..., Path], moved: str, line: str
+) -> None:
+    cells = [IMPORTS, TUMOR_DATA + "\n" + moved, *TUMOR_NET[2:]]
+    with pytest.raises(InputError) as refused:
+        build_plan(write_notebook(cells))
+    assert (refused.value.cell, refused.value.line) == (2, 8)
+    assert str(refused.value.message).startswith(f"{line} needs a GPU")
+
+
+def test_code_that_chooses_its_device_runs_on_the_cpu_as_written(
+    write_notebook: Callable[..., Path],
+) -> None:
+    chooses = (
+        "device = 'cuda' if torch.cuda.is_available() else 'cpu'\n"
+        "X_train_t = X_train_t.to(device)\n"
+        "if torch.cuda.is_available():\n"
+        "    X_train_t = X_train_t.cuda()"
+    )
+    plan = build_plan(write_notebook([IMPORTS, TUMOR_DATA + "\n" + chooses, *TUMOR_NET[2:]]))
+    assert plan.model.name == "model"
+
+
 def test_the_served_module_answers_what_the_claim_measured(
     write_notebook: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -214,6 +246,58 @@ def test_the_served_module_answers_what_the_claim_measured(
     hits = sum(int(p == y) for p, y in zip(answer["predictions"], labels, strict=True))
     assert hits / len(labels) == pytest.approx(claimed)
     assert answer["accuracy_claim"].startswith(f"{claimed:.3f} accuracy")
+
+
+def test_verify_finds_the_served_module_answering_as_the_notebooks(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The notebook's module, fed the rows it was trained on and read as the notebook reads it,
+    answers what the package's logged model answers, and both measure the same accuracy."""
+    source = write_notebook(TUMOR_NET, name="tumor_net.ipynb")
+    package = convert(source, tmp_path / "pkg").target
+    done = run_cli("verify", source, package, timeout=600)
+    assert done.code == 0, done.stderr[-3000:]
+    assert "predictions: the same on all 20 rows" in done.stdout
+    assert re.search(r"^accuracy\s+(\S+)\s+\1\s", done.stdout, re.M), done.stdout
+
+
+def test_a_module_torch_export_cannot_trace_is_pickled_and_the_run_says_why(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A forward pass that branches on its input's values cannot become a pt2 program: the
+    module is saved with pickle instead (its class imported from the package when loaded),
+    and the run's model_format tag says so."""
+    cells = [
+        IMPORTS,
+        TUMOR_DATA,
+        NET.replace(
+            "        return self.layers(x).squeeze(-1)",
+            "        out = self.layers(x).squeeze(-1)\n"
+            "        if out.sum() > 1e9:\n"
+            "            return out * 0\n"
+            "        return out",
+        ),
+        *TUMOR_NET[3:],
+    ]
+    package = convert(write_notebook(cells, name="branchy.ipynb"), tmp_path / "pkg").target
+    environment = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": ""}
+    trained = run(Path(sys.executable), "-m", "branchy.train", cwd=tmp_path, env=environment)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (logged,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert logged.data.tags["model_format"].startswith("pickle: torch.export cannot trace")
+    assert list((tmp_path / "mlruns").rglob("model.pth"))
+    own_tests = run(
+        Path(sys.executable),
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        cwd=package,
+        env=environment,
+    )
+    assert own_tests.returncode == 0, own_tests.stdout[-3000:]
 
 
 def _held_out_rows() -> tuple[list[list[float]], list[int]]:

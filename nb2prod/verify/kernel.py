@@ -57,11 +57,13 @@ def _nb2prod_evaluate(computations):
             _nb2prod_seen[name] = None
 
 
-def _nb2prod_sample(model, rows, count):
+def _nb2prod_sample(model, rows, count, answer=None):
     import numpy
 
     try:
         model, rows = model(), rows()
+        if type(model).__module__ != "builtins" and hasattr(model, "_parameters"):
+            return _nb2prod_module_sample(model, rows, count, answer)
         if isinstance(rows, dict):  # a formula's data given as columns
             import pandas
 
@@ -73,6 +75,22 @@ def _nb2prod_sample(model, rows, count):
         return {"array": rows.tolist(), "predictions": predicted}
     except Exception as error:
         return {"error": f"{type(error).__name__}: {error}"}
+
+
+def _nb2prod_module_sample(module, rows, count, answer):
+    # A PyTorch module answers for float rows as the package serves it: no gradients, and
+    # what the notebook makes of its output when the package serves that (`answer`).
+    import numpy
+    import torch
+
+    if isinstance(rows, torch.Tensor):
+        rows = rows.detach().cpu().numpy()
+    rows = numpy.asarray(rows, dtype="float32")[:count]
+    with torch.no_grad():
+        given = torch.from_numpy(rows)
+        output = answer(module, given) if answer is not None else module(given)
+    predicted = numpy.asarray(output.cpu() if hasattr(output, "cpu") else output)
+    return {"array": rows.tolist(), "predictions": predicted.ravel().tolist()}
 
 
 def _nb2prod_forecast(model, count):
@@ -123,6 +141,7 @@ class ModelProbe:
 
     name: str
     rows: str | None
+    answer: str | None = None  # a PyTorch module's served output, in terms of model(inputs)
 
 
 @dataclass(frozen=True)
@@ -326,7 +345,10 @@ def _with_probes(
     if model is not None and model.rows is None:
         sample = f"_nb2prod_forecast(lambda: {model.name}, {SAMPLE_ROWS})"
     elif model is not None:
-        sample = f"_nb2prod_sample(lambda: {model.name}, lambda: {model.rows}, {SAMPLE_ROWS})"
+        answer = f"lambda model, inputs: {model.answer}" if model.answer else "None"
+        sample = (
+            f"_nb2prod_sample(lambda: {model.name}, lambda: {model.rows}, {SAMPLE_ROWS}, {answer})"
+        )
     cells.append(
         probe(
             f"import json\nfound = {{'metrics': _nb2prod_seen, 'sample': {sample}, "

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nb2prod.errors import InputError
 from nb2prod.verify.kernel import Sample
@@ -100,8 +101,17 @@ def package_predictions(
         elif sample.frame is not None:
             rows = pd.read_json(io.StringIO(sample.frame), orient="split", dtype=False)
         else:
-            rows = np.asarray(sample.array)
+            rows = _as_signature_tensor(model, np.asarray(sample.array))
         return np.asarray(model.predict(rows)).ravel().tolist()
+
+
+def _as_signature_tensor(model: Any, rows: Any) -> Any:
+    """JSON rows come back as float64; a tensor signature (a PyTorch module's float32) takes
+    its own dtype, as serving gives it."""
+    inputs = model.metadata.get_input_schema()
+    if inputs is not None and inputs.is_tensor_spec() and len(inputs.inputs) == 1:
+        return rows.astype(inputs.inputs[0].type)
+    return rows
 
 
 @contextmanager

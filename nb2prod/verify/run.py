@@ -190,7 +190,7 @@ def _predicting(plan: Plan) -> ModelProbe | str:
         return ModelProbe(model.name, None)
     if not model.fit_inputs:
         return "what the model was fitted on is not known"
-    return ModelProbe(model.name, model.fit_inputs[0])
+    return ModelProbe(model.name, model.fit_inputs[0], model.served_output)
 
 
 def _predictions(

@@ -24,8 +24,9 @@ The flavour is chosen from the fitted object's type when training runs:
 - a PyTorch module (``torch.nn.Module``, trained by the notebook's loop): ``mlflow.pytorch``,
   in eval mode. Its example is what it was trained on, as a float array, so the signature is a
   tensor of that shape and serving turns records into that tensor; it answers with the
-  module's output (see pytorch_io.py). MLflow saves the module with pickle (torch.save), which
-  imports its class from this package when it is loaded: load only models this package trained.
+  module's output (see pytorch_io.py). It is saved as a torch.export program (pt2: a graph, no
+  pickle); a module torch.export cannot trace (control flow on its input's values) is pickled
+  instead, which imports its class from this package when loaded, and the run says so.
 - a rule-based model: its code, as an MLflow model-from-code, plus its settings.
 
 A scikit-learn model fitted on one column (a text pipeline fitted on ``df["review"]``, a
@@ -116,7 +117,7 @@ def log_model(
     elif kind == "statsmodels":
         info = mlflow.statsmodels.log_model(model, **common)
     elif kind == "pytorch":
-        info = mlflow.pytorch.log_model(model, **common)
+        info = pytorch_io.log_module(model, common)
     else:
         info = mlflow.sklearn.log_model(
             model,

@@ -9,6 +9,7 @@ training the same view of the module, so the signature logged is what serving an
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -43,3 +44,17 @@ def forward(model: Any, example: Any) -> np.ndarray:
             "pytorch flavour serves a module's tensor output only"
         )
     return answer.detach().cpu().numpy()
+
+
+def log_module(model: Any, common: Mapping[str, Any]) -> Any:
+    """Log the module as a torch.export program (pt2: loading it runs no pickle); one that
+    torch.export cannot trace is pickled, and its run's `model_format` tag says why."""
+    import mlflow
+    import mlflow.pytorch
+
+    try:
+        return mlflow.pytorch.log_model(model, serialization_format="pt2", **common)
+    except Exception as error:  # torch.export's errors have no common base class
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        mlflow.set_tag("model_format", f"pickle: torch.export cannot trace the module ({reason})")
+        return mlflow.pytorch.log_model(model, serialization_format="pickle", **common)
