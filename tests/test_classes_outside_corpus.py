@@ -4,7 +4,6 @@ class; each converts, trains and keeps what the model reads."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import run, set_up_by_ci
+from conftest import run
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.metrics import accuracy_score
@@ -495,39 +494,3 @@ def test_the_process_environment_is_set_before_the_imports_that_read_it(
     assert pipeline.index('os.environ["TREE_DEPTH"] = "3"') < pipeline.index("settings")
     trained = train(package, tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
-
-
-def test_a_network_under_a_scikit_learn_api_is_refused_as_deep_learning(
-    write_notebook: Callable[..., Path],
-) -> None:
-    """skorch's nets (and tslearn's Keras shapelets) fit like estimators, but are networks that
-    skops cannot save: refused at plan saying so, not converted to fail at train."""
-    if importlib.util.find_spec("skorch") is None:
-        set_up_by_ci("skorch is missing: pip install -r benchmarks/corpus-requirements.txt")
-    source = write_notebook(
-        [
-            "import numpy as np\n"
-            "import torch\n"
-            "from skorch import NeuralNetClassifier\n"
-            "from sklearn.datasets import make_classification\n"
-            "from sklearn.metrics import accuracy_score",
-            "X, y = make_classification(200, 20, random_state=0)\n"
-            "X, y = X.astype(np.float32), y.astype(np.int64)",
-            "class Net(torch.nn.Module):\n"
-            "    def __init__(self):\n"
-            "        super().__init__()\n"
-            "        self.layer = torch.nn.Linear(20, 2)\n"
-            "\n"
-            "    def forward(self, X):\n"
-            "        return torch.softmax(self.layer(X), dim=-1)",
-            "net = NeuralNetClassifier(Net, max_epochs=5, lr=0.1, verbose=0)\n"
-            "net.fit(X, y)\n"
-            "acc = accuracy_score(y, net.predict(X))",
-        ]
-    )
-    with pytest.raises(InputError) as refusal:
-        build_plan(source)
-    assert refusal.value.cell == 4
-    assert "trains a NeuralNetClassifier (net), a torch network under a scikit-learn API" in str(
-        refusal.value
-    )

@@ -300,6 +300,41 @@ def test_a_module_torch_export_cannot_trace_is_pickled_and_the_run_says_why(
     assert own_tests.returncode == 0, own_tests.stdout[-3000:]
 
 
+SKORCH_IRIS = [
+    "import numpy as np\n" + IMPORTS + "\nfrom skorch import NeuralNetClassifier",
+    "torch.manual_seed(0)\n"
+    "X, y = load_iris(return_X_y=True)\n"
+    "X = X.astype(np.float32)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+    "class Classifier(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.layers = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        return self.layers(x)",
+    "net = NeuralNetClassifier(Classifier, criterion=nn.CrossEntropyLoss, max_epochs=20,"
+    " lr=0.1, verbose=0)\n"
+    "net.fit(X_train, y_train)\n"
+    "accuracy = accuracy_score(y_test, net.predict(X_test))",
+]
+
+
+def test_a_skorch_net_is_served_as_its_module_answering_what_predict_answers(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """skorch's scikit-learn API over a torch module: the package serves the fitted module,
+    answering the class its predict picks, and verify finds both agree row for row."""
+    pytest.importorskip("skorch", reason="the corpus requirements install skorch")
+    source = write_notebook(SKORCH_IRIS, name="iris_net.ipynb")
+    plan = build_plan(source)
+    assert (plan.model.name, plan.model.estimator) == ("net", "skorch.NeuralNetClassifier")
+    package = convert(source, tmp_path / "pkg").target
+    done = run_cli("verify", source, package, timeout=600)
+    assert done.code == 0, done.stderr[-3000:]
+    assert "predictions: the same on all 20 rows" in done.stdout
+
+
 def _held_out_rows() -> tuple[list[list[float]], list[int]]:
     """The notebook's held-out rows, as the module takes them (scaled), and their labels."""
     data = load_breast_cancer(as_frame=True)

@@ -315,7 +315,7 @@ def _fitted_candidate(facts: NotebookFacts, call: CallSite, cell: int) -> _Candi
         selected = _selected_model(facts, receiver.value, constructor)  # the model it chose
         if selected is not None:
             constructor, built_here = selected
-    if constructor and _is_deep_learning(constructor):
+    if constructor and _is_deep_learning(constructor) and not constructor.startswith("skorch."):
         return None  # refused with what it is when nothing else predicts (_no_model)
     if _without_refit(built_here):
         return None  # GridSearchCV(refit=False) keeps scores, no model that predicts

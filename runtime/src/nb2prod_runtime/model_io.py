@@ -27,6 +27,8 @@ The flavour is chosen from the fitted object's type when training runs:
   module's output (see pytorch_io.py). It is saved as a torch.export program (pt2: a graph, no
   pickle); a module torch.export cannot trace (control flow on its input's values) is pickled
   instead, which imports its class from this package when loaded, and the run says so.
+  A skorch net is served as its fitted module answering as the net's predict does
+  (torch_output.SkorchPredicting), the same way.
 - a rule-based model: its code, as an MLflow model-from-code, plus its settings.
 
 A scikit-learn model fitted on one column (a text pipeline fitted on ``df["review"]``, a
@@ -74,7 +76,7 @@ def log_model(
 ) -> str:
     """Log `model` with its flavour on the active run; return its URI, for training to register
     together with its tags."""
-    model = loggable(unwrap_search(model))
+    model = pytorch_io.servable(loggable(unwrap_search(model)))
     kind = flavour(package, model)
     column = one_column(model_input) if kind == "sklearn" else None
     if kind == "pytorch":

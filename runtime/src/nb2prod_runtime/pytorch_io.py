@@ -21,6 +21,17 @@ def is_module(model: Any) -> bool:
     return torch is not None and isinstance(model, torch.nn.Module)
 
 
+def servable(model: Any) -> Any:
+    """A skorch net as the module that answers what its predict answers; any other model as
+    it is. skorch pickles whole nets (optimizer, callbacks, history); its fitted module alone
+    is what predicts."""
+    if type(model).__module__.startswith("skorch.") and hasattr(model, "module_"):
+        from nb2prod_runtime.torch_output import SkorchPredicting
+
+        return SkorchPredicting(model)
+    return model
+
+
 def as_array(value: Any) -> Any:
     """What the module was trained on, as the array a request becomes: a tensor leaves the
     graph and the device it was on; a frame or an array keeps its values."""
