@@ -4,6 +4,7 @@ class; each converts, trains and keeps what the model reads."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import run
+from conftest import run, set_up_by_ci
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.metrics import accuracy_score
@@ -492,5 +493,36 @@ def test_the_process_environment_is_set_before_the_imports_that_read_it(
     package = convert(source, tmp_path / "package").target
     pipeline = (package / "environment" / "pipeline.py").read_text()
     assert pipeline.index('os.environ["TREE_DEPTH"] = "3"') < pipeline.index("settings")
+    trained = train(package, tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+
+
+CATBOOST_POOL = [
+    "from catboost import CatBoostClassifier, Pool\n"
+    "from sklearn.datasets import load_breast_cancer\n"
+    "from sklearn.metrics import accuracy_score\n"
+    "from sklearn.model_selection import train_test_split",
+    "X, y = load_breast_cancer(return_X_y=True, as_frame=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+    "train_pool = Pool(X_train, y_train)\n"
+    "test_pool = Pool(X_test, y_test)",
+    "model = CatBoostClassifier(iterations=30, random_seed=0, verbose=0)\n"
+    "model.fit(train_pool, eval_set=test_pool)\n"
+    "accuracy = accuracy_score(y_test, model.predict(test_pool))",
+]
+
+
+def test_a_model_fitted_on_a_catboost_pool_takes_the_frame_inside_it(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A Pool is CatBoost's wrapper around the frame; a client sends the frame's records, so
+    the model's input is the frame (as for XGBoost's DMatrix), and `random_seed` seeds it."""
+    if importlib.util.find_spec("catboost") is None:
+        set_up_by_ci("catboost is missing: pip install -r benchmarks/corpus-requirements.txt")
+    source = write_notebook(CATBOOST_POOL)
+    plan = build_plan(source)
+    assert plan.model.fit_inputs == ("X_train",)
+    assert not [f for f in plan.findings if f.code == "unseeded-random"]
+    package = convert(source, tmp_path / "package").target
     trained = train(package, tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]

@@ -85,11 +85,19 @@ def randomness_findings(facts: NotebookFacts, kept: set[int]) -> list[Finding]:
     return findings
 
 
+def _seeded_by_keyword(node: ast.Call) -> bool:
+    """`random_state=`, `seed=`, or CatBoost's `random_seed=` (its alias of random_state)."""
+    return any(keyword(node, name) is not None for name in SEED_KEYWORDS)
+
+
+SEED_KEYWORDS = ("random_state", "seed", "random_seed")
+
+
 def _unseeded(
     node: ast.Call, qualified: str, numpy_seeded: bool, python_seeded: bool
 ) -> str | None:
     name = qualified.rsplit(".", 1)[-1]
-    has_state = keyword(node, "random_state") is not None or keyword(node, "seed") is not None
+    has_state = _seeded_by_keyword(node)
     if qualified in SPLIT_FUNCTIONS:
         shuffle = keyword(node, "shuffle")
         if not has_state and not (isinstance(shuffle, ast.Constant) and shuffle.value is False):
@@ -181,7 +189,7 @@ def _generator(node: ast.Call, qualified: str) -> str | None:
         return "numpy"
     if PYTHON_RANDOM.match(qualified):
         return "python"
-    has_state = keyword(node, "random_state") is not None or keyword(node, "seed") is not None
+    has_state = _seeded_by_keyword(node)
     if not has_state and _random_state_left_unset(qualified, node):
         return "numpy"
     return None

@@ -18,13 +18,14 @@ from nb2prod.errors import InputError, UnservableModel
 from nb2prod.frontend.facts import CallSite, CellFacts, NotebookFacts
 from nb2prod.frontend.installed import built_on_deep_learning, installed_has, installed_object
 from nb2prod.frontend.names import scan_names
-from nb2prod.frontend.pysyntax import dotted_name
+from nb2prod.frontend.pysyntax import dotted_name, keyword
 from nb2prod.frontend.training_loops import answers_with_distribution, trained_modules
 from nb2prod.frontend.vocabulary import (
     CALLED_BEFORE_PREDICT,
     CLASSIFIER_HINTS,
     CONVENTIONAL_MODEL_NAMES,
     CV_FUNCTIONS,
+    DATA_WRAPPERS,
     DEEP_LEARNING_MODULES,
     FIT_METHODS,
     FORECASTING_WRAPPERS,
@@ -326,7 +327,7 @@ def _fitted_candidate(facts: NotebookFacts, call: CallSite, cell: int) -> _Candi
         return None  # `Model().fit(X, y)` passed on, a statsmodels result not kept: no variable
     if not name or is_transformer(constructor) or not _predicts(facts, name, constructor):
         return None
-    inputs = tuple(dotted_name(arg) or ast.unparse(arg) for arg in call.node.args)
+    inputs = tuple(_unwrapped(facts, arg) for arg in call.node.args)
     built = built_here if isinstance(built_here, ast.Call) else None
     if statsmodels and built is not None and built.args and is_time_series_model(constructor):
         inputs = (dotted_name(built.args[0]) or ast.unparse(built.args[0]),)  # the series
@@ -357,6 +358,21 @@ def _completes(facts: NotebookFacts, call: CallSite) -> bool:
         pattern.search(built_as or "") and method == call.method
         for pattern, method in CALLED_BEFORE_PREDICT.items()
     )
+
+
+def _unwrapped(facts: NotebookFacts, given: ast.expr) -> str:
+    """What a fit or predict is given, with a library's data wrapper taken off: the frame
+    inside `Pool(X_train, y_train)` (CatBoost), `DMatrix(X)`, `Dataset(X)`, which serving
+    takes as records; the wrapper itself is no input a client can send."""
+    built = given if isinstance(given, ast.Call) else None
+    if isinstance(given, ast.Name):
+        built = facts.constructor_calls.get(given.id)
+    callee = dotted_name(built.func) if built is not None else None
+    if built is not None and callee and facts.aliases.resolve(callee) in DATA_WRAPPERS:
+        data = built.args[0] if built.args else keyword(built, "data")
+        if data is not None:
+            return dotted_name(data) or ast.unparse(data)
+    return dotted_name(given) or ast.unparse(given)
 
 
 def _booster_inputs(facts: NotebookFacts, data: ast.expr | None) -> tuple[str, ...]:
@@ -816,7 +832,7 @@ def _predict_inputs(facts: NotebookFacts, kept: set[int], name: str) -> tuple[st
             continue
         for call in cell.calls:
             if call.method in PREDICT_METHODS and call.receiver == name and call.node.args:
-                inputs.append(dotted_name(call.node.args[0]) or ast.unparse(call.node.args[0]))
+                inputs.append(_unwrapped(facts, call.node.args[0]))
     return tuple(dict.fromkeys(inputs))
 
 

@@ -15,6 +15,10 @@ FIT_METHODS = frozenset({"fit", "fit_predict", "partial_fit", "fit_conformalize"
 # scikit-learn's setters return the estimator itself: `clf.set_params(alpha=a).fit(X, y)` fits clf.
 SELF_RETURNING_METHODS = frozenset({"set_params", "set_output"})
 TRAIN_FUNCTIONS = frozenset({"xgboost.train", "lightgbm.train", "catboost.train"})
+# Boosters' own data containers, built around the frame a client sends as records.
+DATA_WRAPPERS = frozenset(
+    {"catboost.Pool", "xgboost.DMatrix", "xgboost.QuantileDMatrix", "lightgbm.Dataset"}
+)
 PREDICT_METHODS = frozenset({"predict", "predict_proba", "predict_log_proba", "decision_function"})
 CONVENTIONAL_MODEL_NAMES = (
     "model",
