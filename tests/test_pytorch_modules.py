@@ -105,6 +105,28 @@ def test_the_module_the_optimizer_steps_is_the_model_and_its_loop_is_kept(
     assert "torch==2.13.0" in {f"{r.name}{r.specifier}" for r in plan.requirements}
 
 
+def test_a_module_built_before_torch_is_seeded_is_unseeded_randomness(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """A module's first weights, like torch.randn, come from torch's global generator: without
+    torch.manual_seed before them each run trains another model, and verify cannot agree."""
+    seeded = build_plan(write_notebook(TUMOR_NET))
+    assert not [f for f in seeded.findings if f.code == "unseeded-random"]
+    noisy = "\nX_train_t = X_train_t + 0.01 * torch.randn(X_train_t.shape)"
+    data = TUMOR_DATA.replace("torch.manual_seed(0)\n", "") + noisy
+    plan = build_plan(write_notebook([IMPORTS, data, *TUMOR_NET[2:]], name="unseeded.ipynb"))
+    said = [(f.cell, f.line, f.message) for f in plan.findings if f.code == "unseeded-random"]
+    assert said == [
+        (2, 7, "torch.randn(...) draws from torch's global generator, never seeded"),
+        (
+            4,
+            1,
+            "model = Net(...) starts from weights drawn from torch's global generator, never "
+            "seeded: each run trains a different model",
+        ),
+    ]
+
+
 def test_a_module_trained_on_batches_was_trained_on_the_tensor_its_loader_draws_from(
     write_notebook: Callable[..., Path],
 ) -> None:

@@ -12,7 +12,7 @@ import ast
 import inspect
 import re
 
-from nb2prod.frontend.facts import NotebookFacts
+from nb2prod.frontend.facts import CallSite, NotebookFacts
 from nb2prod.frontend.installed import installed_signature
 from nb2prod.frontend.pysyntax import dotted_name, keyword, nodes_run_now
 from nb2prod.frontend.vocabulary import (
@@ -21,6 +21,8 @@ from nb2prod.frontend.vocabulary import (
     RANDOM_STATE_ESTIMATORS,
     SHUFFLING_SPLITTERS,
     SPLIT_FUNCTIONS,
+    TORCH_GLOBAL_RANDOM,
+    TORCH_SEEDS,
 )
 from nb2prod.plan import Finding
 
@@ -29,6 +31,7 @@ _ABSOLUTE_PATH = re.compile(
     r"|[A-Za-z]:[\\/]|~[\\/]|\\\\[\w.-]+\\)"
 )
 _SEED_HINT = "pass random_state=... (a parameter) so a re-run gives the same model"
+_TORCH_SEED_HINT = "call torch.manual_seed(...) before it, so a re-run gives the same model"
 
 
 def execution_order_findings(facts: NotebookFacts) -> list[Finding]:
@@ -61,9 +64,13 @@ def execution_order_findings(facts: NotebookFacts) -> list[Finding]:
     return findings
 
 
-def randomness_findings(facts: NotebookFacts, kept: set[int]) -> list[Finding]:
+def randomness_findings(
+    facts: NotebookFacts, kept: set[int], modules: frozenset[str] = frozenset()
+) -> list[Finding]:
+    """Unseeded draws in kept code; `modules` are the PyTorch modules the notebook trains,
+    whose weights start from torch's global generator."""
     findings: list[Finding] = []
-    numpy_seeded = python_seeded = False
+    numpy_seeded = python_seeded = torch_seeded = False
     for cell in facts.cells:
         if cell.number not in kept:
             continue
@@ -75,12 +82,15 @@ def randomness_findings(facts: NotebookFacts, kept: set[int]) -> list[Finding]:
                 numpy_seeded = True
             elif qualified == "random.seed":
                 python_seeded = True
+            elif qualified in TORCH_SEEDS:
+                torch_seeded = True
+            hint = _SEED_HINT
             message = _unseeded(call.node, qualified, numpy_seeded, python_seeded)
+            if not message and not torch_seeded:
+                message, hint = _unseeded_torch(call, qualified, modules), _TORCH_SEED_HINT
             if message:
                 findings.append(
-                    Finding(
-                        "unseeded-random", "warning", message, cell.number, call.line, _SEED_HINT
-                    )
+                    Finding("unseeded-random", "warning", message, cell.number, call.line, hint)
                 )
     return findings
 
@@ -121,6 +131,18 @@ def _unseeded(
         )
     elif PYTHON_RANDOM.match(qualified) and not python_seeded:
         return f"{qualified}(...) draws from Python's random module, never seeded"
+    return None
+
+
+def _unseeded_torch(call: CallSite, qualified: str, modules: frozenset[str]) -> str | None:
+    if TORCH_GLOBAL_RANDOM.match(qualified):
+        return f"{qualified}(...) draws from torch's global generator, never seeded"
+    trained = [name for name in call.assigned_to if name in modules]
+    if trained and call.assigned_whole:
+        return (
+            f"{trained[0]} = {qualified.rsplit('.', 1)[-1]}(...) starts from weights drawn from "
+            "torch's global generator, never seeded: each run trains a different model"
+        )
     return None
 
 

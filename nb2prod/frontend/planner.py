@@ -33,7 +33,11 @@ from nb2prod.frontend.roles import RoleDecision, assign_roles, is_literal
 from nb2prod.frontend.secrets import Secret, find_secrets, scrub, secrets_in_dropped_lines
 from nb2prod.frontend.slicing import slice_notebook
 from nb2prod.frontend.trackers import refuse_reads_from_trackers, tracker_findings
-from nb2prod.frontend.training_loops import is_trained_module, module_output
+from nb2prod.frontend.training_loops import (
+    is_trained_module,
+    module_output,
+    trained_module_names,
+)
 from nb2prod.frontend.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS, enables
 from nb2prod.plan import (
     DISPLAY_REASON,
@@ -105,7 +109,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     findings += measurement.findings
     findings += requirement_findings
     findings += execution_order_findings(facts)
-    findings += randomness_findings(facts, kept)
+    findings += randomness_findings(facts, kept, trained_module_names(facts, kept))
     findings += dropped_draw_findings(facts, kept)
     findings += absolute_path_findings(facts, kept)
     findings += _secret_findings(facts, secrets)

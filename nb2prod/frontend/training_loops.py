@@ -241,8 +241,12 @@ def _copy(node: ast.expr) -> ast.expr:
     return ast.parse(ast.unparse(node), mode="eval").body
 
 
+def trained_module_names(facts: NotebookFacts, kept: set[int]) -> frozenset[str]:
+    return frozenset(module.name for module in trained_modules(facts, kept))
+
+
 def is_trained_module(facts: NotebookFacts, kept: set[int], name: str) -> bool:
-    return any(module.name == name for module in trained_modules(facts, kept))
+    return name in trained_module_names(facts, kept)
 
 
 def answers_with_distribution(facts: NotebookFacts, qualified: str) -> str | None:

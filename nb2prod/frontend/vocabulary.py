@@ -125,6 +125,19 @@ NUMPY_GLOBAL_RANDOM = re.compile(
     r"^numpy\.random\.(?!seed$|default_rng$|RandomState$|Generator$)\w+$"
 )
 PYTHON_RANDOM = re.compile(r"^random\.(?!seed$|Random$|SystemRandom$)\w+$")
+# torch's global generator: its draws, and the calls that seed it (and every other generator).
+TORCH_GLOBAL_RANDOM = re.compile(
+    r"^torch\.(rand|randn|randint|randperm|normal|bernoulli|multinomial|poisson)(_like)?$"
+)
+TORCH_SEEDS = frozenset(
+    {
+        "torch.manual_seed",
+        "torch.random.manual_seed",
+        "lightning.seed_everything",
+        "pytorch_lightning.seed_everything",
+        "keras.utils.set_random_seed",
+    }
+)
 
 
 def is_transformer(constructor: str | None) -> bool:
