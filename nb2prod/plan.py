@@ -126,6 +126,7 @@ class Model:
     # a PyTorch module's: what the notebook makes of its output, as `def answer(model, inputs)`
     # returns it (`(torch.sigmoid(model(inputs)) > 0.5).int()`); None: its output as it is
     served_output: str | None = None
+    served_with: tuple[str, ...] = ()  # other modules `answer` reads (a GP's likelihood)
 
 
 @dataclass(frozen=True)

@@ -357,6 +357,70 @@ def test_a_skorch_net_is_served_as_its_module_answering_what_predict_answers(
     assert "predictions: the same on all 20 rows" in done.stdout
 
 
+GAUSSIAN_PROCESS = [
+    "import math\nimport torch\nimport gpytorch",
+    "torch.manual_seed(0)\n"
+    "train_x = torch.linspace(0, 1, 60)\n"
+    "train_y = torch.sin(train_x * (2 * math.pi)) + 0.1 * torch.randn(train_x.size())",
+    "class ExactGPModel(gpytorch.models.ExactGP):\n"
+    "    def __init__(self, train_x, train_y, likelihood):\n"
+    "        super().__init__(train_x, train_y, likelihood)\n"
+    "        self.mean_module = gpytorch.means.ConstantMean()\n"
+    "        self.covar_module = gpytorch.kernels.ScaleKernel(gpytorch.kernels.RBFKernel())\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        return gpytorch.distributions.MultivariateNormal(\n"
+    "            self.mean_module(x), self.covar_module(x)\n"
+    "        )",
+    "likelihood = gpytorch.likelihoods.GaussianLikelihood()\n"
+    "model = ExactGPModel(train_x, train_y, likelihood)\n"
+    "model.train()\n"
+    "likelihood.train()\n"
+    "optimizer = torch.optim.Adam(model.parameters(), lr=0.1)\n"
+    "mll = gpytorch.mlls.ExactMarginalLogLikelihood(likelihood, model)\n"
+    "for i in range(30):\n"
+    "    optimizer.zero_grad()\n"
+    "    loss = -mll(model(train_x), train_y)\n"
+    "    loss.backward()\n"
+    "    optimizer.step()",
+    "model.eval()\n"
+    "likelihood.eval()\n"
+    "with torch.no_grad():\n"
+    "    test_x = torch.linspace(0, 1, 11)\n"
+    "    observed_pred = likelihood(model(test_x))",
+]
+
+
+def test_a_gaussian_process_answers_with_its_predictive_mean(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A GPyTorch model answers with a distribution; the notebook predicts through its
+    likelihood, so the service answers with that prediction's mean, saved with the likelihood
+    it reads, and verify finds the notebook's model answering the same."""
+    pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
+    source = write_notebook(GAUSSIAN_PROCESS, name="gp.ipynb")
+    plan = build_plan(source)
+    assert (plan.model.name, plan.model.fit_inputs) == ("model", ("train_x",))
+    assert plan.model.served_output == "likelihood(model(inputs)).mean"
+    assert plan.model.served_with == ("likelihood",)
+    package = convert(source, tmp_path / "pkg").target
+    done = run_cli("verify", source, package, timeout=600)
+    assert done.code == 0, done.stderr[-3000:]
+    assert "predictions: the same on all 20 rows" in done.stdout
+
+
+def test_a_distribution_the_notebook_never_predicts_from_is_refused(
+    write_notebook: Callable[..., Path],
+) -> None:
+    pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
+    with pytest.raises(UnservableModel) as refused:
+        build_plan(write_notebook(GAUSSIAN_PROCESS[:4]))
+    assert refused.value.message.startswith(
+        "ExactGPModel answers with a distribution, not a tensor (it is built on "
+        "gpytorch.models.ExactGP), and no cell predicts from it"
+    )
+
+
 def _held_out_rows() -> tuple[list[list[float]], list[int]]:
     """The notebook's held-out rows, as the module takes them (scaled), and their labels."""
     data = load_breast_cancer(as_frame=True)

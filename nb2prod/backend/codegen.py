@@ -264,7 +264,7 @@ def _join_blocks(steps: list[Step], paths: set[str]) -> str:
 
 def _needed_in_run(plan: Plan, modules: set[str]) -> set[str]:
     """Names training needs after the steps ran: the model, its metrics, its input, the data."""
-    needed = {plan.model.name, *(m.name for m in plan.metrics)}
+    needed = {plan.model.name, *plan.model.served_with, *(m.name for m in plan.metrics)}
     needed.update(_model_input(plan, modules)[:1])
     needed.update(n for s in plan.steps if s.role == "load" for n in s.outputs)
     # `fit(train[features], ...)`: the columns too, so the input example is what the model saw
@@ -590,7 +590,8 @@ def _served_model(plan: Plan) -> str:
     """The model training logs: a PyTorch module wrapped so it answers as the notebook reads
     its output (pipeline.answer), else the model itself."""
     if plan.model.served_output:
-        return f"Answering({plan.model.name}, answer)"
+        others = "".join(f", {name}={name}" for name in plan.model.served_with)
+        return f"Answering({plan.model.name}, answer{others})"
     return plan.model.name
 
 

@@ -19,7 +19,11 @@ from nb2prod.frontend.facts import CallSite, CellFacts, NotebookFacts
 from nb2prod.frontend.installed import built_on_deep_learning, installed_has, installed_object
 from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import dotted_name, keyword
-from nb2prod.frontend.training_loops import answers_with_distribution, trained_modules
+from nb2prod.frontend.training_loops import (
+    answers_with_distribution,
+    module_output,
+    trained_modules,
+)
 from nb2prod.frontend.vocabulary import (
     CALLED_BEFORE_PREDICT,
     CLASSIFIER_HINTS,
@@ -144,15 +148,16 @@ def _refuse_unservable(facts: NotebookFacts, kept: set[int], model: Model) -> No
             "ExponentialSmoothing, ETSModel) or a model on rows of lagged features",
         )
     distribution = answers_with_distribution(facts, model.estimator)
-    if distribution:
+    predicted = distribution and module_output(facts, kept, model.name, set(), distribution=True)
+    if distribution and not predicted:
         raise UnservableModel(
             facts.notebook.path,
             model.name,
-            f"{short} answers with a distribution, not a tensor ({distribution}); nb2prod "
-            "serves PyTorch modules whose output is a tensor",
+            f"{short} answers with a distribution, not a tensor ({distribution}), and no "
+            f"cell predicts from it as {model.name}(x) or likelihood({model.name}(x)), whose "
+            "mean the service could answer with",
             cell=where,
-            hint="serve a value made from it (its mean, say) yourself, or convert a notebook "
-            "whose network returns a tensor",
+            hint=f"add a cell that predicts, as observed = likelihood({model.name}(test_x))",
         )
     for pattern, method in CALLED_BEFORE_PREDICT.items():
         if not pattern.search(model.estimator):

@@ -34,6 +34,8 @@ from nb2prod.frontend.secrets import Secret, find_secrets, scrub, secrets_in_dro
 from nb2prod.frontend.slicing import slice_notebook
 from nb2prod.frontend.trackers import refuse_reads_from_trackers, tracker_findings
 from nb2prod.frontend.training_loops import (
+    answers_with_distribution,
+    drawing_initial_weights,
     is_trained_module,
     module_output,
     trained_module_names,
@@ -109,7 +111,8 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     findings += measurement.findings
     findings += requirement_findings
     findings += execution_order_findings(facts)
-    findings += randomness_findings(facts, kept, trained_module_names(facts, kept))
+    drawing = drawing_initial_weights(facts, trained_module_names(facts, kept))
+    findings += randomness_findings(facts, kept, drawing)
     findings += dropped_draw_findings(facts, kept)
     findings += absolute_path_findings(facts, kept)
     findings += _secret_findings(facts, secrets)
@@ -255,7 +258,8 @@ def _with_served_output(
         for node in ast.walk(statement)
         if isinstance(node, ast.Name)
     }
-    output = module_output(facts, kept, model.name, measured)
+    distribution = answers_with_distribution(facts, model.estimator) is not None
+    output = module_output(facts, kept, model.name, measured, distribution=distribution)
     if output is None:
         return model, Finding(
             "module-output-served",
@@ -267,7 +271,7 @@ def _with_served_output(
             "measure a value made from the output alone (predicted = model(X).argmax(1)) to "
             "serve that instead",
         )
-    served = replace(model, served_output=output.expression)
+    served = replace(model, served_output=output.expression, served_with=output.uses)
     return served, Finding(
         "module-output-served",
         "info",

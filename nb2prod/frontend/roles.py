@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from nb2prod.errors import InputError
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
+from nb2prod.frontend.training_loops import module_calls, trained_modules
 from nb2prod.frontend.vocabulary import (
     CV_FUNCTIONS,
     FIT_METHODS,
@@ -233,6 +234,9 @@ def _from_code(cell: CellFacts, facts: NotebookFacts, context: _Context) -> Role
             return RoleDecision("train", f"calls {call.receiver}.{call.method}(...)")
         if call.qualified in TRAIN_FUNCTIONS:
             return RoleDecision("train", f"calls {call.qualified}(...)")
+    steps = [module for module in trained_modules(facts, None) if module.cell == cell.number]
+    if steps:
+        return RoleDecision("train", f"steps {steps[0].optimizer} over {steps[0].name}")
     built = sorted(set(cell.names.defines) & model_names)
     if built:
         return RoleDecision("train", f"builds the model {built[0]}")
@@ -248,6 +252,11 @@ def _from_code(cell: CellFacts, facts: NotebookFacts, context: _Context) -> Role
     for call in calls:
         if call.method in PREDICT_METHODS:
             return RoleDecision("inference", f"calls {call.receiver}.{call.method}(...)")
+    trained = {module.name for module in trained_modules(facts, None)}
+    for statement in cell.kept_statements:
+        called = [name for name in sorted(trained) if module_calls(statement, name)]
+        if called:
+            return RoleDecision("inference", f"predicts with {called[0]}(...)")
     read = sorted({use.name for use in cell.names.uses} & context.predictions)
     if read:
         return RoleDecision("inference", f"works on the predictions {', '.join(read)}")

@@ -10,6 +10,7 @@ from a DataLoader over a TensorDataset (`for xb, yb in loader: model(xb)`).
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 
 from nb2prod.frontend.facts import NotebookFacts
@@ -149,22 +150,35 @@ class ModuleOutput:
     name: str  # the notebook's name for the result (`predicted`)
     cell: int
     line: int
+    uses: tuple[str, ...] = ()  # other modules it reads (a GP's likelihood)
 
 
 MODULE_INPUT = "inputs"
 
 
 def module_output(
-    facts: NotebookFacts, kept: set[int], module: str, measured: set[str]
+    facts: NotebookFacts,
+    kept: set[int],
+    module: str,
+    measured: set[str],
+    *,
+    distribution: bool = False,
 ) -> ModuleOutput | None:
     """`predicted = (torch.sigmoid(model(X_test_t)) > 0.5).int()`, or `outputs = model(X)`
     then `predicted = outputs.argmax(dim=1)`: the first value made from the module's output
-    alone (modules and the output, no other notebook name) that a metric reads (`measured`)."""
+    alone (modules and the output, no other notebook name) that a metric reads (`measured`).
+
+    A module that answers with a distribution (`distribution`, a Gaussian process) is read
+    through the first prediction the notebook makes from it, metric or not
+    (`observed_pred = likelihood(model(test_x))`), and answers with that prediction's mean.
+    """
+    objects = _module_objects(facts) - {module}
     raw: dict[str, ast.expr] = {}  # names bound to the module's bare output
     for cell in facts.cells:
         if cell.number not in kept:
             continue
-        for statement in cell.kept_statements:
+        shown = [s for s, display in zip(cell.statements, cell.display, strict=True) if display]
+        for statement in (s for s in cell.statements if s not in shown):
             for node in ast.walk(statement):
                 if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
                     continue
@@ -173,14 +187,59 @@ def module_output(
                     continue
                 value = _with_outputs_inlined(node.value, raw)
                 calls = module_calls(value, module)
-                if len(calls) != 1 or not _only_modules(facts, value, calls[0]):
+                uses = _other_modules(facts, value, calls[0], objects) if calls else None
+                if len(calls) != 1 or uses is None:
                     raw.pop(target.id, None)
                     continue
                 if value is calls[0]:
                     raw[target.id] = value
-                if target.id in measured:
-                    served = _as_tensor(_fed(value, calls[0]))
-                    return ModuleOutput(ast.unparse(served), target.id, cell.number, node.lineno)
+                    if distribution or target.id not in measured:
+                        continue
+                served = _fed(value, calls[0])
+                if distribution:
+                    served = _mean_of(served, objects)
+                elif target.id in measured:
+                    served = _as_tensor(served)
+                else:
+                    continue
+                if served is not None:
+                    where = (cell.number, node.lineno)
+                    return ModuleOutput(ast.unparse(served), target.id, *where, tuple(uses))
+    return None
+
+
+def _module_objects(facts: NotebookFacts) -> set[str]:
+    """Names bound to PyTorch or GPyTorch modules: built from their classes or from a notebook
+    class built on one."""
+    built_on: set[str] = set()
+    for cell in facts.cells:
+        for statement in cell.statements:
+            if isinstance(statement, ast.ClassDef) and any(
+                facts.aliases.resolve(dotted_name(base) or "").startswith(_MODULE_LIBRARIES)
+                for base in statement.bases
+            ):
+                built_on.add(statement.name)
+    return {
+        name
+        for name, qualified in facts.constructors.items()
+        if qualified.startswith(_MODULE_LIBRARIES) or qualified in built_on
+    }
+
+
+_MODULE_LIBRARIES = ("torch.nn.", "gpytorch.")
+
+
+def _mean_of(value: ast.expr, objects: set[str]) -> ast.expr | None:
+    """`likelihood(model(inputs))` or `model(inputs)` as its `.mean`: modules called on the
+    module's output, nothing else; None for any other use of a distribution."""
+    inner = value.value if isinstance(value, ast.Attribute) and value.attr == "mean" else value
+    node = inner
+    while isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:
+        if isinstance(node.func, ast.Name) and node.func.id == "model":
+            return value if inner is not value else ast.Attribute(inner, "mean", ast.Load())
+        if not (isinstance(node.func, ast.Name) and node.func.id in objects):
+            return None
+        node = node.args[0]
     return None
 
 
@@ -225,16 +284,20 @@ def _as_tensor(value: ast.expr) -> ast.expr:
 _LEAVING_TORCH = frozenset({"numpy", "cpu", "detach", "tolist", "item"})
 
 
-def _only_modules(facts: NotebookFacts, value: ast.expr, call: ast.Call) -> bool:
-    """Whether the value reads nothing but library modules, builtins and the module's output
-    (a threshold the notebook computed would have to travel with the model)."""
+def _other_modules(
+    facts: NotebookFacts, value: ast.expr, call: ast.Call, objects: set[str]
+) -> set[str] | None:
+    """The notebook's modules the value reads beside the module's output (a GP's likelihood),
+    or None when it reads any other notebook name (a threshold computed earlier would have to
+    travel with the model); library modules and builtins are free."""
     inside = {id(node) for node in ast.walk(call)}
     builtins = set(dir(__builtins__) if not isinstance(__builtins__, dict) else __builtins__)
-    return all(
-        facts.aliases.is_module_alias(node.id) or node.id in builtins
-        for node in ast.walk(value)
-        if isinstance(node, ast.Name) and id(node) not in inside
-    )
+    read = {
+        node.id for node in ast.walk(value) if isinstance(node, ast.Name) and id(node) not in inside
+    }
+    free = {name for name in read if facts.aliases.is_module_alias(name) or name in builtins}
+    others = read - free
+    return others if others <= objects else None
 
 
 def _copy(node: ast.expr) -> ast.expr:
@@ -243,6 +306,39 @@ def _copy(node: ast.expr) -> ast.expr:
 
 def trained_module_names(facts: NotebookFacts, kept: set[int]) -> frozenset[str]:
     return frozenset(module.name for module in trained_modules(facts, kept))
+
+
+def drawing_initial_weights(facts: NotebookFacts, names: frozenset[str]) -> frozenset[str]:
+    """Those of the modules whose layers draw their first weights at random (a Linear, a
+    Conv2d, an LSTM, built in the call or in the notebook class's body); a Gaussian process's
+    kernels and means start from constants."""
+    classes = {
+        statement.name: statement
+        for cell in facts.cells
+        for statement in cell.statements
+        if isinstance(statement, ast.ClassDef)
+    }
+    drawing = set()
+    for name in names:
+        built = facts.constructor_calls.get(name)
+        trees: list[ast.AST] = [built] if built is not None else []
+        if facts.constructors.get(name) in classes:
+            trees.append(classes[facts.constructors[name]])
+        called = {
+            facts.aliases.resolve(dotted)
+            for tree in trees
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and (dotted := dotted_name(node.func))
+        }
+        if any(_RANDOM_LAYERS.match(callee) for callee in called):
+            drawing.add(name)
+    return frozenset(drawing)
+
+
+_RANDOM_LAYERS = re.compile(
+    r"^torch\.nn\.(Lazy)?(Linear|Bilinear|Conv\w*|ConvTranspose\w*|LSTM\w*|GRU\w*|RNN\w*"
+    r"|Embedding\w*|MultiheadAttention|Transformer\w*)$"
+)
 
 
 def is_trained_module(facts: NotebookFacts, kept: set[int], name: str) -> bool:

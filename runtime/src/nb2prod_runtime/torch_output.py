@@ -16,15 +16,19 @@ import torch
 
 
 class Answering(torch.nn.Module):
-    """`module`, answering with `answer(module, inputs)` as a tensor."""
+    """`module`, answering with `answer(module, inputs, **others)` as a tensor; `others` are
+    the modules the answer reads beside it (a Gaussian process's likelihood), saved with it."""
 
-    def __init__(self, module: torch.nn.Module, answer: Callable[[Any, Any], Any]) -> None:
+    def __init__(
+        self, module: torch.nn.Module, answer: Callable[..., Any], **others: torch.nn.Module
+    ) -> None:
         super().__init__()
         self.module = module
         self.answer = answer
+        self.others = torch.nn.ModuleDict(others)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(self.answer(self.module, inputs))
+        return torch.as_tensor(self.answer(self.module, inputs, **self.others))
 
 
 class SkorchPredicting(torch.nn.Module):

@@ -47,9 +47,9 @@ class PipelineResult:
 {%- if cookiecutter._plan.model.served_output %}
 
 
-def answer(model: Any, inputs: Any) -> Any:
-    """What the notebook makes of the module's output before it measures it: the service
-    answers with the same, so the claim is about what it returns."""
+def answer(model: Any, inputs: Any{% for name in cookiecutter._plan.model.served_with %}, {{ name }}: Any{% endfor %}) -> Any:
+    """What the notebook makes of the module's output when it measures or predicts: the
+    service answers with the same, so the claim is about what it returns."""
     return {{ cookiecutter._plan.model.served_output }}
 {%- endif %}
 {% for function in cookiecutter._code.pipeline %}
