@@ -409,6 +409,17 @@ def test_a_gaussian_process_answers_with_its_predictive_mean(
     assert "predictions: the same on all 20 rows" in done.stdout
 
 
+def test_one_optimizer_over_a_model_and_its_likelihood_trains_the_one_fed_data(
+    write_notebook: Callable[..., Path],
+) -> None:
+    pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
+    both = "[{'params': model.parameters()}, {'params': likelihood.parameters()}]"
+    cells = [*GAUSSIAN_PROCESS]
+    cells[3] = cells[3].replace("model.parameters()", both)
+    plan = build_plan(write_notebook(cells))
+    assert (plan.model.name, plan.model.served_with) == ("model", ("likelihood",))
+
+
 def test_a_distribution_the_notebook_never_predicts_from_is_refused(
     write_notebook: Callable[..., Path],
 ) -> None:

@@ -58,9 +58,13 @@ def trained_modules(facts: NotebookFacts, kept: set[int] | None) -> list[Trained
             if call.in_display or call.method != "step" or call.receiver not in optimizers:
                 continue
             loop = cell.statements[call.statement]
-            for module in sorted(optimizers[call.receiver]):
-                inputs = _called_on(facts, loop, module)
-                found.append(TrainedModule(module, call.receiver, cell.number, call.line, inputs))
+            fed = {module: _called_on(facts, loop, module) for module in optimizers[call.receiver]}
+            # one optimizer over a model and its likelihood: the model is the one fed the data
+            fed_data = {module: inputs for module, inputs in fed.items() if inputs} or fed
+            found += [
+                TrainedModule(module, call.receiver, cell.number, call.line, inputs)
+                for module, inputs in sorted(fed_data.items())
+            ]
     return found
 
 
