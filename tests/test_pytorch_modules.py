@@ -413,11 +413,12 @@ def test_one_optimizer_over_a_model_and_its_likelihood_trains_the_one_fed_data(
     write_notebook: Callable[..., Path],
 ) -> None:
     pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
-    both = "[{'params': model.parameters()}, {'params': likelihood.parameters()}]"
-    cells = [*GAUSSIAN_PROCESS]
-    cells[3] = cells[3].replace("model.parameters()", both)
+    both = "[{'params': gp.parameters()}, {'params': likelihood.parameters()}]"
+    cells = [re.sub(r"\bmodel\b", "gp", cell) for cell in GAUSSIAN_PROCESS]
+    cells[3] = cells[3].replace("gp.parameters()", both)
     plan = build_plan(write_notebook(cells))
-    assert (plan.model.name, plan.model.served_with) == ("model", ("likelihood",))
+    assert (plan.model.name, plan.model.served_with) == ("gp", ("likelihood",))
+    assert not [f for f in plan.findings if f.code in ("ambiguous-model", "model-unservable")]
 
 
 def test_a_distribution_the_notebook_never_predicts_from_is_refused(
