@@ -240,6 +240,9 @@ def test_the_served_module_answers_what_the_claim_measured(
     MLflow's pytorch flavour: its answers for the notebook's held-out rows score exactly the
     accuracy the run claims."""
     package = convert(write_notebook(TUMOR_NET, name="tumor_net.ipynb"), tmp_path / "pkg")
+    dockerfile = (package.target / "Dockerfile").read_text()
+    assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in dockerfile
+    assert "--import mlflow.pytorch" in dockerfile  # compiled in the image, not skops
     environment = {"PYTHONPATH": str(package.target), "MLFLOW_TRACKING_URI": ""}
     trained = run(Path(sys.executable), "-m", "tumor_net.train", cwd=tmp_path, env=environment)
     assert trained.returncode == 0, trained.stderr[-3000:]

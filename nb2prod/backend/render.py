@@ -254,6 +254,7 @@ def template_context(
             "runtime_wheel": wheel_name(runtime_version()),
             "runtime_json": _runtime_json(plan, header),
             "serving_imports": serving_imports(plan),
+            "pytorch": serves_pytorch(plan),
         },
     }
 
@@ -267,6 +268,13 @@ _FLAVOUR_MODULES = {
 _SKLEARN_FLAVOUR = ("mlflow.sklearn", "skops.io")
 
 
+def serves_pytorch(plan: Plan) -> bool:
+    """Whether the model is served through MLflow's pytorch flavour: a module the notebook
+    trains (its own class, torch's, GPyTorch's) or a skorch net."""
+    torch_required = any(requirement.name == "torch" for requirement in plan.requirements)
+    return torch_required and plan.model.library in (None, "torch", "skorch", "gpytorch")
+
+
 def serving_imports(plan: Plan) -> list[str]:
     """The modules the service loads before its first answer, byte-compiled in the image.
 
@@ -278,6 +286,8 @@ def serving_imports(plan: Plan) -> list[str]:
         return modules
     estimator = plan.model.estimator.split("(")[0]
     library = estimator.split(".")[0]
+    if serves_pytorch(plan):
+        return [*modules, "mlflow.pytorch", "torch", "nb2prod_runtime.torch_output"]
     modules += _FLAVOUR_MODULES.get(library, _SKLEARN_FLAVOUR)
     installed = {module for requirement in plan.requirements for module in requirement.modules}
     if "." in estimator and library in installed:
