@@ -610,8 +610,9 @@ def _no_model(facts: NotebookFacts) -> InputError:
         cell, what = deep
         return InputError(
             facts.notebook.path,
-            f"trains {what}: nb2prod converts scikit-learn-style, XGBoost, LightGBM and "
-            "statsmodels models and PyTorch modules trained by a loop, not this kind yet",
+            f"trains {what}: nb2prod converts scikit-learn-style, XGBoost, LightGBM, "
+            "CatBoost and statsmodels models, PyTorch modules trained by a loop and skorch "
+            "nets, not this framework's models yet",
             cell=cell,
             hint="convert a notebook whose model is one of those, or serve this model yourself",
         )
