@@ -182,6 +182,45 @@ def test_a_module_that_answers_with_a_distribution_is_refused_in_one_true_line(
     )
 
 
+@pytest.mark.parametrize(
+    ("library", "cells", "says"),
+    [
+        (
+            "botorch",
+            [
+                "import torch\n"
+                "from botorch.fit import fit_gpytorch_mll\n"
+                "from botorch.models import SingleTaskGP\n"
+                "from gpytorch.mlls import ExactMarginalLogLikelihood",
+                "train_X = torch.rand(10, 2, dtype=torch.double)\n"
+                "train_Y = train_X.sum(dim=1, keepdim=True)\n"
+                "gp = SingleTaskGP(train_X, train_Y)\n"
+                "fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))",
+            ],
+            "cell 2: trains with BoTorch's fit_gpytorch_mll(...), a Gaussian process",
+        ),
+        (
+            "pyro",
+            [
+                "import pyro\nimport torch\nfrom pyro.infer.mcmc import MCMC, NUTS",
+                "def model():\n    pyro.sample('x', pyro.distributions.Normal(0.0, 1.0))",
+                "mcmc = MCMC(NUTS(model), num_samples=5, warmup_steps=5)\nmcmc.run()",
+            ],
+            "cell 3: trains with pyro's MCMC.run(...) (mcmc)",
+        ),
+    ],
+)
+def test_a_librarys_own_training_is_refused_as_training_not_as_no_training_code(
+    write_notebook: Callable[..., Path], library: str, cells: list[str], says: str
+) -> None:
+    """BoTorch and Pyro train through their own routines: the notebook does train, so the
+    refusal says what trains, never "no training code"."""
+    pytest.importorskip(library, reason="the corpus requirements install it")
+    done = run_cli("plan", write_notebook(cells))
+    assert done.code == 2 and says in done.stderr, done.stderr
+    assert "no training code" not in done.stderr
+
+
 def test_a_loop_inside_a_function_is_refused_naming_what_to_change(
     write_notebook: Callable[..., Path],
 ) -> None:

@@ -321,6 +321,9 @@ def _record_definitions(
         refit = callee.rsplit(".", 1)
         if len(refit) == 2 and refit[1] in _SAME_OBJECT_METHODS:
             return  # model = model.fit(X), net = net.to(device): still what it was built as
+        targets = [t.id for t in statement.targets if isinstance(t, ast.Name)]
+        if len(refit) == 2 and refit[0] in constructors and targets == [refit[0]]:
+            return  # inference = inference.append_simulations(...): a fluent API's same object
         for target in statement.targets:
             if isinstance(target, ast.Name):
                 constructors[target.id] = aliases.resolve(callee)

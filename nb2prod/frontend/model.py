@@ -740,7 +740,25 @@ def _deep_learning(facts: NotebookFacts) -> tuple[int, str] | None:
                 module.startswith("torch") for module in facts.aliases.modules()
             ):
                 return cell.number, _TORCH_LOOP
+            library_training = _library_training(call, constructor)
+            if library_training:
+                return cell.number, library_training
     return None
+
+
+def _library_training(call: CallSite, constructor: str) -> str | None:
+    """A library's own training routine over torch (BoTorch's fit_gpytorch_mll, Pyro's MCMC,
+    sbi's inference): the notebook trains, but through code nb2prod cannot look into."""
+    if call.qualified.rsplit(".", 1)[-1] == "fit_gpytorch_mll":
+        return "with BoTorch's fit_gpytorch_mll(...), a Gaussian process"
+    library = constructor.partition(".")[0]
+    if call.method in ("run", "train") and library in _TORCH_LIBRARIES:
+        short = constructor.rsplit(".", 1)[-1]
+        return f"with {library}'s {short}.{call.method}(...) ({call.receiver})"
+    return None
+
+
+_TORCH_LIBRARIES = ("pyro", "sbi", "botorch")
 
 
 def _is_deep_learning(constructor: str) -> str | None:
