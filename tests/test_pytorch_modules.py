@@ -121,8 +121,8 @@ def test_a_module_built_before_torch_is_seeded_is_unseeded_randomness(
         (
             4,
             1,
-            "model = Net(...) starts from weights drawn from torch's global generator, never "
-            "seeded: each run trains a different model",
+            "model = Net(...) starts from parameters drawn from torch's global generator, "
+            "never seeded: each run trains a different model",
         ),
     ]
 
@@ -461,6 +461,27 @@ def test_one_optimizer_over_a_model_and_its_likelihood_trains_the_one_fed_data(
     plan = build_plan(write_notebook(cells))
     assert (plan.model.name, plan.model.served_with) == ("gp", ("likelihood",))
     assert not [f for f in plan.findings if f.code in ("ambiguous-model", "model-unservable")]
+
+
+def test_a_gaussian_process_is_unseeded_only_where_its_initialisation_draws(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """An RBF kernel starts from constants; a spectral mixture kernel initialised from the data
+    draws its first parameters from torch's generator, so verify's mismatch has that cause."""
+    pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
+    constant = [cell.replace("torch.manual_seed(0)\n", "") for cell in GAUSSIAN_PROCESS]
+    constant[1] = constant[1].replace(" + 0.1 * torch.randn(train_x.size())", "")
+    plan = build_plan(write_notebook(constant))
+    assert not [f for f in plan.findings if f.code == "unseeded-random"]
+    drawn = [*constant]
+    drawn[2] = drawn[2].replace(
+        "self.covar_module = gpytorch.kernels.ScaleKernel(gpytorch.kernels.RBFKernel())",
+        "self.covar_module = gpytorch.kernels.SpectralMixtureKernel(num_mixtures=2)\n"
+        "        self.covar_module.initialize_from_data(train_x, train_y)",
+    )
+    plan = build_plan(write_notebook(drawn, name="drawn.ipynb"))
+    (said,) = [f for f in plan.findings if f.code == "unseeded-random"]
+    assert said.message.startswith("model = ExactGPModel(...) starts from parameters drawn")
 
 
 def test_a_distribution_the_notebook_never_predicts_from_is_refused(

@@ -140,8 +140,8 @@ def _unseeded_torch(call: CallSite, qualified: str, modules: frozenset[str]) -> 
     trained = [name for name in call.assigned_to if name in modules]
     if trained and call.assigned_whole:
         return (
-            f"{trained[0]} = {qualified.rsplit('.', 1)[-1]}(...) starts from weights drawn from "
-            "torch's global generator, never seeded: each run trains a different model"
+            f"{trained[0]} = {qualified.rsplit('.', 1)[-1]}(...) starts from parameters drawn "
+            "from torch's global generator, never seeded: each run trains a different model"
         )
     return None
 

@@ -313,9 +313,10 @@ def trained_module_names(facts: NotebookFacts, kept: set[int]) -> frozenset[str]
 
 
 def drawing_initial_weights(facts: NotebookFacts, names: frozenset[str]) -> frozenset[str]:
-    """Those of the modules whose layers draw their first weights at random (a Linear, a
-    Conv2d, an LSTM, built in the call or in the notebook class's body); a Gaussian process's
-    kernels and means start from constants."""
+    """Those of the modules whose first parameters are drawn at random: layers that draw
+    (a Linear, a Conv2d, an LSTM) or initialisations that do (torch.nn.init, a spectral
+    mixture kernel's initialize_from_data), in the call or in the notebook class's body. A
+    Gaussian process's usual kernels and means start from constants."""
     classes = {
         statement.name: statement
         for cell in facts.cells
@@ -334,7 +335,7 @@ def drawing_initial_weights(facts: NotebookFacts, names: frozenset[str]) -> froz
             for node in ast.walk(tree)
             if isinstance(node, ast.Call) and (dotted := dotted_name(node.func))
         }
-        if any(_RANDOM_LAYERS.match(callee) for callee in called):
+        if any(_RANDOM_LAYERS.match(callee) or _RANDOM_INIT.search(callee) for callee in called):
             drawing.add(name)
     return frozenset(drawing)
 
@@ -342,6 +343,12 @@ def drawing_initial_weights(facts: NotebookFacts, names: frozenset[str]) -> froz
 _RANDOM_LAYERS = re.compile(
     r"^torch\.nn\.(Lazy)?(Linear|Bilinear|Conv\w*|ConvTranspose\w*|LSTM\w*|GRU\w*|RNN\w*"
     r"|Embedding\w*|MultiheadAttention|Transformer\w*)$"
+)
+# Initialisations that draw: torch.nn.init's, torch's own draws, a GPyTorch spectral mixture
+# kernel's `initialize_from_data`.
+_RANDOM_INIT = re.compile(
+    r"(^torch\.nn\.init\.|^torch\.(rand|randn|randint|normal)(_like)?$"
+    r"|\.initialize_from_data(_empspect)?$|\.reset_parameters$)"
 )
 
 
