@@ -254,6 +254,7 @@ SLOW_FIRST = (
     "test_feature_store.py",
     "test_team_mlflow_server.py",
     "test_verify.py",
+    "test_pytorch_serving.py",
     "test_generated_package.py",
     "test_generated_e2e.py",
     "test_serving.py",

@@ -1,0 +1,133 @@
+"""Small notebooks that train with PyTorch, skorch and GPyTorch, shared by the tests of
+planning them (test_pytorch_plan.py) and of serving them (test_pytorch_serving.py)."""
+
+IMPORTS = (
+    "import torch\n"
+    "from torch import nn\n"
+    "from sklearn.datasets import load_breast_cancer, load_iris\n"
+    "from sklearn.metrics import accuracy_score\n"
+    "from sklearn.model_selection import train_test_split\n"
+    "from sklearn.preprocessing import StandardScaler"
+)
+
+
+TUMOR_DATA = (
+    "torch.manual_seed(0)\n"
+    "data = load_breast_cancer(as_frame=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(data.data, data.target,"
+    " test_size=0.25, random_state=0)\n"
+    "scaler = StandardScaler().fit(X_train)\n"
+    "X_train_t = torch.tensor(scaler.transform(X_train), dtype=torch.float32)\n"
+    "X_test_t = torch.tensor(scaler.transform(X_test), dtype=torch.float32)\n"
+    "y_train_t = torch.tensor(y_train.values, dtype=torch.float32)"
+)
+
+
+NET = (
+    "class Net(nn.Module):\n"
+    "    def __init__(self, n_features: int) -> None:\n"
+    "        super().__init__()\n"
+    "        self.layers = nn.Sequential(nn.Linear(n_features, 16), nn.ReLU(), nn.Linear(16, 1))\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        return self.layers(x).squeeze(-1)"
+)
+
+
+FULL_BATCH_LOOP = (
+    "model = Net(X_train_t.shape[1])\n"
+    "optimizer = torch.optim.Adam(model.parameters(), lr=0.01)\n"
+    "loss_fn = nn.BCEWithLogitsLoss()\n"
+    "for epoch in range(100):\n"
+    "    optimizer.zero_grad()\n"
+    "    loss = loss_fn(model(X_train_t), y_train_t)\n"
+    "    loss.backward()\n"
+    "    optimizer.step()"
+)
+
+
+TUMOR_NET = [
+    IMPORTS,
+    TUMOR_DATA,
+    NET,
+    FULL_BATCH_LOOP,
+    "model.eval()\n"
+    "with torch.no_grad():\n"
+    "    predicted = (torch.sigmoid(model(X_test_t)) > 0.5).int().numpy()\n"
+    "print('accuracy', accuracy_score(y_test, predicted))",
+]
+
+
+IRIS_BATCHES = [
+    IMPORTS + "\nfrom torch.utils.data import DataLoader, TensorDataset",
+    "torch.manual_seed(0)\n"
+    "X, y = load_iris(return_X_y=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+    "features = torch.tensor(X_train, dtype=torch.float32)\n"
+    "labels = torch.tensor(y_train)\n"
+    "loader = DataLoader(TensorDataset(features, labels), batch_size=16, shuffle=True)",
+    "net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))\n"
+    "opt = torch.optim.SGD(net.parameters(), lr=0.1)\n"
+    "for epoch in range(20):\n"
+    "    for xb, yb in loader:\n"
+    "        opt.zero_grad()\n"
+    "        nn.functional.cross_entropy(net(xb), yb).backward()\n"
+    "        opt.step()",
+    "outputs = net(torch.tensor(X_test, dtype=torch.float32))\n"
+    "predicted = outputs.argmax(dim=1)\n"
+    "accuracy = accuracy_score(y_test, predicted)",
+]
+
+
+SKORCH_IRIS = [
+    "import numpy as np\n" + IMPORTS + "\nfrom skorch import NeuralNetClassifier",
+    "torch.manual_seed(0)\n"
+    "X, y = load_iris(return_X_y=True)\n"
+    "X = X.astype(np.float32)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+    "class Classifier(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.layers = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        return self.layers(x)",
+    "net = NeuralNetClassifier(Classifier, criterion=nn.CrossEntropyLoss, max_epochs=20,"
+    " lr=0.1, verbose=0)\n"
+    "net.fit(X_train, y_train)\n"
+    "accuracy = accuracy_score(y_test, net.predict(X_test))",
+]
+
+
+GAUSSIAN_PROCESS = [
+    "import math\nimport torch\nimport gpytorch",
+    "torch.manual_seed(0)\n"
+    "train_x = torch.linspace(0, 1, 60)\n"
+    "train_y = torch.sin(train_x * (2 * math.pi)) + 0.1 * torch.randn(train_x.size())",
+    "class ExactGPModel(gpytorch.models.ExactGP):\n"
+    "    def __init__(self, train_x, train_y, likelihood):\n"
+    "        super().__init__(train_x, train_y, likelihood)\n"
+    "        self.mean_module = gpytorch.means.ConstantMean()\n"
+    "        self.covar_module = gpytorch.kernels.ScaleKernel(gpytorch.kernels.RBFKernel())\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        return gpytorch.distributions.MultivariateNormal(\n"
+    "            self.mean_module(x), self.covar_module(x)\n"
+    "        )",
+    "likelihood = gpytorch.likelihoods.GaussianLikelihood()\n"
+    "model = ExactGPModel(train_x, train_y, likelihood)\n"
+    "model.train()\n"
+    "likelihood.train()\n"
+    "optimizer = torch.optim.Adam(model.parameters(), lr=0.1)\n"
+    "mll = gpytorch.mlls.ExactMarginalLogLikelihood(likelihood, model)\n"
+    "for i in range(30):\n"
+    "    optimizer.zero_grad()\n"
+    "    loss = -mll(model(train_x), train_y)\n"
+    "    loss.backward()\n"
+    "    optimizer.step()",
+    "model.eval()\n"
+    "likelihood.eval()\n"
+    "with torch.no_grad():\n"
+    "    test_x = torch.linspace(0, 1, 11)\n"
+    "    observed_pred = likelihood(model(test_x))",
+]

@@ -1,0 +1,250 @@
+"""PyTorch modules trained by a loop, as plan reads them (issue 22): the module the optimizer
+steps is the model, its loop is its training step, what the service answers with is what the
+notebook measures, and what cannot be served is refused in one true line."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from pytorch_notebooks import (
+    GAUSSIAN_PROCESS,
+    IMPORTS,
+    IRIS_BATCHES,
+    TUMOR_DATA,
+    TUMOR_NET,
+)
+
+from nb2prod.errors import InputError, UnservableModel
+from nb2prod.frontend.planner import build_plan
+
+pytest.importorskip("torch", reason="the corpus requirements install torch's CPU build")
+
+
+def test_the_module_the_optimizer_steps_is_the_model_and_its_loop_is_kept(
+    write_notebook: Callable[..., Path],
+) -> None:
+    plan = build_plan(write_notebook(TUMOR_NET))
+    assert (plan.model.name, plan.model.estimator, plan.model.fitted_in) == ("model", "Net", 4)
+    assert plan.model.fit_inputs == ("X_train_t",)
+    training = next(cell for cell in plan.cells if cell.cell == 4)
+    assert not training.dropped  # the loop, its loss and its optimizer all stay
+    assert plan.model.served_output == "(torch.sigmoid(model(inputs)) > 0.5).int()"
+    (said,) = [f for f in plan.findings if f.code == "module-output-served"]
+    assert (said.cell, said.line) == (5, 3)
+    assert "torch==2.13.0" in {f"{r.name}{r.specifier}" for r in plan.requirements}
+
+
+def test_a_module_built_before_torch_is_seeded_is_unseeded_randomness(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """A module's first weights, like torch.randn, come from torch's global generator: without
+    torch.manual_seed before them each run trains another model, and verify cannot agree."""
+    seeded = build_plan(write_notebook(TUMOR_NET))
+    assert not [f for f in seeded.findings if f.code == "unseeded-random"]
+    noisy = "\nX_train_t = X_train_t + 0.01 * torch.randn(X_train_t.shape)"
+    data = TUMOR_DATA.replace("torch.manual_seed(0)\n", "") + noisy
+    plan = build_plan(write_notebook([IMPORTS, data, *TUMOR_NET[2:]], name="unseeded.ipynb"))
+    said = [(f.cell, f.line, f.message) for f in plan.findings if f.code == "unseeded-random"]
+    assert said == [
+        (2, 7, "torch.randn(...) draws from torch's global generator, never seeded"),
+        (
+            4,
+            1,
+            "model = Net(...) starts from parameters drawn from torch's global generator, "
+            "never seeded: each run trains a different model",
+        ),
+    ]
+
+
+def test_a_module_trained_on_batches_was_trained_on_the_tensor_its_loader_draws_from(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`for xb, yb in loader:` over `DataLoader(TensorDataset(features, labels))`: the model
+    takes what `features` holds, and answers with the class the notebook's argmax picks."""
+    plan = build_plan(write_notebook(IRIS_BATCHES))
+    assert (plan.model.name, plan.model.fit_inputs) == ("net", ("features",))
+    assert plan.model.served_output == "model(inputs).argmax(dim=1)"
+
+
+def test_output_made_with_a_notebook_value_is_not_served_and_the_plan_says_so(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """A threshold the notebook computed would have to travel with the model: the service
+    answers with the module's own output, and the plan says it."""
+    cells = [
+        *TUMOR_NET[:4],
+        "threshold = 0.5\npredicted = model(X_test_t) > threshold\n"
+        "accuracy = accuracy_score(y_test, predicted)",
+    ]
+    plan = build_plan(write_notebook(cells))
+    assert plan.model.served_output is None
+    (said,) = [f for f in plan.findings if f.code == "module-output-served"]
+    assert "answers with what model(inputs) returns" in said.message
+
+
+def test_a_module_that_answers_with_a_distribution_is_refused_in_one_true_line(
+    write_notebook: Callable[..., Path],
+) -> None:
+    cells = [
+        IMPORTS,
+        "x = torch.linspace(0, 1, 50)\ny = 2 * x + 0.1 * torch.randn(50)",
+        "class Gaussian(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.slope = nn.Parameter(torch.zeros(1))\n"
+        "\n"
+        "    def forward(self, x):\n"
+        "        return torch.distributions.Normal(self.slope * x, 1.0)",
+        "model = Gaussian()\n"
+        "optimizer = torch.optim.Adam(model.parameters(), lr=0.1)\n"
+        "for step in range(50):\n"
+        "    optimizer.zero_grad()\n"
+        "    loss = -model(x).log_prob(y).mean()\n"
+        "    loss.backward()\n"
+        "    optimizer.step()",
+    ]
+    with pytest.raises(UnservableModel) as refused:
+        build_plan(write_notebook(cells))
+    assert refused.value.cell == 4
+    assert refused.value.message.startswith(
+        "Gaussian answers with a distribution, not a tensor (its forward pass returns a Normal)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("library", "cells", "says"),
+    [
+        (
+            "botorch",
+            [
+                "import torch\n"
+                "from botorch.fit import fit_gpytorch_mll\n"
+                "from botorch.models import SingleTaskGP\n"
+                "from gpytorch.mlls import ExactMarginalLogLikelihood",
+                "train_X = torch.rand(10, 2, dtype=torch.double)\n"
+                "train_Y = train_X.sum(dim=1, keepdim=True)\n"
+                "gp = SingleTaskGP(train_X, train_Y)\n"
+                "fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))",
+            ],
+            "cell 2: trains with BoTorch's fit_gpytorch_mll(...), a Gaussian process",
+        ),
+        (
+            "pyro",
+            [
+                "import pyro\nimport torch\nfrom pyro.infer.mcmc import MCMC, NUTS",
+                "def model():\n    pyro.sample('x', pyro.distributions.Normal(0.0, 1.0))",
+                "mcmc = MCMC(NUTS(model), num_samples=5, warmup_steps=5)\nmcmc.run()",
+            ],
+            "cell 3: trains with pyro's MCMC.run(...) (mcmc)",
+        ),
+    ],
+)
+def test_a_librarys_own_training_is_refused_as_training_not_as_no_training_code(
+    write_notebook: Callable[..., Path], library: str, cells: list[str], says: str
+) -> None:
+    """BoTorch and Pyro train through their own routines: the notebook does train, so the
+    refusal says what trains, never "no training code"."""
+    pytest.importorskip(library, reason="the corpus requirements install it")
+    done = run_cli("plan", write_notebook(cells))
+    assert done.code == 2 and says in done.stderr, done.stderr
+    assert "no training code" not in done.stderr
+
+
+def test_a_loop_inside_a_function_is_refused_naming_what_to_change(
+    write_notebook: Callable[..., Path],
+) -> None:
+    cells = [
+        *TUMOR_NET[:3],
+        "def fit(model):\n"
+        "    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)\n"
+        "    for epoch in range(10):\n"
+        "        optimizer.zero_grad()\n"
+        "        nn.BCEWithLogitsLoss()(model(X_train_t), y_train_t).backward()\n"
+        "        optimizer.step()\n"
+        "model = Net(30)\n"
+        "fit(model)",
+    ]
+    with pytest.raises(InputError) as refused:
+        build_plan(write_notebook(cells))
+    assert "no optimizer built in a cell over a module's parameters()" in str(refused.value)
+    assert refused.value.cell == 4
+
+
+@pytest.mark.parametrize(
+    ("moved", "line"),
+    [
+        ("X_train_t = X_train_t.cuda()", "X_train_t.cuda()"),
+        ("X_train_t = X_train_t.to('cuda')", "X_train_t.to('cuda')"),
+        ("X_train_t = torch.zeros(3, 30, device='cuda:0')", "torch.zeros(3, 30, device='cuda:0')"),
+    ],
+)
+def test_code_that_needs_a_gpu_is_refused_at_plan_naming_the_line(
+    write_notebook: Callable[..., Path], moved: str, line: str
+) -> None:
+    cells = [IMPORTS, TUMOR_DATA + "\n" + moved, *TUMOR_NET[2:]]
+    with pytest.raises(InputError) as refused:
+        build_plan(write_notebook(cells))
+    assert (refused.value.cell, refused.value.line) == (2, 8)
+    assert str(refused.value.message).startswith(f"{line} needs a GPU")
+
+
+def test_code_that_chooses_its_device_runs_on_the_cpu_as_written(
+    write_notebook: Callable[..., Path],
+) -> None:
+    chooses = (
+        "device = 'cuda' if torch.cuda.is_available() else 'cpu'\n"
+        "X_train_t = X_train_t.to(device)\n"
+        "if torch.cuda.is_available():\n"
+        "    X_train_t = X_train_t.cuda()"
+    )
+    plan = build_plan(write_notebook([IMPORTS, TUMOR_DATA + "\n" + chooses, *TUMOR_NET[2:]]))
+    assert plan.model.name == "model"
+
+
+def test_one_optimizer_over_a_model_and_its_likelihood_trains_the_one_fed_data(
+    write_notebook: Callable[..., Path],
+) -> None:
+    pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
+    both = "[{'params': gp.parameters()}, {'params': likelihood.parameters()}]"
+    cells = [re.sub(r"\bmodel\b", "gp", cell) for cell in GAUSSIAN_PROCESS]
+    cells[3] = cells[3].replace("gp.parameters()", both)
+    plan = build_plan(write_notebook(cells))
+    assert (plan.model.name, plan.model.served_with) == ("gp", ("likelihood",))
+    assert not [f for f in plan.findings if f.code in ("ambiguous-model", "model-unservable")]
+
+
+def test_a_gaussian_process_is_unseeded_only_where_its_initialisation_draws(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """An RBF kernel starts from constants; a spectral mixture kernel initialised from the data
+    draws its first parameters from torch's generator, so verify's mismatch has that cause."""
+    pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
+    constant = [cell.replace("torch.manual_seed(0)\n", "") for cell in GAUSSIAN_PROCESS]
+    constant[1] = constant[1].replace(" + 0.1 * torch.randn(train_x.size())", "")
+    plan = build_plan(write_notebook(constant))
+    assert not [f for f in plan.findings if f.code == "unseeded-random"]
+    drawn = [*constant]
+    drawn[2] = drawn[2].replace(
+        "self.covar_module = gpytorch.kernels.ScaleKernel(gpytorch.kernels.RBFKernel())",
+        "self.covar_module = gpytorch.kernels.SpectralMixtureKernel(num_mixtures=2)\n"
+        "        self.covar_module.initialize_from_data(train_x, train_y)",
+    )
+    plan = build_plan(write_notebook(drawn, name="drawn.ipynb"))
+    (said,) = [f for f in plan.findings if f.code == "unseeded-random"]
+    assert said.message.startswith("model = ExactGPModel(...) starts from parameters drawn")
+
+
+def test_a_distribution_the_notebook_never_predicts_from_is_refused(
+    write_notebook: Callable[..., Path],
+) -> None:
+    pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
+    with pytest.raises(UnservableModel) as refused:
+        build_plan(write_notebook(GAUSSIAN_PROCESS[:4]))
+    assert refused.value.message.startswith(
+        "ExactGPModel answers with a distribution, not a tensor (it is built on "
+        "gpytorch.models.ExactGP), and no cell predicts from it"
+    )

@@ -1,0 +1,166 @@
+"""PyTorch modules, skorch nets and Gaussian processes trained, logged and served (issue 22):
+the service answers with what the notebook measured, so the claim is a claim about what is
+served, and verify finds the package's model answering as the notebook's."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow
+import pytest
+from conftest import run, run_cli
+from pytorch_notebooks import (
+    GAUSSIAN_PROCESS,
+    IMPORTS,
+    NET,
+    SKORCH_IRIS,
+    TUMOR_DATA,
+    TUMOR_NET,
+)
+from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from nb2prod.backend.render import convert
+from nb2prod.frontend.planner import build_plan
+
+pytest.importorskip("torch", reason="the corpus requirements install torch's CPU build")
+
+
+def test_the_served_module_answers_what_the_claim_measured(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Trained by the package, logged in torch.export's format (no pickle), served through
+    MLflow's pytorch flavour: its answers for the notebook's held-out rows score exactly the
+    accuracy the run claims."""
+    package = convert(write_notebook(TUMOR_NET, name="tumor_net.ipynb"), tmp_path / "pkg")
+    dockerfile = (package.target / "Dockerfile").read_text()
+    assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in dockerfile
+    assert "--import mlflow.pytorch" in dockerfile  # compiled in the image, not skops
+    environment = {"PYTHONPATH": str(package.target), "MLFLOW_TRACKING_URI": ""}
+    trained = run(Path(sys.executable), "-m", "tumor_net.train", cwd=tmp_path, env=environment)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (logged,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    claimed = logged.data.metrics["accuracy"]
+    version = client.get_model_version("tumor_net", "1")
+    assert list((tmp_path / "mlruns").rglob("model.pt2")), "logged as a pt2 program"
+    rows, labels = _held_out_rows()
+    (tmp_path / "rows.json").write_text(json.dumps(rows))
+    served = run(
+        Path(sys.executable),
+        "-c",
+        "import json\n"
+        "from fastapi.testclient import TestClient\n"
+        "from tumor_net import serve\n"
+        "rows = json.load(open('rows.json'))\n"
+        "with TestClient(serve.app) as client:\n"
+        "    print(json.dumps(client.post('/predict', json=rows).json()))",
+        cwd=tmp_path,
+        env={**environment, "MODEL_URI": f"models:/tumor_net/{version.version}"},
+    )
+    assert served.returncode == 0, served.stderr[-3000:]
+    answer = json.loads(served.stdout.strip().splitlines()[-1])
+    assert set(answer["predictions"]) <= {0, 1}
+    hits = sum(int(p == y) for p, y in zip(answer["predictions"], labels, strict=True))
+    assert hits / len(labels) == pytest.approx(claimed)
+    assert answer["accuracy_claim"].startswith(f"{claimed:.3f} accuracy")
+
+
+def test_verify_finds_the_served_module_answering_as_the_notebooks(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The notebook's module, fed the rows it was trained on and read as the notebook reads it,
+    answers what the package's logged model answers, and both measure the same accuracy."""
+    source = write_notebook(TUMOR_NET, name="tumor_net.ipynb")
+    package = convert(source, tmp_path / "pkg").target
+    done = run_cli("verify", source, package, timeout=600)
+    assert done.code == 0, done.stderr[-3000:]
+    assert "predictions: the same on all 20 rows" in done.stdout
+    assert re.search(r"^accuracy\s+(\S+)\s+\1\s", done.stdout, re.M), done.stdout
+
+
+def test_a_module_torch_export_cannot_trace_is_pickled_and_the_run_says_why(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A forward pass that branches on its input's values cannot become a pt2 program: the
+    module is saved with pickle instead (its class imported from the package when loaded),
+    and the run's model_format tag says so."""
+    cells = [
+        IMPORTS,
+        TUMOR_DATA,
+        NET.replace(
+            "        return self.layers(x).squeeze(-1)",
+            "        out = self.layers(x).squeeze(-1)\n"
+            "        if out.sum() > 1e9:\n"
+            "            return out * 0\n"
+            "        return out",
+        ),
+        *TUMOR_NET[3:],
+    ]
+    package = convert(write_notebook(cells, name="branchy.ipynb"), tmp_path / "pkg").target
+    environment = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": ""}
+    trained = run(Path(sys.executable), "-m", "branchy.train", cwd=tmp_path, env=environment)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (logged,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert logged.data.tags["model_format"].startswith("pickle: torch.export cannot trace")
+    assert list((tmp_path / "mlruns").rglob("model.pth"))
+    own_tests = run(
+        Path(sys.executable),
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        cwd=package,
+        env=environment,
+    )
+    assert own_tests.returncode == 0, own_tests.stdout[-3000:]
+
+
+def test_a_skorch_net_is_served_as_its_module_answering_what_predict_answers(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """skorch's scikit-learn API over a torch module: the package serves the fitted module,
+    answering the class its predict picks, and verify finds both agree row for row."""
+    pytest.importorskip("skorch", reason="the corpus requirements install skorch")
+    source = write_notebook(SKORCH_IRIS, name="iris_net.ipynb")
+    plan = build_plan(source)
+    assert (plan.model.name, plan.model.estimator) == ("net", "skorch.NeuralNetClassifier")
+    package = convert(source, tmp_path / "pkg").target
+    done = run_cli("verify", source, package, timeout=600)
+    assert done.code == 0, done.stderr[-3000:]
+    assert "predictions: the same on all 20 rows" in done.stdout
+
+
+def test_a_gaussian_process_answers_with_its_predictive_mean(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A GPyTorch model answers with a distribution; the notebook predicts through its
+    likelihood, so the service answers with that prediction's mean, saved with the likelihood
+    it reads, and verify finds the notebook's model answering the same."""
+    pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
+    source = write_notebook(GAUSSIAN_PROCESS, name="gp.ipynb")
+    plan = build_plan(source)
+    assert (plan.model.name, plan.model.fit_inputs) == ("model", ("train_x",))
+    assert plan.model.served_output == "likelihood(model(inputs)).mean"
+    assert plan.model.served_with == ("likelihood",)
+    package = convert(source, tmp_path / "pkg").target
+    done = run_cli("verify", source, package, timeout=600)
+    assert done.code == 0, done.stderr[-3000:]
+    assert "predictions: the same on all 20 rows" in done.stdout
+
+
+def _held_out_rows() -> tuple[list[list[float]], list[int]]:
+    """The notebook's held-out rows, as the module takes them (scaled), and their labels."""
+    data = load_breast_cancer(as_frame=True)
+    X_train, X_test, _, y_test = train_test_split(
+        data.data, data.target, test_size=0.25, random_state=0
+    )
+    scaled = StandardScaler().fit(X_train).transform(X_test)
+    return scaled.astype("float32").tolist(), y_test.tolist()
