@@ -164,3 +164,38 @@ def _held_out_rows() -> tuple[list[list[float]], list[int]]:
     )
     scaled = StandardScaler().fit(X_train).transform(X_test)
     return scaled.astype("float32").tolist(), y_test.tolist()
+
+
+def test_a_module_without_an_answer_per_row_fails_training_in_one_line(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A module that answers for its whole input at once (a sum over the rows, a batch-mode
+    Gaussian process whose batch is part of the model) would answer a request's records
+    with another count: training refuses to log it and says why, so no such version exists."""
+    cells = [
+        IMPORTS,
+        TUMOR_DATA,
+        "class Total(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.linear = nn.Linear(30, 1)\n"
+        "\n"
+        "    def forward(self, x):\n"
+        "        return self.linear(x).sum(dim=0)",
+        "model = Total()\n"
+        "optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)\n"
+        "for step in range(5):\n"
+        "    optimizer.zero_grad()\n"
+        "    loss = ((model(X_train_t) - y_train_t.sum()) ** 2).mean()\n"
+        "    loss.backward()\n"
+        "    optimizer.step()",
+    ]
+    package = convert(write_notebook(cells, name="total.ipynb"), tmp_path / "pkg").target
+    environment = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": ""}
+    trained = run(Path(sys.executable), "-m", "total.train", cwd=tmp_path, env=environment)
+    assert trained.returncode == 1
+    assert trained.stderr.strip().splitlines()[-1] == (
+        "train: cannot log the model: the model answers 1 rows for 5 rows of its input, so a "
+        "request's records would not get one prediction each; serve a model whose output has "
+        "a row per input row"
+    )

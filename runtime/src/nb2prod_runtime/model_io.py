@@ -88,11 +88,16 @@ def log_model(
         else:
             example = _without_formula_target(model, _head(model_input, 5))
         predicted = predict(model, example)
+        if not is_forecaster(model):
+            _one_answer_per_row(example, predicted)
+            _one_answer_per_row(_head(example, 1), predict(model, _head(example, 1)))
         if column is not None:  # what a request carries: a frame of that one column
             example = example_frame(example, column)
         signature = infer_signature(example, predicted)
         if is_forecaster(model):
             signature = _exog_optional(signature)
+    except ModelLoggingError:
+        raise
     except Exception as error:
         raise ModelLoggingError(
             f"the model cannot predict on an example of its own input, so no signature can be "
@@ -172,6 +177,20 @@ def predict(model: Any, example: Any) -> Any:
     if pytorch_io.is_module(model):
         return pytorch_io.forward(model, example)
     return model.predict(example)
+
+
+def _one_answer_per_row(example: Any, predicted: Any) -> None:
+    """A service answers each record with one prediction; a model that answers a number of
+    rows of its own (a batch-mode Gaussian process whose batch is part of the model, a module
+    that sums over its input) would answer a request with someone else's count."""
+    rows, answers = len(example), len(np.asarray(predicted))
+    if rows and answers != rows:
+        of_input = f"{rows} rows" if rows > 1 else "1 row"
+        raise ModelLoggingError(
+            f"the model answers {answers} rows for {of_input} of its input, so a request's "
+            "records would not get one prediction each; serve a model whose output has a row "
+            "per input row"
+        )
 
 
 def _exog_optional(signature: ModelSignature) -> ModelSignature:
