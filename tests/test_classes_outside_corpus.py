@@ -526,3 +526,27 @@ def test_a_model_fitted_on_a_catboost_pool_takes_the_frame_inside_it(
     package = convert(source, tmp_path / "package").target
     trained = train(package, tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
+
+
+def test_a_submodule_reached_through_its_package_is_imported_by_name(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """`import tqdm` then `tqdm.auto.tqdm(...)`: Jupyter had imported tqdm.auto already, a
+    package's training has not, so the package imports it by name and trains."""
+    if importlib.util.find_spec("tqdm") is None:
+        set_up_by_ci("tqdm is missing: pip install -r benchmarks/corpus-requirements.txt")
+    source = write_notebook(
+        [
+            "import tqdm\n" + IRIS + "from sklearn.tree import DecisionTreeClassifier",
+            "X, y = load_iris(return_X_y=True)\n"
+            "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+            "model = DecisionTreeClassifier(random_state=0)\n"
+            "for _ in tqdm.auto.tqdm(range(2)):\n"
+            "    model.fit(X_train, y_train)\n"
+            "accuracy = accuracy_score(y_test, model.predict(X_test))",
+        ]
+    )
+    package = convert(source, tmp_path / "package").target
+    assert "import tqdm.auto" in (package / "nb" / "pipeline.py").read_text()
+    trained = train(package, tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]

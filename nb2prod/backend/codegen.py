@@ -14,6 +14,7 @@ import dataclasses
 import textwrap
 from dataclasses import dataclass, field
 
+from nb2prod.backend.submodules import submodule_imports
 from nb2prod.errors import InputError
 from nb2prod.frontend.model import is_time_series_model
 from nb2prod.frontend.names import scan_names
@@ -74,6 +75,8 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
     )
     if plan.environment and "import os" not in imports:
         imports = "import os\n" + imports
+    step_sources = [_step_source(s) for s in plan.steps if s.role != "imports"]
+    imports = "\n".join([imports, *submodule_imports(imports, step_sources)])
     imports = _keep_enabling_imports(imports)
     import_names = set(_defines(imports))
     helper_steps, closure_steps = _split_helpers(plan, import_names)
