@@ -92,7 +92,7 @@ SKORCH_IRIS = [
     "\n"
     "    def forward(self, x):\n"
     "        return self.layers(x)",
-    "net = NeuralNetClassifier(Classifier, criterion=nn.CrossEntropyLoss, max_epochs=20,"
+    "net = NeuralNetClassifier(Classifier, criterion=nn.CrossEntropyLoss, max_epochs=8,"
     " lr=0.1, verbose=0)\n"
     "net.fit(X_train, y_train)\n"
     "accuracy = accuracy_score(y_test, net.predict(X_test))",
