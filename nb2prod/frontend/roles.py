@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from nb2prod.errors import InputError
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
-from nb2prod.frontend.training_loops import module_calls, trained_modules
+from nb2prod.frontend.training_loops import TrainedModule, module_calls, trained_modules
 from nb2prod.frontend.vocabulary import (
     CV_FUNCTIONS,
     FIT_METHODS,
@@ -110,6 +110,8 @@ class _Context:
     functions: set[str]  # every function the notebook defines
     predictions: set[str] = field(default_factory=set)  # names bound from .predict(...) above
     data: set[str] = field(default_factory=set)  # names bound above by cells that hold data
+    # PyTorch modules an optimizer steps, and where: found once for the whole notebook
+    modules: list[TrainedModule] = field(default_factory=list)
 
     def advance(self, cell: CellFacts) -> None:
         self.predictions.update(
@@ -126,7 +128,11 @@ class _Context:
 def assign_roles(facts: NotebookFacts, model_names: set[str]) -> list[RoleDecision]:
     decisions: list[RoleDecision] = []
     kale_block: RoleDecision | None = None
-    context = _Context(model_names, {name for cell in facts.cells for name in cell.functions})
+    context = _Context(
+        model_names,
+        {name for cell in facts.cells for name in cell.functions},
+        modules=trained_modules(facts, None),
+    )
     for cell in facts.cells:
         decision = _from_tags(cell, facts) or _from_directive(cell, facts)
         if decision is not None:
@@ -234,7 +240,7 @@ def _from_code(cell: CellFacts, facts: NotebookFacts, context: _Context) -> Role
             return RoleDecision("train", f"calls {call.receiver}.{call.method}(...)")
         if call.qualified in TRAIN_FUNCTIONS:
             return RoleDecision("train", f"calls {call.qualified}(...)")
-    steps = [module for module in trained_modules(facts, None) if module.cell == cell.number]
+    steps = [module for module in context.modules if module.cell == cell.number]
     if steps:
         return RoleDecision("train", f"steps {steps[0].optimizer} over {steps[0].name}")
     built = sorted(set(cell.names.defines) & model_names)
@@ -252,7 +258,7 @@ def _from_code(cell: CellFacts, facts: NotebookFacts, context: _Context) -> Role
     for call in calls:
         if call.method in PREDICT_METHODS:
             return RoleDecision("inference", f"calls {call.receiver}.{call.method}(...)")
-    trained = {module.name for module in trained_modules(facts, None)}
+    trained = {module.name for module in context.modules}
     for statement in cell.kept_statements:
         called = [name for name in sorted(trained) if module_calls(statement, name)]
         if called:

@@ -10,6 +10,7 @@ from a DataLoader over a TensorDataset (`for xb, yb in loader: model(xb)`).
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 from dataclasses import dataclass
 
@@ -295,11 +296,11 @@ def _other_modules(
     or None when it reads any other notebook name (a threshold computed earlier would have to
     travel with the model); library modules and builtins are free."""
     inside = {id(node) for node in ast.walk(call)}
-    builtins = set(dir(__builtins__) if not isinstance(__builtins__, dict) else __builtins__)
+    builtin_names = set(dir(builtins))
     read = {
         node.id for node in ast.walk(value) if isinstance(node, ast.Name) and id(node) not in inside
     }
-    free = {name for name in read if facts.aliases.is_module_alias(name) or name in builtins}
+    free = {name for name in read if facts.aliases.is_module_alias(name) or name in builtin_names}
     others = read - free
     return others if others <= objects else None
 
