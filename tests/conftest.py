@@ -148,6 +148,13 @@ def run(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None):
     )
 
 
+def train_package(package: Path, work: Path) -> subprocess.CompletedProcess[str]:
+    """Run a generated package's `train` in `work`, into the sqlite store there."""
+    name = next(p.name for p in package.iterdir() if (p / "train.py").is_file())
+    env = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+    return run(Path(sys.executable), "-m", f"{name}.train", cwd=work, env=env)
+
+
 def free_port() -> int:
     """A port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as probe:

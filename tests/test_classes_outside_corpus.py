@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from conftest import run, set_up_by_ci
+from conftest import train_package as train
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.metrics import accuracy_score
@@ -149,12 +149,6 @@ NOTEBOOKS = {
         "acc = accuracy_score(y_test, model.predict(X_test))",
     ],
 }
-
-
-def train(package: Path, work: Path) -> subprocess.CompletedProcess[str]:
-    name = next(p.name for p in package.iterdir() if (p / "train.py").is_file())
-    env = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
-    return run(Path(sys.executable), "-m", f"{name}.train", cwd=work, env=env)
 
 
 @pytest.mark.parametrize("case", sorted(NOTEBOOKS))

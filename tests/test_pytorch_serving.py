@@ -11,7 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import run, run_cli
+from conftest import run, run_cli, train_package
 from pytorch_notebooks import (
     GAUSSIAN_PROCESS,
     IMPORTS,
@@ -89,8 +89,7 @@ def test_a_module_torch_export_cannot_trace_is_pickled_and_the_run_says_why(
         *TUMOR_NET[3:],
     ]
     package = convert(write_notebook(cells, name="branchy.ipynb"), tmp_path / "pkg").target
-    environment = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": ""}
-    trained = run(Path(sys.executable), "-m", "branchy.train", cwd=tmp_path, env=environment)
+    trained = train_package(package, tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (logged,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
@@ -103,7 +102,10 @@ def test_a_module_torch_export_cannot_trace_is_pickled_and_the_run_says_why(
         "model = mlflow.pyfunc.load_model('models:/branchy/1')\n"
         "print(model.predict(numpy.zeros((3, 30), dtype='float32')).tolist())",
         cwd=tmp_path,
-        env={**environment, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+        env={
+            "PYTHONPATH": str(package),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        },
     )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     assert len(json.loads(loaded.stdout.strip().splitlines()[-1])) == 3
@@ -177,8 +179,7 @@ def test_a_module_without_an_answer_per_row_fails_training_in_one_line(
         "    optimizer.step()",
     ]
     package = convert(write_notebook(cells, name="total.ipynb"), tmp_path / "pkg").target
-    environment = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": ""}
-    trained = run(Path(sys.executable), "-m", "total.train", cwd=tmp_path, env=environment)
+    trained = train_package(package, tmp_path)
     assert trained.returncode == 1
     assert trained.stderr.strip().splitlines()[-1] == (
         "train: cannot log the model: the model answers 1 rows for 5 rows of its input, so a "
