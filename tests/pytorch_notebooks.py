@@ -131,3 +131,63 @@ GAUSSIAN_PROCESS = [
     "    test_x = torch.linspace(0, 1, 11)\n"
     "    observed_pred = likelihood(model(test_x))",
 ]
+
+# the same process trained and predicted through the notebook's own functions, each handed the
+# model and its likelihood (as GPyTorch's kernel tutorials write it)
+GAUSSIAN_PROCESS_BY_FUNCTIONS = [
+    *GAUSSIAN_PROCESS[:2],
+    GAUSSIAN_PROCESS[2] + "\n\n\n"
+    "def train(model, likelihood, iterations=30):\n"
+    "    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)\n"
+    "    mll = gpytorch.mlls.ExactMarginalLogLikelihood(likelihood, model)\n"
+    "    for i in range(iterations):\n"
+    "        optimizer.zero_grad()\n"
+    "        loss = -mll(model(train_x), train_y)\n"
+    "        loss.backward()\n"
+    "        optimizer.step()\n"
+    "\n\n"
+    "def predict(model, likelihood, test_x=torch.linspace(0, 1, 11)):\n"
+    "    model.eval()\n"
+    "    likelihood.eval()\n"
+    "    with torch.no_grad():\n"
+    "        return likelihood(model(test_x))",
+    "likelihood = gpytorch.likelihoods.GaussianLikelihood()\n"
+    "model = ExactGPModel(train_x, train_y, likelihood)\n"
+    "model.train()\n"
+    "likelihood.train()\n"
+    "train(model, likelihood)\n"
+    "observed_pred = predict(model, likelihood)",
+]
+
+# a GPyTorch model trained by Pyro's stochastic variational inference, in a function that
+# reads the model as a global, and predicted through the model's own likelihood
+PYRO_GP = [
+    "import torch\nimport pyro\nimport gpytorch",
+    "torch.manual_seed(0)\n"
+    "train_x = torch.linspace(0.0, 1.0, 21)\n"
+    "train_y = 3.7 * train_x**2 + 0.02 * torch.randn(21)",
+    "class PyroRegression(gpytorch.models.PyroGP):\n"
+    "    def __init__(self, train_x, train_y, likelihood):\n"
+    "        distribution = gpytorch.variational.CholeskyVariationalDistribution(train_y.numel())\n"
+    "        strategy = gpytorch.variational.VariationalStrategy(self, train_x, distribution)\n"
+    "        super().__init__(strategy, likelihood, num_data=train_y.numel(), name_prefix='gp')\n"
+    "        self.likelihood = likelihood\n"
+    "        self.mean_module = gpytorch.means.ConstantMean()\n"
+    "        self.covar_module = gpytorch.kernels.ScaleKernel(gpytorch.kernels.RBFKernel())\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        return gpytorch.distributions.MultivariateNormal(\n"
+    "            self.mean_module(x), self.covar_module(x)\n"
+    "        )",
+    "gp = PyroRegression(train_x, train_y, gpytorch.likelihoods.GaussianLikelihood())",
+    "def train(iterations=20):\n"
+    "    elbo = pyro.infer.Trace_ELBO(num_particles=4, retain_graph=True)\n"
+    "    svi = pyro.infer.SVI(gp.model, gp.guide, pyro.optim.Adam({'lr': 0.1}), elbo)\n"
+    "    gp.train()\n"
+    "    for i in range(iterations):\n"
+    "        gp.zero_grad()\n"
+    "        svi.step(train_x, train_y)\n"
+    "\n"
+    "%time train()",
+    "gp.eval()\nwith torch.no_grad():\n    output = gp.likelihood(gp(train_x))\nmean = output.mean",
+]

@@ -139,6 +139,19 @@ NOTEBOOKS = {
         "acc = accuracy_score(y_test, model.predict(X_test))\n"
         "run.stop()",
     ],
+    # a later cell of the same step rebinds what the model was fitted on: the input example is
+    # taken as it was at the fit, not the five-column X_train after it
+    "input_rebound_after_the_fit": [
+        IRIS + "from sklearn.datasets import make_classification\n"
+        "from sklearn.linear_model import LogisticRegression",
+        "X, y = load_iris(return_X_y=True)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+        "model = LogisticRegression(max_iter=500).fit(X_train, y_train)\n"
+        "print(accuracy_score(y_test, model.predict(X_test)))",
+        "x, y = make_classification(n_features=5, random_state=0)\n"
+        "X_train, X_test, y_train, _ = train_test_split(x, y, random_state=0)\n"
+        "other = LogisticRegression().fit(X_train, y_train)",
+    ],
     # what a fit only shows is dropped: LightGBM 4's fit no longer takes `verbose`
     "display_only_fit_arguments": [
         "import lightgbm as lgb\n" + IRIS,

@@ -14,6 +14,7 @@ from pytorch_notebooks import (
     GAUSSIAN_PROCESS,
     IMPORTS,
     IRIS_BATCHES,
+    PYRO_GP,
     TUMOR_DATA,
     TUMOR_NET,
 )
@@ -154,23 +155,33 @@ def test_a_librarys_own_training_is_refused_as_training_not_as_no_training_code(
     assert "no training code" not in done.stderr
 
 
-def test_a_loop_inside_a_function_is_refused_naming_what_to_change(
+FIT_FUNCTION = (
+    "def fit(model):\n"
+    "    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)\n"
+    "    for epoch in range(10):\n"
+    "        optimizer.zero_grad()\n"
+    "        nn.BCEWithLogitsLoss()(model(X_train_t), y_train_t).backward()\n"
+    "        optimizer.step()\n"
+)
+
+
+def test_a_module_handed_to_a_function_that_trains_it_is_the_model(
     write_notebook: Callable[..., Path],
 ) -> None:
-    cells = [
-        *TUMOR_NET[:3],
-        "def fit(model):\n"
-        "    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)\n"
-        "    for epoch in range(10):\n"
-        "        optimizer.zero_grad()\n"
-        "        nn.BCEWithLogitsLoss()(model(X_train_t), y_train_t).backward()\n"
-        "        optimizer.step()\n"
-        "model = Net(30)\n"
-        "fit(model)",
-    ]
+    cells = [*TUMOR_NET[:3], FIT_FUNCTION + "net = Net(30)\nfit(model=net)"]
+    plan = build_plan(write_notebook(cells))
+    assert (plan.model.name, plan.model.fitted_in) == ("net", 4)
+    assert plan.model.fit_inputs == ("X_train_t",)
+
+
+def test_a_module_built_and_left_inside_a_function_is_refused_naming_what_to_change(
+    write_notebook: Callable[..., Path],
+) -> None:
+    local = FIT_FUNCTION.replace("def fit(model):\n", "def fit(hidden):\n    model = Net(hidden)\n")
+    cells = [*TUMOR_NET[:3], local + "fit(30)"]
     with pytest.raises(InputError) as refused:
         build_plan(write_notebook(cells))
-    assert "no optimizer built in a cell over a module's parameters()" in str(refused.value)
+    assert "no optimizer over a module the notebook keeps is stepped" in str(refused.value)
     assert refused.value.cell == 4
 
 
@@ -248,3 +259,79 @@ def test_a_distribution_the_notebook_never_predicts_from_is_refused(
         "ExactGPModel answers with a distribution, not a tensor (it is built on "
         "gpytorch.models.ExactGP), and no cell predicts from it"
     )
+
+
+def test_a_gaussian_process_predicted_from_without_its_likelihood_answers_its_own_mean(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`pred = model(test_x)` in a cell the package does not need (it traces the model for
+    TorchScript, say) still says what the service answers: the prediction's mean."""
+    pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
+    cells = [
+        *GAUSSIAN_PROCESS[:4],
+        "model.eval()\n"
+        "with torch.no_grad():\n"
+        "    test_x = torch.linspace(0, 1, 11)\n"
+        "    pred = model(test_x)\n"
+        "    traced = torch.jit.trace(model.mean_module, test_x)",
+    ]
+    plan = build_plan(write_notebook(cells))
+    assert plan.model.served_output == "model(inputs).mean"
+    found = next(f for f in plan.findings if f.code == "module-output-served")
+    assert (found.cell, found.line) == (5, 4)
+
+
+def test_a_batch_of_gaussian_processes_is_refused_naming_its_batch_shape(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """Four processes over one input answer four values for each row: plan says so, rather
+    than training failing on 'answers 4 rows for 1 row of its input'."""
+    pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
+    batched = GAUSSIAN_PROCESS[2].replace(
+        "ConstantMean()", "ConstantMean(batch_shape=torch.Size([2]))"
+    )
+    cells = [*GAUSSIAN_PROCESS[:2], batched, *GAUSSIAN_PROCESS[3:]]
+    cells[1] += "\ntrain_x = train_x.view(1, -1, 1).repeat(2, 1, 1)\n"
+    cells[1] += "train_y = torch.stack([train_y, -train_y])"
+    with pytest.raises(UnservableModel) as refused:
+        build_plan(write_notebook(cells))
+    assert (refused.value.cell, refused.value.line) == (3, 4)
+    assert refused.value.message.startswith(
+        "ExactGPModel is a batch of Gaussian processes (batch_shape=torch.Size([2])): it "
+        "answers once per process for each input row"
+    )
+
+
+def test_processes_batched_into_the_tasks_of_one_model_are_served(
+    write_notebook: Callable[..., Path],
+) -> None:
+    pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
+    tasks = (
+        GAUSSIAN_PROCESS[2]
+        .replace("ConstantMean()", "ConstantMean(batch_shape=torch.Size([2]))")
+        .replace(
+            "return gpytorch.distributions.MultivariateNormal(\n",
+            "return gpytorch.distributions.MultitaskMultivariateNormal.from_batch_mvn(\n"
+            "            gpytorch.distributions.MultivariateNormal(\n",
+        )
+        .replace(
+            "self.covar_module(x)\n        )", "self.covar_module(x)\n            )\n        )"
+        )
+    )
+    cells = [*GAUSSIAN_PROCESS[:2], tasks, *GAUSSIAN_PROCESS[3:]]
+    cells[1] += "\ntrain_y = torch.stack([train_y, -train_y], -1)"
+    cells[3] = cells[3].replace("GaussianLikelihood()", "MultitaskGaussianLikelihood(num_tasks=2)")
+    plan = build_plan(write_notebook(cells))
+    assert plan.model.served_output == "likelihood(model(inputs)).mean"
+
+
+def test_a_model_trained_by_pyros_variational_inference_is_the_module_svi_steps(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`SVI(gp.model, gp.guide, ...)` stepped in a function the notebook calls trains `gp` on
+    what the steps hand it, and `gp.likelihood(gp(x))` is what its service answers."""
+    pytest.importorskip("pyro", reason="the corpus requirements install pyro-ppl")
+    plan = build_plan(write_notebook(PYRO_GP))
+    assert (plan.model.name, plan.model.fit_inputs) == ("gp", ("train_x",))
+    assert plan.model.served_output == "model.likelihood(model(inputs)).mean"
+    assert next(s for s in plan.steps if s.role == "train").outputs == ("gp",)

@@ -14,8 +14,10 @@ import pytest
 from conftest import run, run_cli, train_package
 from pytorch_notebooks import (
     GAUSSIAN_PROCESS,
+    GAUSSIAN_PROCESS_BY_FUNCTIONS,
     IMPORTS,
     NET,
+    PYRO_GP,
     SKORCH_IRIS,
     TUMOR_DATA,
     TUMOR_NET,
@@ -111,6 +113,32 @@ def test_a_module_torch_export_cannot_trace_is_pickled_and_the_run_says_why(
     assert len(json.loads(loaded.stdout.strip().splitlines()[-1])) == 3
 
 
+def test_a_gaussian_process_trained_by_pyro_is_saved_and_answers_from_records(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Pyro's parameter store leaves weak references on the parameters it trained, which no
+    pickle holds: the package saves the module without them, and the saved model answers."""
+    pytest.importorskip("pyro", reason="the corpus requirements install pyro-ppl")
+    package = convert(write_notebook(PYRO_GP, name="pyro_gp.ipynb"), tmp_path / "pkg").target
+    trained = train_package(package, tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    loaded = run(
+        Path(sys.executable),
+        "-c",
+        "import mlflow, numpy\n"
+        "model = mlflow.pyfunc.load_model('models:/pyro_gp/1')\n"
+        "print(model.predict(numpy.linspace(0, 1, 4, dtype='float32')).tolist())",
+        cwd=tmp_path,
+        env={
+            "PYTHONPATH": str(package),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        },
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    answers = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert len(answers) == 4 and answers[-1] > answers[0]  # 3.7 x**2 grows
+
+
 def test_a_skorch_net_is_served_as_its_module_answering_what_predict_answers(
     write_notebook: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -126,14 +154,21 @@ def test_a_skorch_net_is_served_as_its_module_answering_what_predict_answers(
     assert "predictions: the same on all 20 rows" in done.stdout
 
 
+@pytest.mark.parametrize(
+    "cells",
+    [GAUSSIAN_PROCESS, GAUSSIAN_PROCESS_BY_FUNCTIONS],
+    ids=["loop-in-a-cell", "train-and-predict-functions"],
+)
 def test_a_gaussian_process_answers_with_its_predictive_mean(
-    write_notebook: Callable[..., Path], tmp_path: Path
+    write_notebook: Callable[..., Path], tmp_path: Path, cells: list[str]
 ) -> None:
     """A GPyTorch model answers with a distribution; the notebook predicts through its
     likelihood, so the service answers with that prediction's mean, saved with the likelihood
-    it reads, and verify finds the notebook's model answering the same."""
+    it reads, and verify finds the notebook's model answering the same. A notebook function
+    handed the model trains it where it is called, and one that returns a prediction says what
+    the service answers."""
     pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
-    source = write_notebook(GAUSSIAN_PROCESS, name="gp.ipynb")
+    source = write_notebook(cells, name="gp.ipynb")
     plan = build_plan(source)
     assert (plan.model.name, plan.model.fit_inputs) == ("model", ("train_x",))
     assert plan.model.served_output == "likelihood(model(inputs)).mean"

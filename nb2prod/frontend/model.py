@@ -21,6 +21,7 @@ from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import dotted_name, keyword
 from nb2prod.frontend.training_loops import (
     answers_with_distribution,
+    batch_of_processes,
     module_output,
     trained_modules,
 )
@@ -158,6 +159,19 @@ def _refuse_unservable(facts: NotebookFacts, kept: set[int], model: Model) -> No
             "mean the service could answer with",
             cell=where,
             hint=f"add a cell that predicts, as observed = likelihood({model.name}(test_x))",
+        )
+    batch = distribution and batch_of_processes(facts, model.estimator)
+    if batch:
+        cell, line, keyword = batch
+        raise UnservableModel(
+            facts.notebook.path,
+            model.name,
+            f"{short} is a batch of Gaussian processes ({keyword}): it answers once per "
+            "process for each input row, and the service answers once per row",
+            cell=cell,
+            line=line,
+            hint="return MultitaskMultivariateNormal.from_batch_mvn(...) from forward to serve "
+            "the processes as the tasks of one model, or serve this model yourself",
         )
     for pattern, method in CALLED_BEFORE_PREDICT.items():
         if not pattern.search(model.estimator):
@@ -599,12 +613,13 @@ def _no_model(facts: NotebookFacts) -> InputError:
     if deep and deep[1] == _TORCH_LOOP:
         return InputError(
             facts.notebook.path,
-            "trains with a PyTorch loop, but no optimizer built in a cell over a module's "
-            "parameters() is stepped in a cell's loop, so nb2prod cannot tell which module "
-            "is the model",
+            "trains with a PyTorch loop, but no optimizer over a module the notebook keeps is "
+            "stepped (built in a cell, or in a function handed the module), so nb2prod cannot "
+            "tell which module is the model",
             cell=deep[0],
-            hint="build the optimizer as optimizer = torch.optim.Adam(model.parameters()) and "
-            "run the loop that calls optimizer.step() in a cell, not inside a function",
+            hint="build the model in a cell, then train it there (optimizer = "
+            "torch.optim.Adam(model.parameters()) and a loop calling optimizer.step()) or "
+            "pass it to the function that trains it (train(model))",
         )
     if deep:
         cell, what = deep

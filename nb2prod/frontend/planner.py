@@ -105,7 +105,12 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     if model.task == "unknown":
         model = _with_task_from_metrics(model, measurement.metrics)
     if is_trained_module(facts, kept, model.name):
-        model, output_finding = _with_served_output(facts, kept, model, measurement.metrics)
+        # a prediction slicing left out, as the package does not need it to train, still says
+        # what the service answers
+        predicting = kept | {cell.number for cell in facts.cells if cell.sliced}
+        model, output_finding = _with_served_output(
+            facts, predicting, kept, model, measurement.metrics
+        )
         findings.append(output_finding)
     findings += flow.findings
     findings += measurement.findings
@@ -246,10 +251,15 @@ def _servable_model(
 
 
 def _with_served_output(
-    facts: NotebookFacts, kept: set[int], model: Model, metrics: tuple[Metric, ...]
+    facts: NotebookFacts,
+    predicting: set[int],
+    kept: set[int],
+    model: Model,
+    metrics: tuple[Metric, ...],
 ) -> tuple[Model, Finding]:
     """A PyTorch module answers with what the notebook makes of its output before measuring
-    it (labels from logits, say), so the claim is about what the service returns."""
+    it (labels from logits, say), so the claim is about what the service returns. The value
+    may be made in any cell that `predicts`; the other modules it reads must be `kept`."""
     measured = {
         node.id
         for metric in metrics
@@ -259,7 +269,10 @@ def _with_served_output(
         if isinstance(node, ast.Name)
     }
     distribution = answers_with_distribution(facts, model.estimator) is not None
-    output = module_output(facts, kept, model.name, measured, distribution=distribution)
+    output = module_output(facts, predicting, model.name, measured, distribution=distribution)
+    in_package = {name for number in kept for name in facts.cell(number).names.defines}
+    if output is not None and not set(output.uses) <= in_package:
+        output = None  # `likelihood2(model(x))` with likelihood2 left out of the package
     if output is None:
         return model, Finding(
             "module-output-served",
@@ -506,10 +519,20 @@ def _steps(
     metrics: tuple[Metric, ...],
 ) -> tuple[Step, ...]:
     groups: list[tuple[RoleDecision, list[int]]] = []
+    fitted_in = model.defined_in if model.fitted_in is None else model.fitted_in
+    model_reads = _names_read(*model.fit_inputs[:1], *model.predict_inputs[:1])
     for cell, role in zip(facts.cells, roles, strict=True):
         if cell.number not in kept:
             continue
-        if groups and (groups[-1][0].role, groups[-1][0].step) == (role.role, role.step):
+        same_role = groups and (groups[-1][0].role, groups[-1][0].step) == (role.role, role.step)
+        # a cell rebinding what the model was fitted on starts a step of its own, so run() can
+        # take the model's input example and fit data as they were at the fit
+        rebinds_model_input = (
+            groups
+            and groups[-1][1][-1] == fitted_in
+            and bool(model_reads & set(cell.names.defines))
+        )
+        if same_role and not rebinds_model_input:
             groups[-1][1].append(cell.number)
         else:
             groups.append((role, [cell.number]))
@@ -544,6 +567,18 @@ def _steps(
             )
         )
     return tuple(steps)
+
+
+def _names_read(*expressions: str) -> set[str]:
+    """The variables the expressions read (`X_train` of `X_train[:, :2]`)."""
+    names: set[str] = set()
+    for text in expressions:
+        try:
+            tree = ast.parse(text, mode="eval")
+        except SyntaxError:
+            continue
+        names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    return names
 
 
 def _identifier(text: str) -> str:

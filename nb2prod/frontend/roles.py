@@ -260,6 +260,8 @@ def _from_code(cell: CellFacts, facts: NotebookFacts, context: _Context) -> Role
             return RoleDecision("inference", f"calls {call.receiver}.{call.method}(...)")
     trained = {module.name for module in context.modules}
     for statement in cell.kept_statements:
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue  # `def predict(model, x): return model(x)` predicts only when called
         called = [name for name in sorted(trained) if module_calls(statement, name)]
         if called:
             return RoleDecision("inference", f"predicts with {called[0]}(...)")

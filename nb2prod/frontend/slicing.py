@@ -31,7 +31,7 @@ from nb2prod.frontend.pysyntax import (
     numeric_core,
     root_name,
 )
-from nb2prod.frontend.training_loops import optimized_modules
+from nb2prod.frontend.training_loops import function_optimizers, optimized_modules
 from nb2prod.frontend.vocabulary import CV_FUNCTIONS, FIT_METHODS, is_metric_function
 from nb2prod.plan import Model
 
@@ -391,8 +391,9 @@ def _function_effects(
                 parameters = tuple(a.arg for a in [*arguments.posonlyargs, *arguments.args])
                 local = {*parameters, *(a.arg for a in arguments.kwonlyargs)}
                 body_changes: set[str] = set()
+                stepped = function_optimizers(facts, statement)  # step() changes their modules
                 for inner in statement.body:
-                    body_changes |= _mutated(inner, facts.aliases, effects, containers)
+                    body_changes |= _mutated(inner, facts.aliases, effects, containers, stepped)
                     if isinstance(inner, ast.Global):
                         body_changes |= set(inner.names)
                 effects[statement.name] = _Effect(

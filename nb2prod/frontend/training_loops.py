@@ -14,8 +14,8 @@ import builtins
 import re
 from dataclasses import dataclass
 
-from nb2prod.frontend.facts import NotebookFacts
-from nb2prod.frontend.pysyntax import dotted_name, keyword
+from nb2prod.frontend.facts import CellFacts, NotebookFacts
+from nb2prod.frontend.pysyntax import dotted_name, keyword, root_name
 
 OPTIMIZER_MODULES = ("torch.optim.",)
 _DATA_LOADERS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
@@ -35,22 +35,59 @@ def optimized_modules(facts: NotebookFacts) -> dict[str, frozenset[str]]:
     """Optimizer name -> the modules whose parameters it steps, for every optimizer the
     notebook builds (`opt = torch.optim.SGD(net.parameters(), lr=0.1)` -> {"net"}): stepping
     the optimizer changes those modules, which the slice must know."""
+    return _optimizers(facts, facts.constructor_calls)
+
+
+def function_optimizers(
+    facts: NotebookFacts, function: ast.FunctionDef
+) -> dict[str, frozenset[str]]:
+    """The same for the optimizers a notebook function builds in its body, over its
+    parameters or globals (`def train(model): opt = torch.optim.Adam(model.parameters())`)."""
+    built = {
+        node.targets[0].id: node.value
+        for node in ast.walk(function)
+        if isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Call)
+    }
+    return _optimizers(facts, built)
+
+
+def _optimizers(facts: NotebookFacts, built: dict[str, ast.Call]) -> dict[str, frozenset[str]]:
     found: dict[str, frozenset[str]] = {}
-    for name, built in facts.constructor_calls.items():
-        callee = dotted_name(built.func)
-        if callee is None or not facts.aliases.resolve(callee).startswith(OPTIMIZER_MODULES):
+    for name, call in built.items():
+        callee = facts.aliases.resolve(dotted_name(call.func) or "")
+        if callee in _STOCHASTIC_INFERENCE:
+            owners = _owners_of_model_and_guide(call)
+        elif callee.startswith(OPTIMIZER_MODULES):
+            owners = _parameter_owners(call.args[0] if call.args else keyword(call, "params"))
+        else:
             continue
-        given = built.args[0] if built.args else keyword(built, "params")
-        owners = _parameter_owners(given)
         if owners:
             found[name] = frozenset(owners)
     return found
+
+
+# Pyro's stochastic variational inference: `svi.step(x, y)` steps the parameters of the module
+# whose model and guide it was built over (`SVI(gp.model, gp.guide, optim, elbo)`)
+_STOCHASTIC_INFERENCE = frozenset({"pyro.infer.SVI", "pyro.infer.svi.SVI"})
+
+
+def _owners_of_model_and_guide(call: ast.Call) -> set[str]:
+    given = call.args[:2] or [k.value for k in call.keywords if k.arg in ("model", "guide")]
+    return {
+        value.value.id
+        for value in given
+        if isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name)
+    }
 
 
 def trained_modules(facts: NotebookFacts, kept: set[int] | None) -> list[TrainedModule]:
     """Each `optimizer.step()` in a kept cell, with the module it trains and what that module
     is called on in the same statement (the training loop)."""
     optimizers = optimized_modules(facts)
+    trainers = _training_functions(facts)
     found: list[TrainedModule] = []
     for cell in facts.cells:
         if kept is not None and cell.number not in kept:
@@ -59,14 +96,119 @@ def trained_modules(facts: NotebookFacts, kept: set[int] | None) -> list[Trained
             if call.in_display or call.method != "step" or call.receiver not in optimizers:
                 continue
             loop = cell.statements[call.statement]
-            fed = {module: _called_on(facts, loop, module) for module in optimizers[call.receiver]}
+            fed = {
+                module: _called_on(facts, loop, module, call.receiver)
+                for module in optimizers[call.receiver]
+            }
             # one optimizer over a model and its likelihood: the model is the one fed the data
             fed_data = {module: inputs for module, inputs in fed.items() if inputs} or fed
             found += [
                 TrainedModule(module, call.receiver, cell.number, call.line, inputs)
                 for module, inputs in sorted(fed_data.items())
             ]
+        found += _trained_by_calls(facts, cell, trainers)
     return found
+
+
+@dataclass(frozen=True)
+class _Trainer:
+    """A notebook function whose loop steps an optimizer over a module it is handed or reads
+    (`def train(model, likelihood): ... optimizer.step()`)."""
+
+    name: str
+    parameters: tuple[str, ...]
+    optimizer: str
+    modules: tuple[str, ...]  # as the function names them: its parameters or globals
+    loop: ast.stmt
+
+
+def _training_functions(facts: NotebookFacts) -> list[_Trainer]:
+    found = []
+    for cell in facts.cells:
+        for statement in cell.statements:
+            if not isinstance(statement, ast.FunctionDef):
+                continue
+            optimizers = function_optimizers(facts, statement)
+            arguments = statement.args
+            parameters = tuple(a.arg for a in [*arguments.posonlyargs, *arguments.args])
+            for loop in ast.walk(statement):
+                if not isinstance(loop, ast.For | ast.While):
+                    continue
+                stepped = next(
+                    (
+                        node.func.value.id
+                        for node in ast.walk(loop)
+                        if isinstance(node, ast.Call)
+                        and isinstance(node.func, ast.Attribute)
+                        and node.func.attr == "step"
+                        and isinstance(node.func.value, ast.Name)
+                        and node.func.value.id in optimizers
+                    ),
+                    None,
+                )
+                if stepped is not None:
+                    # a module the function builds itself is gone when it returns
+                    local = _bound_locally(statement) - set(parameters)
+                    modules = tuple(sorted(optimizers[stepped] - local))
+                    found.append(_Trainer(statement.name, parameters, stepped, modules, loop))
+                    break
+    return found
+
+
+def _bound_locally(function: ast.FunctionDef) -> set[str]:
+    """Names the function assigns and does not declare global."""
+    declared = {
+        n for node in ast.walk(function) if isinstance(node, ast.Global) for n in node.names
+    }
+    assigned = {
+        node.id
+        for node in ast.walk(function)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+    }
+    return assigned - declared
+
+
+def _trained_by_calls(
+    facts: NotebookFacts, cell: CellFacts, trainers: list[_Trainer]
+) -> list[TrainedModule]:
+    """`train(model, likelihood)` in a cell: the modules the function steps, as the call
+    names them, trained where it is called (a default argument names nothing here)."""
+    found: list[TrainedModule] = []
+    for trainer in trainers:
+        for statement, display in zip(cell.statements, cell.display, strict=True):
+            if display or isinstance(statement, ast.FunctionDef | ast.ClassDef):
+                continue
+            for call in ast.walk(statement):
+                if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
+                    continue
+                if call.func.id != trainer.name:
+                    continue
+                given = _arguments(call, trainer.parameters)
+                fed = {}
+                for module in trainer.modules:
+                    read = module if module not in trainer.parameters else None  # a global
+                    argument = given.get(module, read)
+                    if isinstance(argument, str):
+                        inputs = _called_on(facts, trainer.loop, module, trainer.optimizer)
+                        fed[argument] = tuple(
+                            given[i] if isinstance(given.get(i), str) else i for i in inputs
+                        )
+                fed_data = {module: inputs for module, inputs in fed.items() if inputs} or fed
+                found += [
+                    TrainedModule(module, f"{trainer.name}(...)", cell.number, call.lineno, inputs)
+                    for module, inputs in sorted(fed_data.items())
+                ]
+    return found
+
+
+def _arguments(call: ast.Call, parameters: tuple[str, ...]) -> dict[str, str | None]:
+    """Parameter -> the notebook name the call passes for it (None: not a plain name)."""
+    given: dict[str, str | None] = {}
+    positional = zip(parameters, call.args, strict=False)  # *args beyond the parameters: none
+    pairs = [*positional, *((k.arg, k.value) for k in call.keywords if k.arg)]
+    for parameter, value in pairs:
+        given[parameter] = value.id if isinstance(value, ast.Name) else None
+    return given
 
 
 def module_calls(statement: ast.AST, module: str) -> list[ast.Call]:
@@ -96,9 +238,24 @@ def _parameter_owners(given: ast.expr | None) -> set[str]:
     }
 
 
-def _called_on(facts: NotebookFacts, loop: ast.stmt, module: str) -> tuple[str, ...]:
-    for call in module_calls(loop, module):
-        given = call.args[0]
+def _called_on(
+    facts: NotebookFacts, loop: ast.stmt, module: str, stepper: str | None = None
+) -> tuple[str, ...]:
+    """What the loop feeds the module: its call's first argument (`model(x)`), or else what
+    the stepper hands the module's model (`svi.step(x, y)`)."""
+    fed = [call.args[0] for call in module_calls(loop, module)]
+    fed += [
+        node.args[0]
+        for node in ast.walk(loop)
+        if stepper is not None
+        and isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "step"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == stepper
+        and node.args
+    ]
+    for given in fed:
         if isinstance(given, ast.Name):
             batch_source = _batched_from(facts, loop, given.id)
             return (batch_source or given.id,)
@@ -175,22 +332,31 @@ def module_output(
 
     A module that answers with a distribution (`distribution`, a Gaussian process) is read
     through the first prediction the notebook makes from it, metric or not
-    (`observed_pred = likelihood(model(test_x))`), and answers with that prediction's mean.
+    (`observed_pred = likelihood(model(test_x))`), and answers with that prediction's mean;
+    failing that, with the mean of the first `pred = model(test_x)` outside a loop.
     """
     objects = _module_objects(facts) - {module}
     raw: dict[str, ast.expr] = {}  # names bound to the module's bare output
+    bare: ModuleOutput | None = None  # a distribution's first bare prediction, out of loops
+    predictors = _returning_functions(facts)
     for cell in facts.cells:
         if cell.number not in kept:
             continue
         shown = [s for s, display in zip(cell.statements, cell.display, strict=True) if display]
         for statement in (s for s in cell.statements if s not in shown):
+            looped = {
+                id(inner)
+                for loop in ast.walk(statement)
+                if isinstance(loop, ast.For | ast.While)
+                for inner in ast.walk(loop)
+            }
             for node in ast.walk(statement):
                 if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
                     continue
                 target = node.targets[0]
                 if not isinstance(target, ast.Name):
                     continue
-                value = _with_outputs_inlined(node.value, raw)
+                value = _with_outputs_inlined(_returned(node.value, predictors), raw)
                 calls = module_calls(value, module)
                 uses = _other_modules(facts, value, calls[0], objects) if calls else None
                 if len(calls) != 1 or uses is None:
@@ -198,6 +364,11 @@ def module_output(
                     continue
                 if value is calls[0]:
                     raw[target.id] = value
+                    if distribution and bare is None and id(node) not in looped:
+                        # `pred = model(test_x)` (a training loop's `output = model(x)` is not)
+                        mean = ast.Attribute(_fed(value, calls[0]), "mean", ast.Load())
+                        where = (cell.number, node.lineno)
+                        bare = ModuleOutput(ast.unparse(mean), target.id, *where, tuple(uses))
                     if distribution or target.id not in measured:
                         continue
                 served = _fed(value, calls[0])
@@ -210,7 +381,51 @@ def module_output(
                 if served is not None:
                     where = (cell.number, node.lineno)
                     return ModuleOutput(ast.unparse(served), target.id, *where, tuple(uses))
-    return None
+    return bare  # the mean of the model's own prediction, when no likelihood reads it
+
+
+def _returning_functions(facts: NotebookFacts) -> dict[str, ast.FunctionDef]:
+    """Notebook functions that end by returning a value (`def predict(model, likelihood):
+    ... return likelihood(model(test_x))`), by name."""
+    return {
+        statement.name: statement
+        for cell in facts.cells
+        for statement in cell.statements
+        if isinstance(statement, ast.FunctionDef)
+        and statement.body
+        and isinstance(statement.body[-1], ast.Return | ast.With)
+        and _return_value(statement) is not None
+    }
+
+
+def _return_value(function: ast.FunctionDef) -> ast.expr | None:
+    """The value of the function's one return statement, which may sit in a `with` block."""
+    returns = [node for node in ast.walk(function) if isinstance(node, ast.Return)]
+    return returns[0].value if len(returns) == 1 else None
+
+
+def _returned(value: ast.expr, functions: dict[str, ast.FunctionDef]) -> ast.expr:
+    """`predict(model, likelihood)` as what it returns, with the call's arguments (or the
+    parameters' defaults) in place of the parameters; any other value as it is."""
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)):
+        return value
+    function = functions.get(value.func.id)
+    if function is None:
+        return value
+    arguments = function.args
+    parameters = [a.arg for a in [*arguments.posonlyargs, *arguments.args]]
+    defaults = dict(zip(reversed(parameters), reversed(arguments.defaults), strict=False))
+    given: dict[str, ast.expr] = {**defaults, **dict(zip(parameters, value.args, strict=False))}
+    given |= {k.arg: k.value for k in value.keywords if k.arg}
+    if any(name not in given for name in parameters):
+        return value
+
+    class Bind(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            return _copy(given[node.id]) if node.id in given else node
+
+    returned = _return_value(function)
+    return Bind().visit(_copy(returned)) if returned is not None else value
 
 
 def _module_objects(facts: NotebookFacts) -> set[str]:
@@ -242,7 +457,8 @@ def _mean_of(value: ast.expr, objects: set[str]) -> ast.expr | None:
     while isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:
         if isinstance(node.func, ast.Name) and node.func.id == "model":
             return value if inner is not value else ast.Attribute(inner, "mean", ast.Load())
-        if not (isinstance(node.func, ast.Name) and node.func.id in objects):
+        own_part = isinstance(node.func, ast.Attribute) and root_name(node.func) == "model"
+        if not (own_part or (isinstance(node.func, ast.Name) and node.func.id in objects)):
             return None
         node = node.args[0]
     return None
@@ -261,6 +477,7 @@ def _with_outputs_inlined(value: ast.expr, raw: dict[str, ast.expr]) -> ast.expr
 def _fed(value: ast.expr, call: ast.Call) -> ast.expr:
     """The expression with the module fed `inputs` instead of the notebook's tensor."""
     target = ast.unparse(call)
+    module = call.func.id if isinstance(call.func, ast.Name) else None
 
     class Feed(ast.NodeTransformer):
         def visit_Call(self, node: ast.Call) -> ast.AST:
@@ -268,6 +485,10 @@ def _fed(value: ast.expr, call: ast.Call) -> ast.expr:
                 return ast.Call(ast.Name("model", ast.Load()), [ast.Name(MODULE_INPUT)], [])
             self.generic_visit(node)
             return node
+
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            # the module's own parts (`gp.likelihood`) as `answer` receives it: `model`
+            return ast.Name("model", node.ctx) if node.id == module else node
 
     return Feed().visit(_copy(value))
 
@@ -301,7 +522,8 @@ def _other_modules(
         node.id for node in ast.walk(value) if isinstance(node, ast.Name) and id(node) not in inside
     }
     free = {name for name in read if facts.aliases.is_module_alias(name) or name in builtin_names}
-    others = read - free
+    itself = {call.func.id} if isinstance(call.func, ast.Name) else set()  # `gp.likelihood`
+    others = read - free - itself
     return others if others <= objects else None
 
 
@@ -367,6 +589,42 @@ def answers_with_distribution(facts: NotebookFacts, qualified: str) -> str | Non
         for statement in cell.statements:
             if isinstance(statement, ast.ClassDef) and statement.name == qualified:
                 return _distribution_of_class(facts, statement)
+    return None
+
+
+def batch_of_processes(facts: NotebookFacts, qualified: str) -> tuple[int, int, str] | None:
+    """Where a notebook GP class is made a batch of processes: its means or kernels take
+    `batch_shape=` and its forward pass returns one plain MultivariateNormal, so each input
+    answers once per process (4 rows for 1), not once. Batches turned into tasks
+    (`MultitaskMultivariateNormal.from_batch_mvn`, a multitask variational strategy) answer
+    once per row and are not one."""
+    for cell in facts.cells:
+        for statement in cell.statements:
+            if not (isinstance(statement, ast.ClassDef) and statement.name == qualified):
+                continue
+            batched = next(
+                (
+                    keyword
+                    for node in ast.walk(statement)
+                    if isinstance(node, ast.Call)
+                    for keyword in node.keywords
+                    if keyword.arg == "batch_shape"
+                ),
+                None,
+            )
+            returns = {
+                facts.aliases.resolve(dotted_name(node.value.func) or "").rsplit(".", 1)[-1]
+                for node in ast.walk(statement)
+                if isinstance(node, ast.Return) and isinstance(node.value, ast.Call)
+            }
+            # a multitask variational strategy (LMC, independent) makes the batch into tasks
+            as_tasks = any(
+                isinstance(node, ast.Call)
+                and re.search(r"Multitask|LMC", dotted_name(node.func) or "")
+                for node in ast.walk(statement)
+            )
+            if batched is not None and returns == {"MultivariateNormal"} and not as_tasks:
+                return cell.number, batched.lineno, ast.unparse(batched)
     return None
 
 

@@ -63,9 +63,22 @@ def log_module(model: Any, common: Mapping[str, Any]) -> Any:
     import mlflow
     import mlflow.pytorch
 
+    _without_weak_references(model)
     try:
         return mlflow.pytorch.log_model(model, serialization_format="pt2", **common)
     except Exception as error:  # torch.export's errors have no common base class
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         mlflow.set_tag("model_format", f"pickle: torch.export cannot trace the module ({reason})")
         return mlflow.pytorch.log_model(model, serialization_format="pickle", **common)
+
+
+def _without_weak_references(model: Any) -> None:
+    """Drop what training left on the module's tensors as weak references: Pyro's parameter
+    store marks each parameter it trained with one (`param.unconstrained`), which no pickle can
+    hold, and serving never reads it."""
+    import weakref
+
+    for tensor in [*model.parameters(), *model.buffers()]:
+        for name, value in list(vars(tensor).items()):
+            if isinstance(value, weakref.ReferenceType):
+                delattr(tensor, name)
