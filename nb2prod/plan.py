@@ -127,6 +127,7 @@ class Model:
     # returns it (`(torch.sigmoid(model(inputs)) > 0.5).int()`); None: its output as it is
     served_output: str | None = None
     served_with: tuple[str, ...] = ()  # other modules `answer` reads (a GP's likelihood)
+    backend: str | None = None  # a Keras network's: what it runs on ("torch"), KERAS_BACKEND
 
 
 @dataclass(frozen=True)

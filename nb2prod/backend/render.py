@@ -254,7 +254,8 @@ def template_context(
             "runtime_wheel": wheel_name(runtime_version()),
             "runtime_json": _runtime_json(plan, header),
             "serving_imports": serving_imports(plan),
-            "pytorch": serves_pytorch(plan),
+            # torch's CPU wheels in the image: a module, or a Keras network on torch
+            "pytorch": any(requirement.name == "torch" for requirement in plan.requirements),
         },
     }
 
@@ -286,6 +287,8 @@ def serving_imports(plan: Plan) -> list[str]:
         return modules
     estimator = plan.model.estimator.split("(")[0]
     library = estimator.split(".")[0]
+    if plan.model.backend:
+        return [*modules, "mlflow.keras", "keras", plan.model.backend]
     if serves_pytorch(plan):
         return [*modules, "mlflow.pytorch", "torch", "nb2prod_runtime.torch_output"]
     modules += _FLAVOUR_MODULES.get(library, _SKLEARN_FLAVOUR)
@@ -348,6 +351,9 @@ def how_training_measures(plan: Plan, code: GeneratedCode) -> dict[str, Any]:
         return {"cross_validation": None, "cross_validation_note": why}
     if not code.has_fit_data:
         why = "the model is fitted without labels run() holds, so it cannot be refitted on folds"
+        return {"cross_validation": None, "cross_validation_note": why}
+    if plan.model.backend:
+        why = "a Keras network is not a scikit-learn estimator that can be refitted on folds"
         return {"cross_validation": None, "cross_validation_note": why}
     if primary is None:  # never evaluated by the notebook: the estimator's own score
         spec = {"scorer": "", "keywords": {}, "response_method": "predict", "metric": None}

@@ -65,12 +65,16 @@ def execution_order_findings(facts: NotebookFacts) -> list[Finding]:
 
 
 def randomness_findings(
-    facts: NotebookFacts, kept: set[int], modules: frozenset[str] = frozenset()
+    facts: NotebookFacts,
+    kept: set[int],
+    modules: frozenset[str] = frozenset(),
+    networks: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     """Unseeded draws in kept code; `modules` are the PyTorch modules the notebook trains,
-    whose weights start from torch's global generator."""
+    whose weights start from torch's global generator, `networks` its Keras networks, whose
+    weights start from Keras's own (seeded by keras.utils.set_random_seed alone)."""
     findings: list[Finding] = []
-    numpy_seeded = python_seeded = torch_seeded = False
+    numpy_seeded = python_seeded = torch_seeded = keras_seeded = False
     for cell in facts.cells:
         if cell.number not in kept:
             continue
@@ -84,10 +88,13 @@ def randomness_findings(
                 python_seeded = True
             elif qualified in TORCH_SEEDS:
                 torch_seeded = True
+            keras_seeded = keras_seeded or qualified == KERAS_SEED
             hint = _SEED_HINT
             message = _unseeded(call.node, qualified, numpy_seeded, python_seeded)
             if not message and not torch_seeded:
                 message, hint = _unseeded_torch(call, qualified, modules), _TORCH_SEED_HINT
+            if not message and not keras_seeded:
+                message, hint = _unseeded_network(call, qualified, networks), _KERAS_SEED_HINT
             if message:
                 findings.append(
                     Finding("unseeded-random", "warning", message, cell.number, call.line, hint)
@@ -145,6 +152,21 @@ def _unseeded_torch(call: CallSite, qualified: str, modules: frozenset[str]) -> 
         )
     return None
 
+
+def _unseeded_network(call: CallSite, qualified: str, networks: frozenset[str]) -> str | None:
+    trained = [name for name in call.assigned_to if name in networks]
+    if trained and call.assigned_whole:
+        return (
+            f"{trained[0]} = {qualified.rsplit('.', 1)[-1]}(...) starts from weights Keras "
+            "draws, never seeded: each run trains a different model"
+        )
+    return None
+
+
+KERAS_SEED = "keras.utils.set_random_seed"  # Python's, numpy's, the backend's and Keras's own
+_KERAS_SEED_HINT = (
+    "call keras.utils.set_random_seed(...) before it, so a re-run gives the same model"
+)
 
 _GENERATORS = {"numpy": "numpy's global generator", "python": "Python's random module"}
 

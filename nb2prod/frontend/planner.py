@@ -22,6 +22,7 @@ from nb2prod.frontend.findings import (
     execution_order_findings,
     randomness_findings,
 )
+from nb2prod.frontend.keras_models import is_keras_model, keras_backend
 from nb2prod.frontend.library_calls import refuse_calls_the_installed_libraries_reject
 from nb2prod.frontend.lineage import RANK, REFITTED, UNKNOWN
 from nb2prod.frontend.metrics import Measurement, find_metrics
@@ -94,12 +95,26 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
         if cell.number in kept
     }
     kept = {number for number, block in blocks.items() if block is not None}
+    imports = _kept_imports(facts, kept, removed_imports)
+    backend_only = False  # Keras's backend, which the notebook itself never imports
+    if is_keras_model(facts, model.estimator):
+        model, backend_finding = _with_keras_backend(facts, model)
+        findings.append(backend_finding)
+        backend_only = all(module != model.backend for module, _ in imports)
+        imports.append((model.backend or "", model.fitted_in or model.defined_in))
     requirements, local_modules, requirement_findings = resolve_requirements(
-        _kept_imports(facts, kept, removed_imports),
+        imports,
         [(spec, c.number) for c in facts.cells for spec in c.normalised.requirements],
         notebook.path.resolve().parent,
         {name for cell in facts.cells for name in cell.normalised.local_files},
     )
+    if backend_only:
+        requirements = tuple(
+            replace(r, source=f"Keras's backend (KERAS_BACKEND={model.backend})")
+            if model.backend in r.modules
+            else r
+            for r in requirements
+        )
     if model.library:
         model = _with_library(model, requirements)
     if model.task == "unknown":
@@ -107,7 +122,10 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     if is_trained_module(facts, kept, model.name):
         # a prediction slicing left out, as the package does not need it to train, still says
         # what the service answers
-        predicting = kept | {cell.number for cell in facts.cells if cell.sliced}
+        trained_in = model.fitted_in or model.defined_in  # what came before was another model
+        predicting = {
+            n for n in kept | {c.number for c in facts.cells if c.sliced} if n >= trained_in
+        }
         model, output_finding = _with_served_output(
             facts, predicting, kept, model, measurement.metrics
         )
@@ -117,7 +135,8 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     findings += requirement_findings
     findings += execution_order_findings(facts)
     drawing = drawing_initial_weights(facts, trained_module_names(facts, kept))
-    findings += randomness_findings(facts, kept, drawing)
+    networks = frozenset({model.name} if model.backend else ())
+    findings += randomness_findings(facts, kept, drawing, networks)
     findings += dropped_draw_findings(facts, kept)
     findings += absolute_path_findings(facts, kept)
     findings += _secret_findings(facts, secrets)
@@ -293,6 +312,31 @@ def _with_served_output(
         output.cell,
         output.line,
         None,
+    )
+
+
+def _with_keras_backend(facts: NotebookFacts, model: Model) -> tuple[Model, Finding]:
+    """A Keras network with the backend the package runs it on (its library a requirement),
+    and a finding that says which, and what the service answers."""
+    backend = keras_backend(facts)
+    model = replace(model, backend=backend.name)
+    where = model.fitted_in or model.defined_in
+    if backend.chosen_at is not None:
+        message = f"the notebook runs Keras on {backend.name}, and so does the package"
+        where = backend.chosen_at[0]
+    else:
+        message = (
+            f"the notebook leaves Keras's backend to its default; the package runs Keras on "
+            f"{backend.name}, the first of tensorflow, jax and torch installed here"
+        )
+    return model, Finding(
+        "keras-backend",
+        "info",
+        f"{message}; the service answers with what {model.name}.predict(inputs) returns, the "
+        "network's last layer",
+        where,
+        None,
+        'set os.environ["KERAS_BACKEND"] before import keras to choose the backend',
     )
 
 

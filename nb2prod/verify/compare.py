@@ -100,15 +100,27 @@ def compare_predictions(
         count = max(len(notebook), len(package))
         return Predictions(count, count, None, stretch)
     differing, largest = 0, None
-    for theirs, ours in zip(notebook, package, strict=True):
-        if _is_number(theirs) and _is_number(ours):
-            delta = abs(float(ours) - float(theirs))
-            largest = delta if largest is None else max(largest, delta)
-            same = math.isclose(float(ours), float(theirs), rel_tol=rtol, abs_tol=atol)
-        else:
-            same = str(ours) == str(theirs)
-        differing += not same
+    for their_row, our_row in zip(notebook, package, strict=True):
+        row_differs = False
+        # a row's answer is a number, or a list of them (a probability per class)
+        pairs = _pairs(their_row, our_row)
+        for theirs, ours in pairs or [(their_row, our_row)]:
+            if _is_number(theirs) and _is_number(ours):
+                delta = abs(float(ours) - float(theirs))
+                largest = delta if largest is None else max(largest, delta)
+                same = math.isclose(float(ours), float(theirs), rel_tol=rtol, abs_tol=atol)
+            else:
+                same = str(ours) == str(theirs)
+            row_differs |= not same
+        differing += row_differs
     return Predictions(len(notebook), differing, largest, stretch)
+
+
+def _pairs(theirs: object, ours: object) -> list[tuple[object, object]] | None:
+    """A row's answers side by side when both are lists of the same length; else None."""
+    if isinstance(theirs, list) and isinstance(ours, list) and len(theirs) == len(ours):
+        return list(zip(theirs, ours, strict=True))
+    return None
 
 
 def _is_number(value: object) -> bool:

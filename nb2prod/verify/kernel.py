@@ -69,7 +69,7 @@ def _nb2prod_sample(model, rows, count, answer=None):
 
             rows = pandas.DataFrame(rows)
         rows = rows.iloc[:count] if hasattr(rows, "iloc") else numpy.asarray(rows)[:count]
-        predicted = numpy.asarray(model.predict(rows)).ravel().tolist()
+        predicted = _nb2prod_per_row(model.predict(rows))
         if hasattr(rows, "to_json"):
             return {"frame": rows.to_json(orient="split"), "predictions": predicted}
         return {"array": rows.tolist(), "predictions": predicted}
@@ -89,8 +89,16 @@ def _nb2prod_module_sample(module, rows, count, answer):
     with torch.no_grad():
         given = torch.from_numpy(rows)
         output = answer(module, given) if answer is not None else module(given)
-    predicted = numpy.asarray(output.cpu() if hasattr(output, "cpu") else output)
-    return {"array": rows.tolist(), "predictions": predicted.ravel().tolist()}
+    predicted = _nb2prod_per_row(output.cpu() if hasattr(output, "cpu") else output)
+    return {"array": rows.tolist(), "predictions": predicted}
+
+
+def _nb2prod_per_row(values):
+    # One answer per row: a number, or the row's list of numbers (a probability per class)
+    import numpy
+
+    values = numpy.asarray(values)
+    return values.reshape(len(values), -1).tolist() if values.ndim > 1 else values.tolist()
 
 
 def _nb2prod_forecast(model, count):

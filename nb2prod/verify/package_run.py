@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -93,7 +94,8 @@ def package_predictions(
     # The notebook's rows may hold more than the model reads (a formula's target): MLflow
     # drops those columns, and its warning about them is not the user's to read here.
     logging.getLogger("mlflow.models.utils").setLevel(logging.ERROR)
-    with _importable(package_dir):
+    # what a model's library prints as it predicts (Keras's progress bar) is not verify's output
+    with _importable(package_dir), contextlib.redirect_stdout(io.StringIO()):
         model = mlflow.pyfunc.load_model(f"models:/{name}/{run.version}")
         if sample.stretch is not None:
             start, end = sample.stretch
@@ -102,7 +104,9 @@ def package_predictions(
             rows = pd.read_json(io.StringIO(sample.frame), orient="split", dtype=False)
         else:
             rows = _as_signature_tensor(model, np.asarray(sample.array))
-        return np.asarray(model.predict(rows)).ravel().tolist()
+        answers = np.asarray(model.predict(rows))
+        # one entry per row, as the notebook's side gives them (a row of class probabilities)
+        return answers.reshape(len(answers), -1).tolist() if answers.ndim > 1 else answers.tolist()
 
 
 def _as_signature_tensor(model: Any, rows: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,8 @@ def verify(
     predicting = _predicting(plan)
     model = predicting if isinstance(predicting, ModelProbe) else None
     dropped = [cell.cell for cell in plan.cells if not cell.kept]
+    if plan.model.backend:  # the notebook's network runs on the package's Keras backend
+        os.environ.setdefault("KERAS_BACKEND", plan.model.backend)
     ran = run_notebook(
         notebook,
         metrics,

@@ -23,6 +23,7 @@ from mlflow.models import get_model_info
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema
 
+from nb2prod_runtime import keras_io
 from nb2prod_runtime.forecasting import Forecaster, is_forecaster
 from nb2prod_runtime.honesty import Honesty, HonestyError
 from nb2prod_runtime.model_io import ONE_COLUMN
@@ -195,6 +196,9 @@ def load(uri: str, package: Package) -> Served:
         elif "sklearn" in info.flavors:
             served.model = mlflow.sklearn.load_model(concrete)
             needs_names = by_name(served.model, schema)
+        elif "keras" in info.flavors:
+            served.model = keras_io.load_network(concrete, info.metadata or {})
+            needs_names = True
         elif "statsmodels" in info.flavors and is_forecaster(
             results := mlflow.statsmodels.load_model(concrete)
         ):

@@ -29,6 +29,10 @@ The flavour is chosen from the fitted object's type when training runs:
   instead, which imports its class from this package when loaded, and the run says so.
   A skorch net is served as its fitted module answering as the net's predict does
   (torch_output.SkorchPredicting), the same way.
+- a Keras 3 model (``keras.Model``, on any backend): ``mlflow.keras``, in Keras's ``.keras``
+  format, with the backend it was trained on in its metadata (see keras_io.py). Like a module,
+  its example is a float array and serving turns records into that tensor; it answers with
+  ``model.predict``.
 - a rule-based model: its code, as an MLflow model-from-code, plus its settings.
 
 A scikit-learn model fitted on one column (a text pipeline fitted on ``df["review"]``, a
@@ -50,7 +54,7 @@ import numpy as np
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema, TensorSpec
 
-from nb2prod_runtime import pytorch_io
+from nb2prod_runtime import keras_io, pytorch_io
 from nb2prod_runtime.forecasting import (
     Forecaster,
     forecast_request,
@@ -82,6 +86,8 @@ def log_model(
     if kind == "pytorch":
         model_input = pytorch_io.as_array(model_input)
         model.eval()  # served as the notebook predicts: no dropout, batch norm's running stats
+    elif kind == "keras":
+        model_input = keras_io.as_array(model_input)
     try:
         if is_forecaster(model):
             example = forecast_request(model, FORECAST_EXAMPLE_STEPS)
@@ -125,6 +131,8 @@ def log_model(
         info = mlflow.statsmodels.log_model(model, **common)
     elif kind == "pytorch":
         info = pytorch_io.log_module(model, common)
+    elif kind == "keras":
+        info = keras_io.log_network(model, common)
     else:
         info = mlflow.sklearn.log_model(
             model,
@@ -142,6 +150,8 @@ def flavour(package: Package, model: Any) -> str:
         return "rule-based"
     if is_forecaster(model):
         return "statsmodels"
+    if keras_io.is_keras_model(model):
+        return "keras"
     if pytorch_io.is_module(model):
         return "pytorch"
     library = type(model).__module__.partition(".")[0]
@@ -174,6 +184,8 @@ def predict(model: Any, example: Any) -> Any:
         return model.predict(xgboost.DMatrix(example))
     if is_forecaster(model):
         return np.asarray(Forecaster(model).predict(example.iloc[:1])[0])
+    if keras_io.is_keras_model(model):
+        return keras_io.predict(model, example)
     if pytorch_io.is_module(model):
         return pytorch_io.forward(model, example)
     return model.predict(example)

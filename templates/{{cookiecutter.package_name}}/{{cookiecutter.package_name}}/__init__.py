@@ -17,6 +17,12 @@ if importlib.util.find_spec("nb2prod_runtime") is None:  # one line, not an Impo
         file=sys.stderr,
     )
     raise SystemExit(2)
+{%- if cookiecutter._plan.model.backend %}
+
+# Keras reads its backend when it is first imported: train, promote and serve run the network on
+# the one it was trained on.
+os.environ.setdefault("KERAS_BACKEND", "{{ cookiecutter._plan.model.backend }}")
+{%- endif %}
 
 
 def data_path(relative: str) -> str:

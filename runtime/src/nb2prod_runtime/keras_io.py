@@ -1,0 +1,84 @@
+"""Keras 3 models as served models: found without importing Keras, logged with its flavour.
+
+Keras 3 runs on a backend (TensorFlow, JAX or PyTorch) chosen by ``KERAS_BACKEND`` before
+``import keras``; the generated package sets it where it is imported first (its
+``__init__``), so training, promotion and serving run the network on the backend it was
+trained on. MLflow's keras flavour saves the network in Keras's own ``.keras`` format and
+serves ``model.predict`` on a float tensor of the shape it was trained on.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+BACKEND = "keras_backend"  # model metadata: the backend the network was trained on
+
+
+def is_keras_model(model: Any) -> bool:
+    """Whether the model is a ``keras.Model`` (Keras is loaded when one exists). Checked before
+    torch: on the PyTorch backend a Keras model is a ``torch.nn.Module`` too."""
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(model, keras.Model)
+
+
+def as_array(value: Any) -> np.ndarray:
+    """What the network was fitted on, as the float array a request becomes."""
+    if hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    array = np.asarray(value)
+    return array.astype(np.float32) if array.dtype.kind in "fiub" else array
+
+
+def predict(model: Any, example: Any) -> np.ndarray:
+    """What MLflow's keras flavour answers: ``model.predict``, without its progress bar."""
+    return np.asarray(model.predict(example, verbose=0))
+
+
+def log_network(model: Any, common: Mapping[str, Any]) -> Any:
+    """Log the network with MLflow's keras flavour, the backend it ran on in its metadata."""
+    import keras
+    from mlflow.models import Model
+
+    metadata = {**common.get("metadata", {}), BACKEND: keras.backend.backend()}
+    logged = {**common, "metadata": metadata}
+    return Model.log(artifact_path=None, flavor=_KerasFlavour, model=model, **logged)
+
+
+class _KerasFlavour:
+    """MLflow's keras flavour, saving into a folder that exists: MLflow 3.17's
+    ``mlflow.keras.save_model`` writes the input example before it creates the model's folder,
+    and fails on any example; the folder made first, it saves as it means to."""
+
+    @staticmethod
+    def save_model(model: Any, path: str, **kwargs: Any) -> None:
+        import os
+
+        import mlflow.keras
+
+        os.makedirs(path, exist_ok=True)
+        mlflow.keras.save_model(model, path, **kwargs)
+
+
+def load_network(uri: str, metadata: Mapping[str, Any]) -> Any:
+    """The logged network, on the backend it was trained on (unless KERAS_BACKEND says
+    otherwise), answering without the progress bar Keras prints for every predict."""
+    import os
+
+    backend = metadata.get(BACKEND)
+    if backend:
+        os.environ.setdefault("KERAS_BACKEND", str(backend))
+    import mlflow.keras
+
+    return _Predicting(mlflow.keras.load_model(uri))
+
+
+class _Predicting:
+    def __init__(self, network: Any) -> None:
+        self.network = network
+
+    def predict(self, inputs: Any) -> np.ndarray:
+        return predict(self.network, inputs)

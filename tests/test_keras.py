@@ -1,0 +1,135 @@
+"""Keras 3 networks (issue 22): a `keras.Sequential` compiled and fitted is the model, run on
+a backend installed here (PyTorch's CPU build), logged with MLflow's keras flavour, served
+from records, and verified against the notebook run on the same backend."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow
+import pytest
+from conftest import run, run_cli, train_package
+
+from nb2prod.backend.render import convert
+from nb2prod.errors import InputError
+from nb2prod.frontend.planner import build_plan
+
+# found, not imported: importing Keras needs a backend chosen first, which each notebook does
+if importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None:
+    pytest.skip("the corpus requirements install Keras 3 and torch", allow_module_level=True)
+
+BACKEND = "import os\nos.environ['KERAS_BACKEND'] = 'torch'\n"
+IMPORTS = (
+    "import keras\n"
+    "import numpy as np\n"
+    "from sklearn.datasets import load_iris\n"
+    "from sklearn.metrics import accuracy_score\n"
+    "from sklearn.model_selection import train_test_split"
+)
+DATA = (
+    "X, y = load_iris(return_X_y=True)\n"
+    "X = X.astype('float32')\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)"
+)
+NETWORK = (
+    "keras.utils.set_random_seed(0)\n"
+    "model = keras.Sequential([\n"
+    "    keras.Input((4,)),\n"
+    "    keras.layers.Dense(16, activation='relu'),\n"
+    "    keras.layers.Dense(3, activation='softmax'),\n"
+    "])\n"
+    "model.compile(optimizer=keras.optimizers.Adam(0.05), loss='sparse_categorical_crossentropy')\n"
+    "model.fit(X_train, y_train, epochs=40, verbose=0)"
+)
+MEASURE = "accuracy = accuracy_score(y_test, np.argmax(model.predict(X_test), axis=1))"
+IRIS_NETWORK = [BACKEND + IMPORTS, DATA, NETWORK, MEASURE]
+
+
+def test_a_fitted_network_is_the_model_on_the_backend_the_notebook_chose(
+    write_notebook: Callable[..., Path],
+) -> None:
+    plan = build_plan(write_notebook(IRIS_NETWORK))
+    assert (plan.model.name, plan.model.estimator) == ("model", "keras.Sequential")
+    assert (plan.model.backend, plan.model.fit_inputs) == ("torch", ("X_train", "y_train"))
+    found = {f.code: f for f in plan.findings}
+    assert found["keras-backend"].message.startswith("the notebook runs Keras on torch")
+    assert "unseeded-random" not in found  # keras.utils.set_random_seed seeds its weights
+
+
+def test_a_network_left_on_kerass_default_backend_runs_on_one_installed_here(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """Keras's default backend is TensorFlow, not installed here: the package runs Keras on
+    torch, requires it though the notebook never imports it, and says so."""
+    unseeded = NETWORK.replace("keras.utils.set_random_seed(0)\n", "")
+    plan = build_plan(write_notebook([IMPORTS, DATA, unseeded, MEASURE]))
+    assert plan.model.backend == "torch"
+    torch = next(r for r in plan.requirements if r.name == "torch")
+    assert torch.source == "Keras's backend (KERAS_BACKEND=torch)"
+    found = {f.code: f for f in plan.findings}
+    assert "leaves Keras's backend to its default" in found["keras-backend"].message
+    assert found["unseeded-random"].message == (
+        "model = Sequential(...) starts from weights Keras draws, never seeded: each run "
+        "trains a different model"
+    )
+
+
+def test_a_backend_that_is_not_installed_is_refused_naming_the_line(
+    write_notebook: Callable[..., Path],
+) -> None:
+    if importlib.util.find_spec("jax") is not None:  # not among the test requirements
+        pytest.skip("jax is installed here")
+    cells = [IRIS_NETWORK[0].replace("'torch'", "'jax'"), *IRIS_NETWORK[1:]]
+    with pytest.raises(InputError) as refused:
+        build_plan(write_notebook(cells))
+    assert (refused.value.cell, refused.value.line) == (1, 2)
+    assert "runs Keras on jax (KERAS_BACKEND), which is not installed here" in str(refused.value)
+
+
+def test_the_network_trains_serves_records_and_verifies(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Logged with the keras flavour and its backend; loaded by the service without
+    KERAS_BACKEND set, it answers each record with the network's last layer; verify runs the
+    notebook on the same backend and finds the same answers."""
+    source = write_notebook(IRIS_NETWORK, name="iris_net.ipynb")
+    package = convert(source, tmp_path / "pkg").target
+    trained = train_package(package, tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        logged = mlflow.models.get_model_info("models:/iris_net/1")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert "keras" in logged.flavors
+    assert logged.metadata["keras_backend"] == "torch"
+    served = run(
+        Path(sys.executable),
+        "-c",
+        "import os, json\n"
+        "os.environ.pop('KERAS_BACKEND', None)\n"
+        "from fastapi.testclient import TestClient\n"
+        "from iris_net import serve\n"
+        "client = TestClient(serve.create_app('models:/iris_net/1'))\n"
+        "rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]\n"
+        "print(json.dumps(client.post('/predict', json=rows).json()))",
+        cwd=tmp_path,
+        env={
+            "PYTHONPATH": str(package),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        },
+    )
+    assert served.returncode == 0, served.stderr[-3000:]
+    body = json.loads(served.stdout.strip().splitlines()[-1])
+    probabilities = body["predictions"]
+    assert [len(row) for row in probabilities] == [3, 3]
+    assert [max(range(3), key=row.__getitem__) for row in probabilities] == [0, 2]
+    assert body["implementation_status"] == "IMPLEMENTED"
+    done = run_cli("verify", source, package, timeout=600)
+    assert done.code == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "predictions: the same on all 20 rows" in done.stdout
