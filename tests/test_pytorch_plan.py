@@ -335,3 +335,22 @@ def test_a_model_trained_by_pyros_variational_inference_is_the_module_svi_steps(
     assert (plan.model.name, plan.model.fit_inputs) == ("gp", ("train_x",))
     assert plan.model.served_output == "model.likelihood(model(inputs)).mean"
     assert next(s for s in plan.steps if s.role == "train").outputs == ("gp",)
+
+
+def test_a_prediction_made_before_the_model_is_trained_again_says_nothing_of_it(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """GPyTorch's tutorials train `model` twice: what the first one predicted does not say
+    what the second, the one served, answers."""
+    pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
+    again = GAUSSIAN_PROCESS[3].replace("model.train()\n", "model.train()\ntrain_x = train_x * 2\n")
+    cells = [
+        *GAUSSIAN_PROCESS,
+        again,
+        "model.eval()\nwith torch.no_grad():\n    pred = model(torch.linspace(0, 2, 5))",
+    ]
+    plan = build_plan(write_notebook(cells))
+    assert plan.model.fitted_in == 6
+    assert plan.model.served_output == "model(inputs).mean"
+    found = next(f for f in plan.findings if f.code == "module-output-served")
+    assert found.cell == 7
