@@ -133,3 +133,55 @@ def test_the_network_trains_serves_records_and_verifies(
     done = run_cli("verify", source, package, timeout=600)
     assert done.code == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "predictions: the same on all 20 rows" in done.stdout
+
+
+SHAPELETS = [
+    BACKEND + "import numpy as np\n"
+    "from sklearn.metrics import accuracy_score\n"
+    "from tslearn.shapelets import LearningShapelets",
+    "rng = np.random.default_rng(0)\n"
+    "X = rng.normal(size=(40, 20, 1))\n"
+    "y = (X[:, 5:10, 0].mean(axis=1) > 0).astype(int)\n"
+    "X_train, X_test, y_train, y_test = X[:30], X[30:], y[:30], y[30:]",
+    "clf = LearningShapelets(n_shapelets_per_size={5: 2}, max_iter=10, random_state=0, verbose=0)\n"
+    "clf.fit(X_train, y_train)\n"
+    "accuracy = accuracy_score(y_test, clf.predict(X_test))",
+]
+
+
+def test_a_scikit_learn_style_estimator_holding_a_keras_network_is_pickled_and_served(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """tslearn's LearningShapelets keeps a Keras network, which skops cannot save: it is
+    logged as a cloudpickle, the run says so, and the service loads it on its backend."""
+    pytest.importorskip("tslearn", reason="the corpus requirements install tslearn")
+    source = write_notebook(SHAPELETS, name="shapelets.ipynb")
+    plan = build_plan(source)
+    assert (plan.model.estimator, plan.model.backend) == (
+        "tslearn.shapelets.LearningShapelets",
+        "torch",
+    )
+    package = convert(source, tmp_path / "pkg").target
+    trained = train_package(package, tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (logged,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert logged.data.tags["model_format"].startswith("cloudpickle: a scikit-learn-style")
+    served = run(
+        Path(sys.executable),
+        "-c",
+        "import os, json\n"
+        "os.environ.pop('KERAS_BACKEND', None)\n"
+        "from fastapi.testclient import TestClient\n"
+        "from shapelets import serve\n"
+        "client = TestClient(serve.create_app('models:/shapelets/1'))\n"
+        "series = [[[0.1]] * 20, [[-0.1]] * 20]\n"
+        "print(json.dumps(client.post('/predict', json=series).json()))",
+        cwd=tmp_path,
+        env={
+            "PYTHONPATH": str(package),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        },
+    )
+    assert served.returncode == 0, served.stderr[-3000:]
+    assert len(json.loads(served.stdout.strip().splitlines()[-1])["predictions"]) == 2

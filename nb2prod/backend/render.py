@@ -287,7 +287,7 @@ def serving_imports(plan: Plan) -> list[str]:
         return modules
     estimator = plan.model.estimator.split("(")[0]
     library = estimator.split(".")[0]
-    if plan.model.backend:
+    if plan.model.backend and plan.model.library in (None, "keras"):
         return [*modules, "mlflow.keras", "keras", plan.model.backend]
     if serves_pytorch(plan):
         return [*modules, "mlflow.pytorch", "torch", "nb2prod_runtime.torch_output"]
@@ -352,7 +352,7 @@ def how_training_measures(plan: Plan, code: GeneratedCode) -> dict[str, Any]:
     if not code.has_fit_data:
         why = "the model is fitted without labels run() holds, so it cannot be refitted on folds"
         return {"cross_validation": None, "cross_validation_note": why}
-    if plan.model.backend:
+    if plan.model.backend and plan.model.library in (None, "keras"):  # not a wrapper's
         why = "a Keras network is not a scikit-learn estimator that can be refitted on folds"
         return {"cross_validation": None, "cross_validation_note": why}
     if primary is None:  # never evaluated by the notebook: the estimator's own score

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from nb2prod.errors import InputError
 from nb2prod.frontend.facts import NotebookFacts
+from nb2prod.frontend.installed import built_on_deep_learning
 from nb2prod.frontend.pysyntax import dotted_name
 
 BACKENDS = ("tensorflow", "jax", "torch")  # Keras's default first
@@ -46,6 +47,14 @@ def is_keras_model(facts: NotebookFacts, constructor: str | None) -> bool:
         )
         for cell in facts.cells
         for statement in cell.statements
+    )
+
+
+def runs_on_keras(facts: NotebookFacts, constructor: str | None) -> bool:
+    """A Keras network, or a library's scikit-learn-style estimator built on Keras (tslearn's
+    LearningShapelets): either needs a Keras backend chosen before Keras is imported."""
+    return is_keras_model(facts, constructor) or (
+        bool(constructor) and built_on_deep_learning(constructor or "") == "keras"
     )
 
 

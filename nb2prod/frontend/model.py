@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from nb2prod.errors import InputError, UnservableModel
 from nb2prod.frontend.facts import CallSite, CellFacts, NotebookFacts
 from nb2prod.frontend.installed import built_on_deep_learning, installed_has, installed_object
-from nb2prod.frontend.keras_models import is_keras_model
+from nb2prod.frontend.keras_models import runs_on_keras
 from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import dotted_name, keyword
 from nb2prod.frontend.training_loops import (
@@ -336,7 +336,7 @@ def _fitted_candidate(facts: NotebookFacts, call: CallSite, cell: int) -> _Candi
         selected = _selected_model(facts, receiver.value, constructor)  # the model it chose
         if selected is not None:
             constructor, built_here = selected
-    served_network = is_keras_model(facts, constructor) or (constructor or "").startswith("skorch.")
+    served_network = runs_on_keras(facts, constructor) or (constructor or "").startswith("skorch.")
     if constructor and _is_deep_learning(constructor) and not served_network:
         return None  # refused with what it is when nothing else predicts (_no_model)
     if _without_refit(built_here):

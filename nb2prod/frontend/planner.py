@@ -22,7 +22,7 @@ from nb2prod.frontend.findings import (
     execution_order_findings,
     randomness_findings,
 )
-from nb2prod.frontend.keras_models import is_keras_model, keras_backend
+from nb2prod.frontend.keras_models import is_keras_model, keras_backend, runs_on_keras
 from nb2prod.frontend.library_calls import refuse_calls_the_installed_libraries_reject
 from nb2prod.frontend.lineage import RANK, REFITTED, UNKNOWN
 from nb2prod.frontend.metrics import Measurement, find_metrics
@@ -97,7 +97,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     kept = {number for number, block in blocks.items() if block is not None}
     imports = _kept_imports(facts, kept, removed_imports)
     backend_only = False  # Keras's backend, which the notebook itself never imports
-    if is_keras_model(facts, model.estimator):
+    if runs_on_keras(facts, model.estimator):
         model, backend_finding = _with_keras_backend(facts, model)
         findings.append(backend_finding)
         backend_only = all(module != model.backend for module, _ in imports)
@@ -135,7 +135,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     findings += requirement_findings
     findings += execution_order_findings(facts)
     drawing = drawing_initial_weights(facts, trained_module_names(facts, kept))
-    networks = frozenset({model.name} if model.backend else ())
+    networks = frozenset({model.name} if is_keras_model(facts, model.estimator) else ())
     findings += randomness_findings(facts, kept, drawing, networks)
     findings += dropped_draw_findings(facts, kept)
     findings += absolute_path_findings(facts, kept)
@@ -329,11 +329,15 @@ def _with_keras_backend(facts: NotebookFacts, model: Model) -> tuple[Model, Find
             f"the notebook leaves Keras's backend to its default; the package runs Keras on "
             f"{backend.name}, the first of tensorflow, jax and torch installed here"
         )
+    if is_keras_model(facts, model.estimator):
+        message += (
+            f"; the service answers with what {model.name}.predict(inputs) returns, the "
+            "network's last layer"
+        )
     return model, Finding(
         "keras-backend",
         "info",
-        f"{message}; the service answers with what {model.name}.predict(inputs) returns, the "
-        "network's last layer",
+        message,
         where,
         None,
         'set os.environ["KERAS_BACKEND"] before import keras to choose the backend',

@@ -48,6 +48,39 @@ def log_network(model: Any, common: Mapping[str, Any]) -> Any:
     return Model.log(artifact_path=None, flavor=_KerasFlavour, model=model, **logged)
 
 
+def holds_network(model: Any) -> bool:
+    """A scikit-learn-style estimator whose fitted state holds a Keras network (tslearn's
+    LearningShapelets keeps one in `model_`): skops cannot save it."""
+    return any(is_keras_model(value) for value in vars(model).values())
+
+
+def log_pickled_estimator(model: Any, common: Mapping[str, Any]) -> Any:
+    """Log such an estimator with the scikit-learn flavour as a cloudpickle (Keras 3 networks
+    pickle through their own `.keras` bytes), its backend in the metadata, and say so on the
+    run: loading it runs that pickle, so load only models this package trained."""
+    import keras
+    import mlflow
+    import mlflow.sklearn
+
+    mlflow.set_tag(
+        "model_format", "cloudpickle: a scikit-learn-style estimator holding a Keras network"
+    )
+    metadata = {**common.get("metadata", {}), BACKEND: keras.backend.backend()}
+    return mlflow.sklearn.log_model(
+        model, serialization_format="cloudpickle", **{**common, "metadata": metadata}
+    )
+
+
+def prepare_backend(metadata: Mapping[str, Any]) -> None:
+    """Before Keras is imported (by loading a model): the backend the model was trained on,
+    unless KERAS_BACKEND already says otherwise."""
+    import os
+
+    backend = metadata.get(BACKEND)
+    if backend:
+        os.environ.setdefault("KERAS_BACKEND", str(backend))
+
+
 class _KerasFlavour:
     """MLflow's keras flavour, saving into a folder that exists: MLflow 3.17's
     ``mlflow.keras.save_model`` writes the input example before it creates the model's folder,
@@ -66,11 +99,7 @@ class _KerasFlavour:
 def load_network(uri: str, metadata: Mapping[str, Any]) -> Any:
     """The logged network, on the backend it was trained on (unless KERAS_BACKEND says
     otherwise), answering without the progress bar Keras prints for every predict."""
-    import os
-
-    backend = metadata.get(BACKEND)
-    if backend:
-        os.environ.setdefault("KERAS_BACKEND", str(backend))
+    prepare_backend(metadata)
     import mlflow.keras
 
     return _Predicting(mlflow.keras.load_model(uri))

@@ -190,6 +190,7 @@ def load(uri: str, package: Package) -> Served:
         info = get_model_info(concrete)
         schema = info.signature.inputs if info.signature else None
         column = (info.metadata or {}).get(ONE_COLUMN)
+        keras_io.prepare_backend(info.metadata or {})  # a network inside an estimator, too
         if "sklearn" in info.flavors and column is not None:
             served.model = OneColumn(mlflow.sklearn.load_model(concrete))
             needs_names = True

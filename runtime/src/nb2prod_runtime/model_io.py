@@ -32,7 +32,9 @@ The flavour is chosen from the fitted object's type when training runs:
 - a Keras 3 model (``keras.Model``, on any backend): ``mlflow.keras``, in Keras's ``.keras``
   format, with the backend it was trained on in its metadata (see keras_io.py). Like a module,
   its example is a float array and serving turns records into that tensor; it answers with
-  ``model.predict``.
+  ``model.predict``. A scikit-learn-style estimator holding a Keras network (tslearn's
+  LearningShapelets), which skops cannot save, is logged with the scikit-learn flavour as a
+  cloudpickle, and the run's ``model_format`` tag says so.
 - a rule-based model: its code, as an MLflow model-from-code, plus its settings.
 
 A scikit-learn model fitted on one column (a text pipeline fitted on ``df["review"]``, a
@@ -133,6 +135,8 @@ def log_model(
         info = pytorch_io.log_module(model, common)
     elif kind == "keras":
         info = keras_io.log_network(model, common)
+    elif keras_io.holds_network(model):
+        info = keras_io.log_pickled_estimator(model, common)
     else:
         info = mlflow.sklearn.log_model(
             model,
