@@ -51,7 +51,7 @@ def log_network(model: Any, common: Mapping[str, Any]) -> Any:
 def holds_network(model: Any) -> bool:
     """A scikit-learn-style estimator whose fitted state holds a Keras network (tslearn's
     LearningShapelets keeps one in `model_`): skops cannot save it."""
-    return any(is_keras_model(value) for value in vars(model).values())
+    return any(is_keras_model(value) for value in getattr(model, "__dict__", {}).values())
 
 
 def log_pickled_estimator(model: Any, common: Mapping[str, Any]) -> Any:
