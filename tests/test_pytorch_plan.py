@@ -354,3 +354,22 @@ def test_a_prediction_made_before_the_model_is_trained_again_says_nothing_of_it(
     assert plan.model.served_output == "model(inputs).mean"
     found = next(f for f in plan.findings if f.code == "module-output-served")
     assert found.cell == 7
+
+
+def test_a_sample_from_a_torch_or_pyro_distribution_is_unseeded_randomness(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """Pyro's distributions are torch's: `Poisson(rate).sample()` draws from torch's global
+    generator, which is why GPyTorch's Cox process example differs on every run."""
+    pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
+    data = (
+        "import pyro\n"
+        "train_x = torch.linspace(0, 1, 60)\n"
+        "noise = pyro.distributions.Normal(0.0, 0.1).sample((60,))\n"
+        "train_y = torch.sin(train_x * (2 * math.pi)) + noise"
+    )
+    cells = [GAUSSIAN_PROCESS[0], data, *GAUSSIAN_PROCESS[2:]]
+    found = [f for f in build_plan(write_notebook(cells)).findings if f.code == "unseeded-random"]
+    assert [(f.cell, f.line, f.message) for f in found] == [
+        (2, 3, "Normal(...).sample() draws from torch's global generator, never seeded")
+    ]

@@ -92,7 +92,8 @@ def randomness_findings(
             hint = _SEED_HINT
             message = _unseeded(call.node, qualified, numpy_seeded, python_seeded)
             if not message and not torch_seeded:
-                message, hint = _unseeded_torch(call, qualified, modules), _TORCH_SEED_HINT
+                message = _unseeded_torch(call, qualified, modules) or _sampled(facts, call)
+                hint = _TORCH_SEED_HINT
             if not message and not keras_seeded:
                 message, hint = _unseeded_network(call, qualified, networks), _KERAS_SEED_HINT
             if message:
@@ -167,6 +168,27 @@ KERAS_SEED = "keras.utils.set_random_seed"  # Python's, numpy's, the backend's a
 _KERAS_SEED_HINT = (
     "call keras.utils.set_random_seed(...) before it, so a re-run gives the same model"
 )
+
+
+def _sampled(facts: NotebookFacts, call: CallSite) -> str | None:
+    """`pyro.distributions.Poisson(rate).sample()`, `normal.rsample((3,))` with `normal` a
+    torch distribution: a draw from torch's global generator (Pyro's distributions are
+    torch's)."""
+    if call.method not in _SAMPLING or not isinstance(call.node.func, ast.Attribute):
+        return None
+    receiver = call.node.func.value
+    if isinstance(receiver, ast.Call):
+        built = facts.aliases.resolve(dotted_name(receiver.func) or "")
+    else:
+        built = facts.constructors.get(dotted_name(receiver) or "", "")
+    if not built.startswith(_DISTRIBUTIONS):
+        return None
+    short = built.rsplit(".", 1)[-1]
+    return f"{short}(...).{call.method}() draws from torch's global generator, never seeded"
+
+
+_SAMPLING = frozenset({"sample", "rsample", "sample_n"})
+_DISTRIBUTIONS = ("torch.distributions.", "pyro.distributions.")
 
 _GENERATORS = {"numpy": "numpy's global generator", "python": "Python's random module"}
 
