@@ -148,11 +148,12 @@ def run(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None):
     )
 
 
-def train_package(package: Path, work: Path) -> subprocess.CompletedProcess[str]:
-    """Run a generated package's `train` in `work`, into the sqlite store there."""
+def train_package(package: Path, work: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """Run a generated package's `train` in `work`, into the sqlite store there, with `options`
+    (`--cross-validation-folds 0` where the folds would only cost time)."""
     name = next(p.name for p in package.iterdir() if (p / "train.py").is_file())
     env = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
-    return run(Path(sys.executable), "-m", f"{name}.train", cwd=work, env=env)
+    return run(Path(sys.executable), "-m", f"{name}.train", *options, cwd=work, env=env)
 
 
 def free_port() -> int:
