@@ -145,21 +145,20 @@ def _unseeded(
 def _unseeded_torch(call: CallSite, qualified: str, modules: frozenset[str]) -> str | None:
     if TORCH_GLOBAL_RANDOM.match(qualified):
         return f"{qualified}(...) draws from torch's global generator, never seeded"
-    trained = [name for name in call.assigned_to if name in modules]
-    if trained and call.assigned_whole:
-        return (
-            f"{trained[0]} = {qualified.rsplit('.', 1)[-1]}(...) starts from parameters drawn "
-            "from torch's global generator, never seeded: each run trains a different model"
-        )
-    return None
+    return _random_start(call, qualified, modules, "parameters drawn from torch's global generator")
 
 
 def _unseeded_network(call: CallSite, qualified: str, networks: frozenset[str]) -> str | None:
-    trained = [name for name in call.assigned_to if name in networks]
+    return _random_start(call, qualified, networks, "weights Keras draws")
+
+
+def _random_start(call: CallSite, qualified: str, models: frozenset[str], drawn: str) -> str | None:
+    """`model = Net(...)`: one of `models`, built whole, starting from `drawn` values."""
+    trained = [name for name in call.assigned_to if name in models]
     if trained and call.assigned_whole:
         return (
-            f"{trained[0]} = {qualified.rsplit('.', 1)[-1]}(...) starts from weights Keras "
-            "draws, never seeded: each run trains a different model"
+            f"{trained[0]} = {qualified.rsplit('.', 1)[-1]}(...) starts from {drawn}, never "
+            "seeded: each run trains a different model"
         )
     return None
 

@@ -44,7 +44,7 @@ def scan_names(statements: list[ast.stmt]) -> CellNames:
     )
 
 
-def _local_names(body: list[ast.stmt], arguments: ast.arguments | None) -> set[str]:
+def local_names(body: list[ast.stmt], arguments: ast.arguments | None) -> set[str]:
     """Names a function body binds locally (its parameters and assignments)."""
     names: set[str] = set()
     if arguments is not None:
@@ -188,7 +188,7 @@ class _Scanner(ast.NodeVisitor):
         if node.returns is not None:
             self.visit(node.returns)
         self._bind(node.name)
-        self.scopes.append(_DeferredScope(_local_names(node.body, node.args)))
+        self.scopes.append(_DeferredScope(local_names(node.body, node.args)))
         for statement in node.body:
             self.visit(statement)
         self.scopes.pop()
@@ -197,7 +197,7 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
         self._visit_signature(node.args)
-        self.scopes.append(_DeferredScope(_local_names([], node.args)))
+        self.scopes.append(_DeferredScope(local_names([], node.args)))
         self.visit(node.body)
         self.scopes.pop()
 

@@ -27,7 +27,7 @@ from nb2prod.frontend.library_calls import refuse_calls_the_installed_libraries_
 from nb2prod.frontend.lineage import RANK, REFITTED, UNKNOWN
 from nb2prod.frontend.metrics import Measurement, find_metrics
 from nb2prod.frontend.model import candidate_names, explicit_model_name, find_model
-from nb2prod.frontend.pysyntax import construct
+from nb2prod.frontend.pysyntax import construct, names_in
 from nb2prod.frontend.reader import Notebook, read_notebook
 from nb2prod.frontend.requirements import resolve_requirements
 from nb2prod.frontend.roles import RoleDecision, assign_roles, is_literal
@@ -625,7 +625,7 @@ def _names_read(*expressions: str) -> set[str]:
             tree = ast.parse(text, mode="eval")
         except SyntaxError:
             continue
-        names |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        names |= names_in(tree)
     return names
 
 

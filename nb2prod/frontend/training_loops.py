@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
+from nb2prod.frontend.names import local_names
 from nb2prod.frontend.pysyntax import dotted_name, keyword, root_name
 
 OPTIMIZER_MODULES = ("torch.optim.",)
@@ -148,24 +149,11 @@ def _training_functions(facts: NotebookFacts) -> list[_Trainer]:
                 )
                 if stepped is not None:
                     # a module the function builds itself is gone when it returns
-                    local = _bound_locally(statement) - set(parameters)
+                    local = local_names(statement.body, None)  # parameters are handed in
                     modules = tuple(sorted(optimizers[stepped] - local))
                     found.append(_Trainer(statement.name, parameters, stepped, modules, loop))
                     break
     return found
-
-
-def _bound_locally(function: ast.FunctionDef) -> set[str]:
-    """Names the function assigns and does not declare global."""
-    declared = {
-        n for node in ast.walk(function) if isinstance(node, ast.Global) for n in node.names
-    }
-    assigned = {
-        node.id
-        for node in ast.walk(function)
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
-    }
-    return assigned - declared
 
 
 def _trained_by_calls(
