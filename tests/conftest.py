@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import site
 import socket
@@ -154,6 +155,18 @@ def train_package(package: Path, work: Path, *options: str) -> subprocess.Comple
     name = next(p.name for p in package.iterdir() if (p / "train.py").is_file())
     env = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
     return run(Path(sys.executable), "-m", f"{name}.train", *options, cwd=work, env=env)
+
+
+def run_beside_package(package: Path, work: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -c code` as a client of a package trained in `work` (train_package): the
+    package importable, its registry the sqlite store there."""
+    env = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+    return run(Path(sys.executable), "-c", code, cwd=work, env=env)
+
+
+def last_json_line(output: str) -> Any:
+    """What the code printed last, as JSON (libraries may print before it)."""
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def free_port() -> int:

@@ -5,14 +5,12 @@ from records, and verified against the notebook run on the same backend."""
 from __future__ import annotations
 
 import importlib.util
-import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import run, run_cli, train_package
+from conftest import last_json_line, run_beside_package, run_cli, train_package
 
 from nb2prod.backend.render import convert
 from nb2prod.errors import InputError
@@ -108,9 +106,9 @@ def test_the_network_trains_serves_records_and_verifies(
         mlflow.set_tracking_uri(previous)
     assert "keras" in logged.flavors
     assert logged.metadata["keras_backend"] == "torch"
-    served = run(
-        Path(sys.executable),
-        "-c",
+    served = run_beside_package(
+        package,
+        tmp_path,
         "import os, json\n"
         "os.environ.pop('KERAS_BACKEND', None)\n"
         "from fastapi.testclient import TestClient\n"
@@ -118,14 +116,9 @@ def test_the_network_trains_serves_records_and_verifies(
         "client = TestClient(serve.create_app('models:/iris_net/1'))\n"
         "rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]\n"
         "print(json.dumps(client.post('/predict', json=rows).json()))",
-        cwd=tmp_path,
-        env={
-            "PYTHONPATH": str(package),
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        },
     )
     assert served.returncode == 0, served.stderr[-3000:]
-    body = json.loads(served.stdout.strip().splitlines()[-1])
+    body = last_json_line(served.stdout)
     probabilities = body["predictions"]
     assert [len(row) for row in probabilities] == [3, 3]
     assert [max(range(3), key=row.__getitem__) for row in probabilities] == [0, 2]
@@ -167,9 +160,9 @@ def test_a_scikit_learn_style_estimator_holding_a_keras_network_is_pickled_and_s
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (logged,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert logged.data.tags["model_format"].startswith("cloudpickle: a scikit-learn-style")
-    served = run(
-        Path(sys.executable),
-        "-c",
+    served = run_beside_package(
+        package,
+        tmp_path,
         "import os, json\n"
         "os.environ.pop('KERAS_BACKEND', None)\n"
         "from fastapi.testclient import TestClient\n"
@@ -177,11 +170,6 @@ def test_a_scikit_learn_style_estimator_holding_a_keras_network_is_pickled_and_s
         "client = TestClient(serve.create_app('models:/shapelets/1'))\n"
         "series = [[[0.1]] * 20, [[-0.1]] * 20]\n"
         "print(json.dumps(client.post('/predict', json=series).json()))",
-        cwd=tmp_path,
-        env={
-            "PYTHONPATH": str(package),
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        },
     )
     assert served.returncode == 0, served.stderr[-3000:]
-    assert len(json.loads(served.stdout.strip().splitlines()[-1])["predictions"]) == 2
+    assert len(last_json_line(served.stdout)["predictions"]) == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import run, run_cli, train_package
+from conftest import last_json_line, run, run_beside_package, run_cli, train_package
 from pytorch_notebooks import (
     GAUSSIAN_PROCESS,
     GAUSSIAN_PROCESS_BY_FUNCTIONS,
@@ -65,7 +65,7 @@ def test_the_served_module_answers_what_the_claim_measured(
         env={**environment, "MODEL_URI": f"models:/tumor_net/{version.version}"},
     )
     assert served.returncode == 0, served.stderr[-3000:]
-    answer = json.loads(served.stdout.strip().splitlines()[-1])
+    answer = last_json_line(served.stdout)
     assert set(answer["predictions"]) <= {0, 1}
     hits = sum(int(p == y) for p, y in zip(answer["predictions"], labels, strict=True))
     assert hits / len(labels) == pytest.approx(claimed)
@@ -97,20 +97,15 @@ def test_a_module_torch_export_cannot_trace_is_pickled_and_the_run_says_why(
     (logged,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert logged.data.tags["model_format"].startswith("pickle: torch.export cannot trace")
     assert list((tmp_path / "mlruns").rglob("model.pth"))
-    loaded = run(
-        Path(sys.executable),
-        "-c",
+    loaded = run_beside_package(
+        package,
+        tmp_path,
         "import mlflow, numpy\n"
         "model = mlflow.pyfunc.load_model('models:/branchy/1')\n"
         "print(model.predict(numpy.zeros((3, 30), dtype='float32')).tolist())",
-        cwd=tmp_path,
-        env={
-            "PYTHONPATH": str(package),
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        },
     )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
-    assert len(json.loads(loaded.stdout.strip().splitlines()[-1])) == 3
+    assert len(last_json_line(loaded.stdout)) == 3
 
 
 def test_a_gaussian_process_trained_by_pyro_is_saved_and_answers_from_records(
@@ -122,20 +117,15 @@ def test_a_gaussian_process_trained_by_pyro_is_saved_and_answers_from_records(
     package = convert(write_notebook(PYRO_GP, name="pyro_gp.ipynb"), tmp_path / "pkg").target
     trained = train_package(package, tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
-    loaded = run(
-        Path(sys.executable),
-        "-c",
+    loaded = run_beside_package(
+        package,
+        tmp_path,
         "import mlflow, numpy\n"
         "model = mlflow.pyfunc.load_model('models:/pyro_gp/1')\n"
         "print(model.predict(numpy.linspace(0, 1, 4, dtype='float32')).tolist())",
-        cwd=tmp_path,
-        env={
-            "PYTHONPATH": str(package),
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        },
     )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
-    answers = json.loads(loaded.stdout.strip().splitlines()[-1])
+    answers = last_json_line(loaded.stdout)
     assert len(answers) == 4 and answers[-1] > answers[0]  # 3.7 x**2 grows
 
 
