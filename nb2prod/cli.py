@@ -14,6 +14,7 @@ from nb2prod import __version__
 from nb2prod.errors import InputError
 from nb2prod.lint.output import FORMATS
 from nb2prod.lint.violation import FAIL_ON_CHOICES, fails
+from nb2prod.verify.seeds import DEFAULT_SEED
 
 if TYPE_CHECKING:
     from nb2prod.lint.cache import LintCache
@@ -296,12 +297,30 @@ def _verify_options(parser: argparse.ArgumentParser) -> None:
         "--atol", type=float, default=1e-9, help="absolute tolerance per metric (default: 1e-9)"
     )
     parser.add_argument(
+        "--seed",
+        type=_seed,
+        default=DEFAULT_SEED,
+        metavar="N",
+        help="start the global random generators (Python's, numpy's, torch's, Keras's) of both "
+        "the notebook and the package from N, so that an unseeded notebook can be compared; "
+        "'none' runs both as written (default: 0)",
+    )
+    parser.add_argument(
         "--tracking-uri",
         metavar="URI",
         default=os.environ.get("MLFLOW_TRACKING_URI"),
         help="train into this MLflow store and record parity_verified on the run, for "
         "promote --require-parity (default: MLFLOW_TRACKING_URI, else a temporary store)",
     )
+
+
+def _seed(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number or 'none': {text!r}") from None
 
 
 _MODEL_HELP = (
@@ -366,6 +385,7 @@ def _verified(
         atol=args.atol,
         tracking_uri=args.tracking_uri,
         model_name=model,
+        seed=args.seed,
     )
     sys.stdout.write(verdict.report)
     mismatch = any(not row.agrees(args.rtol, args.atol) for row in verdict.rows)

@@ -53,11 +53,30 @@ def test_every_sample_verifies_green(tmp_path: Path, sample: str) -> None:
     assert "note: hidden-state (cell " in done.stdout
 
 
-def test_unseeded_randomness_is_named_as_the_cause_of_a_mismatch(write_notebook, tmp_path):
+def test_an_unseeded_notebook_agrees_from_one_seed_and_differs_as_written(
+    write_notebook, tmp_path
+):
+    """Both sides start numpy's generator from verify's seed, so the split is the same split
+    and the package is shown to compute what the notebook computes; run as written, the two
+    draw different splits, and the unseeded line is named as the cause."""
     cells = [*REGRESSION]
     cells[2] = "X_train, X_test, y_train, y_test = train_test_split(X, y)"  # no random_state
     notebook, package = converted(write_notebook, tmp_path, cells)
-    done = nb2prod("verify", notebook, package)
+    uri = f"sqlite:///{tmp_path / 'team.db'}"
+    done = nb2prod("verify", notebook, package, "--tracking-uri", uri)
+    assert done.code == 0, done.stdout + done.stderr
+    assert "seed: both sides started Python's, numpy's global random generators from seed 0" in (
+        done.stdout
+    )
+    assert "parity: every metric and prediction agrees" in done.stdout
+    assert "note: unseeded-random (cell 3, line 1)" in done.stdout
+    assert "note: the two agree from seed 0; as written, each training" in done.stdout
+    from mlflow import MlflowClient
+
+    run_id = done.stdout.split("recorded on run ")[1].split()[0]
+    assert MlflowClient(uri).get_run(run_id).data.tags["parity_seed"] == "0"
+
+    done = nb2prod("verify", notebook, package, "--seed", "none")
     assert done.code == 1, done.stdout + done.stderr
     assert "parity: NOT verified" in done.stdout
     assert "cause: unseeded-random (cell 3, line 1)" in done.stdout
@@ -79,6 +98,19 @@ def test_a_dropped_draw_from_the_seeded_stream_is_named_as_the_cause(write_noteb
     done = nb2prod("verify", notebook, package)
     assert done.code == 1, done.stdout + done.stderr
     assert "cause: dropped-random-draw (cell 3, line 1)" in done.stdout
+
+
+def test_the_run_sees_a_dropped_cell_draw_from_torchs_generator(write_notebook) -> None:
+    """A demo tensor drawn between the seed and the training data shifts torch's stream as
+    numpy's would: the run says which generator the left-out cell drew from."""
+    pytest.importorskip("torch", reason="the corpus requirements install torch's CPU build")
+    from nb2prod.verify.kernel import run_notebook
+
+    notebook = write_notebook(
+        ["import torch\ntorch.manual_seed(0)", "demo = torch.randn(3)\nprint(demo)", "x = 1"]
+    )
+    ran = run_notebook(notebook, [], 120, dropped=[2, 3])
+    assert ran.drew == {2: ["torch's"]}
 
 
 def test_a_dropped_cell_that_mattered_is_a_mismatch_without_a_known_cause(

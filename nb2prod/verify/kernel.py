@@ -123,8 +123,8 @@ def _nb2prod_forecast(model, count):
 
 
 def _nb2prod_stream(cell):
-    # The state of the global random generators (numpy's, Python's) once imported: a cell
-    # whose state after differs from its state before drew from them.
+    # The state of the global random generators (numpy's, Python's, torch's) once imported:
+    # a cell whose state after differs from its state before drew from them.
     import sys
 
     states = {}
@@ -133,6 +133,8 @@ def _nb2prod_stream(cell):
         states["numpy's"] = hash((state[1].tobytes(), state[2]))
     if "random" in sys.modules:
         states["Python's random"] = hash(sys.modules["random"].getstate())
+    if "torch" in sys.modules:
+        states["torch's"] = hash(sys.modules["torch"].random.get_rng_state().numpy().tobytes())
     _nb2prod_streams.setdefault(cell, []).append(states)
 
 
@@ -202,6 +204,7 @@ def run_notebook(
     display: Mapping[int, DisplayCode] | None = None,
     expressions: Mapping[str, tuple[str, int]] | None = None,
     dropped: Iterable[int] = (),
+    seeding: str = "",
 ) -> NotebookRun:
     """Execute `path` with a probe after each (metric name, code cell number); at the end,
     the notebook's `model` predicts on the first rows of its input (a forecaster forecasts
@@ -210,7 +213,7 @@ def run_notebook(
     bind is computed from its `expressions` (the package's name for a printed metric -> its
     expression, and the line of its cell that prints it). Around each cell the package
     leaves out (`dropped`), the global random generators' state is read: the run says which
-    of them drew."""
+    of them drew. `seeding` runs before the notebook's first cell."""
     from jupyter_client.kernelspec import NoSuchKernel
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -218,7 +221,13 @@ def run_notebook(
     notebook = nbformat.read(path, as_version=4)
     display = display or {}
     probed, origin = _with_probes(
-        notebook, list(metrics), model, set(display), dict(expressions or {}), set(dropped)
+        notebook,
+        list(metrics),
+        model,
+        set(display),
+        dict(expressions or {}),
+        set(dropped),
+        seeding,
     )
     os.environ.setdefault("MPLBACKEND", "Agg")  # the kernel inherits it: no window to draw in
     client = NotebookClient(
@@ -308,6 +317,7 @@ def _with_probes(
     may_raise: set[int],
     expressions: dict[str, tuple[str, int]],
     dropped: Set[int] = frozenset(),
+    seeding: str = "",
 ) -> tuple[nbformat.NotebookNode, dict[int, int]]:
     """A copy of the notebook with the probe cells in place, and the notebook's code cell
     number of each cell of the copy that is one; the cells in `may_raise` are tagged so that
@@ -319,7 +329,7 @@ def _with_probes(
             del cell["id"]  # cell ids came with nbformat 4.5
         return cell
 
-    cells = [probe(_SETUP)]
+    cells = [probe(_SETUP + seeding)]
     origin: dict[int, int] = {}
     number = 0
     for cell in notebook.cells:

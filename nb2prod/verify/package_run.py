@@ -40,14 +40,15 @@ def require_package(package_dir: Path, name: str) -> None:
         )
 
 
-def train_package(package_dir: Path, name: str, tracking_uri: str) -> PackageRun:
-    """`python -m <name>.train` in the package's folder, into `tracking_uri`."""
+def train_package(package_dir: Path, name: str, tracking_uri: str, seeding: str = "") -> PackageRun:
+    """`python -m <name>.train` in the package's folder, into `tracking_uri`; `seeding` runs
+    first, in the same interpreter."""
     require_package(package_dir, name)
     python_path = os.pathsep.join(filter(None, [str(package_dir), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": python_path}
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", f"{name}.train"],
+        [sys.executable, "-c", _training(name, seeding)],
         cwd=package_dir,
         env=env,
         capture_output=True,
@@ -65,15 +66,29 @@ def train_package(package_dir: Path, name: str, tracking_uri: str) -> PackageRun
     return PackageRun(trained["run"], trained["version"], dict(run.data.metrics), seconds)
 
 
+def _training(name: str, seeding: str) -> str:
+    """What `python -m <name>.train` runs, after `seeding`."""
+    module = f"{name}.train"
+    run = f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+    return f"{seeding}import runpy\n{run}\n"
+
+
 def record_parity(
-    tracking_uri: str, run: PackageRun, verified: bool, deltas: dict[str, float], rtol: float
+    tracking_uri: str,
+    run: PackageRun,
+    verified: bool,
+    deltas: dict[str, float],
+    rtol: float,
+    seed: int | None,
 ) -> None:
-    """The verdict on the run that trained the version: the promotion gate reads it there."""
+    """The verdict on the run that trained the version: the promotion gate reads it there,
+    and a reader of the run sees the seed both sides started from."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
     client.set_tag(run.run_id, "parity_verified", "true" if verified else "false")
     client.set_tag(run.run_id, "parity_rtol", repr(rtol))
+    client.set_tag(run.run_id, "parity_seed", "none" if seed is None else str(seed))
     for name, delta in deltas.items():
         client.log_metric(run.run_id, f"parity_delta_{name}", delta)
 

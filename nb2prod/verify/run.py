@@ -22,6 +22,7 @@ from nb2prod.verify.package_run import (
     require_package,
     train_package,
 )
+from nb2prod.verify.seeds import DEFAULT_SEED, described, seeded_libraries, seeding_source
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ def verify(
     atol: float,
     tracking_uri: str | None,
     model_name: str | None = None,
+    seed: int | None = DEFAULT_SEED,
 ) -> Verdict:
     """Run both sides and compare; InputError when either side cannot run."""
     plan = build_plan(notebook, model_name=model_name)
@@ -53,6 +55,8 @@ def verify(
     dropped = [cell.cell for cell in plan.cells if not cell.kept]
     if plan.model.backend:  # the notebook's network runs on the package's Keras backend
         os.environ.setdefault("KERAS_BACKEND", plan.model.backend)
+    libraries = seeded_libraries(plan)
+    seeding = "" if seed is None else seeding_source(seed, libraries)
     ran = run_notebook(
         notebook,
         metrics,
@@ -61,10 +65,11 @@ def verify(
         display_code(plan),
         metric_expressions(plan),
         dropped,
+        seeding,
     )
     with tempfile.TemporaryDirectory(prefix="nb2prod-verify-") as scratch:
         uri = tracking_uri or f"sqlite:///{Path(scratch) / 'mlflow.db'}"
-        trained = train_package(package_dir, plan.package_name, uri)
+        trained = train_package(package_dir, plan.package_name, uri, seeding)
         compared = rows(plan, ran.metrics, trained.metrics)
         predictions, not_compared = (
             _predictions(package_dir, uri, plan.package_name, trained, ran, rtol, atol)
@@ -76,10 +81,11 @@ def verify(
         )
         verified = agree and (bool(compared) or predictions is not None)
         deltas = {row.metric: row.delta for row in compared if row.delta is not None}
-        record_parity(uri, trained, verified, deltas, rtol)
+        record_parity(uri, trained, verified, deltas, rtol, seed)
     lines = [
         f"verify {notebook.name} against {package_dir.name}/ "
         f"(notebook {ran.seconds:.1f} s, package training {trained.seconds:.1f} s)",
+        f"seed: {described(seed, libraries)}",
         "",
     ]
     if compared:
@@ -99,6 +105,11 @@ def verify(
         )
         lines.append(f"parity: {what} agrees within rtol {rtol:g} (atol {atol:g})")
         lines += [f"  note: {cause}" for cause in known]
+        if seed is not None and any(c.startswith("unseeded-random") for c in known):
+            lines.append(
+                f"  note: the two agree from seed {seed}; as written, each training of the "
+                "package draws other numbers (seed the notebook where named above)"
+            )
     elif not agree:
         lines.append(f"parity: NOT verified (rtol {rtol:g}, atol {atol:g})")
         lines += [f"  cause: {cause}" for cause in known] or [
