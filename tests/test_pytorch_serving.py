@@ -144,10 +144,18 @@ def test_a_skorch_net_is_served_as_its_module_answering_what_predict_answers(
     assert "predictions: the same on all 20 rows" in done.stdout
 
 
+# after the prediction the package serves, the notebook shows another likelihood's marginal
+# under the same name (as GPyTorch's likelihood tutorial does); the package keeps the first
+LIKELIHOOD_REBOUND = (
+    "likelihood = gpytorch.likelihoods.BernoulliLikelihood()\n"
+    "print(likelihood(model(test_x)).mean)"
+)
+
+
 @pytest.mark.parametrize(
     "cells",
-    [GAUSSIAN_PROCESS, GAUSSIAN_PROCESS_BY_FUNCTIONS],
-    ids=["loop-in-a-cell", "train-and-predict-functions"],
+    [[*GAUSSIAN_PROCESS, LIKELIHOOD_REBOUND], GAUSSIAN_PROCESS_BY_FUNCTIONS],
+    ids=["loop-in-a-cell-then-another-likelihood", "train-and-predict-functions"],
 )
 def test_a_gaussian_process_answers_with_its_predictive_mean(
     write_notebook: Callable[..., Path], tmp_path: Path, cells: list[str]
@@ -156,7 +164,8 @@ def test_a_gaussian_process_answers_with_its_predictive_mean(
     likelihood, so the service answers with that prediction's mean, saved with the likelihood
     it reads, and verify finds the notebook's model answering the same. A notebook function
     handed the model trains it where it is called, and one that returns a prediction says what
-    the service answers."""
+    the service answers. verify reads the likelihood as it was where the notebook predicted,
+    not as a later cell rebinds the name."""
     pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
     source = write_notebook(cells, name="gp.ipynb")
     plan = build_plan(source)

@@ -84,7 +84,8 @@ def test_an_unseeded_notebook_agrees_from_one_seed_and_differs_as_written(
 
 def test_a_dropped_draw_from_the_seeded_stream_is_named_as_the_cause(write_notebook, tmp_path):
     """The notebook draws a demo sample from the seeded generator, then the training data: the
-    package drops the demo, so its data come from earlier in the stream."""
+    package drops the demo, so its data come from earlier in the stream. A draw after the last
+    code the package keeps is not a cause."""
     cells = [
         "import numpy as np\nfrom sklearn.linear_model import LinearRegression\n"
         "from sklearn.metrics import r2_score",
@@ -93,11 +94,13 @@ def test_a_dropped_draw_from_the_seeded_stream_is_named_as_the_cause(write_noteb
         "X = np.random.rand(60, 2)\ny = X @ [1.0, 2.0] + np.random.normal(size=60)\n"
         "model = LinearRegression().fit(X[:40], y[:40])\n"
         "r2 = r2_score(y[40:], model.predict(X[40:]))",
+        "print(np.random.rand(3))",  # after everything the package keeps: shifts nothing
     ]
     notebook, package = converted(write_notebook, tmp_path, cells)
     done = nb2prod("verify", notebook, package)
     assert done.code == 1, done.stdout + done.stderr
     assert "cause: dropped-random-draw (cell 3, line 1)" in done.stdout
+    assert "(cell 5)" not in done.stdout
 
 
 def test_the_run_sees_a_dropped_cell_draw_from_torchs_generator(write_notebook) -> None:

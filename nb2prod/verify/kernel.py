@@ -140,6 +140,7 @@ def _nb2prod_stream(cell):
 
 _nb2prod_seen = {}
 _nb2prod_streams = {}
+_nb2prod_answer_reads = {}
 """
 SAMPLE_ROWS = 20  # rows both models predict on; steps a forecaster forecasts
 
@@ -152,6 +153,10 @@ class ModelProbe:
     name: str
     rows: str | None
     answer: str | None = None  # a PyTorch module's served output, in terms of model(inputs)
+    # the other objects `answer` reads (a GP's likelihood), as they are once the cell that
+    # makes the served output has run: a later cell may bind the name to something else
+    answer_reads: tuple[str, ...] = ()
+    answer_cell: int | None = None
 
 
 @dataclass(frozen=True)
@@ -355,6 +360,9 @@ def _with_probes(
         cells.append(cell)
         if number in dropped:
             cells.append(probe(f"_nb2prod_stream({number})"))
+        if model is not None and model.answer_reads and number == model.answer_cell:
+            held = ", ".join(f"{name!r}: {name}" for name in model.answer_reads)
+            cells.append(probe(f"_nb2prod_answer_reads = {{{held}}}"))
         if names:
             cells.append(probe(f"_nb2prod_capture(*{names!r})"))
         if computed:
@@ -363,7 +371,7 @@ def _with_probes(
     if model is not None and model.rows is None:
         sample = f"_nb2prod_forecast(lambda: {model.name}, {SAMPLE_ROWS})"
     elif model is not None:
-        answer = f"lambda model, inputs: {model.answer}" if model.answer else "None"
+        answer = _answer(model)
         sample = (
             f"_nb2prod_sample(lambda: {model.name}, lambda: {model.rows}, {SAMPLE_ROWS}, {answer})"
         )
@@ -377,6 +385,18 @@ def _with_probes(
     probed = nbformat.from_dict(dict(notebook))
     probed.cells = cells
     return probed, origin
+
+
+def _answer(model: ModelProbe) -> str:
+    """The served output as a function of the module and its inputs, reading the other objects
+    it needs as they were where the notebook made it (as the package keeps them), else as the
+    notebook leaves them."""
+    if not model.answer:
+        return "None"
+    if not model.answer_reads:
+        return f"lambda model, inputs: {model.answer}"
+    defaults = ", ".join(f"{name}={name}" for name in model.answer_reads)
+    return f"(lambda {defaults}: lambda model, inputs: {model.answer})(**_nb2prod_answer_reads)"
 
 
 def _evaluation(computed: Mapping[str, tuple[str, int]]) -> str:

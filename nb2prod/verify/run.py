@@ -166,14 +166,15 @@ def _dropped_draws(plan: Plan, ran: NotebookRun) -> list[str]:
     """Cells the package leaves out that the run saw draw from a global random generator, as
     causes: the kept code that draws after them gets other numbers than in the notebook
     (whatever library drew: the run shows it, the Plan cannot always tell). A cell the Plan
-    already names for this is not named twice."""
+    already names for this is not named twice, nor one after the last code the package keeps."""
     named = {f.cell for f in plan.findings if f.code == "dropped-random-draw"}
+    last_kept = max((cell.cell for cell in plan.cells if cell.kept), default=0)
     return [
         f"dropped-random-draw (cell {cell}): the notebook's run shows this cell, which the "
         f"package leaves out, drawing from {' and '.join(generators)} global random generator: "
         "code the package keeps that draws after it gets other numbers than in the notebook"
         for cell, generators in sorted(ran.drew.items())
-        if cell not in named
+        if cell not in named and cell < last_kept
     ]
 
 
@@ -204,7 +205,12 @@ def _predicting(plan: Plan) -> ModelProbe | str:
         return ModelProbe(model.name, None)
     if not model.fit_inputs:
         return "what the model was fitted on is not known"
-    return ModelProbe(model.name, model.fit_inputs[0], model.served_output)
+    made_in = next(
+        (f.cell for f in plan.findings if f.code == "module-output-served" and f.line), None
+    )
+    return ModelProbe(
+        model.name, model.fit_inputs[0], model.served_output, model.served_with, made_in
+    )
 
 
 def _predictions(
