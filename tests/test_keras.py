@@ -61,13 +61,14 @@ def test_a_fitted_network_is_the_model_on_the_backend_the_notebook_chose(
 def test_a_network_left_on_kerass_default_backend_runs_on_one_installed_here(
     write_notebook: Callable[..., Path],
 ) -> None:
-    """Keras's default backend is TensorFlow, not installed here: the package runs Keras on
-    torch, requires it though the notebook never imports it, and says so."""
+    """Keras's own order of backends is TensorFlow, JAX, PyTorch: the package runs Keras on
+    the first installed here, requires it though the notebook never imports it, and says so."""
     unseeded = NETWORK.replace("keras.utils.set_random_seed(0)\n", "")
     plan = build_plan(write_notebook([IMPORTS, DATA, unseeded, MEASURE]))
-    assert plan.model.backend == "torch"
-    torch = next(r for r in plan.requirements if r.name == "torch")
-    assert torch.source == "Keras's backend (KERAS_BACKEND=torch)"
+    installed = [b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(b)]
+    assert plan.model.backend == installed[0]
+    backend = next(r for r in plan.requirements if installed[0] in r.modules)
+    assert backend.source == f"Keras's backend (KERAS_BACKEND={installed[0]})"
     found = {f.code: f for f in plan.findings}
     assert "leaves Keras's backend to its default" in found["keras-backend"].message
     assert found["unseeded-random"].message == (

@@ -174,6 +174,33 @@ def test_a_module_handed_to_a_function_that_trains_it_is_the_model(
     assert plan.model.fit_inputs == ("X_train_t",)
 
 
+def test_a_training_step_that_returns_its_loss_is_called_for_what_it_changes(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`train_step(...)` called bare in a loop is not there to show the loss it returns: its
+    optimizer steps the global module, so the loop is the training and stays."""
+    step = (
+        "model = Net(30)\n"
+        "optimizer = torch.optim.Adam(model.parameters(), lr=0.01)\n"
+        "loss_fn = nn.BCEWithLogitsLoss()\n"
+        "\n\n"
+        "def train_step(x, y):\n"
+        "    optimizer.zero_grad()\n"
+        "    loss = loss_fn(model(x), y)\n"
+        "    loss.backward()\n"
+        "    optimizer.step()\n"
+        "    return loss.item()\n"
+        "\n\n"
+        "for epoch in range(100):\n"
+        "    train_step(X_train_t, y_train_t)"
+    )
+    plan = build_plan(write_notebook([*TUMOR_NET[:3], step, TUMOR_NET[4]]))
+    assert (plan.model.name, plan.model.fitted_in) == ("model", 4)
+    assert plan.model.fit_inputs == ("X_train_t",)
+    training = next(cell for cell in plan.cells if cell.cell == 4)
+    assert not training.dropped
+
+
 def test_a_module_built_and_left_inside_a_function_is_refused_naming_what_to_change(
     write_notebook: Callable[..., Path],
 ) -> None:

@@ -221,16 +221,31 @@ def _plotting_functions(
 def _functions_returning_values(
     parsed: list[tuple[CodeCell, NormalisedCell, ast.Module]],
 ) -> set[str]:
-    """Notebook functions that return a value: a bare call to one is there to show it."""
+    """Notebook functions that return a value and train nothing: a bare call to one is there
+    to show it. A training step that returns its loss (`def train_step(x, y): ...
+    optimizer.apply_gradients(...); return loss`) is called for what it changes."""
     names = set()
     for _, _, tree in parsed:
         for statement in tree.body:
-            if isinstance(statement, ast.FunctionDef) and any(
-                isinstance(node, ast.Return) and node.value is not None
-                for node in ast.walk(statement)
-            ):
+            if not isinstance(statement, ast.FunctionDef):
+                continue
+            nodes = list(ast.walk(statement))
+            returns = any(isinstance(n, ast.Return) and n.value is not None for n in nodes)
+            trains = any(
+                isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Attribute)
+                and n.func.attr in _TRAINING_METHODS
+                for n in nodes
+            )
+            if returns and not trains and not any(isinstance(n, ast.Global) for n in nodes):
                 names.add(statement.name)
     return names
+
+
+# calls that change a model: an optimizer's step (torch, Pyro, TensorFlow), a backward pass, a fit
+_TRAINING_METHODS = frozenset(
+    {"step", "apply_gradients", "minimize", "backward", "fit", "partial_fit"}
+)
 
 
 def _is_docstring(statement: ast.stmt) -> bool:

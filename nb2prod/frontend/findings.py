@@ -88,7 +88,8 @@ def randomness_findings(
                 python_seeded = True
             elif qualified in TORCH_SEEDS:
                 torch_seeded = True
-            keras_seeded = keras_seeded or qualified == KERAS_SEED
+            if qualified in KERAS_SEEDS:  # Python's and numpy's too
+                keras_seeded = numpy_seeded = python_seeded = True
             hint = _SEED_HINT
             message = _unseeded(call.node, qualified, numpy_seeded, python_seeded)
             if not message and not torch_seeded:
@@ -163,7 +164,8 @@ def _random_start(call: CallSite, qualified: str, models: frozenset[str], drawn:
     return None
 
 
-KERAS_SEED = "keras.utils.set_random_seed"  # Python's, numpy's, the backend's and Keras's own
+# Python's, numpy's, the backend's and Keras's own generators (tf.keras is Keras 3)
+KERAS_SEEDS = frozenset({"keras.utils.set_random_seed", "tensorflow.keras.utils.set_random_seed"})
 _KERAS_SEED_HINT = (
     "call keras.utils.set_random_seed(...) before it, so a re-run gives the same model"
 )

@@ -1,8 +1,9 @@
 """Keras 3 networks: which objects are one, and which backend the package runs them on.
 
 Keras 3 runs on TensorFlow, JAX or PyTorch, chosen by ``KERAS_BACKEND`` before ``import
-keras`` (TensorFlow when unset). A notebook that sets it keeps its choice; one that leaves it
-to Keras runs on the first backend installed here, in Keras's own order of preference, and a
+keras`` (TensorFlow when unset). A notebook that sets it keeps its choice; one that imports
+TensorFlow (`tf.keras`, a `tf.GradientTape` loop) runs on TensorFlow; one that leaves it to
+Keras runs on the first backend installed here, in Keras's own order of preference, and a
 finding says so. Either way the generated package sets the variable where it is imported
 first, so training and serving run the network on the same backend.
 """
@@ -33,21 +34,26 @@ class Backend:
 
 def is_keras_model(facts: NotebookFacts, constructor: str | None) -> bool:
     """`keras.Sequential([...])`, `keras.Model(inputs, outputs)` or a notebook class built on
-    keras.Model: a Keras 3 network (tf.keras's are TensorFlow's, and need it installed)."""
+    keras.Model: a Keras 3 network (`tf.keras` is Keras 3 since TensorFlow 2.16)."""
     if not constructor:
         return False
-    if constructor in _MODEL_CLASSES:
+    if _keras_name(constructor) in _MODEL_CLASSES:
         return True
     return any(
         isinstance(statement, ast.ClassDef)
         and statement.name == constructor
         and any(
-            facts.aliases.resolve(dotted_name(base) or "") in _MODEL_CLASSES
+            _keras_name(facts.aliases.resolve(dotted_name(base) or "")) in _MODEL_CLASSES
             for base in statement.bases
         )
         for cell in facts.cells
         for statement in cell.statements
     )
+
+
+def _keras_name(qualified: str) -> str:
+    """`tensorflow.keras.Sequential` -> `keras.Sequential`."""
+    return qualified.removeprefix("tensorflow.").removeprefix("tf.")
 
 
 def runs_on_keras(facts: NotebookFacts, constructor: str | None) -> bool:
@@ -74,6 +80,18 @@ def keras_backend(facts: NotebookFacts) -> Backend:
                 + ", ".join(b for b in BACKENDS if _installed(b)),
             )
         return Backend(name, (cell, line))
+    imported = imports_tensorflow(facts)
+    if imported is not None:  # tf.keras, tf.GradientTape: the notebook's code is TensorFlow's
+        if not _installed("tensorflow"):
+            raise InputError(
+                facts.notebook.path,
+                "the notebook runs Keras through TensorFlow, which is not installed here, so "
+                "the package could not train or serve the network",
+                cell=imported[0],
+                line=imported[1],
+                hint="install tensorflow-cpu where nb2prod runs, then convert again",
+            )
+        return Backend("tensorflow", None)
     for name in BACKENDS:
         if _installed(name):
             return Backend(name, None)
@@ -83,6 +101,23 @@ def keras_backend(facts: NotebookFacts) -> Backend:
         "is installed here",
         hint="install one of them (pip install torch), or set KERAS_BACKEND to one installed",
     )
+
+
+def imports_tensorflow(facts: NotebookFacts) -> tuple[int, int] | None:
+    """Where the notebook imports TensorFlow (cell, line), if it does."""
+    for cell in facts.cells:
+        for statement in cell.statements:
+            for node in ast.walk(statement):
+                names = (
+                    [alias.name for alias in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
+                if any(name.split(".")[0] == "tensorflow" for name in names):
+                    return cell.number, node.lineno
+    return None
 
 
 def _chosen_backend(facts: NotebookFacts) -> tuple[str, int, int] | None:

@@ -22,7 +22,12 @@ from nb2prod.frontend.findings import (
     execution_order_findings,
     randomness_findings,
 )
-from nb2prod.frontend.keras_models import is_keras_model, keras_backend, runs_on_keras
+from nb2prod.frontend.keras_models import (
+    imports_tensorflow,
+    is_keras_model,
+    keras_backend,
+    runs_on_keras,
+)
 from nb2prod.frontend.library_calls import refuse_calls_the_installed_libraries_reject
 from nb2prod.frontend.lineage import RANK, REFITTED, UNKNOWN
 from nb2prod.frontend.metrics import Measurement, find_metrics
@@ -119,7 +124,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
         model = _with_library(model, requirements)
     if model.task == "unknown":
         model = _with_task_from_metrics(model, measurement.metrics)
-    if is_trained_module(facts, kept, model.name):
+    if is_trained_module(facts, kept, model.name) and not is_keras_model(facts, model.estimator):
         # a prediction slicing left out, as the package does not need it to train, still says
         # what the service answers
         trained_in = model.fitted_in or model.defined_in  # what came before was another model
@@ -328,6 +333,8 @@ def _with_keras_backend(facts: NotebookFacts, model: Model) -> tuple[Model, Find
         message = (
             f"the notebook leaves Keras's backend to its default; the package runs Keras on "
             f"{backend.name}, the first of tensorflow, jax and torch installed here"
+            if imports_tensorflow(facts) is None
+            else "the notebook runs Keras through TensorFlow, and so does the package"
         )
     if is_keras_model(facts, model.estimator):
         message += (

@@ -31,7 +31,11 @@ from nb2prod.frontend.pysyntax import (
     numeric_core,
     root_name,
 )
-from nb2prod.frontend.training_loops import function_optimizers, optimized_modules
+from nb2prod.frontend.training_loops import (
+    STEP_METHODS,
+    optimized_modules,
+    optimizers_in_function,
+)
 from nb2prod.frontend.vocabulary import CV_FUNCTIONS, FIT_METHODS, is_metric_function
 from nb2prod.plan import Model
 
@@ -265,7 +269,7 @@ def _mutated(
             stepped
             and isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "step"
+            and node.func.attr in STEP_METHODS
             and isinstance(node.func.value, ast.Name)
             and node.func.value.id in stepped
         ):
@@ -382,6 +386,7 @@ def _function_effects(
     """What a notebook function may change when called: globals (`def train(): model.fit(X,
     y)`) and the objects passed for the parameters it changes (`def clean(df): df.x = 0`)."""
     effects: dict[str, _Effect] = {}
+    notebook_optimizers = optimized_modules(facts)  # a step() changes their modules
     for cell in facts.cells:
         if cell.number not in kept:
             continue
@@ -391,7 +396,7 @@ def _function_effects(
                 parameters = tuple(a.arg for a in [*arguments.posonlyargs, *arguments.args])
                 local = {*parameters, *(a.arg for a in arguments.kwonlyargs)}
                 body_changes: set[str] = set()
-                stepped = function_optimizers(facts, statement)  # step() changes their modules
+                stepped = optimizers_in_function(facts, statement, notebook_optimizers)
                 for inner in statement.body:
                     body_changes |= _mutated(inner, facts.aliases, effects, containers, stepped)
                     if isinstance(inner, ast.Global):

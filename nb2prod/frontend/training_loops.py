@@ -1,10 +1,15 @@
-"""PyTorch modules trained by a loop: which module an optimizer steps, and what it is fed.
+"""Networks trained by a loop: which module an optimizer steps, and what it is fed.
 
 A PyTorch notebook has no `fit`: it builds an optimizer over a module's parameters
 (`torch.optim.Adam(model.parameters(), lr=0.01)`) and calls `optimizer.step()` in a loop. The
 module whose parameters the optimizer steps is the model; the tensor the module is called on
 inside that loop is what it was trained on, directly (`model(X_train_t)`) or batch by batch
 from a DataLoader over a TensorDataset (`for xb, yb in loader: model(xb)`).
+
+TensorFlow's loops are the same shape: a `tf.GradientTape` records the network's forward pass,
+and the optimizer applies the gradients to the network's variables
+(`optimizer.apply_gradients(zip(grads, model.trainable_variables))`), which is where it names
+the network it steps; batches come from a `tf.data.Dataset.from_tensor_slices((X, y))`.
 """
 
 from __future__ import annotations
@@ -19,8 +24,15 @@ from nb2prod.frontend.names import local_names
 from nb2prod.frontend.pysyntax import dotted_name, keyword, root_name
 
 OPTIMIZER_MODULES = ("torch.optim.",)
+# what changes the modules an optimizer holds: torch's and Pyro's step, TensorFlow's
+# apply_gradients and minimize (which name the network's variables where they are called)
+STEP_METHODS = frozenset({"step", "apply_gradients", "minimize"})
 _DATA_LOADERS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
 _DATASETS = frozenset({"torch.utils.data.TensorDataset", "torch.utils.data.dataset.TensorDataset"})
+_TENSOR_SLICES = frozenset(
+    {"tensorflow.data.Dataset.from_tensor_slices", "tf.data.Dataset.from_tensor_slices"}
+)
+_VARIABLES = frozenset({"trainable_variables", "trainable_weights"})
 
 
 @dataclass(frozen=True)
@@ -36,7 +48,8 @@ def optimized_modules(facts: NotebookFacts) -> dict[str, frozenset[str]]:
     """Optimizer name -> the modules whose parameters it steps, for every optimizer the
     notebook builds (`opt = torch.optim.SGD(net.parameters(), lr=0.1)` -> {"net"}): stepping
     the optimizer changes those modules, which the slice must know."""
-    return _optimizers(facts, facts.constructor_calls)
+    statements = [statement for cell in facts.cells for statement in cell.statements]
+    return _merged(_optimizers(facts, facts.constructor_calls), _appliers(statements))
 
 
 def function_optimizers(
@@ -52,7 +65,57 @@ def function_optimizers(
         and isinstance(node.targets[0], ast.Name)
         and isinstance(node.value, ast.Call)
     }
-    return _optimizers(facts, built)
+    return _merged(_optimizers(facts, built), _appliers([function]))
+
+
+def optimizers_in_function(
+    facts: NotebookFacts,
+    function: ast.FunctionDef,
+    notebook_optimizers: dict[str, frozenset[str]] | None = None,
+) -> dict[str, frozenset[str]]:
+    """The optimizers a function can step: those it builds, and the notebook's own that it
+    reads (`def train_step(x, y): ... optimizer.step()` over the notebook's model)."""
+    if notebook_optimizers is None:
+        notebook_optimizers = optimized_modules(facts)
+    local = local_names(function.body, None)
+    read = {name: held for name, held in notebook_optimizers.items() if name not in local}
+    return _merged(read, function_optimizers(facts, function))
+
+
+def _appliers(statements: list[ast.stmt]) -> dict[str, frozenset[str]]:
+    """TensorFlow optimizer name -> the networks whose variables it is handed where it
+    applies gradients (`opt.apply_gradients(zip(grads, model.trainable_variables))`,
+    `opt.minimize(loss, var_list=model.trainable_weights)`)."""
+    found: dict[str, frozenset[str]] = {}
+    for statement in statements:
+        for node in ast.walk(statement):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("apply_gradients", "minimize")
+                and isinstance(node.func.value, ast.Name)
+            ):
+                continue
+            owners = {
+                held.value.id
+                for given in [*node.args, *(k.value for k in node.keywords)]
+                for held in ast.walk(given)
+                if isinstance(held, ast.Attribute)
+                and held.attr in _VARIABLES
+                and isinstance(held.value, ast.Name)
+            }
+            if owners:
+                name = node.func.value.id
+                found[name] = found.get(name, frozenset()) | owners
+    return found
+
+
+def _merged(*mappings: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
+    merged: dict[str, frozenset[str]] = {}
+    for mapping in mappings:
+        for name, owners in mapping.items():
+            merged[name] = merged.get(name, frozenset()) | owners
+    return merged
 
 
 def _optimizers(facts: NotebookFacts, built: dict[str, ast.Call]) -> dict[str, frozenset[str]]:
@@ -94,9 +157,11 @@ def trained_modules(facts: NotebookFacts, kept: set[int] | None) -> list[Trained
         if kept is not None and cell.number not in kept:
             continue
         for call in cell.calls:
-            if call.in_display or call.method != "step" or call.receiver not in optimizers:
+            if call.in_display or call.method not in STEP_METHODS:
                 continue
             loop = cell.statements[call.statement]
+            if call.receiver not in optimizers or isinstance(loop, ast.FunctionDef):
+                continue  # a step function's optimizer trains where the function is called
             fed = {
                 module: _called_on(facts, loop, module, call.receiver)
                 for module in optimizers[call.receiver]
@@ -125,31 +190,34 @@ class _Trainer:
 
 def _training_functions(facts: NotebookFacts) -> list[_Trainer]:
     found = []
+    notebook_optimizers = optimized_modules(facts)
     for cell in facts.cells:
         for statement in cell.statements:
             if not isinstance(statement, ast.FunctionDef):
                 continue
-            optimizers = function_optimizers(facts, statement)
+            local = local_names(statement.body, None)
+            optimizers = optimizers_in_function(facts, statement, notebook_optimizers)
             arguments = statement.args
             parameters = tuple(a.arg for a in [*arguments.posonlyargs, *arguments.args])
-            for loop in ast.walk(statement):
-                if not isinstance(loop, ast.For | ast.While):
-                    continue
+            # the loop that steps, or the function itself when it is one training step
+            # (TensorFlow's `@tf.function def train_step(x, y)`, called in the notebook's loop)
+            loops = [n for n in ast.walk(statement) if isinstance(n, ast.For | ast.While)]
+            for loop in [*loops, statement]:
                 stepped = next(
                     (
                         node.func.value.id
                         for node in ast.walk(loop)
                         if isinstance(node, ast.Call)
                         and isinstance(node.func, ast.Attribute)
-                        and node.func.attr == "step"
+                        and node.func.attr in STEP_METHODS
                         and isinstance(node.func.value, ast.Name)
                         and node.func.value.id in optimizers
                     ),
                     None,
                 )
                 if stepped is not None:
-                    # a module the function builds itself is gone when it returns
-                    local = local_names(statement.body, None)  # parameters are handed in
+                    # a module the function builds itself is gone when it returns (its
+                    # parameters are handed in)
                     modules = tuple(sorted(optimizers[stepped] - local))
                     found.append(_Trainer(statement.name, parameters, stepped, modules, loop))
                     break
@@ -178,8 +246,10 @@ def _trained_by_calls(
                     argument = given.get(module, read)
                     if isinstance(argument, str):
                         inputs = _called_on(facts, trainer.loop, module, trainer.optimizer)
+                        handed = [given[i] if isinstance(given.get(i), str) else i for i in inputs]
+                        # a batch the notebook's own loop draws and hands to the step
                         fed[argument] = tuple(
-                            given[i] if isinstance(given.get(i), str) else i for i in inputs
+                            _batched_from(facts, statement, str(i)) or str(i) for i in handed
                         )
                 fed_data = {module: inputs for module, inputs in fed.items() if inputs} or fed
                 found += [
@@ -238,7 +308,7 @@ def _called_on(
         if stepper is not None
         and isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
-        and node.func.attr == "step"
+        and node.func.attr == "step"  # Pyro's svi.step(x, y) hands x to the module's model
         and isinstance(node.func.value, ast.Name)
         and node.func.value.id == stepper
         and node.args
@@ -261,14 +331,18 @@ def _batched_from(facts: NotebookFacts, loop: ast.stmt, name: str) -> str | None
         positions = [i for i, t in enumerate(targets) if isinstance(t, ast.Name) and t.id == name]
         if not positions:
             continue
-        dataset = _dataset_of(facts, node.iter)
-        if dataset is not None and positions[0] < len(dataset.args):
-            tensor = dataset.args[positions[0]]
+        tensors = _dataset_of(facts, node.iter)
+        if tensors is not None and positions[0] < len(tensors):
+            tensor = tensors[positions[0]]
             return dotted_name(tensor) or ast.unparse(tensor)
     return None
 
 
-def _dataset_of(facts: NotebookFacts, iterable: ast.expr) -> ast.Call | None:
+def _dataset_of(facts: NotebookFacts, iterable: ast.expr) -> list[ast.expr] | None:
+    """The tensors a loop's batches are drawn from, in the order a batch holds them."""
+    sliced = _tensor_slices(facts, iterable)
+    if sliced is not None:
+        return sliced
     loader = _built(facts, iterable)
     if loader is None or _resolved(facts, loader) not in _DATA_LOADERS:
         return None
@@ -276,7 +350,20 @@ def _dataset_of(facts: NotebookFacts, iterable: ast.expr) -> ast.Call | None:
     dataset = _built(facts, given) if given is not None else None
     if dataset is None or _resolved(facts, dataset) not in _DATASETS:
         return None
-    return dataset
+    return list(dataset.args)
+
+
+def _tensor_slices(facts: NotebookFacts, iterable: ast.expr) -> list[ast.expr] | None:
+    """`tf.data.Dataset.from_tensor_slices((X, y)).shuffle(256).batch(32)`: X and y (the
+    methods chained after it batch, shuffle or repeat the same rows)."""
+    built = _built(facts, iterable)
+    while isinstance(built, ast.Call):
+        if _resolved(facts, built) in _TENSOR_SLICES and built.args:
+            given = built.args[0]
+            return list(given.elts) if isinstance(given, ast.Tuple | ast.List) else [given]
+        receiver = built.func.value if isinstance(built.func, ast.Attribute) else None
+        built = _built(facts, receiver) if receiver is not None else None
+    return None
 
 
 def _built(facts: NotebookFacts, value: ast.expr) -> ast.Call | None:

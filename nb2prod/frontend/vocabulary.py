@@ -136,6 +136,7 @@ TORCH_SEEDS = frozenset(
         "lightning.seed_everything",
         "pytorch_lightning.seed_everything",
         "keras.utils.set_random_seed",
+        "tensorflow.keras.utils.set_random_seed",
     }
 )
 
