@@ -31,7 +31,11 @@ HEURISTIC = {
     "validation_status": "UNVALIDATED",
 }
 
-pytestmark = pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer")
+# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
+pytestmark = [
+    pytest.mark.xdist_group("test_promote"),
+    pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer"),
+]
 
 
 class Registry(MlflowClient):
