@@ -118,6 +118,7 @@ def test_the_step_function_trains_serves_records_and_verifies(
     trained = train_package(package, tmp_path, "--cross-validation-folds", "0")
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "accuracy (holdout 25%), VALIDATED" in trained.stdout
+    assert "ms/step" not in trained.stdout  # no Keras progress bar while the network is logged
     served = run_beside_package(
         package,
         tmp_path,

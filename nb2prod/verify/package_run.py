@@ -19,7 +19,8 @@ from typing import Any
 from nb2prod.errors import InputError
 from nb2prod.verify.kernel import Sample
 
-_TRAINED = re.compile(r"^trained \S+ version (?P<version>\d+) \(run (?P<run>[0-9a-f]+)\)", re.M)
+# anywhere in the output: a library's progress bar may end without a newline before it
+_TRAINED = re.compile(r"trained \S+ version (?P<version>\d+) \(run (?P<run>[0-9a-f]+)\)")
 
 
 @dataclass(frozen=True)

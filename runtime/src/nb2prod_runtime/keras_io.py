@@ -45,7 +45,15 @@ def log_network(model: Any, common: Mapping[str, Any]) -> Any:
 
     metadata = {**common.get("metadata", {}), BACKEND: keras.backend.backend()}
     logged = {**common, "metadata": metadata}
-    return Model.log(artifact_path=None, flavor=_KerasFlavour, model=model, **logged)
+    # MLflow checks the logged model by predicting on the example through the flavour, which
+    # calls predict with Keras's progress bar: not the output of the user's training
+    interactive = keras.utils.is_interactive_logging_enabled()
+    keras.utils.disable_interactive_logging()
+    try:
+        return Model.log(artifact_path=None, flavor=_KerasFlavour, model=model, **logged)
+    finally:
+        if interactive:
+            keras.utils.enable_interactive_logging()
 
 
 def holds_network(model: Any) -> bool:
