@@ -201,6 +201,51 @@ def test_a_training_step_that_returns_its_loss_is_called_for_what_it_changes(
     assert not training.dropped
 
 
+ENDLESS_LOOP = (
+    "model = Net(30)\n"
+    "optimizer = torch.optim.Adam(model.parameters(), lr=0.01)\n"
+    "loss_fn = nn.BCEWithLogitsLoss()\n"
+    "converged = False\n"
+    "while {condition}:\n"
+    "    optimizer.zero_grad()\n"
+    "    loss = loss_fn(model(X_train_t), y_train_t)\n"
+    "    loss.backward()\n"
+    "    optimizer.step()\n"
+    "{ending}"
+)
+
+
+@pytest.mark.parametrize(
+    ("condition", "ending"),
+    [("True", ""), ("not converged", ""), ("1", "    print(loss.item())\n")],
+)
+def test_a_training_loop_that_never_ends_is_refused_naming_its_line(
+    write_notebook: Callable[..., Path], condition: str, ending: str
+) -> None:
+    """A notebook stops such a loop by hand; the package's training has no one to: plan
+    refuses it rather than cap it (a capped loop trains a model the notebook never did)."""
+    loop = ENDLESS_LOOP.format(condition=condition, ending=ending)
+    with pytest.raises(InputError) as refused:
+        build_plan(write_notebook([*TUMOR_NET[:3], loop, TUMOR_NET[4]]))
+    assert (refused.value.cell, refused.value.line) == (4, 5)
+    assert str(refused.value.message).startswith(f"`while {condition}:` never ends")
+
+
+@pytest.mark.parametrize(
+    ("condition", "ending"),
+    [
+        ("True", "    if loss.item() < 0.3:\n        break\n"),
+        ("not converged", "    converged = loss.item() < 0.3\n"),
+    ],
+)
+def test_a_training_loop_that_ends_on_its_loss_is_the_training(
+    write_notebook: Callable[..., Path], condition: str, ending: str
+) -> None:
+    loop = ENDLESS_LOOP.format(condition=condition, ending=ending)
+    plan = build_plan(write_notebook([*TUMOR_NET[:3], loop, TUMOR_NET[4]]))
+    assert (plan.model.name, plan.model.fitted_in) == ("model", 4)
+
+
 def test_a_module_built_and_left_inside_a_function_is_refused_naming_what_to_change(
     write_notebook: Callable[..., Path],
 ) -> None:

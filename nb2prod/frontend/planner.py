@@ -15,6 +15,7 @@ from nb2prod.errors import InputError, UnservableModel
 from nb2prod.frontend.datafiles import data_file_findings, find_data_files
 from nb2prod.frontend.dataflow import DataFlow, analyse_dataflow
 from nb2prod.frontend.devices import refuse_gpu_only_code
+from nb2prod.frontend.endless_loops import refuse_endless_loops
 from nb2prod.frontend.facts import CellFacts, NotebookFacts, gather_facts
 from nb2prod.frontend.findings import (
     absolute_path_findings,
@@ -87,6 +88,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     facts, model, findings, roles, kept = _servable_model(notebook, model_name)
     refuse_calls_the_installed_libraries_reject(facts, kept)
     refuse_gpu_only_code(facts, kept)
+    refuse_endless_loops(facts, kept)
     refuse_reads_from_trackers(facts, kept)
     flow = analyse_dataflow(facts, kept)
     secrets = [secret for cell in facts.cells for secret in find_secrets(cell)]
