@@ -31,14 +31,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import container
 
 WHY_NOT = container.unavailable()
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = [
-    pytest.mark.xdist_group("test_container_image"),
-    pytest.mark.skipif(
-        WHY_NOT is not None,
-        reason=f"images cannot be built here: {WHY_NOT} (.ci/run installs them)",
-    ),
-]
+pytestmark = pytest.mark.skipif(
+    WHY_NOT is not None, reason=f"images cannot be built here: {WHY_NOT} (.ci/run installs them)"
+)
 
 SAMPLE = "tumor_classifier"
 TAG = f"localhost/{SAMPLE}:test"

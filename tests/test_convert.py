@@ -14,9 +14,6 @@ from ruff.__main__ import find_ruff_bin
 import nb2prod
 from nb2prod.backend.render import convert
 
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_convert")
-
 RUFF = find_ruff_bin()
 
 

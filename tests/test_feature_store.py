@@ -39,9 +39,6 @@ from conftest import (
 )
 from mlflow import MlflowClient
 
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_feature_store")
-
 CHURN = SAMPLES / "feature_store" / "customer_churn.ipynb"
 
 

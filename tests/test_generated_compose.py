@@ -25,9 +25,6 @@ from conftest import SAMPLES, fetched_schema
 
 from nb2prod.backend.render import convert
 
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_generated_compose")
-
 PODMAN_COMPOSE = shutil.which("podman-compose")
 PODMAN = shutil.which("podman")
 PROMTOOL = shutil.which("promtool")

@@ -25,9 +25,6 @@ from conftest import (
 
 from nb2prod.backend.render import convert
 
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_generated_e2e")
-
 
 @dataclass(frozen=True)
 class Expected:

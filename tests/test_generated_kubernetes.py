@@ -29,9 +29,6 @@ from conftest import SAMPLES, fetched_schema
 
 from nb2prod.backend.render import convert
 
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_generated_kubernetes")
-
 KUBERNETES_VERSION = "1.30.0"
 BUILT_IN = [
     "deployment.yaml",

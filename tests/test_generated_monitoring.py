@@ -22,9 +22,6 @@ from conftest import SAMPLES
 
 from nb2prod.backend.render import convert
 
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_generated_monitoring")
-
 PROMTOOL = shutil.which("promtool")
 HADOLINT = shutil.which("hadolint")
 needs_promtool = pytest.mark.skipif(

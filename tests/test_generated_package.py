@@ -18,9 +18,6 @@ from conftest import TRAINING_CELLS, notebook, run
 
 from nb2prod.backend.render import convert
 
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_generated_package")
-
 PYTHON = Path(sys.executable)
 
 

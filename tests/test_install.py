@@ -10,9 +10,6 @@ from pathlib import Path
 import pytest
 from conftest import REPO, SAMPLES, fresh_venv, install_into
 
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_install")
-
 
 @pytest.fixture(scope="module")
 def wheel_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -19,9 +19,6 @@ from nb2prod.contract import load_contract
 from nb2prod.lint.engine import lint_file
 from nb2prod.lint.registry import all_rules
 
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_lint_mutations")
-
 NOTEBOOKS = sorted(SAMPLES.glob("*.ipynb"))
 MUTATED_SAMPLE = "tumor_classifier"  # its package has every element, features included
 

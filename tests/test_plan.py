@@ -11,9 +11,6 @@ from conftest import SAMPLES
 from nb2prod.frontend.planner import build_plan, package_name
 from nb2prod.plan import Plan
 
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_plan")
-
 
 @pytest.fixture(scope="module")
 def plan() -> Plan:

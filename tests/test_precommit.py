@@ -12,11 +12,7 @@ import nbformat
 import pytest
 from conftest import REPO, notebook
 
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = [
-    pytest.mark.xdist_group("test_precommit"),
-    pytest.mark.skipif(shutil.which("pre-commit") is None, reason="pre-commit missing"),
-]
+pytestmark = pytest.mark.skipif(shutil.which("pre-commit") is None, reason="pre-commit missing")
 
 MISSING = 'import mlflow\n\nwith mlflow.start_run():\n    mlflow.log_metric("accuracy", 0.9)\n'
 HONEST = (

@@ -40,15 +40,11 @@ from test_generated_monitoring import alert_rules, dashboard, load_yaml
 from nb2prod.backend.render import convert
 
 PROMETHEUS = shutil.which("prometheus")
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = [
-    pytest.mark.xdist_group("test_prometheus_live"),
-    pytest.mark.skipif(
-        PROMETHEUS is None,
-        reason="the Prometheus server is not installed (Debian package 'prometheus'; .ci/run "
-        "installs it)",
-    ),
-]
+pytestmark = pytest.mark.skipif(
+    PROMETHEUS is None,
+    reason="the Prometheus server is not installed (Debian package 'prometheus'; .ci/run "
+    "installs it)",
+)
 
 SAMPLE = "tumor_classifier"
 DEADLINE = 90.0  # seconds before a wait gives up; a 1 s scrape normally settles in 2

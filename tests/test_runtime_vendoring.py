@@ -17,9 +17,6 @@ from nb2prod.backend.render import convert
 from nb2prod.backend.runtime_wheel import runtime_version, runtime_wheel, wheel_name
 from nb2prod.resources import data_dir
 
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_runtime_vendoring")
-
 OFFLINE = ("--no-index", "--no-build-isolation")
 
 

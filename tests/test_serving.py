@@ -45,9 +45,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from nb2prod.backend.render import convert
 
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_serving")
-
 TUMOR = "tumor_classifier"
 SLEEPY = "sleepy"
 HONESTY_FIELDS = ("implementation_status", "accuracy_claim", "validation_status", "model_version")

@@ -44,9 +44,6 @@ from conftest import (
 
 from nb2prod.backend.render import convert
 
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_team_mlflow_server")
-
 psycopg = pytest.importorskip("psycopg", reason="mlflow needs a PostgreSQL driver: psycopg")
 pytest.importorskip("flask_wtf", reason="mlflow's basic-auth app needs Flask-WTF (mlflow[auth])")
 

@@ -13,9 +13,6 @@ import pytest
 import nb2prod_runtime
 from nb2prod_runtime.compat import compatible, require_runtime
 
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_compat")
-
 EXAMPLE = Path(__file__).resolve().parent / "iris_example"
 
 

@@ -31,11 +31,7 @@ HEURISTIC = {
     "validation_status": "UNVALIDATED",
 }
 
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = [
-    pytest.mark.xdist_group("test_promote"),
-    pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer"),
-]
+pytestmark = pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer")
 
 
 class Registry(MlflowClient):

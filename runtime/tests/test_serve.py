@@ -12,9 +12,6 @@ import pytest
 from fastapi.testclient import TestClient
 from iris_example import honesty, serve
 
-# module-scoped fixtures: the file's tests run on one worker (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_serve")
-
 
 @pytest.fixture(scope="module")
 def client(trained) -> Iterator[TestClient]:
