@@ -276,6 +276,8 @@ SLOW_FIRST = (
     "test_team_mlflow_server.py",
     "test_verify.py",
     "test_pytorch_serving.py",
+    "test_keras.py",
+    "test_tensorflow.py",
     "test_generated_package.py",
     "test_generated_e2e.py",
     "test_serving.py",

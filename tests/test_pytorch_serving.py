@@ -147,8 +147,7 @@ def test_a_skorch_net_is_served_as_its_module_answering_what_predict_answers(
 # after the prediction the package serves, the notebook shows another likelihood's marginal
 # under the same name (as GPyTorch's likelihood tutorial does); the package keeps the first
 LIKELIHOOD_REBOUND = (
-    "likelihood = gpytorch.likelihoods.BernoulliLikelihood()\n"
-    "print(likelihood(model(test_x)).mean)"
+    "likelihood = gpytorch.likelihoods.BernoulliLikelihood()\nprint(likelihood(model(test_x)).mean)"
 )
 
 

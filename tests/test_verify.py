@@ -53,9 +53,7 @@ def test_every_sample_verifies_green(tmp_path: Path, sample: str) -> None:
     assert "note: hidden-state (cell " in done.stdout
 
 
-def test_an_unseeded_notebook_agrees_from_one_seed_and_differs_as_written(
-    write_notebook, tmp_path
-):
+def test_an_unseeded_notebook_agrees_from_one_seed_and_differs_as_written(write_notebook, tmp_path):
     """Both sides start numpy's generator from verify's seed, so the split is the same split
     and the package is shown to compute what the notebook computes; run as written, the two
     draw different splits, and the unseeded line is named as the cause."""
