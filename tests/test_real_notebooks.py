@@ -172,15 +172,6 @@ def test_statsmodels_results_are_the_model(write_notebook) -> None:
     [
         (
             [
-                "import numpy as np\nfrom tensorflow import keras",
-                "X = np.zeros((8, 2))\ny = np.zeros(8)\n"
-                "model = keras.Sequential([keras.layers.Dense(1)])\n"
-                "model.compile(loss='mse')\nmodel.fit(X, y, epochs=1)",
-            ],
-            "cell 2: trains a tensorflow model (model)",
-        ),
-        (
-            [
                 "import torch",
                 "net = torch.nn.Linear(2, 1)\nopt = torch.optim.SGD(net.parameters(), lr=0.1)\n"
                 "for _ in range(3):\n"

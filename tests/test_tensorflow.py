@@ -98,6 +98,26 @@ def test_the_network_a_gradient_tape_trains_is_the_model_on_tensorflow(
     assert "unseeded-random" not in found  # tf.keras.utils.set_random_seed seeds the weights
 
 
+def test_a_tf_keras_network_fitted_is_a_keras_3_model_on_tensorflow(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`from tensorflow import keras` is Keras 3 since TensorFlow 2.16: its fitted network is
+    the model, as keras's is, on TensorFlow (before TensorFlow was installed here, plan refused
+    it as 'a tensorflow model')."""
+    cells = [
+        "import numpy as np\nfrom tensorflow import keras",
+        "X = np.zeros((8, 2))\ny = np.zeros(8)\n"
+        "model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])\n"
+        "model.compile(loss='mse')\nmodel.fit(X, y, epochs=1)",
+    ]
+    plan = build_plan(write_notebook(cells))
+    assert (plan.model.name, plan.model.backend, plan.model.fit_inputs) == (
+        "model",
+        "tensorflow",
+        ("X", "y"),
+    )
+
+
 def test_a_network_trained_without_keras_seed_is_unseeded(
     write_notebook: Callable[..., Path],
 ) -> None:
