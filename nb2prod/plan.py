@@ -152,6 +152,8 @@ class Metric:
     folds: int | None
     greater_is_better: bool | None
     scorer: Scorer | None = None  # None: the package cannot re-measure it by itself
+    # the notebook's own expression, when it computes the metric without a metric function
+    expression: str | None = None
 
 
 @dataclass(frozen=True)

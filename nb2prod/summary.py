@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from nb2prod.plan import ROLE_TITLES, Plan
 
 _SEVERITY_WIDTH = 7
@@ -42,10 +44,11 @@ def render_summary(plan: Plan) -> str:
         lines.append("  none: nothing in the notebook measures the model")
     for metric in plan.metrics:
         folds = f", {metric.folds} folds" if metric.folds else ""
-        lines.append(
-            f"  {metric.name} = {metric.function}(...) on {metric.validation}{folds} "
-            f"(cell {metric.cell})"
-        )
+        how = f"{metric.function}(...)"
+        if metric.expression is not None:  # computed by the notebook's own code
+            shown = textwrap.shorten(metric.expression, 60, placeholder="...")
+            how = f"{shown}, {metric.function} by hand,"
+        lines.append(f"  {metric.name} = {how} on {metric.validation}{folds} (cell {metric.cell})")
     lines += ["", "Parameters"]
     if not plan.parameters:
         lines.append("  none")

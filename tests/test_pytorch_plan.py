@@ -445,3 +445,33 @@ def test_a_sample_from_a_torch_or_pyro_distribution_is_unseeded_randomness(
     assert [(f.cell, f.line, f.message) for f in found] == [
         (2, 3, "Normal(...).sample() draws from torch's global generator, never seeded")
     ]
+
+
+def test_accuracy_counted_by_hand_over_test_batches_is_the_claim_and_says_what_is_served(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """The tutorials' test loop: `_, predicted = torch.max(outputs, 1)`, `correct +=
+    (predicted == labels).sum().item()`, then `accuracy = 100 * correct / total`. It is a
+    metric on held-out data, and the service answers with `predicted`, what it counted."""
+    test_loop = (
+        "test_loader = DataLoader(TensorDataset(torch.tensor(X_test, dtype=torch.float32),"
+        " torch.tensor(y_test)), batch_size=16)\n"
+        "correct, total = 0, 0\n"
+        "with torch.no_grad():\n"
+        "    for inputs, labels in test_loader:\n"
+        "        outputs = net(inputs)\n"
+        "        _, predicted = torch.max(outputs.data, 1)\n"
+        "        total += labels.size(0)\n"
+        "        correct += (predicted == labels).sum().item()\n"
+        "accuracy = 100 * correct / total\n"
+        "print(f'accuracy: {accuracy:.1f}%')"
+    )
+    plan = build_plan(write_notebook([*IRIS_BATCHES[:3], test_loop]))
+    (metric,) = plan.metrics
+    assert (metric.name, metric.function, metric.validation) == ("accuracy", "accuracy", "holdout")
+    assert metric.expression == "100 * correct / total"
+    assert plan.honesty.primary_metric == "accuracy"
+    assert plan.model.task == "classification"
+    assert plan.model.served_output == "torch.max(model(inputs).data, 1)[1]"
+    evaluation = next(cell for cell in plan.cells if cell.cell == 4)
+    assert (evaluation.role, evaluation.reason) == ("evaluate", "computes accuracy by hand")

@@ -13,9 +13,17 @@ import json
 import re
 from dataclasses import dataclass
 
+from nb2prod.frontend.computed_metrics import bound_values, data_read, hand_metric
 from nb2prod.frontend.facts import CallSite, NotebookFacts
 from nb2prod.frontend.lineage import OTHER, measured_models
-from nb2prod.frontend.pysyntax import dotted_name, keyword, names_in, root_name, target_names
+from nb2prod.frontend.pysyntax import (
+    dotted_name,
+    keyword,
+    names_in,
+    nodes_run_now,
+    root_name,
+    target_names,
+)
 from nb2prod.frontend.vocabulary import (
     CV_FUNCTIONS,
     LOWER_IS_BETTER,
@@ -64,6 +72,7 @@ def find_metrics(
     findings: list[Finding] = []
     calls: list[int] = []  # the id of each metric's call node, in the order of `metrics`
     cross_validated: dict[int, bool] = {}
+    parts = bound_values(s for c in facts.cells if c.number in kept for s in c.kept_statements)
     for cell in facts.cells:
         if cell.number not in kept:
             continue
@@ -72,6 +81,7 @@ def find_metrics(
             if split is not None:
                 holdout_fraction = _test_size(split, defaults)
             _propagate(statement, split, held_out, trained_on)
+        by_call = len(metrics)
         for call in cell.calls:
             if call.in_display or not call.assigned_to:
                 continue
@@ -105,17 +115,35 @@ def find_metrics(
             calls.append(id(call.node))
             cross_validated[id(call.node)] = qualified in CV_FUNCTIONS
             if validation == "training data":
-                findings.append(
-                    Finding(
-                        "metric-on-training-data",
-                        "warning",
-                        f"{name!r} is measured on the data the model was trained on, so it "
-                        "says nothing about new data",
-                        cell.number,
-                        call.line,
-                        "measure it on the held-out split",
-                    )
+                findings.append(_on_training_data(name, cell.number, call.line))
+        called = {(metric.name, metric.line) for metric in metrics[by_call:]}
+        for target, value in _by_hand(cell.kept_statements):
+            quantity = hand_metric(target, value, parts, (model_name, *models))
+            if quantity is None or (target, value.lineno) in called:
+                continue
+            data = data_read(value, parts)
+            validation = "unknown"
+            if data & held_out:
+                validation = "holdout"
+            elif data & trained_on:
+                validation = "training data"
+            metrics.append(
+                Metric(
+                    name=target,
+                    function=quantity,
+                    cell=cell.number,
+                    line=value.lineno,
+                    held_out=validation == "holdout",
+                    validation=validation,
+                    folds=None,
+                    greater_is_better=not LOWER_IS_BETTER.search(quantity),
+                    expression=ast.unparse(value),
                 )
+            )
+            calls.append(id(value))
+            cross_validated[id(value)] = False
+            if validation == "training data":
+                findings.append(_on_training_data(target, cell.number, value.lineno))
     measured = measured_models(facts, kept, model_name, set(models), cross_validated)
     lineage = [measured[key] for key in calls]
     others = tuple(m for m, of in zip(metrics, lineage, strict=True) if of == OTHER)
@@ -131,6 +159,31 @@ def find_metrics(
         metrics.append(Metric(name, "unknown", cell, 0, False, "unknown", None, None))
     measures = {name: of for name, (_, of) in own.items()}
     return Measurement(tuple(metrics), holdout_fraction, tuple(findings), measures, others)
+
+
+def _by_hand(statements: list[ast.stmt]) -> list[tuple[str, ast.expr]]:
+    """Each `name = value` the statements run (in loops and `with` blocks too), in order."""
+    found = [
+        (node.targets[0].id, node.value)
+        for statement in statements
+        for node in nodes_run_now(statement)
+        if isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+    ]
+    return sorted(found, key=lambda pair: (pair[1].lineno, pair[1].col_offset))
+
+
+def _on_training_data(name: str, cell: int, line: int) -> Finding:
+    return Finding(
+        "metric-on-training-data",
+        "warning",
+        f"{name!r} is measured on the data the model was trained on, so it says nothing "
+        "about new data",
+        cell,
+        line,
+        "measure it on the held-out split",
+    )
 
 
 def _of_another_model(metric: Metric, model_name: str) -> Finding:

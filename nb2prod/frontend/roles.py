@@ -12,7 +12,9 @@ import ast
 from dataclasses import dataclass, field
 
 from nb2prod.errors import InputError
+from nb2prod.frontend.computed_metrics import Parts, bound_values, hand_metric
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
+from nb2prod.frontend.pysyntax import nodes_run_now
 from nb2prod.frontend.training_loops import TrainedModule, module_calls, trained_modules
 from nb2prod.frontend.vocabulary import (
     CV_FUNCTIONS,
@@ -112,6 +114,8 @@ class _Context:
     data: set[str] = field(default_factory=set)  # names bound above by cells that hold data
     # PyTorch modules an optimizer steps, and where: found once for the whole notebook
     modules: list[TrainedModule] = field(default_factory=list)
+    # what each name is bound to anywhere in the notebook, to read metrics computed by hand
+    parts: Parts = field(default_factory=dict)
 
     def advance(self, cell: CellFacts) -> None:
         self.predictions.update(
@@ -132,6 +136,7 @@ def assign_roles(facts: NotebookFacts, model_names: set[str]) -> list[RoleDecisi
         model_names,
         {name for cell in facts.cells for name in cell.functions},
         modules=trained_modules(facts, None),
+        parts=bound_values(statement for cell in facts.cells for statement in cell.statements),
     )
     for cell in facts.cells:
         decision = _from_tags(cell, facts) or _from_directive(cell, facts)
@@ -252,6 +257,14 @@ def _from_code(cell: CellFacts, facts: NotebookFacts, context: _Context) -> Role
             return RoleDecision("evaluate", f"computes {call.qualified.rsplit('.', 1)[-1]}(...)")
         if call.method == "score" and call.receiver in model_names:
             return RoleDecision("evaluate", f"calls {call.receiver}.score(...)")
+    for statement in cell.kept_statements:
+        for node in nodes_run_now(statement):
+            if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)):
+                continue
+            models = model_names | {module.name for module in context.modules}
+            quantity = hand_metric(node.targets[0].id, node.value, context.parts, models)
+            if quantity is not None:
+                return RoleDecision("evaluate", f"computes {quantity} by hand")
     for call in calls:
         if is_load_call(call.qualified):
             return RoleDecision("load", f"loads data with {call.qualified.rsplit('.', 1)[-1]}(...)")

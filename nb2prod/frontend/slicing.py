@@ -21,6 +21,7 @@ import bisect
 import re
 from dataclasses import dataclass
 
+from nb2prod.frontend.computed_metrics import Parts, bound_values, hand_metric
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
 from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import (
@@ -146,6 +147,7 @@ def _seeds(facts: NotebookFacts, units: list[_Unit], explicit: set[int], model: 
     derived = {model.name}
     seeds: set[int] = set()
     notebook_functions = {name for cell in facts.cells for name in cell.functions}
+    parts = bound_values(unit.statement for unit in units)
     for position, unit in enumerate(units):
         reads = set(unit.uses) | unit.mutates
         touches_model = bool(reads & derived)
@@ -154,14 +156,24 @@ def _seeds(facts: NotebookFacts, units: list[_Unit], explicit: set[int], model: 
         if (
             unit.cell in explicit
             or _has_global_effect(unit.statement, facts.aliases)
-            or (touches_model and _measures(unit.statement, facts.aliases, notebook_functions))
+            or (
+                touches_model
+                and _measures(unit.statement, facts.aliases, notebook_functions, parts, model.name)
+            )
         ):
             seeds.add(position)
     return seeds
 
 
-def _measures(statement: ast.stmt, aliases: Aliases, notebook_functions: set[str]) -> bool:
-    """Whether the statement assigns a metric, as the plan reads metrics (`acc = f1(...)`).
+def _measures(
+    statement: ast.stmt,
+    aliases: Aliases,
+    notebook_functions: set[str],
+    parts: Parts,
+    model: str,
+) -> bool:
+    """Whether the statement assigns a metric, as the plan reads metrics (`acc = f1(...)`, or
+    by hand: `acc = (pred == y_test).mean()`).
 
     A metric computed only to be drawn (`{"precision": [precision_score(...) for t in ts]}`
     beside a plot) is not one the package can log, and does not keep its loop alive.
@@ -169,6 +181,9 @@ def _measures(statement: ast.stmt, aliases: Aliases, notebook_functions: set[str
     for node in nodes_run_now(statement):
         if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call | ast.BinOp)):
             continue
+        target = node.targets[0]
+        if isinstance(target, ast.Name) and hand_metric(target.id, node.value, parts, [model]):
+            return True
         if not all(isinstance(target, ast.Name | ast.Tuple) for target in node.targets):
             continue
         call = numeric_core(node.value, aliases)

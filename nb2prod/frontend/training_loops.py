@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
@@ -269,15 +270,24 @@ def _arguments(call: ast.Call, parameters: tuple[str, ...]) -> dict[str, str | N
     return given
 
 
-def module_calls(statement: ast.AST, module: str) -> list[ast.Call]:
-    """`model(x)`: the module called as a function, where its forward pass runs."""
+def module_calls(statement: ast.AST, module: str, *, predicts: bool = False) -> list[ast.Call]:
+    """`model(x)`: the module called as a function, where its forward pass runs; with
+    `predicts`, `model.predict(x)` too (a Keras network's batched forward pass)."""
     return [
         node
         for node in ast.walk(statement)
         if isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id == module
         and node.args
+        and (
+            (isinstance(node.func, ast.Name) and node.func.id == module)
+            or (
+                predicts
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "predict"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == module
+            )
+        )
     ]
 
 
@@ -400,6 +410,8 @@ def module_output(
     measured: set[str],
     *,
     distribution: bool = False,
+    predicts: bool = False,
+    metric_lines: Collection[tuple[int, int]] = (),
 ) -> ModuleOutput | None:
     """`predicted = (torch.sigmoid(model(X_test_t)) > 0.5).int()`, or `outputs = model(X)`
     then `predicted = outputs.argmax(dim=1)`: the first value made from the module's output
@@ -409,9 +421,14 @@ def module_output(
     through the first prediction the notebook makes from it, metric or not
     (`observed_pred = likelihood(model(test_x))`), and answers with that prediction's mean;
     failing that, with the mean of the first `pred = model(test_x)` outside a loop.
+
+    With `predicts`, the output may also be `model.predict(X)`'s (a Keras network). An
+    argument of a call on a metric's line (`metric_lines`: cell, line) counts as a value a
+    metric reads: `accuracy_score(y_test, model.predict(X_test).argmax(1))`.
     """
     objects = _module_objects(facts) - {module}
     raw: dict[str, ast.expr] = {}  # names bound to the module's bare output
+    made: dict[str, ast.expr] = {}  # names bound to a value made from its output alone
     bare: ModuleOutput | None = None  # a distribution's first bare prediction, out of loops
     predictors = _returning_functions(facts)
     for cell in facts.cells:
@@ -425,18 +442,22 @@ def module_output(
                 if isinstance(loop, ast.For | ast.While)
                 for inner in ast.walk(loop)
             }
-            for node in ast.walk(statement):
-                if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
-                    continue
-                target = node.targets[0]
-                if not isinstance(target, ast.Name):
-                    continue
-                value = _with_outputs_inlined(_returned(node.value, predictors), raw)
-                calls = module_calls(value, module)
+            for node, target, value in _bindings(statement):
+                value = _with_outputs_inlined(_returned(value, predictors), {**raw, **made})
+                calls = module_calls(value, module, predicts=predicts)
                 uses = _other_modules(facts, value, calls[0], objects) if calls else None
-                if len(calls) != 1 or uses is None:
+                if len(calls) != 1 or uses is None or isinstance(node, ast.AugAssign):
                     raw.pop(target.id, None)
+                    made.pop(target.id, None)
+                    compared = None
+                    if target.id in measured and not distribution:
+                        compared = _compared(facts, value, module, made, objects, predicts)
+                    if compared is not None:
+                        side, served, uses = compared
+                        where = (cell.number, node.lineno)
+                        return ModuleOutput(ast.unparse(served), side, *where, tuple(uses))
                     continue
+                made[target.id] = value
                 if value is calls[0]:
                     raw[target.id] = value
                     if distribution and bare is None and id(node) not in looped:
@@ -456,7 +477,73 @@ def module_output(
                 if served is not None:
                     where = (cell.number, node.lineno)
                     return ModuleOutput(ast.unparse(served), target.id, *where, tuple(uses))
+            lines = {line for number, line in metric_lines if number == cell.number}
+            for argument in [] if distribution else _arguments_on(statement, lines):
+                value = _with_outputs_inlined(argument, {**raw, **made})
+                calls = module_calls(value, module, predicts=predicts)
+                uses = _other_modules(facts, value, calls[0], objects) if calls else None
+                if len(calls) == 1 and uses is not None:
+                    served = _as_tensor(_fed(value, calls[0]))
+                    where = (cell.number, argument.lineno)
+                    return ModuleOutput(ast.unparse(served), ast.unparse(argument), *where, ())
     return bare  # the mean of the model's own prediction, when no likelihood reads it
+
+
+def _arguments_on(statement: ast.stmt, lines: set[int]) -> list[ast.expr]:
+    """The arguments of the calls the statement makes on `lines`, in order."""
+    calls = [
+        node for node in ast.walk(statement) if isinstance(node, ast.Call) and node.lineno in lines
+    ]
+    calls.sort(key=lambda call: (call.lineno, call.col_offset))
+    return [
+        argument
+        for call in calls
+        for argument in [*call.args, *(k.value for k in call.keywords)]
+        if not isinstance(argument, ast.Starred)
+    ]
+
+
+def _bindings(statement: ast.stmt) -> Iterator[tuple[ast.stmt, ast.Name, ast.expr]]:
+    """Each name the statement binds to a value, and the value: `_, predicted = torch.max(out,
+    1)` binds `predicted` to `torch.max(out, 1)[1]`; `correct += ...` binds `correct` to what
+    it adds."""
+    for node in ast.walk(statement):
+        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            yield node, node.target, node.value
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+            continue
+        target = node.targets[0]
+        if isinstance(target, ast.Name):
+            yield node, target, node.value
+        elif isinstance(target, ast.Tuple) and not isinstance(node.value, ast.Tuple | ast.List):
+            for index, element in enumerate(target.elts):
+                if isinstance(element, ast.Name) and element.id != "_":
+                    yield node, element, ast.Subscript(node.value, ast.Constant(index), ast.Load())
+
+
+def _compared(
+    facts: NotebookFacts,
+    value: ast.expr,
+    module: str,
+    made: dict[str, ast.expr],
+    objects: set[str],
+    predicts: bool,
+) -> tuple[str, ast.expr, set[str]] | None:
+    """In `(predicted == labels).sum()`, the side made from the module's output alone: its
+    name in the notebook, what the service answers (in terms of `model(inputs)`), and the
+    other modules it reads."""
+    for node in ast.walk(value):
+        if not (isinstance(node, ast.Compare) and [type(op) for op in node.ops] == [ast.Eq]):
+            continue
+        for side in (node.left, node.comparators[0]):
+            expression = made.get(side.id, side) if isinstance(side, ast.Name) else side
+            calls = module_calls(expression, module, predicts=predicts)
+            if len(calls) != 1:
+                continue
+            uses = _other_modules(facts, expression, calls[0], objects)
+            if uses is not None:
+                return ast.unparse(side), _as_tensor(_fed(expression, calls[0])), uses
+    return None
 
 
 def _returning_functions(facts: NotebookFacts) -> dict[str, ast.FunctionDef]:
@@ -540,7 +627,8 @@ def _mean_of(value: ast.expr, objects: set[str]) -> ast.expr | None:
 
 
 def _with_outputs_inlined(value: ast.expr, raw: dict[str, ast.expr]) -> ast.expr:
-    """`outputs.argmax(1)` with `outputs = model(X)` known: `model(X).argmax(1)`."""
+    """`outputs.argmax(1)` with `outputs = model(X)` known: `model(X).argmax(1)` (and so on
+    through the names bound to values made from the output alone)."""
 
     class Inline(ast.NodeTransformer):
         def visit_Name(self, node: ast.Name) -> ast.AST:
@@ -552,12 +640,15 @@ def _with_outputs_inlined(value: ast.expr, raw: dict[str, ast.expr]) -> ast.expr
 def _fed(value: ast.expr, call: ast.Call) -> ast.expr:
     """The expression with the module fed `inputs` instead of the notebook's tensor."""
     target = ast.unparse(call)
-    module = call.func.id if isinstance(call.func, ast.Name) else None
+    module = root_name(call.func)
+    fed: ast.expr = ast.Name("model", ast.Load())
+    if isinstance(call.func, ast.Attribute):  # `network.predict(X)`
+        fed = ast.Attribute(fed, call.func.attr, ast.Load())
 
     class Feed(ast.NodeTransformer):
         def visit_Call(self, node: ast.Call) -> ast.AST:
             if ast.unparse(node) == target:
-                return ast.Call(ast.Name("model", ast.Load()), [ast.Name(MODULE_INPUT)], [])
+                return ast.Call(fed, [ast.Name(MODULE_INPUT)], [])
             self.generic_visit(node)
             return node
 
