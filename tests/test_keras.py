@@ -77,6 +77,29 @@ def test_a_network_left_on_kerass_default_backend_runs_on_one_installed_here(
     )
 
 
+def test_a_network_answers_with_what_the_claims_metric_reads(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`probabilities = model.predict(X_test)`, then `predicted = probabilities.argmax(1)`:
+    the claim is the accuracy of `predicted`, so the service answers with the class, followed
+    through the names it is made from; the probabilities another metric reads are not it."""
+    measure = (
+        "probabilities = model.predict(X_test)\n"
+        "predicted = probabilities.argmax(axis=1)\n"
+        "accuracy = accuracy_score(y_test, predicted)\n"
+        "confidence = float(np.mean(np.max(probabilities, axis=1)))"
+    )
+    plan = build_plan(write_notebook([BACKEND + IMPORTS, DATA, NETWORK, measure]))
+    assert plan.honesty.primary_metric == "accuracy"
+    assert plan.model.served_output == "model.predict(inputs).argmax(axis=1)"
+    (said,) = [f for f in plan.findings if f.code == "module-output-served"]
+    assert (said.cell, said.line) == (4, 2)
+    assert said.message == (
+        "the service answers with predicted as the notebook makes it from model's output: "
+        "model.predict(inputs).argmax(axis=1)"
+    )
+
+
 def test_a_backend_that_is_not_installed_is_refused_naming_the_line(
     write_notebook: Callable[..., Path],
 ) -> None:
@@ -92,9 +115,10 @@ def test_a_backend_that_is_not_installed_is_refused_naming_the_line(
 def test_the_network_trains_serves_records_and_verifies(
     write_notebook: Callable[..., Path], tmp_path: Path
 ) -> None:
-    """Logged with the keras flavour and its backend; loaded by the service without
-    KERAS_BACKEND set, it answers each record with the network's last layer; verify runs the
-    notebook on the same backend and finds the same answers."""
+    """Logged with its backend and the package's answer function; loaded by the service
+    without KERAS_BACKEND set, it answers each record with the class the notebook's argmax
+    picks, what the claim measured, not the network's last layer; verify runs the notebook on
+    the same backend and finds the same answers."""
     source = write_notebook(IRIS_NETWORK, name="iris_net.ipynb")
     package = convert(source, tmp_path / "pkg").target
     trained = train_package(package, tmp_path)
@@ -105,8 +129,9 @@ def test_the_network_trains_serves_records_and_verifies(
         logged = mlflow.models.get_model_info("models:/iris_net/1")
     finally:
         mlflow.set_tracking_uri(previous)
-    assert "keras" in logged.flavors
     assert logged.metadata["keras_backend"] == "torch"
+    # a pyfunc model holding the network in Keras's format and the package's answer function
+    assert logged.flavors["python_function"]["loader_module"] == "mlflow.pyfunc.model"
     served = run_beside_package(
         package,
         tmp_path,
@@ -119,10 +144,9 @@ def test_the_network_trains_serves_records_and_verifies(
         "print(json.dumps(client.post('/predict', json=rows).json()))",
     )
     assert served.returncode == 0, served.stderr[-3000:]
+    assert "step" not in served.stdout  # no progress bar of Keras's predict
     body = last_json_line(served.stdout)
-    probabilities = body["predictions"]
-    assert [len(row) for row in probabilities] == [3, 3]
-    assert [max(range(3), key=row.__getitem__) for row in probabilities] == [0, 2]
+    assert body["predictions"] == [0, 2]
     assert body["implementation_status"] == "IMPLEMENTED"
     done = run_cli("verify", source, package, timeout=600)
     assert done.code == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -6,6 +6,7 @@ import ast
 import hashlib
 import keyword as python_keywords
 import re
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -126,7 +127,8 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
         model = _with_library(model, requirements)
     if model.task == "unknown":
         model = _with_task_from_metrics(model, measurement.metrics)
-    if is_trained_module(facts, kept, model.name) and not is_keras_model(facts, model.estimator):
+    network = is_keras_model(facts, model.estimator)
+    if network or is_trained_module(facts, kept, model.name):
         # a prediction slicing left out, as the package does not need it to train, still says
         # what the service answers
         trained_in = model.fitted_in or model.defined_in  # what came before was another model
@@ -134,7 +136,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
             n for n in kept | {c.number for c in facts.cells if c.sliced} if n >= trained_in
         }
         model, output_finding = _with_served_output(
-            facts, predicting, kept, model, measurement.metrics
+            facts, predicting, kept, model, measurement, network
         )
         findings.append(output_finding)
     findings += flow.findings
@@ -281,29 +283,36 @@ def _with_served_output(
     predicting: set[int],
     kept: set[int],
     model: Model,
-    metrics: tuple[Metric, ...],
+    measurement: Measurement,
+    network: bool = False,
 ) -> tuple[Model, Finding]:
-    """A PyTorch module answers with what the notebook makes of its output before measuring
-    it (labels from logits, say), so the claim is about what the service returns. The value
-    may be made in any cell that `predicts`; the other modules it reads must be `kept`."""
-    measured = {
-        node.id
-        for metric in metrics
-        for statement in facts.cell(metric.cell).kept_statements
-        if statement.lineno <= metric.line <= (statement.end_lineno or statement.lineno)
-        for node in ast.walk(statement)
-        if isinstance(node, ast.Name)
-    }
+    """A PyTorch module or a Keras `network` answers with what the notebook makes of its
+    output before measuring it (labels from logits, say), so the claim is about what the
+    service returns. The value may be made in any cell that `predicts`; the other modules it
+    reads must be `kept`. What the claim's metric reads comes first, then what any does."""
     distribution = answers_with_distribution(facts, model.estimator) is not None
-    output = module_output(facts, predicting, model.name, measured, distribution=distribution)
+    primary = _primary_metric([m for m in measurement.metrics if m.held_out], measurement.measures)
+    output = None
+    for metrics in ([primary] if primary else [], measurement.metrics):
+        measured = _read_by_metrics(facts, metrics)
+        output = output or module_output(
+            facts,
+            predicting,
+            model.name,
+            measured,
+            distribution=distribution,
+            predicts=network,
+            metric_lines={(metric.cell, metric.line) for metric in metrics},
+        )
     in_package = {name for number in kept for name in facts.cell(number).names.defines}
     if output is not None and not set(output.uses) <= in_package:
         output = None  # `likelihood2(model(x))` with likelihood2 left out of the package
     if output is None:
+        called = f"{model.name}.predict(inputs)" if network else f"{model.name}(inputs)"
         return model, Finding(
             "module-output-served",
             "info",
-            f"the service answers with what {model.name}(inputs) returns; no value the "
+            f"the service answers with what {called} returns; no value the "
             f"notebook measures is made from {model.name}'s output alone",
             model.fitted_in,
             None,
@@ -322,6 +331,18 @@ def _with_served_output(
     )
 
 
+def _read_by_metrics(facts: NotebookFacts, metrics: Iterable[Metric]) -> set[str]:
+    """The names the statements computing `metrics` read or bind."""
+    return {
+        node.id
+        for metric in metrics
+        for statement in facts.cell(metric.cell).kept_statements
+        if statement.lineno <= metric.line <= (statement.end_lineno or statement.lineno)
+        for node in ast.walk(statement)
+        if isinstance(node, ast.Name)
+    }
+
+
 def _with_keras_backend(facts: NotebookFacts, model: Model) -> tuple[Model, Finding]:
     """A Keras network with the backend the package runs it on (its library a requirement),
     and a finding that says which, and what the service answers."""
@@ -337,11 +358,6 @@ def _with_keras_backend(facts: NotebookFacts, model: Model) -> tuple[Model, Find
             f"{backend.name}, the first of tensorflow, jax and torch installed here"
             if imports_tensorflow(facts) is None
             else "the notebook runs Keras through TensorFlow, and so does the package"
-        )
-    if is_keras_model(facts, model.estimator):
-        message += (
-            f"; the service answers with what {model.name}.predict(inputs) returns, the "
-            "network's last layer"
         )
     return model, Finding(
         "keras-backend",

@@ -5,12 +5,21 @@ Keras 3 runs on a backend (TensorFlow, JAX or PyTorch) chosen by ``KERAS_BACKEND
 ``__init__``), so training, promotion and serving run the network on the backend it was
 trained on. MLflow's keras flavour saves the network in Keras's own ``.keras`` format and
 serves ``model.predict`` on a float tensor of the shape it was trained on.
+
+A notebook measures what it makes of the network's output (labels from probabilities, say),
+not the output itself: wrapped in `Answering` with the package's `answer` function, the network
+is logged as a pyfunc model (keras_answering.py) that keeps it in Keras's format as an artifact
+and answers through that function, so that the service, verify and any client of the registry
+get what the claim was measured on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -18,9 +27,41 @@ import numpy as np
 BACKEND = "keras_backend"  # model metadata: the backend the network was trained on
 
 
+class Answering:
+    """`network`, answering with `answer(network, inputs)`: what the notebook makes of its
+    output before it measures it."""
+
+    def __init__(self, network: Any, answer: Callable[[Any, Any], Any]) -> None:
+        self.network = network
+        self.answer = answer
+
+    def predict(self, inputs: Any) -> np.ndarray:
+        return np.asarray(self.answer(Silent(self.network), as_array(inputs)))
+
+
+class Silent:
+    """The network as the answer function sees it: its ``predict`` never prints Keras's
+    progress bar into the service's output, whatever ``verbose`` the notebook passed."""
+
+    def __init__(self, network: Any) -> None:
+        self._network = network
+
+    def predict(self, inputs: Any, **options: Any) -> Any:
+        return self._network.predict(inputs, **{**options, "verbose": 0})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._network(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._network, name)
+
+
 def is_keras_model(model: Any) -> bool:
-    """Whether the model is a ``keras.Model`` (Keras is loaded when one exists). Checked before
-    torch: on the PyTorch backend a Keras model is a ``torch.nn.Module`` too."""
+    """Whether the model is a ``keras.Model`` (Keras is loaded when one exists), or one
+    wrapped in `Answering`. Checked before torch: on the PyTorch backend a Keras model is a
+    ``torch.nn.Module`` too."""
+    if isinstance(model, Answering):
+        return True
     keras = sys.modules.get("keras")
     return keras is not None and isinstance(model, keras.Model)
 
@@ -34,23 +75,54 @@ def as_array(value: Any) -> np.ndarray:
 
 
 def predict(model: Any, example: Any) -> np.ndarray:
-    """What MLflow's keras flavour answers: ``model.predict``, without its progress bar."""
+    """What the served model answers: ``model.predict`` without its progress bar, or what
+    `Answering` makes of the network's output."""
+    if isinstance(model, Answering):
+        return model.predict(example)
     return np.asarray(model.predict(example, verbose=0))
 
 
 def log_network(model: Any, common: Mapping[str, Any]) -> Any:
-    """Log the network with MLflow's keras flavour, the backend it ran on in its metadata."""
+    """Log the network with MLflow's keras flavour, the backend it ran on in its metadata, and
+    the function its answer is made with, if any."""
     import keras
     from mlflow.models import Model
 
-    metadata = {**common.get("metadata", {}), BACKEND: keras.backend.backend()}
-    logged = {**common, "metadata": metadata}
+    backend = keras.backend.backend()
+    logged = {**common, "metadata": {**common.get("metadata", {}), BACKEND: backend}}
     # MLflow checks the logged model by predicting on the example through the flavour, which
     # calls predict with Keras's progress bar: not the output of the user's training
+    with _quiet():
+        if not isinstance(model, Answering):
+            return Model.log(artifact_path=None, flavor=_KerasFlavour, model=model, **logged)
+        import mlflow
+
+        from nb2prod_runtime.keras_answering import NETWORK, AnsweringNetwork
+
+        mlflow.set_tag(
+            "model_format",
+            "pyfunc: the Keras network in Keras's format, answering through the package's "
+            "answer function (held by reference in a cloudpickle)",
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            saved = os.path.join(folder, "network.keras")
+            model.network.save(saved)
+            return mlflow.pyfunc.log_model(
+                python_model=AnsweringNetwork(model.answer, backend),
+                artifacts={NETWORK: saved},
+                **logged,
+            )
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Keras's progress bars off (an answer may call ``model.predict``), as they were after."""
+    import keras
+
     interactive = keras.utils.is_interactive_logging_enabled()
     keras.utils.disable_interactive_logging()
     try:
-        return Model.log(artifact_path=None, flavor=_KerasFlavour, model=model, **logged)
+        yield
     finally:
         if interactive:
             keras.utils.enable_interactive_logging()

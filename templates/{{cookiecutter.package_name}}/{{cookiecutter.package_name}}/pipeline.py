@@ -19,7 +19,9 @@ from {{ cookiecutter.package_name }} import data_path
 {%- if cookiecutter._code.helper_names %}
 from {{ cookiecutter.package_name }}.helpers import {{ cookiecutter._code.helper_names | join(", ") }}
 {%- endif %}
-{%- if cookiecutter._plan.model.served_output %}
+{%- if cookiecutter._plan.model.served_output and cookiecutter._plan.model.backend %}
+from nb2prod_runtime.keras_io import Answering
+{%- elif cookiecutter._plan.model.served_output %}
 from nb2prod_runtime.torch_output import Answering
 {%- endif %}
 {%- if cookiecutter._code.features %}
@@ -48,7 +50,7 @@ class PipelineResult:
 
 
 def answer(model: Any, inputs: Any{% for name in cookiecutter._plan.model.served_with %}, {{ name }}: Any{% endfor %}) -> Any:
-    """What the notebook makes of the module's output when it measures or predicts: the
+    """What the notebook makes of the model's output when it measures or predicts: the
     service answers with the same, so the claim is about what it returns."""
     return {{ cookiecutter._plan.model.served_output }}
 {%- endif %}
