@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,30 +42,58 @@ def require_package(package_dir: Path, name: str) -> None:
         )
 
 
+class Training:
+    """The package's training, running in its own process while the notebook runs in its
+    kernel: verify takes as long as the slower of the two, not their sum. Its output is read
+    as it comes (a full pipe would stop it)."""
+
+    def __init__(self, package_dir: Path, name: str, tracking_uri: str, seeding: str) -> None:
+        require_package(package_dir, name)
+        self.package_dir, self.tracking_uri = package_dir, tracking_uri
+        path = os.pathsep.join(filter(None, [str(package_dir), os.environ.get("PYTHONPATH")]))
+        env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": path}
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _training(name, seeding)],
+            cwd=package_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.outputs = ("", "")
+        self.seconds = 0.0
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        self.outputs = self.process.communicate()
+        self.seconds = time.perf_counter() - self.started
+
+    def result(self) -> PackageRun:
+        """Wait for the training; the run it logged, or InputError with its last line."""
+        self.reader.join()
+        stdout, stderr = self.outputs
+        trained = _TRAINED.search(stdout)
+        if self.process.returncode != 0 or trained is None:
+            said = (stderr.strip().splitlines() or ["no output"])[-1]
+            raise InputError(self.package_dir, f"the package's training failed: {said}")
+        from mlflow import MlflowClient
+
+        run = MlflowClient(self.tracking_uri).get_run(trained["run"])
+        return PackageRun(trained["run"], trained["version"], dict(run.data.metrics), self.seconds)
+
+    def stop(self) -> None:
+        """End the training (the notebook failed, or verify was stopped)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.reader.join()
+
+
 def train_package(package_dir: Path, name: str, tracking_uri: str, seeding: str = "") -> PackageRun:
     """`python -m <name>.train` in the package's folder, into `tracking_uri`; `seeding` runs
     first, in the same interpreter."""
-    require_package(package_dir, name)
-    python_path = os.pathsep.join(filter(None, [str(package_dir), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": python_path}
-    started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", _training(name, seeding)],
-        cwd=package_dir,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    seconds = time.perf_counter() - started
-    trained = _TRAINED.search(done.stdout)
-    if done.returncode != 0 or trained is None:
-        said = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise InputError(package_dir, f"the package's training failed: {said}")
-    from mlflow import MlflowClient
-
-    run = MlflowClient(tracking_uri).get_run(trained["run"])
-    return PackageRun(trained["run"], trained["version"], dict(run.data.metrics), seconds)
+    return Training(package_dir, name, tracking_uri, seeding).result()
 
 
 def _training(name: str, seeding: str) -> str:

@@ -17,10 +17,10 @@ from nb2prod.verify.compare import Predictions, Row, causes, compare_predictions
 from nb2prod.verify.kernel import DisplayCode, ModelProbe, NotebookRun, run_notebook
 from nb2prod.verify.package_run import (
     PackageRun,
+    Training,
     package_predictions,
     record_parity,
     require_package,
-    train_package,
 )
 from nb2prod.verify.seeds import DEFAULT_SEED, described, seeded_libraries, seeding_source
 
@@ -57,19 +57,24 @@ def verify(
         os.environ.setdefault("KERAS_BACKEND", plan.model.backend)
     libraries = seeded_libraries(plan)
     seeding = "" if seed is None else seeding_source(seed, libraries)
-    ran = run_notebook(
-        notebook,
-        metrics,
-        cell_timeout,
-        model,
-        display_code(plan),
-        metric_expressions(plan),
-        dropped,
-        seeding,
-    )
     with tempfile.TemporaryDirectory(prefix="nb2prod-verify-") as scratch:
         uri = tracking_uri or f"sqlite:///{Path(scratch) / 'mlflow.db'}"
-        trained = train_package(package_dir, plan.package_name, uri, seeding)
+        training = Training(package_dir, plan.package_name, uri, seeding)  # meanwhile:
+        try:
+            ran = run_notebook(
+                notebook,
+                metrics,
+                cell_timeout,
+                model,
+                display_code(plan),
+                metric_expressions(plan),
+                dropped,
+                seeding,
+            )
+        except BaseException:
+            training.stop()
+            raise
+        trained = training.result()
         compared = rows(plan, ran.metrics, trained.metrics)
         predictions, not_compared = (
             _predictions(package_dir, uri, plan.package_name, trained, ran, rtol, atol)
