@@ -475,3 +475,28 @@ def test_accuracy_counted_by_hand_over_test_batches_is_the_claim_and_says_what_i
     assert plan.model.served_output == "torch.max(model(inputs).data, 1)[1]"
     evaluation = next(cell for cell in plan.cells if cell.cell == 4)
     assert (evaluation.role, evaluation.reason) == ("evaluate", "computes accuracy by hand")
+
+
+def test_a_module_a_function_trains_by_its_parameter_on_slices_of_a_batch_takes_their_tensor(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`def train_epoch(model, X, y)` stepping the notebook's own optimizer over `net`, and
+    feeding `model(X[idx])`: called as `train_epoch(net, features, labels)`, it trains `net`
+    on `features` (the batches are slices of it)."""
+    training = (
+        "net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))\n"
+        "opt = torch.optim.SGD(net.parameters(), lr=0.1)\n"
+        "\n"
+        "def train_epoch(model, X, y, batch_size=16):\n"
+        "    order = torch.randperm(len(X))\n"
+        "    for start in range(0, len(X), batch_size):\n"
+        "        idx = order[start:start + batch_size]\n"
+        "        opt.zero_grad()\n"
+        "        nn.functional.cross_entropy(model(X[idx]), y[idx]).backward()\n"
+        "        opt.step()\n"
+        "\n"
+        "for epoch in range(20):\n"
+        "    train_epoch(net, features, labels)"
+    )
+    plan = build_plan(write_notebook([*IRIS_BATCHES[:2], training, IRIS_BATCHES[3]]))
+    assert (plan.model.name, plan.model.fit_inputs) == ("net", ("features",))

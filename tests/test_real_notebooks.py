@@ -185,7 +185,7 @@ def test_statsmodels_results_are_the_model(write_notebook) -> None:
     ],
 )
 def test_deep_learning_is_refused_by_name(write_notebook, cells, says) -> None:
-    result = run_cli("convert", write_notebook(cells))
+    result = run_cli("plan", write_notebook(cells))  # by plan, before convert
     assert result.code == 2 and says in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 

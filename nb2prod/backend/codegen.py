@@ -13,10 +13,11 @@ import builtins
 import dataclasses
 import textwrap
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from nb2prod.backend.submodules import submodule_imports
 from nb2prod.errors import InputError
-from nb2prod.frontend.model import is_time_series_model
+from nb2prod.frontend.model import is_time_series_model, without_input
 from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import lines_inside_strings, root_name, target_names
 from nb2prod.frontend.vocabulary import enables
@@ -562,15 +563,7 @@ def _run_body(
             lines.insert(at_fit[0], f"input_at_fit = {model_input}")
             model_input = "input_at_fit"
     if model_input is None:
-        raise InputError(
-            plan.notebook.path,
-            f"the notebook never gives the model {plan.model.name} any data (no "
-            f"{plan.model.name}.fit(X, ...), {plan.model.name}.predict(X) or "
-            f"{plan.model.name}(X) on a variable), so "
-            "the package cannot tell what it takes as input",
-            cell=plan.model.defined_in,
-            hint=f"call {plan.model.name}.predict(X) on an example of its input in a cell",
-        )
+        raise without_input(Path(plan.notebook.path), plan.model)
     fit_data = _fit_data_expression(plan, at_fit[1] if at_fit else set(), modules)
     if fit_data is not None and at_fit is not None:
         lines.insert(at_fit[0], f"data_at_fit = {fit_data}")

@@ -10,16 +10,18 @@ object fits the description, the choice is reported as a finding, never made sil
 from __future__ import annotations
 
 import ast
+import builtins
 import dataclasses
 from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 
 from nb2prod.errors import InputError, UnservableModel
 from nb2prod.frontend.facts import CallSite, CellFacts, NotebookFacts
 from nb2prod.frontend.installed import built_on_deep_learning, installed_has, installed_object
 from nb2prod.frontend.keras_models import runs_on_keras
 from nb2prod.frontend.names import scan_names
-from nb2prod.frontend.pysyntax import dotted_name, keyword
+from nb2prod.frontend.pysyntax import dotted_name, keyword, names_in
 from nb2prod.frontend.training_loops import (
     answers_with_distribution,
     batch_of_processes,
@@ -885,3 +887,32 @@ def _callees_inside(call: ast.Call | None, facts: NotebookFacts) -> list[str]:
         if isinstance(node, ast.Call) and (callee := dotted_name(node.func)):
             names.append(facts.aliases.resolve(callee))
     return names
+
+
+def without_input(path: Path, model: Model) -> InputError:
+    """A fitted model the notebook never hands data (only inside code nb2prod cannot follow):
+    the package could not tell what a request holds."""
+    name = model.name
+    return InputError(
+        path,
+        f"the notebook never gives the model {name} any data (no {name}.fit(X, ...), "
+        f"{name}.predict(X) or {name}(X) on a variable), so the package cannot tell what it "
+        "takes as input",
+        cell=model.defined_in,
+        hint=f"call {name}.predict(X) on an example of its input in a cell",
+    )
+
+
+def refuse_a_model_without_input(path: Path, model: Model, facts: NotebookFacts) -> None:
+    """Said by plan, before convert would find no input for the package's model: none of what
+    it is fitted on or predicts on reads a notebook variable (`net(torch.zeros(4, 2))`)."""
+    if model.kind != "fitted" or is_time_series_model(model.estimator):
+        return  # a forecaster answers a stretch of its series, not rows
+    for text in [*model.fit_inputs[:1], *model.predict_inputs[:1]]:
+        try:
+            read = names_in(ast.parse(text, mode="eval").body) - set(dir(builtins))
+        except SyntaxError:
+            continue
+        if any(not facts.aliases.is_module_alias(name) for name in read):
+            return
+    raise without_input(path, model)

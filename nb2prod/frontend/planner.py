@@ -33,7 +33,12 @@ from nb2prod.frontend.keras_models import (
 from nb2prod.frontend.library_calls import refuse_calls_the_installed_libraries_reject
 from nb2prod.frontend.lineage import RANK, REFITTED, UNKNOWN
 from nb2prod.frontend.metrics import Measurement, find_metrics
-from nb2prod.frontend.model import candidate_names, explicit_model_name, find_model
+from nb2prod.frontend.model import (
+    candidate_names,
+    explicit_model_name,
+    find_model,
+    refuse_a_model_without_input,
+)
 from nb2prod.frontend.pysyntax import construct, names_in
 from nb2prod.frontend.reader import Notebook, read_notebook
 from nb2prod.frontend.requirements import resolve_requirements
@@ -87,6 +92,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     notebook = read_notebook(path)
     contract = load_contract()
     facts, model, findings, roles, kept = _servable_model(notebook, model_name)
+    refuse_a_model_without_input(path, model, facts)
     refuse_calls_the_installed_libraries_reject(facts, kept)
     refuse_gpu_only_code(facts, kept)
     refuse_endless_loops(facts, kept)

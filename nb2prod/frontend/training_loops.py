@@ -246,7 +246,12 @@ def _trained_by_calls(
                     read = module if module not in trainer.parameters else None  # a global
                     argument = given.get(module, read)
                     if isinstance(argument, str):
-                        inputs = _called_on(facts, trainer.loop, module, trainer.optimizer)
+                        # the module by its own name, or by a parameter the call binds to it
+                        # (`def train_epoch(model, X)` stepping the notebook's optimizer)
+                        names = [module] + [p for p in trainer.parameters if given.get(p) == module]
+                        loop, stepper = trainer.loop, trainer.optimizer
+                        called = [_called_on(facts, loop, name, stepper) for name in names]
+                        inputs = next((found for found in called if found), ())
                         handed = [given[i] if isinstance(given.get(i), str) else i for i in inputs]
                         # a batch the notebook's own loop draws and hands to the step
                         fed[argument] = tuple(
@@ -309,8 +314,9 @@ def _parameter_owners(given: ast.expr | None) -> set[str]:
 def _called_on(
     facts: NotebookFacts, loop: ast.stmt, module: str, stepper: str | None = None
 ) -> tuple[str, ...]:
-    """What the loop feeds the module: its call's first argument (`model(x)`), or else what
-    the stepper hands the module's model (`svi.step(x, y)`)."""
+    """What the loop feeds the module: its call's first argument (`model(x)`, or the tensor a
+    batch is sliced from: `model(X[idx])`), or else what the stepper hands the module's model
+    (`svi.step(x, y)`)."""
     fed = [call.args[0] for call in module_calls(loop, module)]
     fed += [
         node.args[0]
@@ -324,6 +330,8 @@ def _called_on(
         and node.args
     ]
     for given in fed:
+        while isinstance(given, ast.Subscript):  # a batch sliced from it: `X[idx]`, `X[i:j]`
+            given = given.value
         if isinstance(given, ast.Name):
             batch_source = _batched_from(facts, loop, given.id)
             return (batch_source or given.id,)
