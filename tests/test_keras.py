@@ -100,6 +100,23 @@ def test_a_network_answers_with_what_the_claims_metric_reads(
     )
 
 
+def test_what_kerass_evaluate_returns_is_the_metric_its_name_says(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`test_loss, test_acc = model.evaluate(X_test, y_test)`: Keras measured the accuracy
+    the network was compiled with, on held-out rows; the loss is no claim."""
+    network = NETWORK.replace(
+        "loss='sparse_categorical_crossentropy')",
+        "loss='sparse_categorical_crossentropy', metrics=['accuracy'])",
+    )
+    measure = "test_loss, test_acc = model.evaluate(X_test, y_test, verbose=0)"
+    plan = build_plan(write_notebook([BACKEND + IMPORTS, DATA, network, measure]))
+    (metric,) = plan.metrics
+    assert (metric.name, metric.function, metric.validation) == ("test_acc", "accuracy", "holdout")
+    assert metric.expression == "model.evaluate(X_test, y_test, verbose=0)[1]"
+    assert plan.honesty.primary_metric == "test_acc"
+
+
 def test_a_backend_that_is_not_installed_is_refused_naming_the_line(
     write_notebook: Callable[..., Path],
 ) -> None:

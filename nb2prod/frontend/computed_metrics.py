@@ -7,7 +7,8 @@ on its own (`acc = history.history["acc"][-1]` is a number the fit printed, `(a 
 may count anything), so both must agree: the name says which quantity it holds, and its value
 is made, directly or through the names it reads, of what that quantity is made of (labels
 compared with predictions for accuracy, predictions taken from targets for an error) reduced to
-one number (a mean, a sum, a division) there or in the value itself.
+one number (a mean, a sum, a division) there or in the value itself. A Keras network's
+`evaluate` measures what the name it is unpacked into says.
 """
 
 from __future__ import annotations
@@ -46,17 +47,38 @@ def bound_values(statements: Iterable[ast.stmt]) -> dict[str, tuple[ast.expr, ..
     return {name: tuple(values) for name, values in found.items()}
 
 
+def named_values(node: ast.AST) -> list[tuple[str, ast.expr]]:
+    """The names an assignment binds, each with its value: `loss, acc = model.evaluate(...)`
+    binds `acc` to `model.evaluate(...)[1]`."""
+    if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+        return []
+    target = node.targets[0]
+    if isinstance(target, ast.Name):
+        return [(target.id, node.value)]
+    if not isinstance(target, ast.Tuple) or isinstance(node.value, ast.Tuple | ast.List):
+        return []
+    return [
+        (element.id, ast.copy_location(ast.Subscript(node.value, ast.Constant(i)), node.value))
+        for i, element in enumerate(target.elts)
+        if isinstance(element, ast.Name)
+    ]
+
+
 def hand_metric(target: str, value: ast.expr, parts: Parts, models: Collection[str]) -> str | None:
     """The quantity (`accuracy`, `rmse`, `mse` or `mae`) that `target = value` computes by
     hand, or None; `parts` holds what the notebook binds each name to. One side of the
     comparison or difference must come from one of the `models` and the other not: two of a
-    model's own outputs compared (an approximation against the exact value) measure no model."""
+    model's own outputs compared (an approximation against the exact value) measure no model.
+    A Keras network's own `evaluate` (`loss, acc = model.evaluate(X_test, y_test)`) measures
+    what the name says."""
     if _ACCURACY.search(target):
         quantity, made_of = "accuracy", _is_equality
     elif found := _ERROR.search(target):
         quantity, made_of = found.group(2).lower(), _is_difference
     else:
         return None
+    if _evaluated_by(value, models):
+        return quantity
     reduced = any(_reduces(node) for node in ast.walk(value))
     for expression in _reached(value, parts):
         nodes = list(ast.walk(expression))
@@ -66,6 +88,19 @@ def hand_metric(target: str, value: ast.expr, parts: Parts, models: Collection[s
         if any(_against_the_model(node, parts, models) for node in compared):
             return quantity
     return None
+
+
+def _evaluated_by(value: ast.expr, models: Collection[str]) -> bool:
+    """`model.evaluate(X, y)`, or an item of what it returns, for one of the models."""
+    while isinstance(value, ast.Subscript):
+        value = value.value
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Attribute)
+        and value.func.attr == "evaluate"
+        and isinstance(value.func.value, ast.Name)
+        and value.func.value.id in models
+    )
 
 
 def _against_the_model(node: ast.AST, parts: Parts, models: Collection[str]) -> bool:

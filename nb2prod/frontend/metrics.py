@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from nb2prod.frontend.computed_metrics import bound_values, data_read, hand_metric
+from nb2prod.frontend.computed_metrics import bound_values, data_read, hand_metric, named_values
 from nb2prod.frontend.facts import CallSite, NotebookFacts
 from nb2prod.frontend.lineage import OTHER, measured_models
 from nb2prod.frontend.pysyntax import (
@@ -162,14 +162,13 @@ def find_metrics(
 
 
 def _by_hand(statements: list[ast.stmt]) -> list[tuple[str, ast.expr]]:
-    """Each `name = value` the statements run (in loops and `with` blocks too), in order."""
+    """Each `name = value` the statements run (in loops and `with` blocks too), in order;
+    `a, b = value` as `a = value[0]` and `b = value[1]`."""
     found = [
-        (node.targets[0].id, node.value)
+        pair
         for statement in statements
         for node in nodes_run_now(statement)
-        if isinstance(node, ast.Assign)
-        and len(node.targets) == 1
-        and isinstance(node.targets[0], ast.Name)
+        for pair in named_values(node)
     ]
     return sorted(found, key=lambda pair: (pair[1].lineno, pair[1].col_offset))
 

@@ -12,7 +12,7 @@ import ast
 from dataclasses import dataclass, field
 
 from nb2prod.errors import InputError
-from nb2prod.frontend.computed_metrics import Parts, bound_values, hand_metric
+from nb2prod.frontend.computed_metrics import Parts, bound_values, hand_metric, named_values
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
 from nb2prod.frontend.pysyntax import nodes_run_now
 from nb2prod.frontend.training_loops import TrainedModule, module_calls, trained_modules
@@ -257,14 +257,13 @@ def _from_code(cell: CellFacts, facts: NotebookFacts, context: _Context) -> Role
             return RoleDecision("evaluate", f"computes {call.qualified.rsplit('.', 1)[-1]}(...)")
         if call.method == "score" and call.receiver in model_names:
             return RoleDecision("evaluate", f"calls {call.receiver}.score(...)")
+    models = model_names | {module.name for module in context.modules}
     for statement in cell.kept_statements:
         for node in nodes_run_now(statement):
-            if not (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)):
-                continue
-            models = model_names | {module.name for module in context.modules}
-            quantity = hand_metric(node.targets[0].id, node.value, context.parts, models)
-            if quantity is not None:
-                return RoleDecision("evaluate", f"computes {quantity} by hand")
+            for name, value in named_values(node):
+                quantity = hand_metric(name, value, context.parts, models)
+                if quantity is not None:
+                    return RoleDecision("evaluate", f"computes {quantity} by hand")
     for call in calls:
         if is_load_call(call.qualified):
             return RoleDecision("load", f"loads data with {call.qualified.rsplit('.', 1)[-1]}(...)")

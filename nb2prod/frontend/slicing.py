@@ -21,7 +21,7 @@ import bisect
 import re
 from dataclasses import dataclass
 
-from nb2prod.frontend.computed_metrics import Parts, bound_values, hand_metric
+from nb2prod.frontend.computed_metrics import Parts, bound_values, hand_metric, named_values
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
 from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import (
@@ -181,8 +181,7 @@ def _measures(
     for node in nodes_run_now(statement):
         if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call | ast.BinOp)):
             continue
-        target = node.targets[0]
-        if isinstance(target, ast.Name) and hand_metric(target.id, node.value, parts, [model]):
+        if any(hand_metric(name, value, parts, [model]) for name, value in named_values(node)):
             return True
         if not all(isinstance(target, ast.Name | ast.Tuple) for target in node.targets):
             continue
