@@ -161,6 +161,34 @@ NOTEBOOKS = {
         "model.fit(X_train, y_train, eval_set=[(X_test, y_test)], verbose=False)\n"
         "acc = accuracy_score(y_test, model.predict(X_test))",
     ],
+    # a network's class defined in the cell that trains it: not local to the step, and a
+    # pipeline holding a skorch net is pickled (skops cannot hold torch's objects)
+    "network_class_defined_where_it_is_trained": [
+        "import numpy as np\n"
+        "import torch\n"
+        "from torch import nn\n"
+        "from skorch import NeuralNetClassifier\n"
+        "from sklearn.datasets import make_classification\n"
+        "from sklearn.model_selection import train_test_split\n"
+        "from sklearn.pipeline import Pipeline\n"
+        "from sklearn.preprocessing import StandardScaler",
+        "X, y = make_classification(200, 6, random_state=0)\n"
+        "X, y = X.astype(np.float32), y.astype(np.int64)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+        "class Classifier(nn.Module):\n"
+        "    def __init__(self, units=8):\n"
+        "        super().__init__()\n"
+        "        self.layers = nn.Sequential(nn.Linear(6, units), nn.ReLU(), nn.Linear(units, 2))\n"
+        "\n"
+        "    def forward(self, X):\n"
+        "        return self.layers(X)\n"
+        "\n"
+        "torch.manual_seed(0)\n"
+        "net = NeuralNetClassifier(Classifier, max_epochs=5, lr=0.1, verbose=0)\n"
+        "pipe = Pipeline([('scale', StandardScaler()), ('net', net)])\n"
+        "pipe.fit(X_train, y_train)\n"
+        "score = pipe.score(X_test, y_test)",
+    ],
 }
 
 
@@ -172,6 +200,20 @@ def test_the_notebook_converts_and_trains(
     package = convert(source, tmp_path / "package").target
     trained = train(package, tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
+
+
+def test_a_class_defined_where_the_model_is_trained_is_a_helper(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Left in the training step, the class would be local to it, and a model holding one
+    could not be saved by reference: it moves to helpers.py, which the pipeline imports."""
+    case = "network_class_defined_where_it_is_trained"
+    source = write_notebook(NOTEBOOKS[case], name=f"{case}.ipynb")
+    package = convert(source, tmp_path / "package").target / case
+    assert "# From cell 3\nclass Classifier(nn.Module):" in (package / "helpers.py").read_text()
+    pipeline = (package / "pipeline.py").read_text()
+    assert f"from {case}.helpers import Classifier" in pipeline
+    assert "class Classifier" not in pipeline
 
 
 def test_the_input_example_has_the_columns_the_model_was_fitted_on(

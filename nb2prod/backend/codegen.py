@@ -15,6 +15,7 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nb2prod.backend.hoisting import with_definitions_hoisted
 from nb2prod.backend.submodules import submodule_imports
 from nb2prod.errors import InputError
 from nb2prod.frontend.model import is_time_series_model, without_input
@@ -80,6 +81,7 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
     imports = "\n".join([imports, *submodule_imports(imports, step_sources)])
     imports = _keep_enabling_imports(imports)
     import_names = set(_defines(imports))
+    plan = with_definitions_hoisted(plan, import_names)
     helper_steps, closure_steps = _split_helpers(plan, import_names)
     helper_names = sorted({n for s in helper_steps for n in _defines(_step_source(s))})
     module_names = import_names | set(helper_names)

@@ -137,6 +137,8 @@ def log_model(
         info = keras_io.log_network(model, common)
     elif keras_io.holds_network(model):
         info = keras_io.log_pickled_estimator(model, common)
+    elif pytorch_io.holds_module(model):
+        info = pytorch_io.log_pickled_estimator(model, common)
     else:
         info = mlflow.sklearn.log_model(
             model,

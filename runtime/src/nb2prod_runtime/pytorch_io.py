@@ -32,6 +32,32 @@ def servable(model: Any) -> Any:
     return model
 
 
+def holds_module(model: Any) -> bool:
+    """A scikit-learn estimator holding a skorch net or a module (a Pipeline whose last step
+    is a NeuralNetClassifier): skops cannot save torch's objects."""
+    torch = sys.modules.get("torch")
+    if torch is None or is_module(model):
+        return False
+    parts = [step for _, step, *_ in getattr(model, "steps", [])]
+    parts += list(getattr(model, "__dict__", {}).values())
+    return any(
+        isinstance(part, torch.nn.Module) or type(part).__module__.startswith("skorch.")
+        for part in parts
+    )
+
+
+def log_pickled_estimator(model: Any, common: Mapping[str, Any]) -> Any:
+    """Log such an estimator with the scikit-learn flavour as a cloudpickle, and say so on the
+    run: loading it runs that pickle, so load only models this package trained."""
+    import mlflow
+    import mlflow.sklearn
+
+    mlflow.set_tag(
+        "model_format", "cloudpickle: a scikit-learn-style estimator holding a PyTorch network"
+    )
+    return mlflow.sklearn.log_model(model, serialization_format="cloudpickle", **common)
+
+
 def as_array(value: Any) -> Any:
     """What the module was trained on, as the array a request becomes: a tensor leaves the
     graph and the device it was on; a frame or an array keeps its values."""

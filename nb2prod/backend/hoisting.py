@@ -1,0 +1,126 @@
+"""Classes and functions a notebook defines beside other code, moved to the package's helpers.
+
+A cell that defines `class Net(nn.Module)` and then trains it is one pipeline step: left there,
+the class would be local to the step's function, and a model holding an instance of a local
+class cannot be saved by reference (pickle refuses it, skops cannot name its type, Keras cannot
+register it). A definition that reads only imports, builtins and other such definitions does not
+need the step's values, so it moves to helpers.py, which the steps import, and keeps its
+`# From cell N` marker. One that reads the notebook's values stays where it is, a closure.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import dataclasses
+from collections.abc import Iterable
+
+from nb2prod.frontend.names import scan_names
+from nb2prod.plan import Block, Plan, Step
+
+_DEFINITIONS = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def with_definitions_hoisted(plan: Plan, import_names: set[str]) -> Plan:
+    """The plan with each such definition in a `functions` step of its own, just before the
+    step it came from."""
+    allowed = import_names | set(dir(builtins)) | _defined_by_helpers(plan.steps)
+    defined_once = _defined_once(plan.steps)
+    steps: list[Step] = []
+    for step in plan.steps:
+        if step.role == "functions":
+            steps.append(step)
+            continue
+        moved: list[Block] = []
+        kept: list[Block] = []
+        for block in step.blocks:
+            out, rest = _split(block, allowed, defined_once)
+            moved += out
+            kept += rest
+            allowed |= {name for part in out for name in _names_defined(part.source)}
+        if moved:
+            steps.append(Step(f"{step.name}_definitions", "functions", tuple(moved), (), (), ()))
+        if kept:
+            steps.append(dataclasses.replace(step, blocks=tuple(kept)))
+    hoisted = allowed - import_names - set(dir(builtins))
+    # what a step handed the next is now imported by both from helpers.py
+    steps = [
+        dataclasses.replace(
+            step,
+            inputs=tuple(n for n in step.inputs if n not in hoisted),
+            outputs=tuple(n for n in step.outputs if n not in hoisted),
+        )
+        for step in steps
+    ]
+    return dataclasses.replace(plan, steps=tuple(steps))
+
+
+def _split(
+    block: Block, allowed: set[str], defined_once: set[str]
+) -> tuple[list[Block], list[Block]]:
+    """The block's hoistable definitions, and what remains of it, each part a block of the same
+    cell (a part starts on its own line of the cell)."""
+    try:
+        tree = ast.parse(block.source)
+    except SyntaxError:
+        return [], [block]
+    lines = block.source.split("\n")
+    cuts: list[tuple[int, int]] = []  # 0-based [start, end) line ranges of hoisted statements
+    known = set(allowed)
+    for statement in tree.body:
+        if not isinstance(statement, _DEFINITIONS) or statement.name not in defined_once:
+            continue
+        names = scan_names([statement])
+        free = {use.name for use in names.uses if not use.optional} - set(names.defines)
+        if not free <= known | {statement.name}:
+            continue
+        start = min([statement.lineno, *(d.lineno for d in statement.decorator_list)]) - 1
+        cuts.append((start, statement.end_lineno or statement.lineno))
+        known.add(statement.name)
+    if not cuts:
+        return [], [block]
+    moved, kept, position = [], [], 0
+    for start, end in cuts:
+        kept.append(_part(block, lines, position, start))
+        moved.append(_part(block, lines, start, end))
+        position = end
+    kept.append(_part(block, lines, position, len(lines)))
+    return [b for b in moved if b is not None], [b for b in kept if b is not None]
+
+
+def _part(block: Block, lines: list[str], start: int, end: int) -> Block | None:
+    text = "\n".join(lines[start:end]).strip("\n")
+    if not text.strip():
+        return None
+    skipped = next(i for i, line in enumerate(lines[start:end]) if line.strip())
+    return Block(block.cell, block.first_line + start + skipped, text + "\n", block.last_line)
+
+
+def _names_defined(source: str) -> list[str]:
+    return list(scan_names(ast.parse(source).body).defines)
+
+
+def _defined_by_helpers(steps: Iterable[Step]) -> set[str]:
+    return {
+        name
+        for step in steps
+        if step.role == "functions"
+        for block in step.blocks
+        for name in _names_defined(block.source)
+    }
+
+
+def _defined_once(steps: Iterable[Step]) -> set[str]:
+    """Names bound by exactly one statement of all the kept code: a definition moved out of a
+    step must not be one a later step binds again."""
+    counts: dict[str, int] = {}
+    for step in steps:
+        for block in step.blocks:
+            try:
+                tree = ast.parse(block.source)
+            except SyntaxError:
+                continue
+            for statement in tree.body:
+                for name in set(scan_names([statement]).defines):
+                    counts[name] = counts.get(name, 0) + 1
+    return {name for name, count in counts.items() if count == 1}
