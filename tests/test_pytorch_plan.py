@@ -447,12 +447,21 @@ def test_a_sample_from_a_torch_or_pyro_distribution_is_unseeded_randomness(
     ]
 
 
+@pytest.mark.parametrize(
+    "measured",
+    [
+        "accuracy = 100 * correct / total\nprint(f'accuracy: {accuracy:.1f}%')",
+        "print('Accuracy of the network on the test rows: %d %%' % (100 * correct / total))",
+    ],
+    ids=["assigned", "only-printed"],
+)
 def test_accuracy_counted_by_hand_over_test_batches_is_the_claim_and_says_what_is_served(
-    write_notebook: Callable[..., Path],
+    write_notebook: Callable[..., Path], measured: str
 ) -> None:
     """The tutorials' test loop: `_, predicted = torch.max(outputs, 1)`, `correct +=
-    (predicted == labels).sum().item()`, then `accuracy = 100 * correct / total`. It is a
-    metric on held-out data, and the service answers with `predicted`, what it counted."""
+    (predicted == labels).sum().item()`, then `accuracy = 100 * correct / total`, or that
+    only printed under a label saying accuracy. It is a metric on held-out data, and the
+    service answers with `predicted`, what it counted."""
     test_loop = (
         "test_loader = DataLoader(TensorDataset(torch.tensor(X_test, dtype=torch.float32),"
         " torch.tensor(y_test)), batch_size=16)\n"
@@ -462,9 +471,7 @@ def test_accuracy_counted_by_hand_over_test_batches_is_the_claim_and_says_what_i
         "        outputs = net(inputs)\n"
         "        _, predicted = torch.max(outputs.data, 1)\n"
         "        total += labels.size(0)\n"
-        "        correct += (predicted == labels).sum().item()\n"
-        "accuracy = 100 * correct / total\n"
-        "print(f'accuracy: {accuracy:.1f}%')"
+        "        correct += (predicted == labels).sum().item()\n" + measured
     )
     plan = build_plan(write_notebook([*IRIS_BATCHES[:3], test_loop]))
     (metric,) = plan.metrics

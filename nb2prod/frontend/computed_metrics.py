@@ -64,11 +64,14 @@ def named_values(node: ast.AST) -> list[tuple[str, ast.expr]]:
     ]
 
 
-def hand_metric(target: str, value: ast.expr, parts: Parts, models: Collection[str]) -> str | None:
+def hand_metric(
+    target: str, value: ast.expr, parts: Parts, models: Collection[str] | None
+) -> str | None:
     """The quantity (`accuracy`, `rmse`, `mse` or `mae`) that `target = value` computes by
     hand, or None; `parts` holds what the notebook binds each name to. One side of the
     comparison or difference must come from one of the `models` and the other not: two of a
     model's own outputs compared (an approximation against the exact value) measure no model.
+    `models` None: not known yet (the sides are not told apart).
     A Keras network's own `evaluate` (`loss, acc = model.evaluate(X_test, y_test)`) measures
     what the name says."""
     if _ACCURACY.search(target):
@@ -77,7 +80,7 @@ def hand_metric(target: str, value: ast.expr, parts: Parts, models: Collection[s
         quantity, made_of = found.group(2).lower(), _is_difference
     else:
         return None
-    if _evaluated_by(value, models):
+    if models is not None and _evaluated_by(value, models):
         return quantity
     reduced = any(_reduces(node) for node in ast.walk(value))
     for expression in _reached(value, parts):
@@ -85,7 +88,9 @@ def hand_metric(target: str, value: ast.expr, parts: Parts, models: Collection[s
         compared = [node for node in nodes if made_of(node)]
         if not (reduced or any(_reduces(node) for node in nodes)):
             continue
-        if any(_against_the_model(node, parts, models) for node in compared):
+        if models is None and compared:
+            return quantity
+        if models is not None and any(_against_the_model(n, parts, models) for n in compared):
             return quantity
     return None
 

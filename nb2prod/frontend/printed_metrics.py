@@ -12,9 +12,11 @@ at the notebook; the printing goes.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from nb2prod.frontend.computed_metrics import bound_values, hand_metric
 from nb2prod.frontend.pysyntax import Aliases, construct, dotted_name, fresh_name, root_name
 from nb2prod.frontend.vocabulary import CV_FUNCTIONS, FIT_METHODS, is_metric_function
 
@@ -43,13 +45,18 @@ def lift_printed_metrics(
             continue
         shown = is_display(statement)
         calls = _metric_calls(statement.value, aliases, notebook_functions, fits=shown)
-        if not calls or (not shown and calls != [statement.value]):
+        by_hand = _printed_accuracy(statement.value, statements) if shown and not calls else None
+        if by_hand is None and (not calls or (not shown and calls != [statement.value])):
             continue  # a kept statement is lifted only when it is the metric call itself
         first, last = statement.lineno, statement.end_lineno or statement.lineno
         if any(occupied[line] > 1 for line in range(first, last + 1)):
             continue  # shares a line with another statement (`a = 1; print(...)`)
         assignments = []
         fits = []
+        if by_hand is not None:
+            name = fresh_name("accuracy", taken)
+            taken.add(name)
+            assignments.append((name, ast.unparse(by_hand)))
         for call in calls:
             if _is_fit(call, aliases):
                 fits.append(ast.unparse(call))
@@ -69,6 +76,43 @@ def lift_printed_metrics(
             LiftedMetric(first, construct(statement), tuple(name for name, _ in assignments))
         )
     return "\n".join(lines), lifted
+
+
+def _printed_accuracy(value: ast.expr, statements: list[ast.stmt]) -> ast.expr | None:
+    """`print("Accuracy: %d %%" % (100 * correct / total))` with `correct += (predicted ==
+    labels).sum().item()` above it in the cell: an accuracy counted by hand and only printed,
+    its label saying so. Whether it measures the model is decided once the model is known,
+    like any accuracy computed by hand."""
+    if not (isinstance(value, ast.Call) and dotted_name(value.func) == "print"):
+        return None
+    labels = " ".join(
+        node.value
+        for node in ast.walk(value)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    )
+    if not _ACCURACY_LABEL.search(labels):
+        return None
+    parts = bound_values(statements)
+    for node in ast.walk(value):
+        if not isinstance(node, ast.BinOp | ast.Call) or node is value:
+            continue
+        if isinstance(node, ast.BinOp) and _is_formatting(node):
+            continue
+        if hand_metric("accuracy", node, parts, None):
+            return node
+    return None
+
+
+def _is_formatting(node: ast.BinOp) -> bool:
+    """`"%d %%" % value`: a string formatted, not a number computed."""
+    return (
+        isinstance(node.op, ast.Mod)
+        and isinstance(node.left, ast.Constant)
+        and isinstance(node.left.value, str)
+    )
+
+
+_ACCURACY_LABEL = re.compile(r"\bacc(uracy)?\b", re.IGNORECASE)
 
 
 def _metric_calls(
