@@ -12,7 +12,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import run, set_up_by_ci
+from conftest import last_json_line, run, run_beside_package, set_up_by_ci
 from conftest import train_package as train
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
@@ -599,3 +599,47 @@ def test_a_submodule_reached_through_its_package_is_imported_by_name(
     assert "import tqdm.auto" in (package / "nb" / "pipeline.py").read_text()
     trained = train(package, tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
+
+
+CATEGORY_COLUMNS = [
+    "import numpy as np\nimport pandas as pd\nimport lightgbm as lgb\n"
+    "from sklearn.metrics import accuracy_score\n"
+    "from sklearn.model_selection import train_test_split",
+    "rng = np.random.default_rng(0)\n"
+    "df = pd.DataFrame({'age': rng.integers(18, 80, 300),"
+    " 'city': pd.Categorical(rng.choice(['paris', 'lyon', 'nice'], 300))})\n"
+    "df['churn'] = ((df['age'] < 35) & (df['city'] == 'lyon')).astype(int)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(df[['age', 'city']], df['churn'],"
+    " random_state=0)",
+    "clf = lgb.LGBMClassifier(n_estimators=30, random_state=0, verbose=-1)\n"
+    "clf.fit(X_train, y_train, callbacks=[lgb.log_evaluation(0)])\n"
+    "accuracy = accuracy_score(y_test, clf.predict(X_test))",
+]
+
+
+def test_a_model_fitted_on_category_columns_is_served_records_of_their_values(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A record carries a category column's value as a string; LightGBM refuses a frame whose
+    categorical columns differ from the fit's, so the service gives them back as the
+    categories they were fitted with (an unseen one becomes missing)."""
+    source = write_notebook(CATEGORY_COLUMNS, name="churn_by_city.ipynb")
+    package = convert(source, tmp_path / "package").target
+    trained = train(package, tmp_path, "--cross-validation-folds", "0")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    served = run_beside_package(
+        package,
+        tmp_path,
+        "import json\n"
+        "from fastapi.testclient import TestClient\n"
+        "from churn_by_city import serve\n"
+        "client = TestClient(serve.create_app('models:/churn_by_city/1'))\n"
+        "rows = [{'age': 25, 'city': 'lyon'}, {'age': 60, 'city': 'paris'},"
+        " {'age': 25, 'city': 'berlin'}]\n"
+        "answer = client.post('/predict', json=rows)\n"
+        "print(json.dumps([answer.status_code, answer.json()]))",
+    )
+    assert served.returncode == 0, served.stderr[-3000:]
+    status, body = last_json_line(served.stdout)
+    assert status == 200, body
+    assert body["predictions"][:2] == [1, 0]

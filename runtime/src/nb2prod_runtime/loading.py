@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import Schema
 
 from nb2prod_runtime import keras_io
+from nb2prod_runtime.categories import CATEGORIES, NATIVE, Categorised, load_native
 from nb2prod_runtime.forecasting import Forecaster, is_forecaster
 from nb2prod_runtime.honesty import Honesty, HonestyError
 from nb2prod_runtime.model_io import ONE_COLUMN
@@ -191,7 +192,11 @@ def load(uri: str, package: Package) -> Served:
         schema = info.signature.inputs if info.signature else None
         column = (info.metadata or {}).get(ONE_COLUMN)
         keras_io.prepare_backend(info.metadata or {})  # a network inside an estimator, too
-        if "sklearn" in info.flavors and column is not None:
+        categories = (info.metadata or {}).get(CATEGORIES)
+        if categories and any(name in info.flavors for name in NATIVE):
+            served.model = Categorised(load_native(concrete, info.flavors), categories)
+            needs_names = True
+        elif "sklearn" in info.flavors and column is not None:
             served.model = OneColumn(mlflow.sklearn.load_model(concrete))
             needs_names = True
         elif "sklearn" in info.flavors:

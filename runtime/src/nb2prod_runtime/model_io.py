@@ -57,6 +57,7 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema, TensorSpec
 
 from nb2prod_runtime import keras_io, pytorch_io
+from nb2prod_runtime.categories import CATEGORIES, categories_of
 from nb2prod_runtime.forecasting import (
     Forecaster,
     forecast_request,
@@ -119,6 +120,8 @@ def log_model(
     }
     if column is not None:
         common["metadata"] = {ONE_COLUMN: column}
+    if categories := categories_of(example):  # given back to the model as categories
+        common["metadata"] = {**common.get("metadata", {}), CATEGORIES: categories}
     if kind == "rule-based":
         info = mlflow.pyfunc.log_model(
             python_model=str(package.directory / "rule_model.py"),
