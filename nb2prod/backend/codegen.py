@@ -15,7 +15,7 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nb2prod.backend.hoisting import with_definitions_hoisted
+from nb2prod.backend.hoisting import split_helpers, with_definitions_hoisted
 from nb2prod.backend.submodules import submodule_imports
 from nb2prod.errors import InputError
 from nb2prod.frontend.model import is_time_series_model, without_input
@@ -82,7 +82,7 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
     imports = _keep_enabling_imports(imports)
     import_names = set(_defines(imports))
     plan = with_definitions_hoisted(plan, import_names)
-    helper_steps, closure_steps = _split_helpers(plan, import_names)
+    helper_steps, closure_steps = split_helpers(plan.steps, import_names)
     helper_names = sorted({n for s in helper_steps for n in _defines(_step_source(s))})
     module_names = import_names | set(helper_names)
     _check_model_class_is_importable(plan, helper_names)
@@ -623,33 +623,6 @@ def _fit_data_expression(plan: Plan, available: set[str], modules: set[str]) -> 
             return None
         parts.append(text)
     return f"({parts[0]}, {parts[1]})"
-
-
-def _split_helpers(plan: Plan, import_names: set[str]) -> tuple[list[Step], list[Step]]:
-    """Helpers that only need imports live in helpers.py; the rest become pipeline steps.
-
-    A notebook helper that reads a notebook variable (a parameter, some data) cannot be a
-    module-level function without a global. It is defined inside a step instead, as a closure
-    over the values it reads, and handed to the steps that call it.
-    """
-
-    helpers = [s for s in plan.steps if s.role == "functions"]
-    closures: list[Step] = []
-    changed = True
-    while changed:
-        changed = False
-        allowed = import_names | set(dir(builtins))
-        allowed |= {n for s in helpers for n in _defines(_step_source(s))}
-        for step in list(helpers):
-            names = scan_names(ast.parse(_step_source(step)).body)
-            if any(
-                u.name not in allowed and u.name not in names.defines and not u.optional
-                for u in names.uses
-            ):
-                helpers.remove(step)
-                closures.append(step)
-                changed = True
-    return helpers, closures
 
 
 def _check_model_class_is_importable(plan: Plan, helper_names: list[str]) -> None:

@@ -5,7 +5,8 @@ the class would be local to the step's function, and a model holding an instance
 class cannot be saved by reference (pickle refuses it, skops cannot name its type, Keras cannot
 register it). A definition that reads only imports, builtins and other such definitions does not
 need the step's values, so it moves to helpers.py, which the steps import, and keeps its
-`# From cell N` marker. One that reads the notebook's values stays where it is, a closure.
+`# From cell N` marker. One that reads the notebook's values stays where it is, a closure, as
+does a helper cell's definition that reads one (`split_helpers`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ _DEFINITIONS = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 def with_definitions_hoisted(plan: Plan, import_names: set[str]) -> Plan:
     """The plan with each such definition in a `functions` step of its own, just before the
     step it came from."""
-    allowed = import_names | set(dir(builtins)) | _defined_by_helpers(plan.steps)
+    helpers, _ = split_helpers(plan.steps, import_names)
+    allowed = import_names | set(dir(builtins)) | _defined_by_helpers(helpers)
     defined_once = _defined_once(plan.steps)
+    moved_names: set[str] = set()
     steps: list[Step] = []
     for step in plan.steps:
         if step.role == "functions":
@@ -37,22 +40,52 @@ def with_definitions_hoisted(plan: Plan, import_names: set[str]) -> Plan:
             out, rest = _split(block, allowed, defined_once)
             moved += out
             kept += rest
-            allowed |= {name for part in out for name in _names_defined(part.source)}
+            names = {name for part in out for name in _names_defined(part.source)}
+            allowed |= names
+            moved_names |= names
         if moved:
             steps.append(Step(f"{step.name}_definitions", "functions", tuple(moved), (), (), ()))
         if kept:
             steps.append(dataclasses.replace(step, blocks=tuple(kept)))
-    hoisted = allowed - import_names - set(dir(builtins))
     # what a step handed the next is now imported by both from helpers.py
     steps = [
         dataclasses.replace(
             step,
-            inputs=tuple(n for n in step.inputs if n not in hoisted),
-            outputs=tuple(n for n in step.outputs if n not in hoisted),
+            inputs=tuple(n for n in step.inputs if n not in moved_names),
+            outputs=tuple(n for n in step.outputs if n not in moved_names),
         )
         for step in steps
     ]
     return dataclasses.replace(plan, steps=tuple(steps))
+
+
+def split_helpers(steps: Iterable[Step], import_names: set[str]) -> tuple[list[Step], list[Step]]:
+    """Helpers that only need imports live in helpers.py; the rest become pipeline steps.
+
+    A notebook helper that reads a notebook variable (a parameter, some data) cannot be a
+    module-level function without a global. It is defined inside a step instead, as a closure
+    over the values it reads, and handed to the steps that call it.
+    """
+    helpers = [s for s in steps if s.role == "functions"]
+    closures: list[Step] = []
+    changed = True
+    while changed:
+        changed = False
+        allowed = import_names | set(dir(builtins)) | _defined_by_helpers(helpers)
+        for step in list(helpers):
+            names = scan_names(ast.parse(_source(step)).body)
+            if any(
+                u.name not in allowed and u.name not in names.defines and not u.optional
+                for u in names.uses
+            ):
+                helpers.remove(step)
+                closures.append(step)
+                changed = True
+    return helpers, closures
+
+
+def _source(step: Step) -> str:
+    return "\n".join(block.source for block in step.blocks)
 
 
 def _split(
