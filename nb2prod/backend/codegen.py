@@ -15,7 +15,7 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nb2prod.backend.hoisting import split_helpers, with_definitions_hoisted
+from nb2prod.backend.hoisting import split_helpers, with_definitions_hoisted, without_names
 from nb2prod.backend.submodules import submodule_imports
 from nb2prod.errors import InputError
 from nb2prod.frontend.model import is_time_series_model, without_input
@@ -193,15 +193,7 @@ def _hoist_imports(plan: Plan) -> tuple[Plan, list[str]]:
         if blocks:
             steps.append(dataclasses.replace(step, blocks=tuple(blocks)))
     imported = set(_defines("\n".join(hoisted))) if hoisted else set()
-    steps = [
-        dataclasses.replace(
-            step,
-            inputs=tuple(n for n in step.inputs if n not in imported),
-            outputs=tuple(n for n in step.outputs if n not in imported),
-        )
-        for step in steps
-    ]
-    return dataclasses.replace(plan, steps=tuple(steps)), hoisted
+    return dataclasses.replace(plan, steps=without_names(steps, imported)), hoisted
 
 
 def _sets_environment_once(statement: ast.stmt) -> bool:

@@ -48,15 +48,20 @@ def with_definitions_hoisted(plan: Plan, import_names: set[str]) -> Plan:
         if kept:
             steps.append(dataclasses.replace(step, blocks=tuple(kept)))
     # what a step handed the next is now imported by both from helpers.py
-    steps = [
+    return dataclasses.replace(plan, steps=without_names(steps, moved_names))
+
+
+def without_names(steps: Iterable[Step], names: set[str]) -> tuple[Step, ...]:
+    """The steps with `names` no longer passed between them: each is now defined at the
+    module's top (an import, a helper), where every step reads it."""
+    return tuple(
         dataclasses.replace(
             step,
-            inputs=tuple(n for n in step.inputs if n not in moved_names),
-            outputs=tuple(n for n in step.outputs if n not in moved_names),
+            inputs=tuple(n for n in step.inputs if n not in names),
+            outputs=tuple(n for n in step.outputs if n not in names),
         )
         for step in steps
-    ]
-    return dataclasses.replace(plan, steps=tuple(steps))
+    )
 
 
 def split_helpers(steps: Iterable[Step], import_names: set[str]) -> tuple[list[Step], list[Step]]:
