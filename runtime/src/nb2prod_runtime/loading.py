@@ -166,6 +166,7 @@ class Served:
     inputs: ModelInputs | None = None
     metadata: Metadata | None = None
     error: str | None = None
+    run_id: str | None = None  # the run that logged the model: its reference profile
 
     def not_ready(self) -> str | None:
         if self.model is None or self.metadata is None:
@@ -189,6 +190,7 @@ def load(uri: str, package: Package) -> Served:
     try:
         concrete, served.metadata = resolve(MlflowClient(), uri, package)
         info = get_model_info(concrete)
+        served.run_id = info.run_id
         schema = info.signature.inputs if info.signature else None
         column = (info.metadata or {}).get(ONE_COLUMN)
         keras_io.prepare_backend(info.metadata or {})  # a network inside an estimator, too

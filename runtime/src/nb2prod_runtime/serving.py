@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nb2prod_runtime import payloads
+from nb2prod_runtime.drift_counters import counters_for
 from nb2prod_runtime.limits import LimitBodySize, Limits, PredictionThreads
 from nb2prod_runtime.loading import Served, load
 from nb2prod_runtime.package import Package
@@ -60,6 +61,7 @@ class ServiceMetrics(Protocol):
     missing: Any  # Counter by endpoint
     requests: Any  # Counter by method, endpoint, status
     model_info: Any  # Gauge by model_name, model_version, implementation_status, validation_status
+    drift: Any  # DriftMetrics: request values per reference bin, the reference's shares
 
 
 class HonestBody:
@@ -235,6 +237,11 @@ class Service:
             self.honest = {"model_version": meta.model_version, "uncertainty": meta.uncertainty}
             self.honest |= meta.fields
         self.body = HonestBody(response_model, self.honest)
+        # a package generated before drift was measured declares no drift metrics
+        drift_metrics = getattr(metrics, "drift", None)
+        self.drift = None
+        if self.served.model is not None:
+            self.drift = counters_for(drift_metrics, self.served.run_id, version_label)
         compliant = not package.honesty.missing_response_fields(self.honest)
         # 0 from the start
         self.count_compliant = metrics.compliant.labels(self.status_label) if compliant else None
@@ -345,11 +352,14 @@ class Service:
         def predict() -> tuple[list[Any], int]:
             model_input, rows = parse(inputs, body, limits.max_batch)
             try:
-                return payloads.to_list(model.predict(model_input)), rows
+                predictions = payloads.to_list(model.predict(model_input))
             except MlflowException as error:  # the pyfunc's own schema check
                 if error.error_code != "INVALID_PARAMETER_VALUE":
                     raise
                 raise payloads.invalid(error.message) from None
+            if self.drift is not None:
+                self.drift.observe(model_input, predictions)
+            return predictions, rows
 
         return await self.in_thread(predict)
 

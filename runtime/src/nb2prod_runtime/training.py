@@ -22,7 +22,7 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from nb2prod_runtime import lineage, measure, tracking
+from nb2prod_runtime import drift, lineage, measure, tracking
 from nb2prod_runtime.measure import Measurement
 from nb2prod_runtime.model_io import ModelLoggingError, log_model
 from nb2prod_runtime.package import Package
@@ -257,6 +257,20 @@ class Trainer:
         if measured.note:
             mlflow.set_tag("measurement_note", measured.note)
 
+    def log_reference_profile(self, result: PipelineResult, model_uri: str) -> None:
+        """Log the reference profile beside the model. Without one the service serves all the
+        same, unmeasured, so a profile that cannot be made is a tag, not a failed training."""
+        try:
+            profile = reference_profile(result, model_uri)
+        except Exception as error:
+            reason = f"no reference profile: {self.located(error)}"
+            print(f"train: {reason}; drift will not be measured", file=sys.stderr)
+            mlflow.set_tag("drift_profile", reason)
+            return
+        with self.stage("cannot log the reference profile"):
+            mlflow.log_dict(profile, drift.PROFILE_PATH)
+            mlflow.set_tag("drift_profile", drift.PROFILE_PATH)
+
     def register(
         self,
         result: PipelineResult,
@@ -291,6 +305,7 @@ class Trainer:
             raise TrainingFailed(f"cannot log the model: {error}") from None
         except Exception as error:
             raise TrainingFailed(f"cannot log the model: {self.located(error)}") from error
+        self.log_reference_profile(result, model_uri)
         tags = {
             **record,
             **provenance,
@@ -307,6 +322,23 @@ class Trainer:
         with self.stage(f"cannot register the model as {name}"):
             version = mlflow.register_model(model_uri, name, tags=tags).version
         return str(version)
+
+
+PROFILE_ROWS = 2000  # rows the logged model answers for the profile of its predictions
+
+
+def _first_rows(data: Any, rows: int) -> Any:
+    return data.iloc[:rows] if hasattr(data, "iloc") else data[:rows]
+
+
+def reference_profile(result: PipelineResult, model_uri: str) -> dict[str, Any]:
+    """What drift is measured against: the features the model was fitted on (its input example
+    when it was fitted without labels) and what the logged model, loaded back as the service
+    loads it, answers for its input example."""
+    features = result.fit_data[0] if result.fit_data is not None else result.model_input
+    example = _first_rows(result.model_input, PROFILE_ROWS)
+    predictions = mlflow.pyfunc.load_model(model_uri).predict(example)
+    return drift.build(features, predictions, "the rows of the model's input example")
 
 
 def main(

@@ -22,6 +22,7 @@ from iris_example import RUNTIME_VERSION
 
 require_runtime(RUNTIME_VERSION, "serve")  # before the rest of the runtime is imported
 
+from nb2prod_runtime.drift_counters import DriftMetrics
 from nb2prod_runtime.serving import (
     INVOCATIONS_PARSERS,
     LATENCY_BUCKETS,
@@ -94,6 +95,9 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        # Request values and predictions per bin of the training profile, beside the profile's
+        # own shares: Prometheus computes feature_drift_psi and prediction_drift_psi from them.
+        self.drift = DriftMetrics(self.registry)
 
 
 def create_app(model_uri: str | None = None) -> FastAPI:

@@ -1,0 +1,122 @@
+"""Drift: the reference profile training logs, and the service counting requests into its bins."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from iris_example import serve
+from mlflow import MlflowClient
+from prometheus_client import CollectorRegistry
+
+from nb2prod_runtime import drift
+from nb2prod_runtime.drift_counters import DriftMetrics, counters_for
+
+
+def test_a_profile_is_bounded_whatever_the_data() -> None:
+    rng = np.random.default_rng(0)
+    rows = 500
+    frame = pd.DataFrame({f"x{i}": rng.normal(size=rows) for i in range(drift.MAX_FEATURES + 3)})
+    frame.insert(0, "city", [f"city {i % 40}" for i in range(rows)])  # 40 categories
+    frame.loc[:99, "x0"] = np.nan
+    profile = drift.build(frame, rng.integers(0, 3, rows), "test rows")
+
+    assert len(profile["features"]) == drift.MAX_FEATURES
+    assert profile["capped"] == ["x49", "x50", "x51", "x52"]  # named, in column order
+    city = profile["features"][0]
+    assert city["kind"] == "categorical" and city["categories_capped"]
+    assert len(city["bins"]) == drift.MAX_CATEGORIES + 1 and city["bins"][-1] == drift.OTHER
+    x0 = profile["features"][1]
+    assert x0["missing_rate"] == pytest.approx(0.2)
+    assert x0["bins"][0] == drift.BELOW and x0["bins"][-1] == drift.ABOVE
+    assert len(x0["bins"]) == drift.QUANTILE_BINS + 2
+    for feature in profile["features"]:
+        assert sum(feature["shares"]) == pytest.approx(1, abs=0.01)
+        assert min(feature["shares"]) >= drift.FLOOR  # PSI's logarithm stays finite
+    assert profile["predictions"]["kind"] == "categorical"
+    assert profile["predictions"]["bins"] == [*profile["predictions"]["bins"][:3], drift.OTHER]
+    assert set(profile["predictions"]["bins"][:3]) == {"0", "1", "2"}
+    assert drift.loads(json.dumps(profile)) == profile
+
+
+def test_values_fall_in_the_bins_training_saw() -> None:
+    edges = (0.0, 1.0, 2.0)
+    found = drift.numeric_bin_indices(np.array([-1, 0, 0.5, 1, 2, 3]), edges)
+    assert found.tolist() == [0, 1, 1, 2, 2, 3]  # the largest training value is in range
+    constant = drift.numeric_bin_indices(np.array([4.0, 5.0, 6.0]), (5.0,))
+    assert constant.tolist() == [0, 1, 2]
+
+
+def test_the_training_run_logs_a_profile_of_the_features_and_the_answers(
+    trained, tmp_path: Path
+) -> None:
+    client = MlflowClient(trained.tracking_uri)
+    run_id = client.get_model_version("iris_example", trained.version).run_id
+    path = client.download_artifacts(run_id, drift.PROFILE_PATH, str(tmp_path))
+    profile = drift.loads(Path(path).read_text(encoding="utf-8"))
+    names = [feature["name"] for feature in profile["features"]]
+    assert names == ["0", "1", "2", "3"]  # the notebook fitted an array: its columns' positions
+    assert all(feature["kind"] == "numeric" for feature in profile["features"])
+    assert profile["predictions"]["kind"] == "categorical"
+    assert set(profile["predictions"]["bins"]) >= {"0", "1", "2"}
+    assert client.get_run(run_id).data.tags["drift_profile"] == drift.PROFILE_PATH
+
+
+@pytest.fixture(scope="module")
+def client(trained) -> Iterator[TestClient]:
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("MLFLOW_TRACKING_URI", trained.tracking_uri)
+        yield TestClient(serve.create_app(trained.model_uri))
+
+
+def sample(metrics: str, name: str, **labels: str) -> float:
+    """One series' value on a /metrics page (0 when absent)."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    for line in metrics.splitlines():
+        match = re.fullmatch(rf"{name}(?:\{{(.*)\}})? (\S+)", line)
+        if match and ",".join(sorted((match[1] or "").split(","))) == wanted:
+            return float(match[2])
+    return 0.0
+
+
+def test_the_service_counts_each_request_into_the_reference_bins(client: TestClient, trained):
+    before = client.get("/metrics").text
+    record = list(trained.records[0])
+    feature = "0"
+    record[0] = 1e6  # far above anything training saw
+    answered = client.post("/predict", json=[trained.records[0], record])
+    assert answered.status_code == 200
+    after = client.get("/metrics").text
+
+    assert sample(after, "drift_reference_loaded") == 1
+    assert sample(after, "model_trained_timestamp_seconds") > 1.7e9
+    outside = "feature_values_outside_training_total"
+    assert sample(after, outside, feature=feature) - sample(before, outside, feature=feature) == 1
+    above = "feature_bin_observations_total"
+    assert sample(after, above, feature=feature, bin=drift.ABOVE) == 1 + sample(
+        before, above, feature=feature, bin=drift.ABOVE
+    )
+    counted = [
+        sample(after, "prediction_bin_observations_total", bin=str(answer))
+        - sample(before, "prediction_bin_observations_total", bin=str(answer))
+        for answer in set(answered.json()["predictions"])
+    ]
+    assert sum(counted) == 2
+    assert 0 < sample(after, "feature_reference_share", feature=feature, bin="q1") <= 1
+
+
+def test_a_version_without_a_profile_serves_unmeasured(
+    tracking: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = MlflowClient(tracking)
+    run = client.create_run(client.create_experiment("trained before profiles"))
+    metrics = DriftMetrics(CollectorRegistry())
+    assert counters_for(metrics, run.info.run_id, "7") is None
+    assert metrics.profiled._value.get() == 0
+    assert "drift is not measured for model version 7: no reference profile" in caplog.text
