@@ -6,6 +6,8 @@ at a time, all with the same worker count:
 
 - generated: the generated service, started as its container starts it (the entrypoint, with
   multiprocess Prometheus metrics), honesty fields and metrics included;
+- no-drift: the same with DRIFT_MONITORING=off: requests are not counted into the reference
+  profile's bins (what drift monitoring costs; issue 23 allows it 10% at one row per request);
 - no-limit: the same with PREDICT_TIMEOUT_SECONDS=0: no time limit, so predictions run on the
   event loop instead of a worker thread (what the 504 costs);
 - bare: the same prediction path (`serve.predictions_for`: body limit, parsing, thread, time
@@ -266,6 +268,7 @@ def servers(name: str, workers: int, port: int) -> dict[str, list[str]]:
     ]
     return {
         "generated": generated,
+        "no-drift": generated,
         "no-limit": generated,
         "bare": [python, "-m", "uvicorn", "bare_app:app", *host, "--workers", str(workers)],
         "mlflow": [
@@ -340,8 +343,11 @@ def bench_model(model: str, root: Path, args: argparse.Namespace) -> dict[str, d
     results: dict[str, dict] = {"in-process": in_process(name, package, work, args.seconds)}
     for round_ in range(1, args.rounds + 1):
         for server, command in servers(name, args.workers, free_port()).items():
-            limit = {"PREDICT_TIMEOUT_SECONDS": "0"} if server == "no-limit" else {}
-            loads = serve_and_drive(server, command, {**env, **limit}, work, args)
+            switches = {
+                "no-limit": {"PREDICT_TIMEOUT_SECONDS": "0"},
+                "no-drift": {"DRIFT_MONITORING": "off"},
+            }.get(server, {})
+            loads = serve_and_drive(server, command, {**env, **switches}, work, args)
             best = results.setdefault(server, {})
             for rows, load in loads.items():
                 label = f"{model:6s} round {round_} {server:9s} {rows:3d} rows"
@@ -385,7 +391,7 @@ def report(all_results: dict[str, dict], args: argparse.Namespace) -> None:
         for rows in BATCHES:
             rate, _, cpu_ms = results["in-process"][rows]
             mlflow_rate = results["mlflow"][rows].requests_per_s
-            for server in ("generated", "no-limit", "bare", "mlflow"):
+            for server in ("generated", "no-drift", "no-limit", "bare", "mlflow"):
                 load = results[server][rows]
                 print(
                     f"| {model} | {rows} | {server} | {load.requests_per_s:.1f} | "
@@ -404,12 +410,16 @@ def report(all_results: dict[str, dict], args: argparse.Namespace) -> None:
             generated, bare = results["generated"][rows], results["bare"][rows]
             mlflow_load = results["mlflow"][rows]
             cost = 1 - generated.requests_per_s / bare.requests_per_s
+            unmonitored = results["no-drift"][rows]
+            drift_cost = 1 - generated.requests_per_s / unmonitored.requests_per_s
             print(
                 f"{model}, {rows} row(s): generated/mlflow "
                 f"{generated.requests_per_s / mlflow_load.requests_per_s:.2f}x throughput, "
                 f"p99 {generated.p99_ms:.1f} vs {mlflow_load.p99_ms:.1f} ms; "
                 f"honesty+metrics cost {cost:.1%} of throughput, "
-                f"{generated.cpu_ms / bare.cpu_ms - 1:.1%} more CPU per request"
+                f"{generated.cpu_ms / bare.cpu_ms - 1:.1%} more CPU per request; "
+                f"drift monitoring {drift_cost:.1%} of throughput, "
+                f"{generated.cpu_ms / unmonitored.cpu_ms - 1:.1%} more CPU per request"
             )
 
 

@@ -10,6 +10,7 @@ Every series exists at 0 from the start, so the first requests of a window are a
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -165,10 +166,14 @@ def counters_for(
     metrics: DriftMetrics | None, run_id: str | None, version: str | None
 ) -> DriftCounters | None:
     """The served version's counters, or None (said once in the log) when it has no profile:
-    a version trained before profiles existed serves all the same, unmeasured."""
+    a version trained before profiles existed serves all the same, unmeasured. DRIFT_MONITORING=off
+    turns counting off (serve_bench measures what it costs)."""
     if metrics is None:
         return None
     metrics.profiled.set(0)
+    if os.environ.get("DRIFT_MONITORING", "on").lower() in ("off", "0", "false"):
+        log.warning("drift is not measured: DRIFT_MONITORING=off")
+        return None
     if not run_id:
         log.warning("drift is not measured for model version %s: its run is unknown", version)
         return None
