@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from prometheus_client import CollectorRegistry
 
 from nb2prod_runtime import drift
-from nb2prod_runtime.drift_counters import DriftMetrics, counters_for
+from nb2prod_runtime.drift_counters import DriftCounters, DriftMetrics, counters_for
 
 
 def test_a_profile_is_bounded_whatever_the_data() -> None:
@@ -120,3 +120,24 @@ def test_a_version_without_a_profile_serves_unmeasured(
     assert counters_for(metrics, run.info.run_id, "7") is None
     assert metrics.profiled._value.get() == 0
     assert "drift is not measured for model version 7: no reference profile" in caplog.text
+
+
+def test_categories_and_missing_values_are_counted_by_name() -> None:
+    training = pd.DataFrame({"city": ["Oslo", "Lima", "Oslo", "Pune"], "age": [30, 41, 25, 52]})
+    profile = drift.build(training, np.array([0, 1, 0, 1]), "test rows")
+    registry = CollectorRegistry()
+    counters = DriftCounters(DriftMetrics(registry), profile)
+    request = pd.DataFrame({"age": [35, None, 90], "city": ["Oslo", "Quito", None]})
+    counters.observe(request, [1, 0, 1])
+
+    def value(name: str, **labels: str) -> float:
+        return registry.get_sample_value(name, labels) or 0.0
+
+    assert value("feature_bin_observations_total", feature="city", bin="Oslo") == 1
+    assert value("feature_bin_observations_total", feature="city", bin=drift.OTHER) == 1
+    assert value("feature_values_outside_training_total", feature="city") == 1  # Quito
+    assert value("feature_missing_values_total", feature="city") == 1
+    assert value("feature_missing_values_total", feature="age") == 1
+    assert value("feature_values_outside_training_total", feature="age") == 1  # 90 > 52
+    assert value("prediction_bin_observations_total", bin="1") == 2
+    assert value("feature_reference_share", feature="city", bin="Oslo") == 0.5
