@@ -35,7 +35,7 @@ needs_hadolint = pytest.mark.skipif(
 
 ALERTS = {
     "MissingHonestyLabels", "HighErrorRate", "HighPredictionLatencyP99", "ModelServiceDown",
-    "FeatureDrift", "PredictionDrift", "InputOutOfRange", "ModelStale",
+    "FeatureDrift", "PredictionDrift", "InputOutOfRange", "ModelStale", "ClaimNotHolding",
 }  # fmt: skip
 GRAFANA_PANELS = {"stat", "table", "timeseries", "gauge", "bargauge", "text"}
 PROMQL_WORDS = {
@@ -64,6 +64,7 @@ def exported(package: Path) -> set[str]:
     for source in (
         package / "tumor_classifier" / "serve.py",
         REPO / "runtime" / "src" / "nb2prod_runtime" / "drift_counters.py",
+        REPO / "runtime" / "src" / "nb2prod_runtime" / "feedback.py",
     ):
         names |= declared_metrics(source)
     return names
@@ -229,7 +230,7 @@ def test_dashboard_is_a_valid_provisioned_dashboard(monitoring: Path, exported: 
             assert names and names <= exported, (panel["title"], names - exported)
             queried |= names
     assert {"predictions_total", "missing_honesty_labels_total", "model_info"} <= queried
-    assert {"feature_drift_psi", "prediction_drift_psi"} <= queried
+    assert {"feature_drift_psi", "prediction_drift_psi", "live_metric", "claim:bound"} <= queried
     legends = [t.get("legendFormat", "") for p in panels for t in p["targets"]]
     assert any("{{status}}" in legend for legend in legends)  # kept through Jinja
 

@@ -285,6 +285,14 @@ def compliant_traffic(
     answers.append(predict(targets.compliant, malformed))
     ok, rejected = answered(answers, 200), answered(answers, 422)
     assert (len(ok), len(rejected)) == (7, 2), answers[-1].text
+    # every answer's outcome fed back as what the model said: a live accuracy of 1
+    outcomes = [
+        {"prediction_id": token, "outcome": prediction}
+        for body in (answer.json() for answer in ok)
+        for token, prediction in zip(body["prediction_ids"], body["predictions"], strict=True)
+    ]
+    fed = httpx.post(f"http://{targets.compliant}/feedback", json=outcomes, timeout=30)
+    assert fed.json() == {"counted": 11, "metric": "accuracy"}
     wait_until_scraped(prometheus, targets.compliant, rows=11)
     return Traffic([answer.json() for answer in ok], rows=11, rejected=len(rejected))
 
@@ -458,6 +466,19 @@ def test_prometheus_computes_drift_from_both_services_counts(
     assert math.isfinite(prediction_psi) and prediction_psi > 0
 
 
+def test_the_live_metric_stands_beside_the_claim(
+    prometheus: Prometheus, targets: Targets, compliant_traffic: Traffic
+) -> None:
+    on = f'instance="{targets.compliant}"'
+    prometheus.settles(f"sum(live_outcomes_total{{{on}}})", {(): 11})
+    prometheus.wait_for_evaluation()
+    assert prometheus.values("live_metric", "metric", "model_version") == {("accuracy", "1"): 1.0}
+    (claim,) = prometheus.values('claim:value{metric="accuracy"}').values()
+    (bound,) = prometheus.values('claim:bound{metric="accuracy"}').values()
+    assert 0.5 < bound <= claim <= 1
+    assert prometheus.alerts("ClaimNotHolding") == []  # right every time, and 11 < 50 anyway
+
+
 def panel_queries(package: Path) -> dict[str, list[str]]:
     """Each panel's PromQL, with the interval Grafana would substitute."""
     return {
@@ -507,7 +528,7 @@ def test_the_dashboard_of_one_service_shows_its_honesty(
         for title, exprs in panel_queries(package).items()
         if not all(metric_names(expr) <= made for expr in exprs)
     }
-    assert len(panels) == len(panel_queries(package)) - 2  # the two drift panels
+    assert len(panels) == len(panel_queries(package)) - 3  # drift twice, the claim
     empty = [
         title for title, exprs in panels.items() if not any(shown(prometheus, e) for e in exprs)
     ]

@@ -60,13 +60,17 @@ def store_in(folder: Path, empty_store: Path) -> str:
 
 
 @pytest.fixture
-def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) -> str:
-    """A fresh sqlite tracking store and registry for one test, found through the environment."""
+def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) -> Iterator[str]:
+    """A fresh sqlite tracking store and registry for one test, found through the environment;
+    the process's tracking URI is given back afterwards, as tests reading the session's store
+    (`trained`) expect."""
     uri = store_in(tmp_path, empty_store)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
+    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
-    return uri
+    yield uri
+    mlflow.set_tracking_uri(previous)
 
 
 @pytest.fixture(scope="session")

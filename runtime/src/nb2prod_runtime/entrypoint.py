@@ -12,10 +12,13 @@ the requests in flight finish, for at most ``UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN``
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from nb2prod_runtime.feedback import KEY_VARIABLE
 
 METRIC_FILES = ("counter", "gauge", "histogram", "summary")  # how prometheus_client names them
 DEFAULT_PORT = "8000"
@@ -50,6 +53,13 @@ def main(app: str, argv: Sequence[str] | None = None) -> None:
     for another command."""
     command = list(argv if argv is not None else sys.argv[1:]) or default_command(app)
     clean_metrics_folder()
+    if not os.environ.get(KEY_VARIABLE):  # one key for every worker, so any takes feedback
+        os.environ[KEY_VARIABLE] = secrets.token_urlsafe(32)
+        print(
+            f"entrypoint: {KEY_VARIABLE} is not set: prediction ids verify in this pod only; "
+            "set one key for every replica (a Secret)",
+            file=sys.stderr,
+        )
     if command[0] == "uvicorn":  # the uvicorn of this interpreter, as `python -m` would pick
         command = [sys.executable, "-m", *command]
     os.execvp(command[0], command)

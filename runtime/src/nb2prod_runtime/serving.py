@@ -29,6 +29,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nb2prod_runtime import payloads
 from nb2prod_runtime.drift_counters import counters_for
+from nb2prod_runtime.feedback import (
+    DEFAULT_MAX_AGE,
+    MAX_AGE_VARIABLE,
+    Feedback,
+    FeedbackRefused,
+    PredictionIds,
+    key_from_environment,
+)
 from nb2prod_runtime.limits import LimitBodySize, Limits, PredictionThreads
 from nb2prod_runtime.loading import Served, load
 from nb2prod_runtime.package import Package
@@ -62,6 +70,7 @@ class ServiceMetrics(Protocol):
     requests: Any  # Counter by method, endpoint, status
     model_info: Any  # Gauge by model_name, model_version, implementation_status, validation_status
     drift: Any  # DriftMetrics: request values per reference bin, the reference's shares
+    live: Any  # LiveMetrics: fed-back outcomes against predictions, beside the claim
 
 
 class HonestBody:
@@ -74,17 +83,21 @@ class HonestBody:
     """
 
     def __init__(self, response_model: type[BaseModel], honest: dict[str, Any]) -> None:
-        declared = {name: None for name in response_model.model_fields if name != "predictions"}
+        per_response = ("predictions", "prediction_ids")
+        declared = {name: None for name in response_model.model_fields if name not in per_response}
         document = response_model(predictions=[], **(declared | honest)).model_dump(mode="json")
-        del document["predictions"]
+        for name in per_response:
+            document.pop(name, None)
         self.fields = orjson.dumps(document)[1:]  # '"implementation_status":...}'
 
-    def render(self, predictions: list[Any]) -> Response:
+    def render(self, predictions: list[Any], ids: list[str] | None = None) -> Response:
         encoded = orjson.dumps(
             predictions, default=jsonable_encoder, option=orjson.OPT_SERIALIZE_NUMPY
         )
-        content = b'{"predictions":' + encoded + b"," + self.fields
-        return Response(content, media_type="application/json")
+        content = b'{"predictions":' + encoded + b","
+        if ids is not None:
+            content += b'"prediction_ids":' + orjson.dumps(ids) + b","
+        return Response(content + self.fields, media_type="application/json")
 
 
 class InvalidInvocation(payloads.InvalidInput):
@@ -242,6 +255,12 @@ class Service:
         self.drift = None
         if self.served.model is not None:
             self.drift = counters_for(drift_metrics, self.served.run_id, version_label)
+        self.feedback: Feedback | None = None
+        live_metrics = getattr(metrics, "live", None)
+        if live_metrics is not None and self.served.model is not None and meta is not None:
+            max_age = float(os.environ.get(MAX_AGE_VARIABLE, DEFAULT_MAX_AGE))
+            ids = PredictionIds(key_from_environment(), version_label, max_age)
+            self.feedback = Feedback(live_metrics, ids, meta.recorded)
         compliant = not package.honesty.missing_response_fields(self.honest)
         # 0 from the start
         self.count_compliant = metrics.compliant.labels(self.status_label) if compliant else None
@@ -261,6 +280,35 @@ class Service:
         app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
         app.add_exception_handler(InvalidInvocation, invalid_invocation)  # type: ignore[arg-type]
         self._status_routes(app)
+        self._feedback_route(app)
+
+    def _feedback_route(self, app: FastAPI) -> None:
+        feedback = self.feedback
+
+        @app.post(
+            "/feedback",
+            responses={
+                400: {"description": "not an outcome, or not an id this service issues"},
+                403: {"description": "an id not signed with this service's key"},
+                409: {"description": "an id of another model version"},
+                410: {"description": "an id older than FEEDBACK_MAX_AGE_SECONDS"},
+                422: {"description": "an outcome of the wrong type for the model"},
+                503: {"description": "no model loaded"},
+            },
+        )
+        async def take_feedback(request: Request) -> JSONResponse:
+            """The observed outcome of a prediction: ``{"prediction_id": ..., "outcome": ...}``
+            or a list of them. Counted against the prediction the id carries (live_metric); a
+            body with one bad outcome counts none."""
+            if feedback is None:
+                raise HTTPException(503, "no model is loaded to take feedback for")
+            try:
+                counted = feedback.count(orjson.loads(await request.body()))
+            except orjson.JSONDecodeError:
+                raise HTTPException(400, "the body is not JSON") from None
+            except FeedbackRefused as refused:
+                raise HTTPException(refused.status, str(refused)) from None
+            return JSONResponse({"counted": counted, "metric": feedback.metric})
 
     def _status_routes(self, app: FastAPI) -> None:
         served, metrics = self.served, self.metrics
@@ -335,7 +383,8 @@ class Service:
             self.count_compliant.inc()
         else:
             self.metrics.missing.labels(endpoint).inc()
-        return body.render(predictions)
+        ids = self.feedback.ids.issue(predictions) if self.feedback is not None else None
+        return body.render(predictions, ids)
 
     async def _predictions(
         self, parsers: Mapping[str, Parse], request: Request

@@ -23,6 +23,7 @@ from {{ cookiecutter.package_name }} import RUNTIME_VERSION
 require_runtime(RUNTIME_VERSION, "serve")  # before the rest of the runtime is imported
 
 from nb2prod_runtime.drift_counters import DriftMetrics
+from nb2prod_runtime.feedback import LiveMetrics
 from nb2prod_runtime.serving import (
     INVOCATIONS_PARSERS,
     LATENCY_BUCKETS,
@@ -46,6 +47,8 @@ class PredictResponse(BaseModel):
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
     predictions: list[Any]
+    # one per prediction: POST /feedback takes it with the observed outcome
+    prediction_ids: list[str] | None = None
     implementation_status: str | None
     accuracy_claim: str | None
     validation_status: str | None
@@ -101,6 +104,9 @@ class Metrics:
         # Request values and predictions per bin of the training profile, beside the profile's
         # own shares: Prometheus computes feature_drift_psi and prediction_drift_psi from them.
         self.drift = DriftMetrics(self.registry)
+        # Outcomes fed back against predictions (POST /feedback), beside the claim's value and
+        # bound: Prometheus computes live_metric from them.
+        self.live = LiveMetrics(self.registry)
 
 
 def create_app(model_uri: str | None = None) -> FastAPI:
