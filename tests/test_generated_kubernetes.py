@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import SAMPLES, fetched_schema
+from test_generated_monitoring import metric_names
 
 from nb2prod.backend.render import convert
 
@@ -233,8 +234,12 @@ def test_service_monitor_scrapes_the_job_the_alerts_select(manifests: Path) -> N
     (relabel,) = endpoint["relabelings"]
     assert relabel == {"targetLabel": "job", "replacement": "tumor_classifier"}
     rule = load(manifests / "prometheusrule.yaml")
-    expressions = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
-    assert expressions and all('job="tumor_classifier"' in expr for expr in expressions)
+    rules = [r for g in rule["spec"]["groups"] for r in g["rules"]]
+    recorded = {r["record"] for r in rules if "record" in r}
+    # every series read is this job's: selected by its label, or recorded from such a selection
+    assert rules and all(
+        'job="tumor_classifier"' in r["expr"] or metric_names(r["expr"]) <= recorded for r in rules
+    )
 
 
 def test_prometheus_rule_carries_the_alerts_of_alerts_yml(package: Path, manifests: Path) -> None:
@@ -344,11 +349,12 @@ def test_kustomize_builds_every_resource_with_the_image_set(manifests: Path) -> 
 def test_readme_says_how_to_apply_and_scale(package: Path, container: dict[str, Any]) -> None:
     readme = (package / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Run on Kubernetes", 1)[1].split("\n## ", 1)[0]
-    secret = {v["valueFrom"]["secretKeyRef"]["name"] for v in container["env"] if "valueFrom" in v}
+    secrets = {v["valueFrom"]["secretKeyRef"]["name"] for v in container["env"] if "valueFrom" in v}
+    assert secrets == {"tumor-classifier-mlflow", "tumor-classifier-feedback"}
     for command in (
         "docker push REGISTRY/tumor_classifier:0.1.0",
         "images:",
-        f"kubectl create secret generic {secret.pop()}",
+        *(f"kubectl create secret generic {secret}" for secret in sorted(secrets)),
         "kubectl apply -k deploy/kubernetes",
         "kubectl scale deployment/tumor-classifier --replicas=",
         "minReplicas",
