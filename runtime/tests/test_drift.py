@@ -141,3 +141,27 @@ def test_categories_and_missing_values_are_counted_by_name() -> None:
     assert value("feature_values_outside_training_total", feature="age") == 1  # 90 > 52
     assert value("prediction_bin_observations_total", bin="1") == 2
     assert value("feature_reference_share", feature="city", bin="Oslo") == 0.5
+
+
+def test_one_row_and_a_batch_are_counted_alike() -> None:
+    """A small request is binned in Python, a large one by numpy: the same bins either way."""
+    rng = np.random.default_rng(1)
+    training = pd.DataFrame({"a": rng.normal(size=300), "b": rng.integers(0, 5, 300)})
+    profile = drift.build(training, rng.integers(0, 2, 300), "test rows")
+    request = pd.DataFrame({"b": [9, 0, 2] * 10, "a": [-9.0, 0.1, np.nan] * 10})
+    answers = [0, 1, 1] * 10
+
+    def counted(rows: list[int]) -> dict[tuple[str, ...], float]:
+        registry = CollectorRegistry()
+        counters = DriftCounters(DriftMetrics(registry), profile)
+        size = 30 // len(rows)
+        for start in rows:
+            counters.observe(request.iloc[start : start + size], answers[start : start + size])
+        return {
+            (sample.name, *sample.labels.values()): sample.value
+            for metric in registry.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total")
+        }
+
+    assert counted(list(range(30))) == counted([0])  # 30 one-row requests, one of 30 rows

@@ -15,10 +15,11 @@ The profile is bounded whatever the data, so that the metrics' label sets are to
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -185,17 +186,48 @@ class Binned:
     shares: tuple[float, ...]
     edges: tuple[float, ...] = ()
     categories_capped: bool = False  # "other" then also holds categories training saw
+    position: Mapping[str, int] = field(default_factory=dict)  # a category's bin
 
     @classmethod
     def of(cls, entry: Mapping[str, Any]) -> Binned:
+        bins = tuple(entry["bins"])
         return cls(
             str(entry["name"]),
             str(entry["kind"]),
-            tuple(entry["bins"]),
+            bins,
             tuple(entry["shares"]),
             tuple(entry.get("edges") or ()),
             bool(entry.get("categories_capped")),
+            {label: index for index, label in enumerate(bins[:-1])},
         )
+
+    def index_of(self, value: Any) -> int | None:
+        """One value's bin, None when it is missing: `indices` for one value, in plain Python,
+        since numpy's per-call cost on a one-row request is many times this."""
+        last = len(self.bins) - 1
+        if self.kind != "numeric":
+            return None if _missing(value) else self.position.get(_label(value), last)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return None
+        edges = self.edges
+        if number != number or not edges:  # NaN
+            return None
+        if number < edges[0]:
+            return 0
+        if number > edges[-1]:
+            return last
+        if len(edges) == 1:
+            return 1
+        return min(max(bisect.bisect_right(edges, number), 1), len(edges) - 1)
+
+    def outside(self, index: int) -> bool:
+        """`out_of_range` for one bin index."""
+        last = len(self.bins) - 1
+        if self.kind == "numeric":
+            return index in (0, last)
+        return not self.categories_capped and index == last
 
     def indices(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each present value's bin index, and which values were missing."""
@@ -209,9 +241,8 @@ class Binned:
                 return np.zeros(0, dtype=int), missing
             return numeric_bin_indices(numbers[~missing], self.edges), missing
         missing = np.fromiter((_missing(value) for value in values), bool, len(values))
-        position = {label: index for index, label in enumerate(self.bins[:-1])}
         other = len(self.bins) - 1
-        found = [position.get(_label(value), other) for value in values[~missing]]
+        found = [self.position.get(_label(value), other) for value in values[~missing]]
         return np.asarray(found, dtype=int), missing
 
     def out_of_range(self, indices: np.ndarray) -> int:

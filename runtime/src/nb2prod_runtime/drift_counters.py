@@ -22,6 +22,8 @@ from nb2prod_runtime import drift
 
 log = logging.getLogger(__name__)
 
+FEW_ROWS = 16  # up to this many rows, values are binned one by one in Python, not by numpy
+
 
 class DriftMetrics:
     """The drift series of one service, in its registry."""
@@ -117,6 +119,10 @@ class DriftCounters:
                 log.warning("drift counting skipped a request: %s: %s", type(error).__name__, error)
 
     def _observe(self, model_input: Any, predictions: list[Any]) -> None:
+        rows = self._few_rows(model_input)
+        if rows is not None:
+            self._observe_rows(rows, predictions)
+            return
         columns = self._columns(model_input)
         for index, feature in enumerate(self.features):
             if columns is None:
@@ -138,6 +144,44 @@ class DriftCounters:
             if answered.ndim == 1:
                 found, _ = self.predictions.indices(answered)
                 self._count(self.prediction_bins, found)
+
+    def _few_rows(self, model_input: Any) -> list[list[Any]] | None:
+        """A small request's rows as Python values in the profile's feature order, or None
+        (a large batch, which numpy counts faster; input that is not a table)."""
+        if not hasattr(model_input, "__len__") or len(model_input) > FEW_ROWS:
+            return None
+        if hasattr(model_input, "columns"):
+            present = {str(name): index for index, name in enumerate(model_input.columns)}
+            if any(feature.name not in present for feature in self.features):
+                return None
+            order = [present[feature.name] for feature in self.features]
+            return [[row[index] for index in order] for row in model_input.to_numpy().tolist()]
+        if isinstance(model_input, np.ndarray) and model_input.ndim == 2:
+            if model_input.shape[1] != len(self.features):
+                return None
+            return model_input.tolist()
+        return None
+
+    def _observe_rows(self, rows: list[list[Any]], predictions: list[Any]) -> None:
+        for row in rows:
+            for index, feature in enumerate(self.features):
+                found = feature.index_of(row[index])
+                if found is None:
+                    self.missing[index].inc()
+                    continue
+                self.feature_bins[index][found].inc()
+                if feature.outside(found):
+                    self.outside[index].inc()
+        if self.predictions is None:
+            return
+        for answer in predictions:
+            if isinstance(answer, list):  # several outputs per row: not profiled
+                if len(answer) != 1:
+                    return
+                answer = answer[0]
+            found = self.predictions.index_of(answer)
+            if found is not None:
+                self.prediction_bins[found].inc()
 
     @staticmethod
     def _count(children: list[Any], found: np.ndarray) -> None:
