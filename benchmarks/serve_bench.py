@@ -72,13 +72,15 @@ import os
 import mlflow
 import orjson
 from fastapi import FastAPI, Request, Response
+from nb2prod_runtime import payloads
+from nb2prod_runtime.limits import LimitBodySize, Limits, PredictionThreads
+from nb2prod_runtime.loading import load
+from nb2prod_runtime.serving import INVOCATIONS_PARSERS, parser_for
 
-from {package}.limits import LimitBodySize, Limits, PredictionThreads
-from {package}.loading import load
-from {package}.serve import INVOCATIONS_PARSERS, predictions_for
+from {package}.honesty import PACKAGE
 
 mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-served = load(os.environ["MODEL_URI"])
+served = load(os.environ["MODEL_URI"], PACKAGE)
 limits = Limits.from_environment()
 threads = PredictionThreads(limits)
 app = FastAPI()
@@ -92,7 +94,14 @@ def health() -> dict[str, bool]:
 
 @app.post("/invocations")
 async def invocations(request: Request) -> Response:
-    predictions, _ = await predictions_for(served, INVOCATIONS_PARSERS, request, limits, threads)
+    parse = parser_for(request, INVOCATIONS_PARSERS)
+    body = await request.body()
+
+    def predict() -> list:
+        model_input, _ = parse(served.inputs, body, limits.max_batch)
+        return payloads.to_list(served.model.predict(model_input))
+
+    predictions = await threads.run(predict)
     encoded = orjson.dumps(predictions, option=orjson.OPT_SERIALIZE_NUMPY)
     return Response(b'{{"predictions":' + encoded + b"}}", media_type="application/json")
 
@@ -104,11 +113,12 @@ app.router.routes.sort(key=lambda route: getattr(route, "path", "") != "/invocat
 IN_PROCESS = """
 import json, os, sys, time
 import mlflow
-from {package} import payloads
-from {package}.loading import load
+from nb2prod_runtime.loading import load
+
+from {package}.honesty import PACKAGE
 
 mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-served = load(os.environ["MODEL_URI"])
+served = load(os.environ["MODEL_URI"], PACKAGE)
 columns, row, seconds = json.loads(sys.argv[1])
 results = {{}}
 for rows in {batches}:
