@@ -223,7 +223,8 @@ class Binned:
         return min(max(bisect.bisect_right(edges, number), 1), len(edges) - 1)
 
     def outside(self, index: int) -> bool:
-        """`out_of_range` for one bin index."""
+        """Whether a bin lies outside what training saw: beyond its range, or a category it
+        never held (known only when every category it held has a bin of its own)."""
         last = len(self.bins) - 1
         if self.kind == "numeric":
             return index in (0, last)
@@ -246,12 +247,8 @@ class Binned:
         return np.asarray(found, dtype=int), missing
 
     def out_of_range(self, indices: np.ndarray) -> int:
-        """Values outside what training saw: beyond its range, or a category it never held
-        (known only when every category it held has a bin of its own)."""
-        last = len(self.bins) - 1
-        if self.kind == "numeric":
-            return int(np.count_nonzero((indices == 0) | (indices == last)))
-        return 0 if self.categories_capped else int(np.count_nonzero(indices == last))
+        """How many of a batch's bins lie outside what training saw (`outside`)."""
+        return sum(map(self.outside, indices.tolist()))
 
 
 def loads(text: str) -> dict[str, Any]:
