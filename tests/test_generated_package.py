@@ -218,7 +218,7 @@ SERVE_CHECK = textwrap.dedent(
     assert again.json()["predictions"] == answer.json()["predictions"], again.text
     info = mlflow.models.get_model_info(uri)
     run = MlflowClient().get_run(info.run_id)
-    served = type(app.state.served.model).__name__
+    served = type(app.state.service.served.model).__name__
     print(json.dumps({{"flavors": sorted(info.flavors), "params": run.data.params,
                       "metrics": run.data.metrics, "served": served,
                       "inputs": info.signature.inputs.input_names()}}))

@@ -27,6 +27,8 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 from mlflow.models import Model
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # iris_example, the package under test
 
@@ -101,3 +103,32 @@ def trained(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> Iter
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
+class Registry(MlflowClient):
+    """A test's own registry, and the saved model every version registered in it points at."""
+
+    def __init__(self, tracking_uri: str, model_source: str) -> None:
+        super().__init__(tracking_uri=tracking_uri)
+        self.model_source = model_source
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny model, trained and saved once: the gate judges versions, never their files."""
+    features, target = load_iris(return_X_y=True, as_frame=True)
+    features, target = features[::7], target[::7]  # 22 rows, all three classes
+    path = tmp_path_factory.mktemp("tiny-model") / "model"
+    mlflow.sklearn.save_model(
+        LogisticRegression(max_iter=500).fit(features, target),  # nb2prod: ignore[NBH107]
+        path,
+        input_example=features.head(2),
+        pip_requirements=["scikit-learn"],
+    )
+    return str(path)
+
+
+@pytest.fixture
+def client(tracking: str, tiny_model: str) -> Registry:
+    """A fresh sqlite tracking store and registry, found by the gate through the environment."""
+    return Registry(tracking, tiny_model)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,6 +130,7 @@ def test_categories_and_missing_values_are_counted_by_name() -> None:
     counters = DriftCounters(DriftMetrics(registry), profile)
     request = pd.DataFrame({"age": [35, None, 90], "city": ["Oslo", "Quito", None]})
     counters.observe(request, [1, 0, 1])
+    counters.flush()  # what a scrape of the process does first
 
     def value(name: str, **labels: str) -> float:
         return registry.get_sample_value(name, labels) or 0.0
@@ -157,6 +159,7 @@ def test_one_row_and_a_batch_are_counted_alike() -> None:
         size = 30 // len(rows)
         for start in rows:
             counters.observe(request.iloc[start : start + size], answers[start : start + size])
+        counters.flush()
         return {
             (sample.name, *sample.labels.values()): sample.value
             for metric in registry.collect()
@@ -165,3 +168,20 @@ def test_one_row_and_a_batch_are_counted_alike() -> None:
         }
 
     assert counted(list(range(30))) == counted([0])  # 30 one-row requests, one of 30 rows
+
+
+def test_counts_reach_the_series_without_a_scrape() -> None:
+    """Another worker's scrape reads this process's series, not what it holds: the counts
+    are flushed to them in the background about once a second."""
+    training = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0]})
+    registry = CollectorRegistry()
+    counters = DriftCounters(DriftMetrics(registry), drift.build(training, [0, 1, 0, 1], "rows"))
+    counters.observe(pd.DataFrame({"a": [2.5]}), [1])
+    labels = {"feature": "a"}
+    deadline = time.monotonic() + 10
+    while not sum(
+        registry.get_sample_value("feature_bin_observations_total", {**labels, "bin": label}) or 0
+        for label in counters.features[0].bins
+    ):
+        assert time.monotonic() < deadline, "the count never reached the series"
+        time.sleep(0.05)

@@ -10,14 +10,12 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-import mlflow
 import pytest
+from conftest import Registry
 from iris_example import honesty, promote
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
 
 NAME = honesty.MODEL["model_name"]
 METRIC = honesty.MODEL.get("primary_metric") or "score"
@@ -32,35 +30,6 @@ HEURISTIC = {
 }
 
 pytestmark = pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer")
-
-
-class Registry(MlflowClient):
-    """A test's own registry, and the saved model every version registered in it points at."""
-
-    def __init__(self, tracking_uri: str, model_source: str) -> None:
-        super().__init__(tracking_uri=tracking_uri)
-        self.model_source = model_source
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A tiny model, trained and saved once: the gate judges versions, never their files."""
-    features, target = load_iris(return_X_y=True, as_frame=True)
-    features, target = features[::7], target[::7]  # 22 rows, all three classes
-    path = tmp_path_factory.mktemp("tiny-model") / "model"
-    mlflow.sklearn.save_model(
-        LogisticRegression(max_iter=500).fit(features, target),  # nb2prod: ignore[NBH107]
-        path,
-        input_example=features.head(2),
-        pip_requirements=["scikit-learn"],
-    )
-    return str(path)
-
-
-@pytest.fixture
-def client(tracking: str, tiny_model: str) -> Registry:
-    """A fresh sqlite tracking store and registry, found by the gate through the environment."""
-    return Registry(tracking, tiny_model)
 
 
 def record(metric: float | None, **changes: str | None) -> dict[str, str]:

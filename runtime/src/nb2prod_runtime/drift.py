@@ -16,6 +16,7 @@ The profile is bounded whatever the data, so that the metrics' label sets are to
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -62,10 +63,12 @@ def numeric_bin_indices(values: np.ndarray, edges: Sequence[float]) -> np.ndarra
     """Each value's bin: 0 below the training range, len(edges) above it (or 2 for a constant
     feature), the quantile bin between; the largest training value falls in the last bin."""
     values = np.asarray(values, dtype=float)
+    found = np.searchsorted(edges, values, side="right")  # 0 below, len(edges) above the range
     if len(edges) == 1:  # a constant at training: below, equal, above
-        return np.where(values < edges[0], 0, np.where(values > edges[0], 2, 1))
-    inner = np.clip(np.searchsorted(edges, values, side="right"), 1, len(edges) - 1)
-    return np.where(values < edges[0], 0, np.where(values > edges[-1], len(edges), inner))
+        found[values > edges[0]] = 2
+    else:
+        found[(found == len(edges)) & (values == edges[-1])] -= 1
+    return found
 
 
 def _categorical_bins(values: np.ndarray) -> dict[str, Any]:
@@ -204,23 +207,22 @@ class Binned:
     def index_of(self, value: Any) -> int | None:
         """One value's bin, None when it is missing: `indices` for one value, in plain Python,
         since numpy's per-call cost on a one-row request is many times this."""
-        last = len(self.bins) - 1
         if self.kind != "numeric":
-            return None if _missing(value) else self.position.get(_label(value), last)
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            return None
+            return None if _missing(value) else self.position.get(_label(value), len(self.bins) - 1)
+        if type(value) is not float:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                return None
         edges = self.edges
-        if number != number or not edges:  # NaN
+        if value != value or not edges:  # NaN
             return None
-        if number < edges[0]:
-            return 0
-        if number > edges[-1]:
-            return last
+        found = bisect.bisect_right(edges, value)  # 0 below the range, len(edges) above it
         if len(edges) == 1:
-            return 1
-        return min(max(bisect.bisect_right(edges, number), 1), len(edges) - 1)
+            return found + 1 if value > edges[0] else found
+        if found == len(edges) and value == edges[-1]:  # the largest training value: in range
+            return found - 1
+        return found
 
     def outside(self, index: int) -> bool:
         """Whether a bin lies outside what training saw: beyond its range, or a category it
@@ -229,6 +231,11 @@ class Binned:
         if self.kind == "numeric":
             return index in (0, last)
         return not self.categories_capped and index == last
+
+    @functools.cached_property
+    def outside_bins(self) -> frozenset[int]:
+        """The bins `outside` names, looked up once per value instead of decided again."""
+        return frozenset(index for index in range(len(self.bins)) if self.outside(index))
 
     def indices(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each present value's bin index, and which values were missing."""
@@ -245,10 +252,6 @@ class Binned:
         other = len(self.bins) - 1
         found = [self.position.get(_label(value), other) for value in values[~missing]]
         return np.asarray(found, dtype=int), missing
-
-    def out_of_range(self, indices: np.ndarray) -> int:
-        """How many of a batch's bins lie outside what training saw (`outside`)."""
-        return sum(map(self.outside, indices.tolist()))
 
 
 def loads(text: str) -> dict[str, Any]:

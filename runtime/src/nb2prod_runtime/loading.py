@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import get_model_info
+from mlflow.models.utils import load_serving_example
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema
 
@@ -29,7 +30,7 @@ from nb2prod_runtime.forecasting import Forecaster, is_forecaster
 from nb2prod_runtime.honesty import Honesty, HonestyError
 from nb2prod_runtime.model_io import ONE_COLUMN
 from nb2prod_runtime.package import Package
-from nb2prod_runtime.payloads import ModelInputs, model_inputs
+from nb2prod_runtime.payloads import ModelInputs, invocation_input, model_inputs
 from nb2prod_runtime.tracking import server_problem
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,11 @@ class Served:
     metadata: Metadata | None = None
     error: str | None = None
     run_id: str | None = None  # the run that logged the model: its reference profile
+    concrete: str | None = None  # the version the URI named when it was loaded
+
+    @property
+    def version(self) -> str | None:
+        return self.metadata.model_version if self.metadata else None
 
     def not_ready(self) -> str | None:
         if self.model is None or self.metadata is None:
@@ -189,6 +195,7 @@ def load(uri: str, package: Package) -> Served:
     served = Served(uri)
     try:
         concrete, served.metadata = resolve(MlflowClient(), uri, package)
+        served.concrete = concrete
         info = get_model_info(concrete)
         served.run_id = info.run_id
         schema = info.signature.inputs if info.signature else None
@@ -221,6 +228,32 @@ def load(uri: str, package: Package) -> Served:
         served.error = server_problem(error) or f"{type(error).__name__}: {error}"
         log.error("could not load %s: %s", uri, served.error)
     return served
+
+
+def alias_of(uri: str) -> str | None:
+    """The alias a registry URI names (`models:/name@champion`), or None for a fixed one."""
+    match = _REGISTRY_URI.match(uri)
+    return match["alias"] if match else None
+
+
+def answers_its_example(served: Served, max_batch: int) -> str | None:
+    """None when the loaded model predicts on the serving example MLflow logged with it (what
+    `/invocations` would take); else why not. A model logged without one is taken as loaded."""
+    if served.model is None or served.inputs is None or served.concrete is None:
+        return served.not_ready() or "not loaded"
+    try:
+        example = load_serving_example(served.concrete)
+    except Exception:
+        return None  # logged without a serving example: nothing to try it on
+    try:
+        model_input, _ = invocation_input(served.inputs, example.encode(), max_batch)
+        served.model.predict(model_input)
+    except Exception as error:
+        lines = str(error).strip().splitlines()
+        return f"it fails to predict its own input example: {type(error).__name__}" + (
+            f": {lines[0]}" if lines else ""
+        )
+    return None
 
 
 class OneColumn:

@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from nb2prod_runtime import measure
+from nb2prod_runtime import measure, rollback
 from nb2prod_runtime.package import Package
 from nb2prod_runtime.tracking import server_problem, tracking_uri
 
@@ -194,7 +194,14 @@ def parse_args(package: Package, argv: Sequence[str] | None) -> argparse.Namespa
         description="Promote a registered model version to an alias, if the honesty contract "
         "allows it.",
     )
-    parser.add_argument("--version", type=int, help="model version (default: the latest)")
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--version", type=int, help="model version (default: the latest)")
+    chosen.add_argument(
+        "--rollback",
+        action="store_true",
+        help="move the alias back to the version the gate passed before the one holding it "
+        "(never past the first), and record why on both",
+    )
     parser.add_argument("--alias", default="champion", help="alias to set (default: champion)")
     parser.add_argument(
         "--allow-heuristic",
@@ -207,7 +214,27 @@ def parse_args(package: Package, argv: Sequence[str] | None) -> argparse.Namespa
         help="refuse a version whose run `nb2prod verify` has not found to measure what the "
         "notebook measured (its parity_verified tag)",
     )
+    parser.add_argument(
+        "--reason",
+        default="rolled back by hand (promote --rollback)",
+        help="with --rollback: why, recorded on both versions",
+    )
     return parser.parse_args(argv)
+
+
+def rolled_back(client: MlflowClient, name: str, alias: str, reason: str, now: str) -> int:
+    """`--rollback`: move the alias back and say what serves now; 1 at the floor (the first
+    version the gate passed), 2 when nothing holds the alias."""
+    try:
+        done = rollback.roll_back(client, name, alias, reason, now)
+    except rollback.NoRollback as refusal:
+        print(f"{'refused' if refusal.exit_code == 1 else 'error'}: {refusal}", file=sys.stderr)
+        return refusal.exit_code
+    print(
+        f"rolled back models:/{name}@{alias} from version {done.replaced} to version "
+        f"{done.restored}: {reason}"
+    )
+    return 0
 
 
 def main(

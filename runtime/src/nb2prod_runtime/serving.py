@@ -7,12 +7,15 @@ request to a `Service`, which answers it the same way in every package.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,13 +25,15 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nb2prod_runtime import payloads
-from nb2prod_runtime.drift_counters import counters_for
+from nb2prod_runtime.alert_rollback import AlertRollback, RollbackRefused
+from nb2prod_runtime.drift_counters import DriftCounters, counters_for
 from nb2prod_runtime.feedback import (
     DEFAULT_MAX_AGE,
     MAX_AGE_VARIABLE,
@@ -38,13 +43,15 @@ from nb2prod_runtime.feedback import (
     key_from_environment,
 )
 from nb2prod_runtime.limits import LimitBodySize, Limits, PredictionThreads
-from nb2prod_runtime.loading import Served, load
+from nb2prod_runtime.loading import Served, alias_of, answers_its_example, load
 from nb2prod_runtime.package import Package
-from nb2prod_runtime.tracking import tracking_uri
+from nb2prod_runtime.tracking import server_problem, tracking_uri
 
 log = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"  # metric label value when the registry does not say
+REFRESH_VARIABLE = "MODEL_REFRESH_SECONDS"  # how often the alias is checked; 0: never
+DEFAULT_REFRESH_SECONDS = 30.0
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 Parse = Callable[[payloads.ModelInputs, bytes, int], tuple[payloads.ModelInput, int]]
 # Each route's parser per media type; a request without a Content-Type is taken as JSON.
@@ -71,6 +78,7 @@ class ServiceMetrics(Protocol):
     model_info: Any  # Gauge by model_name, model_version, implementation_status, validation_status
     drift: Any  # DriftMetrics: request values per reference bin, the reference's shares
     live: Any  # LiveMetrics: fed-back outcomes against predictions, beside the claim
+    refresh_failures: Any  # Counter by model_version: versions the alias named, not swapped in
 
 
 class HonestBody:
@@ -127,9 +135,10 @@ def forget_dead_workers(folder: Path) -> None:
 
 
 def worker_lifetime(
-    package: str,
+    package: str, leaving: Callable[[], None] = lambda: None
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
-    """In multiprocess mode, a worker clears its dead siblings' gauges and, leaving, its own."""
+    """In multiprocess mode, a worker clears its dead siblings' gauges and, leaving, its own;
+    `leaving` runs first (what the worker still holds is counted)."""
 
     @contextlib.asynccontextmanager
     async def lifetime(app: FastAPI) -> AsyncIterator[None]:
@@ -143,6 +152,7 @@ def worker_lifetime(
                 package,
             )
         yield
+        leaving()
         if folder:
             multiprocess.mark_process_dead(os.getpid(), folder)
 
@@ -203,12 +213,29 @@ def request_body(inputs: payloads.ModelInputs | None, max_batch: int) -> dict[st
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
+@dataclass
+class Version:
+    """One loaded model and what its responses and their counting need: swapped whole when the
+    alias moves, so a request in flight finishes on the version it started with."""
+
+    served: Served
+    honest: dict[str, Any]
+    body: HonestBody
+    count_rows: Any
+    count_compliant: Any | None  # None when the record lacks a field: counted as missing
+    info: Any | None  # the model_info child set to 1 while this version serves
+    drift: DriftCounters | None
+    feedback: Feedback | None
+
+
 class Service:
     """One model, loaded once, behind the routes a package declares.
 
     The metrics and the response model are the package's (a reviewer and the linter see them
     there); everything else a prediction needs is here: the model loaded by alias, its honesty
-    read from the registry, the request limits, the parsers, the honest response body.
+    read from the registry, the request limits, the parsers, the honest response body. Served
+    by alias, it checks every MODEL_REFRESH_SECONDS where the alias points, and swaps in a new
+    version once it is loaded and answers its own input example (a rollback, a promotion).
     """
 
     def __init__(
@@ -222,15 +249,12 @@ class Service:
         mlflow.set_tracking_uri(tracking_uri())
         default_uri = f"models:/{package.model_name}@champion"
         self.package = package
-        self.served: Served = load(model_uri or os.environ.get("MODEL_URI", default_uri), package)
+        self.uri = model_uri or os.environ.get("MODEL_URI", default_uri)
         self.limits = Limits.from_environment()
         self.threads = PredictionThreads(self.limits)
         self.metrics = metrics
         self.response_model = response_model
         self.prediction_paths = tuple(prediction_paths)
-        meta = self.served.metadata
-        version_label = (meta and meta.model_version) or UNKNOWN
-        self.status_label = (meta and meta.status) or UNKNOWN
         # Series exist at 0 from the start, so the first missing field or the first error is an
         # increase to alert on: Prometheus cannot see what a series counted before its first
         # scrape.
@@ -238,36 +262,156 @@ class Service:
             metrics.missing.labels(endpoint)
             for status in ("200", "500", "503", "504"):
                 metrics.requests.labels("POST", endpoint, status)
-        self.count_rows = metrics.predictions.labels(self.status_label, version_label)
-        if self.served.model is not None and meta is not None:
+        self.alias = alias_of(self.uri)
+        self.refresh_seconds = float(os.environ.get(REFRESH_VARIABLE, DEFAULT_REFRESH_SECONDS))
+        self.refresh_lock = threading.Lock()
+        self.refused: str | None = None  # a version that failed to load: not tried again
+        self.rollback = AlertRollback.from_environment(package.model_name, self.alias)
+        self.current = self._version(load(self.uri, package))
+
+    # What the version being served says; the feature store's route reads these too.
+    @property
+    def served(self) -> Served:
+        return self.current.served
+
+    @property
+    def honest(self) -> dict[str, Any]:
+        return self.current.honest
+
+    @property
+    def body(self) -> HonestBody:
+        return self.current.body
+
+    @property
+    def drift(self) -> DriftCounters | None:
+        return self.current.drift
+
+    @property
+    def feedback(self) -> Feedback | None:
+        return self.current.feedback
+
+    def _version(self, served: Served) -> Version:
+        """Everything a loaded model's responses and counts need, labelled once."""
+        metrics = self.metrics
+        meta = served.metadata
+        version_label = (meta and meta.model_version) or UNKNOWN
+        status_label = (meta and meta.status) or UNKNOWN
+        count_rows = metrics.predictions.labels(status_label, version_label)
+        info = None
+        if served.model is not None and meta is not None:
             validation = meta.fields["validation_status"] or UNKNOWN
-            metrics.model_info.labels(
-                meta.model_name, version_label, self.status_label, validation
-            ).set(1)
+            info = metrics.model_info.labels(
+                meta.model_name, version_label, status_label, validation
+            )
+            info.set(1)
         # What every prediction response says about the model: fixed while it is loaded.
-        self.honest: dict[str, Any] = {}
+        honest: dict[str, Any] = {}
         if meta is not None:
-            self.honest = {"model_version": meta.model_version, "uncertainty": meta.uncertainty}
-            self.honest |= meta.fields
-        self.body = HonestBody(response_model, self.honest)
+            honest = {"model_version": meta.model_version, "uncertainty": meta.uncertainty}
+            honest |= meta.fields
         # a package generated before drift was measured declares no drift metrics
-        drift_metrics = getattr(metrics, "drift", None)
-        self.drift = None
-        if self.served.model is not None:
-            self.drift = counters_for(drift_metrics, self.served.run_id, version_label)
-        self.feedback: Feedback | None = None
+        drift = None
+        if served.model is not None:
+            drift = counters_for(getattr(metrics, "drift", None), served.run_id, version_label)
+        feedback = None
         live_metrics = getattr(metrics, "live", None)
-        if live_metrics is not None and self.served.model is not None and meta is not None:
+        if live_metrics is not None and served.model is not None and meta is not None:
             max_age = float(os.environ.get(MAX_AGE_VARIABLE, DEFAULT_MAX_AGE))
             ids = PredictionIds(key_from_environment(), version_label, max_age)
-            self.feedback = Feedback(live_metrics, ids, meta.recorded)
-        compliant = not package.honesty.missing_response_fields(self.honest)
-        # 0 from the start
-        self.count_compliant = metrics.compliant.labels(self.status_label) if compliant else None
+            feedback = Feedback(live_metrics, ids, meta.recorded)
+        compliant = not self.package.honesty.missing_response_fields(honest)
+        return Version(
+            served,
+            honest,
+            HonestBody(self.response_model, honest),
+            count_rows,
+            metrics.compliant.labels(status_label) if compliant else None,  # 0 from the start
+            info,
+            drift,
+            feedback,
+        )
+
+    def refresh(self) -> bool:
+        """Serve the version the alias names now, if it moved: loaded and answering its input
+        example first, then swapped in; a version that fails is counted, said, and not tried
+        again until the alias moves once more. True when a new version serves."""
+        if self.alias is None:
+            return False
+        with self.refresh_lock:
+            name = self.package.model_name
+            try:
+                named = MlflowClient().get_model_version_by_alias(name, self.alias).version
+            except Exception as error:
+                log.warning("cannot read @%s of %s: %s", self.alias, name, first_line(error))
+                return False
+            named = str(named)
+            if named in (self.served.version, self.refused):
+                return False
+            candidate = load(f"models:/{name}/{named}", self.package)
+            candidate.uri = self.uri
+            problem = candidate.not_ready() or answers_its_example(candidate, self.limits.max_batch)
+            if problem is not None:
+                self.refused = named
+                failures = getattr(self.metrics, "refresh_failures", None)
+                if failures is not None:
+                    failures.labels(named).inc()
+                log.error(
+                    "model version %s not swapped in, %s keeps serving: %s",
+                    named,
+                    self.served.version,
+                    problem,
+                )
+                return False
+            previous, self.current = self.current, self._version(candidate)
+            self.refused = None
+            self._retire(previous)
+            log.warning(
+                "now serving model version %s (@%s moved from %s)",
+                named,
+                self.alias,
+                previous.served.version,
+            )
+            return True
+
+    @staticmethod
+    def _retire(previous: Version) -> None:
+        """The replaced version stops counting: what it holds is flushed, its info is 0."""
+        if previous.drift is not None:
+            previous.drift.flush()
+        if previous.info is not None:
+            previous.info.set(0)
+
+    async def _refreshing(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_seconds)
+            try:
+                await asyncio.to_thread(self.refresh)
+            except Exception as error:  # never ends the loop: the next check may succeed
+                log.error("refreshing the model failed: %s", first_line(error))
 
     def lifespan(self) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
-        """The app's lifespan: multiprocess metrics bookkeeping of each worker."""
-        return worker_lifetime(self.package.name)
+        """The app's lifespan: multiprocess metrics bookkeeping of each worker, and the alias
+        checked every MODEL_REFRESH_SECONDS (0: never) while it serves."""
+        bookkeeping = worker_lifetime(self.package.name, self.flush)
+
+        @contextlib.asynccontextmanager
+        async def lifetime(app: FastAPI) -> AsyncIterator[None]:
+            async with bookkeeping(app):
+                task = None
+                if self.alias is not None and self.refresh_seconds > 0:
+                    task = asyncio.create_task(self._refreshing())
+                try:
+                    yield
+                finally:
+                    if task is not None:
+                        task.cancel()
+
+        return lifetime
+
+    def flush(self) -> None:
+        """Count what drift counting holds in the process (before a scrape, and on leaving)."""
+        if self.drift is not None:
+            self.drift.flush()
 
     def install(self, app: FastAPI) -> None:
         """Give the package's app the service's own routes (health, readiness, MLflow's ping
@@ -275,15 +419,43 @@ class Service:
         prediction routes."""
         app.add_middleware(LimitBodySize, max_bytes=self.limits.max_body_bytes)
         app.add_middleware(CountRequests, metrics=self.metrics)
-        app.state.served = self.served
+        app.state.service = self
         app.state.metrics = self.metrics
         app.add_exception_handler(RequestValidationError, invalid_request)  # type: ignore[arg-type]
         app.add_exception_handler(InvalidInvocation, invalid_invocation)  # type: ignore[arg-type]
         self._status_routes(app)
         self._feedback_route(app)
+        self._rollback_route(app)
+
+    def _rollback_route(self, app: FastAPI) -> None:
+        @app.post(
+            "/rollback",
+            responses={
+                400: {"description": "not an Alertmanager webhook body"},
+                401: {"description": "no ROLLBACK_TOKEN set, or not its bearer token"},
+                409: {"description": "nothing earlier passed the gate, or no alias is served"},
+                503: {"description": "the registry cannot be used"},
+            },
+        )
+        async def roll_back(request: Request) -> JSONResponse:
+            """Alertmanager's webhook: a firing alert labelled ``rollback="true"`` moves the
+            alias back to the version the gate passed before (``promote --rollback``), once
+            per alert; this worker serves it at once, the others within
+            MODEL_REFRESH_SECONDS."""
+            body = await request.body()
+            authorization = request.headers.get("authorization")
+            try:
+                done = await asyncio.to_thread(self.rollback.handle, authorization, body)
+            except RollbackRefused as refused:
+                raise HTTPException(refused.status, str(refused)) from None
+            except Exception as error:
+                problem = server_problem(error) or first_line(error)
+                raise HTTPException(503, f"the registry cannot be used: {problem}") from None
+            if done.get("rolled_back"):
+                await asyncio.to_thread(self.refresh)
+            return JSONResponse(done)
 
     def _feedback_route(self, app: FastAPI) -> None:
-        feedback = self.feedback
 
         @app.post(
             "/feedback",
@@ -300,6 +472,7 @@ class Service:
             """The observed outcome of a prediction: ``{"prediction_id": ..., "outcome": ...}``
             or a list of them. Counted against the prediction the id carries (live_metric); a
             body with one bad outcome counts none."""
+            feedback = self.feedback
             if feedback is None:
                 raise HTTPException(503, "no model is loaded to take feedback for")
             try:
@@ -311,13 +484,14 @@ class Service:
             return JSONResponse({"counted": counted, "metric": feedback.metric})
 
     def _status_routes(self, app: FastAPI) -> None:
-        served, metrics = self.served, self.metrics
-        meta = served.metadata
+        metrics, flush = self.metrics, self.flush
         required = list(self.package.honesty.response_fields)
 
         @app.get("/health")
         def health() -> dict[str, Any]:
             """Liveness: 200 while the process runs; says what is loaded and what it lacks."""
+            served = self.served
+            meta = served.metadata
             return {
                 "status": "alive",
                 "model_uri": served.uri,
@@ -332,6 +506,8 @@ class Service:
         @app.get("/ready", responses={503: {"description": "model not loaded or metadata missing"}})
         def ready() -> JSONResponse:
             """Readiness: only a loaded model with complete honesty metadata takes traffic."""
+            served = self.served
+            meta = served.metadata
             reason = served.not_ready()
             if reason is not None:
                 return JSONResponse({"ready": False, "reason": reason}, status_code=503)
@@ -342,7 +518,7 @@ class Service:
         def ping() -> Response:
             """``mlflow models serve``'s health check (SageMaker's too): 200 once the model is
             loaded. It says nothing of honesty metadata; ``/ready`` does."""
-            status = 200 if served.model is not None else 404
+            status = 200 if self.served.model is not None else 404
             return Response("\n", status_code=status, media_type="application/json")
 
         @app.get("/version", response_class=PlainTextResponse)
@@ -352,6 +528,7 @@ class Service:
 
         @app.get("/metrics", include_in_schema=False)
         def prometheus_metrics() -> Response:
+            flush()
             return Response(exposition(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     def request_body(self) -> dict[str, Any]:
@@ -367,31 +544,40 @@ class Service:
     ) -> Response:
         """Parse, predict in a worker thread under the time limit, count, answer honestly."""
         started = time.perf_counter()
+        current = self.current  # the version this request is answered and counted by
         try:
-            predictions, rows = await self._predictions(parsers, request)
+            predictions, rows = await self._predictions(current, parsers, request)
         except payloads.InvalidInput as error:
             raise refuse(error.errors) from None
-        return self.counted(endpoint, started, rows, self.body, predictions)
+        return self.counted(endpoint, started, rows, current.body, predictions, current)
 
     def counted(
-        self, endpoint: str, started: float, rows: int, body: HonestBody, predictions: list[Any]
+        self,
+        endpoint: str,
+        started: float,
+        rows: int,
+        body: HonestBody,
+        predictions: list[Any],
+        version: Version | None = None,
     ) -> Response:
         """Count a prediction response (latency, rows, honesty) and render it."""
+        current = version or self.current
         self.metrics.latency.observe(time.perf_counter() - started)
-        self.count_rows.inc(rows)
-        if self.count_compliant is not None:
-            self.count_compliant.inc()
+        current.count_rows.inc(rows)
+        if current.count_compliant is not None:
+            current.count_compliant.inc()
         else:
             self.metrics.missing.labels(endpoint).inc()
-        ids = self.feedback.ids.issue(predictions) if self.feedback is not None else None
+        feedback = current.feedback
+        ids = feedback.ids.issue(predictions) if feedback is not None else None
         return body.render(predictions, ids)
 
     async def _predictions(
-        self, parsers: Mapping[str, Parse], request: Request
+        self, current: Version, parsers: Mapping[str, Parse], request: Request
     ) -> tuple[list[Any], int]:
         """The prediction path: body, model input, one ``predict`` call, JSON-ready lists.
         A body the model cannot take raises ``payloads.InvalidInput``."""
-        served, limits = self.served, self.limits
+        served, limits, drift = current.served, self.limits, current.drift
         if served.model is None or served.inputs is None:
             raise HTTPException(503, served.not_ready())
         parse = parser_for(request, parsers)
@@ -406,8 +592,8 @@ class Service:
                 if error.error_code != "INVALID_PARAMETER_VALUE":
                     raise
                 raise payloads.invalid(error.message) from None
-            if self.drift is not None:
-                self.drift.observe(model_input, predictions)
+            if drift is not None:
+                drift.observe(model_input, predictions)
             return predictions, rows
 
         return await self.in_thread(predict)
@@ -446,6 +632,11 @@ async def invalid_invocation(request: Request, error: InvalidInvocation) -> JSON
         "detail": jsonable_encoder(error.errors),
     }
     return JSONResponse(body, status_code=400)
+
+
+def first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def app_or_exit(create: Callable[[], FastAPI]) -> FastAPI:

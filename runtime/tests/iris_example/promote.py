@@ -3,14 +3,19 @@
 
     python -m iris_example.promote [--version N] [--alias champion]
         [--allow-heuristic] [--require-parity]
+    python -m iris_example.promote --rollback [--reason TEXT] [--alias champion]
 
 The gate reads what the model version says about itself (its tags), asks
 `honesty.promotion_refusals` whether the contract lets it ship, and checks those claims against
 the run that produced it (nb2prod-runtime's ``promotion.checks``: version tags can be edited
 after training, a run's params cannot). Every decision is written back on the version as tags.
 Promotion moves an alias (`models:/<name>@champion`), never a deprecated registry stage.
+`--rollback` moves it back to the version the gate passed before the one holding it, never past
+the first (nb2prod-runtime's ``rollback``); the service's POST /rollback does the same when
+Alertmanager reports a claim that no longer holds.
 
-Exit codes: 0 promoted, 1 refused by the contract, 2 no such model/version, alias refused, or a
+Exit codes: 0 promoted (or rolled back), 1 refused by the contract (or nothing earlier passed
+the gate), 2 no such model/version or nothing holds the alias, alias refused, or a
 registry that cannot be used; every error is one line on stderr, never a traceback.
 """
 
@@ -39,8 +44,10 @@ def promote(args: argparse.Namespace) -> int:
     """Run the gate on the version asked for; the exit code of `main`."""
     name: str = honesty.MODEL["model_name"]
     client = MlflowClient(tracking_uri=tracking_uri())
-    mv = promotion.find_version(client, name, args.version)
     now = datetime.now(UTC).isoformat(timespec="seconds")
+    if args.rollback:
+        return promotion.rolled_back(client, name, args.alias, args.reason, now)
+    mv = promotion.find_version(client, name, args.version)
     measured, _ = promotion.measured_metric(mv.tags)
     reasons = honesty.promotion_refusals(mv.tags, measured, allow_heuristic=args.allow_heuristic)
     reasons += promotion.checks(honesty.PACKAGE, client, mv, measured)

@@ -104,6 +104,14 @@ class Metrics:
         # Outcomes fed back against predictions (POST /feedback), beside the claim's value and
         # bound: Prometheus computes live_metric from them.
         self.live = LiveMetrics(self.registry)
+        # A version the alias moved to that did not load or answer its input example: the
+        # previous one keeps serving (MODEL_REFRESH_SECONDS).
+        self.refresh_failures = Counter(
+            "model_refresh_failures_total",
+            "Model versions the alias named that failed to load or predict, so were not served.",
+            ["model_version"],
+            registry=self.registry,
+        )
 
 
 def create_app(model_uri: str | None = None) -> FastAPI:

@@ -33,7 +33,7 @@ import pandas as pd
 from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from nb2prod_runtime import payloads
-from nb2prod_runtime.serving import HonestBody, Service
+from nb2prod_runtime.serving import HonestBody, Service, Version
 
 from . import honesty
 
@@ -547,12 +547,18 @@ def by_key_route(service: Service) -> Callable[[Request], Awaitable[Response]]:
         raise
     except FeatureStoreError as error:
         features, unavailable = None, str(error)
-    model_status = service.honest.get("implementation_status")
-    weakest = features.weakest.response_fields(model_status) if features else {}
-    body = HonestBody(service.response_model, service.honest | weakest)
+    rendered: list[tuple[Version, HonestBody]] = []  # for the version served (the alias moves)
+
+    def honest_body(current: Version) -> HonestBody:
+        if not rendered or rendered[0][0] is not current:
+            model_status = current.honest.get("implementation_status")
+            weakest = features.weakest.response_fields(model_status) if features else {}
+            rendered[:] = [(current, HonestBody(service.response_model, current.honest | weakest))]
+        return rendered[0][1]
 
     async def answer(request: Request) -> Response:
-        served, limits = service.served, service.limits
+        current = service.current  # the version this request is answered and counted by
+        served, limits = current.served, service.limits
         if features is None:
             raise HTTPException(503, f"no online features: {unavailable}")
         if served.model is None or served.inputs is None:
@@ -575,7 +581,8 @@ def by_key_route(service: Service) -> Callable[[Request], Awaitable[Response]]:
             raise RequestValidationError(error.errors) from None
         except KeyError as error:
             raise HTTPException(404, error.args[0]) from None
-        return service.counted("/predict/by-key", started, rows, body, predictions)
+        body = honest_body(current)
+        return service.counted("/predict/by-key", started, rows, body, predictions, current)
 
     return answer
 
