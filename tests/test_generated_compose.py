@@ -28,6 +28,7 @@ from nb2prod.backend.render import convert
 PODMAN_COMPOSE = shutil.which("podman-compose")
 PODMAN = shutil.which("podman")
 PROMTOOL = shutil.which("promtool")
+AMTOOL = shutil.which("amtool")
 HADOLINT = shutil.which("hadolint")
 
 
@@ -65,7 +66,13 @@ def test_podman_compose_reads_the_stack_and_asks_for_the_database_password(
     done = podman_compose(package, {"MLFLOW_DB_PASSWORD": "local-only"})
     assert done.returncode == 0, done.stdout + done.stderr
     resolved = yaml.safe_load(done.stdout)
-    assert set(resolved["services"]) == {"database", "mlflow", "service", "prometheus"}
+    assert set(resolved["services"]) == {
+        "database",
+        "mlflow",
+        "service",
+        "prometheus",
+        "alertmanager",
+    }
     store = resolved["services"]["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"]
     assert store == "postgresql://mlflow:local-only@database:5432/mlflow"
 
@@ -153,3 +160,29 @@ def test_prometheus_scrapes_the_service_under_the_job_the_alerts_select(
     local = yaml.safe_load((package / "monitoring" / "prometheus.yml").read_text(encoding="utf-8"))
     assert job["job_name"] == local["scrape_configs"][0]["job_name"]
     assert job["static_configs"][0]["targets"] == ["service:8000"]
+    alerting = yaml.safe_load(config.read_text(encoding="utf-8"))["alerting"]
+    assert alerting["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
+
+
+@pytest.mark.skipif(AMTOOL is None, reason="amtool is not installed (Debian package "
+                    "'prometheus-alertmanager'; .ci/run installs it)")  # fmt: skip
+def test_alertmanager_sends_rollback_alerts_to_the_service_with_the_services_token(
+    package: Path, compose: dict[str, Any], tmp_path: Path
+) -> None:
+    alertmanager = compose["services"]["alertmanager"]
+    service = compose["services"]["service"]
+    assert service["environment"]["ROLLBACK_TOKEN"] == "${ROLLBACK_TOKEN:-}"
+    assert alertmanager["environment"]["ROLLBACK_TOKEN"] == "${ROLLBACK_TOKEN:-}"
+    (mount,) = alertmanager["volumes"]
+    assert mount == "./deploy/compose/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro"
+    config = yaml.safe_load((package / "deploy/compose/alertmanager.yml").read_text("utf-8"))
+    (webhook,) = config["receivers"][1]["webhook_configs"]
+    assert webhook["url"] == "http://service:8000/rollback"
+    token_file = webhook["http_config"]["authorization"]["credentials_file"]
+    assert f"> {token_file}" in alertmanager["command"][0]  # the entrypoint writes it
+    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    done = subprocess.run(
+        [str(AMTOOL), "check-config", "alertmanager.yml"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr

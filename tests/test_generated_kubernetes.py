@@ -37,7 +37,7 @@ BUILT_IN = [
     "horizontalpodautoscaler.yaml",
     "poddisruptionbudget.yaml",
 ]
-OPERATOR = ["servicemonitor.yaml", "prometheusrule.yaml"]
+OPERATOR = ["servicemonitor.yaml", "prometheusrule.yaml", "alertmanagerconfig.yaml"]
 CREDENTIALS = {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"}
 
 PROMTOOL = shutil.which("promtool")
@@ -310,8 +310,28 @@ def test_operator_resources_match_the_operator_schemas(
     operator_schemas: Path, manifests: Path
 ) -> None:
     documents = [load(manifests / name) for name in OPERATOR]
-    assert [d["apiVersion"] for d in documents] == ["monitoring.coreos.com/v1"] * 2
-    assert operator_errors(operator_schemas, documents) == [None, None]
+    assert [d["apiVersion"] for d in documents] == [
+        "monitoring.coreos.com/v1",
+        "monitoring.coreos.com/v1",
+        "monitoring.coreos.com/v1alpha1",
+    ]
+    assert operator_errors(operator_schemas, documents) == [None, None, None]
+
+
+def test_the_rollback_webhook_and_the_service_read_one_secret(
+    manifests: Path, container: dict[str, Any]
+) -> None:
+    config = load(manifests / "alertmanagerconfig.yaml")["spec"]
+    assert config["route"]["matchers"] == [{"name": "rollback", "value": "true"}]
+    (receiver,) = config["receivers"]
+    (webhook,) = receiver["webhookConfigs"]
+    service = load(manifests / "service.yaml")["metadata"]["name"]
+    assert webhook["url"] == f"http://{service}/rollback"
+    credentials = webhook["httpConfig"]["authorization"]["credentials"]
+    (token,) = [env for env in container["env"] if env["name"] == "ROLLBACK_TOKEN"]
+    reference = token["valueFrom"]["secretKeyRef"]
+    assert (reference["name"], reference["key"]) == (credentials["name"], credentials["key"])
+    assert reference["optional"] is True  # without it the service runs, refusing rollbacks
 
 
 def test_a_broken_operator_field_fails_validation_naming_it(
@@ -339,7 +359,7 @@ def test_kustomize_builds_every_resource_with_the_image_set(manifests: Path) -> 
     built = list(yaml.safe_load_all(done.stdout))
     assert sorted(d["kind"] for d in built) == sorted(
         ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-         "ServiceMonitor", "PrometheusRule"]
+         "ServiceMonitor", "PrometheusRule", "AlertmanagerConfig"]
     )  # fmt: skip
     (deployment,) = [d for d in built if d["kind"] == "Deployment"]
     (server,) = deployment["spec"]["template"]["spec"]["containers"]
@@ -350,7 +370,11 @@ def test_readme_says_how_to_apply_and_scale(package: Path, container: dict[str, 
     readme = (package / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Run on Kubernetes", 1)[1].split("\n## ", 1)[0]
     secrets = {v["valueFrom"]["secretKeyRef"]["name"] for v in container["env"] if "valueFrom" in v}
-    assert secrets == {"tumor-classifier-mlflow", "tumor-classifier-feedback"}
+    assert secrets == {
+        "tumor-classifier-mlflow",
+        "tumor-classifier-feedback",
+        "tumor-classifier-rollback",
+    }
     for command in (
         "docker push REGISTRY/tumor_classifier:0.1.0",
         "images:",

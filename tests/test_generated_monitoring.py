@@ -23,6 +23,7 @@ from conftest import REPO, SAMPLES
 from nb2prod.backend.render import convert
 
 PROMTOOL = shutil.which("promtool")
+AMTOOL = shutil.which("amtool")
 HADOLINT = shutil.which("hadolint")
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None,
@@ -133,7 +134,7 @@ def test_every_file_is_fully_rendered(package: Path) -> None:
     assert record["notebook"]["sha256"] == digest
     files = [*(package / "monitoring").rglob("*.*"), package / "Dockerfile"]
     files.append(package / ".dockerignore")
-    assert len(files) == 8
+    assert len(files) == 9
     for path in files:
         text = path.read_text(encoding="utf-8")
         assert "cookiecutter" not in text and "{%" not in text, path
@@ -149,6 +150,38 @@ def test_prometheus_config_scrapes_the_service(monitoring: Path) -> None:
     (job,) = config["scrape_configs"]
     assert job["job_name"] == "tumor_classifier"
     assert job["static_configs"][0]["targets"] == ["localhost:8000"]
+    (alertmanager,) = config["alerting"]["alertmanagers"]
+    assert alertmanager["static_configs"][0]["targets"] == ["localhost:9093"]
+
+
+ROLLBACK_ALERTS = {"MissingHonestyLabels", "ClaimNotHolding"}  # the honesty contract broken
+
+
+@pytest.mark.skipif(AMTOOL is None, reason="amtool is not installed (Debian package "
+                    "'prometheus-alertmanager'; .ci/run installs it)")  # fmt: skip
+def test_alertmanager_routes_the_contract_breaking_alerts_to_the_rollback_webhook(
+    monitoring: Path,
+) -> None:
+    assert AMTOOL is not None
+
+    def amtool(*args: str) -> str:
+        done = subprocess.run(
+            [AMTOOL, *args], cwd=monitoring, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout.strip()
+
+    assert "SUCCESS" in amtool("check-config", "alertmanager.yml")
+    rules = alert_rules(monitoring)
+    labelled = {name for name, rule in rules.items() if rule["labels"].get("rollback") == "true"}
+    assert labelled == ROLLBACK_ALERTS
+    for name, rule in rules.items():
+        labels = [f"{key}={value}" for key, value in {"alertname": name, **rule["labels"]}.items()]
+        receiver = amtool("config", "routes", "test", "--config.file=alertmanager.yml", *labels)
+        assert receiver == ("rollback" if name in ROLLBACK_ALERTS else "default"), name
+    (webhook,) = load_yaml(monitoring / "alertmanager.yml")["receivers"][1]["webhook_configs"]
+    assert webhook["url"] == "http://localhost:8000/rollback"  # the service prometheus scrapes
+    assert webhook["http_config"]["authorization"]["type"] == "Bearer"
 
 
 @needs_promtool
