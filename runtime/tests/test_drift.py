@@ -185,3 +185,21 @@ def test_counts_reach_the_series_without_a_scrape() -> None:
     ):
         assert time.monotonic() < deadline, "the count never reached the series"
         time.sleep(0.05)
+
+
+def test_a_replaced_versions_reference_shows_zero_and_the_new_one_its_shares() -> None:
+    """When the alias moves, the old profile's bins show a share of 0 (the recording rules skip
+    them) and the new profile's bins, some of them the same series, show the new shares."""
+    registry = CollectorRegistry()
+    metrics = DriftMetrics(registry)
+    old = DriftCounters(metrics, drift.build(pd.DataFrame({"city": ["Oslo", "Lima"]}), [0, 1], ""))
+    new = DriftCounters(metrics, drift.build(pd.DataFrame({"city": ["Lima", "Pune"]}), [0, 1], ""))
+    old.withdraw()
+    new.publish()
+
+    def share(bin_label: str) -> float | None:
+        labels = {"feature": "city", "bin": bin_label}
+        return registry.get_sample_value("feature_reference_share", labels)
+
+    assert share("Oslo") == 0
+    assert share("Lima") == share("Pune") == 0.5

@@ -114,16 +114,23 @@ class DriftCounters:
         ]
         self.missing = [metrics.missing.labels(f.name) for f in self.features]
         self.outside = [metrics.outside.labels(f.name) for f in self.features]
-        for feature in self.features:
-            for label, share in zip(feature.bins, feature.shares, strict=True):
-                metrics.feature_reference.labels(feature.name, label).set(share)
         self.prediction_bins = []
         if self.predictions is not None:
             self.prediction_bins = [
                 metrics.prediction_bins.labels(label) for label in self.predictions.bins
             ]
-            for label, share in zip(self.predictions.bins, self.predictions.shares, strict=True):
-                metrics.prediction_reference.labels(label).set(share)
+        # the reference's shares, each series with the share it shows while this version serves
+        self.reference = [
+            (metrics.feature_reference.labels(feature.name, label), share)
+            for feature in self.features
+            for label, share in zip(feature.bins, feature.shares, strict=True)
+        ]
+        if self.predictions is not None:
+            self.reference += [
+                (metrics.prediction_reference.labels(label), share)
+                for label, share in zip(self.predictions.bins, self.predictions.shares, strict=True)
+            ]
+        self.publish()
         self.binning = [feature.index_of for feature in self.features]  # looked up once
         self.lock = threading.Lock()
         self.pending = self._nothing_pending()
@@ -132,6 +139,19 @@ class DriftCounters:
         self.failed = False
         metrics.profiled.set(1)
         FLUSHER.watch(self)
+
+    def publish(self) -> None:
+        """Show this profile's shares (the reference the recording rules compare with)."""
+        for series, share in self.reference:
+            series.set(share)
+
+    def withdraw(self) -> None:
+        """Show 0 for this profile's shares, once another version serves: the recording rules
+        skip bins whose reference is 0, so a bin the next profile lacks stops counting in PSI
+        (the next profile publishes its own shares after this)."""
+        self.flush()
+        for series, _ in self.reference:
+            series.set(0)
 
     def _nothing_pending(self) -> Pending:
         return Pending(

@@ -364,7 +364,7 @@ class Service:
                 return False
             previous, self.current = self.current, self._version(candidate)
             self.refused = None
-            self._retire(previous)
+            self._retire(previous, self.current)
             log.warning(
                 "now serving model version %s (@%s moved from %s)",
                 named,
@@ -374,12 +374,18 @@ class Service:
             return True
 
     @staticmethod
-    def _retire(previous: Version) -> None:
-        """The replaced version stops counting: what it holds is flushed, its info is 0."""
+    def _retire(previous: Version, current: Version) -> None:
+        """The replaced version stops counting and showing: what it holds is flushed, its info
+        and its reference's shares are 0, then the new version's shares are shown (the two
+        profiles may share bins)."""
         if previous.drift is not None:
-            previous.drift.flush()
+            previous.drift.withdraw()
+        if current.drift is not None:
+            current.drift.publish()
         if previous.info is not None:
             previous.info.set(0)
+        if current.info is not None:
+            current.info.set(1)
 
     async def _refreshing(self) -> None:
         while True:
