@@ -203,3 +203,23 @@ def test_a_replaced_versions_reference_shows_zero_and_the_new_one_its_shares() -
 
     assert share("Oslo") == 0
     assert share("Lima") == share("Pune") == 0.5
+
+
+def test_a_batch_bins_every_numeric_feature_at_once_as_one_value_is_binned() -> None:
+    """Edges, the largest training value, a constant feature, infinities and NaN: the batch's
+    one matrix of edges bins as each feature's own edges do."""
+    features = [
+        drift.Binned("a", "numeric", ("below", "q1", "q2", "above"), (0.25,) * 4, (0, 1, 2)),
+        drift.Binned("c", "numeric", ("below", "q1", "above"), (0.3,) * 3, (5.0,)),
+    ]
+    values = [[-1, 4], [0, 5], [0.5, 6], [1, 5], [2, np.inf], [3, -np.inf], [np.inf, np.nan]]
+    bins, missing = drift.NumericBatch(features).count(np.array(values, dtype=float))
+    one_by_one = [
+        np.bincount(
+            [feature.index_of(row[index]) for row in values if not np.isnan(row[index])],
+            minlength=len(feature.bins),
+        ).tolist()
+        for index, feature in enumerate(features)
+    ]
+    assert bins == one_by_one == [[1, 2, 2, 2], [2, 2, 2]]
+    assert missing == [0, 1]

@@ -254,6 +254,40 @@ class Binned:
         return np.asarray(found, dtype=int), missing
 
 
+class NumericBatch:
+    """Every numeric feature's edges in one matrix, so a batch is binned by a few numpy calls
+    instead of several per feature (numpy's per-call cost dominates at a few hundred rows).
+    Bins as `numeric_bin_indices` bins one feature."""
+
+    def __init__(self, features: Sequence[Binned]) -> None:
+        self.members = [i for i, f in enumerate(features) if f.kind == "numeric" and f.edges]
+        edges = [features[index].edges for index in self.members]
+        width = max((len(each) for each in edges), default=0)
+        self.edges = np.full((len(edges), width), np.inf)
+        for row, each in enumerate(edges):
+            self.edges[row, : len(each)] = each
+        self.counts = np.array([len(each) for each in edges], dtype=int)
+        self.first = self.edges[:, 0] if width else np.zeros(0)
+        self.last = self.edges[np.arange(len(edges)), self.counts - 1] if width else np.zeros(0)
+        self.sizes = [len(features[index].bins) for index in self.members]
+        self.offsets = np.concatenate(([0], np.cumsum(self.sizes)[:-1])).astype(int)
+
+    def count(self, values: np.ndarray) -> tuple[list[list[int]], list[int]]:
+        """For a rows-by-members array of numbers: each member's count per bin, and its
+        missing values."""
+        missing = np.isnan(values)
+        found = (values[:, :, None] >= self.edges[None, :, :]).sum(axis=2)  # bisect_right
+        found = np.minimum(found, self.counts)  # the padding is +inf: an infinite value is above
+        found -= (found == self.counts) & (values == self.last) & (self.counts > 1)
+        found += (self.counts == 1) & (values > self.first)  # a constant: below, equal, above
+        totals = np.bincount((found + self.offsets)[~missing], minlength=sum(self.sizes))
+        bins = [
+            totals[offset : offset + size].tolist()
+            for offset, size in zip(self.offsets.tolist(), self.sizes, strict=True)
+        ]
+        return bins, missing.sum(axis=0).tolist()
+
+
 def loads(text: str) -> dict[str, Any]:
     """A logged profile, checked for the format this runtime reads."""
     profile = json.loads(text)

@@ -132,6 +132,7 @@ class DriftCounters:
             ]
         self.publish()
         self.binning = [feature.index_of for feature in self.features]  # looked up once
+        self.numeric = drift.NumericBatch(self.features)
         self.lock = threading.Lock()
         self.pending = self._nothing_pending()
         self.columns: Any = None  # the last frame's column index, and each feature's position
@@ -194,8 +195,9 @@ class DriftCounters:
         counted = self._nothing_pending()
         if table is not None:
             values, positions = table
+            done = self._count_numeric(values, positions, counted)
             for index, feature in enumerate(self.features):
-                if positions[index] is None:
+                if positions[index] is None or index in done:
                     continue
                 found, missing = feature.indices(values[:, positions[index]])
                 counted.missing[index] = int(missing.sum())
@@ -215,6 +217,25 @@ class DriftCounters:
                 _sum_into(totals, counts)
             _sum_into(pending.missing, counted.missing)
             _sum_into(pending.predictions, counted.predictions)
+
+    def _count_numeric(
+        self, values: np.ndarray, positions: list[int | None], counted: Pending
+    ) -> set[int]:
+        """Count the numeric features of a batch at once, when all are present as numbers;
+        the features counted (none: each is counted on its own)."""
+        members = self.numeric.members
+        columns = [positions[index] for index in members]
+        if not members or any(column is None for column in columns):
+            return set()
+        try:
+            numbers = np.asarray(values[:, columns], dtype=float)
+        except (TypeError, ValueError):  # text where a number was profiled
+            return set()
+        bins, missing = self.numeric.count(numbers)
+        for member, index in enumerate(members):
+            counted.bins[index] = bins[member]
+            counted.missing[index] = missing[member]
+        return set(members)
 
     def _few_rows(self, model_input: Any) -> list[list[Any]] | None:
         """A small request's rows as Python values in the profile's feature order, or None
