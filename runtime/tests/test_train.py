@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import subprocess
+import sys
 
 import mlflow
 import pytest
@@ -87,3 +90,28 @@ def test_a_long_training_is_cross_validated_only_when_asked() -> None:
     assert folds == 0
     assert f"--cross-validation-folds {measure.DEFAULT_FOLDS}" in why
     assert measure.folds_to_use(3, measure.UNASKED_BUDGET_SECONDS * 10) == (3, "")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None, reason="PyTorch is not installed: nothing to skip"
+)
+def test_skops_is_imported_without_pytorch() -> None:
+    """skops walks every scikit-learn package when imported; the one holding scikit-learn's
+    PyTorch support would import PyTorch (seconds). It is skipped, and skops trusts the same
+    types as when imported plainly."""
+    listed = "len(skops_io._trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES)"
+    fast = (
+        "import sys\n"
+        "from nb2prod_runtime.skops_import import import_skops_io\n"
+        "skops_io = import_skops_io()\n"
+        f"print('torch' in sys.modules, {listed})\n"
+    )
+    plain = f"import sys\nimport skops.io as skops_io\nprint('torch' in sys.modules, {listed})\n"
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+        for code in (fast, plain)
+    ]
+    assert outputs[0][0] == "False" and outputs[1][0] == "True"
+    assert outputs[0][1] == outputs[1][1]

@@ -31,6 +31,7 @@ from nb2prod_runtime.honesty import Honesty, HonestyError
 from nb2prod_runtime.model_io import ONE_COLUMN
 from nb2prod_runtime.package import Package
 from nb2prod_runtime.payloads import ModelInputs, invocation_input, model_inputs
+from nb2prod_runtime.skops_import import import_skops_io
 from nb2prod_runtime.tracking import server_problem
 
 log = logging.getLogger(__name__)
@@ -206,9 +207,11 @@ def load(uri: str, package: Package) -> Served:
             served.model = Categorised(load_native(concrete, info.flavors), categories)
             needs_names = True
         elif "sklearn" in info.flavors and column is not None:
+            _skops_ready(info.flavors["sklearn"])
             served.model = OneColumn(mlflow.sklearn.load_model(concrete))
             needs_names = True
         elif "sklearn" in info.flavors:
+            _skops_ready(info.flavors["sklearn"])
             served.model = mlflow.sklearn.load_model(concrete)
             needs_names = by_name(served.model, schema)
         elif "keras" in info.flavors:
@@ -254,6 +257,12 @@ def answers_its_example(served: Served, max_batch: int) -> str | None:
             f": {lines[0]}" if lines else ""
         )
     return None
+
+
+def _skops_ready(flavor: Mapping[str, Any]) -> None:
+    """Import skops without PyTorch before MLflow imports it to load a skops file."""
+    if flavor.get("serialization_format") == "skops":
+        import_skops_io()
 
 
 class OneColumn:

@@ -65,6 +65,7 @@ from nb2prod_runtime.forecasting import (
     loggable,
 )
 from nb2prod_runtime.package import Package
+from nb2prod_runtime.skops_import import import_skops_io
 
 # Plain containers from the standard library that models carry (LightGBM keeps an OrderedDict).
 TRUSTED_CONTAINERS = ("collections.OrderedDict", "collections.defaultdict")
@@ -241,10 +242,9 @@ def skops_trusted_types(
     code a reviewer reads; any other type must be named by whoever trains, or the run stops
     instead of falling back to pickle.
     """
-    import skops.io
-
+    skops_io = import_skops_io()
     named = {*trusted_types, *configured_trusted_types()}
-    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    untrusted = skops_io.get_untrusted_types(data=skops_io.dumps(model))
     foreign = [
         name
         for name in untrusted
