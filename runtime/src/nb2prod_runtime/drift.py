@@ -30,6 +30,7 @@ FORMAT = 1
 MAX_FEATURES = 50
 MAX_CATEGORIES = 20
 QUANTILE_BINS = 10
+SEEN = 1000  # categorical values whose bin a profile remembers
 FLOOR = 1e-4  # no share is taken below this: PSI's logarithm stays finite
 BELOW, ABOVE, OTHER = "below_range", "above_range", "other"
 MAX_LABEL = 60  # characters of a category kept as a label value
@@ -190,6 +191,7 @@ class Binned:
     edges: tuple[float, ...] = ()
     categories_capped: bool = False  # "other" then also holds categories training saw
     position: Mapping[str, int] = field(default_factory=dict)  # a category's bin
+    seen: dict[tuple[type, Any], int | None] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, entry: Mapping[str, Any]) -> Binned:
@@ -208,7 +210,7 @@ class Binned:
         """One value's bin, None when it is missing: `indices` for one value, in plain Python,
         since numpy's per-call cost on a one-row request is many times this."""
         if self.kind != "numeric":
-            return None if _missing(value) else self.position.get(_label(value), len(self.bins) - 1)
+            return self.category_of(value)
         if type(value) is not float:
             try:
                 value = float(value)
@@ -223,6 +225,25 @@ class Binned:
         if found == len(edges) and value == edges[-1]:  # the largest training value: in range
             return found - 1
         return found
+
+    def category_of(self, value: Any) -> int | None:
+        """A categorical value's bin, None when it is missing. Requests repeat a few values
+        (labels, categories), so each value's bin is remembered, up to SEEN values: making its
+        label costs more than the lookup."""
+        key = (type(value), value)  # 1, 1.0 and True are equal, but their labels differ
+        try:
+            return self.seen[key]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable: never remembered
+            return self._category(value)
+        found = self.seen[key] = self._category(value)
+        if len(self.seen) > SEEN:
+            self.seen.clear()
+        return found
+
+    def _category(self, value: Any) -> int | None:
+        return None if _missing(value) else self.position.get(_label(value), len(self.bins) - 1)
 
     def outside(self, index: int) -> bool:
         """Whether a bin lies outside what training saw: beyond its range, or a category it
@@ -248,10 +269,9 @@ class Binned:
             if not self.edges:
                 return np.zeros(0, dtype=int), missing
             return numeric_bin_indices(numbers[~missing], self.edges), missing
-        missing = np.fromiter((_missing(value) for value in values), bool, len(values))
-        other = len(self.bins) - 1
-        found = [self.position.get(_label(value), other) for value in values[~missing]]
-        return np.asarray(found, dtype=int), missing
+        bins = [self.category_of(value) for value in values]
+        missing = np.fromiter((found is None for found in bins), bool, len(bins))
+        return np.asarray([found for found in bins if found is not None], dtype=int), missing
 
 
 class NumericBatch:
