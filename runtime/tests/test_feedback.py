@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from iris_example import serve
 
 from nb2prod_runtime import feedback
+from nb2prod_runtime.feedback import FeedbackRefused, PredictionIds
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +114,14 @@ def test_a_regressor_takes_numbers_and_counts_their_error() -> None:
     with pytest.raises(feedback.FeedbackRefused) as refused:
         taking.count({"prediction_id": first, "outcome": "high"})
     assert refused.value.status == 422
+
+
+def test_a_key_longer_than_blake2b_takes_signs_and_verifies() -> None:
+    """A Secret may hold a long key; BLAKE2b takes 64 bytes, so a longer one is hashed down,
+    and another long key still does not verify the id."""
+    long_key = b"k" * 100
+    (issued,) = PredictionIds(long_key, "3").issue(["yes"])
+    assert PredictionIds(long_key, "3").read(issued).prediction == "yes"
+    with pytest.raises(FeedbackRefused) as refused:
+        PredictionIds(b"j" * 100, "3").read(issued)
+    assert refused.value.status == 403

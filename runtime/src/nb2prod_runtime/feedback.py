@@ -1,7 +1,8 @@
 """Live performance against the claim: prediction ids, and outcomes fed back against them.
 
 Every prediction a response carries has an id: the model version, the prediction and when it was
-made, signed with an HMAC (``PREDICTION_ID_KEY``). ``POST /feedback`` takes an id and the outcome
+made, signed with keyed BLAKE2b, a MAC (``PREDICTION_ID_KEY``; HMAC-SHA256 cost four times as
+much, a fifth of a 100-row response's CPU). ``POST /feedback`` takes an id and the outcome
 that was observed, checks the signature, and counts the outcome against the prediction the id
 carries: whether the label was right, or the error of a value. Nothing is stored, so any worker
 or replica holding the key can take the feedback for a prediction another one made, and an id
@@ -80,25 +81,32 @@ class Issued:
     at: float
 
 
+NONCE_BYTES = 6
+
+
 class PredictionIds:
     """Signs and reads prediction ids: ``<payload>.<mac>``, both base64url; the payload is
     the version, the prediction, the second it was made and a nonce."""
 
     def __init__(self, key: bytes, version: str, max_age: float = DEFAULT_MAX_AGE) -> None:
-        self.key = key
+        # BLAKE2b takes keys of up to 64 bytes; a longer one is hashed down, as HMAC does
+        self.key = key if len(key) <= hashlib.blake2b.MAX_KEY_SIZE else hashlib.sha256(key).digest()
         self.version = version
         self.max_age = max_age
 
     def _mac(self, payload: bytes) -> str:
-        return _encode(hmac.new(self.key, payload, hashlib.sha256).digest()[:16])
+        return _encode(hashlib.blake2b(payload, key=self.key, digest_size=16).digest())
 
     def issue(self, predictions: list[Any]) -> list[str]:
+        """One id per prediction; a batch's nonces come from one read of the system's random
+        source (a read per id cost more than its signature)."""
         now = int(time.time())
+        randomness = os.urandom(NONCE_BYTES * len(predictions))
         ids = []
-        for prediction in predictions:  # a nonce: two equal answers at once have two ids
-            nonce = _encode(os.urandom(6))
-            payload = _encode(orjson.dumps([self.version, prediction, now, nonce]))
-            ids.append(f"{payload}.{self._mac(payload.encode())}")
+        for index, prediction in enumerate(predictions):  # two equal answers: two ids
+            nonce = _encode(randomness[index * NONCE_BYTES : (index + 1) * NONCE_BYTES])
+            payload = _encode(orjson.dumps([self.version, prediction, now, nonce])).encode()
+            ids.append(f"{payload.decode()}.{self._mac(payload)}")
         return ids
 
     def read(self, token: Any) -> Issued:
