@@ -407,6 +407,7 @@ def test_responses_without_honesty_fields_are_counted_and_fire_the_alert(
     assert alert["labels"] == {
         "alertname": "MissingHonestyLabels",
         "severity": "critical",
+        "rollback": "true",  # Alertmanager sends it to the service's POST /rollback
         "job": SAMPLE,
         "instance": targets.lacking,
         "endpoint": "/predict",

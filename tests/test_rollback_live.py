@@ -149,8 +149,11 @@ def test_a_firing_claim_alert_rolls_the_champion_back_and_the_service_follows(
     posted = httpx.post(f"{url}/api/v2/alerts", json=[alert], timeout=10)
     assert posted.status_code == 200, posted.text
 
+    # The alias moves first, then both versions are tagged with why: wait for the record too.
     deadline = time.monotonic() + DEADLINE
-    while champion(work) != "1":
+    while (
+        champion(work) != "1" or "restored_from" not in client.get_model_version(SAMPLE, "1").tags
+    ):
         assert time.monotonic() < deadline, log.read_text()[-3000:]
         time.sleep(0.5)
     left = client.get_model_version(SAMPLE, "2").tags

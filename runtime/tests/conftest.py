@@ -33,6 +33,7 @@ from sklearn.linear_model import LogisticRegression
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # iris_example, the package under test
 
 from iris_example import honesty, train
+from promotion_registry import Registry
 
 
 @dataclass(frozen=True)
@@ -103,14 +104,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> Iter
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = previous
-
-
-class Registry(MlflowClient):
-    """A test's own registry, and the saved model every version registered in it points at."""
-
-    def __init__(self, tracking_uri: str, model_source: str) -> None:
-        super().__init__(tracking_uri=tracking_uri)
-        self.model_source = model_source
 
 
 @pytest.fixture(scope="module")

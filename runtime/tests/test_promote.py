@@ -11,11 +11,11 @@ import time
 from datetime import datetime
 
 import pytest
-from conftest import Registry
 from iris_example import honesty, promote
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
+from promotion_registry import Registry
 
 NAME = honesty.MODEL["model_name"]
 METRIC = honesty.MODEL.get("primary_metric") or "score"

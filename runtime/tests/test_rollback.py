@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Registry
 from fastapi.testclient import TestClient
 from iris_example import promote, serve
+from promotion_registry import Registry
 from sklearn.datasets import load_iris
 from test_promote import NAME, assert_accepted, assert_refused, champion, record, register
 
