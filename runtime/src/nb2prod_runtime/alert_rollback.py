@@ -109,7 +109,8 @@ class AlertRollback:
         client = MlflowClient(tracking_uri=tracking_uri())
         identity = alert_identity(alert)
         labels = alert["labels"]
-        done = rollback.handled(rollback.versions_of(client, self.model_name), identity)
+        versions = rollback.versions_of(client, self.model_name)
+        done = rollback.handled(versions, identity)
         if done is not None:
             return {
                 "rolled_back": False,
@@ -130,8 +131,8 @@ class AlertRollback:
         reason = f"alert {labels.get('alertname', 'unnamed')}" + (f": {summary}" if summary else "")
         now = datetime.now(UTC).isoformat(timespec="seconds")
         try:
-            result = rollback.roll_back(
-                client, self.model_name, self.alias, reason, now, alert=identity
+            result = rollback.move_back(
+                client, self.alias, current, versions, reason, now, alert=identity
             )
         except rollback.NoRollback as refusal:
             log.error("rollback refused for %s: %s", identity, refusal)

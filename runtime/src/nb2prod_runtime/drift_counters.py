@@ -187,11 +187,11 @@ class DriftCounters:
                 log.warning("drift counting skipped a request: %s: %s", type(error).__name__, error)
 
     def _observe(self, model_input: Any, predictions: list[Any]) -> None:
-        rows = self._few_rows(model_input)
+        table = self._table(model_input)
+        rows = self._few_rows(table)
         if rows is not None:
             self._observe_rows(rows, predictions)
             return
-        table = self._table(model_input)
         counted = self._nothing_pending()
         if table is not None:
             values, positions = table
@@ -237,13 +237,11 @@ class DriftCounters:
             counted.missing[index] = missing[member]
         return set(members)
 
-    def _few_rows(self, model_input: Any) -> list[list[Any]] | None:
+    @staticmethod
+    def _few_rows(table: tuple[np.ndarray, list[int | None]] | None) -> list[list[Any]] | None:
         """A small request's rows as Python values in the profile's feature order, or None
-        (a large batch, which numpy counts faster; input that is not a table)."""
-        if not hasattr(model_input, "__len__") or len(model_input) > FEW_ROWS:
-            return None
-        table = self._table(model_input)
-        if table is None:
+        (a large batch, which numpy counts faster; a request lacking a feature; no table)."""
+        if table is None or len(table[0]) > FEW_ROWS:
             return None
         values, positions = table
         if any(position is None for position in positions):

@@ -92,7 +92,22 @@ def roll_back(
 ) -> Rollback:
     """Move `alias` back to the previous version the gate passed, and record why on both."""
     current = holder(client, name, alias)
-    target = previous(versions_of(client, name), alias, current)
+    return move_back(client, alias, current, versions_of(client, name), reason, now, alert)
+
+
+def move_back(
+    client: MlflowClient,
+    alias: str,
+    current: ModelVersion,
+    versions: Sequence[ModelVersion],
+    reason: str,
+    now: str,
+    alert: str | None = None,
+) -> Rollback:
+    """`roll_back` from the holder and the versions already read (the webhook reads them to
+    check the alert first)."""
+    name = current.name
+    target = previous(versions, alias, current)
     client.set_registered_model_alias(name, alias, str(target.version))
     left = {
         "promotion_decision": ROLLED_BACK,

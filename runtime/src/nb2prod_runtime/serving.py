@@ -650,7 +650,5 @@ def app_or_exit(create: Callable[[], FastAPI]) -> FastAPI:
     try:
         return create()
     except Exception as error:
-        lines = str(error).strip().splitlines()
-        detail = f": {lines[0]}" if lines else ""
-        print(f"serve: cannot start: {type(error).__name__}{detail}", file=sys.stderr)
+        print(f"serve: cannot start: {first_line(error)}", file=sys.stderr)
         raise SystemExit(2) from None
