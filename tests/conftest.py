@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import json
 import os
+import shutil
 import site
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import venv
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -149,11 +154,40 @@ def run(python: Path, *args: str, cwd: Path, env: dict[str, str] | None = None):
     )
 
 
+@functools.cache
+def _empty_store() -> Path:
+    """A sqlite store with MLflow's tables and nothing in them, made once per worker."""
+    from mlflow import MlflowClient  # only the tests that train pay for importing MLflow
+
+    folder = Path(tempfile.mkdtemp(prefix="nb2prod-empty-store-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+def store_in(folder: Path) -> str:
+    """A new sqlite store, `folder`/mlflow.db, the one a package's `train` makes by default, as
+    a copy of an empty one: MLflow makes a store's tables by running its schema migrations,
+    seconds of every training in a new folder otherwise. Returns its tracking URI."""
+    path = folder / "mlflow.db"
+    if not path.exists():
+        shutil.copyfile(_empty_store(), path)
+        with contextlib.closing(sqlite3.connect(path)) as db, db:
+            # the Default experiment's artifacts belong beside this store, not the empty one
+            artifacts = folder.resolve() / "mlruns" / "0"
+            db.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                (str(artifacts),),
+            )
+    return f"sqlite:///{path}"
+
+
 def train_package(package: Path, work: Path, *options: str) -> subprocess.CompletedProcess[str]:
     """Run a generated package's `train` in `work`, into the sqlite store there, with `options`
     (`--cross-validation-folds 0` where the folds would only cost time)."""
     name = next(p.name for p in package.iterdir() if (p / "train.py").is_file())
-    env = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
+    env = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": store_in(work)}
     return run(Path(sys.executable), "-m", f"{name}.train", *options, cwd=work, env=env)
 
 

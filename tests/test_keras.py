@@ -138,7 +138,7 @@ def test_the_network_trains_serves_records_and_verifies(
     the same backend and finds the same answers."""
     source = write_notebook(IRIS_NETWORK, name="iris_net.ipynb")
     package = convert(source, tmp_path / "pkg").target
-    trained = train_package(package, tmp_path)
+    trained = train_package(package, tmp_path, "--cross-validation-folds", "0")
     assert trained.returncode == 0, trained.stderr[-3000:]
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, store_in
 
 from nb2prod.frontend.planner import build_plan
 
@@ -60,7 +60,7 @@ def package(write_notebook, tmp_path: Path, cells: list, name: str) -> dict[str,
     return {
         **os.environ,
         "PYTHONPATH": str(tmp_path / "pkg"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLFLOW_TRACKING_URI": store_in(tmp_path),
     }
 
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, store_in
 
 from nb2prod.backend.codegen import generate
 from nb2prod.errors import InputError
@@ -424,7 +424,7 @@ def test_a_conversion_that_says_ok_trains_and_lints_clean(write_notebook, tmp_pa
     env = {
         **os.environ,
         "PYTHONPATH": str(target),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLFLOW_TRACKING_URI": store_in(tmp_path),
     }
     trained = subprocess.run(
         [sys.executable, "-m", f"{name}.train"],

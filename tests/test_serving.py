@@ -38,6 +38,7 @@ from conftest import (
     install_into,
     notebook,
     run,
+    store_in,
     wait_until_answers,
 )
 from prometheus_client.mmap_dict import MmapedDict
@@ -100,6 +101,7 @@ def trained(python: Path, source: Path, folder: Path, *train_args: str) -> Train
     install_into(python, package)
     work = folder / "work"
     work.mkdir()
+    store_in(work)
     done = run(python, "-m", f"{source.stem}.train", *train_args, cwd=work)
     assert done.returncode == 0, done.stderr[-3000:]
     return Trained(python, work)

@@ -47,14 +47,21 @@ class Training:
     kernel: verify takes as long as the slower of the two, not their sum. Its output is read
     as it comes (a full pipe would stop it)."""
 
-    def __init__(self, package_dir: Path, name: str, tracking_uri: str, seeding: str) -> None:
+    def __init__(
+        self,
+        package_dir: Path,
+        name: str,
+        tracking_uri: str,
+        seeding: str,
+        train_args: tuple[str, ...] = (),
+    ) -> None:
         require_package(package_dir, name)
         self.package_dir, self.tracking_uri = package_dir, tracking_uri
         path = os.pathsep.join(filter(None, [str(package_dir), os.environ.get("PYTHONPATH")]))
         env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONPATH": path}
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _training(name, seeding)],
+            [sys.executable, "-c", _training(name, seeding), *train_args],
             cwd=package_dir,
             env=env,
             stdout=subprocess.PIPE,
