@@ -74,9 +74,10 @@ def converted(python: Path, notebook_path: Path, root: Path, *options: str) -> P
 
 
 def trained_and_served(package: Package) -> Package:
-    """Train (reading the offline store), materialize, promote: what a user runs in order."""
+    """Train (reading the offline store), materialize, promote: what a user runs in order. No
+    test here reads the claim's spread, so training skips the folds it comes from."""
     for step in (
-        [f"{package.name}.train", "--cross-validation-folds", "0"],  # what is read here is not the spread
+        [f"{package.name}.train", "--cross-validation-folds", "0"],
         [f"{package.name}.features", "materialize"],
         [f"{package.name}.promote", "--allow-heuristic"],
     ):
