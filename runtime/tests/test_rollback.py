@@ -220,3 +220,25 @@ def test_a_version_that_fails_to_load_is_not_swapped_in_and_is_counted(
     assert f'model_refresh_failures_total{{model_version="{broken}"}} 1.0' in metrics
     assert service.app.state.service.refresh() is False  # not tried again until it moves
     assert service.post("/predict", json=one_row()).json()["model_version"] == first
+
+
+def test_an_alias_that_cannot_be_read_is_said_once_and_the_version_keeps_serving(
+    client, capsys, monkeypatch, caplog
+):
+    (first,) = promoted(client, capsys, 1)
+    monkeypatch.setenv("MODEL_REFRESH_SECONDS", "0")
+    service = TestClient(serve.create_app())
+    client.delete_registered_model_alias(NAME, "champion")
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):  # three checks, one line
+            assert service.app.state.service.refresh() is False
+    said = [r.getMessage() for r in caplog.records if "cannot read @champion" in r.getMessage()]
+    assert len(said) == 1, said
+    assert f"{first} keeps serving" in said[0]
+    assert service.post("/predict", json=one_row()).json()["model_version"] == first
+
+    caplog.clear()
+    client.set_registered_model_alias(NAME, "champion", first)
+    with caplog.at_level(logging.WARNING):
+        assert service.app.state.service.refresh() is False  # the version it already serves
+    assert "@champion of" in caplog.text and "reads again" in caplog.text

@@ -266,6 +266,7 @@ class Service:
         self.refresh_seconds = float(os.environ.get(REFRESH_VARIABLE, DEFAULT_REFRESH_SECONDS))
         self.refresh_lock = threading.Lock()
         self.refused: str | None = None  # a version that failed to load: not tried again
+        self.unreadable: str | None = None  # why the alias cannot be read, said once
         self.rollback = AlertRollback.from_environment(package.model_name, self.alias)
         self.current = self._version(load(self.uri, package))
 
@@ -342,8 +343,22 @@ class Service:
             try:
                 named = MlflowClient().get_model_version_by_alias(name, self.alias).version
             except Exception as error:
-                log.warning("cannot read @%s of %s: %s", self.alias, name, first_line(error))
+                # Said when it starts or changes, not at every check: a registry down for an
+                # hour would otherwise fill the log with one line every MODEL_REFRESH_SECONDS.
+                problem = first_line(error)
+                if problem != self.unreadable:
+                    self.unreadable = problem
+                    log.warning(
+                        "cannot read @%s of %s, %s keeps serving: %s",
+                        self.alias,
+                        name,
+                        self.served.version,
+                        problem,
+                    )
                 return False
+            if self.unreadable is not None:
+                self.unreadable = None
+                log.warning("@%s of %s reads again", self.alias, name)
             named = str(named)
             if named in (self.served.version, self.refused):
                 return False
