@@ -251,6 +251,46 @@ def test_a_folder_that_is_not_the_package_is_said_before_the_notebook_runs(
     assert not kernels_in(tmp_path)
 
 
+def test_the_notebooks_installs_do_not_run_and_are_said(
+    write_notebook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notebook's `!pip install` would change the environment both sides are compared in
+    (and reach the network): verify leaves it out and says so. A `pip` first on PATH records
+    any call."""
+    tripwire = tmp_path / "bin"
+    tripwire.mkdir()
+    (tripwire / "pip").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "pip-ran"}\n')
+    (tripwire / "pip").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tripwire}{os.pathsep}{os.environ['PATH']}")
+    cells = ["!pip install -q scikit-learn", *REGRESSION]
+    notebook, package = converted(write_notebook, tmp_path, cells)
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 0, done.stdout + done.stderr
+    assert "parity: every metric and prediction agrees" in done.stdout
+    assert not (tmp_path / "pip-ran").exists()
+    assert "note: cell 1 line 1: its !pip line did not run" in done.stdout
+
+
+def test_a_package_whose_training_fails_is_said_in_one_line_and_leaves_nothing_running(
+    write_notebook, tmp_path: Path
+) -> None:
+    """The training process also answers verify's questions once it has trained: when it
+    fails instead, verify ends it and says its last line, rather than waiting on it."""
+    notebook, package = converted(write_notebook, tmp_path, REGRESSION)
+    pipeline = package / "nb" / "pipeline.py"
+    edited = pipeline.read_text().replace(
+        "    # From cell 4\n", "    # From cell 4\n    raise RuntimeError('broken by hand')\n", 1
+    )
+    assert edited != pipeline.read_text()
+    pipeline.write_text(edited)
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 2, done.stdout + done.stderr
+    [said] = done.stderr.strip().splitlines()
+    assert said.startswith(f"nb2prod verify: error: {package}: the package's training failed: ")
+    assert "notebook cell 4" in said and said.endswith("RuntimeError: broken by hand")
+    assert not kernels_in(tmp_path) and not kernels_in(package)  # the training runs in there
+
+
 def test_the_gate_can_require_parity(write_notebook, tmp_path: Path) -> None:
     notebook, package = converted(write_notebook, tmp_path, TRAINING_CELLS)
     uri = f"sqlite:///{tmp_path / 'team.db'}"

@@ -89,6 +89,11 @@ _UNWRAPPED_LINE_MAGICS = frozenset({"time", "timeit", "prun", "memit"})
 # Magics that run their statement to measure it: analysed, but not production code.
 _TIMING_MAGICS = frozenset({"timeit", "prun", "memit"})
 _INSTALLERS = ("pip", "pip3", "conda", "mamba", "uv")
+BECAME_A_REQUIREMENT = "became a requirement"
+PACKAGE_MANAGER_COMMAND = "package manager command"
+INSTALLS_FROM_A_FILE = "installs from a file"
+# what a package manager's line is dropped for: each changes (or lists) the environment
+PACKAGE_MANAGER_REASONS = (BECAME_A_REQUIREMENT, PACKAGE_MANAGER_COMMAND, INSTALLS_FROM_A_FILE)
 _TIMEIT_FLAGS_WITH_VALUE = frozenset({"-n", "-r", "-p"})
 
 _MAGIC_LINE = re.compile(r"^(?P<indent>[ \t]*)(?P<bang>%%?|!!?)(?P<rest>.*)$")
@@ -328,7 +333,7 @@ def _install(indent: str, command: str, line: int, state: _State, construct: str
     """Record the packages of `pip install ...` as requirements."""
     words = _split(command)
     if "install" not in words:
-        state.dropped.append(Dropped(line, construct, "package manager command", True))
+        state.dropped.append(Dropped(line, construct, PACKAGE_MANAGER_COMMAND, True))
         return _blank(indent, indent)
     args = words[words.index("install") + 1 :]
     skip_next = False
@@ -338,7 +343,7 @@ def _install(indent: str, command: str, line: int, state: _State, construct: str
             continue
         if word in ("-r", "--requirement", "-c", "--constraint", "-e", "--editable"):
             state.dropped.append(
-                Dropped(line, construct, f"installs from a file ({word}); list it by hand", True)
+                Dropped(line, construct, f"{INSTALLS_FROM_A_FILE} ({word}); list it by hand", True)
             )
             skip_next = True
             continue
@@ -346,7 +351,7 @@ def _install(indent: str, command: str, line: int, state: _State, construct: str
             skip_next = word in ("-i", "--index-url", "--extra-index-url", "-f", "--find-links")
             continue
         state.requirements.append(word)
-    state.dropped.append(Dropped(line, construct, "became a requirement", False))
+    state.dropped.append(Dropped(line, construct, BECAME_A_REQUIREMENT, False))
     return _blank(indent, indent)
 
 

@@ -211,6 +211,7 @@ def run_notebook(
     expressions: Mapping[str, tuple[str, int]] | None = None,
     dropped: Iterable[int] = (),
     seeding: str = "",
+    left_out: Mapping[int, Iterable[int]] | None = None,
 ) -> NotebookRun:
     """Execute `path` with a probe after each (metric name, code cell number); at the end,
     the notebook's `model` predicts on the first rows of its input (a forecaster forecasts
@@ -219,7 +220,9 @@ def run_notebook(
     bind is computed from its `expressions` (the package's name for a printed metric -> its
     expression, and the line of its cell that prints it). Around each cell the package
     leaves out (`dropped`), the global random generators' state is read: the run says which
-    of them drew. `seeding` runs before the notebook's first cell."""
+    of them drew. `seeding` runs before the notebook's first cell. The lines in `left_out` (by
+    code cell number) do not run: package managers' lines, which would change the environment
+    both sides run in."""
     from jupyter_client.kernelspec import NoSuchKernel
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -234,6 +237,7 @@ def run_notebook(
         dict(expressions or {}),
         set(dropped),
         seeding,
+        {cell: set(lines) for cell, lines in (left_out or {}).items()},
     )
     os.environ.setdefault("MPLBACKEND", "Agg")  # the kernel inherits it: no window to draw in
     client = NotebookClient(
@@ -324,6 +328,7 @@ def _with_probes(
     expressions: dict[str, tuple[str, int]],
     dropped: Set[int] = frozenset(),
     seeding: str = "",
+    left_out: Mapping[int, Set[int]] | None = None,
 ) -> tuple[nbformat.NotebookNode, dict[int, int]]:
     """A copy of the notebook with the probe cells in place, and the notebook's code cell
     number of each cell of the copy that is one; the cells in `may_raise` are tagged so that
@@ -352,6 +357,7 @@ def _with_probes(
         computed = {n: expressions[n] for n in names if n not in bound and n in expressions}
         names = [n for n in names if n not in computed]
         computed, source = _evaluated_in_place(cell.source, computed)
+        source = _without_lines(source, (left_out or {}).get(number, set()))
         if source != cell.source:
             cell = nbformat.from_dict(dict(cell))  # a copy: the probes are for this run only
             cell.source = source
@@ -386,6 +392,20 @@ def _with_probes(
     probed = nbformat.from_dict(dict(notebook))
     probed.cells = cells
     return probed, origin
+
+
+def _without_lines(source: str, lines: Set[int]) -> str:
+    """`source` with the given lines (1-based) replaced by `pass` at their indentation: the
+    cell's other lines keep their numbers, and a block keeps a body."""
+    if not lines:
+        return source
+    kept = source.split("\n")
+    for number in lines:
+        if 0 < number <= len(kept):
+            text = kept[number - 1]
+            indent = text[: len(text) - len(text.lstrip())]
+            kept[number - 1] = f"{indent}pass  # left out by nb2prod verify"
+    return "\n".join(kept)
 
 
 def _answer(model: ModelProbe) -> str:

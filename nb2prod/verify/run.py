@@ -8,6 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from nb2prod.frontend.magics import PACKAGE_MANAGER_REASONS
 from nb2prod.frontend.model import is_time_series_model
 from nb2prod.frontend.planner import build_plan
 from nb2prod.frontend.pysyntax import parsed_blocks
@@ -15,13 +16,7 @@ from nb2prod.lifecycle.record import has_record, read_record
 from nb2prod.plan import DISPLAY_REASON, Plan
 from nb2prod.verify.compare import Predictions, Row, causes, compare_predictions, rows, table
 from nb2prod.verify.kernel import DisplayCode, ModelProbe, NotebookRun, run_notebook
-from nb2prod.verify.package_run import (
-    PackageRun,
-    Training,
-    package_predictions,
-    record_parity,
-    require_package,
-)
+from nb2prod.verify.package_run import PackageRun, PredictionFailed, Training, require_package
 from nb2prod.verify.seeds import DEFAULT_SEED, described, seeded_libraries, seeding_source
 
 
@@ -53,6 +48,7 @@ def verify(
     predicting = _predicting(plan)
     model = predicting if isinstance(predicting, ModelProbe) else None
     dropped = [cell.cell for cell in plan.cells if not cell.kept]
+    installs = package_manager_lines(plan)
     if plan.model.backend:  # the notebook's network runs on the package's Keras backend
         os.environ.setdefault("KERAS_BACKEND", plan.model.backend)
     libraries = seeded_libraries(plan)
@@ -74,23 +70,24 @@ def verify(
                 metric_expressions(plan),
                 dropped,
                 seeding,
+                {cell: [line for line, _ in lines] for cell, lines in installs.items()},
             )
+            trained = training.result()
+            compared = rows(plan, ran.metrics, trained.metrics)
+            predictions, not_compared = (
+                _predictions(training, trained, ran, rtol, atol)
+                if model is not None
+                else (None, str(predicting))
+            )
+            agree = all(row.agrees(rtol, atol) for row in compared) and not (
+                predictions and predictions.differing
+            )
+            verified = agree and (bool(compared) or predictions is not None)
+            deltas = {row.metric: row.delta for row in compared if row.delta is not None}
+            training.record_parity(trained, verified, deltas, rtol, seed)
         except BaseException:
-            training.stop()
+            training.stop()  # the notebook failed, verify was stopped, or the package failed
             raise
-        trained = training.result()
-        compared = rows(plan, ran.metrics, trained.metrics)
-        predictions, not_compared = (
-            _predictions(package_dir, uri, plan.package_name, trained, ran, rtol, atol)
-            if model is not None
-            else (None, str(predicting))
-        )
-        agree = all(row.agrees(rtol, atol) for row in compared) and not (
-            predictions and predictions.differing
-        )
-        verified = agree and (bool(compared) or predictions is not None)
-        deltas = {row.metric: row.delta for row in compared if row.delta is not None}
-        record_parity(uri, trained, verified, deltas, rtol, seed)
     lines = [
         f"verify {notebook.name} against {package_dir.name}/ "
         f"(notebook {ran.seconds:.1f} s, package training {trained.seconds:.1f} s)",
@@ -129,6 +126,12 @@ def verify(
         lines.append("parity: nothing to compare (no metric, no prediction on rows)")
         lines += [f"  note: {cause}" for cause in known]
     lines += [f"  note: {note}" for note in ran.notes]
+    lines += [
+        f"  note: cell {cell} line {line}: its {construct} line did not run: both sides run on "
+        "the libraries installed here, and verify does not change them"
+        for cell, found in sorted(installs.items())
+        for line, construct in found
+    ]
     if tracking_uri:
         lines.append(
             f"recorded on run {trained.run_id} (version {trained.version}): parity_verified="
@@ -187,6 +190,18 @@ def _dropped_draws(plan: Plan, ran: NotebookRun) -> list[str]:
     ]
 
 
+def package_manager_lines(plan: Plan) -> dict[int, list[tuple[int, str]]]:
+    """The notebook's package-manager lines (`!pip install ...`), by cell: (line, construct).
+    The package's requirements hold what they install; run in verify, they would change the
+    environment both sides are compared in (and reach the network)."""
+    found: dict[int, list[tuple[int, str]]] = {}
+    for cell in plan.cells:
+        for dropped in cell.dropped:
+            if dropped.reason.startswith(PACKAGE_MANAGER_REASONS):
+                found.setdefault(cell.cell, []).append((dropped.line, dropped.construct))
+    return found
+
+
 def display_code(plan: Plan) -> dict[int, DisplayCode]:
     """The display code of each cell that has some, from the Plan's decisions."""
     last_kept: dict[int, int] = {}
@@ -223,9 +238,7 @@ def _predicting(plan: Plan) -> ModelProbe | str:
 
 
 def _predictions(
-    package_dir: Path,
-    uri: str,
-    name: str,
+    training: Training,
     trained: PackageRun,
     ran: NotebookRun,
     rtol: float,
@@ -237,7 +250,7 @@ def _predictions(
     if sample.predictions is None:
         return None, sample.error or "the model does not predict on rows of its input"
     try:
-        ours = package_predictions(package_dir, uri, name, trained, sample)
-    except Exception as error:
-        return None, f"the package's model did not predict on them: {type(error).__name__}"
+        ours = training.predictions(trained, sample)
+    except PredictionFailed as error:
+        return None, f"the package's model did not predict on them: {error}"
     return compare_predictions(sample.predictions, ours, rtol, atol, sample.stretch), ""

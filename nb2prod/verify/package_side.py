@@ -1,0 +1,94 @@
+"""What verify asks of the package's training process once `train` has returned.
+
+The process that trained the package has MLflow, the model's library and the package imported
+already; reading the run, predicting on the notebook's rows and recording the verdict there
+spares verify's own process importing them all again (seconds of every verify). Requests come
+one JSON line at a time on stdin; each answer is one line on stdout behind `REPLY`, so that it
+cannot be taken for what training printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import sys
+from typing import Any
+
+REPLY = "\x1enb2prod-verify-reply "
+
+
+def answer_requests(tracking_uri: str) -> None:
+    """Answer verify until it closes stdin."""
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            answer: dict[str, Any] = _ANSWERS[request["op"]](tracking_uri, request)
+        except Exception as error:  # said to verify, which says what it means for the user
+            answer = {"error": f"{type(error).__name__}: {error}", "type": type(error).__name__}
+        sys.stdout.write(f"\n{REPLY}{json.dumps(answer)}\n")
+        sys.stdout.flush()
+
+
+def _metrics(tracking_uri: str, request: dict[str, Any]) -> dict[str, Any]:
+    from mlflow import MlflowClient
+
+    run = MlflowClient(tracking_uri).get_run(request["run"])
+    return {"metrics": dict(run.data.metrics)}
+
+
+def _predictions(tracking_uri: str, request: dict[str, Any]) -> dict[str, Any]:
+    """What the package's logged model answers for the rows the notebook's model predicted on
+    (for a forecaster, the stretch it forecast, asked as MLflow's statsmodels flavour is asked:
+    one row of start and end), loaded as a client of the registry would load it. The package is
+    importable here: a model may hold its types (the notebook's helpers, a forecast through
+    another model)."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    mlflow.set_tracking_uri(tracking_uri)
+    # The notebook's rows may hold more than the model reads (a formula's target): MLflow
+    # drops those columns, and its warning about them is not the user's to read here.
+    logging.getLogger("mlflow.models.utils").setLevel(logging.ERROR)
+    # what a model's library prints as it predicts (Keras's progress bar) is not verify's output
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = mlflow.pyfunc.load_model(f"models:/{request['name']}/{request['version']}")
+        if request.get("stretch") is not None:
+            start, end = request["stretch"]
+            rows = pd.DataFrame({"start": [start], "end": [end]})
+        elif request.get("frame") is not None:
+            rows = pd.read_json(io.StringIO(request["frame"]), orient="split", dtype=False)
+        else:
+            rows = _as_signature_tensor(model, np.asarray(request["array"]))
+        answers = np.asarray(model.predict(rows))
+    # one entry per row, as the notebook's side gives them (a row of class probabilities)
+    flat = answers.reshape(len(answers), -1).tolist() if answers.ndim > 1 else answers.tolist()
+    return {"predictions": flat}
+
+
+def _as_signature_tensor(model: Any, rows: Any) -> Any:
+    """JSON rows come back as float64; a tensor signature (a PyTorch module's float32) takes
+    its own dtype, as serving gives it."""
+    inputs = model.metadata.get_input_schema()
+    if inputs is not None and inputs.is_tensor_spec() and len(inputs.inputs) == 1:
+        return rows.astype(inputs.inputs[0].type)
+    return rows
+
+
+def _record(tracking_uri: str, request: dict[str, Any]) -> dict[str, Any]:
+    """The verdict on the run that trained the version: the promotion gate reads it there,
+    and a reader of the run sees the seed both sides started from."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    run_id = request["run"]
+    for name, value in request["tags"].items():
+        client.set_tag(run_id, name, value)
+    for name, delta in request["deltas"].items():
+        client.log_metric(run_id, f"parity_delta_{name}", delta)
+    return {}
+
+
+_ANSWERS = {"metrics": _metrics, "predict": _predictions, "record": _record}
