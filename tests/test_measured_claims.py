@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, store_in
+from conftest import run_cli, run_module, store_in
 
 from nb2prod.frontend.planner import build_plan
 
@@ -65,9 +64,7 @@ def package(write_notebook, tmp_path: Path, cells: list, name: str) -> dict[str,
 
 
 def run(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+    done = run_module(*args, cwd=cwd, env=env)
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
     return done
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import last_json_line, run, run_beside_package, run_cli, train_package
+from conftest import last_json_line, run, run_beside_package, run_cli, run_module, train_package
 from pytorch_notebooks import (
     GAUSSIAN_PROCESS,
     GAUSSIAN_PROCESS_BY_FUNCTIONS,
@@ -52,7 +52,7 @@ def test_the_served_module_answers_what_the_claim_measured(
     assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in dockerfile
     assert "--import mlflow.pytorch" in dockerfile  # compiled in the image, not skops
     environment = {"PYTHONPATH": str(package.target), "MLFLOW_TRACKING_URI": ""}
-    trained = run(Path(sys.executable), "-m", "tumor_net.train", cwd=tmp_path, env=environment)
+    trained = run_module("tumor_net.train", cwd=tmp_path, env=environment)
     assert trained.returncode == 0, trained.stderr[-3000:]
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (logged,) = client.search_runs([e.experiment_id for e in client.search_experiments()])

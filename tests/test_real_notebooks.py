@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, store_in
+from conftest import run_cli, run_module, store_in
 
 from nb2prod.backend.codegen import generate
 from nb2prod.errors import InputError
@@ -426,14 +426,7 @@ def test_a_conversion_that_says_ok_trains_and_lints_clean(write_notebook, tmp_pa
         "PYTHONPATH": str(target),
         "MLFLOW_TRACKING_URI": store_in(tmp_path),
     }
-    trained = subprocess.run(
-        [sys.executable, "-m", f"{name}.train"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    trained = run_module(f"{name}.train", cwd=tmp_path, env=env)
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "Traceback" not in trained.stderr
     linted = run_cli("lint", target)

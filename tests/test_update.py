@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, Run, run, run_cli
+from conftest import SAMPLES, Run, run, run_cli, run_module
 
 SAMPLE = "tumor_classifier"
 OWNER_ROUTE = '''
@@ -136,7 +136,7 @@ def test_update_keeps_edits_and_carries_the_notebook_change_then_trains_and_test
     # the updated package lints clean, trains, and passes its own tests
     assert nb2prod("lint", package, "--no-cache").code == 0
     env = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": ""}
-    trained = run(Path(sys.executable), "-m", f"{SAMPLE}.train", cwd=package, env=env)
+    trained = run_module(f"{SAMPLE}.train", cwd=package, env=env)
     assert trained.returncode == 0, trained.stderr
     tests = run(
         Path(sys.executable), "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=package, env=env

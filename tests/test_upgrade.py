@@ -16,7 +16,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SAMPLES, run, run_cli
+from conftest import REPO, SAMPLES, run, run_cli, run_module
 
 import nb2prod
 
@@ -75,7 +75,7 @@ def test_a_package_made_by_the_earlier_nb2prod_updates_onto_the_runtime(tmp_path
     assert record["nb2prod_version"] == nb2prod.__version__ and record["runtime_version"]
     assert run_cli("lint", package, "--no-cache").code == 0
     env = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": ""}
-    trained = run(Path(sys.executable), "-m", f"{SAMPLE}.train", cwd=package, env=env)
+    trained = run_module(f"{SAMPLE}.train", cwd=package, env=env)
     assert trained.returncode == 0, trained.stderr
     tests = run(
         Path(sys.executable), "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=package, env=env
