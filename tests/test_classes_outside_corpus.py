@@ -12,7 +12,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import last_json_line, run, run_beside_package, set_up_by_ci
+from conftest import last_json_line, run, run_beside_package, run_module, set_up_by_ci
 from conftest import train_package as train
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
@@ -435,9 +435,7 @@ def test_a_model_fitted_on_one_text_column_is_served_from_records_of_it(
     package = convert(write_notebook(TEXT_ON_ONE_COLUMN, name="reviews.ipynb"), tmp_path / "pkg")
     trained = train(package.target, tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
-    own_tests = run(
-        Path(sys.executable),
-        "-m",
+    own_tests = run_module(
         "pytest",
         "-q",
         "-p",

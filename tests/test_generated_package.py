@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import TRAINING_CELLS, notebook, run
+from conftest import TRAINING_CELLS, notebook, run, run_module
 
 from nb2prod.backend.render import convert
 
@@ -38,7 +38,7 @@ def env_for(package: Path, **extra: str) -> dict[str, str]:
 
 def train(package: Path, *args: str, **env: str):
     module = f"{package.name}.train"
-    return run(PYTHON, "-m", module, *args, cwd=package, env=env_for(package, **env))
+    return run_module(module, *args, cwd=package, env=env_for(package, **env))
 
 
 def assert_one_line(stderr: str, prefix: str, *says: str) -> str:
@@ -58,9 +58,7 @@ def assert_one_line(stderr: str, prefix: str, *says: str) -> str:
 @pytest.fixture(scope="module")
 def array_suite(tmp_path_factory: pytest.TempPathFactory):
     package = package_from(tmp_path_factory.mktemp("array"), "iris_array", TRAINING_CELLS)
-    done = run(
-        PYTHON,
-        "-m",
+    done = run_module(
         "pytest",
         "-q",
         "-s",  # MLflow's own log lines show how many stores were created
@@ -294,9 +292,7 @@ def test_failures_outside_notebook_code_are_one_line(tmp_path: Path) -> None:
     assert store.returncode == 2
     assert_one_line(store.stderr, "train:", "MLflow store")
 
-    promote = run(
-        PYTHON,
-        "-m",
+    promote = run_module(
         "iris_fail.promote",
         cwd=package,
         env=env_for(package, MLFLOW_TRACKING_URI=f"sqlite:///{missing}"),
@@ -473,5 +469,5 @@ def test_a_forecaster_fitted_with_exog_takes_its_future_values_in_the_request(
         status, body = answers[bad]
         assert status == 422 and says in json.dumps(body), body
     if "ARIMA" in fit:  # the package's own tests, with an exog example (once is enough)
-        generated = run(PYTHON, "-m", "pytest", "-q", "-x", cwd=package, env=env_for(package))
+        generated = run_module("pytest", "-q", "-x", cwd=package, env=env_for(package))
         assert generated.returncode == 0, generated.stdout[-3000:]

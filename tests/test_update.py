@@ -8,13 +8,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLES, Run, run, run_cli, run_module
+from conftest import SAMPLES, Run, run_cli, run_module
 
 SAMPLE = "tumor_classifier"
 OWNER_ROUTE = '''
@@ -138,9 +137,7 @@ def test_update_keeps_edits_and_carries_the_notebook_change_then_trains_and_test
     env = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": ""}
     trained = run_module(f"{SAMPLE}.train", cwd=package, env=env)
     assert trained.returncode == 0, trained.stderr
-    tests = run(
-        Path(sys.executable), "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=package, env=env
-    )
+    tests = run_module("pytest", "-q", "-p", "no:cacheprovider", cwd=package, env=env)
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
     # and a second update has nothing left to do
     git(package, "add", "-A")

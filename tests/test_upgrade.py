@@ -16,7 +16,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SAMPLES, run, run_cli, run_module
+from conftest import REPO, SAMPLES, run_cli, run_module
 
 import nb2prod
 
@@ -77,7 +77,5 @@ def test_a_package_made_by_the_earlier_nb2prod_updates_onto_the_runtime(tmp_path
     env = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": ""}
     trained = run_module(f"{SAMPLE}.train", cwd=package, env=env)
     assert trained.returncode == 0, trained.stderr
-    tests = run(
-        Path(sys.executable), "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=package, env=env
-    )
+    tests = run_module("pytest", "-q", "-p", "no:cacheprovider", cwd=package, env=env)
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
