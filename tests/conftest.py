@@ -197,7 +197,13 @@ def run_beside_package(package: Path, work: Path, code: str) -> subprocess.Compl
     """Run `python -c code` as a client of a package trained in `work` (train_package): the
     package importable, its registry the sqlite store there."""
     env = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
-    return preloaded().run_code(code, cwd=work, env={**os.environ, **env})
+    return run_code(code, cwd=work, env=env)
+
+
+def run_code(code: str, *, cwd: Path, env: Mapping[str, str]):
+    """`python -c code` in `cwd`, `env` over this process's environment, as a child of the
+    preloaded process (a client of a generated package: its service, its registry)."""
+    return preloaded().run_code(code, cwd=cwd, env={**os.environ, **env})
 
 
 def run_module(module: str, *args: str, cwd: Path, env: Mapping[str, str]):

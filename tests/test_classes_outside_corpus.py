@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import last_json_line, run, run_beside_package, run_module, set_up_by_ci
+from conftest import last_json_line, run_beside_package, run_code, run_module, set_up_by_ci
 from conftest import train_package as train
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
@@ -444,9 +443,7 @@ def test_a_model_fitted_on_one_text_column_is_served_from_records_of_it(
         env={"PYTHONPATH": str(package.target)},
     )
     assert own_tests.returncode == 0, own_tests.stdout[-3000:]
-    served = run(
-        Path(sys.executable),
-        "-c",
+    served = run_code(
         "from fastapi.testclient import TestClient\n"
         "from reviews import serve\n"
         "with TestClient(serve.app) as client:\n"

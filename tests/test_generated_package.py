@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import TRAINING_CELLS, notebook, run, run_module
+from conftest import TRAINING_CELLS, notebook, run_code, run_module
 
 from nb2prod.backend.render import convert
 
@@ -230,9 +230,7 @@ def test_each_training_api_is_logged_with_its_flavour_and_served(tmp_path: Path,
     if importlib.util.find_spec(library) is None:
         pytest.skip(f"{library} is not installed")
     package = package_from(tmp_path, name, cells)
-    done = run(
-        PYTHON,
-        "-c",
+    done = run_code(
         SERVE_CHECK.format(pkg=name),
         cwd=package,
         env=env_for(package),
@@ -300,9 +298,7 @@ def test_failures_outside_notebook_code_are_one_line(tmp_path: Path) -> None:
     assert promote.returncode == 2
     assert_one_line(promote.stderr, "error:", str(missing))
 
-    serve = run(
-        PYTHON,
-        "-c",
+    serve = run_code(
         "from iris_fail import serve; serve.app",
         cwd=package,
         env=env_for(package, PREDICT_MAX_BATCH="many"),
@@ -387,7 +383,7 @@ def test_a_time_series_model_forecasts_the_stretch_each_row_asks_for(
     tmp_path: Path, fit: str
 ) -> None:
     package = package_from(tmp_path, "arima", [*FORECASTER_CELLS[:2], fit])
-    done = run(PYTHON, "-c", FORECAST_CHECK.format(pkg="arima"), cwd=package, env=env_for(package))
+    done = run_code(FORECAST_CHECK.format(pkg="arima"), cwd=package, env=env_for(package))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert "statsmodels" in result["flavors"] and result["inputs"] == ["start", "end"]
@@ -452,7 +448,7 @@ def test_a_forecaster_fitted_with_exog_takes_its_future_values_in_the_request(
         fit + "\nmae = float(np.mean(np.abs(forecast.to_numpy() - test.to_numpy())))",
     ]
     package = package_from(tmp_path, "exog", cells)
-    done = run(PYTHON, "-c", EXOG_CHECK.format(pkg="exog"), cwd=package, env=env_for(package))
+    done = run_code(EXOG_CHECK.format(pkg="exog"), cwd=package, env=env_for(package))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["inputs"] == ["start", "end", "exog"] and result["optional"] == ["exog"]

@@ -5,13 +5,19 @@ served, and verify finds the package's model answering as the notebook's."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import last_json_line, run, run_beside_package, run_cli, run_module, train_package
+from conftest import (
+    last_json_line,
+    run_beside_package,
+    run_cli,
+    run_code,
+    run_module,
+    train_package,
+)
 from pytorch_notebooks import (
     GAUSSIAN_PROCESS,
     GAUSSIAN_PROCESS_BY_FUNCTIONS,
@@ -61,9 +67,7 @@ def test_the_served_module_answers_what_the_claim_measured(
     assert list((tmp_path / "mlruns").rglob("model.pt2")), "logged as a pt2 program"
     rows, labels = _held_out_rows()
     (tmp_path / "rows.json").write_text(json.dumps(rows))
-    served = run(
-        Path(sys.executable),
-        "-c",
+    served = run_code(
         "import json\n"
         "from fastapi.testclient import TestClient\n"
         "from tumor_net import serve\n"
