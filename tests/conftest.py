@@ -200,16 +200,24 @@ def run_beside_package(package: Path, work: Path, code: str) -> subprocess.Compl
     return run_code(code, cwd=work, env=env)
 
 
-def run_code(code: str, *, cwd: Path, env: Mapping[str, str]):
+def run_code(
+    code: str, *, cwd: Path, env: Mapping[str, str] | None = None, python: Path | None = None
+):
     """`python -c code` in `cwd`, `env` over this process's environment, as a child of the
-    preloaded process (a client of a generated package: its service, its registry)."""
-    return preloaded().run_code(code, cwd=cwd, env={**os.environ, **env})
+    preloaded `python` (a client of a generated package: its service, its registry)."""
+    return preloaded(python).run_code(code, cwd=cwd, env={**os.environ, **(env or {})})
 
 
-def run_module(module: str, *args: str, cwd: Path, env: Mapping[str, str]):
+def run_module(
+    module: str,
+    *args: str,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    python: Path | None = None,
+):
     """`python -m module args` in `cwd`, `env` over this process's environment, as a child of
-    the preloaded process (a generated package's `train` or `promote`)."""
-    return preloaded().run(module, *args, cwd=cwd, env={**os.environ, **env})
+    the preloaded `python` (a generated package's `train`, `promote` or tests)."""
+    return preloaded(python).run(module, *args, cwd=cwd, env={**os.environ, **(env or {})})
 
 
 def last_json_line(output: str) -> Any:

@@ -5,7 +5,9 @@ A generated package's `train` spends about 8 of its 13 s of CPU importing those,
 test that trains; a forked child starts with them imported and is otherwise the process
 `python -m` would be: its own working folder, environment, argv, stdin from /dev/null, its
 stdout and stderr in files, numpy's global generator seeded afresh, its exit code its own.
-One preloaded process per xdist worker serves that worker's tests one at a time.
+One preloaded process per interpreter per xdist worker serves that worker's tests one at a
+time (the interpreter running the tests, or a venv's: the children are then what that venv's
+`python -m` would be).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 # What the preloaded process runs: import, then fork a child per request (one JSON line on
 # stdin), wait for it, and answer its exit code on stdout.
 _SERVER = r"""
-import json, os, sys
+import importlib, json, os, sys
 import mlflow, mlflow.sklearn, numpy, pandas, sklearn.ensemble, sklearn.model_selection
 from mlflow.store.tracking import sqlalchemy_store
 from nb2prod_runtime.skops_import import import_skops_io
@@ -41,6 +43,7 @@ for line in requests:
         code = 1
         try:
             os.chdir(request["cwd"])
+            importlib.invalidate_caches()  # what was installed since this process started
             os.environ.clear()
             os.environ.update(request["env"])
             paths = [p for p in request["env"].get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -88,9 +91,10 @@ for line in requests:
 class Preloaded:
     """The preloaded process; `run` is `subprocess.run([python, "-m", module, *args])`."""
 
-    def __init__(self) -> None:
+    def __init__(self, python: Path) -> None:
+        self.python = python
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _SERVER],
+            [python, "-c", _SERVER],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -101,14 +105,15 @@ class Preloaded:
         self, module: str, *args: str, cwd: Path, env: Mapping[str, str], timeout: float = 600
     ) -> subprocess.CompletedProcess[str]:
         """`python -m module args` in `cwd` with exactly `env`."""
-        command = [sys.executable, "-m", module, *args]
+        command = [str(self.python), "-m", module, *args]
         return self._child({"module": module}, command, cwd, env, timeout)
 
     def run_code(
         self, code: str, cwd: Path, env: Mapping[str, str], timeout: float = 600
     ) -> subprocess.CompletedProcess[str]:
         """`python -c code` in `cwd` with exactly `env`."""
-        return self._child({"code": code}, [sys.executable, "-c", code], cwd, env, timeout)
+        command = [str(self.python), "-c", code]
+        return self._child({"code": code}, command, cwd, env, timeout)
 
     def _child(
         self,
@@ -155,7 +160,12 @@ class Preloaded:
             self.process.wait(timeout=30)
 
 
+def preloaded(python: Path | None = None) -> Preloaded:
+    """This worker's preloaded process for `python` (the one running the tests by default),
+    started at its first use."""
+    return _preloaded(Path(python or sys.executable))
+
+
 @functools.cache
-def preloaded() -> Preloaded:
-    """This worker's preloaded process, started at its first use."""
-    return Preloaded()
+def _preloaded(python: Path) -> Preloaded:
+    return Preloaded(python)

@@ -35,6 +35,8 @@ from conftest import (
     notebook,
     run,
     run_cli,
+    run_code,
+    run_module,
     store_in,
     wait_until_answers,
 )
@@ -55,7 +57,12 @@ class Package:
         return {"MLFLOW_TRACKING_URI": self.tracking_uri}
 
     def run(self, *args: str, python: Path | None = None) -> subprocess.CompletedProcess[str]:
-        return run(python or self.python, *args, cwd=self.folder, env=self.env)
+        """`python -m MODULE ...` or `python -c CODE` in the package's folder (preloaded)."""
+        python = python or self.python
+        if args[0] == "-c":
+            return run_code(args[1], cwd=self.folder, env=self.env, python=python)
+        assert args[0] == "-m", args
+        return run_module(*args[1:], cwd=self.folder, env=self.env, python=python)
 
     def written(self) -> pd.DataFrame:
         return pd.read_parquet(next((self.folder / "feature_repo" / "data").glob("*.parquet")))

@@ -20,6 +20,8 @@ from conftest import (
     fresh_venv,
     install_into,
     run,
+    run_code,
+    run_module,
     wait_until_answers,
 )
 
@@ -73,20 +75,20 @@ def test_sample_end_to_end(sample: str, python: Path, tmp_path: Path, uvicorn) -
     work.mkdir()
 
     unset = {"MLFLOW_TRACKING_URI": ""}  # whatever the environment says: the default store
-    trained = run(python, "-m", f"{sample}.train", cwd=work, env=unset)
+    trained = run_module(f"{sample}.train", cwd=work, env=unset, python=python)
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert f"trained {sample} version 1" in trained.stdout
     assert (work / "mlflow.db").is_file()  # the default store: sqlite in the working folder
 
-    refused = run(python, "-m", f"{sample}.promote", cwd=work, env=unset)
+    refused = run_module(f"{sample}.promote", cwd=work, env=unset, python=python)
     if expected.refusal:
         assert refused.returncode == 1, refused.stdout + refused.stderr
         assert expected.refusal in refused.stderr
     else:
         assert refused.returncode == 0, refused.stderr
     if expected.promote_args:
-        accepted = run(
-            python, "-m", f"{sample}.promote", *expected.promote_args, cwd=work, env=unset
+        accepted = run_module(
+            f"{sample}.promote", *expected.promote_args, cwd=work, env=unset, python=python
         )
         assert accepted.returncode == 0, accepted.stderr
 
@@ -94,13 +96,12 @@ def test_sample_end_to_end(sample: str, python: Path, tmp_path: Path, uvicorn) -
     env = unset if promoted else {**unset, "MODEL_URI": f"models:/{sample}/1"}
     base = uvicorn(f"{sample}.serve:app", work, env)
     records = json.loads(
-        run(
-            python,
-            "-c",
+        run_code(
             f"from {sample} import pipeline; import json; "
             "x = pipeline.run(pipeline.Parameters()).model_input.iloc[:3]; "
             "print(x.to_json(orient='records'))",
             cwd=work,
+            python=python,
         ).stdout
     )
     one = httpx.post(f"{base}/predict", json=records[0], timeout=30)
@@ -123,7 +124,7 @@ def test_sample_end_to_end(sample: str, python: Path, tmp_path: Path, uvicorn) -
     assert sum(counted) == 4
     assert f'honesty_compliant_responses_total{{status_value="{expected.status}"}} 2.0' in metrics
 
-    tests = run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=package)
+    tests = run_module("pytest", "-q", "-p", "no:cacheprovider", cwd=package, python=python)
     assert tests.returncode == 0, tests.stdout[-4000:]
 
 
