@@ -27,7 +27,7 @@ from pathlib import Path
 # What the preloaded process runs: import, then fork a child per request (one JSON line on
 # stdin), wait for it, and answer its exit code on stdout.
 _SERVER = r"""
-import importlib, json, os, sys
+import atexit, importlib, json, os, runpy, sys, traceback
 import mlflow, mlflow.sklearn, numpy, pandas, sklearn.ensemble, sklearn.model_selection
 from mlflow.store.tracking import sqlalchemy_store
 from nb2prod_runtime.skops_import import import_skops_io
@@ -56,7 +56,6 @@ for line in requests:
                 os.close(opened)
             sys.stdin = open(0, closefd=False)
             numpy.random.seed()  # a new process's numpy draws other numbers than its siblings
-            import runpy
             try:
                 if "code" in request:  # python -c CODE
                     sys.argv = ["-c", *request["args"]]
@@ -65,17 +64,16 @@ for line in requests:
                     sys.argv = ["-m", *request["args"]]
                     runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
                 code = 0
-            except SystemExit as exit:
-                code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
-                if not isinstance(exit.code, (int, type(None))):
+            except SystemExit as exit:  # as the interpreter does: None is 0, a message is 1
+                if exit.code is None or isinstance(exit.code, int):
+                    code = exit.code or 0
+                else:
                     print(exit.code, file=sys.stderr)
             except BaseException:
-                import traceback
                 traceback.print_exc()
                 code = 1
         finally:
             try:
-                import atexit
                 atexit._run_exitfuncs()  # MLflow ends its runs and flushes its logging here
                 sys.stdout.flush(); sys.stderr.flush()
             finally:

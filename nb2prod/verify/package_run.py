@@ -70,7 +70,6 @@ class Training:
             stderr=subprocess.PIPE,
             text=True,
         )
-        self.printed: list[str] = []
         self.replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.trained: re.Match[str] | None = None
         self.seconds = 0.0
@@ -88,7 +87,6 @@ class Training:
             if line.startswith(REPLY):
                 self.replies.put(json.loads(line.removeprefix(REPLY)))
                 continue
-            self.printed.append(line)
             if self.trained is None and (found := _TRAINED.search(line)):
                 self.seconds = time.perf_counter() - self.started
                 self.trained = found
