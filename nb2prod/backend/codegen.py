@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nb2prod.backend.hoisting import split_helpers, with_definitions_hoisted, without_names
+from nb2prod.backend.raw_features import RAW_FUNCTION, find_cut
 from nb2prod.backend.submodules import submodule_imports
 from nb2prod.errors import InputError
 from nb2prod.frontend.model import is_time_series_model, without_input
@@ -41,6 +42,18 @@ class StepFunction:
     keywords: list[str]  # the notebook's parameters
     outputs: list[str]
     source: str  # the function definition
+    step: str = ""  # the plan's step it comes from, when its name is not the step's
+
+
+@dataclass(frozen=True)
+class RawRoute:
+    """What /predict/raw runs before the model: `features_from_raw` over records of a loaded
+    table, or why there is no such route."""
+
+    loaded: str = ""  # the loaded table whose records the route takes
+    loaded_in: int = 0  # the cell that loads it
+    cells: tuple[int, ...] = ()  # the cells of the feature code it runs
+    reason: str = ""  # why there is no raw route; empty when there is one
 
 
 @dataclass
@@ -58,6 +71,7 @@ class GeneratedCode:
     through_store: list[str] = field(default_factory=list)
     store_step: str | None = None
     dropped: list[str] = field(default_factory=list)  # what the package leaves out, and why
+    raw: RawRoute = field(default_factory=RawRoute)
 
 
 def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
@@ -105,10 +119,17 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
             continue
         later = pipeline_steps[pipeline_steps.index(step) + 1 :]
         wanted = needed | {name for other in later for name in other.inputs}
+        if not code.raw.cells and not code.raw.reason:
+            step = _with_raw_features(code, plan, step, module_names, wanted, feature_store)
         function = _step_function(step, parameters, module_names, wanted, plan, paths)
         if function is None:
             continue
         (code.features if step.role in FEATURE_ROLES else code.pipeline).append(function)
+    if not code.raw.cells and not code.raw.reason:
+        code.raw = RawRoute(
+            reason="the model's input is not split off (train_test_split) from a table the "
+            "notebook loads; send the model's input to /predict"
+        )
     functions = _in_order(plan, code)
     routed_in_run: list[str] = []
     if routed_in_step is not None:
@@ -120,6 +141,69 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
         functions, plan, needed, import_names, routed_in_run
     )
     return code
+
+
+def _with_raw_features(
+    code: GeneratedCode,
+    plan: Plan,
+    step: Step,
+    modules: set[str],
+    wanted: set[str],
+    feature_store: str | None,
+) -> Step:
+    """The step, calling `features_from_raw` where the cut was (added to code.features), or
+    unchanged with code.raw saying why not, once a step splits the model's input."""
+    loaders = {n: s for s in plan.steps if s.role == "load" for n in s.outputs}
+    found = find_cut(plan, step, set(loaders), modules, wanted)
+    if found is None:
+        return step
+    if isinstance(found, str):
+        code.raw = RawRoute(reason=found)
+        return step
+    if feature_store:
+        code.raw = RawRoute(reason="the model's input comes from the feature store")
+        return step
+    loaded_in = next(
+        (b.cell for b in loaders[found.loaded].blocks if found.loaded in _defines(b.source)),
+        loaders[found.loaded].blocks[0].cell,
+    )
+    cells = tuple(dict.fromkeys(cell for cell, _ in found.body))
+    summary = (
+        f"The feature code of {_cell_list(cells)}, from records of `{found.loaded}` as cell "
+        f"{loaded_in} loads it to the columns the model reads: training runs it, and so does "
+        "the service's /predict/raw."
+    )
+    docstring = textwrap.fill(summary, 92, initial_indent='    """', subsequent_indent="    ")
+    lines = [f"def {RAW_FUNCTION}({found.loaded}: Any) -> Any:", docstring + '"""']
+    if found.copies:
+        lines.append(
+            f"    {found.loaded} = {found.loaded}.copy()  # the caller's records stay as given"
+        )
+    previous = None
+    for cell, source in found.body:
+        if cell != previous:
+            lines.append("    " + CELL_MARKER.format(cell=cell))
+            previous = cell
+        lines.append(_indent(source))
+    lines.append(f"    return {found.returns}")
+    code.features.append(
+        StepFunction(
+            RAW_FUNCTION,
+            step.role,
+            cells,
+            [found.loaded],
+            [],
+            [found.returns],
+            "\n".join(lines) + "\n",
+            step=step.name,
+        )
+    )
+    code.raw = RawRoute(found.loaded, loaded_in, cells)
+    return found.step
+
+
+def _cell_list(cells: tuple[int, ...]) -> str:
+    return f"cell {cells[0]}" if len(cells) == 1 else "cells " + ", ".join(map(str, cells))
 
 
 def _store_inputs(functions: list[StepFunction], plan: Plan) -> tuple[list[str], str]:

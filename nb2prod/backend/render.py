@@ -232,7 +232,8 @@ def template_context(
             "helper_names": code.helper_names,
             "parameters": code.parameters,
             "features": [
-                _plain(vars(f)) | {"honesty": _feature_honesty(plan, f.name)} for f in code.features
+                _plain(vars(f)) | {"honesty": _feature_honesty(plan, f.step or f.name)}
+                for f in code.features
             ],
             "feature_store": (
                 feature_store_context(plan, code.store_step, plan.package_name)
@@ -240,6 +241,7 @@ def template_context(
                 else None
             ),
             "pipeline": [_plain(vars(f)) for f in code.pipeline],
+            "raw_route": _plain(vars(code.raw)) if code.raw.cells else None,
             "run_body": code.run_body,
             "honesty_json": json.dumps(honesty, indent=2, ensure_ascii=False),
             "measuring": measuring,

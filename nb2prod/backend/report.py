@@ -67,6 +67,7 @@ def render_report(conversion: Conversion) -> str:
     if conversion.lint_debt:
         lines += ["", f"Notebook lint debt carried as '# noqa' ({len(conversion.lint_debt)})"]
         lines += [f"  {violation}" for violation in conversion.lint_debt]
+    lines += ["", "Serving", *_routes(conversion)]
     promote = "promote --allow-heuristic" if status == "HEURISTIC" else "promote"
     store = conversion.code.store_step
     if store:
@@ -88,6 +89,23 @@ def render_report(conversion: Conversion) -> str:
         "  python -m pytest",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _routes(conversion: Conversion) -> list[str]:
+    """What each prediction route takes: a user must know whether a client sends the data the
+    notebook loaded or the columns its feature code computed."""
+    raw = conversion.code.raw
+    lines = ["  POST /predict      the model's input, as the model was fitted on it"]
+    if raw.cells:
+        cells = ", ".join(map(str, raw.cells))
+        lines.append(
+            f"  POST /predict/raw  records of {raw.loaded} as cell {raw.loaded_in} loads it, "
+            f"through the feature code of cell {cells}, for each version training finds it "
+            "row-wise"
+        )
+    else:
+        lines.append(f"  no /predict/raw: {raw.reason}")
+    return lines
 
 
 def shown_path(path: Path) -> str:

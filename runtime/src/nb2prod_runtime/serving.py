@@ -45,6 +45,8 @@ from nb2prod_runtime.feedback import (
 from nb2prod_runtime.limits import LimitBodySize, Limits, PredictionThreads
 from nb2prod_runtime.loading import Served, alias_of, answers_its_example, load
 from nb2prod_runtime.package import Package
+from nb2prod_runtime.raw_input import RawFeatures
+from nb2prod_runtime.raw_serving import RawRecords, raw_records_for
 from nb2prod_runtime.tracking import server_problem, tracking_uri
 
 log = logging.getLogger(__name__)
@@ -226,6 +228,7 @@ class Version:
     info: Any | None  # the model_info child set to 1 while this version serves
     drift: DriftCounters | None
     feedback: Feedback | None
+    raw: RawRecords | str | None = None  # /predict/raw's rules, or why it has none
 
 
 class Service:
@@ -245,6 +248,7 @@ class Service:
         response_model: type[BaseModel],
         model_uri: str | None = None,
         prediction_paths: Sequence[str] = ("/predict", "/invocations"),
+        raw_features: RawFeatures | None = None,
     ) -> None:
         mlflow.set_tracking_uri(tracking_uri())
         default_uri = f"models:/{package.model_name}@champion"
@@ -255,6 +259,7 @@ class Service:
         self.metrics = metrics
         self.response_model = response_model
         self.prediction_paths = tuple(prediction_paths)
+        self.raw_features = raw_features  # the feature code /predict/raw runs, if any
         # Series exist at 0 from the start, so the first missing field or the first error is an
         # increase to alert on: Prometheus cannot see what a series counted before its first
         # scrape.
@@ -321,6 +326,11 @@ class Service:
             ids = PredictionIds(key_from_environment(), version_label, max_age)
             feedback = Feedback(live_metrics, ids, meta.recorded)
         compliant = not self.package.honesty.missing_response_fields(honest)
+        raw = None
+        if self.raw_features is not None and served.model is not None:
+            raw = raw_records_for(self.raw_features, served.run_id)
+            if isinstance(raw, str):
+                log.warning("POST /predict/raw does not serve version %s: %s", version_label, raw)
         return Version(
             served,
             honest,
@@ -330,6 +340,7 @@ class Service:
             info,
             drift,
             feedback,
+            raw,
         )
 
     def refresh(self) -> bool:
@@ -571,6 +582,34 @@ class Service:
         except payloads.InvalidInput as error:
             raise refuse(error.errors) from None
         return self.counted(endpoint, started, rows, current.body, predictions, current)
+
+    async def answer_raw(self, request: Request, endpoint: str) -> Response:
+        """Records of the data the notebook loaded: its feature code, then the model; 409 when
+        the version being served takes none (the reason said), 422 naming a record at fault."""
+        started = time.perf_counter()
+        current = self.current
+        raw = current.raw
+        if not isinstance(raw, RawRecords):
+            version = current.served.version or UNKNOWN
+            why = raw or "the package has no feature code for it"
+            raise HTTPException(
+                409,
+                f"model version {version} takes no records of the loaded data: {why}; "
+                "send the model's input to /predict",
+            )
+        parsers: dict[str, Parse] = {"application/json": raw.model_input}
+        try:
+            predictions, rows = await self._predictions(current, parsers, request)
+        except payloads.InvalidInput as error:
+            raise RequestValidationError(error.errors) from None
+        return self.counted(endpoint, started, rows, current.body, predictions, current)
+
+    def raw_request_body(self) -> dict[str, Any]:
+        """The OpenAPI request body of /predict/raw, from the version served at start."""
+        raw = self.current.raw
+        return (
+            request_body(raw.records, self.limits.max_batch) if isinstance(raw, RawRecords) else {}
+        )
 
     def counted(
         self,

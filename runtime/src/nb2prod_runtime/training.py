@@ -22,10 +22,11 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from nb2prod_runtime import drift, lineage, measure, tracking
+from nb2prod_runtime import drift, lineage, measure, raw_input, tracking
 from nb2prod_runtime.measure import Measurement
 from nb2prod_runtime.model_io import ModelLoggingError, log_model
 from nb2prod_runtime.package import Package
+from nb2prod_runtime.raw_input import RawFeatures
 
 
 @dataclasses.dataclass(frozen=True)
@@ -271,6 +272,34 @@ class Trainer:
             mlflow.log_dict(profile, drift.PROFILE_PATH)
             mlflow.set_tag("drift_profile", drift.PROFILE_PATH)
 
+    def log_raw_input(self, result: PipelineResult, raw: RawFeatures) -> str:
+        """Check the feature code /predict/raw runs on rows of the loaded data, log the record
+        schema when it holds, and say the outcome (the version's `raw_input` tag). A check that
+        fails is a route not served, not a failed training."""
+        columns = getattr(result.model_input, "columns", None)
+        label = getattr(result.fit_data[1], "name", None) if result.fit_data else None
+        try:
+            if columns is None:
+                raise raw_input.NotRowWise("the model's input is not a table of named columns")
+            spec = raw_input.check(
+                raw,
+                result.data.get(raw.loaded),
+                [str(c) for c in columns],
+                label if isinstance(label, str) else None,
+            )
+        except raw_input.NotRowWise as reason:
+            outcome = f"not served: {reason}"
+            print(
+                f"train: POST /predict/raw will not serve this version: {reason}", file=sys.stderr
+            )
+        else:
+            with self.stage("cannot log the record schema of /predict/raw"):
+                mlflow.log_dict(spec, raw_input.SPEC_PATH)
+            outcome = raw_input.ROW_WISE
+        with self.stage("cannot log the record schema of /predict/raw"):
+            mlflow.set_tag(raw_input.TAG, outcome)
+        return outcome
+
     def register(
         self,
         result: PipelineResult,
@@ -278,6 +307,7 @@ class Trainer:
         measured: Measurement,
         options: TrainingOptions,
         read_from: Mapping[str, str] | None = None,
+        raw: RawFeatures | None = None,
     ) -> str:
         """Record the data and code, log the model, and register a version carrying the honesty
         record as tags (created with them in one request). Returns the version."""
@@ -306,6 +336,7 @@ class Trainer:
         except Exception as error:
             raise TrainingFailed(f"cannot log the model: {self.located(error)}") from error
         self.log_reference_profile(result, model_uri)
+        raw_tag = {raw_input.TAG: self.log_raw_input(result, raw)} if raw is not None else {}
         tags = {
             **record,
             **provenance,
@@ -315,6 +346,7 @@ class Trainer:
             "primary_metric_value": "" if measured.value is None else repr(measured.value),
             "data_sha256": digest,
             **(read_from or {}),
+            **raw_tag,
         }
         # The version is created with its tags in one request, so the registry never holds a
         # version without its honesty, whatever happens to this process or the server.

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 {{ cookiecutter._code.imports }}
+{%- if cookiecutter._code.raw_route %}
+from nb2prod_runtime.raw_input import RawFeatures
+{%- endif %}
 {%- if cookiecutter._code.feature_store %}
 from {{ cookiecutter.package_name }} import feature_store
 {%- endif %}
@@ -72,6 +75,15 @@ def feature(
 )
 {{ function.source }}
 {%- endfor %}
+{%- if cookiecutter._code.raw_route %}
+
+
+# What POST /predict/raw runs on a client's records before the model. Training checks on rows
+# of the loaded data that it is row-wise, and records on the model version whether it serves.
+RAW_FEATURES = RawFeatures(
+    features_from_raw, loaded="{{ cookiecutter._code.raw_route.loaded }}", cells=({{ cookiecutter._code.raw_route.cells | join(", ") }},)
+)
+{%- endif %}
 {%- if cookiecutter._code.feature_store %}
 
 

@@ -33,12 +33,15 @@ from nb2prod_runtime.serving import (
     app_or_exit,
 )
 
+{%- if cookiecutter._code.raw_route %}
+from {{ cookiecutter.package_name }}.features import RAW_FEATURES
+{%- endif %}
 from {{ cookiecutter.package_name }}.honesty import PACKAGE
 {%- if cookiecutter._code.feature_store %}
 from {{ cookiecutter.package_name }}.feature_store import by_key_route
 {%- endif %}
 
-PREDICTION_PATHS = ("/predict", "/invocations"{% if cookiecutter._code.feature_store %}, "/predict/by-key"{% endif %})
+PREDICTION_PATHS = ("/predict", "/invocations"{% if cookiecutter._code.feature_store %}, "/predict/by-key"{% endif %}{% if cookiecutter._code.raw_route %}, "/predict/raw"{% endif %})
 
 
 class PredictResponse(BaseModel):
@@ -119,7 +122,13 @@ class Metrics:
 
 def create_app(model_uri: str | None = None) -> FastAPI:
     """Build the service around one model; each app has its own metrics registry."""
+{%- if cookiecutter._code.raw_route %}
+    service = Service(
+        PACKAGE, Metrics(), PredictResponse, model_uri, PREDICTION_PATHS, RAW_FEATURES
+    )
+{%- else %}
     service = Service(PACKAGE, Metrics(), PredictResponse, model_uri, PREDICTION_PATHS)
+{%- endif %}
     name = PACKAGE.model_name
     app = FastAPI(
         title=f"{name} model service",
@@ -150,6 +159,19 @@ def create_app(model_uri: str | None = None) -> FastAPI:
         return await service.answer(
             request, INVOCATIONS_PARSERS, "/invocations", InvalidInvocation
         )
+{%- if cookiecutter._code.raw_route %}
+
+    @app.post(
+        "/predict/raw",
+        response_model=PredictResponse,
+        openapi_extra=service.raw_request_body(),
+        responses={409: {"description": "the model version served takes no such records"}},
+    )
+    async def predict_raw(request: Request) -> Response:
+        """Records of `{{ cookiecutter._code.raw_route.loaded }}` as the notebook loads it (cell {{ cookiecutter._code.raw_route.loaded_in }}): the notebook's own feature code
+        computes the model's input from them, as training did."""
+        return await service.answer_raw(request, "/predict/raw")
+{%- endif %}
 {%- if cookiecutter._code.feature_store %}
 
     answer_by_key = by_key_route(service)

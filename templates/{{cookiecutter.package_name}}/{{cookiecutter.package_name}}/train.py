@@ -26,6 +26,9 @@ from nb2prod_runtime import training
 from nb2prod_runtime.training import TrainingFailed, TrainingOptions
 
 from {{ cookiecutter.package_name }} import honesty, pipeline
+{%- if cookiecutter._code.raw_route %}
+from {{ cookiecutter.package_name }}.features import RAW_FEATURES
+{%- endif %}
 {%- if cookiecutter._code.feature_store %}
 from {{ cookiecutter.package_name }} import feature_store
 {%- endif %}
@@ -73,6 +76,8 @@ def train(
 {%- if cookiecutter._code.feature_store %}
         read_from = feature_store.run_tags()
         version = TRAINER.register(result, record, measured, options, read_from)
+{%- elif cookiecutter._code.raw_route %}
+        version = TRAINER.register(result, record, measured, options, raw=RAW_FEATURES)
 {%- else %}
         version = TRAINER.register(result, record, measured, options)
 {%- endif %}

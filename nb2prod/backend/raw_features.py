@@ -1,0 +1,245 @@
+"""The raw-record route's cut: the notebook's code from the table it loaded to the model's input.
+
+A client holds records of the data the notebook loaded, not the columns the notebook's feature
+code computed from them; asking it to re-implement that code is train/serve skew, which voids
+the claim. Where the model's input is split off (``train_test_split``) from a value computed
+from one loaded table, the statements computing it become ``features_from_raw(table)``, which
+the step then calls: training and the service's ``/predict/raw`` run the same function. Whether
+that function is row-wise is for training to show on the data (``nb2prod_runtime.raw_input``);
+this module finds the cut, or says in one line why there is none.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import dataclasses
+from dataclasses import dataclass
+
+from nb2prod.frontend.model import is_time_series_model
+from nb2prod.frontend.pysyntax import root_name, target_names
+from nb2prod.plan import Block, Plan, Step
+
+RAW_FUNCTION = "features_from_raw"
+_SPLITTERS = frozenset({"train_test_split"})
+_FITS = frozenset({"fit", "fit_transform", "fit_resample", "partial_fit"})
+_BUILTINS = frozenset(dir(builtins))
+
+
+@dataclass(frozen=True)
+class RawCut:
+    """The statements that become ``features_from_raw``, and the step that now calls it."""
+
+    step: Step  # rewritten: one call where the statements were
+    body: tuple[tuple[int, str], ...]  # (cell, source) of the statements, in order
+    loaded: str  # the loaded table the function takes
+    returns: str  # what it returns, as the step names it
+    copies: bool  # it changes the table in place, so it works on a copy
+
+
+@dataclass(frozen=True)
+class _Statement:
+    block: int  # index into the step's blocks
+    cell: int
+    node: ast.stmt
+    source: str
+
+
+def find_cut(
+    plan: Plan, step: Step, loaded: set[str], modules: set[str], wanted: set[str]
+) -> RawCut | str | None:
+    """The cut in `step`, a reason when the step splits the model's input but cannot be cut,
+    or None when the model's input is not split off in this step."""
+    statements = _statements(step)
+    split = next((i for i, s in enumerate(statements) if _split_input(s.node)), None)
+    if split is None:
+        return None
+    where = f"cell {statements[split].cell}"
+    if is_time_series_model(plan.model.estimator):
+        return f"a forecaster is asked for a horizon, not for records ({where})"
+    fitted_on = next(iter(plan.model.fit_inputs), "")
+    split_node = statements[split].node
+    if fitted_on not in _assigned(split_node):
+        return (
+            f"the model is fitted on {fitted_on}, computed after the split in {where}: "
+            "a value learnt from the data set outside the model"
+        )
+    features = _split_input(split_node)
+    before = statements[:split]
+    included = _backward_slice(before, features)
+    if not included and features in loaded:
+        return f"the model takes {features} as the notebook loads it: /predict takes its records"
+    if not included:
+        return f"the model's input {features} comes from an earlier step, not from {where}"
+    for statement in included:
+        fitted = _fitted_object(statement.node)
+        if fitted:
+            return (
+                f"cell {statement.cell} fits {fitted} outside the model: a value learnt from "
+                "the whole data set, which one record cannot reproduce"
+            )
+    free = _free_reads(included) - modules - _BUILTINS
+    tables = free & loaded
+    if not tables:
+        return (
+            f"the model's input {features} is not computed from a table the notebook loads "
+            f"({where})"
+        )
+    if len(tables) != 1 or free - tables:
+        others = ", ".join(sorted(free - tables)) or ", ".join(sorted(tables))
+        return (
+            f"the model's input {features} reads {others} besides one loaded table ({where}); "
+            "send the model's input to /predict"
+        )
+    (table,) = tables
+    others = [s for s in statements if s not in included]
+    live = set(wanted) | {name for s in others for name in _reads(s.node)}
+    prefix, returns = _prefix(included, live, features)
+    if prefix is None:
+        return (
+            f"the code computing {features} in {where} also computes values other code reads; "
+            "send the model's input to /predict"
+        )
+    if _interleaved(statements, prefix):
+        return f"code between the feature statements of {where} reads what they compute"
+    copies = table in {n for s in prefix for n in _mutated(s.node)}
+    body = tuple((s.cell, s.source) for s in prefix)
+    return RawCut(_rewritten(step, prefix, returns, table), body, table, returns, copies)
+
+
+def _statements(step: Step) -> list[_Statement]:
+    found = []
+    for index, block in enumerate(step.blocks):
+        lines = block.source.split("\n")
+        for node in ast.parse(block.source).body:
+            end = node.end_lineno or node.lineno
+            source = "\n".join(lines[node.lineno - 1 : end])
+            found.append(_Statement(index, block.cell, node, source))
+    return found
+
+
+def _split_input(node: ast.stmt) -> str | None:
+    """`X` in `X_train, X_test, ... = train_test_split(X, y, ...)`."""
+    if not isinstance(node, ast.Assign) or not isinstance(node.value, ast.Call):
+        return None
+    call = node.value
+    callee = (
+        call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+    )
+    if callee not in _SPLITTERS or not call.args or not isinstance(call.args[0], ast.Name):
+        return None
+    return call.args[0].id
+
+
+def _assigned(node: ast.stmt) -> set[str]:
+    """Names the statement binds with `=` (including inside loops and conditions)."""
+    return {
+        n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }
+
+
+def _mutated(node: ast.stmt) -> set[str]:
+    """Names whose object the statement may change in place: item and attribute assignment,
+    a method called as a statement, a name passed to a call made as a statement."""
+    names: set[str] = set()
+    for child in ast.walk(node):
+        if isinstance(child, ast.Subscript | ast.Attribute) and isinstance(child.ctx, ast.Store):
+            names.add(root_name(child) or "")
+        elif isinstance(child, ast.Expr) and isinstance(child.value, ast.Call):
+            call = child.value
+            if isinstance(call.func, ast.Attribute):
+                names.add(root_name(call.func.value) or "")
+            names.update(a.id for a in call.args if isinstance(a, ast.Name))
+        elif isinstance(child, ast.AugAssign):
+            names.update(target_names(child.target))
+    names.discard("")
+    return names
+
+
+def _defines(node: ast.stmt) -> set[str]:
+    return _assigned(node) | _mutated(node)
+
+
+def _reads(node: ast.stmt) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _backward_slice(statements: list[_Statement], name: str) -> list[_Statement]:
+    """The statements `name` may depend on. A name once wanted stays wanted, so every earlier
+    change to it is kept: keeping a needless line is safe, dropping a needed one is the bug."""
+    wanted = {name}
+    included = []
+    for statement in reversed(statements):
+        if _defines(statement.node) & wanted:
+            included.append(statement)
+            wanted |= _reads(statement.node)
+    included.reverse()
+    return included
+
+
+def _free_reads(statements: list[_Statement]) -> set[str]:
+    """Names read before these statements bind them: what the function must be given."""
+    bound: set[str] = set()
+    free: set[str] = set()
+    for statement in statements:
+        free |= _reads(statement.node) - bound
+        bound |= _assigned(statement.node)
+    return free
+
+
+def _prefix(
+    included: list[_Statement], live: set[str], features: str
+) -> tuple[list[_Statement], str] | tuple[None, str]:
+    """The statements the function holds and the one value it returns: all of them and the
+    model's input when nothing else reads their values; else the ones up to the last that
+    computes a value other code reads, when that leaves exactly one value to return."""
+    defined = {n for s in included for n in _defines(s.node)}
+    shared = (defined & live) - {features}
+    if not shared:
+        return included, features
+    last = max(i for i, s in enumerate(included) if _defines(s.node) & shared)
+    prefix = included[: last + 1]
+    later = live | {n for s in included[last + 1 :] for n in _reads(s.node)}
+    out = {n for s in prefix for n in _defines(s.node)} & later
+    if len(out) != 1:
+        return None, ""
+    return prefix, next(iter(out))
+
+
+def _interleaved(statements: list[_Statement], prefix: list[_Statement]) -> bool:
+    """A statement left in place between the first and last moved one that reads what they
+    compute would see another value once they run as one call before it."""
+    first, last = statements.index(prefix[0]), statements.index(prefix[-1])
+    moved = {n for s in prefix for n in _defines(s.node)}
+    between = [s for s in statements[first:last] if s not in prefix]
+    return any(_reads(s.node) & moved or _defines(s.node) & _free_reads(prefix) for s in between)
+
+
+def _fitted_object(node: ast.stmt) -> str | None:
+    for child in ast.walk(node):
+        if (
+            isinstance(child, ast.Call)
+            and isinstance(child.func, ast.Attribute)
+            and child.func.attr in _FITS
+        ):
+            return ast.unparse(child.func.value)
+    return None
+
+
+def _rewritten(step: Step, prefix: list[_Statement], returns: str, table: str) -> Step:
+    """The step with the moved statements replaced by one call, where the first one was."""
+    drop: dict[int, list[tuple[int, int]]] = {}
+    for statement in prefix:
+        end = statement.node.end_lineno or statement.node.lineno
+        drop.setdefault(statement.block, []).append((statement.node.lineno, end))
+    call = f"{returns} = {RAW_FUNCTION}({table})"
+    blocks: list[Block] = []
+    for index, block in enumerate(step.blocks):
+        lines = block.source.split("\n")
+        for start, end in sorted(drop.get(index, []), reverse=True):
+            first_of_all = index == prefix[0].block and start == prefix[0].node.lineno
+            lines[start - 1 : end] = [call] if first_of_all else []
+        source = "\n".join(lines).strip("\n")
+        if source.strip():
+            blocks.append(dataclasses.replace(block, source=source))
+    return dataclasses.replace(step, blocks=tuple(blocks))

@@ -1,0 +1,259 @@
+"""POST /predict/raw: a record of the data the notebook loaded gets the notebook's own answer.
+
+The tumor sample's model reads two columns its feature code computes; a client holds the breast
+cancer measurements only. convert makes that code one function the training step calls and the
+service runs; training shows it row-wise on the loaded rows and records that on the version.
+The end-to-end test runs the notebook itself (its cells, as saved) for the predictions it
+makes, and posts the same rows as the notebook loaded them to the real service.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import (
+    SAMPLES,
+    background,
+    free_port,
+    run_beside_package,
+    run_code,
+    train_package,
+    wait_until_answers,
+)
+
+from nb2prod.backend.render import convert
+from nb2prod.cli import main
+from nb2prod_runtime.raw_input import NotRowWise, RawFeatures, check
+
+SAMPLE = "tumor_classifier"
+# The notebook's own run: every code cell as saved (shell and magic lines left out), then its
+# model's predictions for five of its held-out rows, and those rows as it loaded them.
+NOTEBOOK_ANSWERS = """
+import json, matplotlib, nbformat
+matplotlib.use("Agg")
+cells = nbformat.read({path!r}, as_version=4).cells
+space = {{}}
+for number, cell in enumerate(cells, 1):
+    if cell.cell_type == "code":
+        lines = [l for l in cell.source.splitlines() if not l.lstrip().startswith(("!", "%"))]
+        exec(compile("\\n".join(lines), f"cell {{number}}", "exec"), space)
+rows = space["X_test"].index[:5]
+print(json.dumps({{
+    "predictions": space[{model!r}].predict(space[{features!r}].loc[rows]).tolist(),
+    "records": json.loads(space[{loaded!r}].loc[rows].drop(columns=[{label!r}]).to_json(
+        orient="records")),
+}}))
+"""
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return convert(SAMPLES / f"{SAMPLE}.ipynb", tmp_path_factory.mktemp("raw") / SAMPLE).target
+
+
+@pytest.fixture(scope="module")
+def work(package: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("work")
+    trained = train_package(package, work, "--cross-validation-folds", "0")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    return work
+
+
+def serve(package: Path, work: Path, log: str) -> Iterator[str]:
+    port = free_port()
+    env = {
+        "PYTHONPATH": str(package),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+        "MODEL_URI": f"models:/{SAMPLE}/1",
+    }
+    command = [sys.executable, "-m", "uvicorn", f"{SAMPLE}.serve:app", "--host", "127.0.0.1"]
+    with background([*command, "--port", str(port)], cwd=work, env=env, log=work / log) as process:
+        wait_until_answers(f"http://127.0.0.1:{port}/ready", process, work / log)
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def service(package: Path, work: Path) -> Iterator[str]:
+    yield from serve(package, work, "service.log")
+
+
+def test_convert_makes_the_feature_code_one_function_that_training_calls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["convert", str(SAMPLES / f"{SAMPLE}.ipynb"), "-o", str(tmp_path / "p")]) == 0
+    said = capsys.readouterr().out
+    assert "POST /predict/raw  records of df as cell 4 loads it" in said
+    features = (tmp_path / "p" / SAMPLE / "features.py").read_text()
+    function = features[features.index("def features_from_raw(") :]
+    assert "df_feat = add_ratio_features(df)\n    return df_feat" in function
+    build = features[features.index("def build_features(") :]
+    assert "df_feat = features_from_raw(df)" in build  # one code path, not a copy
+    assert "add_ratio_features" not in build
+
+
+def test_a_record_as_the_notebook_loaded_it_gets_the_notebooks_own_prediction(
+    package: Path, work: Path, service: str
+) -> None:
+    code = NOTEBOOK_ANSWERS.format(
+        path=str(SAMPLES / f"{SAMPLE}.ipynb"),
+        model="model",
+        features="X",
+        loaded="df",
+        label="target",
+    )
+    ran = run_code(code, cwd=work)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    notebook = json.loads(ran.stdout.splitlines()[-1])
+    records = notebook["records"]
+    assert "area_to_perimeter" not in records[0]  # what the notebook loaded, not the features
+
+    one = httpx.post(f"{service}/predict/raw", json=records[0], timeout=30)
+    assert one.status_code == 200, one.text
+    assert one.json()["predictions"] == notebook["predictions"][:1]
+    assert one.json()["implementation_status"] == "IMPLEMENTED"
+    assert one.json()["model_version"] == "1" and one.json()["prediction_ids"]
+    batch = httpx.post(f"{service}/predict/raw", json=records, timeout=30)
+    assert batch.json()["predictions"] == notebook["predictions"]
+    # the same record to the model-input route is refused: it lacks the computed columns
+    assert httpx.post(f"{service}/predict", json=records[0], timeout=30).status_code == 422
+
+    missing = {k: v for k, v in records[0].items() if k != "mean area"}
+    refused = httpx.post(f"{service}/predict/raw", json=missing, timeout=30)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", 0, "mean area"]
+    with_label = httpx.post(f"{service}/predict/raw", json={**records[0], "target": 1}, timeout=30)
+    assert with_label.json()["predictions"] == notebook["predictions"][:1]  # the label is unread
+
+    schema = httpx.get(f"{service}/openapi.json", timeout=30).json()
+    raw_body = schema["paths"]["/predict/raw"]["post"]["requestBody"]["content"]
+    record = raw_body["application/json"]["schema"]["anyOf"][0]
+    assert "mean area" in record["required"] and "target" not in record["required"]
+    model_body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]
+    assert "area_to_perimeter" in model_body["application/json"]["schema"]["anyOf"][0]["required"]
+
+    metrics = httpx.get(f"{service}/metrics", timeout=30).text
+    assert 'honesty_compliant_responses_total{status_value="IMPLEMENTED"} 3.0' in metrics
+
+
+def test_a_version_trained_with_other_feature_code_is_not_served_raw_records(
+    package: Path, work: Path, tmp_path: Path
+) -> None:
+    changed = tmp_path / "changed"
+    shutil.copytree(package, changed)
+    helpers = changed / SAMPLE / "helpers.py"
+    helpers.write_text(helpers.read_text().replace("+ 1e-6", "+ 1e-3"))
+    for answer in serve(changed, work, "changed.log"):
+        refused = httpx.post(f"{answer}/predict/raw", json={"mean area": 1.0}, timeout=30)
+        assert refused.status_code == 409
+        detail = refused.json()["detail"]
+        assert detail.startswith("model version 1 takes no records of the loaded data: ")
+        assert "trained with other feature code than the feature code of cell 8" in detail
+        assert httpx.get(f"{answer}/ready", timeout=30).status_code == 200
+
+
+def test_the_version_says_whether_the_route_serves_it(work: Path, package: Path) -> None:
+    code = (
+        "from mlflow import MlflowClient\n"
+        f"print(MlflowClient().get_model_version({SAMPLE!r}, '1').tags['raw_input'])"
+    )
+    said = run_beside_package(package, work, code)
+    assert said.stdout.split()[-1:] == ["row-wise"], said.stderr[-2000:]
+
+
+# The runtime's check, on feature code of each kind a notebook holds.
+LOADED = pd.DataFrame(
+    {
+        "width": np.arange(1.0, 41.0),
+        "height": np.linspace(2.0, 9.0, 40),
+        "label": [0, 1] * 20,
+        "id": [f"r{i}" for i in range(40)],
+    },
+    index=range(100, 140),
+)
+MODEL_COLUMNS = ["width", "height", "area"]
+
+
+def with_area(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    out["area"] = out["width"] * out["height"]
+    return out
+
+
+def centred(frame: pd.DataFrame) -> pd.DataFrame:
+    out = with_area(frame)
+    out["area"] = out["area"] - out["area"].mean()
+    return out
+
+
+def labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    out = with_area(frame)
+    out["label"] = out["label"].astype(int)
+    return out
+
+
+def test_row_wise_feature_code_gets_a_record_schema_without_the_unread_columns() -> None:
+    spec = check(RawFeatures(with_area, "frame", (3,)), LOADED, MODEL_COLUMNS, "label")
+    assert sorted(spec["unread"]) == ["id", "label"]
+    assert [c["name"] for c in spec["columns"]] == ["width", "height", "label", "id"]
+    assert spec["checked_rows"] == 20
+
+
+@pytest.mark.parametrize(
+    ("function", "said"),
+    [
+        (centred, "it reads other rows \\(an aggregate over the data set\\)"),
+        (labelled, "reads the label label, which a record does not have"),
+        (lambda frame: frame[["width"]], "does not compute the model's column height"),
+        (lambda frame: frame.to_numpy(), "returns ndarray, not a table"),
+    ],
+    ids=["an aggregate", "the label", "a column short", "not a table"],
+)
+def test_feature_code_that_cannot_serve_one_record_is_said_why(function: Any, said: str) -> None:
+    with pytest.raises(NotRowWise, match=said):
+        check(RawFeatures(function, "frame", (3,)), LOADED, MODEL_COLUMNS, "label")
+
+
+def test_convert_says_why_a_notebook_has_no_raw_route(
+    write_notebook: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cases = {
+        "a scaler fitted outside the model": (
+            "X = StandardScaler().fit_transform(df[['a', 'b']])",
+            "fits StandardScaler() outside the model",
+        ),
+        "the model fitted on what the split's output became": (
+            "X = df[['a', 'b']]",
+            "the model is fitted on X_train_s, computed after the split",
+        ),
+    }
+    for name, (features, said) in cases.items():
+        fitted_on = "X_train_s" if "became" in name else "X_train"
+        path = write_notebook(
+            [
+                "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
+                "from sklearn.model_selection import train_test_split\n"
+                "from sklearn.preprocessing import StandardScaler",
+                "df = pd.DataFrame({'a': [1.0, 2, 3, 4] * 5, 'b': [0.5, 1, 2, 3] * 5, "
+                "'y': [0, 1] * 10})",
+                f"{features}\ny = df['y']\n"
+                "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+                "X_train_s = X_train * 2",
+                f"model = LogisticRegression().fit({fitted_on}, y_train)\n"
+                "score = model.score(X_test, y_test)",
+            ],
+        )
+        assert main(["convert", str(path), "-o", str(tmp_path / name)]) == 0, name
+        out = capsys.readouterr().out
+        line = next(line for line in out.splitlines() if "/predict/raw" in line)
+        assert line.startswith("  no /predict/raw: ") and said in line, (name, line)
+        package = next(p for p in (tmp_path / name).iterdir() if (p / "serve.py").is_file())
+        assert "/predict/raw" not in (package / "serve.py").read_text()
