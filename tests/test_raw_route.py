@@ -222,6 +222,39 @@ def test_feature_code_that_cannot_serve_one_record_is_said_why(function: Any, sa
         check(RawFeatures(function, "frame", (3,)), LOADED, MODEL_COLUMNS, "label")
 
 
+TABLE_CELLS = [
+    "import numpy as np\nimport pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.model_selection import train_test_split",
+    "df = pd.DataFrame({'a': np.arange(1.0, 41.0), 'b': np.linspace(1, 2, 40), 'y': [0, 1] * 20})",
+]
+
+
+def test_a_model_split_twice_takes_records_before_the_first_split(
+    write_notebook: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = write_notebook(
+        [
+            *TABLE_CELLS,
+            "df['ratio'] = df['a'] / df['b']\nX = df[['a', 'ratio']]\ny = df['y']\n"
+            "X_rest, X_test, y_rest, y_test = train_test_split(X, y, random_state=0)\n"
+            "X_train, X_cal, y_train, y_cal = train_test_split(X_rest, y_rest, random_state=0)",
+            "model = LogisticRegression().fit(X_train, y_train)\n"
+            "score = model.score(X_test, y_test)",
+        ],
+        name="twice.ipynb",
+    )
+    assert main(["convert", str(path), "-o", str(tmp_path / "twice")]) == 0
+    assert "POST /predict/raw  records of df as cell 2 loads it" in capsys.readouterr().out
+    features = (tmp_path / "twice" / "twice" / "features.py").read_text()
+    start = features.index("def features_from_raw(")
+    function = features[start : features.index("\n\n\n", start)]
+    # the table is changed in place: the function works on a copy, so the caller's stays as given
+    assert "df = df.copy()" in function and 'df["ratio"] = df["a"] / df["b"]' in function
+    # y is read from the same table, so the function returns the table; the route then takes
+    # the model's columns from it
+    assert function.endswith("return df") and "train_test_split" not in function
+
+
 def test_convert_says_why_a_notebook_has_no_raw_route(
     write_notebook: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -234,12 +267,17 @@ def test_convert_says_why_a_notebook_has_no_raw_route(
             "X = df[['a', 'b']]",
             "the model is fitted on X_train_s, computed after the split",
         ),
+        "synthetic data": (
+            "X = np.ones((20, 2))",
+            "the model's input X is not computed from a table the notebook loads (cell 3)",
+        ),
     }
     for name, (features, said) in cases.items():
         fitted_on = "X_train_s" if "became" in name else "X_train"
         path = write_notebook(
             [
-                "import pandas as pd\nfrom sklearn.linear_model import LogisticRegression\n"
+                "import numpy as np\nimport pandas as pd\n"
+                "from sklearn.linear_model import LogisticRegression\n"
                 "from sklearn.model_selection import train_test_split\n"
                 "from sklearn.preprocessing import StandardScaler",
                 "df = pd.DataFrame({'a': [1.0, 2, 3, 4] * 5, 'b': [0.5, 1, 2, 3] * 5, "

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nb2prod.backend.hoisting import split_helpers, with_definitions_hoisted, without_names
-from nb2prod.backend.raw_features import RAW_FUNCTION, find_cut
+from nb2prod.backend.raw_features import RAW_FUNCTION, find_cut, loaded_values, without_split
 from nb2prod.backend.submodules import submodule_imports
 from nb2prod.errors import InputError
 from nb2prod.frontend.model import is_time_series_model, without_input
@@ -126,10 +126,7 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
             continue
         (code.features if step.role in FEATURE_ROLES else code.pipeline).append(function)
     if not code.raw.cells and not code.raw.reason:
-        code.raw = RawRoute(
-            reason="the model's input is not split off (train_test_split) from a table the "
-            "notebook loads; send the model's input to /predict"
-        )
+        code.raw = RawRoute(reason=without_split(plan, loaded_values(plan.steps)))
     functions = _in_order(plan, code)
     routed_in_run: list[str] = []
     if routed_in_step is not None:
@@ -154,7 +151,7 @@ def _with_raw_features(
     """The step, calling `features_from_raw` where the cut was (added to code.features), or
     unchanged with code.raw saying why not, once a step splits the model's input."""
     loaders = {n: s for s in plan.steps if s.role == "load" for n in s.outputs}
-    found = find_cut(plan, step, set(loaders), modules, wanted)
+    found = find_cut(plan, step, loaded_values(plan.steps), modules, wanted)
     if found is None:
         return step
     if isinstance(found, str):

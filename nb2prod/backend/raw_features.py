@@ -51,20 +51,24 @@ def find_cut(
     """The cut in `step`, a reason when the step splits the model's input but cannot be cut,
     or None when the model's input is not split off in this step."""
     statements = _statements(step)
-    split = next((i for i, s in enumerate(statements) if _split_input(s.node)), None)
-    if split is None:
+    splits = [i for i, s in enumerate(statements) if _split_input(s.node)]
+    if not splits:
         return None
-    where = f"cell {statements[split].cell}"
+    where = f"cell {statements[splits[0]].cell}"
     if is_time_series_model(plan.model.estimator):
         return f"a forecaster is asked for a horizon, not for records ({where})"
     fitted_on = next(iter(plan.model.fit_inputs), "")
-    split_node = statements[split].node
-    if fitted_on not in _assigned(split_node):
+    split = next((i for i in splits if fitted_on in _assigned(statements[i].node)), None)
+    if split is None:
         return (
-            f"the model is fitted on {fitted_on}, computed after the split in {where}: "
-            "a value learnt from the data set outside the model"
+            f"the model is fitted on {fitted_on}, computed after the split in {where}; only code "
+            "before the split runs on a record"
         )
-    features = _split_input(split_node)
+    features = _split_input(statements[split].node) or ""
+    for earlier in reversed([i for i in splits if i < split]):  # train, then calibration...
+        if features in _assigned(statements[earlier].node):
+            split, features = earlier, _split_input(statements[earlier].node) or ""
+    where = f"cell {statements[split].cell}"
     before = statements[:split]
     included = _backward_slice(before, features)
     if not included and features in loaded:
@@ -105,6 +109,38 @@ def find_cut(
     copies = table in {n for s in prefix for n in _mutated(s.node)}
     body = tuple((s.cell, s.source) for s in prefix)
     return RawCut(_rewritten(step, prefix, returns, table), body, table, returns, copies)
+
+
+def loaded_values(steps: tuple[Step, ...]) -> set[str]:
+    """What the load steps bind to data: not the constants they also set (a seed, a size)."""
+    names: set[str] = set()
+    for step in steps:
+        if step.role != "load":
+            continue
+        for block in step.blocks:
+            for node in ast.walk(ast.parse(block.source)):
+                if isinstance(node, ast.Assign) and not _literal(node.value):
+                    names.update(n for t in node.targets for n in target_names(t))
+    return names & set(s for step in steps if step.role == "load" for s in step.outputs)
+
+
+def _literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def without_split(plan: Plan, loaded: set[str]) -> str:
+    """Why there is no raw route when no step splits the model's input off."""
+    fitted_on = next(iter(plan.model.fit_inputs), "")
+    if fitted_on in loaded:
+        return f"the model takes {fitted_on} as the notebook loads it: /predict takes its records"
+    return (
+        "the model's input is not split off (train_test_split) from a table the notebook loads; "
+        "send the model's input to /predict"
+    )
 
 
 def _statements(step: Step) -> list[_Statement]:
@@ -161,7 +197,17 @@ def _defines(node: ast.stmt) -> set[str]:
 
 
 def _reads(node: ast.stmt) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    """Names the statement reads, less those a comprehension or lambda inside it binds."""
+    inner: set[str] = set()
+    read: set[str] = set()
+    for child in ast.walk(node):
+        if isinstance(child, ast.comprehension):
+            inner.update(target_names(child.target))
+        elif isinstance(child, ast.Lambda):
+            inner.update(a.arg for a in [*child.args.posonlyargs, *child.args.args])
+        elif isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load):
+            read.add(child.id)
+    return read - inner
 
 
 def _backward_slice(statements: list[_Statement], name: str) -> list[_Statement]:

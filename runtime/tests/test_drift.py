@@ -223,3 +223,28 @@ def test_a_batch_bins_every_numeric_feature_at_once_as_one_value_is_binned() -> 
     ]
     assert bins == one_by_one == [[1, 2, 2, 2], [2, 2, 2]]
     assert missing == [0, 1]
+
+
+def test_loaded_columns_the_model_does_not_get_are_counted_on_raw_requests_only() -> None:
+    """/predict/raw's feature code reads `city`, which the model gets only as `city_code`: the
+    profile holds it after the model's features, a model-input request (a frame or an array,
+    one row or many) is counted as before, and a raw request counts `city` as well."""
+    training = pd.DataFrame({"city_code": [0, 1, 0, 2], "age": [30, 41, 25, 52]})
+    training["city"] = ["Oslo", "Lima", "Oslo", "Pune"]
+    profile = drift.build(training, [0, 1, 0, 1], "rows", raw_columns=["city"])
+    assert [entry.get("raw", False) for entry in profile["features"]] == [False, False, True]
+    registry = CollectorRegistry()
+    counters = DriftCounters(DriftMetrics(registry), profile)
+    counters.observe(np.array([[0.0, 35.0], [1.0, 90.0]]), [1, 0])
+    counters.observe(pd.DataFrame({"city_code": [1], "age": [41]}), [1])
+    counters.observe(pd.DataFrame({"city_code": [1], "age": [41], "city": ["Quito"]}), [1])
+    counters.flush()
+
+    def value(name: str, **labels: str) -> float:
+        return registry.get_sample_value(name, labels) or 0.0
+
+    assert value("feature_values_outside_training_total", feature="age") == 1  # 90 > 52
+    assert value("feature_bin_observations_total", feature="city", bin=drift.OTHER) == 1
+    assert value("feature_values_outside_training_total", feature="city") == 1  # Quito
+    assert value("feature_missing_values_total", feature="city") == 0  # not counted as missing
+    assert value("prediction_bin_observations_total", bin="1") == 3

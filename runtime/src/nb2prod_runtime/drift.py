@@ -149,10 +149,14 @@ def _predictions_profile(predictions: Any) -> dict[str, Any] | None:
     return _column_profile("prediction", values, categorical=discrete)
 
 
-def build(features: Any, predictions: Any, predicted_on: str) -> dict[str, Any]:
+def build(
+    features: Any, predictions: Any, predicted_on: str, raw_columns: Sequence[str] = ()
+) -> dict[str, Any]:
     """The reference profile of what the model was fitted on and what it answers.
 
     `predicted_on` says which rows the predictions come from, for the reader of the profile.
+    `raw_columns`, last in `features`, are columns of the loaded data the feature code reads
+    and the model does not: marked `raw`, they are counted on /predict/raw's requests only.
     """
     profile: dict[str, Any] = {
         "format": FORMAT,
@@ -175,7 +179,8 @@ def build(features: Any, predictions: Any, predicted_on: str) -> dict[str, Any]:
             if index >= MAX_FEATURES:
                 profile["capped"].append(name)
                 continue
-            profile["features"].append(_column_profile(name, values[index], categorical[index]))
+            entry = _column_profile(name, values[index], categorical[index])
+            profile["features"].append(entry | ({"raw": True} if name in raw_columns else {}))
     profile["predictions"] = _predictions_profile(predictions)
     return profile
 

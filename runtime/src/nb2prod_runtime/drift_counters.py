@@ -106,6 +106,9 @@ class DriftCounters:
 
     def __init__(self, metrics: DriftMetrics, profile: Mapping[str, Any]) -> None:
         self.features = [drift.Binned.of(entry) for entry in profile.get("features", [])]
+        # the model's own columns come first; columns of the loaded data only /predict/raw's
+        # requests carry (profiled `raw`) follow, and an array (by position) has none of them
+        self.model_width = sum(not e.get("raw") for e in profile.get("features", []))
         predictions = profile.get("predictions")
         self.predictions = drift.Binned.of(predictions) if predictions else None
         # children labelled once: a flush only increments
@@ -132,6 +135,7 @@ class DriftCounters:
             ]
         self.publish()
         self.binning = [feature.index_of for feature in self.features]  # looked up once
+        self.every_binning = list(enumerate(self.binning))
         self.numeric = drift.NumericBatch(self.features)
         self.lock = threading.Lock()
         self.pending = self._nothing_pending()
@@ -188,9 +192,9 @@ class DriftCounters:
 
     def _observe(self, model_input: Any, predictions: list[Any]) -> None:
         table = self._table(model_input)
-        rows = self._few_rows(table)
-        if rows is not None:
-            self._observe_rows(rows, predictions)
+        few = self._few_rows(table)
+        if few is not None:
+            self._observe_rows(*few, predictions)
             return
         counted = self._nothing_pending()
         if table is not None:
@@ -237,16 +241,20 @@ class DriftCounters:
             counted.missing[index] = missing[member]
         return set(members)
 
-    @staticmethod
-    def _few_rows(table: tuple[np.ndarray, list[int | None]] | None) -> list[list[Any]] | None:
-        """A small request's rows as Python values in the profile's feature order, or None
-        (a large batch, which numpy counts faster; a request lacking a feature; no table)."""
+    def _few_rows(
+        self, table: tuple[np.ndarray, list[int | None]] | None
+    ) -> tuple[list[list[Any]], list[int]] | None:
+        """A small request's rows as Python values of the profiled features it has, and which
+        those are; None for a large batch (numpy counts it faster), a request lacking one of the
+        model's features, or no table. Only /predict/raw's requests have the raw columns."""
         if table is None or len(table[0]) > FEW_ROWS:
             return None
         values, positions = table
-        if any(position is None for position in positions):
+        if any(position is None for position in positions[: self.model_width]):
             return None
-        return [[row[position] for position in positions] for row in values.tolist()]
+        present = [index for index, position in enumerate(positions) if position is not None]
+        taken = [positions[index] for index in present]
+        return [[row[position] for position in taken] for row in values.tolist()], present
 
     def _table(self, model_input: Any) -> tuple[np.ndarray, list[int | None]] | None:
         """The request as one 2-D array, and where each profiled feature is in it (None for a
@@ -259,12 +267,15 @@ class DriftCounters:
                 self.positions = [present.get(feature.name) for feature in self.features]
             return model_input.to_numpy(), self.positions
         if isinstance(model_input, np.ndarray) and model_input.ndim == 2:
-            if model_input.shape[1] != len(self.features):
+            if model_input.shape[1] != self.model_width:
                 return None
-            return model_input, list(range(len(self.features)))
+            raw: list[int | None] = [None] * (len(self.features) - self.model_width)
+            return model_input, [*range(self.model_width), *raw]
         return None
 
-    def _observe_rows(self, rows: list[list[Any]], predictions: list[Any]) -> None:
+    def _observe_rows(
+        self, rows: list[list[Any]], present: list[int], predictions: list[Any]
+    ) -> None:
         answers = []
         if self.predictions is not None:
             for answer in predictions:
@@ -274,12 +285,16 @@ class DriftCounters:
                         break
                     answer = answer[0]
                 answers.append(self.predictions.index_of(answer))
-        binning = self.binning
+        binning = (
+            self.every_binning
+            if len(present) == len(self.binning)
+            else [(index, self.binning[index]) for index in present]
+        )
         with self.lock:
             pending = self.pending
             for row in rows:
-                for index, bin_of in enumerate(binning):
-                    found = bin_of(row[index])
+                for column, (index, bin_of) in enumerate(binning):
+                    found = bin_of(row[column])
                     if found is None:
                         pending.missing[index] += 1
                     else:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -119,6 +119,25 @@ def check(raw: RawFeatures, loaded: Any, columns: list[str], label: str | None) 
         "sha256": raw.fingerprint,
         "checked_rows": len(rows),
     }
+
+
+def read_columns_beside(
+    spec: Mapping[str, Any], features: Any, loaded: Mapping[str, Any]
+) -> tuple[Any, list[str]] | None:
+    """The model's features with the loaded columns the feature code reads and the model does
+    not, from the same rows, and those columns' names; None when there are none (or the rows
+    cannot be matched)."""
+    import pandas as pd
+
+    table = loaded.get(spec["loaded"])
+    if not isinstance(features, pd.DataFrame) or not isinstance(table, pd.DataFrame):
+        return None
+    unread = set(spec.get("unread", ()))
+    names = [str(c) for c in features.columns]
+    beside = [c for c in spec["order"] if c not in unread and c not in names]
+    if not beside or not features.index.isin(table.index).all():
+        return None
+    return pd.concat([features, table.loc[features.index, beside]], axis=1), beside
 
 
 def _computed(raw: RawFeatures, frame: Any, what: str) -> Any:

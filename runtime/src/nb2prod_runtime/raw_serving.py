@@ -26,14 +26,16 @@ class RawRecords:
     raw: RawFeatures
     records: payloads.ColumnInputs  # the loaded table's columns; those it does not read optional
     order: tuple[str, ...]  # the loaded table's columns, in its order
+    read: tuple[str, ...]  # the columns the feature code reads
 
     def record_schema(self) -> dict[str, Any]:
         return self.records.record_schema()
 
     def model_input(
         self, inputs: payloads.ModelInputs, body: bytes, max_batch: int
-    ) -> tuple[Any, int]:
-        """The model's input for a body of records of the loaded table, and its rows."""
+    ) -> tuple[Any, int, Any]:
+        """The model's input for a body of records of the loaded table, its rows, and what
+        drift counts: the model's input beside the columns read that the model does not get."""
         records = self.records.one_or_many(payloads.read_json(body))
         payloads.check_batch(len(records), max_batch)
         frame = self.records.from_records(records)
@@ -52,7 +54,10 @@ class RawRecords:
         names = list(getattr(inputs, "names", ()))
         selected = output.loc[range(len(records)), names]
         rows = selected.astype(object).where(selected.notna(), None).to_numpy().tolist()
-        return inputs.from_table(names, rows), len(records)
+        model_input = inputs.from_table(names, rows)
+        beside = [name for name in self.read if name not in selected.columns]
+        observed = pd.concat([selected, frame[beside]], axis=1) if beside else model_input
+        return model_input, len(records), observed
 
 
 def raw_records_for(raw: RawFeatures, run_id: str | None) -> RawRecords | str:
@@ -77,4 +82,5 @@ def raw_records_for(raw: RawFeatures, run_id: str | None) -> RawRecords | str:
             for column in Schema.from_json(json.dumps(spec["columns"])).inputs
         ]
     )
-    return RawRecords(raw, payloads.ColumnInputs(rules, by_name=True), tuple(spec["order"]))
+    read = tuple(c.name for c in rules.inputs if c.required and c.name is not None)
+    return RawRecords(raw, payloads.ColumnInputs(rules, by_name=True), tuple(spec["order"]), read)

@@ -597,9 +597,16 @@ class Service:
                 f"model version {version} takes no records of the loaded data: {why}; "
                 "send the model's input to /predict",
             )
-        parsers: dict[str, Parse] = {"application/json": raw.model_input}
+        served = current.served
+        if served.model is None or served.inputs is None:
+            raise HTTPException(503, served.not_ready())
+        parser_for(request, PREDICT_PARSERS)  # JSON only
+        body = await request.body()
+        inputs, max_batch = served.inputs, self.limits.max_batch
         try:
-            predictions, rows = await self._predictions(current, parsers, request)
+            predictions, rows = await self._predicted(
+                current, lambda: raw.model_input(inputs, body, max_batch)
+            )
         except payloads.InvalidInput as error:
             raise RequestValidationError(error.errors) from None
         return self.counted(endpoint, started, rows, current.body, predictions, current)
@@ -637,15 +644,28 @@ class Service:
     ) -> tuple[list[Any], int]:
         """The prediction path: body, model input, one ``predict`` call, JSON-ready lists.
         A body the model cannot take raises ``payloads.InvalidInput``."""
-        served, limits, drift = current.served, self.limits, current.drift
+        served, limits = current.served, self.limits
         if served.model is None or served.inputs is None:
             raise HTTPException(503, served.not_ready())
         parse = parser_for(request, parsers)
         body = await request.body()
-        model, inputs = served.model, served.inputs
+        inputs = served.inputs
+
+        def prepare() -> tuple[payloads.ModelInput, int, Any]:
+            model_input, rows = parse(inputs, body, limits.max_batch)
+            return model_input, rows, model_input
+
+        return await self._predicted(current, prepare)
+
+    async def _predicted(
+        self, current: Version, prepare: Callable[[], tuple[payloads.ModelInput, int, Any]]
+    ) -> tuple[list[Any], int]:
+        """One ``predict`` call on what `prepare` makes of the request (the model's input, its
+        rows, and what drift counts), in a worker thread."""
+        model, drift = current.served.model, current.drift
 
         def predict() -> tuple[list[Any], int]:
-            model_input, rows = parse(inputs, body, limits.max_batch)
+            model_input, rows, observed = prepare()
             try:
                 predictions = payloads.to_list(model.predict(model_input))
             except MlflowException as error:  # the pyfunc's own schema check
@@ -653,7 +673,7 @@ class Service:
                     raise
                 raise payloads.invalid(error.message) from None
             if drift is not None:
-                drift.observe(model_input, predictions)
+                drift.observe(observed, predictions)
             return predictions, rows
 
         return await self.in_thread(predict)

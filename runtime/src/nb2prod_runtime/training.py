@@ -258,11 +258,13 @@ class Trainer:
         if measured.note:
             mlflow.set_tag("measurement_note", measured.note)
 
-    def log_reference_profile(self, result: PipelineResult, model_uri: str) -> None:
+    def log_reference_profile(
+        self, result: PipelineResult, model_uri: str, raw: Mapping[str, Any] | None = None
+    ) -> None:
         """Log the reference profile beside the model. Without one the service serves all the
         same, unmeasured, so a profile that cannot be made is a tag, not a failed training."""
         try:
-            profile = reference_profile(result, model_uri)
+            profile = reference_profile(result, model_uri, raw)
         except Exception as error:
             reason = f"no reference profile: {self.located(error)}"
             print(f"train: {reason}; drift will not be measured", file=sys.stderr)
@@ -272,10 +274,13 @@ class Trainer:
             mlflow.log_dict(profile, drift.PROFILE_PATH)
             mlflow.set_tag("drift_profile", drift.PROFILE_PATH)
 
-    def log_raw_input(self, result: PipelineResult, raw: RawFeatures) -> str:
+    def log_raw_input(
+        self, result: PipelineResult, raw: RawFeatures
+    ) -> tuple[str, dict[str, Any] | None]:
         """Check the feature code /predict/raw runs on rows of the loaded data, log the record
-        schema when it holds, and say the outcome (the version's `raw_input` tag). A check that
-        fails is a route not served, not a failed training."""
+        schema when it holds, and say the outcome (the version's `raw_input` tag) with the
+        schema. A check that fails is a route not served, not a failed training."""
+        spec = None
         columns = getattr(result.model_input, "columns", None)
         label = getattr(result.fit_data[1], "name", None) if result.fit_data else None
         try:
@@ -298,7 +303,7 @@ class Trainer:
             outcome = raw_input.ROW_WISE
         with self.stage("cannot log the record schema of /predict/raw"):
             mlflow.set_tag(raw_input.TAG, outcome)
-        return outcome
+        return outcome, spec
 
     def register(
         self,
@@ -335,8 +340,11 @@ class Trainer:
             raise TrainingFailed(f"cannot log the model: {error}") from None
         except Exception as error:
             raise TrainingFailed(f"cannot log the model: {self.located(error)}") from error
-        self.log_reference_profile(result, model_uri)
-        raw_tag = {raw_input.TAG: self.log_raw_input(result, raw)} if raw is not None else {}
+        raw_tag, raw_spec = {}, None
+        if raw is not None:
+            outcome, raw_spec = self.log_raw_input(result, raw)
+            raw_tag = {raw_input.TAG: outcome}
+        self.log_reference_profile(result, model_uri, raw_spec)
         tags = {
             **record,
             **provenance,
@@ -363,14 +371,21 @@ def _first_rows(data: Any, rows: int) -> Any:
     return data.iloc[:rows] if hasattr(data, "iloc") else data[:rows]
 
 
-def reference_profile(result: PipelineResult, model_uri: str) -> dict[str, Any]:
+def reference_profile(
+    result: PipelineResult, model_uri: str, raw: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """What drift is measured against: the features the model was fitted on (its input example
-    when it was fitted without labels) and what the logged model, loaded back as the service
-    loads it, answers for its input example."""
+    when it was fitted without labels), then the loaded columns /predict/raw's feature code reads
+    that the model does not (`raw`: its record schema), and what the logged model, loaded back as
+    the service loads it, answers for its input example."""
     features = result.fit_data[0] if result.fit_data is not None else result.model_input
     example = _first_rows(result.model_input, PROFILE_ROWS)
     predictions = mlflow.pyfunc.load_model(model_uri).predict(example)
-    return drift.build(features, predictions, "the rows of the model's input example")
+    only_raw = raw_input.read_columns_beside(raw, features, result.data) if raw else None
+    if only_raw is not None:
+        features = only_raw[0]
+    columns = only_raw[1] if only_raw is not None else ()
+    return drift.build(features, predictions, "the rows of the model's input example", columns)
 
 
 def main(
