@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,6 +26,7 @@ ROW_WISE = "row-wise"
 SAMPLE_ROWS = 20  # loaded rows the check computes one at a time
 MAX_COLUMNS = 200  # columns tested one by one for whether the features read them
 SEED = 0
+EXAMPLE_ROWS = 5
 
 
 class NotRowWise(Exception):
@@ -110,6 +112,7 @@ def check(raw: RawFeatures, loaded: Any, columns: list[str], label: str | None) 
                 "alone: it reads other rows (an aggregate over the data set)"
             )
     schema = infer_signature(sample).inputs  # the columns it does not read are optional
+    example = json.loads(sample[read].head(EXAMPLE_ROWS).to_json(orient="records"))
     return {
         "loaded": raw.loaded,
         "cells": list(raw.cells),
@@ -118,6 +121,7 @@ def check(raw: RawFeatures, loaded: Any, columns: list[str], label: str | None) 
         "order": [str(c) for c in loaded.columns],
         "sha256": raw.fingerprint,
         "checked_rows": len(rows),
+        "example": example,  # loaded rows as a client sends them: the package's tests post them
     }
 
 

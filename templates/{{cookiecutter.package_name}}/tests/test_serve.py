@@ -5,12 +5,25 @@ error bodies are nb2prod-runtime's and tested there.)"""
 
 from __future__ import annotations
 
+{%- if cookiecutter._code.raw_route %}
+import json
+from typing import Any
+
+import mlflow
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from mlflow import MlflowClient
+
+from {{ cookiecutter.package_name }} import features, honesty, serve
+{%- else %}
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }} import honesty, serve
+{%- endif %}
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +85,34 @@ def _with_last_value(row: list[Any], value: Any) -> list[Any]:
     if row and isinstance(row[-1], list):
         return [*row[:-1], _with_last_value(row[-1], value)]
     return [*row[:-1], value]
+
+{%- if cookiecutter._code.raw_route %}
+
+
+def test_records_of_the_loaded_data_get_the_answer_for_their_features(
+    client: TestClient, trained
+) -> None:
+    """/predict/raw runs features_from_raw on a client's records. Training checked it row-wise
+    and logged loaded rows as a client sends them: their answer is the model's answer for the
+    features that function computes from them, and a version it could not check says why."""
+    name = honesty.MODEL["model_name"]
+    version = MlflowClient().get_model_version(name, trained.version)
+    if version.tags.get("raw_input") != "row-wise":
+        response = client.post("/predict/raw", json={})
+        assert response.status_code == 409, response.text
+        assert version.tags["raw_input"].removeprefix("not served: ") in response.text
+        return
+    spec = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/nb2prod/raw_input.json")
+    records = spec["example"]
+    raw = client.post("/predict/raw", json=records)
+    assert raw.status_code == 200, raw.text
+    for field in (*honesty.HONESTY.response_fields, "model_version"):
+        assert raw.json()[field], field
+    computed = features.features_from_raw(pd.DataFrame(records))
+    columns = list(trained.records[0]) if isinstance(trained.records[0], dict) else []
+    inputs = json.loads(computed[columns].to_json(orient="records"))
+    assert raw.json()["predictions"] == client.post("/predict", json=inputs).json()["predictions"]
+{%- endif %}
 
 
 def test_health_ready_and_metrics(client: TestClient, trained) -> None:
