@@ -109,6 +109,8 @@ class DriftCounters:
         # the model's own columns come first; columns of the loaded data only /predict/raw's
         # requests carry (profiled `raw`) follow, and an array (by position) has none of them
         self.model_width = sum(not e.get("raw") for e in profile.get("features", []))
+        raw: list[int | None] = [None] * (len(self.features) - self.model_width)
+        self.by_position: list[int | None] = [*range(self.model_width), *raw]
         predictions = profile.get("predictions")
         self.predictions = drift.Binned.of(predictions) if predictions else None
         # children labelled once: a flush only increments
@@ -136,6 +138,9 @@ class DriftCounters:
         self.publish()
         self.binning = [feature.index_of for feature in self.features]  # looked up once
         self.every_binning = list(enumerate(self.binning))
+        # the features a request's table holds, worked out once per column layout
+        self.laid_out: list[int | None] | None = None
+        self.layout: tuple[list[int], list[int | None]] | None = None
         self.numeric = drift.NumericBatch(self.features)
         self.lock = threading.Lock()
         self.pending = self._nothing_pending()
@@ -250,10 +255,14 @@ class DriftCounters:
         if table is None or len(table[0]) > FEW_ROWS:
             return None
         values, positions = table
-        if any(position is None for position in positions[: self.model_width]):
+        if positions is not self.laid_out:  # the service's frames share one column index
+            present = [index for index, position in enumerate(positions) if position is not None]
+            complete = all(position is not None for position in positions[: self.model_width])
+            self.layout = (present, [positions[i] for i in present]) if complete else None
+            self.laid_out = positions
+        if self.layout is None:
             return None
-        present = [index for index, position in enumerate(positions) if position is not None]
-        taken = [positions[index] for index in present]
+        present, taken = self.layout
         return [[row[position] for position in taken] for row in values.tolist()], present
 
     def _table(self, model_input: Any) -> tuple[np.ndarray, list[int | None]] | None:
@@ -269,8 +278,7 @@ class DriftCounters:
         if isinstance(model_input, np.ndarray) and model_input.ndim == 2:
             if model_input.shape[1] != self.model_width:
                 return None
-            raw: list[int | None] = [None] * (len(self.features) - self.model_width)
-            return model_input, [*range(self.model_width), *raw]
+            return model_input, self.by_position
         return None
 
     def _observe_rows(
