@@ -255,6 +255,21 @@ def test_a_model_split_twice_takes_records_before_the_first_split(
     assert function.endswith("return df") and "train_test_split" not in function
 
 
+def test_a_fill_from_the_whole_column_is_found_on_the_rows_it_fills() -> None:
+    """Two of forty widths are missing and filled with the column's median: a random sample
+    would rarely hold them, so the check takes rows where each column is missing too."""
+    gaps = LOADED.copy()
+    gaps.loc[[103, 104], "width"] = np.nan  # rows the random sample leaves out
+
+    def filled(frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame.copy()
+        out["width"] = out["width"].fillna(out["width"].median())
+        return with_area(out)
+
+    with pytest.raises(NotRowWise, match="it reads other rows"):
+        check(RawFeatures(filled, "frame", (3,)), gaps, MODEL_COLUMNS, "label")
+
+
 def test_convert_says_why_a_notebook_has_no_raw_route(
     write_notebook: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -23,7 +23,8 @@ from typing import Any
 SPEC_PATH = "nb2prod/raw_input.json"  # in the run that logged the model
 TAG = "raw_input"  # on the run and the version: ROW_WISE, or "not served: <why>"
 ROW_WISE = "row-wise"
-SAMPLE_ROWS = 20  # loaded rows the check computes one at a time
+SAMPLE_ROWS = 20  # loaded rows the check computes one at a time, at random
+MISSING_ROWS = 2  # and rows where each column is missing
 MAX_COLUMNS = 200  # columns tested one by one for whether the features read them
 SEED = 0
 EXAMPLE_ROWS = 5
@@ -74,7 +75,6 @@ def check(raw: RawFeatures, loaded: Any, columns: list[str], label: str | None) 
     row-wise: computed from its record alone (the columns it does not read left empty), each
     sampled row gets the model's input that training computed for it from the whole table.
     Raises NotRowWise with the reason otherwise. `label` is the label column's name, if known."""
-    import numpy as np
     import pandas as pd
     from mlflow.models import infer_signature
 
@@ -89,8 +89,7 @@ def check(raw: RawFeatures, loaded: Any, columns: list[str], label: str | None) 
     kept = loaded.index.intersection(whole.index)
     if kept.empty:
         raise NotRowWise(f"{raw.where} keeps none of the loaded rows")
-    rng = np.random.default_rng(SEED)
-    rows = kept[np.sort(rng.choice(len(kept), size=min(SAMPLE_ROWS, len(kept)), replace=False))]
+    rows = _sample(loaded.loc[kept])
     expected = whole.loc[rows, columns]
     sample = loaded.loc[rows]
     if not _same(_computed(raw, sample.copy(), "the sampled rows"), expected, columns):
@@ -142,6 +141,20 @@ def read_columns_beside(
     if not beside or not features.index.isin(table.index).all():
         return None
     return pd.concat([features, table.loc[features.index, beside]], axis=1), beside
+
+
+def _sample(loaded: Any) -> Any:
+    """Rows to check: SAMPLE_ROWS at random, and for each column with missing values
+    MISSING_ROWS rows where it is missing, since a fill from the whole column (`fillna(median)`)
+    shows only on them."""
+    import numpy as np
+
+    rng = np.random.default_rng(SEED)
+    picked = set(rng.choice(len(loaded), size=min(SAMPLE_ROWS, len(loaded)), replace=False))
+    missing = loaded.isna().to_numpy()
+    for column in range(missing.shape[1])[:MAX_COLUMNS]:
+        picked.update(np.flatnonzero(missing[:, column])[:MISSING_ROWS].tolist())
+    return loaded.index[sorted(picked)]
 
 
 def _computed(raw: RawFeatures, frame: Any, what: str) -> Any:
