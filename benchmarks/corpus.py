@@ -119,6 +119,10 @@ SOURCES: tuple[Source, ...] = (
     Source("tslearn", "0.10.0", ("docs/examples/**/plot_*.py",)),
     Source("skops", "0.16.0", ("examples/plot_*.py",)),
     Source("statsmodels", "0.14.5", ("examples/notebooks/*.ipynb",)),
+    # Tables of real data shipped in the sdist (Titanic, house prices) with feature code
+    # computed from their columns: the shape of a notebook written on a CSV, which the library
+    # examples above (synthetic arrays, X and y loaded as they are) never have.
+    Source("shapash", "2.10.0", ("tutorial/**/*.ipynb",)),
     # Deep learning and boosters (corpus-requirements-dl.txt): gpytorch's examples train torch
     # models by gradient steps; skl2onnx's gallery fits LightGBM, XGBoost and CatBoost; sbi and
     # botorch each ship one example quick enough to run (the others take many minutes).
@@ -153,6 +157,8 @@ SUBSETS: dict[str, list[str]] = {
         "mapie/examples/regression/1-quickstart/plot_toy_model.py",
         "tslearn/docs/examples/classification/plot_svm.py",
         "tslearn/docs/examples/neighbors/plot_knn_search.py",
+        # feature code over a loaded table: tests/test_raw_route.py serves its raw records
+        "shapash/tutorial/use_encoders/tuto-encoder03-using-dict.ipynb",
     ],
 }
 

@@ -21,11 +21,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import (
+    REPO,
     SAMPLES,
     background,
     free_port,
     run_beside_package,
     run_code,
+    set_up_by_ci,
     train_package,
     wait_until_answers,
 )
@@ -34,25 +36,45 @@ from nb2prod.backend.render import convert
 from nb2prod.cli import main
 from nb2prod_runtime.raw_input import NotRowWise, RawFeatures, check
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+import corpus  # a script beside the benchmarks, not a package
+
 SAMPLE = "tumor_classifier"
-# The notebook's own run: every code cell as saved (shell and magic lines left out), then its
-# model's predictions for five of its held-out rows, and those rows as it loaded them.
+# The shapash tutorial's feature code maps two columns row by row (an `apply` over each record)
+# from the Titanic table its wheel ships; an XGBoost classifier is fitted on them.
+CORPUS_NOTEBOOK = "shapash/tutorial/use_encoders/tuto-encoder03-using-dict.ipynb"
+# The notebook's own run: its code cells as saved (shell and magic lines left out) up to the one
+# that fits the model (nb2prod's cell numbers count code cells), then its model's predictions
+# for five of its held-out rows, and those rows as it loaded them.
 NOTEBOOK_ANSWERS = """
 import json, matplotlib, nbformat
 matplotlib.use("Agg")
-cells = nbformat.read({path!r}, as_version=4).cells
+cells = [c for c in nbformat.read({path!r}, as_version=4).cells if c.cell_type == "code"]
 space = {{}}
-for number, cell in enumerate(cells, 1):
-    if cell.cell_type == "code":
-        lines = [l for l in cell.source.splitlines() if not l.lstrip().startswith(("!", "%"))]
-        exec(compile("\\n".join(lines), f"cell {{number}}", "exec"), space)
-rows = space["X_test"].index[:5]
+for number, cell in enumerate(cells[:{last}], 1):
+    lines = [l for l in cell.source.splitlines() if not l.lstrip().startswith(("!", "%"))]
+    exec(compile("\\n".join(lines), f"cell {{number}}", "exec"), space)
+rows = space[{held_out!r}].index[:5]
 print(json.dumps({{
     "predictions": space[{model!r}].predict(space[{features!r}].loc[rows]).tolist(),
     "records": json.loads(space[{loaded!r}].loc[rows].drop(columns=[{label!r}]).to_json(
         orient="records")),
 }}))
 """
+
+
+def corpus_index() -> list[dict[str, Any]]:
+    try:
+        return corpus.read_index(corpus.default_cache())
+    except corpus.CorpusError:
+        return []
+
+
+def notebook_answers(path: Path, work: Path, **names: Any) -> dict[str, Any]:
+    """What the notebook itself predicts for five held-out rows, and those rows as loaded."""
+    ran = run_code(NOTEBOOK_ANSWERS.format(path=str(path), **names), cwd=work)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    return json.loads(ran.stdout.splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +90,14 @@ def work(package: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
-def serve(package: Path, work: Path, log: str) -> Iterator[str]:
+def serve(package: Path, work: Path, log: str, name: str = SAMPLE) -> Iterator[str]:
     port = free_port()
     env = {
         "PYTHONPATH": str(package),
         "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
-        "MODEL_URI": f"models:/{SAMPLE}/1",
+        "MODEL_URI": f"models:/{name}/1",
     }
-    command = [sys.executable, "-m", "uvicorn", f"{SAMPLE}.serve:app", "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "uvicorn", f"{name}.serve:app", "--host", "127.0.0.1"]
     with background([*command, "--port", str(port)], cwd=work, env=env, log=work / log) as process:
         wait_until_answers(f"http://127.0.0.1:{port}/ready", process, work / log)
         yield f"http://127.0.0.1:{port}"
@@ -103,16 +125,16 @@ def test_convert_makes_the_feature_code_one_function_that_training_calls(
 def test_a_record_as_the_notebook_loaded_it_gets_the_notebooks_own_prediction(
     package: Path, work: Path, service: str
 ) -> None:
-    code = NOTEBOOK_ANSWERS.format(
-        path=str(SAMPLES / f"{SAMPLE}.ipynb"),
+    notebook = notebook_answers(
+        SAMPLES / f"{SAMPLE}.ipynb",
+        work,
+        last=10,
+        held_out="X_test",
         model="model",
         features="X",
         loaded="df",
         label="target",
     )
-    ran = run_code(code, cwd=work)
-    assert ran.returncode == 0, ran.stderr[-3000:]
-    notebook = json.loads(ran.stdout.splitlines()[-1])
     records = notebook["records"]
     assert "area_to_perimeter" not in records[0]  # what the notebook loaded, not the features
 
@@ -142,6 +164,36 @@ def test_a_record_as_the_notebook_loaded_it_gets_the_notebooks_own_prediction(
 
     metrics = httpx.get(f"{service}/metrics", timeout=30).text
     assert 'honesty_compliant_responses_total{status_value="IMPLEMENTED"} 3.0' in metrics
+
+
+def test_a_corpus_notebooks_record_gets_the_notebooks_own_prediction(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    entry = next((e for e in corpus_index() if e["id"] == CORPUS_NOTEBOOK), None)
+    if entry is None:
+        set_up_by_ci(f"{CORPUS_NOTEBOOK} is not fetched: run `benchmarks/corpus.py fetch`")
+    notebook = corpus.default_cache() / entry["notebook"]
+    name = "tuto_encoder03_using_dict"
+    package = convert(notebook, tmp_path_factory.mktemp("corpus") / name).target
+    work = tmp_path_factory.mktemp("corpus-work")
+    trained = train_package(package, work)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    answers = notebook_answers(
+        notebook,
+        work,
+        last=9,
+        held_out="Xtest",
+        model="clf",
+        features="X",
+        loaded="titan_df",
+        label="Survived",
+    )
+    for url in serve(package, work, "corpus.log", name):
+        answer = httpx.post(f"{url}/predict/raw", json=answers["records"], timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"] == answers["predictions"]
+        assert answer.json()["implementation_status"] == "HEURISTIC"  # never evaluated
+        assert answer.json()["uncertainty"]
 
 
 def test_a_version_trained_with_other_feature_code_is_not_served_raw_records(

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nb2prod.backend.hoisting import split_helpers, with_definitions_hoisted, without_names
-from nb2prod.backend.raw_features import RAW_FUNCTION, find_cut, loaded_values, without_split
+from nb2prod.backend.raw_features import (
+    RAW_FUNCTION,
+    find_cut,
+    loaded_values,
+    split_in_later_step,
+    without_split,
+)
 from nb2prod.backend.submodules import submodule_imports
 from nb2prod.errors import InputError
 from nb2prod.frontend.model import is_time_series_model, without_input
@@ -109,6 +115,7 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
     needed = _needed_in_run(plan, import_names)
     closures = {s.name for s in closure_steps}
     pipeline_steps = [s for s in plan.steps if s.role in PIPELINE_ROLES or s.name in closures]
+    raw_target = split_in_later_step(plan, pipeline_steps)  # the step with the feature code
     for step in plan.steps:
         if step.role in MODULE_ROLES and step.name not in closures:
             continue
@@ -120,7 +127,11 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
         later = pipeline_steps[pipeline_steps.index(step) + 1 :]
         wanted = needed | {name for other in later for name in other.inputs}
         if not code.raw.cells and not code.raw.reason:
-            step = _with_raw_features(code, plan, step, module_names, wanted, feature_store)
+            target = raw_target[1] if raw_target and raw_target[0] == step.name else None
+            if target or not raw_target:
+                step = _with_raw_features(
+                    code, plan, step, module_names, wanted, feature_store, target
+                )
         function = _step_function(step, parameters, module_names, wanted, plan, paths)
         if function is None:
             continue
@@ -147,11 +158,13 @@ def _with_raw_features(
     modules: set[str],
     wanted: set[str],
     feature_store: str | None,
+    target: str | None,
 ) -> Step:
     """The step, calling `features_from_raw` where the cut was (added to code.features), or
-    unchanged with code.raw saying why not, once a step splits the model's input."""
+    unchanged with code.raw saying why not, once a step splits the model's input (or computes
+    `target`, which a later step splits)."""
     loaders = {n: s for s in plan.steps if s.role == "load" for n in s.outputs}
-    found = find_cut(plan, step, loaded_values(plan.steps), modules, wanted)
+    found = find_cut(plan, step, loaded_values(plan.steps), modules, wanted, target)
     if found is None:
         return step
     if isinstance(found, str):

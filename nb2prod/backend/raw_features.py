@@ -46,29 +46,25 @@ class _Statement:
 
 
 def find_cut(
-    plan: Plan, step: Step, loaded: set[str], modules: set[str], wanted: set[str]
+    plan: Plan,
+    step: Step,
+    loaded: set[str],
+    modules: set[str],
+    wanted: set[str],
+    target: str | None = None,
 ) -> RawCut | str | None:
     """The cut in `step`, a reason when the step splits the model's input but cannot be cut,
-    or None when the model's input is not split off in this step."""
+    or None when the model's input is not split off in this step. With `target`, the step
+    computes the value a later step splits (`split_in_later_step`): the cut computes it."""
     statements = _statements(step)
-    splits = [i for i, s in enumerate(statements) if _split_input(s.node)]
-    if not splits:
-        return None
-    where = f"cell {statements[splits[0]].cell}"
-    if is_time_series_model(plan.model.estimator):
-        return f"a forecaster is asked for a horizon, not for records ({where})"
-    fitted_on = next(iter(plan.model.fit_inputs), "")
-    split = next((i for i in splits if fitted_on in _assigned(statements[i].node)), None)
-    if split is None:
-        return (
-            f"the model is fitted on {fitted_on}, computed after the split in {where}; only code "
-            "before the split runs on a record"
-        )
-    features = _split_input(statements[split].node) or ""
-    for earlier in reversed([i for i in splits if i < split]):  # train, then calibration...
-        if features in _assigned(statements[earlier].node):
-            split, features = earlier, _split_input(statements[earlier].node) or ""
-    where = f"cell {statements[split].cell}"
+    if target is None:
+        found = _split_of(plan, statements)
+        if found is None or isinstance(found, str):
+            return found
+        split, features = found
+    else:
+        split, features = len(statements), target
+    where = f"cell {statements[min(split, len(statements) - 1)].cell}"
     before = statements[:split]
     included = _backward_slice(before, features)
     if not included and features in loaded:
@@ -109,6 +105,47 @@ def find_cut(
     copies = table in {n for s in prefix for n in _mutated(s.node)}
     body = tuple((s.cell, s.source) for s in prefix)
     return RawCut(_rewritten(step, prefix, returns, table), body, table, returns, copies)
+
+
+def split_in_later_step(plan: Plan, steps: list[Step]) -> tuple[str, str] | None:
+    """(the step, the name) when a step splits the model's input off a value an earlier step
+    computes: that earlier step holds the feature code (a notebook that splits in its training
+    cell)."""
+    for index, step in enumerate(steps):
+        statements = _statements(step)
+        found = _split_of(plan, statements)
+        if found is None or isinstance(found, str):
+            continue
+        split, features = found
+        if any(features in _defines(s.node) for s in statements[:split]):
+            return None
+        earlier = [s for s in steps[:index] if features in s.outputs]
+        return (earlier[-1].name, features) if earlier else None
+    return None
+
+
+def _split_of(plan: Plan, statements: list[_Statement]) -> tuple[int, str] | str | None:
+    """Where the model's input is split off and what is split: the first split of a chain
+    (train, then calibration...) whose last part the model is fitted on; a reason when the step
+    splits but that cannot serve records; None when it does not split."""
+    splits = [i for i, s in enumerate(statements) if _split_input(s.node)]
+    if not splits:
+        return None
+    where = f"cell {statements[splits[0]].cell}"
+    if is_time_series_model(plan.model.estimator):
+        return f"a forecaster is asked for a horizon, not for records ({where})"
+    fitted_on = next(iter(plan.model.fit_inputs), "")
+    split = next((i for i in splits if fitted_on in _assigned(statements[i].node)), None)
+    if split is None:
+        return (
+            f"the model is fitted on {fitted_on}, computed after the split in {where}; only code "
+            "before the split runs on a record"
+        )
+    features = _split_input(statements[split].node) or ""
+    for earlier in reversed([i for i in splits if i < split]):
+        if features in _assigned(statements[earlier].node):
+            split, features = earlier, _split_input(statements[earlier].node) or ""
+    return split, features
 
 
 def loaded_values(steps: tuple[Step, ...]) -> set[str]:
@@ -179,7 +216,9 @@ def _mutated(node: ast.stmt) -> set[str]:
     a method called as a statement, a name passed to a call made as a statement."""
     names: set[str] = set()
     for child in ast.walk(node):
-        if isinstance(child, ast.Subscript | ast.Attribute) and isinstance(child.ctx, ast.Store):
+        if isinstance(child, ast.Subscript | ast.Attribute) and isinstance(
+            child.ctx, ast.Store | ast.Del
+        ):
             names.add(root_name(child) or "")
         elif isinstance(child, ast.Expr) and isinstance(child.value, ast.Call):
             call = child.value

@@ -97,10 +97,10 @@ def _routes(conversion: Conversion) -> list[str]:
     raw = conversion.code.raw
     lines = ["  POST /predict      the model's input, as the model was fitted on it"]
     if raw.cells:
-        cells = ", ".join(map(str, raw.cells))
+        cells = ("cell " if len(raw.cells) == 1 else "cells ") + ", ".join(map(str, raw.cells))
         lines.append(
             f"  POST /predict/raw  records of {raw.loaded} as cell {raw.loaded_in} loads it, "
-            f"through the feature code of cell {cells}, for each version training finds it "
+            f"through the feature code of {cells}, for each version training finds it "
             "row-wise"
         )
     else:

@@ -38,7 +38,7 @@ class RawRecords:
         drift counts: the model's input beside the columns read that the model does not get."""
         records = self.records.one_or_many(payloads.read_json(body))
         payloads.check_batch(len(records), max_batch)
-        frame = self.records.from_records(records)
+        frame = self.records.from_records(records, lenient=True)  # other columns: ignored
         if not isinstance(frame, pd.DataFrame):  # every column a required number
             frame = pd.DataFrame(frame, columns=list(self.records.names))
         frame = frame.reindex(columns=list(self.order))
