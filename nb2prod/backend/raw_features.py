@@ -134,7 +134,7 @@ def _split_of(plan: Plan, statements: list[_Statement]) -> tuple[int, str] | str
     where = f"cell {statements[splits[0]].cell}"
     if is_time_series_model(plan.model.estimator):
         return f"a forecaster is asked for a horizon, not for records ({where})"
-    fitted_on = next(iter(plan.model.fit_inputs), "")
+    fitted_on = _fitted_on(plan)
     split = next((i for i in splits if fitted_on in _assigned(statements[i].node)), None)
     if split is None:
         return (
@@ -171,13 +171,28 @@ def _literal(node: ast.expr) -> bool:
 
 def without_split(plan: Plan, loaded: set[str]) -> str:
     """Why there is no raw route when no step splits the model's input off."""
-    fitted_on = next(iter(plan.model.fit_inputs), "")
+    fitted_on = _fitted_on(plan)
     if fitted_on in loaded:
         return f"the model takes {fitted_on} as the notebook loads it: /predict takes its records"
     return (
         "the model's input is not split off (train_test_split) from a table the notebook loads; "
         "send the model's input to /predict"
     )
+
+
+def _fitted_on(plan: Plan) -> str:
+    """The name the model is fitted on: `X_train` also for `X_train.values` or
+    `X_train.to_numpy()`, which hand the same rows over as an array."""
+    text = next(iter(plan.model.fit_inputs), "")
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return text
+    if isinstance(node, ast.Call) and not node.args and isinstance(node.func, ast.Attribute):
+        node = node.func if node.func.attr == "to_numpy" else node
+    if isinstance(node, ast.Attribute) and node.attr in ("values", "to_numpy"):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else text
 
 
 def _statements(step: Step) -> list[_Statement]:
