@@ -57,6 +57,8 @@ def find_cut(
     or None when the model's input is not split off in this step. With `target`, the step
     computes the value a later step splits (`split_in_later_step`): the cut computes it."""
     statements = _statements(step)
+    if not statements:
+        return None
     if target is None:
         found = _split_of(plan, statements)
         if found is None or isinstance(found, str):
