@@ -78,8 +78,13 @@ class ColumnInputs:
     """
 
     def __init__(self, schema: Schema, *, by_name: bool) -> None:
-        self.names = tuple(column.name or str(i) for i, column in enumerate(schema.inputs))
-        self.index = pd.Index(self.names)  # built once: a frame then costs microseconds
+        # A record's keys are text; a model fitted on a frame whose columns are numbers (a
+        # ColumnTransformer's output, say) is handed them under those numbers again.
+        labels = [
+            column.name if column.name is not None else i for i, column in enumerate(schema.inputs)
+        ]
+        self.names = tuple(str(label) for label in labels)
+        self.index = pd.Index(labels)  # built once: a frame then costs microseconds
         self.numeric = all(c.type in _FLOATS and c.required for c in schema.inputs)
         self.by_name = by_name or not self.numeric  # mixed types only fit in a frame
         fields = {}
@@ -170,7 +175,9 @@ class ColumnInputs:
         if self.numeric:
             rows = [[record[name] for name in self.names] for record in checked]
             return self._model_input(np.array(rows, dtype=np.float64))
-        return pd.DataFrame(checked, columns=self.index)
+        frame = pd.DataFrame(checked, columns=list(self.names))
+        frame.columns = self.index
+        return frame
 
     def _model_input(self, array: np.ndarray) -> ModelInput:
         if array.shape[1] != len(self.names):
