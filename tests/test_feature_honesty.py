@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import run_code
 
 from nb2prod.backend.render import convert
 from nb2prod.frontend.feature_honesty import feature_honesty
@@ -103,3 +104,30 @@ def test_features_py_carries_the_feature_steps_own_status_and_why(
     assert 'implementation_status="HEURISTIC"' in features
     assert 'validation="NONE - hand-made, not validated against outcomes"' in features
     assert "reason=\"hand-made score score = 0.3 * df['a'] + 0.7 * df['b'] (cell 3)\"" in features
+
+
+def test_feature_code_that_fits_an_encoder_converts_and_a_planned_feature_refuses_to_run(
+    write_notebook, tmp_path: Path
+) -> None:
+    """features.py fits a scaler on the whole table: the module trains, so nb2prod's own lint
+    (NBH107) asks it to refuse a PLANNED status, which the registry does when a feature is
+    called. It used to fail that lint, and convert refused the notebook as nb2prod's bug."""
+    scaler = (
+        "from sklearn.preprocessing import StandardScaler\n"
+        "scaler = StandardScaler().fit(df[['a', 'b', 'c']])\n"
+        "df[['a', 'b', 'c']] = scaler.transform(df[['a', 'b', 'c']])"
+    )
+    path = write_notebook([*LOAD, {"source": scaler, "tags": ["features"]}, *FIT])
+    conversion = convert(path, tmp_path / "planned", status="PLANNED")
+    package = conversion.target
+    code = (
+        "import pandas as pd\n"
+        f"from {conversion.plan.package_name} import features\n"
+        "from nb2prod_runtime.honesty import HonestyError\n"
+        "try:\n"
+        "    features.build_features(pd.DataFrame({'a': [1], 'b': [2], 'c': [3], 'label': [0]}))\n"
+        "except HonestyError as refused:\n"
+        "    print('refused:', refused)\n"
+    )
+    ran = run_code(code, cwd=tmp_path, env={"PYTHONPATH": str(package)})
+    assert ran.stdout.startswith("refused: implementation_status is PLANNED"), ran.stderr[-2000:]

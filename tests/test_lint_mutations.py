@@ -92,7 +92,8 @@ MUTATIONS = [
     Mutation(
         "feature status tag",
         "features.py",
-        r'^    implementation_status="[A-Z]+",\n',
+        # build_features' own (features_from_raw, above it, has its tags too)
+        r'^    implementation_status="[A-Z]+",\n(?=[^\n]*\n[^\n]*\n\)\ndef build_features)',
         "",
         "NBH109",
     ),

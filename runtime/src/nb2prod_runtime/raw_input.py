@@ -51,12 +51,16 @@ class RawFeatures:
     def fingerprint(self) -> str:
         """The function's source and that of the package's own functions it calls: a version
         trained with other feature code must not be served through this code."""
-        module = inspect.getmodule(self.function)
+        function = inspect.unwrap(self.function)  # under features.py's registering wrapper
+        module = inspect.getmodule(function)
         package = (module.__name__ if module else "").split(".")[0]
-        sources = [inspect.getsource(self.function)]
-        for name in self.function.__code__.co_names:
-            called = self.function.__globals__.get(name)
-            if inspect.isfunction(called) and called.__module__.split(".")[0] == package:
+        sources = [inspect.getsource(function)]
+        for name in function.__code__.co_names:
+            called = function.__globals__.get(name)
+            if not inspect.isfunction(called):
+                continue
+            called = inspect.unwrap(called)
+            if called.__module__.split(".")[0] == package:
                 sources.append(inspect.getsource(called))
         return hashlib.sha256("\n".join(sources).encode()).hexdigest()
 

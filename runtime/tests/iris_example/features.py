@@ -7,11 +7,14 @@ A feature is only as trustworthy as the evidence behind it, so every definition 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sklearn.model_selection import train_test_split
+
+from iris_example import honesty
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,18 +37,25 @@ FEATURES: dict[str, FeatureDefinition] = {}
 def feature(
     *, implementation_status: str, validation: str, cells: tuple[int, ...], reason: str = ""
 ) -> Callable[[F], F]:
-    """Register a feature function with its quality tags (both are required)."""
+    """Register a feature function with its quality tags (both are required). A feature whose
+    status the contract says cannot be trained (PLANNED) is a design, not code to run: calling
+    it is refused, as training a PLANNED model is."""
 
     def register(function: F) -> F:
+        @functools.wraps(function)
+        def computed(*args: Any, **kwargs: Any) -> Any:
+            honesty.require_trainable(implementation_status)
+            return function(*args, **kwargs)
+
         FEATURES[function.__name__] = FeatureDefinition(
             name=function.__name__,
-            function=function,
+            function=computed,
             implementation_status=implementation_status,
             validation=validation,
             cells=cells,
             reason=reason,
         )
-        return function
+        return cast(F, computed)
 
     return register
 

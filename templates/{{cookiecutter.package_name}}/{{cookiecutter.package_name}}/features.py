@@ -7,6 +7,7 @@ A feature is only as trustworthy as the evidence behind it, so every definition 
 
 from __future__ import annotations
 
+import functools
 {%- if cookiecutter._code.feature_store %}
 import sys
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 from collections.abc import Callable
 {%- endif %}
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 {{ cookiecutter._code.imports }}
 {%- if cookiecutter._code.raw_route %}
@@ -23,7 +24,7 @@ from nb2prod_runtime.raw_input import RawFeatures
 {%- if cookiecutter._code.feature_store %}
 from {{ cookiecutter.package_name }} import feature_store
 {%- endif %}
-from {{ cookiecutter.package_name }} import data_path
+from {{ cookiecutter.package_name }} import data_path, honesty
 {%- if cookiecutter._code.helper_names %}
 from {{ cookiecutter.package_name }}.helpers import {{ cookiecutter._code.helper_names | join(", ") }}
 {%- endif %}
@@ -49,18 +50,25 @@ FEATURES: dict[str, FeatureDefinition] = {}
 def feature(
     *, implementation_status: str, validation: str, cells: tuple[int, ...], reason: str = ""
 ) -> Callable[[F], F]:
-    """Register a feature function with its quality tags (both are required)."""
+    """Register a feature function with its quality tags (both are required). A feature whose
+    status the contract says cannot be trained (PLANNED) is a design, not code to run: calling
+    it is refused, as training a PLANNED model is."""
 
     def register(function: F) -> F:
+        @functools.wraps(function)
+        def computed(*args: Any, **kwargs: Any) -> Any:
+            honesty.require_trainable(implementation_status)
+            return function(*args, **kwargs)
+
         FEATURES[function.__name__] = FeatureDefinition(
             name=function.__name__,
-            function=function,
+            function=computed,
             implementation_status=implementation_status,
             validation=validation,
             cells=cells,
             reason=reason,
         )
-        return function
+        return cast(F, computed)
 
     return register
 {% for function in cookiecutter._code.features %}
