@@ -322,6 +322,32 @@ def test_a_fill_from_the_whole_column_is_found_on_the_rows_it_fills() -> None:
         check(RawFeatures(filled, "frame", (3,)), gaps, MODEL_COLUMNS, "label")
 
 
+def test_feature_code_in_a_cell_before_the_one_that_splits_and_fits_is_cut_there(
+    write_notebook: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The common shape of a notebook written on a CSV: columns computed in one cell, the split
+    and the fit in the training cell. The feature step holds the cut; the training step is left
+    as it was."""
+    path = write_notebook(
+        [
+            *TABLE_CELLS,
+            "df['ratio'] = df['a'] / df['b']",
+            "X = df[['a', 'ratio']]\ny = df['y']",
+            "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+            "model = LogisticRegression().fit(X_train, y_train)\n"
+            "score = model.score(X_test, y_test)",
+        ],
+        name="later.ipynb",
+    )
+    assert main(["convert", str(path), "-o", str(tmp_path / "later")]) == 0
+    assert "records of df as cell 2 loads it, through the feature code of cell 3" in (
+        capsys.readouterr().out
+    )
+    package = tmp_path / "later" / "later"
+    assert "df = features_from_raw(df)" in (package / "features.py").read_text()
+    assert "features_from_raw" not in (package / "pipeline.py").read_text().split("def run(")[1]
+
+
 def test_convert_says_why_a_notebook_has_no_raw_route(
     write_notebook: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
