@@ -327,7 +327,7 @@ def test_error_series_are_scraped_at_zero_before_the_first_error(
     on = f'instance="{targets.lacking}", status=~"5.."'
     expected = {
         (endpoint, status): 0.0
-        for endpoint in ("/predict", "/invocations")
+        for endpoint in ("/predict", "/invocations", "/predict/raw")  # the sample's routes
         for status in ("500", "503", "504")
     }
     prometheus.settles(f"http_requests_total{{{on}}}", expected, "endpoint", "status")
