@@ -148,14 +148,14 @@ SOURCES: tuple[Source, ...] = (
 
 # Named subsets; the manifest carries them so `fetch --subset NAME` needs nothing else.
 # "ci": quick to fetch (no statsmodels sdist to prepare) and to run, and between them an
-# imbalanced-learn pipeline, imports in later cells, a time-series tensor input, and two
+# imbalanced-learn pipeline, imports in later cells, feature code over a loaded table, and two
 # refusals (a model only cross-validated by another library; a kNN search that cannot predict).
+# Not tslearn's plot_svm: its GAK kernels cost minutes, and pin writes this list to the manifest.
 SUBSETS: dict[str, list[str]] = {
     "ci": [
         "imbalanced-learn/doc/auto_examples/ensemble/plot_bagging_classifier.ipynb",
         "imbalanced-learn/doc/auto_examples/pipeline/plot_pipeline_classification.ipynb",
         "mapie/examples/regression/1-quickstart/plot_toy_model.py",
-        "tslearn/docs/examples/classification/plot_svm.py",
         "tslearn/docs/examples/neighbors/plot_knn_search.py",
         # feature code over a loaded table: tests/test_raw_route.py serves its raw records
         "shapash/tutorial/use_encoders/tuto-encoder03-using-dict.ipynb",
