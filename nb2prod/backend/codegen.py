@@ -179,7 +179,7 @@ def _with_raw_features(
     )
     cells = tuple(dict.fromkeys(cell for cell, _ in found.body))
     summary = (
-        f"The feature code of {_cell_list(cells)}, from records of `{found.loaded}` as cell "
+        f"The feature code of {cell_list(cells)}, from records of `{found.loaded}` as cell "
         f"{loaded_in} loads it to the columns the model reads: training runs it, and so does "
         "the service's /predict/raw."
     )
@@ -212,7 +212,8 @@ def _with_raw_features(
     return found.step
 
 
-def _cell_list(cells: tuple[int, ...]) -> str:
+def cell_list(cells: tuple[int, ...]) -> str:
+    """ "cell 8", or "cells 3, 4", as every docstring and report line names them."""
     return f"cell {cells[0]}" if len(cells) == 1 else "cells " + ", ".join(map(str, cells))
 
 
@@ -504,8 +505,7 @@ def _docstring(step: Step, cells: tuple[int, ...]) -> str:
         "evaluate": "Measure the model on held-out data",
         "functions": "Define the helpers that read the notebook's variables",
     }[step.role]
-    where = f"cell {cells[0]}" if len(cells) == 1 else f"cells {', '.join(map(str, cells))}"
-    return f"{what}, as the notebook does in {where}."
+    return f"{what}, as the notebook does in {cell_list(cells)}."
 
 
 def _indent(source: str) -> str:

@@ -18,11 +18,14 @@ from dataclasses import dataclass
 
 from nb2prod.frontend.model import is_time_series_model
 from nb2prod.frontend.pysyntax import root_name, target_names
+from nb2prod.frontend.roles import is_literal
+from nb2prod.frontend.vocabulary import FIT_METHODS, SPLIT_FUNCTIONS
 from nb2prod.plan import Block, Plan, Step
 
 RAW_FUNCTION = "features_from_raw"
-_SPLITTERS = frozenset({"train_test_split"})
-_FITS = frozenset({"fit", "fit_transform", "fit_resample", "partial_fit"})
+_SPLITTERS = frozenset(name.rsplit(".", 1)[-1] for name in SPLIT_FUNCTIONS)
+# what learns from the data it is given: a model's fits, and a transformer's or sampler's
+_FITS = FIT_METHODS | {"fit_transform", "fit_resample"}
 _BUILTINS = frozenset(dir(builtins))
 
 
@@ -158,17 +161,9 @@ def loaded_values(steps: tuple[Step, ...]) -> set[str]:
             continue
         for block in step.blocks:
             for node in ast.walk(ast.parse(block.source)):
-                if isinstance(node, ast.Assign) and not _literal(node.value):
+                if isinstance(node, ast.Assign) and not is_literal(node.value):
                     names.update(n for t in node.targets for n in target_names(t))
     return names & set(s for step in steps if step.role == "load" for s in step.outputs)
-
-
-def _literal(node: ast.expr) -> bool:
-    try:
-        ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
-    return True
 
 
 def without_split(plan: Plan, loaded: set[str]) -> str:

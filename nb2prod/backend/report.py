@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from nb2prod.backend.codegen import cell_list
 from nb2prod.backend.render import Conversion, how_training_measures
 from nb2prod.plan import ROLE_TITLES
 
@@ -97,11 +98,10 @@ def _routes(conversion: Conversion) -> list[str]:
     raw = conversion.code.raw
     lines = ["  POST /predict      the model's input, as the model was fitted on it"]
     if raw.cells:
-        cells = ("cell " if len(raw.cells) == 1 else "cells ") + ", ".join(map(str, raw.cells))
         lines.append(
             f"  POST /predict/raw  records of {raw.loaded} as cell {raw.loaded_in} loads it, "
-            f"through the feature code of {cells}, for each version training finds it "
-            "row-wise"
+            f"through the feature code of {cell_list(raw.cells)}, for each version training "
+            "finds it row-wise"
         )
     else:
         lines.append(f"  no /predict/raw: {raw.reason}")

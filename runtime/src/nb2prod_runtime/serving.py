@@ -597,12 +597,8 @@ class Service:
                 f"model version {version} takes no records of the loaded data: {why}; "
                 "send the model's input to /predict",
             )
-        served = current.served
-        if served.model is None or served.inputs is None:
-            raise HTTPException(503, served.not_ready())
-        parser_for(request, PREDICT_PARSERS)  # JSON only
-        body = await request.body()
-        inputs, max_batch = served.inputs, self.limits.max_batch
+        _, body = await self._read(current, request, PREDICT_PARSERS)  # JSON only
+        inputs, max_batch = current.served.inputs, self.limits.max_batch
         try:
             predictions, rows = await self._predicted(
                 current, lambda: raw.model_input(inputs, body, max_batch)
@@ -644,18 +640,24 @@ class Service:
     ) -> tuple[list[Any], int]:
         """The prediction path: body, model input, one ``predict`` call, JSON-ready lists.
         A body the model cannot take raises ``payloads.InvalidInput``."""
-        served, limits = current.served, self.limits
-        if served.model is None or served.inputs is None:
-            raise HTTPException(503, served.not_ready())
-        parse = parser_for(request, parsers)
-        body = await request.body()
-        inputs = served.inputs
+        parse, body = await self._read(current, request, parsers)
+        inputs, limits = current.served.inputs, self.limits
 
         def prepare() -> tuple[payloads.ModelInput, int, Any]:
             model_input, rows = parse(inputs, body, limits.max_batch)
             return model_input, rows, model_input
 
         return await self._predicted(current, prepare)
+
+    async def _read(
+        self, current: Version, request: Request, parsers: Mapping[str, Parse]
+    ) -> tuple[Parse, bytes]:
+        """The body and the parser for its media type, once the version can answer (503 while
+        no model is loaded; 415 for another media type)."""
+        served = current.served
+        if served.model is None or served.inputs is None:
+            raise HTTPException(503, served.not_ready())
+        return parser_for(request, parsers), await request.body()
 
     async def _predicted(
         self, current: Version, prepare: Callable[[], tuple[payloads.ModelInput, int, Any]]
