@@ -156,6 +156,11 @@ def remove(name: str) -> None:
     subprocess.run(["podman", "rm", "--force", "--time", "0", name], capture_output=True)
 
 
+# A tracking server, as the generated compose.yaml runs one: without MLflow's job runner
+# (a scheduler and seven worker processes for GenAI jobs), which nothing here submits to.
+TRACKING_ONLY = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 @contextlib.contextmanager
 def tracking_server(folder: Path) -> Iterator[str]:
     """A real `mlflow server` on 127.0.0.1 (sqlite in `folder`, artifacts served by it): what
@@ -173,7 +178,12 @@ def tracking_server(folder: Path) -> Iterator[str]:
     log = folder / "mlflow-server.log"
     with log.open("wb") as output:
         server = subprocess.Popen(
-            command, cwd=folder, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=folder,
+            env={**os.environ, **TRACKING_ONLY},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 300

@@ -101,6 +101,7 @@ def test_the_service_reaches_the_team_server_and_no_secret_is_written(
     mlflow = services["mlflow"]["environment"]
     assert mlflow["MLFLOW_SERVE_ARTIFACTS"] == "true"  # clients never touch the server's disk
     assert "mlflow:5000" in mlflow["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
+    assert mlflow["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"  # a tracking server only
     # The database password comes from the user's environment (or .env), and compose stops
     # with its name when it is not set: no value is written here.
     asked = "${MLFLOW_DB_PASSWORD:?"

@@ -211,6 +211,8 @@ class TrackingServer:
             **os.environ,
             "MLFLOW_AUTH_CONFIG_PATH": str(config),
             "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(16),
+            # as the README's team server and compose.yaml's: no GenAI job runner (8 processes)
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         }
         for name in CREDENTIALS:  # the server's own environment holds no client credentials
             self.env.pop(name, None)
