@@ -6,10 +6,12 @@ install or a source checkout reads them from the repository root, where teams fo
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+CACHE_VARIABLE = "NB2PROD_CACHE_DIR"
 
 
 @cache
@@ -24,3 +26,15 @@ def data_dir(name: str) -> Path:
 def contract_path() -> Path:
     """The honesty contract file that ships with nb2prod."""
     return data_dir("rules") / "contract.toml"
+
+
+def user_cache_dir() -> Path | None:
+    """Where nb2prod keeps what it can always compute again: NB2PROD_CACHE_DIR, else
+    nb2prod/ in the user's cache folder; None without a home, and nothing is kept."""
+    if os.environ.get(CACHE_VARIABLE):
+        return Path(os.environ[CACHE_VARIABLE])
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:
+        return None
+    return base / "nb2prod"

@@ -205,3 +205,33 @@ def test_a_template_fork_that_breaks_the_honesty_rules_is_refused_whole(tmp_path
     assert "tumor_classifier/serve.py:" in result.stderr
     assert "the generated package fails nb2prod lint: NBH105" in result.stderr
     assert not target.exists()
+
+
+def test_converting_again_lints_only_what_changed_and_still_refuses_what_breaks_the_rules(
+    tmp_path: Path, write_notebook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nb2prod.lint.engine as engine
+    from nb2prod.backend.render import honesty_findings
+
+    monkeypatch.setenv("NB2PROD_CACHE_DIR", str(tmp_path / "cache"))
+    source = write_notebook(TRAINING_CELLS, name="iris.ipynb")
+    convert(source, tmp_path / "first")
+    linted: list[Path] = []
+    lint_files = engine.lint_files
+
+    def counted(files, rules, contract):
+        linted.extend(files)
+        return lint_files(files, rules, contract)
+
+    monkeypatch.setattr(engine, "lint_files", counted)
+    package = convert(source, tmp_path / "second").target
+    assert linted == []  # the same files at the same places: every result from the cache
+
+    features = package / "iris" / "features.py"
+    features.write_text(features.read_text() + "# edited\n")
+    (package / "iris" / "extra.py").write_text(
+        'import mlflow\n\nwith mlflow.start_run():\n    mlflow.log_metric("accuracy", 0.9)\n'
+    )
+    findings = honesty_findings(package)
+    assert sorted(linted) == [package / "iris" / "extra.py", features]
+    assert [where for where, what in findings if what.startswith("NBH101")] == ["iris/extra.py:3"]

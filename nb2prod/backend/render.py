@@ -515,20 +515,29 @@ def honesty_findings(root: Path, rendered: Path | None = None) -> list[tuple[str
     """nb2prod lint over a package: (`path:line` from `root`, `CODE message`) per finding.
 
     With `rendered`, a render that passed the rules, files identical to it are not linted
-    again: every rule reads one file, so only the others (a user's edits) can fail now.
+    again: every rule reads one file, so only the others (a user's edits) can fail now. A file
+    linted before with the same bytes at the same place is answered from the user's cache
+    (RenderCache): converting a notebook again costs no lint of what did not change.
     """
+    from nb2prod.lint.cache import RenderCache, lint_with_cache, run_key
     from nb2prod.lint.config import load_config
     from nb2prod.lint.discovery import find_files
-    from nb2prod.lint.engine import lint_files
+    from nb2prod.resources import data_dir
 
     config = load_config(cwd=root)
-    rules, contract = config.load_rules()
     files, _ = find_files([root], config.exclude)
     if rendered is not None:
         files = [path for path in files if not _same_file(path, rendered / path.relative_to(root))]
+    key = run_key(data_dir("rules"), config.contract_bytes(), config.select, config.ignore)
+    results = lint_with_cache(
+        files,
+        config.load_rules,
+        RenderCache.for_run(key),
+        key_of=lambda path: path.relative_to(root).as_posix(),
+    )
     return [
         (f"{Path(v.path).relative_to(root)}:{v.line}", f"{v.code} {v.message}")
-        for result in lint_files(files, rules, contract)
+        for result in results
         for v in result.violations
     ]
 

@@ -25,7 +25,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-CACHE_VARIABLE = "NB2PROD_CACHE_DIR"
+from nb2prod.resources import user_cache_dir
+
 # Decorators whose wrapper hands every argument to the function it wraps: a keyword the
 # wrapped signature lacks fails there. Other decorators may accept an old keyword (pandas'
 # and statsmodels' deprecate_kwarg), so their wrapped signature is not trusted.
@@ -234,7 +235,7 @@ class _SignatureStore:
         stat = os.stat(spec.origin)
         where = f"{spec.origin}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()
         key = f"{top}-{hashlib.sha256(where).hexdigest()[:16]}-v2"  # v2: which defaults are None
-        folder = _cache_dir()
+        folder = user_cache_dir()
         return cls(folder / f"signatures-{key}.json" if folder else None)
 
     def remember(self, qualified: str, entry: Any) -> None:
@@ -246,16 +247,6 @@ class _SignatureStore:
             partial = self.file.with_suffix(f".{os.getpid()}.tmp")
             partial.write_text(json.dumps(self.entries))
             partial.replace(self.file)  # whole or not at all, even beside another plan
-
-
-def _cache_dir() -> Path | None:
-    if os.environ.get(CACHE_VARIABLE):
-        return Path(os.environ[CACHE_VARIABLE])
-    try:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    except RuntimeError:  # no home to keep it in: every plan asks the library again
-        return None
-    return base / "nb2prod"
 
 
 def installed_version(qualified: str) -> str | None:

@@ -53,6 +53,8 @@ def run_key(
 class LintCache:
     """The entries of one run key, read at start and written back once if anything changed."""
 
+    SAY_UNWRITABLE = True  # `nb2prod lint` warns once when it cannot write its cache
+
     def __init__(self, folder: Path, key: str) -> None:
         self.folder = folder
         self.file = folder / f"lint-{key[:32]}.json"
@@ -83,7 +85,7 @@ class LintCache:
             return
         import tempfile  # only when writing
 
-        entries = {path: entry for path, entry in self.entries.items() if os.path.exists(path)}
+        entries = self._kept()
         text = json.dumps({"format": _FORMAT, "files": entries}, separators=(",", ":"))
         temporary = None
         try:
@@ -97,6 +99,8 @@ class LintCache:
             if temporary is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary)
+            if not self.SAY_UNWRITABLE:
+                return
             print(
                 f"nb2prod lint: warning: cannot write the cache in {self.folder} "
                 f"({error.strerror or error}); use --no-cache or --cache-dir",
@@ -104,6 +108,10 @@ class LintCache:
             )
             return
         self._prune()
+
+    def _kept(self) -> dict[str, Entry]:
+        """What is written back: the entries of files that still exist."""
+        return {path: entry for path, entry in self.entries.items() if os.path.exists(path)}
 
     def _prepare(self) -> None:
         if self.folder.is_dir():
@@ -124,6 +132,34 @@ class LintCache:
                     other.unlink()
 
 
+class RenderCache(LintCache):
+    """Results keyed by a file's place in its package and its bytes, wherever the package lies.
+
+    convert lints each render in a new temporary folder before moving it into place, so the
+    paths never repeat; the files do, whenever the same notebook is converted again (or
+    updated). Kept in the user's cache folder, the most recent LIMIT entries.
+    """
+
+    LIMIT = 2000
+    SAY_UNWRITABLE = False  # a render is checked whether or not it can be remembered
+
+    @classmethod
+    def for_run(cls, key: str) -> RenderCache | None:
+        from nb2prod.resources import user_cache_dir
+
+        folder = user_cache_dir()
+        return cls(folder / "convert-lint", key) if folder is not None else None
+
+    def get(self, key: str, digest: str) -> Entry | None:
+        return super().get(f"{key}@{digest}", digest)
+
+    def put(self, key: str, digest: str, result: FileResult) -> None:
+        super().put(f"{key}@{digest}", digest, result)
+
+    def _kept(self) -> dict[str, Entry]:
+        return dict(list(self.entries.items())[-self.LIMIT :])
+
+
 def encode(digest: str, result: FileResult) -> Entry:
     violations = [
         [v.line, v.column, v.end_line, v.end_column, v.code, v.name, v.message, v.cell]
@@ -142,17 +178,21 @@ def decode(shown: str, entry: Entry) -> FileResult:
 
 
 def lint_with_cache(
-    files: Sequence[Path], load: RuleLoader, cache: LintCache | None
+    files: Sequence[Path],
+    load: RuleLoader,
+    cache: LintCache | None,
+    key_of: Callable[[Path], str] = os.path.abspath,
 ) -> list[FileResult]:
     """Lint `files`, answering from `cache` where a file's bytes are unchanged.
 
     `load` returns (rules, contract) and is called only when some file misses, because
-    loading the rules imports libcst, which costs more than the whole cached run.
+    loading the rules imports libcst, which costs more than the whole cached run. `key_of`
+    names a file in the cache: its absolute path, or its place in a package (RenderCache).
     """
     results: list[FileResult | None] = [None] * len(files)
     misses: list[tuple[int, str, str | None]] = []
     for index, path in enumerate(files):
-        key = os.path.abspath(path)
+        key = key_of(path)
         digest = _digest(path) if cache is not None else None
         entry = cache.get(key, digest) if cache is not None and digest else None
         if entry is not None:
