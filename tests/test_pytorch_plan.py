@@ -258,21 +258,52 @@ def test_a_module_built_and_left_inside_a_function_is_refused_naming_what_to_cha
 
 
 @pytest.mark.parametrize(
-    ("moved", "line"),
+    ("moved", "written"),
     [
-        ("X_train_t = X_train_t.cuda()", "X_train_t.cuda()"),
-        ("X_train_t = X_train_t.to('cuda')", "X_train_t.to('cuda')"),
-        ("X_train_t = torch.zeros(3, 30, device='cuda:0')", "torch.zeros(3, 30, device='cuda:0')"),
+        ("X_train_t = X_train_t.cuda()", "X_train_t.cpu()"),
+        ("X_train_t = X_train_t.cuda(0).float()", "X_train_t.cpu()"),
+        ("X_train_t = X_train_t.to('cuda')", "X_train_t.to('cpu')"),
+        ("X_train_t = X_train_t.to(device='cuda:1')", "X_train_t.to(device='cpu')"),
+        (
+            "device = torch.device('cuda:0'); X_train_t = X_train_t.to(device)",
+            "torch.device('cpu')",
+        ),
+        ('device: str = "cuda"\nX_train_t = X_train_t.to(device)', 'device: str = "cpu"'),
+        ("X_train_t = torch.zeros(3, 30, device='cuda:0')", "torch.zeros(3, 30, device='cpu')"),
     ],
 )
-def test_code_that_needs_a_gpu_is_refused_at_plan_naming_the_line(
-    write_notebook: Callable[..., Path], moved: str, line: str
+def test_a_move_to_a_gpu_is_written_as_a_move_to_the_cpu_and_said(
+    write_notebook: Callable[..., Path], moved: str, written: str
 ) -> None:
+    """The package trains and serves on CPU wheels, where a move to "cuda" raises; the same
+    computation runs on the CPU, so the move is rewritten there, on the notebook's line."""
     cells = [IMPORTS, TUMOR_DATA + "\n" + moved, *TUMOR_NET[2:]]
+    plan = build_plan(write_notebook(cells))
+    (said,) = [f for f in plan.findings if f.code == "device-cpu"]
+    assert (said.severity, said.cell, said.line) == ("warning", 2, 8)
+    assert said.message.endswith(f"is written {written}: the package trains and serves on the CPU")
+    (data,) = [b.source for step in plan.steps for b in step.blocks if b.cell == 2]
+    assert written in data and "cuda" not in data
+
+
+@pytest.mark.parametrize(
+    ("gpu_only", "line"),
+    [
+        ("X_train_t = X_train_t.to(torch.cuda.current_device())", "torch.cuda.current_device()"),
+        ("X_train_t = X_train_t.type(torch.cuda.FloatTensor)", "torch.cuda.FloatTensor"),
+        ("X_train_t = X_train_t.pin_memory()", "X_train_t.pin_memory()"),
+    ],
+)
+def test_code_that_only_a_gpu_runs_is_refused_at_plan_naming_the_line(
+    write_notebook: Callable[..., Path], gpu_only: str, line: str
+) -> None:
+    cells = [IMPORTS, TUMOR_DATA + "\n" + gpu_only, *TUMOR_NET[2:]]
     with pytest.raises(InputError) as refused:
         build_plan(write_notebook(cells))
     assert (refused.value.cell, refused.value.line) == (2, 8)
-    assert str(refused.value.message).startswith(f"{line} needs a GPU")
+    assert str(refused.value.message) == (
+        f"{line} needs a GPU, and the package trains and serves on the CPU"
+    )
 
 
 def test_code_that_chooses_its_device_runs_on_the_cpu_as_written(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pytest
@@ -57,32 +58,65 @@ def test_the_served_module_answers_what_the_claim_measured(
     dockerfile = (package.target / "Dockerfile").read_text()
     assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in dockerfile
     assert "--import mlflow.pytorch" in dockerfile  # compiled in the image, not skops
-    environment = {"PYTHONPATH": str(package.target), "MLFLOW_TRACKING_URI": ""}
-    trained = run_module("tumor_net.train", cwd=tmp_path, env=environment)
+    claimed, answer, labels = _train_and_serve_held_out_rows(package.target, "tumor_net", tmp_path)
+    assert list((tmp_path / "mlruns").rglob("model.pt2")), "logged as a pt2 program"
+    assert set(answer["predictions"]) <= {0, 1}
+    hits = sum(int(p == y) for p, y in zip(answer["predictions"], labels, strict=True))
+    assert hits / len(labels) == pytest.approx(claimed)
+    assert answer["accuracy_claim"].startswith(f"{claimed:.3f} accuracy")
+
+
+def test_a_notebook_written_for_a_gpu_trains_and_serves_on_the_cpu(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Every device move of a notebook written for a GPU becomes a move to the CPU, where the
+    package runs (a CPU build of torch here raises "Torch not compiled with CUDA enabled"):
+    it trains, and its service answers the held-out rows as its claim says."""
+    on_gpu = [
+        TUMOR_NET[0],
+        TUMOR_NET[1] + "\ndevice = 'cuda'\nX_train_t, y_train_t = X_train_t.to(device), "
+        "y_train_t.cuda()",
+        TUMOR_NET[2],
+        TUMOR_NET[3].replace("model = Net(X_train_t.shape[1])", "model = Net(30).cuda()"),
+        TUMOR_NET[4]
+        .replace("model(X_test_t)", "model(X_test_t.to('cuda:0'))")
+        .replace(".int().numpy()", ".int().cpu().numpy()"),
+    ]
+    notebook = write_notebook(on_gpu, name="gpu_net.ipynb")
+    moved = [f for f in build_plan(notebook).findings if f.code == "device-cpu"]
+    assert [(f.cell, f.line) for f in moved] == [(2, 8), (2, 9), (4, 1), (5, 3)]
+    assert "y_train_t.cuda()" in moved[1].message
+    package = convert(notebook, tmp_path / "pkg")
+    claimed, answer, labels = _train_and_serve_held_out_rows(package.target, "gpu_net", tmp_path)
+    hits = sum(int(p == y) for p, y in zip(answer["predictions"], labels, strict=True))
+    assert hits / len(labels) == pytest.approx(claimed)
+
+
+def _train_and_serve_held_out_rows(
+    target: Path, name: str, tmp_path: Path
+) -> tuple[float, dict[str, Any], list[int]]:
+    """Train the package, then post the tumor notebook's held-out rows to its service: the
+    accuracy its run claims, the service's answer and the rows' labels."""
+    environment = {"PYTHONPATH": str(target), "MLFLOW_TRACKING_URI": ""}
+    trained = run_module(f"{name}.train", cwd=tmp_path, env=environment)
     assert trained.returncode == 0, trained.stderr[-3000:]
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (logged,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    claimed = logged.data.metrics["accuracy"]
-    version = client.get_model_version("tumor_net", "1")
-    assert list((tmp_path / "mlruns").rglob("model.pt2")), "logged as a pt2 program"
+    version = client.get_model_version(name, "1")
     rows, labels = _held_out_rows()
     (tmp_path / "rows.json").write_text(json.dumps(rows))
     served = run_code(
         "import json\n"
         "from fastapi.testclient import TestClient\n"
-        "from tumor_net import serve\n"
+        f"from {name} import serve\n"
         "rows = json.load(open('rows.json'))\n"
         "with TestClient(serve.app) as client:\n"
         "    print(json.dumps(client.post('/predict', json=rows).json()))",
         cwd=tmp_path,
-        env={**environment, "MODEL_URI": f"models:/tumor_net/{version.version}"},
+        env={**environment, "MODEL_URI": f"models:/{name}/{version.version}"},
     )
     assert served.returncode == 0, served.stderr[-3000:]
-    answer = last_json_line(served.stdout)
-    assert set(answer["predictions"]) <= {0, 1}
-    hits = sum(int(p == y) for p, y in zip(answer["predictions"], labels, strict=True))
-    assert hits / len(labels) == pytest.approx(claimed)
-    assert answer["accuracy_claim"].startswith(f"{claimed:.3f} accuracy")
+    return logged.data.metrics["accuracy"], last_json_line(served.stdout), labels
 
 
 def test_a_module_torch_export_cannot_trace_is_pickled_and_the_run_says_why(

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from nb2prod.frontend.devices import run_on_cpu
 from nb2prod.frontend.display import PLOTTING_MODULES, DisplayTracker
 from nb2prod.frontend.magics import NormalisedCell, normalise
 from nb2prod.frontend.migrations import Migration, migrate_calls
@@ -140,6 +141,11 @@ def gather_facts(notebook: Notebook) -> NotebookFacts:
     for cell, normalised, tree in parsed:
         source, migrated = migrate_calls(normalised.source, tree.body, aliases)
         if migrated:
+            normalised = dataclasses.replace(normalised, source=source)
+            tree = parse_cell(source, notebook.path, cell.number)
+        source, moved = run_on_cpu(normalised.source, tree.body, aliases)
+        migrated += moved
+        if moved:
             normalised = dataclasses.replace(normalised, source=source)
             tree = parse_cell(source, notebook.path, cell.number)
         source, unwrapped = unwrap_visualizers(

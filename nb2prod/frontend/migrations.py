@@ -119,7 +119,7 @@ def migrate_calls(
     """The cell's source with every call it has a rule for rewritten, and what was done."""
     edits: list[tuple[int, int, str]] = []
     done: list[Migration] = []
-    offsets = _Offsets(source)
+    offsets = Offsets(source)
     for statement in statements:
         for node in ast.walk(statement):
             if not isinstance(node, ast.Call):
@@ -140,11 +140,14 @@ def migrate_calls(
                     new_edits, said = change
                     edits += new_edits
                     done.append(Migration(item.lineno, f"{callee}(): {said}"))
-    if not edits:
-        return source, []
+    return apply_edits(source, edits), done
+
+
+def apply_edits(source: str, edits: list[tuple[int, int, str]]) -> str:
+    """`source` with each (start, end, text) edit made; the edits must not overlap."""
     for start, end, text in sorted(edits, reverse=True):
         source = source[:start] + text + source[end:]
-    return source, done
+    return source
 
 
 def _display_arguments(call: ast.Call, qualified: str | None) -> list[ast.keyword]:
@@ -157,7 +160,7 @@ def _display_arguments(call: ast.Call, qualified: str | None) -> list[ast.keywor
 
 
 def _rewrite(
-    qualified: str, call: ast.Call, item: ast.keyword, offsets: _Offsets
+    qualified: str, call: ast.Call, item: ast.keyword, offsets: Offsets
 ) -> tuple[list[tuple[int, int, str]], str] | None:
     value = _literal(item.value)
     if _names_one_of(qualified, _SQUARED) and item.arg == "squared" and value in (True, False):
@@ -184,7 +187,7 @@ def _rewrite(
 
 
 def _apply(
-    rule: _Rule, call: ast.Call, item: ast.keyword, offsets: _Offsets
+    rule: _Rule, call: ast.Call, item: ast.keyword, offsets: Offsets
 ) -> tuple[list[tuple[int, int, str]], str]:
     old = f"{rule.keyword}={ast.unparse(item.value)}"
     removed = f"was removed in {rule.distribution} {rule.removed_in}"
@@ -203,7 +206,7 @@ def _apply(
     return edits, f"{old} {removed}; written as {new}, its replacement"
 
 
-def _without(call: ast.Call, item: ast.keyword, offsets: _Offsets) -> tuple[int, int, str]:
+def _without(call: ast.Call, item: ast.keyword, offsets: Offsets) -> tuple[int, int, str]:
     """The edit that removes one keyword argument with its comma."""
     arguments = sorted([*call.args, *call.keywords], key=lambda n: (n.lineno, n.col_offset))
     index = arguments.index(item)
@@ -240,7 +243,7 @@ def _removed(distribution: str, version: str) -> bool:
         return False
 
 
-class _Offsets:
+class Offsets:
     """Positions in the cell's text from ast's (line, UTF-8 byte column) pairs."""
 
     def __init__(self, source: str) -> None:

@@ -15,7 +15,7 @@ from nb2prod.contract import Contract, load_contract
 from nb2prod.errors import InputError, UnservableModel
 from nb2prod.frontend.datafiles import data_file_findings, find_data_files
 from nb2prod.frontend.dataflow import DataFlow, analyse_dataflow
-from nb2prod.frontend.devices import refuse_gpu_only_code
+from nb2prod.frontend.devices import CPU_FINDING, refuse_gpu_only_code
 from nb2prod.frontend.endless_loops import refuse_endless_loops
 from nb2prod.frontend.facts import CellFacts, NotebookFacts, gather_facts
 from nb2prod.frontend.findings import (
@@ -215,7 +215,7 @@ def _migration_findings(facts: NotebookFacts, kept: set[int]) -> list[Finding]:
     return [
         Finding(
             migration.code,
-            "warning" if migration.code == "library-migrated" else "info",
+            "warning" if migration.code in ("library-migrated", CPU_FINDING) else "info",
             migration.said,
             cell.number,
             migration.line,
