@@ -115,3 +115,28 @@ def test_skops_is_imported_without_pytorch() -> None:
     ]
     assert outputs[0][0] == "False" and outputs[1][0] == "True"
     assert outputs[0][1] == outputs[1][1]
+
+
+def test_a_column_selector_by_python_type_is_logged_without_a_trust_option() -> None:
+    """`make_column_selector(dtype_include=object)`, the usual way to pick the text columns,
+    keeps Python's `object` type in the model; skops loads it by name and constructs nothing,
+    so training trusts it rather than stopping to ask for `--trust-type builtins.object`."""
+    import pandas as pd
+    from sklearn.compose import make_column_selector, make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from nb2prod_runtime.model_io import skops_trusted_types
+    from nb2prod_runtime.skops_import import import_skops_io
+
+    rows = pd.DataFrame({"size": [1.0, 2.0, 3.0, 4.0], "colour": ["red", "blue", "red", "blue"]})
+    columns = make_column_transformer(
+        (OneHotEncoder(), make_column_selector(dtype_include=object)), remainder="passthrough"
+    )
+    model = make_pipeline(columns, LogisticRegression()).fit(rows, [0, 1, 0, 1])
+    trusted = skops_trusted_types(model, ("sklearn", "numpy", "scipy"))
+    assert "builtins.object" in trusted
+    skops_io = import_skops_io()
+    loaded = skops_io.loads(skops_io.dumps(model), trusted=trusted)
+    assert loaded.predict(rows).tolist() == model.predict(rows).tolist()

@@ -69,6 +69,11 @@ from nb2prod_runtime.skops_import import import_skops_io
 
 # Plain containers from the standard library that models carry (LightGBM keeps an OrderedDict).
 TRUSTED_CONTAINERS = ("collections.OrderedDict", "collections.defaultdict")
+# Python's own value types, held as types, not instances: `make_column_selector(dtype_include=
+# object)` keeps `object`, a `dtype=float` keeps `float`. Loading one imports nothing.
+TRUSTED_BUILTIN_TYPES = tuple(
+    f"builtins.{name}" for name in ("object", "int", "float", "complex", "bool", "str", "bytes")
+)
 TRUSTED_TYPES_VARIABLE = "NB2PROD_TRUSTED_TYPES"
 NATIVE_FLAVOURS = ("xgboost", "lightgbm", "statsmodels")
 FORECAST_EXAMPLE_STEPS = 12  # how far ahead the logged example of a forecaster reaches
@@ -248,7 +253,8 @@ def skops_trusted_types(
     foreign = [
         name
         for name in untrusted
-        if not name.startswith(trusted_modules) and name not in TRUSTED_CONTAINERS
+        if not name.startswith(trusted_modules)
+        and name not in (*TRUSTED_CONTAINERS, *TRUSTED_BUILTIN_TYPES)
     ]
     unnamed = [name for name in foreign if name not in named]
     if unnamed:
