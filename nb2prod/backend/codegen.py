@@ -27,7 +27,7 @@ from nb2prod.backend.submodules import submodule_imports
 from nb2prod.errors import InputError
 from nb2prod.frontend.model import is_time_series_model, without_input
 from nb2prod.frontend.names import scan_names
-from nb2prod.frontend.pysyntax import lines_inside_strings, root_name, target_names
+from nb2prod.frontend.pysyntax import fresh_name, lines_inside_strings, root_name, target_names
 from nb2prod.frontend.vocabulary import enables
 from nb2prod.plan import Parameter, Plan, Step
 
@@ -78,6 +78,7 @@ class GeneratedCode:
     store_step: str | None = None
     dropped: list[str] = field(default_factory=list)  # what the package leaves out, and why
     raw: RawRoute = field(default_factory=RawRoute)
+    copy_import: str = ""  # `from copy import copy` when run() keeps a table as it was loaded
 
 
 def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
@@ -145,9 +146,12 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
     elif feature_store:
         code.through_store, code.store_step = _store_inputs(functions, plan)
         routed_in_run = code.through_store
+    copy = "copy" if "copy" not in module_names else fresh_name("shallow_copy", module_names)
     code.run_body, code.has_fit_data = _run_body(
-        functions, plan, needed, import_names, routed_in_run
+        functions, plan, needed, import_names, routed_in_run, copy
     )
+    if f"{copy}(" in code.run_body:
+        code.copy_import = "from copy import copy" + (f" as {copy}" if copy != "copy" else "")
     return code
 
 
@@ -607,10 +611,17 @@ def _run_body(
     needed: set[str],
     modules: set[str],
     through_store: list[str],
+    copy: str = "copy",
 ) -> tuple[str, bool]:
-    """run()'s body, and whether it hands training the data the model was fitted on."""
+    """run()'s body, and whether it hands training the data the model was fitted on.
+
+    A loaded table that a later step returns again (`df = pd.get_dummies(df)`, or changed in
+    place) is kept as it was loaded, a shallow copy (pandas copies on write), since training
+    logs the loaded data as the run's input and the raw route runs the feature code on it."""
     lines = []
     available: set[str] = set()
+    as_loaded: dict[str, str] = {}  # a loaded name a later step returns -> its copy's name
+    taken = {n for f in functions for n in (*f.inputs, *f.outputs)} | modules
     at_fit: tuple[int, set[str]] | None = None  # where the model is last fitted, what exists
     routed = False  # the model's inputs went through the feature store
     for function in functions:
@@ -632,6 +643,11 @@ def _run_body(
         else:
             lines.append(f"{', '.join(function.outputs)} = {call}")
         available.update(function.outputs)
+        later = {n for f in functions[functions.index(function) + 1 :] for n in f.outputs}
+        for name in function.outputs if function.role == "load" else []:
+            if name in later and name not in as_loaded:
+                as_loaded[name] = fresh_name(f"{name}_as_loaded", taken)
+                lines.append(f"{as_loaded[name]} = {copy}({name})")
         if plan.model.name in function.outputs:
             at_fit = (len(lines), set(available))
     absent = sorted(n for n in needed if n not in available)
@@ -656,7 +672,9 @@ def _run_body(
     if fit_data is not None and at_fit is not None:
         lines.insert(at_fit[0], f"data_at_fit = {fit_data}")
         fit_data = "data_at_fit"
-    data = ", ".join(f'"{n}": {n}' for s in plan.steps if s.role == "load" for n in s.outputs)
+    data = ", ".join(
+        f'"{n}": {as_loaded.get(n, n)}' for s in plan.steps if s.role == "load" for n in s.outputs
+    )
     metrics = ", ".join(f'"{m.name}": {m.name}' for m in plan.metrics)
     lines.append(
         "return PipelineResult(\n"

@@ -100,7 +100,7 @@ def test_records_of_the_loaded_data_get_the_answer_for_their_features(
     if version.tags.get("raw_input") != "row-wise":
         response = client.post("/predict/raw", json={})
         assert response.status_code == 409, response.text
-        assert version.tags["raw_input"].removeprefix("not served: ") in response.text
+        assert version.tags["raw_input"].removeprefix("not served: ") in response.json()["detail"]
         return
     spec = mlflow.artifacts.load_dict(f"runs:/{version.run_id}/nb2prod/raw_input.json")
     records = spec["example"]

@@ -8,6 +8,9 @@ travels through globals.
 
 from __future__ import annotations
 
+{% if cookiecutter._code.copy_import -%}
+{{ cookiecutter._code.copy_import }}
+{% endif -%}
 from dataclasses import dataclass, field
 from typing import Any
 
