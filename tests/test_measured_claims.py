@@ -12,6 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import mlflow
 import pytest
 from conftest import run_cli, run_module, store_in
 
@@ -151,3 +152,29 @@ def test_only_a_metric_the_package_can_repeat_on_folds_is_repeated(
         function, keywords = scorer
         assert found.function.rsplit(".", 1)[-1] == function
         assert dict(found.keywords) == keywords
+
+
+def test_a_model_fitted_with_arguments_folds_would_leave_out_keeps_the_notebooks_measure(
+    write_notebook, tmp_path
+) -> None:
+    """Early stopping on an eval set (`eval_set=`, `callbacks=`) or weights (`sample_weight=`)
+    make the notebook's model; a fresh copy refitted on folds with `fit(X, y)` is another model
+    (LightGBM's grows every tree it may, not the 76 early stopping kept). The claim is the
+    notebook's held-out measure, and the run says why the package did not cross-validate."""
+    weighted = [
+        *ON_PROBABILITIES[:2],
+        "from sklearn.utils.class_weight import compute_sample_weight\n"
+        "weights = compute_sample_weight('balanced', y_train)\n"
+        "model = make_pipeline(StandardScaler(), LogisticRegression())\n"
+        "model.fit(X_train, y_train, logisticregression__sample_weight=weights)\n"
+        "probabilities = model.predict_proba(X_test)[:, 1]\n"
+        "auc = roc_auc_score(y_test, probabilities)",
+    ]
+    env, said = trained(write_notebook, tmp_path, weighted, "weighted")
+    assert "auc (holdout 25%), VALIDATED" in said
+    client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    run = client.get_run(client.get_model_version("weighted", "1").run_id)
+    assert run.data.tags["measurement_note"] == (
+        "the notebook fits the model with logisticregression__sample_weight= (cell 3), which a "
+        "refit on folds would leave out"
+    )

@@ -586,6 +586,34 @@ def _route_inside_fit_step(plan: Plan) -> tuple[Plan, list[str], str] | None:
     return None
 
 
+def fit_keywords(plan: Plan) -> list[str]:
+    """The keyword arguments of the notebook's fit of the model (`eval_set`, `callbacks`,
+    `sample_weight`...): what refitting a fresh copy on folds, `fit(X, y)`, would leave out."""
+    found: list[str] = []
+    for block in (b for s in plan.steps for b in s.blocks if b.cell == plan.model.fitted_in):
+        try:
+            tree = ast.parse(block.source)
+        except SyntaxError:
+            continue
+        for statement in tree.body:
+            assigns_model = isinstance(statement, ast.Assign) and plan.model.name in {
+                n for t in statement.targets for n in target_names(t)
+            }
+            for node in ast.walk(statement):
+                fits = (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "fit"
+                    and (assigns_model or root_name(node.func.value) == plan.model.name)
+                )
+                if fits:
+                    assert isinstance(node, ast.Call)
+                    found += [
+                        f"{k.arg}=" if k.arg else f"**{ast.unparse(k.value)}" for k in node.keywords
+                    ]
+    return list(dict.fromkeys(found))
+
+
 def _fits_on(statement: ast.stmt, fit_input: str, plan: Plan) -> bool:
     """A top-level statement that fits the model on `fit_input`: `model.fit(X, ...)` (or
     `fit_conformalize`...), or `model = Estimator(...).fit(X, ...)`; a scaler's

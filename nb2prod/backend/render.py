@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from nb2prod.backend.codegen import GeneratedCode, generate
+from nb2prod.backend.codegen import GeneratedCode, fit_keywords, generate
 from nb2prod.backend.feature_store import (
     chosen_feature_store,
     feast_requirement,
@@ -357,6 +357,13 @@ def how_training_measures(plan: Plan, code: GeneratedCode) -> dict[str, Any]:
         return {"cross_validation": None, "cross_validation_note": why}
     if plan.model.backend and plan.model.library in (None, "keras"):  # not a wrapper's
         why = "a Keras network is not a scikit-learn estimator that can be refitted on folds"
+        return {"cross_validation": None, "cross_validation_note": why}
+    left_out = fit_keywords(plan)
+    if left_out:  # early stopping on an eval set, weights: folds would measure another model
+        why = (
+            f"the notebook fits the model with {', '.join(left_out)} (cell "
+            f"{plan.model.fitted_in}), which a refit on folds would leave out"
+        )
         return {"cross_validation": None, "cross_validation_note": why}
     if primary is None:  # never evaluated by the notebook: the estimator's own score
         spec = {"scorer": "", "keywords": {}, "response_method": "predict", "metric": None}
