@@ -61,3 +61,52 @@ def test_package_names_are_safe_identifiers(stem: str, expected: str) -> None:
     name = package_name(Path(f"{stem}.ipynb"))
     assert name == expected
     assert name.isidentifier()
+
+
+@pytest.mark.parametrize(
+    ("splits", "measured_on", "method"),
+    [
+        (  # train 70%, then the rest halved into validation and test: the test is 15%
+            "X_train, X_rest, y_train, y_rest = train_test_split(X, y, test_size=0.3)\n"
+            "X_val, X_test, y_val, y_test = train_test_split(X_rest, y_rest, test_size=0.5)",
+            "X_test, y_test",
+            "holdout 15%",
+        ),
+        (  # test 20% first, then validation out of the training part: the test stays 20%
+            "X_full, X_test, y_full, y_test = train_test_split(X, y, test_size=0.2)\n"
+            "X_train, X_val, y_train, y_val = train_test_split(X_full, y_full, test_size=0.25)",
+            "X_test, y_test",
+            "holdout 20%",
+        ),
+        (  # ...and measured on that validation part: 25% of 80%
+            "X_full, X_test, y_full, y_test = train_test_split(X, y, test_size=0.2)\n"
+            "X_train, X_val, y_train, y_val = train_test_split(X_full, y_full, test_size=0.25)",
+            "X_val, y_val",
+            "holdout 20%",
+        ),
+        (
+            "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3)\n"
+            "X_test_scaled = X_test * 1.0",
+            "X_test_scaled, y_test",
+            "holdout 30%",
+        ),
+    ],
+)
+def test_a_holdout_says_its_share_of_the_whole_data_through_splits_of_splits(
+    write_notebook, splits: str, measured_on: str, method: str
+) -> None:
+    """The validation method names the share of the rows the metric was measured on: a split
+    of a split's part holds part of that part, not the second split's `test_size`."""
+    x_name, y_name = measured_on.split(", ")
+    cells = [
+        "from sklearn.datasets import load_iris\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.metrics import accuracy_score\n"
+        "from sklearn.model_selection import train_test_split",
+        "X, y = load_iris(return_X_y=True)",
+        splits,
+        "model = LogisticRegression(max_iter=300).fit(X_train, y_train)\n"
+        f"accuracy = accuracy_score({y_name}, model.predict({x_name}))",
+    ]
+    plan = build_plan(write_notebook(cells))
+    assert plan.honesty.validation_method == method

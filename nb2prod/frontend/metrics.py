@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nb2prod.frontend.computed_metrics import bound_values, data_read, hand_metric, named_values
 from nb2prod.frontend.facts import CallSite, NotebookFacts
@@ -51,6 +51,9 @@ class Measurement:
     # metrics of another model, or of an earlier binding of the served name (lineage.OTHER):
     # the run does not log them, since they say nothing of the model it logs
     others: tuple[Metric, ...] = ()
+    # held-out metric name -> the share of the whole data it reads: a split of a split's
+    # held-out part (train / validation / test) holds part of that part
+    holdout_shares: dict[str, float] = field(default_factory=dict)
 
 
 def find_metrics(
@@ -68,6 +71,8 @@ def find_metrics(
     held_out: set[str] = set()
     trained_on: set[str] = set()
     holdout_fraction: float | None = None
+    shares: dict[str, float] = {}  # a split's output (or what is computed from it) -> its share
+    read_shares: dict[int, float] = {}  # a held-out metric's call node -> the share it reads
     metrics: list[Metric] = []
     findings: list[Finding] = []
     calls: list[int] = []  # the id of each metric's call node, in the order of `metrics`
@@ -80,6 +85,7 @@ def find_metrics(
             split = _split_call(statement, facts)
             if split is not None:
                 holdout_fraction = _test_size(split, defaults)
+            _share_out(statement, split, holdout_fraction, shares)
             _propagate(statement, split, held_out, trained_on)
         by_call = len(metrics)
         for call in cell.calls:
@@ -113,6 +119,7 @@ def find_metrics(
             )
             metrics.append(metric)
             calls.append(id(call.node))
+            _note_share(read_shares, id(call.node), data & held_out, shares)
             cross_validated[id(call.node)] = qualified in CV_FUNCTIONS
             if validation == "training data":
                 findings.append(_on_training_data(name, cell.number, call.line))
@@ -141,6 +148,7 @@ def find_metrics(
                 )
             )
             calls.append(id(value))
+            _note_share(read_shares, id(value), data & held_out, shares)
             cross_validated[id(value)] = False
             if validation == "training data":
                 findings.append(_on_training_data(target, cell.number, value.lineno))
@@ -149,16 +157,22 @@ def find_metrics(
     others = tuple(m for m, of in zip(metrics, lineage, strict=True) if of == OTHER)
     findings += [_of_another_model(metric, model_name) for metric in others]
     own: dict[str, tuple[Metric, str]] = {}  # by name: a name measured again keeps its last
-    for metric, of in zip(metrics, lineage, strict=True):
+    holdout_shares: dict[str, float] = {}
+    for metric, of, key in zip(metrics, lineage, calls, strict=True):
         if of != OTHER:
             own.pop(metric.name, None)
             own[metric.name] = (metric, of)
+            holdout_shares.pop(metric.name, None)
+            if key in read_shares:
+                holdout_shares[metric.name] = read_shares[key]
     metrics = [metric for metric, _ in own.values()]
     for name in sorted(metric_names - own.keys()):
         cell = next((c.number for c in facts.cells if name in c.names.defines), 0)
         metrics.append(Metric(name, "unknown", cell, 0, False, "unknown", None, None))
     measures = {name: of for name, (_, of) in own.items()}
-    return Measurement(tuple(metrics), holdout_fraction, tuple(findings), measures, others)
+    return Measurement(
+        tuple(metrics), holdout_fraction, tuple(findings), measures, others, holdout_shares
+    )
 
 
 def _by_hand(statements: list[ast.stmt]) -> list[tuple[str, ast.expr]]:
@@ -275,17 +289,52 @@ def _propagate(
         for index, name in enumerate(targets):
             (held_out if index % 2 else trained_on).add(name)
         return
-    value = statement.value
-    if isinstance(value, ast.Call) and len(targets) == len(value.args) > 1:
-        pairs = [(name, names_in(arg)) for name, arg in zip(targets, value.args, strict=True)]
-    else:
-        pairs = [(name, names_in(value)) for name in targets]
-    for name, sources in pairs:
+    for name, sources in _assigned_from(statement, targets):
         if sources & held_out or _HELD_OUT_NAME.search(name):
             held_out.add(name)
             trained_on.discard(name)
         elif sources & trained_on or _TRAIN_NAME.search(name):
             trained_on.add(name)
+
+
+def _share_out(
+    statement: ast.stmt, split: ast.Call | None, fraction: float | None, shares: dict[str, float]
+) -> None:
+    """Follow each name's share of the whole data through one assignment: a split's outputs
+    hold `fraction` (held out) or the rest of what it splits, and what is computed from them
+    (`scaler.transform(X_test)`) holds the same rows."""
+    if not isinstance(statement, ast.Assign):
+        return
+    targets = [name for target in statement.targets for name in target_names(target)]
+    if split is not None:
+        split_from = names_in(split.args[0]) if split.args else set()
+        whole = min((shares[n] for n in split_from if n in shares), default=1.0)
+        for index, name in enumerate(targets):
+            shares.pop(name, None)
+            if fraction is not None:
+                shares[name] = whole * (fraction if index % 2 else 1 - fraction)
+        return
+    for name, sources in _assigned_from(statement, targets):
+        known = [shares[source] for source in sources if source in shares]
+        shares.pop(name, None)
+        if known:
+            shares[name] = min(known)
+
+
+def _note_share(
+    read_shares: dict[int, float], key: int, held_out: set[str], shares: dict[str, float]
+) -> None:
+    known = [shares[name] for name in held_out if name in shares]
+    if known:
+        read_shares[key] = min(known)
+
+
+def _assigned_from(statement: ast.Assign, targets: list[str]) -> list[tuple[str, set[str]]]:
+    """Each target with the names its value reads: `a, b = f(x), g(y)` pairs them up."""
+    value = statement.value
+    if isinstance(value, ast.Call) and len(targets) == len(value.args) > 1:
+        return [(name, names_in(arg)) for name, arg in zip(targets, value.args, strict=True)]
+    return [(name, names_in(value)) for name in targets]
 
 
 def _test_size(call: ast.Call, defaults: dict[str, object]) -> float | None:

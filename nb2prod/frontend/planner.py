@@ -842,6 +842,8 @@ def _honesty(
         )
     elif primary.validation == "cross-validation":
         method = f"{primary.folds}-fold cross-validation"
+    elif (share := measurement.holdout_shares.get(primary.name)) is not None:
+        method = f"holdout {round(share * 100, 2):g}%"
     elif measurement.holdout_fraction is not None:
         method = f"holdout {measurement.holdout_fraction * 100:g}%"
     else:
