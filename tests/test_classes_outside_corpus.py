@@ -151,6 +151,16 @@ NOTEBOOKS = {
         "X_train, X_test, y_train, _ = train_test_split(x, y, random_state=0)\n"
         "other = LogisticRegression().fit(X_train, y_train)",
     ],
+    # the most common layout: predictions in a cell of their own, measured in the next one
+    "predictions_in_a_cell_of_their_own": [
+        IRIS + "from sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.metrics import f1_score",
+        "X, y = load_iris(return_X_y=True)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+        "clf = LogisticRegression(max_iter=500)\nclf.fit(X_train, y_train)",
+        "preds = clf.predict(X_test)",
+        "print(f1_score(y_test, preds, average='macro'))",
+    ],
     # what a fit only shows is dropped: LightGBM 4's fit no longer takes `verbose`
     "display_only_fit_arguments": [
         "import lightgbm as lgb\n" + IRIS,

@@ -115,7 +115,7 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
     )
     needed = _needed_in_run(plan, import_names)
     closures = {s.name for s in closure_steps}
-    pipeline_steps = [s for s in plan.steps if s.role in PIPELINE_ROLES or s.name in closures]
+    pipeline_steps = _training_steps(plan, closures, needed)
     raw_target = split_in_later_step(plan, pipeline_steps)  # the step with the feature code
     for step in plan.steps:
         if step.role in MODULE_ROLES and step.name not in closures:
@@ -153,6 +153,20 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
     if f"{copy}(" in code.run_body:
         code.copy_import = "from copy import copy" + (f" as {copy}" if copy != "copy" else "")
     return code
+
+
+def _training_steps(plan: Plan, closures: set[str], needed: set[str]) -> list[Step]:
+    """The steps run() calls: every step of the pipeline's roles, and a prediction step whose
+    output a later one reads (`preds = clf.predict(X_test)` alone in a cell, then the metric in
+    the next): the evaluation needs it, so training runs it too."""
+    chosen = {s.name for s in plan.steps if s.role in PIPELINE_ROLES or s.name in closures}
+    read = set(needed)
+    for step in reversed(plan.steps):
+        if step.name not in chosen and step.role == "inference" and read & set(step.outputs):
+            chosen.add(step.name)
+        if step.name in chosen:
+            read.update(step.inputs)
+    return [s for s in plan.steps if s.name in chosen]
 
 
 def _with_raw_features(
@@ -507,6 +521,7 @@ def _docstring(step: Step, cells: tuple[int, ...]) -> str:
         "features": "Feature engineering",
         "train": "Train the model",
         "evaluate": "Measure the model on held-out data",
+        "inference": "Predict with the model for the evaluation",
         "functions": "Define the helpers that read the notebook's variables",
     }[step.role]
     return f"{what}, as the notebook does in {cell_list(cells)}."
