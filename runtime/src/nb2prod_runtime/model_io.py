@@ -111,6 +111,8 @@ def log_model(
         signature = infer_signature(example, predicted)
         if is_forecaster(model):
             signature = _exog_optional(signature)
+        else:
+            signature = _optional_where_missing(signature, model_input)
     except ModelLoggingError:
         raise
     except Exception as error:
@@ -218,6 +220,24 @@ def _one_answer_per_row(example: Any, predicted: Any) -> None:
             "records would not get one prediction each; serve a model whose output has a row "
             "per input row"
         )
+
+
+def _optional_where_missing(signature: ModelSignature, model_input: Any) -> ModelSignature:
+    """A column with missing values anywhere in what the model was fitted on may be null in a
+    request (the model, an imputer's pipeline say, takes them), though the few rows the
+    signature is inferred from have none there."""
+    inputs = signature.inputs
+    if inputs is None or not inputs.has_input_names() or not hasattr(model_input, "isna"):
+        return signature
+    frame = model_input.to_frame() if getattr(model_input, "ndim", 2) == 1 else model_input
+    missing = {str(name) for name, gaps in frame.isna().any().items() if gaps}
+    if not missing & set(inputs.input_names()):
+        return signature
+    columns: list[ColSpec | TensorSpec] = [
+        ColSpec(column.type, column.name, required=column.required and column.name not in missing)
+        for column in inputs.inputs
+    ]
+    return ModelSignature(Schema(columns), signature.outputs, signature.params)
 
 
 def _exog_optional(signature: ModelSignature) -> ModelSignature:

@@ -74,11 +74,14 @@ def raw_records_for(raw: RawFeatures, run_id: str | None) -> RawRecords | str:
         return said or "it was trained before records of the loaded data were served"
     if spec.get("sha256") != raw.fingerprint:
         return f"it was trained with other feature code than {raw.where} holds now"
-    # A column the feature code does not read (the label, an id) a record may leave out.
+    # A column the feature code does not read (the label, an id) a record may leave out, and
+    # one with missing values in the loaded rows may be null, as the schema training found says.
     unread = set(spec.get("unread", ()))
     rules = Schema(
         [
-            ColSpec(column.type, column.name, required=column.name not in unread)
+            ColSpec(
+                column.type, column.name, required=column.required and column.name not in unread
+            )
             for column in Schema.from_json(json.dumps(spec["columns"])).inputs
         ]
     )
