@@ -161,6 +161,22 @@ NOTEBOOKS = {
         "preds = clf.predict(X_test)",
         "print(f1_score(y_test, preds, average='macro'))",
     ],
+    # a vectorizer's sparse matrix is the model's input: the example and signature hold dense rows
+    "fitted_on_a_sparse_matrix": [
+        IRIS + "import pandas as pd\n"
+        "from sklearn.feature_extraction.text import TfidfVectorizer\n"
+        "from sklearn.naive_bayes import MultinomialNB",
+        "words = ['good', 'great', 'fine', 'bad', 'awful', 'poor', 'film', 'plot', 'cast']\n"
+        "texts = [' '.join(words[(i * k) % 9] for k in range(1, 6)) for i in range(120)]\n"
+        "df = pd.DataFrame({'text': texts, 'liked': [int('g' in t[:6]) for t in texts]})",
+        "X_train, X_test, y_train, y_test = train_test_split(df['text'], df['liked'],"
+        " random_state=0)\n"
+        "tfidf = TfidfVectorizer()\n"
+        "X_train_tfidf = tfidf.fit_transform(X_train)\n"
+        "X_test_tfidf = tfidf.transform(X_test)",
+        "nb = MultinomialNB().fit(X_train_tfidf, y_train)\n"
+        "print(accuracy_score(y_test, nb.predict(X_test_tfidf)))",
+    ],
     # what a fit only shows is dropped: LightGBM 4's fit no longer takes `verbose`
     "display_only_fit_arguments": [
         "import lightgbm as lgb\n" + IRIS,

@@ -343,4 +343,8 @@ def _head(value: Any, rows: int) -> Any:
         value = pandas.DataFrame(value)
     if hasattr(value, "iloc"):
         return value.iloc[:rows]
+    if hasattr(
+        value, "tocsr"
+    ):  # a scipy sparse matrix (TF-IDF's): its rows as a request holds them
+        return value[:rows].toarray()
     return value[:rows]

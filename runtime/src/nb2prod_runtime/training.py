@@ -368,6 +368,8 @@ PROFILE_ROWS = 2000  # rows the logged model answers for the profile of its pred
 
 
 def _first_rows(data: Any, rows: int) -> Any:
+    if hasattr(data, "tocsr"):  # a scipy sparse matrix: the service is sent dense rows
+        return data[:rows].toarray()
     return data.iloc[:rows] if hasattr(data, "iloc") else data[:rows]
 
 
@@ -379,6 +381,8 @@ def reference_profile(
     that the model does not (`raw`: its record schema), and what the logged model, loaded back as
     the service loads it, answers for its input example."""
     features = result.fit_data[0] if result.fit_data is not None else result.model_input
+    if hasattr(features, "tocsr"):  # sparse: profiled on as many rows as the predictions
+        features = _first_rows(features, PROFILE_ROWS)
     example = _first_rows(result.model_input, PROFILE_ROWS)
     predictions = mlflow.pyfunc.load_model(model_uri).predict(example)
     only_raw = raw_input.read_columns_beside(raw, features, result.data) if raw else None
