@@ -110,3 +110,32 @@ def test_a_holdout_says_its_share_of_the_whole_data_through_splits_of_splits(
     ]
     plan = build_plan(write_notebook(cells))
     assert plan.honesty.validation_method == method
+
+
+@pytest.mark.parametrize(
+    ("returned", "is_metric"),
+    [
+        ("accuracy_score(y, model.predict(X))", True),
+        ("{'accuracy': accuracy_score(y, model.predict(X)), 'rows': len(y)}", False),
+        ("accuracy_score(y, model.predict(X)), len(y)", False),
+        ("f'{accuracy_score(y, model.predict(X)):.3f}'", False),
+    ],
+)
+def test_a_notebook_function_named_for_a_score_is_a_metric_only_if_it_can_return_a_number(
+    write_notebook, returned: str, is_metric: bool
+) -> None:
+    """`score_...` or `..._metrics` says what a function is about, not what it returns: a dict
+    of figures, a tuple or a text is never claimed as a metric."""
+    cells = [
+        "from sklearn.datasets import load_iris\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.metrics import accuracy_score\n"
+        "from sklearn.model_selection import train_test_split",
+        "X, y = load_iris(return_X_y=True)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+        "model = LogisticRegression(max_iter=300).fit(X_train, y_train)",
+        f"def score_model(model, X, y):\n    return {returned}",
+        "result = score_model(model, X_test, y_test)",
+    ]
+    plan = build_plan(write_notebook(cells))
+    assert ("result" in [m.name for m in plan.metrics]) == is_metric

@@ -157,14 +157,15 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
 
 def _training_steps(plan: Plan, closures: set[str], needed: set[str]) -> list[Step]:
     """The steps run() calls: every step of the pipeline's roles, and a prediction step whose
-    output a later one reads (`preds = clf.predict(X_test)` alone in a cell, then the metric in
-    the next): the evaluation needs it, so training runs it too."""
+    output a later evaluation reads (`preds = clf.predict(X_test)` alone in a cell, then the
+    metric in the next): the evaluation needs it, so training runs it too. A prediction that
+    only other code reads (a batch scored to a file, read back) is no part of training."""
     chosen = {s.name for s in plan.steps if s.role in PIPELINE_ROLES or s.name in closures}
     read = set(needed)
     for step in reversed(plan.steps):
         if step.name not in chosen and step.role == "inference" and read & set(step.outputs):
             chosen.add(step.name)
-        if step.name in chosen:
+        if step.name in chosen and step.role in ("evaluate", "inference"):
             read.update(step.inputs)
     return [s for s in plan.steps if s.name in chosen]
 

@@ -111,6 +111,9 @@ class NotebookFacts:
     constructors: dict[str, str]  # variable -> qualified constructor it was last built with
     constructor_calls: dict[str, ast.Call]
     figure_names: set[str]
+    # notebook functions that return only tuples, lists, dicts or text: never a metric's value
+    # (`def score_monolithic(...): return {"rows": ..., "runtime_s": ...}, preview`)
+    returns_no_number: set[str] = field(default_factory=set)
 
     def cell(self, number: int) -> CellFacts:
         return self.cells[number - 1]
@@ -188,8 +191,35 @@ def gather_facts(notebook: Notebook) -> NotebookFacts:
             _record_definitions(statement, facts, aliases, constructors, constructor_calls)
         cells.append(facts)
     return NotebookFacts(
-        notebook, cells, aliases, constructors, constructor_calls, tracker.figure_names
+        notebook,
+        cells,
+        aliases,
+        constructors,
+        constructor_calls,
+        tracker.figure_names,
+        _functions_returning_no_number(parsed),
     )
+
+
+_NOT_NUMBERS = (ast.Tuple, ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.JoinedStr)
+
+
+def _functions_returning_no_number(
+    parsed: list[tuple[CodeCell, NormalisedCell, ast.Module]],
+) -> set[str]:
+    """Notebook functions every `return` of which is a container or text: whatever their name
+    says (`score_...`, `..._metrics`), what they compute is not one number to claim."""
+    names = set()
+    for _, _, tree in parsed:
+        for statement in tree.body:
+            if not isinstance(statement, ast.FunctionDef):
+                continue
+            values = [n.value for n in ast.walk(statement) if isinstance(n, ast.Return)]
+            text = [v for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
+            containers = [v for v in values if isinstance(v, _NOT_NUMBERS)]
+            if values and len(text) + len(containers) == len(values):
+                names.add(statement.name)
+    return names
 
 
 _PLOTTING_NAMES = re.compile(r"^_?(plot|show|draw|display|visuali[sz]e|render)(_|$)", re.I)

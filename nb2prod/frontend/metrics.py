@@ -68,6 +68,7 @@ def find_metrics(
     (the model among them), so a metric of another one is told from one of the model."""
     defaults = {p.name: p.default for p in parameters}
     notebook_functions = {name for cell in facts.cells for name in cell.functions}
+    notebook_functions -= facts.returns_no_number  # a dict of figures is no metric
     held_out: set[str] = set()
     trained_on: set[str] = set()
     holdout_fraction: float | None = None

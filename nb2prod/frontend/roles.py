@@ -134,7 +134,7 @@ def assign_roles(facts: NotebookFacts, model_names: set[str]) -> list[RoleDecisi
     kale_block: RoleDecision | None = None
     context = _Context(
         model_names,
-        {name for cell in facts.cells for name in cell.functions},
+        {name for cell in facts.cells for name in cell.functions} - facts.returns_no_number,
         modules=trained_modules(facts, None),
         parts=bound_values(statement for cell in facts.cells for statement in cell.statements),
     )
