@@ -60,11 +60,15 @@ def test_a_raw_record_may_be_null_where_the_loaded_rows_had_gaps(tmp_path) -> No
         "unread": [],
         "sha256": raw.fingerprint,
     }
+    # a store of its own, through the client: no experiment or run of another test is active
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(store)
+    experiment = client.create_experiment("raw", (tmp_path / "artifacts").as_uri())
+    run = client.create_run(experiment)
+    client.log_dict(run.info.run_id, spec, SPEC_PATH)
     before = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_tracking_uri(store)  # where the service reads the run's artifacts from
     try:
-        with mlflow.start_run() as run:
-            mlflow.log_dict(spec, SPEC_PATH)
         route = raw_records_for(raw, run.info.run_id)
     finally:
         mlflow.set_tracking_uri(before)
