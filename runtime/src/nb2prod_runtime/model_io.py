@@ -101,11 +101,11 @@ def log_model(
         if is_forecaster(model):
             example = forecast_request(model, FORECAST_EXAMPLE_STEPS)
         else:
-            example = _without_formula_target(model, _head(model_input, 5))
+            example = _without_formula_target(model, first_rows(model_input, 5))
         predicted = predict(model, example)
         if not is_forecaster(model):
             _one_answer_per_row(example, predicted)
-            _one_answer_per_row(_head(example, 1), predict(model, _head(example, 1)))
+            _one_answer_per_row(first_rows(example, 1), predict(model, first_rows(example, 1)))
         if column is not None:  # what a request carries: a frame of that one column
             example = example_frame(example, column)
         signature = infer_signature(example, predicted)
@@ -123,7 +123,7 @@ def log_model(
     common: dict[str, Any] = {
         "name": "model",
         "signature": signature,
-        "input_example": _head(example, 2),
+        "input_example": first_rows(example, 2),
         "pip_requirements": package.requirements,
     }
     if column is not None:
@@ -336,7 +336,8 @@ def _without_formula_target(model: Any, example: Any) -> Any:
     return example
 
 
-def _head(value: Any, rows: int) -> Any:
+def first_rows(value: Any, rows: int) -> Any:
+    """The first `rows` rows, as a request would hold them (a frame's, a sparse matrix's dense)."""
     if isinstance(value, Mapping):  # a formula fitted on a dict of columns reads a frame too
         import pandas
 

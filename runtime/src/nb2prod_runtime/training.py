@@ -24,7 +24,7 @@ from mlflow.exceptions import MlflowException
 
 from nb2prod_runtime import drift, lineage, measure, raw_input, tracking
 from nb2prod_runtime.measure import Measurement
-from nb2prod_runtime.model_io import ModelLoggingError, log_model
+from nb2prod_runtime.model_io import ModelLoggingError, first_rows, log_model
 from nb2prod_runtime.package import Package
 from nb2prod_runtime.raw_input import RawFeatures
 
@@ -367,12 +367,6 @@ class Trainer:
 PROFILE_ROWS = 2000  # rows the logged model answers for the profile of its predictions
 
 
-def _first_rows(data: Any, rows: int) -> Any:
-    if hasattr(data, "tocsr"):  # a scipy sparse matrix: the service is sent dense rows
-        return data[:rows].toarray()
-    return data.iloc[:rows] if hasattr(data, "iloc") else data[:rows]
-
-
 def reference_profile(
     result: PipelineResult, model_uri: str, raw: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -382,8 +376,8 @@ def reference_profile(
     the service loads it, answers for its input example."""
     features = result.fit_data[0] if result.fit_data is not None else result.model_input
     if hasattr(features, "tocsr"):  # sparse: profiled on as many rows as the predictions
-        features = _first_rows(features, PROFILE_ROWS)
-    example = _first_rows(result.model_input, PROFILE_ROWS)
+        features = first_rows(features, PROFILE_ROWS)
+    example = first_rows(result.model_input, PROFILE_ROWS)
     predictions = mlflow.pyfunc.load_model(model_uri).predict(example)
     only_raw = raw_input.read_columns_beside(raw, features, result.data) if raw else None
     if only_raw is not None:
