@@ -147,10 +147,10 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
         code.through_store, code.store_step = _store_inputs(functions, plan)
         routed_in_run = code.through_store
     copy = "copy" if "copy" not in module_names else fresh_name("shallow_copy", module_names)
-    code.run_body, code.has_fit_data = _run_body(
+    code.run_body, code.has_fit_data, copies = _run_body(
         functions, plan, needed, import_names, routed_in_run, copy
     )
-    if f"{copy}(" in code.run_body:
+    if copies:
         code.copy_import = "from copy import copy" + (f" as {copy}" if copy != "copy" else "")
     return code
 
@@ -612,20 +612,10 @@ def fit_keywords(plan: Plan) -> list[str]:
         except SyntaxError:
             continue
         for statement in tree.body:
-            assigns_model = isinstance(statement, ast.Assign) and plan.model.name in {
-                n for t in statement.targets for n in target_names(t)
-            }
-            for node in ast.walk(statement):
-                fits = (
-                    isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "fit"
-                    and (assigns_model or root_name(node.func.value) == plan.model.name)
-                )
-                if fits:
-                    assert isinstance(node, ast.Call)
+            for call in _model_fits(statement, plan):
+                if call.func.attr == "fit":  # type: ignore[attr-defined]
                     found += [
-                        f"{k.arg}=" if k.arg else f"**{ast.unparse(k.value)}" for k in node.keywords
+                        f"{k.arg}=" if k.arg else f"**{ast.unparse(k.value)}" for k in call.keywords
                     ]
     return list(dict.fromkeys(found))
 
@@ -634,19 +624,26 @@ def _fits_on(statement: ast.stmt, fit_input: str, plan: Plan) -> bool:
     """A top-level statement that fits the model on `fit_input`: `model.fit(X, ...)` (or
     `fit_conformalize`...), or `model = Estimator(...).fit(X, ...)`; a scaler's
     `fit_transform(X)` is not the model's fit."""
+    return any(
+        call.args and isinstance(call.args[0], ast.Name) and call.args[0].id == fit_input
+        for call in _model_fits(statement, plan)
+    )
+
+
+def _model_fits(statement: ast.stmt, plan: Plan) -> list[ast.Call]:
+    """The calls in a top-level statement that fit the model: a `fit...` method called on it,
+    or on anything when the statement assigns the model (`model = Estimator(...).fit(X, y)`)."""
     assigns_model = isinstance(statement, ast.Assign) and plan.model.name in {
         n for t in statement.targets for n in target_names(t)
     }
-    return any(
-        isinstance(node, ast.Call)
+    return [
+        node
+        for node in ast.walk(statement)
+        if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
         and node.func.attr.startswith("fit")
-        and node.args
-        and isinstance(node.args[0], ast.Name)
-        and node.args[0].id == fit_input
         and (assigns_model or root_name(node.func.value) == plan.model.name)
-        for node in ast.walk(statement)
-    )
+    ]
 
 
 def _run_body(
@@ -656,8 +653,9 @@ def _run_body(
     modules: set[str],
     through_store: list[str],
     copy: str = "copy",
-) -> tuple[str, bool]:
-    """run()'s body, and whether it hands training the data the model was fitted on.
+) -> tuple[str, bool, bool]:
+    """run()'s body, whether it hands training the data the model was fitted on, and whether
+    it copies a loaded table (with `copy`, which the module then imports).
 
     A loaded table that a later step returns again (`df = pd.get_dummies(df)`, or changed in
     place) is kept as it was loaded, a shallow copy (pandas copies on write), since training
@@ -668,7 +666,7 @@ def _run_body(
     taken = {n for f in functions for n in (*f.inputs, *f.outputs)} | modules
     at_fit: tuple[int, set[str]] | None = None  # where the model is last fitted, what exists
     routed = False  # the model's inputs went through the feature store
-    for function in functions:
+    for index, function in enumerate(functions):
         arguments = [*function.inputs, *(f"{k}=params.{k}" for k in function.keywords)]
         missing = [name for name in function.inputs if name not in available]
         if missing:
@@ -687,7 +685,7 @@ def _run_body(
         else:
             lines.append(f"{', '.join(function.outputs)} = {call}")
         available.update(function.outputs)
-        later = {n for f in functions[functions.index(function) + 1 :] for n in f.outputs}
+        later = {n for f in functions[index + 1 :] for n in f.outputs}
         for name in function.outputs if function.role == "load" else []:
             if name in later and name not in as_loaded:
                 as_loaded[name] = fresh_name(f"{name}_as_loaded", taken)
@@ -729,7 +727,8 @@ def _run_body(
         f"    fit_data={fit_data},\n"
         ")"
     )
-    return textwrap.indent("\n".join(lines), "    ") + "\n", fit_data is not None
+    body = textwrap.indent("\n".join(lines), "    ") + "\n"
+    return body, fit_data is not None, bool(as_loaded)
 
 
 def _served_model(plan: Plan) -> str:
