@@ -231,22 +231,21 @@ def _optional_where_missing(signature: ModelSignature, model_input: Any) -> Mode
         return signature
     frame = model_input.to_frame() if getattr(model_input, "ndim", 2) == 1 else model_input
     missing = {str(name) for name, gaps in frame.isna().any().items() if gaps}
-    if not missing & set(inputs.input_names()):
-        return signature
-    columns: list[ColSpec | TensorSpec] = [
-        ColSpec(column.type, column.name, required=column.required and column.name not in missing)
-        for column in inputs.inputs
-    ]
-    return ModelSignature(Schema(columns), signature.outputs, signature.params)
+    return _with_optional(signature, missing)
 
 
 def _exog_optional(signature: ModelSignature) -> ModelSignature:
     """A forecaster's exog is needed only for steps past its series, so a request may omit it."""
+    return _with_optional(signature, {"exog"})
+
+
+def _with_optional(signature: ModelSignature, optional: set[str]) -> ModelSignature:
+    """The signature with the named columns no longer required (unchanged when it has none)."""
     inputs = signature.inputs
-    if inputs is None or "exog" not in inputs.input_names():
+    if inputs is None or not optional & set(inputs.input_names()):
         return signature
     columns: list[ColSpec | TensorSpec] = [
-        ColSpec(column.type, column.name, required=column.name != "exog")
+        ColSpec(column.type, column.name, required=column.required and column.name not in optional)
         for column in inputs.inputs
     ]
     return ModelSignature(Schema(columns), signature.outputs, signature.params)
@@ -344,8 +343,6 @@ def first_rows(value: Any, rows: int) -> Any:
         value = pandas.DataFrame(value)
     if hasattr(value, "iloc"):
         return value.iloc[:rows]
-    if hasattr(
-        value, "tocsr"
-    ):  # a scipy sparse matrix (TF-IDF's): its rows as a request holds them
+    if hasattr(value, "tocsr"):  # a scipy sparse matrix (TF-IDF's): dense, as a request holds it
         return value[:rows].toarray()
     return value[:rows]
