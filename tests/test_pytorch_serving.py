@@ -35,6 +35,7 @@ from sklearn.preprocessing import StandardScaler
 
 from nb2prod.backend.render import convert
 from nb2prod.frontend.planner import build_plan
+from nb2prod_runtime import drift
 
 pytest.importorskip("torch", reason="the corpus requirements install torch's CPU build")
 
@@ -96,12 +97,15 @@ def _train_and_serve_held_out_rows(
     target: Path, name: str, tmp_path: Path
 ) -> tuple[float, dict[str, Any], list[int]]:
     """Train the package, then post the tumor notebook's held-out rows to its service: the
-    accuracy its run claims, the service's answer and the rows' labels."""
+    accuracy its run claims, the service's answer and the rows' labels. The run holds a
+    reference profile, so the service measures drift."""
     environment = {"PYTHONPATH": str(target), "MLFLOW_TRACKING_URI": ""}
     trained = run_module(f"{name}.train", cwd=tmp_path, env=environment)
     assert trained.returncode == 0, trained.stderr[-3000:]
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (logged,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    # drift is measured for a module fitted on tensors, against the arrays requests become
+    assert logged.data.tags["drift_profile"] == drift.PROFILE_PATH
     version = client.get_model_version(name, "1")
     rows, labels = _held_out_rows()
     (tmp_path / "rows.json").write_text(json.dumps(rows))

@@ -345,4 +345,6 @@ def first_rows(value: Any, rows: int) -> Any:
         return value.iloc[:rows]
     if hasattr(value, "tocsr"):  # a scipy sparse matrix (TF-IDF's): dense, as a request holds it
         return value[:rows].toarray()
+    if pytorch_io.is_tensor(value):  # a module's input: the array a request becomes
+        return pytorch_io.as_array(value[:rows])
     return value[:rows]

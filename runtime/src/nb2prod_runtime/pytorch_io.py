@@ -21,6 +21,12 @@ def is_module(model: Any) -> bool:
     return torch is not None and isinstance(model, torch.nn.Module)
 
 
+def is_tensor(value: Any) -> bool:
+    """Whether the value is a ``torch.Tensor`` (torch is loaded when one exists)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
 def servable(model: Any) -> Any:
     """A skorch net as the module that answers what its predict answers; any other model as
     it is. skorch pickles whole nets (optimizer, callbacks, history); its fitted module alone
@@ -61,8 +67,7 @@ def log_pickled_estimator(model: Any, common: Mapping[str, Any]) -> Any:
 def as_array(value: Any) -> Any:
     """What the module was trained on, as the array a request becomes: a tensor leaves the
     graph and the device it was on; a frame or an array keeps its values."""
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(value, torch.Tensor):
+    if is_tensor(value):
         return value.detach().cpu().numpy()
     if hasattr(value, "to_numpy"):
         return value.to_numpy(dtype=np.float32)

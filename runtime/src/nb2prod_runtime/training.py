@@ -22,7 +22,7 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from nb2prod_runtime import drift, lineage, measure, raw_input, tracking
+from nb2prod_runtime import drift, lineage, measure, pytorch_io, raw_input, tracking
 from nb2prod_runtime.measure import Measurement
 from nb2prod_runtime.model_io import ModelLoggingError, first_rows, log_model
 from nb2prod_runtime.package import Package
@@ -377,6 +377,8 @@ def reference_profile(
     features = result.fit_data[0] if result.fit_data is not None else result.model_input
     if hasattr(features, "tocsr"):  # sparse: profiled on as many rows as the predictions
         features = first_rows(features, PROFILE_ROWS)
+    if pytorch_io.is_tensor(features):  # a module's: profiled as the arrays requests become
+        features = pytorch_io.as_array(features)
     example = first_rows(result.model_input, PROFILE_ROWS)
     predictions = mlflow.pyfunc.load_model(model_uri).predict(example)
     only_raw = raw_input.read_columns_beside(raw, features, result.data) if raw else None
