@@ -25,6 +25,7 @@ from nb2prod.frontend.pysyntax import (
     target_names,
 )
 from nb2prod.frontend.vocabulary import (
+    CROSS_VALIDATE,
     CV_FUNCTIONS,
     LOWER_IS_BETTER,
     SPLIT_FUNCTIONS,
@@ -97,6 +98,8 @@ def find_metrics(
             is_score = call.method == "score" and call.receiver == model_name
             if not (is_score or is_metric_function(qualified, function in notebook_functions)):
                 continue
+            if qualified == CROSS_VALIDATE and call.assigned_whole:
+                continue  # a dict of arrays per scorer: what the notebook reads from it is
             data = names_in(call.node)
             if qualified in CV_FUNCTIONS:
                 validation, folds = "cross-validation", _folds(call.node, defaults)

@@ -84,9 +84,8 @@ FORECASTING_WRAPPERS = frozenset({"statsmodels.tsa.forecasting.stl.STLForecast"}
 TRACKER_MODULES = ("wandb", "neptune", "comet_ml", "clearml", "aim")
 DEEP_LEARNING_MODULES = ("tensorflow.", "keras.", "torch.", "pytorch_lightning.", "lightning.")
 SPLIT_FUNCTIONS = frozenset({"sklearn.model_selection.train_test_split"})
-CV_FUNCTIONS = frozenset(
-    {"sklearn.model_selection.cross_val_score", "sklearn.model_selection.cross_validate"}
-)
+CROSS_VALIDATE = "sklearn.model_selection.cross_validate"
+CV_FUNCTIONS = frozenset({"sklearn.model_selection.cross_val_score", CROSS_VALIDATE})
 _TRANSFORMER_MODULES = (
     "sklearn.preprocessing.",
     "sklearn.feature_extraction.",
@@ -106,11 +105,13 @@ _METRIC_WORDS = re.compile(
     r"^(rmse|mse|mae|mape|smape|rmsle|accuracy|acc|auc|roc_auc|f1|precision|recall|r2|"
     r"logloss|error_rate|score)(_|$)"
 )
-LOWER_IS_BETTER = re.compile(r"(error|loss|rmse|mse|mae|mape|deviance)", re.IGNORECASE)
+LOWER_IS_BETTER = re.compile(
+    r"(error|loss|rmse|rmsle|msle|mse|mae|mape|deviance|brier|hinge|perplexity)", re.IGNORECASE
+)
 CLASSIFIER_HINTS = re.compile(r"(Classifier|LogisticRegression|SVC|NB$|KNeighborsClassifier)")
 REGRESSOR_HINTS = re.compile(r"(Regressor|Regression$|Ridge|Lasso|ElasticNet|SVR|LinearModel)")
 CLASSIFICATION_METRICS = re.compile(r"(accuracy|f1|precision|recall|roc_auc|log_loss|matthews)")
-REGRESSION_METRICS = re.compile(r"(r2|squared_error|absolute_error|rmse|mae|mse|mape)")
+REGRESSION_METRICS = re.compile(r"(r2|squared_error|absolute_error|rmsle|msle|rmse|mae|mse|mape)")
 
 # Estimators whose result depends on `random_state` when none is given.
 RANDOM_STATE_ESTIMATORS = re.compile(

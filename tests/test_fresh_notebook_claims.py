@@ -1,0 +1,56 @@
+"""What fresh Kaggle-style notebooks showed the plan misstating (issue 22): a claim whose
+direction, holdout or value is not what the notebook measured. Each notebook is the smallest
+of its class, and each test reads the plan as `nb2prod plan` shows it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from nb2prod.frontend.planner import build_plan
+
+DIABETES = (
+    "import numpy as np\n"
+    "from sklearn.datasets import load_diabetes\n"
+    "from sklearn.ensemble import RandomForestRegressor\n"
+    "from sklearn.metrics import mean_squared_log_error\n"
+    "from sklearn.model_selection import cross_validate, train_test_split",
+    "X, y = load_diabetes(return_X_y=True)\n"
+    "X_train, X_valid, y_train, y_valid = train_test_split(X, y, random_state=0)",
+)
+
+
+def test_a_logarithmic_error_is_lower_is_better(write_notebook: Callable[..., Path]) -> None:
+    """RMSLE, the usual score of demand and price competitions: a plan that read it as
+    greater-is-better made promote refuse a model for an error under the threshold."""
+    cells = [
+        *DIABETES,
+        "def rmsle(y, y_):\n    return np.sqrt(mean_squared_log_error(y, y_))",
+        "model = RandomForestRegressor(n_estimators=20, random_state=0).fit(X_train, y_train)\n"
+        "valid_rmsle = rmsle(y_valid, model.predict(X_valid))\n"
+        "msle = mean_squared_log_error(y_valid, model.predict(X_valid))",
+    ]
+    plan = build_plan(write_notebook(cells))
+    assert {m.name: m.greater_is_better for m in plan.metrics} == {
+        "valid_rmsle": False,
+        "msle": False,
+    }
+
+
+def test_cross_validate_is_a_table_of_scores_not_a_metric(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`cv = cross_validate(...)` holds arrays per scorer, no number: the metric is what the
+    notebook reads from it. Taken for a metric, it was missing on both sides of verify, which
+    called that a mismatch with no known cause."""
+    cells = [
+        *DIABETES,
+        "model = RandomForestRegressor(n_estimators=20, random_state=0)\n"
+        "scoring = ['r2', 'neg_mean_absolute_error']\n"
+        "cv = cross_validate(model, X_train, y_train, cv=3, scoring=scoring)\n"
+        "cv_r2 = cv['test_r2'].mean()\n"
+        "print(cv_r2)",
+        "model.fit(X_train, y_train)",
+    ]
+    plan = build_plan(write_notebook(cells))
+    assert "cv" not in {m.name for m in plan.metrics}
