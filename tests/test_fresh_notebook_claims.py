@@ -54,3 +54,30 @@ def test_cross_validate_is_a_table_of_scores_not_a_metric(
     ]
     plan = build_plan(write_notebook(cells))
     assert "cv" not in {m.name for m in plan.metrics}
+
+
+def test_a_prediction_holds_the_rows_it_predicts_on_not_the_early_stopping_rows(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """LightGBM's native API early-stops on a split of the training rows (15% of 75%); the
+    metric is measured on the 25% test split, and the honesty record says 25%, not 11.25%."""
+    cells = [
+        "import lightgbm as lgb\n"
+        "import numpy as np\n"
+        "from sklearn.datasets import load_wine\n"
+        "from sklearn.metrics import f1_score\n"
+        "from sklearn.model_selection import train_test_split",
+        "X, y = load_wine(return_X_y=True)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, "
+        "random_state=0)\n"
+        "X_tr, X_val, y_tr, y_val = train_test_split(X_train, y_train, test_size=0.15, "
+        "random_state=0)",
+        "params = {'objective': 'multiclass', 'num_class': 3, 'seed': 0, 'verbose': -1}\n"
+        "lgb_train = lgb.Dataset(X_tr, y_tr)\n"
+        "lgb_val = lgb.Dataset(X_val, y_val, reference=lgb_train)\n"
+        "gbm = lgb.train(params, lgb_train, num_boost_round=50, valid_sets=[lgb_train, lgb_val])",
+        "y_prob = gbm.predict(X_test)\n"
+        "macro_f1 = f1_score(y_test, np.argmax(y_prob, axis=1), average='macro')",
+    ]
+    plan = build_plan(write_notebook(cells))
+    assert plan.honesty.validation_method == "holdout 25%"

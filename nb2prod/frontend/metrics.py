@@ -87,7 +87,7 @@ def find_metrics(
             split = _split_call(statement, facts)
             if split is not None:
                 holdout_fraction = _test_size(split, defaults)
-            _share_out(statement, split, holdout_fraction, shares)
+            _share_out(statement, split, holdout_fraction, shares, {model_name, *models})
             _propagate(statement, split, held_out, trained_on)
         by_call = len(metrics)
         for call in cell.calls:
@@ -302,11 +302,16 @@ def _propagate(
 
 
 def _share_out(
-    statement: ast.stmt, split: ast.Call | None, fraction: float | None, shares: dict[str, float]
+    statement: ast.stmt,
+    split: ast.Call | None,
+    fraction: float | None,
+    shares: dict[str, float],
+    models: set[str],
 ) -> None:
     """Follow each name's share of the whole data through one assignment: a split's outputs
     hold `fraction` (held out) or the rest of what it splits, and what is computed from them
-    (`scaler.transform(X_test)`) holds the same rows."""
+    (`scaler.transform(X_test)`) holds the same rows. A fitted model holds no rows, so
+    `gbm.predict(X_test)` holds X_test's, whatever gbm was early-stopped on."""
     if not isinstance(statement, ast.Assign):
         return
     targets = [name for target in statement.targets for name in target_names(target)]
@@ -319,7 +324,7 @@ def _share_out(
                 shares[name] = whole * (fraction if index % 2 else 1 - fraction)
         return
     for name, sources in _assigned_from(statement, targets):
-        known = [shares[source] for source in sources if source in shares]
+        known = [shares[source] for source in sources - models if source in shares]
         shares.pop(name, None)
         if known:
             shares[name] = min(known)
