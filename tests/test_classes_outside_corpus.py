@@ -44,7 +44,52 @@ IRIS = (
     "from sklearn.model_selection import train_test_split\n"
 )
 
+TORCH_IRIS = (
+    "import torch\n"
+    "from sklearn.datasets import load_iris\n"
+    "from sklearn.metrics import accuracy_score\n"
+    "from sklearn.model_selection import train_test_split\n"
+    "from torch import nn\n"
+    "from torch.utils.data import DataLoader, TensorDataset",
+    "def to_tensor(a):\n    return torch.tensor(a, dtype=torch.float32)",
+    "torch.manual_seed(0)\n"
+    "X, y = load_iris(return_X_y=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+    "loader = DataLoader(TensorDataset(to_tensor(X_train), torch.tensor(y_train)), "
+    "batch_size=16, shuffle=True)\n"
+    "net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))\n"
+    "opt = torch.optim.SGD(net.parameters(), lr=0.1)",
+)
+TORCH_IRIS_MEASURED = (
+    "predicted = net(to_tensor(X_test)).argmax(dim=1)\naccuracy = accuracy_score(y_test, predicted)"
+)
+
 NOTEBOOKS = {
+    # a network fitted on float64 rows a notebook function makes into float32 tensors: the
+    # input example is what the function makes, not the rows
+    "fitted_on_what_a_notebook_function_makes": [
+        *TORCH_IRIS,
+        "for epoch in range(20):\n"
+        "    for xb, yb in loader:\n"
+        "        opt.zero_grad()\n"
+        "        nn.functional.cross_entropy(net(xb), yb).backward()\n"
+        "        opt.step()",
+        TORCH_IRIS_MEASURED,
+    ],
+    # an epoch in a notebook function handed the loader: its batches are the function's own
+    "trained_by_a_function_handed_the_loader": [
+        *TORCH_IRIS,
+        "def train_one_epoch(model, loader, optimizer):\n"
+        "    model.train()\n"
+        "    for xb, yb in loader:\n"
+        "        optimizer.zero_grad()\n"
+        "        loss = nn.functional.cross_entropy(model(xb), yb)\n"
+        "        loss.backward()\n"
+        "        optimizer.step()\n"
+        "    return loss.item()",
+        "for epoch in range(20):\n    last_loss = train_one_epoch(net, loader, opt)",
+        TORCH_IRIS_MEASURED,
+    ],
     # a frame changed through a loop variable: `for df in [train, test]`
     "loop_over_a_list_of_frames": [
         *TITANIC_LIKE,

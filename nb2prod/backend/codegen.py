@@ -148,7 +148,7 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
         routed_in_run = code.through_store
     copy = "copy" if "copy" not in module_names else fresh_name("shallow_copy", module_names)
     code.run_body, code.has_fit_data, copies = _run_body(
-        functions, plan, needed, import_names, routed_in_run, copy
+        functions, plan, needed, module_names, routed_in_run, copy
     )
     if copies:
         code.copy_import = "from copy import copy" + (f" as {copy}" if copy != "copy" else "")

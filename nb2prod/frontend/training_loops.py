@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
@@ -212,14 +212,15 @@ def _training_functions(facts: NotebookFacts) -> list[_Trainer]:
                         and isinstance(node.func, ast.Attribute)
                         and node.func.attr in STEP_METHODS
                         and isinstance(node.func.value, ast.Name)
-                        and node.func.value.id in optimizers
+                        and (node.func.value.id in optimizers or node.func.value.id in parameters)
                     ),
                     None,
                 )
                 if stepped is not None:
                     # a module the function builds itself is gone when it returns (its
-                    # parameters are handed in)
-                    modules = tuple(sorted(optimizers[stepped] - local))
+                    # parameters are handed in); an optimizer handed in steps the modules of
+                    # the notebook's optimizer the call hands it
+                    modules = tuple(sorted(optimizers.get(stepped, frozenset()) - local))
                     found.append(_Trainer(statement.name, parameters, stepped, modules, loop))
                     break
     return found
@@ -231,6 +232,7 @@ def _trained_by_calls(
     """`train(model, likelihood)` in a cell: the modules the function steps, as the call
     names them, trained where it is called (a default argument names nothing here)."""
     found: list[TrainedModule] = []
+    notebook_optimizers = optimized_modules(facts)
     for trainer in trainers:
         for statement, display in zip(cell.statements, cell.display, strict=True):
             if display or isinstance(statement, ast.FunctionDef | ast.ClassDef):
@@ -241,8 +243,13 @@ def _trained_by_calls(
                 if call.func.id != trainer.name:
                     continue
                 given = _arguments(call, trainer.parameters)
+                bound = {p: name for p, name in given.items() if name is not None}
+                modules = trainer.modules
+                if not modules and trainer.optimizer in bound:
+                    # `train_one_epoch(net, loader, opt)`: the notebook's optimizer, handed in
+                    modules = tuple(sorted(notebook_optimizers.get(bound[trainer.optimizer], ())))
                 fed = {}
-                for module in trainer.modules:
+                for module in modules:
                     read = module if module not in trainer.parameters else None  # a global
                     argument = given.get(module, read)
                     if isinstance(argument, str):
@@ -250,7 +257,7 @@ def _trained_by_calls(
                         # (`def train_epoch(model, X)` stepping the notebook's optimizer)
                         names = [module] + [p for p in trainer.parameters if given.get(p) == module]
                         loop, stepper = trainer.loop, trainer.optimizer
-                        called = [_called_on(facts, loop, name, stepper) for name in names]
+                        called = [_called_on(facts, loop, name, stepper, bound) for name in names]
                         inputs = next((found for found in called if found), ())
                         handed = [given[i] if isinstance(given.get(i), str) else i for i in inputs]
                         # a batch the notebook's own loop draws and hands to the step
@@ -312,11 +319,16 @@ def _parameter_owners(given: ast.expr | None) -> set[str]:
 
 
 def _called_on(
-    facts: NotebookFacts, loop: ast.stmt, module: str, stepper: str | None = None
+    facts: NotebookFacts,
+    loop: ast.stmt,
+    module: str,
+    stepper: str | None = None,
+    bound: Mapping[str, str] | None = None,
 ) -> tuple[str, ...]:
     """What the loop feeds the module: its call's first argument (`model(x)`, or the tensor a
     batch is sliced from: `model(X[idx])`), or else what the stepper hands the module's model
-    (`svi.step(x, y)`)."""
+    (`svi.step(x, y)`). In a function's loop, `bound` maps its parameters to what the call
+    hands them (`loader` -> the notebook's `train_loader`)."""
     fed = [call.args[0] for call in module_calls(loop, module)]
     fed += [
         node.args[0]
@@ -333,15 +345,18 @@ def _called_on(
         while isinstance(given, ast.Subscript):  # a batch sliced from it: `X[idx]`, `X[i:j]`
             given = given.value
         if isinstance(given, ast.Name):
-            batch_source = _batched_from(facts, loop, given.id)
+            batch_source = _batched_from(facts, loop, given.id, bound)
             return (batch_source or given.id,)
         return (dotted_name(given) or ast.unparse(given),)
     return ()
 
 
-def _batched_from(facts: NotebookFacts, loop: ast.stmt, name: str) -> str | None:
+def _batched_from(
+    facts: NotebookFacts, loop: ast.stmt, name: str, bound: Mapping[str, str] | None = None
+) -> str | None:
     """`for xb, yb in loader:` over `DataLoader(TensorDataset(X_t, y_t), ...)`: the tensor a
-    batch variable is drawn from (the first of the dataset's tensors for the first target)."""
+    batch variable is drawn from (the first of the dataset's tensors for the first target);
+    `bound`: a function's parameters, as the call binds them."""
     for node in ast.walk(loop):
         if not isinstance(node, ast.For | ast.comprehension):
             continue
@@ -349,7 +364,10 @@ def _batched_from(facts: NotebookFacts, loop: ast.stmt, name: str) -> str | None
         positions = [i for i, t in enumerate(targets) if isinstance(t, ast.Name) and t.id == name]
         if not positions:
             continue
-        tensors = _dataset_of(facts, node.iter)
+        iterable = node.iter
+        if bound and isinstance(iterable, ast.Name) and iterable.id in bound:
+            iterable = ast.Name(bound[iterable.id], ast.Load())
+        tensors = _dataset_of(facts, iterable)
         if tensors is not None and positions[0] < len(tensors):
             tensor = tensors[positions[0]]
             return dotted_name(tensor) or ast.unparse(tensor)
