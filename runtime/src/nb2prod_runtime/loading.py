@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import get_model_info
+from mlflow.models.model import ModelInfo
 from mlflow.models.utils import load_serving_example
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema
@@ -200,37 +201,39 @@ def load(uri: str, package: Package) -> Served:
         info = get_model_info(concrete)
         served.run_id = info.run_id
         schema = info.signature.inputs if info.signature else None
-        column = (info.metadata or {}).get(ONE_COLUMN)
-        keras_io.prepare_backend(info.metadata or {})  # a network inside an estimator, too
-        categories = (info.metadata or {}).get(CATEGORIES)
-        if categories and any(name in info.flavors for name in NATIVE):
-            served.model = Categorised(load_native(concrete, info.flavors), categories)
-            needs_names = True
-        elif "sklearn" in info.flavors and column is not None:
-            _skops_ready(info.flavors["sklearn"])
-            served.model = OneColumn(mlflow.sklearn.load_model(concrete))
-            needs_names = True
-        elif "sklearn" in info.flavors:
-            _skops_ready(info.flavors["sklearn"])
-            served.model = mlflow.sklearn.load_model(concrete)
-            needs_names = by_name(served.model, schema)
-        elif "keras" in info.flavors:
-            served.model = keras_io.load_network(concrete, info.metadata or {})
-            needs_names = True
-        elif "statsmodels" in info.flavors and is_forecaster(
-            results := mlflow.statsmodels.load_model(concrete)
-        ):
-            served.model = Forecaster(results)  # rows of start, end; a list for each
-            needs_names = True
-        else:
-            served.model = mlflow.pyfunc.load_model(concrete)
-            needs_names = True
+        served.model, needs_names = answering_model(concrete, info)
         served.inputs = model_inputs(schema, by_name=needs_names)
     except Exception as error:
         served.model = None
         served.error = server_problem(error) or f"{type(error).__name__}: {error}"
         log.error("could not load %s: %s", uri, served.error)
     return served
+
+
+def answering_model(uri: str, info: ModelInfo) -> tuple[Any, bool]:
+    """The logged model as the service predicts with it, and whether it takes a frame of named
+    columns. Training profiles the model's answers through this too, so the reference is what
+    the service would answer."""
+    schema = info.signature.inputs if info.signature else None
+    column = (info.metadata or {}).get(ONE_COLUMN)
+    keras_io.prepare_backend(info.metadata or {})  # a network inside an estimator, too
+    categories = (info.metadata or {}).get(CATEGORIES)
+    if categories and any(name in info.flavors for name in NATIVE):
+        return Categorised(load_native(uri, info.flavors), categories), True
+    if "sklearn" in info.flavors and column is not None:
+        _skops_ready(info.flavors["sklearn"])
+        return OneColumn(mlflow.sklearn.load_model(uri)), True
+    if "sklearn" in info.flavors:
+        _skops_ready(info.flavors["sklearn"])
+        model = mlflow.sklearn.load_model(uri)
+        return model, by_name(model, schema)
+    if "keras" in info.flavors:
+        return keras_io.load_network(uri, info.metadata or {}), True
+    if "statsmodels" in info.flavors and is_forecaster(
+        results := mlflow.statsmodels.load_model(uri)
+    ):
+        return Forecaster(results), True  # rows of start, end; a list for each
+    return mlflow.pyfunc.load_model(uri), True
 
 
 def alias_of(uri: str) -> str | None:

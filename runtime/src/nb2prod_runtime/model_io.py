@@ -80,6 +80,22 @@ FORECAST_EXAMPLE_STEPS = 12  # how far ahead the logged example of a forecaster 
 ONE_COLUMN = "nb2prod_one_column"  # model metadata: the name of the one column it was fitted on
 
 
+def request_rows(package: Package, model: Any, model_input: Any, rows: int) -> Any:
+    """The first `rows` rows of the model's input as a request becomes them for the logged
+    model (float32 arrays for a network's tensor signature), so what is predicted on them
+    passes the signature as a request does."""
+    kind = flavour(package, pytorch_io.servable(loggable(unwrap_search(model))))
+    return first_rows(_as_requested(kind, model_input), rows)
+
+
+def _as_requested(kind: str, model_input: Any) -> Any:
+    if kind == "pytorch":
+        return pytorch_io.as_array(model_input)
+    if kind == "keras":
+        return keras_io.as_array(model_input)
+    return model_input
+
+
 class ModelLoggingError(Exception):
     """The model cannot be logged safely; the message says what to change."""
 
@@ -92,11 +108,9 @@ def log_model(
     model = pytorch_io.servable(loggable(unwrap_search(model)))
     kind = flavour(package, model)
     column = one_column(model_input) if kind == "sklearn" else None
+    model_input = _as_requested(kind, model_input)
     if kind == "pytorch":
-        model_input = pytorch_io.as_array(model_input)
         model.eval()  # served as the notebook predicts: no dropout, batch norm's running stats
-    elif kind == "keras":
-        model_input = keras_io.as_array(model_input)
     try:
         if is_forecaster(model):
             example = forecast_request(model, FORECAST_EXAMPLE_STEPS)

@@ -21,10 +21,11 @@ import mlflow
 import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.models import get_model_info
 
-from nb2prod_runtime import drift, lineage, measure, pytorch_io, raw_input, tracking
+from nb2prod_runtime import drift, lineage, loading, measure, pytorch_io, raw_input, tracking
 from nb2prod_runtime.measure import Measurement
-from nb2prod_runtime.model_io import ModelLoggingError, first_rows, log_model
+from nb2prod_runtime.model_io import ModelLoggingError, first_rows, log_model, request_rows
 from nb2prod_runtime.package import Package
 from nb2prod_runtime.raw_input import RawFeatures
 
@@ -264,7 +265,7 @@ class Trainer:
         """Log the reference profile beside the model. Without one the service serves all the
         same, unmeasured, so a profile that cannot be made is a tag, not a failed training."""
         try:
-            profile = reference_profile(result, model_uri, raw)
+            profile = reference_profile(self.package, result, model_uri, raw)
         except Exception as error:
             reason = f"no reference profile: {self.located(error)}"
             print(f"train: {reason}; drift will not be measured", file=sys.stderr)
@@ -368,7 +369,10 @@ PROFILE_ROWS = 2000  # rows the logged model answers for the profile of its pred
 
 
 def reference_profile(
-    result: PipelineResult, model_uri: str, raw: Mapping[str, Any] | None = None
+    package: Package,
+    result: PipelineResult,
+    model_uri: str,
+    raw: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What drift is measured against: the features the model was fitted on (its input example
     when it was fitted without labels), then the loaded columns /predict/raw's feature code reads
@@ -379,8 +383,10 @@ def reference_profile(
         features = first_rows(features, PROFILE_ROWS)
     if pytorch_io.is_tensor(features):  # a module's: profiled as the arrays requests become
         features = pytorch_io.as_array(features)
-    example = first_rows(result.model_input, PROFILE_ROWS)
-    predictions = mlflow.pyfunc.load_model(model_uri).predict(example)
+    # as a request becomes it: float32 for a network's tensor signature
+    example = request_rows(package, result.model, result.model_input, PROFILE_ROWS)
+    model, _ = loading.answering_model(model_uri, get_model_info(model_uri))
+    predictions = model.predict(example)
     only_raw = raw_input.read_columns_beside(raw, features, result.data) if raw else None
     if only_raw is not None:
         features = only_raw[0]
