@@ -15,6 +15,7 @@ from conftest import last_json_line, run_beside_package, run_cli, train_package
 from nb2prod.backend.render import convert
 from nb2prod.errors import InputError
 from nb2prod.frontend.planner import build_plan
+from nb2prod_runtime import drift
 
 # found, not imported: importing Keras needs a backend chosen first, which each notebook does
 if importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None:
@@ -56,6 +57,30 @@ def test_a_fitted_network_is_the_model_on_the_backend_the_notebook_chose(
     found = {f.code: f for f in plan.findings}
     assert found["keras-backend"].message.startswith("the notebook runs Keras on torch")
     assert "unseeded-random" not in found  # keras.utils.set_random_seed seeds its weights
+
+
+def test_a_network_a_notebook_function_builds_is_a_network(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`def build_model(): ... return model`, then `net = build_model()`: the network keeps
+    its backend as a requirement (the image could not load it without one) and answers with
+    the class the claim's argmax picks, not its last layer."""
+    builder = (
+        "def build_model(units=16):\n"
+        "    model = keras.Sequential([\n"
+        "        keras.Input((4,)),\n"
+        "        keras.layers.Dense(units, activation='relu'),\n"
+        "        keras.layers.Dense(3, activation='softmax'),\n"
+        "    ])\n"
+        "    model.compile(optimizer='adam', loss='sparse_categorical_crossentropy')\n"
+        "    return model"
+    )
+    fit = "keras.utils.set_random_seed(0)\nnet = build_model()\nnet.fit(X_train, y_train, epochs=5)"
+    measure = "accuracy = accuracy_score(y_test, np.argmax(net.predict(X_test), axis=1))"
+    plan = build_plan(write_notebook([BACKEND + IMPORTS, DATA, builder, fit, measure]))
+    assert (plan.model.name, plan.model.backend) == ("net", "torch")
+    assert "torch" in {r.name for r in plan.requirements}
+    assert plan.model.served_output == "np.argmax(model.predict(inputs), axis=1)"
 
 
 def test_a_network_left_on_kerass_default_backend_runs_on_one_installed_here(
@@ -135,8 +160,12 @@ def test_the_network_trains_serves_records_and_verifies(
     """Logged with its backend and the package's answer function; loaded by the service
     without KERAS_BACKEND set, it answers each record with the class the notebook's argmax
     picks, what the claim measured, not the network's last layer; verify runs the notebook on
-    the same backend and finds the same answers."""
-    source = write_notebook(IRIS_NETWORK, name="iris_net.ipynb")
+    the same backend and finds the same answers. Fitted on float64 rows (as a scaler returns
+    them), it is profiled on the float32 arrays its signature takes, so drift is measured."""
+    float64_rows = DATA.replace("X = X.astype('float32')\n", "")
+    source = write_notebook(
+        [BACKEND + IMPORTS, float64_rows, NETWORK, MEASURE], name="iris_net.ipynb"
+    )
     package = convert(source, tmp_path / "pkg").target
     trained = train_package(package, tmp_path, "--cross-validation-folds", "0")
     assert trained.returncode == 0, trained.stderr[-3000:]
@@ -144,9 +173,11 @@ def test_the_network_trains_serves_records_and_verifies(
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
         logged = mlflow.models.get_model_info("models:/iris_net/1")
+        run = mlflow.get_run(logged.run_id)
     finally:
         mlflow.set_tracking_uri(previous)
     assert logged.metadata["keras_backend"] == "torch"
+    assert run.data.tags["drift_profile"] == drift.PROFILE_PATH
     # a pyfunc model holding the network in Keras's format and the package's answer function
     assert logged.flavors["python_function"]["loader_module"] == "mlflow.pyfunc.model"
     served = run_beside_package(

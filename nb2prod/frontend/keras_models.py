@@ -33,10 +33,27 @@ class Backend:
 
 
 def is_keras_model(facts: NotebookFacts, constructor: str | None) -> bool:
-    """`keras.Sequential([...])`, `keras.Model(inputs, outputs)` or a notebook class built on
-    keras.Model: a Keras 3 network (`tf.keras` is Keras 3 since TensorFlow 2.16)."""
+    """`keras.Sequential([...])`, `keras.Model(inputs, outputs)`, a notebook class built on
+    keras.Model, or a notebook function that returns one of these (`model = build_model()`,
+    the usual way to build the same network again): a Keras 3 network (`tf.keras` is Keras 3
+    since TensorFlow 2.16)."""
     if not constructor:
         return False
+    if _is_network_class(facts, constructor):
+        return True
+    return any(
+        isinstance(statement, ast.FunctionDef)
+        and statement.name == constructor
+        and any(
+            _is_network_class(facts, facts.aliases.resolve(built))
+            for built in _returned_constructors(statement)
+        )
+        for cell in facts.cells
+        for statement in cell.statements
+    )
+
+
+def _is_network_class(facts: NotebookFacts, constructor: str) -> bool:
     if _keras_name(constructor) in _MODEL_CLASSES:
         return True
     return any(
@@ -49,6 +66,27 @@ def is_keras_model(facts: NotebookFacts, constructor: str | None) -> bool:
         for cell in facts.cells
         for statement in cell.statements
     )
+
+
+def _returned_constructors(function: ast.FunctionDef) -> list[str]:
+    """The callees of what the function returns: `return keras.Sequential(...)`, or
+    `model = Model(inputs, outputs)` ... `return model` (as written; resolved by the caller)."""
+    built = {
+        node.targets[0].id: node.value
+        for node in ast.walk(function)
+        if isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Call)
+    }
+    found = []
+    for node in ast.walk(function):
+        if not isinstance(node, ast.Return) or node.value is None:
+            continue
+        value = built.get(node.value.id) if isinstance(node.value, ast.Name) else node.value
+        if isinstance(value, ast.Call) and (callee := dotted_name(value.func)):
+            found.append(callee)
+    return found
 
 
 def _keras_name(qualified: str) -> str:
