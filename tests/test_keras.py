@@ -83,6 +83,28 @@ def test_a_network_a_notebook_function_builds_is_a_network(
     assert plan.model.served_output == "np.argmax(model.predict(inputs), axis=1)"
 
 
+def test_a_network_fitted_on_several_inputs_is_refused_at_plan(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """An embedding for a categorical column beside the numeric ones, two `keras.Input`s:
+    records of one table cannot feed it, so plan says so instead of training failing on
+    "setting an array element with a sequence"."""
+    two_inputs = (
+        "codes, numbers = keras.Input((1,)), keras.Input((3,))\n"
+        "embedded = keras.layers.Flatten()(keras.layers.Embedding(8, 2)(codes))\n"
+        "joined = keras.layers.Concatenate()([embedded, numbers])\n"
+        "answer = keras.layers.Dense(3, activation='softmax')(joined)\n"
+        "model = keras.Model([codes, numbers], answer)\n"
+        "model.compile(optimizer='adam', loss='sparse_categorical_crossentropy')\n"
+        "inputs = [(X_train[:, 0] > 5).astype(int), X_train[:, 1:]]\n"
+        "model.fit(inputs, y_train, epochs=2)"
+    )
+    with pytest.raises(InputError) as refused:
+        build_plan(write_notebook([BACKEND + IMPORTS, DATA, two_inputs]))
+    assert refused.value.cell == 3
+    assert "model is a network fitted on 2 inputs (inputs)" in refused.value.message
+
+
 def test_a_network_left_on_kerass_default_backend_runs_on_one_installed_here(
     write_notebook: Callable[..., Path],
 ) -> None:

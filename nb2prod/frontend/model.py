@@ -19,7 +19,7 @@ from pathlib import Path
 from nb2prod.errors import InputError, UnservableModel
 from nb2prod.frontend.facts import CallSite, CellFacts, NotebookFacts
 from nb2prod.frontend.installed import built_on_deep_learning, installed_has, installed_object
-from nb2prod.frontend.keras_models import runs_on_keras
+from nb2prod.frontend.keras_models import is_keras_model, runs_on_keras
 from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import dotted_name, keyword, names_in
 from nb2prod.frontend.training_loops import (
@@ -151,6 +151,17 @@ def _refuse_unservable(facts: NotebookFacts, kept: set[int], model: Model) -> No
             hint="fit one of statsmodels' time-series models (ARIMA, SARIMAX, AutoReg, "
             "ExponentialSmoothing, ETSModel) or a model on rows of lagged features",
         )
+    inputs = _several_inputs(facts, model.fit_inputs[0] if model.fit_inputs else "")
+    if inputs and is_keras_model(facts, model.estimator):
+        raise UnservableModel(
+            facts.notebook.path,
+            model.name,
+            f"{model.name} is a network fitted on {inputs} inputs ({model.fit_inputs[0]}), and "
+            "the service answers records of one table",
+            cell=where,
+            hint="give the network one input (concatenate the arrays, or split one array "
+            "inside the network), or serve it yourself",
+        )
     distribution = answers_with_distribution(facts, model.estimator)
     predicted = distribution and module_output(facts, kept, model.name, set(), distribution=True)
     if distribution and not predicted:
@@ -195,6 +206,32 @@ def _refuse_unservable(facts: NotebookFacts, kept: set[int], model: Model) -> No
                 cell=where,
                 hint=f"call {model.name}.{method}(...) after the fit, as its library requires",
             )
+
+
+def _several_inputs(facts: NotebookFacts, fitted_on: str) -> int:
+    """How many arrays a fit is handed as a list, tuple or dict (`[X_cat, X_num]`, or a name
+    bound to one: a Keras network with several inputs); 0 for one array."""
+    try:
+        value: ast.expr | None = ast.parse(fitted_on, mode="eval").body
+    except SyntaxError:
+        return 0
+    if isinstance(value, ast.Name):
+        name = value.id
+        value = None
+        for cell in facts.cells:
+            for statement in cell.statements:
+                if (
+                    isinstance(statement, ast.Assign)
+                    and len(statement.targets) == 1
+                    and isinstance(statement.targets[0], ast.Name)
+                    and statement.targets[0].id == name
+                ):
+                    value = statement.value
+    if isinstance(value, ast.List | ast.Tuple) and len(value.elts) > 1:
+        return len(value.elts)
+    if isinstance(value, ast.Dict) and len(value.keys) > 1:
+        return len(value.keys)
+    return 0
 
 
 def _rebound_after_fit(
