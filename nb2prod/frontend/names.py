@@ -144,6 +144,19 @@ class _Scanner(ast.NodeVisitor):
         else:
             self.visit(node.target)
 
+    def visit_If(self, node: ast.If) -> None:
+        """A name one branch binds is not bound in the other, nor after the `if` unless both
+        bind it: in `if better: wait = 0` / `else: wait += 1`, the else reads the wait bound
+        before the `if` (the cell's, in a loop's first round)."""
+        self.visit(node.test)
+        before = set(self.bound)
+        for statement in node.body:
+            self.visit(statement)
+        in_body, self.bound = self.bound, set(before)
+        for statement in node.orelse:
+            self.visit(statement)
+        self.bound = before | (in_body & self.bound)
+
     def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
         self.visit(node.iter)
         self.visit(node.target)
