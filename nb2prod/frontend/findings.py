@@ -105,8 +105,12 @@ def randomness_findings(
 
 
 def _seeded_by_keyword(node: ast.Call) -> bool:
-    """`random_state=`, `seed=`, or CatBoost's `random_seed=` (its alias of random_state)."""
-    return any(keyword(node, name) is not None for name in SEED_KEYWORDS)
+    """`random_state=`, `seed=`, or CatBoost's `random_seed=` (its alias of random_state);
+    `**params` may hold one (`LGBMClassifier(**params)` with `params["random_state"]`), so
+    the call is not said to be unseeded."""
+    return any(keyword(node, name) is not None for name in SEED_KEYWORDS) or any(
+        option.arg is None for option in node.keywords
+    )
 
 
 SEED_KEYWORDS = ("random_state", "seed", "random_seed")
