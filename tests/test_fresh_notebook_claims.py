@@ -7,6 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import mlflow
+import pytest
+from conftest import train_package
+from sklearn.datasets import load_diabetes
+from sklearn.model_selection import train_test_split
+
+from nb2prod.backend.render import convert
 from nb2prod.frontend.planner import build_plan
 
 DIABETES = (
@@ -81,3 +88,85 @@ def test_a_prediction_holds_the_rows_it_predicts_on_not_the_early_stopping_rows(
     ]
     plan = build_plan(write_notebook(cells))
     assert plan.honesty.validation_method == "holdout 25%"
+
+
+def test_a_counter_one_branch_resets_and_the_other_counts_is_kept(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """Early stopping by hand: `wait = 0` before the loop is read by the else branch (the
+    first round's `wait += 1`), so the slice keeps it; the plan called it read by nothing
+    and the package's loop ran on an unbound name whenever the first round did not improve."""
+    cells = [
+        *DIABETES,
+        "model = RandomForestRegressor(n_estimators=5, warm_start=True, random_state=0)\n"
+        "best = float('inf')\n"
+        "wait = 0\n"
+        "for rounds in range(5, 50, 5):\n"
+        "    model.set_params(n_estimators=rounds).fit(X_train, y_train)\n"
+        "    error = ((model.predict(X_valid) - y_valid) ** 2).mean()\n"
+        "    if error < best:\n"
+        "        best = error\n"
+        "        wait = 0\n"
+        "    else:\n"
+        "        wait += 1\n"
+        "    if wait >= 2:\n"
+        "        break",
+    ]
+    plan = build_plan(write_notebook(cells))
+    (train,) = [step for step in plan.steps if step.role == "train"]
+    assert "wait = 0\nfor rounds in" in train.blocks[0].source
+
+
+def test_an_estimator_built_from_a_dict_of_parameters_is_not_called_unseeded(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`LGBMClassifier(**params)` with the seed among the params, the Kaggle way to share them
+    between folds: nothing says the model is unseeded."""
+    cells = [
+        *DIABETES,
+        "params = {'n_estimators': 20, 'random_state': 0}\n"
+        "model = RandomForestRegressor(**params).fit(X_train, y_train)\n"
+        "valid_mse = ((model.predict(X_valid) - y_valid) ** 2).mean()",
+    ]
+    plan = build_plan(write_notebook(cells))
+    assert "unseeded-random" not in {finding.code for finding in plan.findings}
+
+
+def test_a_booster_is_served_with_the_trees_the_notebook_measured(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """`xgb.train(..., early_stopping_rounds=5)` keeps training 5 rounds past the best one, and
+    `bst.predict` uses every tree unless given `iteration_range`: the notebook measured the
+    trees up to its best round, so the service answers with those, and its answers score the
+    run's claim exactly (it served every tree, and a worse model, before)."""
+    xgboost = pytest.importorskip("xgboost", reason="the corpus requirements install it")
+    cells = [
+        "import numpy as np\n"
+        "import xgboost as xgb\n"
+        "from sklearn.datasets import load_diabetes\n"
+        "from sklearn.model_selection import train_test_split",
+        "X, y = load_diabetes(return_X_y=True)\n"
+        "X_train, X_valid, y_train, y_valid = train_test_split(X, y, random_state=0)\n"
+        "dtrain = xgb.DMatrix(X_train, label=y_train)\n"
+        "dvalid = xgb.DMatrix(X_valid, label=y_valid)",
+        "params = {'eta': 0.5, 'max_depth': 4, 'seed': 0}\n"
+        "bst = xgb.train(params, dtrain, num_boost_round=200, evals=[(dvalid, 'valid')], "
+        "early_stopping_rounds=5)",
+        "predicted = bst.predict(dvalid, iteration_range=(0, bst.best_iteration + 1))\n"
+        "valid_rmse = float(np.sqrt(np.mean((predicted - y_valid) ** 2)))",
+    ]
+    package = convert(write_notebook(cells, name="boosted.ipynb"), tmp_path / "pkg").target
+    trained = train_package(package, tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        served = mlflow.xgboost.load_model("models:/boosted/1")
+        claimed = mlflow.get_run(mlflow.models.get_model_info("models:/boosted/1").run_id)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    X, y = load_diabetes(return_X_y=True)
+    _, X_valid, _, y_valid = train_test_split(X, y, random_state=0)
+    answers = served.predict(xgboost.DMatrix(X_valid))
+    rmse = float(((answers - y_valid) ** 2).mean() ** 0.5)
+    assert rmse == pytest.approx(claimed.data.metrics["valid_rmse"], rel=1e-6)
