@@ -128,6 +128,9 @@ class Model:
     served_output: str | None = None
     served_with: tuple[str, ...] = ()  # other modules `answer` reads (a GP's likelihood)
     backend: str | None = None  # a Keras network's: what it runs on ("torch"), KERAS_BACKEND
+    # an XGBoost booster's: the trees the notebook predicts with, as an expression of it
+    # (`bst[0 : bst.best_iteration + 1]`); None: every tree
+    served_trees: str | None = None
 
 
 @dataclass(frozen=True)

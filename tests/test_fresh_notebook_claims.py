@@ -9,7 +9,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import train_package
+from conftest import run_cli, train_package
 from sklearn.datasets import load_diabetes
 from sklearn.model_selection import train_test_split
 
@@ -138,7 +138,8 @@ def test_a_booster_is_served_with_the_trees_the_notebook_measured(
     """`xgb.train(..., early_stopping_rounds=5)` keeps training 5 rounds past the best one, and
     `bst.predict` uses every tree unless given `iteration_range`: the notebook measured the
     trees up to its best round, so the service answers with those, and its answers score the
-    run's claim exactly (it served every tree, and a worse model, before)."""
+    run's claim exactly (it served every tree, and a worse model, before). verify gives the
+    notebook's booster its rows as a DMatrix and finds the same answers (it compared none)."""
     xgboost = pytest.importorskip("xgboost", reason="the corpus requirements install it")
     cells = [
         "import numpy as np\n"
@@ -170,3 +171,36 @@ def test_a_booster_is_served_with_the_trees_the_notebook_measured(
     answers = served.predict(xgboost.DMatrix(X_valid))
     rmse = float(((answers - y_valid) ** 2).mean() ** 0.5)
     assert rmse == pytest.approx(claimed.data.metrics["valid_rmse"], rel=1e-6)
+    done = run_cli("verify", tmp_path / "boosted.ipynb", package, timeout=600)
+    assert done.code == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "predictions: the same on all 20 rows" in done.stdout
+
+
+def test_verify_compares_a_model_fitted_on_narrow_integer_columns(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Date parts (`dt.year`, `dt.hour`) are int32 columns: the rows verify sends come back
+    from JSON as int64, which MLflow's schema check refused, so no prediction was compared.
+    The package's model is asked as its service asks it, and the answers are compared."""
+    cells = [
+        "import numpy as np\n"
+        "import pandas as pd\n"
+        "from sklearn.ensemble import RandomForestRegressor\n"
+        "from sklearn.metrics import mean_absolute_error\n"
+        "from sklearn.model_selection import train_test_split",
+        "rng = np.random.default_rng(0)\n"
+        "rides = pd.DataFrame({'when': pd.date_range('2024-01-01', periods=400, freq='h')})\n"
+        "rides['hour'] = rides['when'].dt.hour\n"
+        "rides['weekday'] = rides['when'].dt.dayofweek\n"
+        "rides['count'] = rides['hour'] * 3 + rng.normal(size=400)",
+        "X = rides[['hour', 'weekday']]\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, rides['count'], "
+        "random_state=0)\n"
+        "model = RandomForestRegressor(n_estimators=10, random_state=0).fit(X_train, y_train)\n"
+        "mae = mean_absolute_error(y_test, model.predict(X_test))",
+    ]
+    source = write_notebook(cells, name="rides.ipynb")
+    package = convert(source, tmp_path / "pkg").target
+    done = run_cli("verify", source, package, timeout=600)
+    assert done.code == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "predictions: the same on all 20 rows" in done.stdout

@@ -27,13 +27,7 @@ from nb2prod.backend.submodules import submodule_imports
 from nb2prod.errors import InputError
 from nb2prod.frontend.model import is_time_series_model, without_input
 from nb2prod.frontend.names import scan_names
-from nb2prod.frontend.pysyntax import (
-    fresh_name,
-    keyword,
-    lines_inside_strings,
-    root_name,
-    target_names,
-)
+from nb2prod.frontend.pysyntax import fresh_name, lines_inside_strings, root_name, target_names
 from nb2prod.frontend.vocabulary import enables
 from nb2prod.plan import Parameter, Plan, Step
 
@@ -744,32 +738,7 @@ def _served_model(plan: Plan) -> str:
     if plan.model.served_output:
         others = "".join(f", {name}={name}" for name in plan.model.served_with)
         return f"Answering({plan.model.name}, answer{others})"
-    return _trees_predicted_with(plan) or plan.model.name
-
-
-def _trees_predicted_with(plan: Plan) -> str | None:
-    """`bst.predict(dvalid, iteration_range=(0, bst.best_iteration + 1))`: a booster trained by
-    `xgb.train` predicts with every tree unless told, so the notebook measured the trees up to
-    the early-stopping round; the service answers with those (`bst[0 : bst.best_iteration + 1]`),
-    not with the rounds after it."""
-    if plan.model.estimator != "xgboost.Booster":
-        return None
-    for step in plan.steps:
-        for block in step.blocks:
-            for node in ast.walk(ast.parse(block.source)):
-                if not (
-                    isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Attribute)
-                    and node.func.attr in ("predict", "inplace_predict")
-                    and isinstance(node.func.value, ast.Name)
-                    and node.func.value.id == plan.model.name
-                ):
-                    continue
-                trees = keyword(node, "iteration_range")
-                if isinstance(trees, ast.Tuple) and len(trees.elts) == 2:
-                    first, last = (ast.unparse(bound) for bound in trees.elts)
-                    return f"{plan.model.name}[{first} : {last}]"
-    return None
+    return plan.model.served_trees or plan.model.name
 
 
 def _store_line(names: list[str], plan: Plan, *, loaded: bool = True) -> str:

@@ -208,6 +208,29 @@ def _refuse_unservable(facts: NotebookFacts, kept: set[int], model: Model) -> No
             )
 
 
+def trees_predicted_with(facts: NotebookFacts, kept: set[int], model: Model) -> str | None:
+    """`bst.predict(dvalid, iteration_range=(0, bst.best_iteration + 1))`: a booster trained by
+    `xgb.train` predicts with every tree unless told, so the notebook measured the trees up to
+    its early-stopping round; the service answers with those (`bst[0 : bst.best_iteration + 1]`),
+    not with the rounds after it."""
+    if model.estimator != "xgboost.Booster":
+        return None
+    for cell in facts.cells:
+        if cell.number not in kept:
+            continue
+        for call in cell.calls:
+            trees = keyword(call.node, "iteration_range")
+            if (
+                call.receiver == model.name
+                and call.method in ("predict", "inplace_predict")
+                and isinstance(trees, ast.Tuple)
+                and len(trees.elts) == 2
+            ):
+                first, last = (ast.unparse(bound) for bound in trees.elts)
+                return f"{model.name}[{first} : {last}]"
+    return None
+
+
 def _several_inputs(facts: NotebookFacts, fitted_on: str) -> int:
     """How many arrays a fit is handed as a list, tuple or dict (`[X_cat, X_num]`, or a name
     bound to one: a Keras network with several inputs); 0 for one array."""

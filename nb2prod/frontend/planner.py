@@ -38,6 +38,7 @@ from nb2prod.frontend.model import (
     explicit_model_name,
     find_model,
     refuse_a_model_without_input,
+    trees_predicted_with,
 )
 from nb2prod.frontend.pysyntax import construct, names_in
 from nb2prod.frontend.reader import Notebook, read_notebook
@@ -145,6 +146,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
             facts, predicting, kept, model, measurement, network
         )
         findings.append(output_finding)
+    model = replace(model, served_trees=trees_predicted_with(facts, kept, model))
     findings += flow.findings
     findings += measurement.findings
     findings += requirement_findings

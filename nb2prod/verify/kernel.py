@@ -69,8 +69,15 @@ def _nb2prod_sample(model, rows, count, answer=None):
 
             rows = pandas.DataFrame(rows)
         rows = rows.iloc[:count] if hasattr(rows, "iloc") else numpy.asarray(rows)[:count]
+        given = rows
+        if type(model).__module__.startswith("xgboost") and type(model).__name__ == "Booster":
+            import xgboost  # a booster of xgb.train predicts on a DMatrix, as MLflow gives it
+
+            given = xgboost.DMatrix(rows)
         # a Keras network answers with what the notebook makes of its output (`answer`)
-        predicted = _nb2prod_per_row(model.predict(rows) if answer is None else answer(model, rows))
+        predicted = _nb2prod_per_row(
+            model.predict(given) if answer is None else answer(model, rows)
+        )
         if hasattr(rows, "to_json"):
             return {"frame": rows.to_json(orient="split"), "predictions": predicted}
         return {"array": rows.tolist(), "predictions": predicted}
@@ -158,6 +165,9 @@ class ModelProbe:
     # makes the served output has run: a later cell may bind the name to something else
     answer_reads: tuple[str, ...] = ()
     answer_cell: int | None = None
+    # the model as the package serves it, as an expression of the notebook's (a booster cut
+    # to the trees the notebook predicts with); None: the model by its name
+    served: str | None = None
 
 
 @dataclass(frozen=True)
@@ -380,7 +390,8 @@ def _with_probes(
     elif model is not None:
         answer = _answer(model)
         sample = (
-            f"_nb2prod_sample(lambda: {model.name}, lambda: {model.rows}, {SAMPLE_ROWS}, {answer})"
+            f"_nb2prod_sample(lambda: {model.served or model.name}, lambda: {model.rows}, "
+            f"{SAMPLE_ROWS}, {answer})"
         )
     cells.append(
         probe(

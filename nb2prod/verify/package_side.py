@@ -41,37 +41,46 @@ def _metrics(tracking_uri: str, request: dict[str, Any]) -> dict[str, Any]:
 def _predictions(tracking_uri: str, request: dict[str, Any]) -> dict[str, Any]:
     """What the package's logged model answers for the rows the notebook's model predicted on
     (for a forecaster, the stretch it forecast, asked as MLflow's statsmodels flavour is asked:
-    one row of start and end), loaded as a client of the registry would load it. The package is
+    one row of start and end), loaded as the package's service loads it. The package is
     importable here: a model may hold its types (the notebook's helpers, a forecast through
     another model)."""
     import mlflow
     import numpy as np
     import pandas as pd
+    from mlflow.models import get_model_info
+
+    from nb2prod_runtime.loading import answering_model
 
     mlflow.set_tracking_uri(tracking_uri)
     # The notebook's rows may hold more than the model reads (a formula's target): MLflow
     # drops those columns, and its warning about them is not the user's to read here.
     logging.getLogger("mlflow.models.utils").setLevel(logging.ERROR)
+    uri = f"models:/{request['name']}/{request['version']}"
     # what a model's library prints as it predicts (Keras's progress bar) is not verify's output
     with contextlib.redirect_stdout(io.StringIO()):
-        model = mlflow.pyfunc.load_model(f"models:/{request['name']}/{request['version']}")
         if request.get("stretch") is not None:
+            model = mlflow.pyfunc.load_model(uri)
             start, end = request["stretch"]
             rows = pd.DataFrame({"start": [start], "end": [end]})
-        elif request.get("frame") is not None:
-            rows = pd.read_json(io.StringIO(request["frame"]), orient="split", dtype=False)
         else:
-            rows = _as_signature_tensor(model, np.asarray(request["array"]))
+            # as the service loads it: category columns given back as categories, a frame
+            # taken as its columns' own types
+            info = get_model_info(uri)
+            model, _ = answering_model(uri, info)
+            if request.get("frame") is not None:
+                rows = pd.read_json(io.StringIO(request["frame"]), orient="split", dtype=False)
+            else:
+                rows = _as_signature_tensor(info, np.asarray(request["array"]))
         answers = np.asarray(model.predict(rows))
     # one entry per row, as the notebook's side gives them (a row of class probabilities)
     flat = answers.reshape(len(answers), -1).tolist() if answers.ndim > 1 else answers.tolist()
     return {"predictions": flat}
 
 
-def _as_signature_tensor(model: Any, rows: Any) -> Any:
+def _as_signature_tensor(info: Any, rows: Any) -> Any:
     """JSON rows come back as float64; a tensor signature (a PyTorch module's float32) takes
     its own dtype, as serving gives it."""
-    inputs = model.metadata.get_input_schema()
+    inputs = info.signature.inputs if info.signature else None
     if inputs is not None and inputs.is_tensor_spec() and len(inputs.inputs) == 1:
         return rows.astype(inputs.inputs[0].type)
     return rows

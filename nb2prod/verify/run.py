@@ -233,7 +233,12 @@ def _predicting(plan: Plan) -> ModelProbe | str:
         (f.cell for f in plan.findings if f.code == "module-output-served" and f.line), None
     )
     return ModelProbe(
-        model.name, model.fit_inputs[0], model.served_output, model.served_with, made_in
+        model.name,
+        model.fit_inputs[0],
+        model.served_output,
+        model.served_with,
+        made_in,
+        model.served_trees,
     )
 
 
