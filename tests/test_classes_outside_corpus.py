@@ -65,6 +65,18 @@ TORCH_IRIS_MEASURED = (
 )
 
 NOTEBOOKS = {
+    # feature code calling torch.nn.functional by its usual alias, F, the name features.py
+    # gave its own type variable
+    "features_through_torch_functional_as_F": [
+        "import torch\n"
+        "import torch.nn.functional as F\n"
+        "from sklearn.linear_model import LogisticRegression\n" + IRIS,
+        "X, y = load_iris(return_X_y=True)",
+        "X_unit = F.normalize(torch.tensor(X, dtype=torch.float32)).numpy()",
+        "X_train, X_test, y_train, y_test = train_test_split(X_unit, y, random_state=0)\n"
+        "model = LogisticRegression(max_iter=500).fit(X_train, y_train)\n"
+        "accuracy = accuracy_score(y_test, model.predict(X_test))",
+    ],
     # a network fitted on float64 rows a notebook function makes into float32 tensors: the
     # input example is what the function makes, not the rows
     "fitted_on_what_a_notebook_function_makes": [

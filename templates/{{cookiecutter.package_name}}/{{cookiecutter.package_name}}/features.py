@@ -29,7 +29,8 @@ from {{ cookiecutter.package_name }} import data_path, honesty
 from {{ cookiecutter.package_name }}.helpers import {{ cookiecutter._code.helper_names | join(", ") }}
 {%- endif %}
 
-F = TypeVar("F", bound=Callable[..., Any])
+# not F: notebooks import torch.nn.functional and pyspark.sql.functions by that name
+FeatureFunction = TypeVar("FeatureFunction", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,12 @@ FEATURES: dict[str, FeatureDefinition] = {}
 
 def feature(
     *, implementation_status: str, validation: str, cells: tuple[int, ...], reason: str = ""
-) -> Callable[[F], F]:
+) -> Callable[[FeatureFunction], FeatureFunction]:
     """Register a feature function with its quality tags (both are required). A feature whose
     status the contract says cannot be trained (PLANNED) is a design, not code to run: calling
     it is refused, as training a PLANNED model is."""
 
-    def register(function: F) -> F:
+    def register(function: FeatureFunction) -> FeatureFunction:
         @functools.wraps(function)
         def computed(*args: Any, **kwargs: Any) -> Any:
             honesty.require_trainable(implementation_status)
@@ -68,7 +69,7 @@ def feature(
             cells=cells,
             reason=reason,
         )
-        return cast(F, computed)
+        return cast(FeatureFunction, computed)
 
     return register
 {% for function in cookiecutter._code.features %}
