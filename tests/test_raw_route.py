@@ -424,6 +424,34 @@ def test_the_packages_own_test_reads_a_reason_with_quotes_as_the_service_says_it
     assert "1 passed" in ran.stdout
 
 
+def test_feature_code_looping_over_columns_is_served_from_records(
+    write_notebook: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`for column in skewed: df[column] = np.log1p(df[column])`, the usual skew fix: the loop
+    variable is the loop's own, not a second input, so the feature code serves records (it
+    was refused as "reads column besides one loaded table")."""
+    path = write_notebook(
+        [
+            "import numpy as np\nimport pandas as pd\n"
+            "from sklearn.linear_model import LogisticRegression\n"
+            "from sklearn.model_selection import train_test_split",
+            "df = pd.read_csv('table.csv')",
+            "for column in ['a', 'b']:\n    df[column] = np.log1p(df[column])\n"
+            "X = df[['a', 'b']]\ny = df['y']\n"
+            "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+            "model = LogisticRegression().fit(X_train, y_train)\n"
+            "score = model.score(X_test, y_test)",
+        ],
+    )
+    pd.DataFrame({"a": [1.0, 2, 3, 4] * 5, "b": [0.5, 1, 2, 3] * 5, "y": [0, 1] * 10}).to_csv(
+        path.parent / "table.csv", index=False
+    )
+    assert main(["convert", str(path), "-o", str(tmp_path / "pkg")]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if "/predict/raw" in line)
+    assert "no /predict/raw" not in line, line
+
+
 def test_convert_says_why_a_notebook_has_no_raw_route(
     write_notebook: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -248,11 +248,12 @@ def _defines(node: ast.stmt) -> set[str]:
 
 
 def _reads(node: ast.stmt) -> set[str]:
-    """Names the statement reads, less those a comprehension or lambda inside it binds."""
+    """Names the statement reads, less those a loop, comprehension or lambda inside it binds
+    (`for column in skewed: df[column] = np.log1p(df[column])` reads skewed and df)."""
     inner: set[str] = set()
     read: set[str] = set()
     for child in ast.walk(node):
-        if isinstance(child, ast.comprehension):
+        if isinstance(child, ast.comprehension | ast.For | ast.AsyncFor):
             inner.update(target_names(child.target))
         elif isinstance(child, ast.Lambda):
             inner.update(a.arg for a in [*child.args.posonlyargs, *child.args.args])
