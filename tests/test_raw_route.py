@@ -392,6 +392,38 @@ def test_a_loaded_table_its_feature_code_rebinds_is_checked_and_logged_as_loaded
     assert [c["name"] for c in json.loads(schema)["mlflow_colspec"]] == ["a", "b", "y"]
 
 
+def test_a_loaded_table_its_feature_code_changes_in_place_is_logged_as_loaded(
+    tmp_path: Path,
+) -> None:
+    """`df["ratio"] = ...` in a feature cell, the commonest feature code there is: the step
+    changes the loaded table in place without returning it, and training logged the changed
+    table as the run's input (with the derived column), which /predict/raw then asked for."""
+    path = tmp_path / "in_place.ipynb"
+    cells = [
+        *TABLE_CELLS,
+        "df['ratio'] = df['a'] / df['b']",
+        "X = df[['a', 'ratio']]\ny = df['y']\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+        "model = LogisticRegression().fit(X_train, y_train)\n"
+        "score = model.score(X_test, y_test)",
+    ]
+    nbformat.write(notebook(cells), path)
+    package = convert(path, tmp_path / "in_place").target
+    trained = train_package(package, tmp_path, "--cross-validation-folds", "0")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    code = (
+        "import json\n"
+        "from mlflow import MlflowClient\n"
+        "client = MlflowClient()\n"
+        "version = client.get_model_version('in_place', '1')\n"
+        "(logged,) = client.get_run(version.run_id).inputs.dataset_inputs\n"
+        "columns = [c['name'] for c in json.loads(logged.dataset.schema)['mlflow_colspec']]\n"
+        "print(json.dumps(columns))"
+    )
+    said = run_beside_package(package, tmp_path, code)
+    assert json.loads(said.stdout.strip().splitlines()[-1]) == ["a", "b", "y"], said.stderr
+
+
 def test_the_packages_own_test_reads_a_reason_with_quotes_as_the_service_says_it(
     rebound: tuple[Path, Path], tmp_path: Path
 ) -> None:

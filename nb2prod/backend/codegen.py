@@ -657,9 +657,10 @@ def _run_body(
     """run()'s body, whether it hands training the data the model was fitted on, and whether
     it copies a loaded table (with `copy`, which the module then imports).
 
-    A loaded table that a later step returns again (`df = pd.get_dummies(df)`, or changed in
-    place) is kept as it was loaded, a shallow copy (pandas copies on write), since training
-    logs the loaded data as the run's input and the raw route runs the feature code on it."""
+    A loaded table that a later step reads (and may change in place: `df["c"] = ...`) or
+    returns again (`df = pd.get_dummies(df)`) is kept as it was loaded, a shallow copy (pandas
+    copies on write), since training logs the loaded data as the run's input and the raw route
+    runs the feature code on it."""
     lines = []
     available: set[str] = set()
     as_loaded: dict[str, str] = {}  # a loaded name a later step returns -> its copy's name
@@ -685,7 +686,9 @@ def _run_body(
         else:
             lines.append(f"{', '.join(function.outputs)} = {call}")
         available.update(function.outputs)
-        later = {n for f in functions[index + 1 :] for n in f.outputs}
+        # a later step that reads a loaded table may change it in place (`df["c"] = ...`,
+        # a function handed it) or return it again: training logs it as loaded
+        later = {n for f in functions[index + 1 :] for n in (*f.inputs, *f.outputs)}
         for name in function.outputs if function.role == "load" else []:
             if name in later and name not in as_loaded:
                 as_loaded[name] = fresh_name(f"{name}_as_loaded", taken)
