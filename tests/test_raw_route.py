@@ -378,7 +378,8 @@ def test_a_loaded_table_its_feature_code_rebinds_is_checked_and_logged_as_loaded
     feature code on it, not on its own output (which has no column `b` to drop any more)."""
     package, work = rebound
     pipeline = (package / "rebound" / "pipeline.py").read_text()
-    assert "from copy import copy\n" in pipeline and "df_as_loaded = copy(df)" in pipeline
+    assert "from nb2prod_runtime.lineage import as_loaded\n" in pipeline
+    assert "df_as_loaded = as_loaded(df)" in pipeline
     code = (
         "from mlflow import MlflowClient\n"
         "client = MlflowClient()\n"

@@ -78,7 +78,8 @@ class GeneratedCode:
     store_step: str | None = None
     dropped: list[str] = field(default_factory=list)  # what the package leaves out, and why
     raw: RawRoute = field(default_factory=RawRoute)
-    copy_import: str = ""  # `from copy import copy` when run() keeps a table as it was loaded
+    # `from nb2prod_runtime.lineage import as_loaded` when run() keeps a table as it was loaded
+    copy_import: str = ""
 
 
 def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
@@ -146,12 +147,18 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
     elif feature_store:
         code.through_store, code.store_step = _store_inputs(functions, plan)
         routed_in_run = code.through_store
-    copy = "copy" if "copy" not in module_names else fresh_name("shallow_copy", module_names)
+    copy = (
+        "as_loaded"
+        if "as_loaded" not in module_names
+        else fresh_name("kept_as_loaded", module_names)
+    )
     code.run_body, code.has_fit_data, copies = _run_body(
         functions, plan, needed, module_names, routed_in_run, copy
     )
     if copies:
-        code.copy_import = "from copy import copy" + (f" as {copy}" if copy != "copy" else "")
+        code.copy_import = "from nb2prod_runtime.lineage import as_loaded" + (
+            f" as {copy}" if copy != "as_loaded" else ""
+        )
     return code
 
 
@@ -652,15 +659,16 @@ def _run_body(
     needed: set[str],
     modules: set[str],
     through_store: list[str],
-    copy: str = "copy",
+    copy: str = "as_loaded",
 ) -> tuple[str, bool, bool]:
     """run()'s body, whether it hands training the data the model was fitted on, and whether
-    it copies a loaded table (with `copy`, which the module then imports).
+    it keeps a loaded table as loaded (with `copy`: the runtime's `as_loaded`, which the module
+    then imports).
 
     A loaded table that a later step reads (and may change in place: `df["c"] = ...`) or
-    returns again (`df = pd.get_dummies(df)`) is kept as it was loaded, a shallow copy (pandas
-    copies on write), since training logs the loaded data as the run's input and the raw route
-    runs the feature code on it."""
+    returns again (`df = pd.get_dummies(df)`) is kept as it was loaded (a frame's shallow copy:
+    pandas copies on write), since training logs the loaded data as the run's input and the raw
+    route runs the feature code on it."""
     lines = []
     available: set[str] = set()
     as_loaded: dict[str, str] = {}  # a loaded name a later step returns -> its copy's name

@@ -18,6 +18,16 @@ import pandas as pd
 _CELL_MARKER = re.compile(r"^\s*# From cell (\d+)\s*$")
 
 
+def as_loaded(value: Any) -> Any:
+    """The loaded data kept as it was loaded while later steps change it in place
+    (`df["ratio"] = ...`): a pandas frame or series as a shallow copy, which copy-on-write keeps
+    apart from the original. Any other value as it is: copying a CatBoost Pool fails, and a
+    shallow copy of an XGBoost DMatrix shares its native handle, which both would free."""
+    if isinstance(value, pd.DataFrame | pd.Series):
+        return value.copy(deep=False)
+    return value
+
+
 def canonical_bytes(value: Any) -> bytes:
     """The bytes a digest is taken over: CSV for frames, raw buffers for arrays."""
     if isinstance(value, pd.Series):

@@ -8,9 +8,6 @@ travels through globals.
 
 from __future__ import annotations
 
-{% if cookiecutter._code.copy_import -%}
-{{ cookiecutter._code.copy_import }}
-{% endif -%}
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +23,9 @@ from {{ cookiecutter.package_name }}.helpers import {{ cookiecutter._code.helper
 from nb2prod_runtime.keras_io import Answering
 {%- elif cookiecutter._plan.model.served_output %}
 from nb2prod_runtime.torch_output import Answering
+{%- endif %}
+{%- if cookiecutter._code.copy_import %}
+{{ cookiecutter._code.copy_import }}
 {%- endif %}
 {%- if cookiecutter._code.features %}
 from {{ cookiecutter.package_name }}.features import {% for f in cookiecutter._code.features %}{{ f.name }}{% if not loop.last %}, {% endif %}{% endfor %}
