@@ -65,17 +65,20 @@ TORCH_IRIS_MEASURED = (
 )
 
 NOTEBOOKS = {
-    # feature code calling torch.nn.functional by its usual alias, F, the name features.py
-    # gave its own type variable
-    "features_through_torch_functional_as_F": [
-        "import torch\n"
-        "import torch.nn.functional as F\n"
-        "from sklearn.linear_model import LogisticRegression\n" + IRIS,
-        "X, y = load_iris(return_X_y=True)",
-        "X_unit = F.normalize(torch.tensor(X, dtype=torch.float32)).numpy()",
-        "X_train, X_test, y_train, y_test = train_test_split(X_unit, y, random_state=0)\n"
-        "model = LogisticRegression(max_iter=500).fit(X_train, y_train)\n"
-        "accuracy = accuracy_score(y_test, model.predict(X_test))",
+    # the notebook's own evaluate(...), the name of a pipeline step, called by the step
+    "a_notebook_function_named_as_a_pipeline_step": [
+        "from sklearn.datasets import load_breast_cancer\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.metrics import accuracy_score, roc_auc_score\n"
+        "from sklearn.model_selection import train_test_split",
+        "def evaluate(model, X, y):\n"
+        "    probabilities = model.predict_proba(X)[:, 1]\n"
+        "    return roc_auc_score(y, probabilities), probabilities",
+        "X, y = load_breast_cancer(return_X_y=True)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+        "model = LogisticRegression(max_iter=5000).fit(X_train, y_train)",
+        "auc, test_probs = evaluate(model, X_test, y_test)\n"
+        "accuracy = accuracy_score(y_test, (test_probs > 0.5).astype(int))",
     ],
     # a network fitted on float64 rows a notebook function makes into float32 tensors: the
     # input example is what the function makes, not the rows

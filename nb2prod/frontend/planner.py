@@ -627,7 +627,10 @@ def _steps(
             if source in owner and owner[source] != owner[reader]:
                 inputs[owner[reader]].add(name)
                 used_later[owner[source]].add(name)
-    steps, taken = [], set()
+    # a step is a function of the package's pipeline: never one of the notebook's own names
+    # (`def evaluate(model, loader)`, `def train_model(...)`), which its code still calls
+    taken = {n for cell in facts.cells for n in (*cell.names.defines, *cell.functions)}
+    steps = []
     for index, (role, cells) in enumerate(groups):
         base = _identifier(role.step) if role.step else _STEP_NAMES.get(role.role, role.role)
         name, suffix = base, 2
