@@ -16,7 +16,8 @@ from sklearn.model_selection import train_test_split
 
 from iris_example import honesty
 
-F = TypeVar("F", bound=Callable[..., Any])
+# not F: notebooks import torch.nn.functional and pyspark.sql.functions by that name
+FeatureFunction = TypeVar("FeatureFunction", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,12 @@ FEATURES: dict[str, FeatureDefinition] = {}
 
 def feature(
     *, implementation_status: str, validation: str, cells: tuple[int, ...], reason: str = ""
-) -> Callable[[F], F]:
+) -> Callable[[FeatureFunction], FeatureFunction]:
     """Register a feature function with its quality tags (both are required). A feature whose
     status the contract says cannot be trained (PLANNED) is a design, not code to run: calling
     it is refused, as training a PLANNED model is."""
 
-    def register(function: F) -> F:
+    def register(function: FeatureFunction) -> FeatureFunction:
         @functools.wraps(function)
         def computed(*args: Any, **kwargs: Any) -> Any:
             honesty.require_trainable(implementation_status)
@@ -55,7 +56,7 @@ def feature(
             cells=cells,
             reason=reason,
         )
-        return cast(F, computed)
+        return cast(FeatureFunction, computed)
 
     return register
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from nb2prod_runtime.lineage import as_loaded
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
@@ -63,6 +64,8 @@ def evaluate(X_test: Any, model: Any, y_test: Any) -> Any:
 def run(params: Parameters) -> PipelineResult:
     """Run the notebook's steps in order, each with what it reads."""
     X, y = load_data()
+    X_as_loaded = as_loaded(X)
+    y_as_loaded = as_loaded(y)
     X_train, X_test, y_train, y_test = build_features(X, y)
     model = train_model(X_train, y_train)
     data_at_fit = (X_train, y_train)
@@ -70,7 +73,7 @@ def run(params: Parameters) -> PipelineResult:
     return PipelineResult(
         model=model,
         metrics={"accuracy": accuracy},
-        data={"X": X, "y": y},
+        data={"X": X_as_loaded, "y": y_as_loaded},
         model_input=X_train,
         fit_data=data_at_fit,
     )
