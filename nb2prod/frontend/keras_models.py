@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from nb2prod.errors import InputError
 from nb2prod.frontend.facts import NotebookFacts
 from nb2prod.frontend.installed import built_on_deep_learning
-from nb2prod.frontend.pysyntax import dotted_name
+from nb2prod.frontend.pysyntax import calls_bound_in, dotted_name
 
 BACKENDS = ("tensorflow", "jax", "torch")  # Keras's default first
 _MODEL_CLASSES = frozenset(
@@ -71,14 +71,7 @@ def _is_network_class(facts: NotebookFacts, constructor: str) -> bool:
 def _returned_constructors(function: ast.FunctionDef) -> list[str]:
     """The callees of what the function returns: `return keras.Sequential(...)`, or
     `model = Model(inputs, outputs)` ... `return model` (as written; resolved by the caller)."""
-    built = {
-        node.targets[0].id: node.value
-        for node in ast.walk(function)
-        if isinstance(node, ast.Assign)
-        and len(node.targets) == 1
-        and isinstance(node.targets[0], ast.Name)
-        and isinstance(node.value, ast.Call)
-    }
+    built = calls_bound_in(function)
     found = []
     for node in ast.walk(function):
         if not isinstance(node, ast.Return) or node.value is None:

@@ -153,6 +153,19 @@ def target_names(target: ast.AST) -> list[str]:
     return []
 
 
+def calls_bound_in(function: ast.AST) -> dict[str, ast.Call]:
+    """`name = call(...)` anywhere inside `function` (a notebook function's body): each name
+    with the call it is bound to, the last binding winning."""
+    return {
+        node.targets[0].id: node.value
+        for node in ast.walk(function)
+        if isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Call)
+    }
+
+
 def keyword(call: ast.Call, name: str) -> ast.expr | None:
     for item in call.keywords:
         if item.arg == name:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
 from nb2prod.frontend.names import local_names
-from nb2prod.frontend.pysyntax import dotted_name, keyword, root_name
+from nb2prod.frontend.pysyntax import calls_bound_in, dotted_name, keyword, root_name
 
 OPTIMIZER_MODULES = ("torch.optim.",)
 # what changes the modules an optimizer holds: torch's and Pyro's step, TensorFlow's
@@ -58,15 +58,7 @@ def function_optimizers(
 ) -> dict[str, frozenset[str]]:
     """The same for the optimizers a notebook function builds in its body, over its
     parameters or globals (`def train(model): opt = torch.optim.Adam(model.parameters())`)."""
-    built = {
-        node.targets[0].id: node.value
-        for node in ast.walk(function)
-        if isinstance(node, ast.Assign)
-        and len(node.targets) == 1
-        and isinstance(node.targets[0], ast.Name)
-        and isinstance(node.value, ast.Call)
-    }
-    return _merged(_optimizers(facts, built), _appliers([function]))
+    return _merged(_optimizers(facts, calls_bound_in(function)), _appliers([function]))
 
 
 def optimizers_in_function(
