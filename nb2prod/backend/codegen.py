@@ -79,7 +79,7 @@ class GeneratedCode:
     dropped: list[str] = field(default_factory=list)  # what the package leaves out, and why
     raw: RawRoute = field(default_factory=RawRoute)
     # `from nb2prod_runtime.lineage import as_loaded` when run() keeps a table as it was loaded
-    copy_import: str = ""
+    as_loaded_import: str = ""
 
 
 def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
@@ -147,17 +147,17 @@ def generate(plan: Plan, *, feature_store: str | None = None) -> GeneratedCode:
     elif feature_store:
         code.through_store, code.store_step = _store_inputs(functions, plan)
         routed_in_run = code.through_store
-    copy = (
+    keeper = (
         "as_loaded"
         if "as_loaded" not in module_names
         else fresh_name("kept_as_loaded", module_names)
     )
-    code.run_body, code.has_fit_data, copies = _run_body(
-        functions, plan, needed, module_names, routed_in_run, copy
+    code.run_body, code.has_fit_data, keeps = _run_body(
+        functions, plan, needed, module_names, routed_in_run, keeper
     )
-    if copies:
-        code.copy_import = "from nb2prod_runtime.lineage import as_loaded" + (
-            f" as {copy}" if copy != "as_loaded" else ""
+    if keeps:
+        code.as_loaded_import = "from nb2prod_runtime.lineage import as_loaded" + (
+            f" as {keeper}" if keeper != "as_loaded" else ""
         )
     return code
 
@@ -659,11 +659,11 @@ def _run_body(
     needed: set[str],
     modules: set[str],
     through_store: list[str],
-    copy: str = "as_loaded",
+    keeper: str = "as_loaded",
 ) -> tuple[str, bool, bool]:
     """run()'s body, whether it hands training the data the model was fitted on, and whether
-    it keeps a loaded table as loaded (with `copy`: the runtime's `as_loaded`, which the module
-    then imports).
+    it keeps a loaded table as loaded (with `keeper`: the runtime's `as_loaded`, which the
+    module then imports).
 
     A loaded table that a later step reads (and may change in place: `df["c"] = ...`) or
     returns again (`df = pd.get_dummies(df)`) is kept as it was loaded (a frame's shallow copy:
@@ -671,7 +671,7 @@ def _run_body(
     route runs the feature code on it."""
     lines = []
     available: set[str] = set()
-    as_loaded: dict[str, str] = {}  # a loaded name a later step returns -> its copy's name
+    as_loaded: dict[str, str] = {}  # a loaded name a later step reads -> its kept name
     taken = {n for f in functions for n in (*f.inputs, *f.outputs)} | modules
     at_fit: tuple[int, set[str]] | None = None  # where the model is last fitted, what exists
     routed = False  # the model's inputs went through the feature store
@@ -700,7 +700,7 @@ def _run_body(
         for name in function.outputs if function.role == "load" else []:
             if name in later and name not in as_loaded:
                 as_loaded[name] = fresh_name(f"{name}_as_loaded", taken)
-                lines.append(f"{as_loaded[name]} = {copy}({name})")
+                lines.append(f"{as_loaded[name]} = {keeper}({name})")
         if plan.model.name in function.outputs:
             at_fit = (len(lines), set(available))
     absent = sorted(n for n in needed if n not in available)

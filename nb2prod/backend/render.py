@@ -243,7 +243,7 @@ def template_context(
             "pipeline": [_plain(vars(f)) for f in code.pipeline],
             "raw_route": _plain(vars(code.raw)) if code.raw.cells else None,
             "run_body": code.run_body,
-            "copy_import": code.copy_import,
+            "as_loaded_import": code.as_loaded_import,
             "honesty_json": json.dumps(honesty, indent=2, ensure_ascii=False),
             "measuring": measuring,
             "contract_json": json.dumps(

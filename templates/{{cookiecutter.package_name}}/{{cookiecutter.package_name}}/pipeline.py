@@ -24,8 +24,8 @@ from nb2prod_runtime.keras_io import Answering
 {%- elif cookiecutter._plan.model.served_output %}
 from nb2prod_runtime.torch_output import Answering
 {%- endif %}
-{%- if cookiecutter._code.copy_import %}
-{{ cookiecutter._code.copy_import }}
+{%- if cookiecutter._code.as_loaded_import %}
+{{ cookiecutter._code.as_loaded_import }}
 {%- endif %}
 {%- if cookiecutter._code.features %}
 from {{ cookiecutter.package_name }}.features import {% for f in cookiecutter._code.features %}{{ f.name }}{% if not loop.last %}, {% endif %}{% endfor %}
