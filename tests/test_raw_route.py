@@ -350,24 +350,50 @@ def test_feature_code_in_a_cell_before_the_one_that_splits_and_fits_is_cut_there
     assert "features_from_raw" not in (package / "pipeline.py").read_text().split("def run(")[1]
 
 
+RATIO_MODEL = (
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+    "model = LogisticRegression().fit(X_train, y_train)\n"
+    "score = model.score(X_test, y_test)"
+)
+
+
+def _trained(work: Path, name: str, cells: list[str]) -> Path:
+    """A package of the table notebook followed by `cells`, trained in `work`."""
+    path = work / f"{name}.ipynb"
+    nbformat.write(notebook([*TABLE_CELLS, *cells]), path)
+    package = convert(path, work / name).target
+    trained = train_package(package, work, "--cross-validation-folds", "0")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    return package
+
+
+def _logged_input(package: Path, work: Path, name: str) -> tuple[str, list[str]]:
+    """Version 1's `raw_input` tag and the columns of the dataset its run logged as input."""
+    code = (
+        "import json\n"
+        "from mlflow import MlflowClient\n"
+        "client = MlflowClient()\n"
+        f"version = client.get_model_version({name!r}, '1')\n"
+        "(logged,) = client.get_run(version.run_id).inputs.dataset_inputs\n"
+        "columns = [c['name'] for c in json.loads(logged.dataset.schema)['mlflow_colspec']]\n"
+        "print(json.dumps([version.tags.get('raw_input', ''), columns]))"
+    )
+    said = run_beside_package(package, work, code)
+    assert said.returncode == 0, said.stderr[-2000:]
+    tag, columns = json.loads(said.stdout.strip().splitlines()[-1])
+    return tag, columns
+
+
 @pytest.fixture(scope="module")
 def rebound(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A package whose feature code rebinds the loaded table's name, trained: (package, work)."""
     work = tmp_path_factory.mktemp("rebound")
-    path = work / "rebound.ipynb"
     cells = [
-        *TABLE_CELLS,
         "df['ratio'] = df['a'] / df['b']\ndf = df.drop(columns=['b'])",
         "X = df[['a', 'ratio']]\ny = df['y']",
-        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
-        "model = LogisticRegression().fit(X_train, y_train)\n"
-        "score = model.score(X_test, y_test)",
+        RATIO_MODEL,
     ]
-    nbformat.write(notebook(cells), path)
-    package = convert(path, work / "rebound").target
-    trained = train_package(package, work, "--cross-validation-folds", "0")
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    return package, work
+    return _trained(work, "rebound", cells), work
 
 
 def test_a_loaded_table_its_feature_code_rebinds_is_checked_and_logged_as_loaded(
@@ -380,17 +406,9 @@ def test_a_loaded_table_its_feature_code_rebinds_is_checked_and_logged_as_loaded
     pipeline = (package / "rebound" / "pipeline.py").read_text()
     assert "from nb2prod_runtime.lineage import as_loaded\n" in pipeline
     assert "df_as_loaded = as_loaded(df)" in pipeline
-    code = (
-        "from mlflow import MlflowClient\n"
-        "client = MlflowClient()\n"
-        "version = client.get_model_version('rebound', '1')\n"
-        "(logged,) = client.get_run(version.run_id).inputs.dataset_inputs\n"
-        "print(version.tags['raw_input'], '|', logged.dataset.schema)"
-    )
-    said = run_beside_package(package, work, code)
-    tag, schema = said.stdout.strip().splitlines()[-1].split(" | ")
-    assert tag == "row-wise", said.stderr[-2000:]
-    assert [c["name"] for c in json.loads(schema)["mlflow_colspec"]] == ["a", "b", "y"]
+    tag, columns = _logged_input(package, work, "rebound")
+    assert tag == "row-wise"
+    assert columns == ["a", "b", "y"]
 
 
 def test_a_loaded_table_its_feature_code_changes_in_place_is_logged_as_loaded(
@@ -399,30 +417,13 @@ def test_a_loaded_table_its_feature_code_changes_in_place_is_logged_as_loaded(
     """`df["ratio"] = ...` in a feature cell, the commonest feature code there is: the step
     changes the loaded table in place without returning it, and training logged the changed
     table as the run's input (with the derived column), which /predict/raw then asked for."""
-    path = tmp_path / "in_place.ipynb"
     cells = [
-        *TABLE_CELLS,
         "df['ratio'] = df['a'] / df['b']",
-        "X = df[['a', 'ratio']]\ny = df['y']\n"
-        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
-        "model = LogisticRegression().fit(X_train, y_train)\n"
-        "score = model.score(X_test, y_test)",
+        "X = df[['a', 'ratio']]\ny = df['y']\n" + RATIO_MODEL,
     ]
-    nbformat.write(notebook(cells), path)
-    package = convert(path, tmp_path / "in_place").target
-    trained = train_package(package, tmp_path, "--cross-validation-folds", "0")
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    code = (
-        "import json\n"
-        "from mlflow import MlflowClient\n"
-        "client = MlflowClient()\n"
-        "version = client.get_model_version('in_place', '1')\n"
-        "(logged,) = client.get_run(version.run_id).inputs.dataset_inputs\n"
-        "columns = [c['name'] for c in json.loads(logged.dataset.schema)['mlflow_colspec']]\n"
-        "print(json.dumps(columns))"
-    )
-    said = run_beside_package(package, tmp_path, code)
-    assert json.loads(said.stdout.strip().splitlines()[-1]) == ["a", "b", "y"], said.stderr
+    package = _trained(tmp_path, "in_place", cells)
+    _, columns = _logged_input(package, tmp_path, "in_place")
+    assert columns == ["a", "b", "y"]
 
 
 def test_the_packages_own_test_reads_a_reason_with_quotes_as_the_service_says_it(
