@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import TRAINING_CELLS
 
 from nb2prod.frontend.planner import build_plan
@@ -168,11 +169,20 @@ def test_explicit_model_tag_decides(write_notebook) -> None:
     assert "ambiguous-model" not in [c for c, _ in codes(result)]
 
 
-def test_scaler_fit_is_not_the_model(write_notebook) -> None:
+@pytest.mark.parametrize(
+    "scaling",
+    [
+        "scaler = StandardScaler()\nscaler.fit(X_train)\nX_train_s = scaler.transform(X_train)",
+        # fitted where it is built: the cell still prepares features, it trains no model
+        "scaler = StandardScaler().fit(X_train)\nX_train_s = scaler.transform(X_train)",
+        "X_train_s = StandardScaler().fit(X_train).transform(X_train)",
+    ],
+)
+def test_scaler_fit_is_not_the_model(write_notebook, scaling: str) -> None:
     cells = [
         TRAINING_CELLS[0] + "\nfrom sklearn.preprocessing import StandardScaler",
         *TRAINING_CELLS[1:3],
-        "scaler = StandardScaler()\nscaler.fit(X_train)\nX_train_s = scaler.transform(X_train)",
+        scaling,
         "clf = LogisticRegression()\nclf.fit(X_train_s, y_train)",
     ]
     result = plan(write_notebook, cells)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from nb2prod.errors import InputError
 from nb2prod.frontend.computed_metrics import Parts, bound_values, hand_metric, named_values
-from nb2prod.frontend.facts import CellFacts, NotebookFacts
-from nb2prod.frontend.pysyntax import nodes_run_now
+from nb2prod.frontend.facts import CallSite, CellFacts, NotebookFacts
+from nb2prod.frontend.pysyntax import dotted_name, nodes_run_now
 from nb2prod.frontend.training_loops import TrainedModule, module_calls, trained_modules
 from nb2prod.frontend.vocabulary import (
     CV_FUNCTIONS,
@@ -25,6 +25,7 @@ from nb2prod.frontend.vocabulary import (
     is_load_call,
     is_metric_function,
     is_transformer,
+    through_setters,
 )
 from nb2prod.plan import DISPLAY_REASON, ROLES
 
@@ -227,6 +228,15 @@ def _shown(cell: CellFacts) -> str:
     return text + (f" (+{len(cell.statements) - 1} more)" if len(cell.statements) > 1 else "")
 
 
+def _fitted_class(facts: NotebookFacts, call: CallSite) -> str | None:
+    """The class a fit call fits, by name or where it is built (`StandardScaler().fit(X)`)."""
+    fitted = getattr(call.node.func, "value", None)
+    built = through_setters(fitted) if fitted is not None else None
+    if isinstance(built, ast.Call) and (callee := dotted_name(built.func)):
+        return facts.aliases.resolve(callee)
+    return facts.constructors.get(call.receiver or "")
+
+
 def _from_code(cell: CellFacts, facts: NotebookFacts, context: _Context) -> RoleDecision:
     """Heuristics, strongest signal first."""
     model_names = context.model_names
@@ -239,9 +249,7 @@ def _from_code(cell: CellFacts, facts: NotebookFacts, context: _Context) -> Role
         return RoleDecision("parameters", "only assigns literal values")
     calls = cell.calls
     for call in calls:
-        if call.method in FIT_METHODS and not is_transformer(
-            facts.constructors.get(call.receiver or "")
-        ):
+        if call.method in FIT_METHODS and not is_transformer(_fitted_class(facts, call)):
             return RoleDecision("train", f"calls {call.receiver}.{call.method}(...)")
         if call.qualified in TRAIN_FUNCTIONS:
             return RoleDecision("train", f"calls {call.qualified}(...)")
