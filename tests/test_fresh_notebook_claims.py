@@ -204,3 +204,50 @@ def test_verify_compares_a_model_fitted_on_narrow_integer_columns(
     done = run_cli("verify", source, package, timeout=600)
     assert done.code == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "predictions: the same on all 20 rows" in done.stdout
+
+
+def test_a_function_named_for_a_score_that_returns_a_table_keeps_nothing_alive(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """`mono_metrics, preview = score_monolithic(predictor, path)` over an object that holds
+    the model: it measures nothing the plan can claim, so nothing keeps it, nor the cell that
+    built what it reads (convert said "step load_data reads explainer, which no earlier step
+    returns")."""
+    explainer = (
+        "class Explainer:\n"
+        "    def __init__(self, model):\n"
+        "        self.model = model\n"
+        "        self.rows = None\n"
+        "\n"
+        "    def add_input(self, x):\n"
+        "        self.rows = x\n"
+        "\n\n"
+        "explainer = Explainer(model)\n"
+        "explained = pd.DataFrame({'pred': model.predict(X_test)})"
+    )
+    scored = (
+        "def score_rows(explainer_obj, path):\n"
+        "    rows = pd.read_csv(path)\n"
+        "    explainer_obj.add_input(rows)\n"
+        "    return {'rows': len(rows)}, rows.head()\n"
+        "\n\n"
+        "counts, preview = score_rows(explainer, 'rows.csv')\n"
+        "print(counts)"
+    )
+    data = (
+        "import pandas as pd\n"
+        "from sklearn.datasets import load_diabetes\n"
+        "from sklearn.linear_model import Ridge\n"
+        "from sklearn.metrics import r2_score\n"
+        "from sklearn.model_selection import train_test_split",
+        "X, y = load_diabetes(return_X_y=True, as_frame=True)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+        "X_test.to_csv('rows.csv', index=False)",
+        "model = Ridge().fit(X_train, y_train)\nr2 = r2_score(y_test, model.predict(X_test))",
+    )
+    cells = [*data, explainer, scored]
+    notebook = write_notebook(cells)
+    plan = build_plan(notebook)
+    assert [cell.kept for cell in plan.cells[-2:]] == [False, False]
+    assert "counts" not in {metric.name for metric in plan.metrics}
+    convert(notebook, tmp_path / "pkg")

@@ -146,7 +146,9 @@ def _seeds(facts: NotebookFacts, units: list[_Unit], explicit: set[int], model: 
     """Statements kept for their own sake: tagged by the user, measuring the model, or seeding."""
     derived = {model.name}
     seeds: set[int] = set()
+    # a function named for a score that returns a table or text measures nothing (as metrics)
     notebook_functions = {name for cell in facts.cells for name in cell.functions}
+    notebook_functions -= facts.returns_no_number
     parts = bound_values(unit.statement for unit in units)
     for position, unit in enumerate(units):
         reads = set(unit.uses) | unit.mutates
