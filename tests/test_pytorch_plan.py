@@ -246,15 +246,38 @@ def test_a_training_loop_that_ends_on_its_loss_is_the_training(
     assert (plan.model.name, plan.model.fitted_in) == ("model", 4)
 
 
+BUILD_AND_FIT = FIT_FUNCTION.replace(
+    "def fit(model):\n", "def fit(hidden):\n    model = Net(hidden)\n"
+)
+
+
 def test_a_module_built_and_left_inside_a_function_is_refused_naming_what_to_change(
     write_notebook: Callable[..., Path],
 ) -> None:
-    local = FIT_FUNCTION.replace("def fit(model):\n", "def fit(hidden):\n    model = Net(hidden)\n")
-    cells = [*TUMOR_NET[:3], local + "fit(30)"]
+    cells = [*TUMOR_NET[:3], BUILD_AND_FIT + "fit(30)"]
     with pytest.raises(InputError) as refused:
         build_plan(write_notebook(cells))
     assert "no optimizer over a module the notebook keeps is stepped" in str(refused.value)
     assert refused.value.cell == 4
+
+
+@pytest.mark.parametrize(
+    ("returned", "assigned"),
+    [
+        ("    return model\n", "net = fit(30)"),
+        ("    return model, epoch\n", "net, epochs = fit(hidden=30)"),
+        ("    return epoch, model\n", "(epochs, net) = fit(30)"),
+    ],
+)
+def test_a_module_a_function_builds_trains_and_returns_is_the_model(
+    write_notebook: Callable[..., Path], returned: str, assigned: str
+) -> None:
+    """`net = fit(30)` over `def fit(hidden): model = Net(hidden) ... return model`: the
+    module the call hands back is the model, trained on what the function feeds it."""
+    cells = [*TUMOR_NET[:3], BUILD_AND_FIT + returned + assigned]
+    plan = build_plan(write_notebook(cells))
+    assert (plan.model.name, plan.model.fitted_in) == ("net", 4)
+    assert plan.model.fit_inputs == ("X_train_t",)
 
 
 @pytest.mark.parametrize(

@@ -67,6 +67,34 @@ def test_the_served_module_answers_what_the_claim_measured(
     assert answer["accuracy_claim"].startswith(f"{claimed:.3f} accuracy")
 
 
+def test_a_module_a_function_builds_and_returns_trains_and_answers_what_it_claimed(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """`model, losses = train_model(X_train_t, y_train_t)`: the package builds and trains the
+    module as the notebook's function does, and serves the one the call hands back."""
+    train_model = (
+        "def train_model(features, labels, epochs=100):\n"
+        "    net = Net(features.shape[1])\n"
+        "    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)\n"
+        "    losses = []\n"
+        "    for epoch in range(epochs):\n"
+        "        optimizer.zero_grad()\n"
+        "        loss = nn.BCEWithLogitsLoss()(net(features), labels)\n"
+        "        loss.backward()\n"
+        "        optimizer.step()\n"
+        "        losses.append(loss.item())\n"
+        "    return net, losses\n"
+        "\n\n"
+        "model, losses = train_model(X_train_t, y_train_t)"
+    )
+    cells = [*TUMOR_NET[:3], train_model, TUMOR_NET[4]]
+    package = convert(write_notebook(cells, name="tumor_fn.ipynb"), tmp_path / "pkg")
+    claimed, answer, labels = _train_and_serve_held_out_rows(package.target, "tumor_fn", tmp_path)
+    hits = sum(int(p == y) for p, y in zip(answer["predictions"], labels, strict=True))
+    assert hits / len(labels) == pytest.approx(claimed)
+    assert claimed > 0.9
+
+
 def test_a_notebook_written_for_a_gpu_trains_and_serves_on_the_cpu(
     write_notebook: Callable[..., Path], tmp_path: Path
 ) -> None:

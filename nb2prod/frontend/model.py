@@ -678,12 +678,11 @@ def _no_model(facts: NotebookFacts) -> InputError:
         return InputError(
             facts.notebook.path,
             "trains with a PyTorch loop, but no optimizer over a module the notebook keeps is "
-            "stepped (built in a cell, or in a function handed the module), so nb2prod cannot "
-            "tell which module is the model",
+            "stepped (built in a cell, handed to the function that steps it, or returned by "
+            "the function that builds it), so nb2prod cannot tell which module is the model",
             cell=deep[0],
-            hint="build the model in a cell, then train it there (optimizer = "
-            "torch.optim.Adam(model.parameters()) and a loop calling optimizer.step()) or "
-            "pass it to the function that trains it (train(model))",
+            hint="return the module from the function that trains it and assign it (model = "
+            "train(...)), or pass it in (train(model)), or build and train it in a cell",
         )
     if deep:
         cell, what = deep

@@ -179,6 +179,9 @@ class _Trainer:
     optimizer: str
     modules: tuple[str, ...]  # as the function names them: its parameters or globals
     loop: ast.stmt
+    # the modules it builds itself and hands back: local name -> where in what it returns
+    # (None: it returns the module alone)
+    returned: tuple[tuple[str, int | None], ...] = ()
 
 
 def _training_functions(facts: NotebookFacts) -> list[_Trainer]:
@@ -209,13 +212,38 @@ def _training_functions(facts: NotebookFacts) -> list[_Trainer]:
                     None,
                 )
                 if stepped is not None:
-                    # a module the function builds itself is gone when it returns (its
-                    # parameters are handed in); an optimizer handed in steps the modules of
-                    # the notebook's optimizer the call hands it
-                    modules = tuple(sorted(optimizers.get(stepped, frozenset()) - local))
-                    found.append(_Trainer(statement.name, parameters, stepped, modules, loop))
+                    # a module the function builds itself is gone when it returns, unless it
+                    # returns it (its parameters are handed in); an optimizer handed in steps
+                    # the modules of the notebook's optimizer the call hands it
+                    held = optimizers.get(stepped, frozenset())
+                    modules = tuple(sorted(held - local))
+                    returned = tuple(sorted(_returned_locals(statement, held & local).items()))
+                    found.append(
+                        _Trainer(statement.name, parameters, stepped, modules, loop, returned)
+                    )
                     break
     return found
+
+
+def _returned_locals(function: ast.FunctionDef, built: Collection[str]) -> dict[str, int | None]:
+    """Which of the modules a function builds it hands back, and where: `return model`
+    (None), `return model, history` (0). Every return must agree, or none is trusted."""
+    places = [_places(node) for node in ast.walk(function) if isinstance(node, ast.Return)]
+    if not places:
+        return {}
+    first = places[0]
+    return {
+        name: first[name]
+        for name in built
+        if name in first and all(name in place and place[name] == first[name] for place in places)
+    }
+
+
+def _places(node: ast.Return) -> dict[str, int | None]:
+    value = node.value
+    if isinstance(value, ast.Tuple):
+        return {item.id: i for i, item in enumerate(value.elts) if isinstance(item, ast.Name)}
+    return {value.id: None} if isinstance(value, ast.Name) else {}
 
 
 def _trained_by_calls(
@@ -256,12 +284,32 @@ def _trained_by_calls(
                         fed[argument] = tuple(
                             _batched_from(facts, statement, str(i)) or str(i) for i in handed
                         )
+                for module, place in trainer.returned:
+                    taken_as = _assigned_from(statement, call, place)
+                    if taken_as is not None:
+                        called = _called_on(facts, trainer.loop, module, trainer.optimizer, bound)
+                        fed[taken_as] = tuple(
+                            given[i] if isinstance(given.get(i), str) else i for i in called
+                        )
                 fed_data = {module: inputs for module, inputs in fed.items() if inputs} or fed
                 found += [
                     TrainedModule(module, f"{trainer.name}(...)", cell.number, call.lineno, inputs)
                     for module, inputs in sorted(fed_data.items())
                 ]
     return found
+
+
+def _assigned_from(statement: ast.stmt, call: ast.Call, place: int | None) -> str | None:
+    """The notebook's name for what a call hands back at `place`: `net = fit(30)` (None),
+    `net, losses = fit(30)` (0)."""
+    if not (isinstance(statement, ast.Assign) and statement.value is call):
+        return None
+    target = statement.targets[-1]
+    if place is None:
+        return target.id if isinstance(target, ast.Name) else None
+    items = target.elts if isinstance(target, ast.Tuple | ast.List) else []
+    item = items[place] if place < len(items) else None
+    return item.id if isinstance(item, ast.Name) else None
 
 
 def _arguments(call: ast.Call, parameters: tuple[str, ...]) -> dict[str, str | None]:
