@@ -8,6 +8,7 @@ import importlib.util
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pytest
@@ -21,6 +22,7 @@ from sklearn.model_selection import train_test_split
 from nb2prod.backend.render import convert
 from nb2prod.errors import InputError
 from nb2prod.frontend.planner import build_plan
+from nb2prod_runtime import drift
 
 TITANIC_LIKE = (
     "import numpy as np\n"
@@ -520,6 +522,9 @@ def test_a_model_fitted_on_one_text_column_is_served_from_records_of_it(
     package = convert(write_notebook(TEXT_ON_ONE_COLUMN, name="reviews.ipynb"), tmp_path / "pkg")
     trained = train(package.target, tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
+    # drift is measured for it too: its reference profile predicts on records of the column
+    assert "no reference profile" not in trained.stderr, trained.stderr[-3000:]
+    assert _logged_run(tmp_path).data.tags["drift_profile"] == drift.PROFILE_PATH
     own_tests = run_module(
         "pytest",
         "-q",
@@ -543,6 +548,71 @@ def test_a_model_fitted_on_one_text_column_is_served_from_records_of_it(
         },
     )
     assert served.stdout.strip().splitlines()[-1] == "[1, 0]", served.stderr[-3000:]
+
+
+def _logged_run(work: Path) -> Any:
+    client = mlflow.MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    return run
+
+
+PANDAS_IN_A_TRANSFORMER = [
+    "import pandas as pd\n"
+    "from sklearn.base import BaseEstimator, TransformerMixin\n"
+    "from sklearn.datasets import load_breast_cancer\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.metrics import accuracy_score\n"
+    "from sklearn.model_selection import train_test_split\n"
+    "from sklearn.pipeline import make_pipeline",
+    "class Clipper(BaseEstimator, TransformerMixin):\n"
+    "    def fit(self, X, y=None):\n"
+    "        X = pd.DataFrame(X)\n"
+    "        self.lower_ = X.quantile(0.01)\n"
+    "        self.upper_ = X.quantile(0.99)\n"
+    "        return self\n"
+    "\n"
+    "    def transform(self, X):\n"
+    "        return pd.DataFrame(X).clip(self.lower_, self.upper_, axis=1)",
+    "X, y = load_breast_cancer(return_X_y=True, as_frame=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+    "model = make_pipeline(Clipper(), LogisticRegression(max_iter=5000))\n"
+    "model.fit(X_train, y_train)\n"
+    "acc = accuracy_score(y_test, model.predict(X_test))",
+]
+
+
+def test_a_model_skops_cannot_save_is_pickled_and_the_run_says_why(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A notebook transformer that keeps pandas Series as fitted state: skops cannot save a
+    pandas object at all, so the model is logged as a cloudpickle (loaded by reference to the
+    package's helpers), and the run's model_format tag says why. Train failed with a raw
+    `TypeError: no default __reduce__ due to non-trivial __cinit__`."""
+    source = write_notebook(PANDAS_IN_A_TRANSFORMER, name="clipped.ipynb")
+    package = convert(source, tmp_path / "pkg")
+    trained = train(package.target, tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    run = _logged_run(tmp_path)
+    assert run.data.tags["model_format"].startswith("cloudpickle: skops cannot save the model")
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    _, X_test, _, _ = train_test_split(X, y, random_state=0)
+    (tmp_path / "rows.json").write_text(X_test.head(3).to_json(orient="records"))
+    served = run_code(
+        "import json\n"
+        "from fastapi.testclient import TestClient\n"
+        "from clipped import serve\n"
+        "with TestClient(serve.app) as client:\n"
+        "    rows = json.load(open('rows.json'))\n"
+        "    print(json.dumps(client.post('/predict', json=rows).json()))",
+        cwd=tmp_path,
+        env={
+            "PYTHONPATH": str(package.target),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "MODEL_URI": "models:/clipped/1",
+        },
+    )
+    assert served.returncode == 0, served.stderr[-3000:]
+    assert len(last_json_line(served.stdout)["predictions"]) == 3
 
 
 WORKING_FOLDER_PATHS = [

@@ -289,8 +289,12 @@ def by_name(model: Any, schema: Schema | None) -> bool:
     """
     names = list(getattr(model, "feature_names_in_", []))
     if not names:
-        return False
-    if schema is None or schema.is_tensor_spec() or schema.input_names() != names:
+        # a pipeline whose first step is the notebook's own transformer may not say; the
+        # signature's columns are what it was fitted on, so the probe asks it
+        if schema is None or schema.is_tensor_spec() or not schema.has_input_names():
+            return False
+        names = list(schema.input_names())
+    elif schema is None or schema.is_tensor_spec() or schema.input_names() != names:
         return True
     row = np.ones((1, len(names)))
     try:

@@ -34,7 +34,8 @@ The flavour is chosen from the fitted object's type when training runs:
   its example is a float array and serving turns records into that tensor; it answers with
   ``model.predict``. A scikit-learn-style estimator holding a Keras network (tslearn's
   LearningShapelets), which skops cannot save, is logged with the scikit-learn flavour as a
-  cloudpickle, and the run's ``model_format`` tag says so.
+  cloudpickle, and the run's ``model_format`` tag says so; so is any estimator skops cannot
+  save (a notebook transformer keeping pandas objects as fitted state), the tag saying why.
 - a rule-based model: its code, as an MLflow model-from-code, plus its settings.
 
 A scikit-learn model fitted on one column (a text pipeline fitted on ``df["review"]``, a
@@ -85,7 +86,9 @@ def request_rows(package: Package, model: Any, model_input: Any, rows: int) -> A
     model (float32 arrays for a network's tensor signature), so what is predicted on them
     passes the signature as a request does."""
     kind = flavour(package, pytorch_io.servable(loggable(unwrap_search(model))))
-    return first_rows(_as_requested(kind, model_input), rows)
+    requested = first_rows(_as_requested(kind, model_input), rows)
+    column = one_column(model_input) if kind == "sklearn" else None
+    return example_frame(requested, column) if column is not None else requested
 
 
 def _as_requested(kind: str, model_input: Any) -> Any:
@@ -165,14 +168,29 @@ def log_model(
     elif pytorch_io.holds_module(model):
         info = pytorch_io.log_pickled_estimator(model, common)
     else:
-        info = mlflow.sklearn.log_model(
-            model,
-            serialization_format="skops",
-            skops_trusted_types=skops_trusted_types(model, package.trusted_modules, trusted_types)
-            or None,
-            **common,
-        )
+        info = _log_estimator(package, model, common, trusted_types)
     return info.model_uri
+
+
+def _log_estimator(
+    package: Package, model: Any, common: Mapping[str, Any], trusted_types: Iterable[str]
+) -> Any:
+    """With skops, which loads no code it cannot vouch for; a model skops cannot save at all
+    (a notebook transformer keeping a pandas Series as fitted state) as a cloudpickle, which
+    the run's model_format tag says, with why: loading it runs that pickle."""
+    try:
+        saved = import_skops_io().dumps(model)
+    except Exception as error:  # skops raises what the object it cannot save raises
+        mlflow.set_tag(
+            "model_format",
+            f"cloudpickle: skops cannot save the model ({type(error).__name__}: "
+            f"{_first_line(error)})",
+        )
+        return mlflow.sklearn.log_model(model, serialization_format="cloudpickle", **common)
+    trusted = skops_trusted_types(model, package.trusted_modules, trusted_types, saved)
+    return mlflow.sklearn.log_model(
+        model, serialization_format="skops", skops_trusted_types=trusted or None, **common
+    )
 
 
 def flavour(package: Package, model: Any) -> str:
@@ -271,7 +289,10 @@ def configured_trusted_types(environ: Mapping[str, str] = os.environ) -> list[st
 
 
 def skops_trusted_types(
-    model: Any, trusted_modules: tuple[str, ...], trusted_types: Iterable[str] = ()
+    model: Any,
+    trusted_modules: tuple[str, ...],
+    trusted_types: Iterable[str] = (),
+    saved: bytes | None = None,
 ) -> list[str]:
     """Types skops must be told to trust to load this model: vetted modules, or named ones.
 
@@ -282,7 +303,8 @@ def skops_trusted_types(
     """
     skops_io = import_skops_io()
     named = {*trusted_types, *configured_trusted_types()}
-    untrusted = skops_io.get_untrusted_types(data=skops_io.dumps(model))
+    saved = saved if saved is not None else skops_io.dumps(model)
+    untrusted = skops_io.get_untrusted_types(data=saved)
     foreign = [
         name
         for name in untrusted
