@@ -213,6 +213,48 @@ NOTEBOOKS = {
         "X_train, X_test, y_train, _ = train_test_split(x, y, random_state=0)\n"
         "other = LogisticRegression().fit(X_train, y_train)",
     ],
+    # a notebook class wrapping the module, fitted on a DataLoader and predicting on arrays:
+    # the model's input is the tensor the loader draws from (train failed: DataLoader rows)
+    "trainer_class_fitted_on_a_loader": [
+        "import numpy as np\n"
+        "import torch\n"
+        "from torch import nn\n"
+        "from torch.utils.data import DataLoader, TensorDataset\n"
+        "from sklearn.datasets import load_wine\n"
+        "from sklearn.metrics import accuracy_score\n"
+        "from sklearn.model_selection import train_test_split\n"
+        "from sklearn.preprocessing import StandardScaler",
+        "torch.manual_seed(0)\n"
+        "X, y = load_wine(return_X_y=True)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+        "scaler = StandardScaler().fit(X_train)\n"
+        "X_train_t = torch.tensor(scaler.transform(X_train), dtype=torch.float32)\n"
+        "X_test_s = scaler.transform(X_test)\n"
+        "train_loader = DataLoader(TensorDataset(X_train_t, torch.tensor(y_train)),"
+        " batch_size=32, shuffle=True)",
+        "class Trainer:\n"
+        "    def __init__(self, model, lr=0.01, epochs=20):\n"
+        "        self.model = model\n"
+        "        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)\n"
+        "        self.epochs = epochs\n"
+        "\n"
+        "    def fit(self, loader):\n"
+        "        for epoch in range(self.epochs):\n"
+        "            for xb, yb in loader:\n"
+        "                self.optimizer.zero_grad()\n"
+        "                nn.functional.cross_entropy(self.model(xb), yb).backward()\n"
+        "                self.optimizer.step()\n"
+        "        return self\n"
+        "\n"
+        "    def predict(self, X):\n"
+        "        with torch.no_grad():\n"
+        "            x = torch.tensor(np.asarray(X), dtype=torch.float32)\n"
+        "            return self.model(x).argmax(1).numpy()",
+        "net = nn.Sequential(nn.Linear(13, 16), nn.ReLU(), nn.Linear(16, 3))\n"
+        "trainer = Trainer(net)\n"
+        "trainer.fit(train_loader)\n"
+        "acc = accuracy_score(y_test, trainer.predict(X_test_s))",
+    ],
     # the most common layout: predictions in a cell of their own, measured in the next one
     "predictions_in_a_cell_of_their_own": [
         IRIS + "from sklearn.linear_model import LogisticRegression\n"

@@ -14,6 +14,7 @@ from pytorch_notebooks import (
     GAUSSIAN_PROCESS,
     IMPORTS,
     IRIS_BATCHES,
+    NET,
     PYRO_GP,
     TUMOR_DATA,
     TUMOR_NET,
@@ -87,8 +88,29 @@ def test_output_made_with_a_notebook_value_is_not_served_and_the_plan_says_so(
     assert "answers with what model(inputs) returns" in said.message
 
 
+GAUSSIAN_LOOP = (
+    "model = Gaussian()\n"
+    "optimizer = torch.optim.Adam(model.parameters(), lr=0.1)\n"
+    "for step in range(50):\n"
+    "    optimizer.zero_grad()\n"
+    "    loss = -model(x).log_prob(y).mean()\n"
+    "    loss.backward()\n"
+    "    optimizer.step()"
+)
+
+
+@pytest.mark.parametrize(
+    "training",
+    [
+        GAUSSIAN_LOOP,
+        # built, trained and returned by a notebook function: the class is the one it builds
+        "def fit(x, y):\n"
+        + "".join(f"    {line}\n" for line in GAUSSIAN_LOOP.splitlines())
+        + "    return model\n\n\nmodel = fit(x, y)",
+    ],
+)
 def test_a_module_that_answers_with_a_distribution_is_refused_in_one_true_line(
-    write_notebook: Callable[..., Path],
+    write_notebook: Callable[..., Path], training: str
 ) -> None:
     cells = [
         IMPORTS,
@@ -100,13 +122,7 @@ def test_a_module_that_answers_with_a_distribution_is_refused_in_one_true_line(
         "\n"
         "    def forward(self, x):\n"
         "        return torch.distributions.Normal(self.slope * x, 1.0)",
-        "model = Gaussian()\n"
-        "optimizer = torch.optim.Adam(model.parameters(), lr=0.1)\n"
-        "for step in range(50):\n"
-        "    optimizer.zero_grad()\n"
-        "    loss = -model(x).log_prob(y).mean()\n"
-        "    loss.backward()\n"
-        "    optimizer.step()",
+        training,
     ]
     with pytest.raises(UnservableModel) as refused:
         build_plan(write_notebook(cells))
@@ -278,6 +294,23 @@ def test_a_module_a_function_builds_trains_and_returns_is_the_model(
     plan = build_plan(write_notebook(cells))
     assert (plan.model.name, plan.model.fitted_in) == ("net", 4)
     assert plan.model.fit_inputs == ("X_train_t",)
+    assert plan.model.estimator == "Net"
+
+
+def test_a_module_a_function_builds_before_torch_is_seeded_is_unseeded_randomness(
+    write_notebook: Callable[..., Path],
+) -> None:
+    data = TUMOR_DATA.replace("torch.manual_seed(0)\n", "")
+    cells = [IMPORTS, data, NET, BUILD_AND_FIT + "    return model\n\n\nnet = fit(30)"]
+    plan = build_plan(write_notebook(cells))
+    said = [(f.cell, f.message) for f in plan.findings if f.code == "unseeded-random"]
+    assert said == [
+        (
+            4,
+            "net = fit(...) starts from parameters drawn from torch's global generator, "
+            "never seeded: each run trains a different model",
+        )
+    ]
 
 
 @pytest.mark.parametrize(

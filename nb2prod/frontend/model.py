@@ -25,6 +25,7 @@ from nb2prod.frontend.pysyntax import dotted_name, keyword, names_in
 from nb2prod.frontend.training_loops import (
     answers_with_distribution,
     batch_of_processes,
+    loader_tensor,
     module_output,
     trained_modules,
 )
@@ -322,7 +323,7 @@ def _candidates(facts: NotebookFacts, kept: set[int] | None) -> list[_Candidate]
                 "fitted",
                 cell.number,
                 module.inputs,
-                facts.constructors.get(module.name),
+                module.built_as or facts.constructors.get(module.name),
                 module.line,
             )
             for module in modules
@@ -446,7 +447,11 @@ def _completes(facts: NotebookFacts, call: CallSite) -> bool:
 def _unwrapped(facts: NotebookFacts, given: ast.expr) -> str:
     """What a fit or predict is given, with a library's data wrapper taken off: the frame
     inside `Pool(X_train, y_train)` (CatBoost), `DMatrix(X)`, `Dataset(X)`, which serving
-    takes as records; the wrapper itself is no input a client can send."""
+    takes as records; the wrapper itself is no input a client can send. A DataLoader over a
+    TensorDataset is unwrapped to its features tensor the same way."""
+    tensor = loader_tensor(facts, given)
+    if tensor is not None:
+        return dotted_name(tensor) or ast.unparse(tensor)
     built = given if isinstance(given, ast.Call) else None
     if isinstance(given, ast.Name):
         built = facts.constructor_calls.get(given.id)

@@ -52,7 +52,7 @@ from nb2prod.frontend.training_loops import (
     drawing_initial_weights,
     is_trained_module,
     module_output,
-    trained_module_names,
+    trained_modules,
 )
 from nb2prod.frontend.vocabulary import CLASSIFICATION_METRICS, REGRESSION_METRICS, enables
 from nb2prod.plan import (
@@ -151,7 +151,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     findings += measurement.findings
     findings += requirement_findings
     findings += execution_order_findings(facts)
-    drawing = drawing_initial_weights(facts, trained_module_names(facts, kept))
+    drawing = drawing_initial_weights(facts, trained_modules(facts, kept))
     networks = frozenset({model.name} if is_keras_model(facts, model.estimator) else ())
     findings += randomness_findings(facts, kept, drawing, networks)
     findings += dropped_draw_findings(facts, kept)

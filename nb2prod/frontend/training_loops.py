@@ -43,6 +43,10 @@ class TrainedModule:
     cell: int
     line: int  # the optimizer's step
     inputs: tuple[str, ...]  # the tensor it is trained on, when the loop shows it
+    # for a module a notebook function builds and returns: the class it builds it from and
+    # the call (`net = Net(hidden)` in its body), where the notebook's own name shows neither
+    built_as: str | None = None
+    built_by: ast.Call | None = None
 
 
 def optimized_modules(facts: NotebookFacts) -> dict[str, frozenset[str]]:
@@ -179,9 +183,9 @@ class _Trainer:
     optimizer: str
     modules: tuple[str, ...]  # as the function names them: its parameters or globals
     loop: ast.stmt
-    # the modules it builds itself and hands back: local name -> where in what it returns
-    # (None: it returns the module alone)
-    returned: tuple[tuple[str, int | None], ...] = ()
+    # the modules it builds itself and hands back: local name, where in what it returns
+    # (None: it returns the module alone) and the call that builds it
+    returned: tuple[tuple[str, int | None, ast.Call | None], ...] = ()
 
 
 def _training_functions(facts: NotebookFacts) -> list[_Trainer]:
@@ -217,7 +221,11 @@ def _training_functions(facts: NotebookFacts) -> list[_Trainer]:
                     # the modules of the notebook's optimizer the call hands it
                     held = optimizers.get(stepped, frozenset())
                     modules = tuple(sorted(held - local))
-                    returned = tuple(sorted(_returned_locals(statement, held & local).items()))
+                    built = calls_bound_in(statement)
+                    returned = tuple(
+                        (name, place, built.get(name))
+                        for name, place in sorted(_returned_locals(statement, held & local).items())
+                    )
                     found.append(
                         _Trainer(statement.name, parameters, stepped, modules, loop, returned)
                     )
@@ -284,16 +292,27 @@ def _trained_by_calls(
                         fed[argument] = tuple(
                             _batched_from(facts, statement, str(i)) or str(i) for i in handed
                         )
-                for module, place in trainer.returned:
+                builds: dict[str, ast.Call] = {}
+                for module, place, built in trainer.returned:
                     taken_as = _assigned_from(statement, call, place)
                     if taken_as is not None:
                         called = _called_on(facts, trainer.loop, module, trainer.optimizer, bound)
                         fed[taken_as] = tuple(
                             given[i] if isinstance(given.get(i), str) else i for i in called
                         )
+                        if built is not None:
+                            builds[taken_as] = built
                 fed_data = {module: inputs for module, inputs in fed.items() if inputs} or fed
                 found += [
-                    TrainedModule(module, f"{trainer.name}(...)", cell.number, call.lineno, inputs)
+                    TrainedModule(
+                        module,
+                        f"{trainer.name}(...)",
+                        cell.number,
+                        call.lineno,
+                        inputs,
+                        _resolved(facts, builds[module]) if module in builds else None,
+                        builds.get(module),
+                    )
                     for module, inputs in sorted(fed_data.items())
                 ]
     return found
@@ -412,6 +431,13 @@ def _batched_from(
             tensor = tensors[positions[0]]
             return dotted_name(tensor) or ast.unparse(tensor)
     return None
+
+
+def loader_tensor(facts: NotebookFacts, value: ast.expr) -> ast.expr | None:
+    """The tensor behind a DataLoader over a TensorDataset (or `tf.data` slices) handed to a
+    fit (`trainer.fit(train_loader)`): the features a request holds, as its first batch item."""
+    tensors = _dataset_of(facts, value)
+    return tensors[0] if tensors else None
 
 
 def _dataset_of(facts: NotebookFacts, iterable: ast.expr) -> list[ast.expr] | None:
@@ -767,7 +793,9 @@ def trained_module_names(facts: NotebookFacts, kept: set[int]) -> frozenset[str]
     return frozenset(module.name for module in trained_modules(facts, kept))
 
 
-def drawing_initial_weights(facts: NotebookFacts, names: frozenset[str]) -> frozenset[str]:
+def drawing_initial_weights(
+    facts: NotebookFacts, modules: Collection[TrainedModule]
+) -> frozenset[str]:
     """Those of the modules whose first parameters are drawn at random: layers that draw
     (a Linear, a Conv2d, an LSTM) or initialisations that do (torch.nn.init, a spectral
     mixture kernel's initialize_from_data), in the call or in the notebook class's body. A
@@ -779,11 +807,13 @@ def drawing_initial_weights(facts: NotebookFacts, names: frozenset[str]) -> froz
         if isinstance(statement, ast.ClassDef)
     }
     drawing = set()
-    for name in names:
-        built = facts.constructor_calls.get(name)
+    for module in modules:
+        name = module.name
+        built = module.built_by or facts.constructor_calls.get(name)
         trees: list[ast.AST] = [built] if built is not None else []
-        if facts.constructors.get(name) in classes:
-            trees.append(classes[facts.constructors[name]])
+        built_as = module.built_as or facts.constructors.get(name)
+        if built_as in classes:
+            trees.append(classes[built_as])
         called = {
             facts.aliases.resolve(dotted)
             for tree in trees
