@@ -251,3 +251,26 @@ def test_a_function_named_for_a_score_that_returns_a_table_keeps_nothing_alive(
     assert [cell.kept for cell in plan.cells[-2:]] == [False, False]
     assert "counts" not in {metric.name for metric in plan.metrics}
     convert(notebook, tmp_path / "pkg")
+
+
+@pytest.mark.parametrize(
+    "printed",
+    [
+        'print("RMSE:", round(np.sqrt(mean_squared_error(y_valid, predicted)), 2))',
+        'print(f"rmse {mean_squared_error(y_valid, predicted) ** 0.5:.1f}")',
+    ],
+)
+def test_a_printed_root_of_a_metric_is_the_metric_it_shows(
+    write_notebook: Callable[..., Path], printed: str
+) -> None:
+    """The notebook showed a root mean squared error: the run logs that number under that
+    name, not the mean squared error inside it (logged as `mean_squared_error_value`)."""
+    imports = DIABETES[0] + "\nfrom sklearn.metrics import mean_squared_error"
+    fit = (
+        "model = RandomForestRegressor(n_estimators=20, random_state=0).fit(X_train, y_train)\n"
+        "predicted = model.predict(X_valid)\n" + printed
+    )
+    plan = build_plan(write_notebook([imports, DIABETES[1], fit]))
+    (metric,) = plan.metrics
+    assert metric.name == "root_mean_squared_error"
+    assert metric.greater_is_better is False

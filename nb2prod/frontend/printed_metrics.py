@@ -58,7 +58,7 @@ def lift_printed_metrics(
             taken.add(name)
             assignments.append((name, ast.unparse(by_hand)))
         for call in calls:
-            if _is_fit(call, aliases):
+            if isinstance(call, ast.Call) and _is_fit(call, aliases):
                 fits.append(ast.unparse(call))
                 continue
             name = fresh_name(_base_name(call, aliases), taken)
@@ -117,10 +117,11 @@ _ACCURACY_LABEL = re.compile(r"\bacc(uracy)?\b", re.IGNORECASE)
 
 def _metric_calls(
     value: ast.expr, aliases: Aliases, notebook_functions: set[str], fits: bool = False
-) -> list[ast.Call]:
+) -> list[ast.expr]:
     """The outermost metric calls in an expression (and fits, with `fits`), none of them
-    reading a local name."""
-    found: list[ast.Call] = []
+    reading a local name; a metric's square root is lifted whole, as the number it shows
+    (`print("RMSE:", np.sqrt(mean_squared_error(y, p)))` shows no mean squared error)."""
+    found: list[ast.expr] = []
     local = _locally_bound(value)
     stack: list[ast.AST] = [value]
     while stack:
@@ -128,6 +129,11 @@ def _metric_calls(
         if isinstance(node, ast.Lambda | ast.ListComp | ast.SetComp | ast.GeneratorExp):
             continue
         if isinstance(node, ast.DictComp):
+            continue
+        rooted = _rooted(node, aliases) if isinstance(node, ast.Call | ast.BinOp) else None
+        if rooted is not None and _is_metric(rooted, aliases, notebook_functions):
+            if not {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} & local:
+                found.append(node)  # the square root, whole
             continue
         if isinstance(node, ast.Call) and (
             _is_metric(node, aliases, notebook_functions) or (fits and _is_fit(node, aliases))
@@ -137,6 +143,24 @@ def _metric_calls(
             continue
         stack.extend(reversed(list(ast.iter_child_nodes(node))))
     return found
+
+
+def _rooted(node: ast.expr, aliases: Aliases) -> ast.Call | None:
+    """The call under a square root: `np.sqrt(call)`, `math.sqrt(call)`, `call ** 0.5`."""
+    if isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:
+        callee = aliases.resolve(dotted_name(node.func) or "")
+        inner = node.args[0]
+        if callee in ("numpy.sqrt", "math.sqrt") and isinstance(inner, ast.Call):
+            return inner
+    if (
+        isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.Pow)
+        and isinstance(node.right, ast.Constant)
+        and node.right.value == 0.5
+        and isinstance(node.left, ast.Call)
+    ):
+        return node.left
+    return None
 
 
 def _locally_bound(value: ast.expr) -> set[str]:
@@ -171,7 +195,12 @@ def _is_fit(call: ast.Call, aliases: Aliases) -> bool:
     )
 
 
-def _base_name(call: ast.Call, aliases: Aliases) -> str:
+def _base_name(call: ast.expr, aliases: Aliases) -> str:
+    rooted = _rooted(call, aliases)
+    if rooted is not None:  # np.sqrt(mean_squared_error(...)): root_mean_squared_error
+        return "root_" + _base_name(rooted, aliases).removesuffix("_value")
+    if not isinstance(call, ast.Call):
+        return "metric_value"
     callee = dotted_name(call.func)
     if isinstance(call.func, ast.Attribute) and call.func.attr == "score":
         receiver = root_name(call.func.value)
