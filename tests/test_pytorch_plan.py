@@ -283,6 +283,14 @@ def test_a_module_built_and_left_inside_a_function_is_refused_naming_what_to_cha
         ("    return model\n", "net = fit(30)"),
         ("    return model, epoch\n", "net, epochs = fit(hidden=30)"),
         ("    return epoch, model\n", "(epochs, net) = fit(30)"),
+        # a class of its own inside the function: its methods' returns are not the function's
+        (
+            "    class Scaled(nn.Module):\n"
+            "        def forward(self, x):\n"
+            "            return x * 2\n"
+            "    return model\n",
+            "net = fit(30)",
+        ),
     ],
 )
 def test_a_module_a_function_builds_trains_and_returns_is_the_model(

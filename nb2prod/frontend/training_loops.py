@@ -22,7 +22,13 @@ from dataclasses import dataclass
 
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
 from nb2prod.frontend.names import local_names
-from nb2prod.frontend.pysyntax import calls_bound_in, dotted_name, keyword, root_name
+from nb2prod.frontend.pysyntax import (
+    calls_bound_in,
+    dotted_name,
+    keyword,
+    nodes_run_now,
+    root_name,
+)
 
 OPTIMIZER_MODULES = ("torch.optim.",)
 # what changes the modules an optimizer holds: torch's and Pyro's step, TensorFlow's
@@ -236,7 +242,8 @@ def _training_functions(facts: NotebookFacts) -> list[_Trainer]:
 def _returned_locals(function: ast.FunctionDef, built: Collection[str]) -> dict[str, int | None]:
     """Which of the modules a function builds it hands back, and where: `return model`
     (None), `return model, history` (0). Every return must agree, or none is trusted."""
-    places = [_places(node) for node in ast.walk(function) if isinstance(node, ast.Return)]
+    body = [node for statement in function.body for node in nodes_run_now(statement)]
+    places = [_places(node) for node in body if isinstance(node, ast.Return)]  # not nested ones
     if not places:
         return {}
     first = places[0]
