@@ -67,14 +67,29 @@ def test_the_served_module_answers_what_the_claim_measured(
     assert answer["accuracy_claim"].startswith(f"{claimed:.3f} accuracy")
 
 
+@pytest.mark.parametrize(
+    ("made", "called"),
+    [
+        ("", "model, losses = train_model(X_train_t, y_train_t)"),
+        # the function makes its tensors from the arrays it is handed
+        (
+            "    xt = torch.tensor(features, dtype=torch.float32)\n"
+            "    yt = torch.tensor(labels, dtype=torch.float32)\n",
+            "X_train_s = scaler.transform(X_train)\n"
+            "y_train_a = y_train.to_numpy()\n"
+            "model, losses = train_model(X_train_s, y_train_a)",
+        ),
+    ],
+)
 def test_a_module_a_function_builds_and_returns_trains_and_answers_what_it_claimed(
-    write_notebook: Callable[..., Path], tmp_path: Path
+    write_notebook: Callable[..., Path], tmp_path: Path, made: str, called: str
 ) -> None:
     """`model, losses = train_model(X_train_t, y_train_t)`: the package builds and trains the
     module as the notebook's function does, and serves the one the call hands back."""
     train_model = (
         "def train_model(features, labels, epochs=100):\n"
-        "    net = Net(features.shape[1])\n"
+        + made
+        + "    net = Net(features.shape[1])\n"
         "    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)\n"
         "    losses = []\n"
         "    for epoch in range(epochs):\n"
@@ -84,9 +99,10 @@ def test_a_module_a_function_builds_and_returns_trains_and_answers_what_it_claim
         "        optimizer.step()\n"
         "        losses.append(loss.item())\n"
         "    return net, losses\n"
-        "\n\n"
-        "model, losses = train_model(X_train_t, y_train_t)"
+        "\n\n" + called
     )
+    if made:
+        train_model = train_model.replace("(net(features), labels)", "(net(xt), yt)")
     cells = [*TUMOR_NET[:3], train_model, TUMOR_NET[4]]
     package = convert(write_notebook(cells, name="tumor_fn.ipynb"), tmp_path / "pkg")
     claimed, answer, labels = _train_and_serve_held_out_rows(package.target, "tumor_fn", tmp_path)

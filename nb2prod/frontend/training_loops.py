@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import copy
 import re
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from nb2prod.frontend.pysyntax import (
     calls_bound_in,
     dotted_name,
     keyword,
+    names_in,
     nodes_run_now,
     root_name,
 )
@@ -192,6 +194,8 @@ class _Trainer:
     # the modules it builds itself and hands back: local name, where in what it returns
     # (None: it returns the module alone) and the call that builds it
     returned: tuple[tuple[str, int | None, ast.Call | None], ...] = ()
+    # what it makes from its parameters alone (`Xt = torch.tensor(X, dtype=torch.float32)`)
+    made: tuple[tuple[str, ast.Call], ...] = ()
 
 
 def _training_functions(facts: NotebookFacts) -> list[_Trainer]:
@@ -232,8 +236,13 @@ def _training_functions(facts: NotebookFacts) -> list[_Trainer]:
                         (name, place, built.get(name))
                         for name, place in sorted(_returned_locals(statement, held & local).items())
                     )
+                    made = tuple(
+                        (name, call)
+                        for name, call in built.items()
+                        if not (names_in(call) & local) - set(parameters)
+                    )
                     found.append(
-                        _Trainer(statement.name, parameters, stepped, modules, loop, returned)
+                        _Trainer(statement.name, parameters, stepped, modules, loop, returned, made)
                     )
                     break
     return found
@@ -294,7 +303,7 @@ def _trained_by_calls(
                         loop, stepper = trainer.loop, trainer.optimizer
                         called = [_called_on(facts, loop, name, stepper, bound) for name in names]
                         inputs = next((found for found in called if found), ())
-                        handed = [given[i] if isinstance(given.get(i), str) else i for i in inputs]
+                        handed = [_as_called(trainer, str(i), given) for i in inputs]
                         # a batch the notebook's own loop draws and hands to the step
                         fed[argument] = tuple(
                             _batched_from(facts, statement, str(i)) or str(i) for i in handed
@@ -304,9 +313,7 @@ def _trained_by_calls(
                     taken_as = _assigned_from(statement, call, place)
                     if taken_as is not None:
                         called = _called_on(facts, trainer.loop, module, trainer.optimizer, bound)
-                        fed[taken_as] = tuple(
-                            given[i] if isinstance(given.get(i), str) else i for i in called
-                        )
+                        fed[taken_as] = tuple(_as_called(trainer, i, given) for i in called)
                         if built is not None:
                             builds[taken_as] = built
                 fed_data = {module: inputs for module, inputs in fed.items() if inputs} or fed
@@ -323,6 +330,31 @@ def _trained_by_calls(
                     for module, inputs in sorted(fed_data.items())
                 ]
     return found
+
+
+def _as_called(trainer: _Trainer, fed: str, given: Mapping[str, str | None]) -> str:
+    """What a function feeds its module, as the call makes it: a parameter is what the call
+    hands it (`X` -> `X_train_t`); a tensor made from its parameters alone (`Xt =
+    torch.tensor(X, dtype=torch.float32)`) is that expression over the call's arguments."""
+    argument = given.get(fed)
+    if isinstance(argument, str):
+        return argument
+    made = dict(trainer.made).get(fed)
+    if made is None:
+        return fed
+    used = names_in(made) & set(trainer.parameters)
+    if not all(isinstance(given.get(name), str) for name in used):
+        return fed  # a parameter the call leaves to its default, or hands an expression
+    renamed = {name: str(given[name]) for name in used}
+    return ast.unparse(_Renamed(renamed).visit(copy.deepcopy(made)))
+
+
+class _Renamed(ast.NodeTransformer):
+    def __init__(self, names: Mapping[str, str]) -> None:
+        self.names = names
+
+    def visit_Name(self, node: ast.Name) -> ast.Name:
+        return ast.Name(self.names.get(node.id, node.id), node.ctx)
 
 
 def _assigned_from(statement: ast.stmt, call: ast.Call, place: int | None) -> str | None:
