@@ -531,6 +531,41 @@ def test_a_run_logs_only_the_metrics_of_its_own_model(
     assert logged["score"] == pytest.approx(_served_models_accuracy())
 
 
+@pytest.mark.parametrize(
+    ("loop", "chosen"),
+    [
+        ("for name, model in models.items():", "best_model = models[best_name]"),
+        ("for name in models:\n    model = models[name]", "best_model = models[best_name]"),
+        ("for name, model in models.items():", "best_model = models.get(best_name)"),
+    ],
+)
+def test_a_score_in_a_loop_over_a_dict_of_models_measures_none_of_them_alone(
+    write_notebook: Callable[..., Path], loop: str, chosen: str
+) -> None:
+    """`for name, model in models.items(): scores = cross_val_score(model, ...)`: the value
+    left in `scores` is the last model's, whichever model the notebook then picks and serves,
+    so it is no metric of the served one (it was logged as the claim's cross-validation)."""
+    cells = [
+        REBOUND_THREE_TIMES[0] + "\nfrom sklearn.model_selection import cross_val_score",
+        REBOUND_THREE_TIMES[1],
+        "models = {\n"
+        "    'lr': LogisticRegression(max_iter=5000),\n"
+        "    'rf': RandomForestClassifier(n_estimators=20, random_state=0),\n"
+        "}\n"
+        "results = {}\n"
+        f"{loop}\n"
+        "    scores = cross_val_score(model, X_train, y_train, cv=3)\n"
+        "    results[name] = scores.mean()",
+        "best_name = max(results, key=results.get)\n"
+        f"{chosen}\n"
+        "best_model.fit(X_train, y_train)\n"
+        "acc = accuracy_score(y_test, best_model.predict(X_test))",
+    ]
+    plan = build_plan(write_notebook(cells))
+    assert [m.name for m in plan.metrics] == ["acc"]
+    assert [f.cell for f in plan.findings if f.code == "metric-of-another-model"] == [3]
+
+
 def _served_models_accuracy() -> float:
     """The last model's holdout accuracy, computed as the notebook computes it."""
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)

@@ -37,6 +37,9 @@ class _Lineage:
         self.models = models
         self.version: dict[str, tuple[int, int]] = {}
         self.sources: dict[str, frozenset[Version]] = {}
+        # names bound to a literal of models (`models = {"lr": LogisticRegression(), ...}`):
+        # an item taken from one is one of several models, never the collection itself
+        self.collections: set[str] = set()
 
     def origin(self, node: ast.AST) -> frozenset[Version]:
         return self._held_by(names_in(node))
@@ -63,11 +66,24 @@ class _Lineage:
                 self.version[node.func.value.id] = (binding, fits + 1)
 
     def bind(
-        self, targets: Iterable[ast.expr], value: ast.expr | None, update: bool, maybe: bool
+        self,
+        targets: Iterable[ast.expr],
+        value: ast.expr | None,
+        update: bool,
+        maybe: bool,
+        each: bool = False,
     ) -> None:
         """Bind `targets` to `value`; `update` adds to what they hold (`+=`), `maybe` is a
-        binding that may not run (in a branch): a model name then holds either object."""
+        binding that may not run (in a branch): a model name then holds either object. `each`:
+        a loop binds them to each item of `value` in turn (`for name, model in models.items()`,
+        or `models[name]` in such a loop), not to one chosen after it."""
         origin = self.origin(value) if value is not None else frozenset()
+        taken_from = self._collection_of(value)
+        if taken_from is not None:  # an item of a collection of models: which one, unknown
+            binding, fits = self.version.get(taken_from, (0, 0))
+            origin = frozenset({(f"{taken_from}[{'each' if each else 'one'}]", binding, fits)})
+        if value is not None and _holds_models(value, self.models):
+            self.collections.update(n for t in targets for n in target_names(t))
         for target in targets:
             names = target_names(target)
             if not names:  # `preds["lr"] = lr.predict(X)`: the container now holds it too
@@ -84,11 +100,25 @@ class _Lineage:
                     binding, _ = self.version.get(name, (0, 0))
                     fitted = value is not None and _fits_in(value)
                     self.version[name] = (binding + 1, 1 if fitted else 0)
-                    self.sources[name] = self._aliased(value)
+                    self.sources[name] = origin if taken_from else self._aliased(value)
                 elif update:
                     self.sources[name] = self.sources.get(name, frozenset()) | origin
                 else:
                     self.sources[name] = origin
+
+    def _collection_of(self, value: ast.expr | None) -> str | None:
+        """The collection of models `value` takes an item from: `models[name]`,
+        `models.get(name)`, `models.items()`, `models.values()`, `models` itself when looped."""
+        node = value
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr not in ("get", "items", "values", "pop"):
+                return None
+            node = node.func.value
+        elif isinstance(node, ast.Subscript):
+            node = node.value
+        if isinstance(node, ast.Name) and node.id in self.collections:
+            return node.id
+        return None
 
     def _aliased(self, value: ast.expr | None) -> frozenset[Version]:
         """The model another model name holds, when a binding takes it from one
@@ -107,12 +137,20 @@ def measured_models(
     for cell in facts.cells:
         if cell.number not in kept:
             continue
+        looped = {
+            id(inner)
+            for statement in cell.kept_statements
+            for loop in ast.walk(statement)
+            if isinstance(loop, ast.For | ast.AsyncFor | ast.While)
+            for inner in ast.walk(loop)
+            if inner is not loop
+        }
         for statement, maybe in _in_order(cell.kept_statements, False):
             lineage.fit(statement)
             for node in _walk_here(statement):
                 if id(node) in metrics:
                     origins[id(node)] = lineage.origin(node)
-            _bind(lineage, statement, maybe)
+            _bind(lineage, statement, maybe, id(statement) in looped)
     binding, fits = lineage.version.get(served, (0, 0))
     aliases = lineage.sources.get(served, frozenset())
     found = {}
@@ -135,15 +173,28 @@ def measured_models(
     return found
 
 
-def _bind(lineage: _Lineage, statement: ast.stmt, maybe: bool) -> None:
+def _holds_models(value: ast.expr, models: set[str]) -> bool:
+    """A dict, list or tuple literal whose items are built by calls or are model names."""
+    if isinstance(value, ast.Dict):
+        items = [v for v in value.values if v is not None]
+    elif isinstance(value, ast.List | ast.Tuple):
+        items = [i.elts[-1] if isinstance(i, ast.Tuple) and i.elts else i for i in value.elts]
+    else:
+        return False
+    return bool(items) and all(
+        isinstance(i, ast.Call) or (isinstance(i, ast.Name) and i.id in models) for i in items
+    )
+
+
+def _bind(lineage: _Lineage, statement: ast.stmt, maybe: bool, each: bool = False) -> None:
     if isinstance(statement, ast.Assign):
-        lineage.bind(statement.targets, statement.value, False, maybe)
+        lineage.bind(statement.targets, statement.value, False, maybe, each)
     elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
         lineage.bind([statement.target], statement.value, False, maybe)
     elif isinstance(statement, ast.AugAssign):
         lineage.bind([statement.target], statement.value, True, maybe)
     elif isinstance(statement, ast.For | ast.AsyncFor):
-        lineage.bind([statement.target], statement.iter, False, maybe)
+        lineage.bind([statement.target], statement.iter, False, maybe, each=True)
     elif isinstance(statement, ast.With | ast.AsyncWith):
         for item in statement.items:
             if item.optional_vars is not None:
