@@ -78,6 +78,8 @@ def _nb2prod_sample(model, rows, count, answer=None):
         predicted = _nb2prod_per_row(
             model.predict(given) if answer is None else answer(model, rows)
         )
+        if hasattr(rows, "to_frame") and getattr(rows, "ndim", 2) == 1:
+            rows = rows.to_frame()  # one column (a text Series): sent as a frame of it
         if hasattr(rows, "to_json"):
             return {"frame": rows.to_json(orient="split"), "predictions": predicted}
         return {"array": rows.tolist(), "predictions": predicted}

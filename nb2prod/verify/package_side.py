@@ -50,6 +50,7 @@ def _predictions(tracking_uri: str, request: dict[str, Any]) -> dict[str, Any]:
     from mlflow.models import get_model_info
 
     from nb2prod_runtime.loading import answering_model
+    from nb2prod_runtime.model_io import ONE_COLUMN
 
     mlflow.set_tracking_uri(tracking_uri)
     # The notebook's rows may hold more than the model reads (a formula's target): MLflow
@@ -67,8 +68,11 @@ def _predictions(tracking_uri: str, request: dict[str, Any]) -> dict[str, Any]:
             # taken as its columns' own types
             info = get_model_info(uri)
             model, _ = answering_model(uri, info)
+            column = (info.metadata or {}).get(ONE_COLUMN)
             if request.get("frame") is not None:
                 rows = pd.read_json(io.StringIO(request["frame"]), orient="split", dtype=False)
+            elif column is not None:  # the values of the one column it was fitted on
+                rows = pd.DataFrame({column: list(request["array"])})
             else:
                 rows = _as_signature_tensor(info, np.asarray(request["array"]))
         answers = np.asarray(model.predict(rows))
