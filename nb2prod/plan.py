@@ -157,6 +157,8 @@ class Metric:
     scorer: Scorer | None = None  # None: the package cannot re-measure it by itself
     # the notebook's own expression, when it computes the metric without a metric function
     expression: str | None = None
+    # why its held-out rows come after the rows the model learned from (a split by date)
+    ordered: str | None = None
 
 
 @dataclass(frozen=True)

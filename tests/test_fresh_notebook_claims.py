@@ -4,6 +4,7 @@ of its class, and each test reads the plan as `nb2prod plan` shows it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -303,3 +304,46 @@ def test_a_printed_root_of_a_metric_is_the_metric_it_shows(
     (metric,) = plan.metrics
     assert metric.name == "root_mean_squared_error"
     assert metric.greater_is_better is False
+
+
+DAILY_SALES = [
+    "import numpy as np\n"
+    "import pandas as pd\n"
+    "from sklearn.ensemble import GradientBoostingRegressor\n"
+    "from sklearn.metrics import mean_absolute_error",
+    "rng = np.random.default_rng(0)\n"
+    "sales = pd.DataFrame({'date': pd.date_range('2022-01-01', periods=600, freq='D')})\n"
+    "sales['trend'] = np.arange(600)\n"
+    "sales['weekday'] = sales['date'].dt.dayofweek\n"
+    "sales['units'] = 0.5 * sales['trend'] + 5 * sales['weekday'] + rng.normal(0, 5, 600)",
+    "{split}\n"
+    "features = ['trend', 'weekday']\n"
+    "model = GradientBoostingRegressor(random_state=0)\n"
+    "model.fit(train[features], train['units'])\n"
+    "mae = mean_absolute_error(test['units'], model.predict(test[features]))",
+]
+
+
+@pytest.mark.parametrize(
+    "split",
+    [
+        "train = sales[sales['date'] < '2023-06-01']\ntest = sales[sales['date'] >= '2023-06-01']",
+        "cutoff = pd.Timestamp('2023-06-01')\n"
+        "train = sales.loc[sales.date < cutoff]\ntest = sales.loc[sales.date >= cutoff]",
+        "from sklearn.model_selection import train_test_split\n"
+        "train, test = train_test_split(sales, test_size=0.2, shuffle=False)",
+    ],
+)
+def test_a_model_measured_on_later_rows_is_cross_validated_in_time_order(
+    write_notebook: Callable[..., Path], tmp_path: Path, split: str
+) -> None:
+    """The notebook measured its model on the days after those it learned from: the package's
+    folds keep that order (TimeSeriesSplit), and the claim says so. Shuffled folds scored the
+    model on days between those it learned from, a better number than the notebook's own."""
+    cells = [*DAILY_SALES[:2], DAILY_SALES[2].replace("{split}", split)]
+    package = convert(write_notebook(cells, name="sales.ipynb"), tmp_path / "pkg").target
+    honesty = json.loads((package / "sales" / "honesty.json").read_text())
+    assert honesty["cross_validation"]["ordered"].startswith("cell 3 splits")
+    trained = train_package(package, tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "mae (5-fold time-ordered cross-validation)" in trained.stdout, trained.stdout

@@ -383,6 +383,8 @@ def how_training_measures(plan: Plan, code: GeneratedCode) -> dict[str, Any]:
         "response_method": primary.scorer.response_method,
         "metric": primary.name,
     }
+    if primary.ordered:  # folds that keep the rows' order, as the notebook's split did
+        spec["ordered"] = primary.ordered
     return {"cross_validation": spec, "cross_validation_note": None}
 
 

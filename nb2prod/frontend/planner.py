@@ -46,6 +46,7 @@ from nb2prod.frontend.requirements import resolve_requirements
 from nb2prod.frontend.roles import RoleDecision, assign_roles, is_literal
 from nb2prod.frontend.secrets import Secret, find_secrets, scrub, secrets_in_dropped_lines
 from nb2prod.frontend.slicing import slice_notebook
+from nb2prod.frontend.split_order import ordered_split
 from nb2prod.frontend.trackers import refuse_reads_from_trackers, tracker_findings
 from nb2prod.frontend.training_loops import (
     answers_with_distribution,
@@ -103,6 +104,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     parameters = _parameters(facts, roles, kept, {s.holder for s in secrets})
     metric_names = _kale_metric_names(facts, roles)
     measurement = find_metrics(facts, kept, model.name, parameters, metric_names, model.candidates)
+    measurement = _in_time_order(measurement, ordered_split(facts, kept))
     removed_imports = _unused_imports(facts, kept)
     blocks = {
         cell.number: _block(cell, removed_imports.get(cell.number, []), secrets)
@@ -428,6 +430,17 @@ def _slice(
             )
             roles[number - 1] = RoleDecision("explore", reason)
     return roles, kept
+
+
+def _in_time_order(measurement: Measurement, ordered: str | None) -> Measurement:
+    """Held-out metrics measured on rows after those the model learned from say so."""
+    if ordered is None:
+        return measurement
+    metrics = tuple(
+        replace(metric, ordered=ordered) if metric.validation == "holdout" else metric
+        for metric in measurement.metrics
+    )
+    return replace(measurement, metrics=metrics)
 
 
 def package_name(path: Path) -> str:

@@ -74,8 +74,10 @@ def measure(
         note = f"cross-validation failed: {_cause(error)}"
     else:
         name = f"{metric}_cv" if f"{metric}_cv" not in logged else f"{metric}_package_cv"
+        ordered = (declared.get("cross_validation") or {}).get("ordered")
+        folds_kind = "time-ordered cross-validation" if ordered else "cross-validation"
         return Measurement(
-            name, float(scores.mean()), float(scores.std()), f"{used}-fold cross-validation"
+            name, float(scores.mean()), float(scores.std()), f"{used}-fold {folds_kind}"
         )
     if primary in logged:
         return Measurement(primary, *logged[primary], method, note)
@@ -99,7 +101,12 @@ def cross_validated(
         raise CannotCrossValidate("the model was fitted without labels to measure it against")
     try:
         from sklearn.base import clone, is_classifier, is_regressor
-        from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+        from sklearn.model_selection import (
+            KFold,
+            StratifiedKFold,
+            TimeSeriesSplit,
+            cross_val_score,
+        )
     except ImportError:
         raise CannotCrossValidate("scikit-learn, which cross-validates, is not installed") from None
     if not hasattr(model, "get_params"):
@@ -114,10 +121,16 @@ def cross_validated(
         ) from None
     features, labels = fit_data
     rows = len(labels)
-    if is_classifier(model):
+    if spec.get("ordered"):
+        # the notebook measured on rows after those it learned from: each fold does too
+        used = min(folds, rows // 2 - 1)
+        if used < 2:
+            raise CannotCrossValidate(f"{rows} rows are too few to cross-validate in order")
+        splitter: Any = TimeSeriesSplit(used)
+    elif is_classifier(model):
         smallest = int(np.unique(np.asarray(labels), return_counts=True)[1].min())
         used = min(folds, smallest)
-        splitter: Any = StratifiedKFold(used, shuffle=True, random_state=SEED)
+        splitter = StratifiedKFold(used, shuffle=True, random_state=SEED)
         if used < 2:
             raise CannotCrossValidate("a class has a single example: no fold can hold it out")
     else:
