@@ -10,7 +10,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import run_cli, train_package
+from conftest import run_cli, run_module, train_package
 from sklearn.datasets import load_diabetes
 from sklearn.model_selection import train_test_split
 
@@ -347,3 +347,15 @@ def test_a_model_measured_on_later_rows_is_cross_validated_in_time_order(
     trained = train_package(package, tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "mae (5-fold time-ordered cross-validation)" in trained.stdout, trained.stdout
+    own_tests = run_module(
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        cwd=package,
+        env={
+            "PYTHONPATH": str(package),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        },
+    )
+    assert own_tests.returncode == 0, own_tests.stdout[-3000:]
