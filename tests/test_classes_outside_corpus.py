@@ -12,7 +12,14 @@ from typing import Any
 
 import mlflow
 import pytest
-from conftest import last_json_line, run_beside_package, run_code, run_module, set_up_by_ci
+from conftest import (
+    last_json_line,
+    run_beside_package,
+    run_cli,
+    run_code,
+    run_module,
+    set_up_by_ci,
+)
 from conftest import train_package as train
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
@@ -874,3 +881,19 @@ def test_a_model_fitted_on_category_columns_is_served_records_of_their_values(
     status, body = last_json_line(served.stdout)
     assert status == 200, body
     assert body["predictions"][:2] == [1, 0]
+
+
+def test_a_fit_input_bound_to_a_call_on_itself_is_planned(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`X_train = X_train.reshape(-1, 1)` names the call it is bound to: looking through the
+    input for a DataLoader's tensor followed that name round forever (plan never returned)."""
+    cells = [
+        "import numpy as np\nfrom sklearn.linear_model import LinearRegression",
+        "from sklearn.model_selection import train_test_split\n"
+        "X_train, X_test, y_train, y_test = train_test_split(np.arange(20.0), np.arange(20.0))\n"
+        "X_train = X_train.reshape(-1, 1)\n"
+        "model = LinearRegression().fit(X_train, y_train)",
+    ]
+    done = run_cli("plan", write_notebook(cells), timeout=60)
+    assert done.code == 0, done.stderr

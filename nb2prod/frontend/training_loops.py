@@ -498,7 +498,9 @@ def _tensor_slices(facts: NotebookFacts, iterable: ast.expr) -> list[ast.expr] |
     """`tf.data.Dataset.from_tensor_slices((X, y)).shuffle(256).batch(32)`: X and y (the
     methods chained after it batch, shuffle or repeat the same rows)."""
     built = _built(facts, iterable)
-    while isinstance(built, ast.Call):
+    seen: set[int] = set()  # `X = X.reshape(-1, 1)` names the call it is bound to
+    while isinstance(built, ast.Call) and id(built) not in seen:
+        seen.add(id(built))
         if _resolved(facts, built) in _TENSOR_SLICES and built.args:
             given = built.args[0]
             return list(given.elts) if isinstance(given, ast.Tuple | ast.List) else [given]
