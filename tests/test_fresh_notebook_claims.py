@@ -359,3 +359,31 @@ def test_a_model_measured_on_later_rows_is_cross_validated_in_time_order(
         },
     )
     assert own_tests.returncode == 0, own_tests.stdout[-3000:]
+
+
+def test_a_notebook_function_that_returns_a_metric_measures_whatever_its_name(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`def evaluate(y_true, y_pred): rmse = np.sqrt(mean_squared_error(...)); return rmse`:
+    its name says nothing, its body computes a metric, so `val_rmse = evaluate(...)` measures
+    the model (the plan called a model measured on held-out rows never evaluated)."""
+    imports = DIABETES[0] + "\nfrom sklearn.metrics import mean_absolute_error, mean_squared_error"
+    helper = (
+        "def evaluate(y_true, y_pred, name='model'):\n"
+        "    rmse = np.sqrt(mean_squared_error(y_true, y_pred))\n"
+        "    mae = mean_absolute_error(y_true, y_pred)\n"
+        "    print(f'{name}: rmse={rmse:.2f} mae={mae:.2f}')\n"
+        "    return rmse"
+    )
+    fit = (
+        "model = RandomForestRegressor(n_estimators=20, random_state=0).fit(X_train, y_train)\n"
+        "val_rmse = evaluate(y_valid, model.predict(X_valid), 'forest')"
+    )
+    plan = build_plan(write_notebook([imports, DIABETES[1], helper, fit]))
+    (metric,) = plan.metrics
+    assert (metric.name, metric.validation, metric.greater_is_better) == (
+        "val_rmse",
+        "holdout",
+        False,
+    )
+    assert plan.honesty.primary_metric == "val_rmse"

@@ -31,6 +31,7 @@ from nb2prod.frontend.pysyntax import (
 )
 from nb2prod.frontend.reader import CodeCell, Notebook
 from nb2prod.frontend.visualizers import UnwrappedCall, unwrap_visualizers
+from nb2prod.frontend.vocabulary import is_metric_function
 
 # Methods whose result is the object itself, refitted or moved (torch's `.to(device)`).
 _SAME_OBJECT_METHODS = frozenset(
@@ -114,6 +115,9 @@ class NotebookFacts:
     # notebook functions that return only tuples, lists, dicts or text: never a metric's value
     # (`def score_monolithic(...): return {"rows": ..., "runtime_s": ...}, preview`)
     returns_no_number: set[str] = field(default_factory=set)
+    # notebook functions whose every return is a metric's value, whatever their name
+    # (`def evaluate(y_true, y_pred): rmse = np.sqrt(mean_squared_error(...)); return rmse`)
+    returns_a_metric: set[str] = field(default_factory=set)
 
     def cell(self, number: int) -> CellFacts:
         return self.cells[number - 1]
@@ -198,6 +202,7 @@ def gather_facts(notebook: Notebook) -> NotebookFacts:
         constructor_calls,
         tracker.figure_names,
         _functions_returning_no_number(parsed),
+        _functions_returning_a_metric(parsed, aliases),
     )
 
 
@@ -220,6 +225,40 @@ def _functions_returning_no_number(
             if values and len(text) + len(containers) == len(values):
                 names.add(statement.name)
     return names
+
+
+def _functions_returning_a_metric(
+    parsed: list[tuple[CodeCell, NormalisedCell, ast.Module]], aliases: Aliases
+) -> set[str]:
+    """Notebook functions every `return` of which is what a metric function computes, directly
+    or through a name the function binds to it (`rmse = np.sqrt(mean_squared_error(y, p))`)."""
+    names = set()
+    for _, _, tree in parsed:
+        for statement in tree.body:
+            if not isinstance(statement, ast.FunctionDef):
+                continue
+            body = [node for inner in statement.body for node in nodes_run_now(inner)]
+            bound = {
+                node.targets[0].id: node.value
+                for node in body
+                if isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+            }
+            values = [node.value for node in body if isinstance(node, ast.Return)]
+            if values and all(_a_metric(value, bound, aliases) for value in values):
+                names.add(statement.name)
+    return names
+
+
+def _a_metric(value: ast.expr | None, bound: dict[str, ast.expr], aliases: Aliases) -> bool:
+    if isinstance(value, ast.Name):
+        value = bound.get(value.id)
+    if value is None:
+        return False
+    core = numeric_core(value, aliases)
+    callee = dotted_name(core.func) if isinstance(core, ast.Call) else None
+    return callee is not None and is_metric_function(aliases.resolve(callee), False)
 
 
 _PLOTTING_NAMES = re.compile(r"^_?(plot|show|draw|display|visuali[sz]e|render)(_|$)", re.I)

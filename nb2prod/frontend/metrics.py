@@ -96,7 +96,10 @@ def find_metrics(
             qualified = call.qualified
             function = qualified.rsplit(".", 1)[-1]
             is_score = call.method == "score" and call.receiver == model_name
-            if not (is_score or is_metric_function(qualified, function in notebook_functions)):
+            by_body = qualified in facts.returns_a_metric  # `def evaluate(...): return rmse`
+            if not (
+                is_score or by_body or is_metric_function(qualified, function in notebook_functions)
+            ):
                 continue
             if qualified == CROSS_VALIDATE and call.assigned_whole:
                 continue  # a dict of arrays per scorer: what the notebook reads from it is

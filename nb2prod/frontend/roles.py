@@ -261,7 +261,9 @@ def _from_code(cell: CellFacts, facts: NotebookFacts, context: _Context) -> Role
         return RoleDecision("train", f"builds the model {built[0]}")
     for call in calls:
         defined_here = call.qualified in context.functions
-        if is_metric_function(call.qualified, defined_here):
+        if is_metric_function(call.qualified, defined_here) or (
+            call.qualified in facts.returns_a_metric
+        ):
             return RoleDecision("evaluate", f"computes {call.qualified.rsplit('.', 1)[-1]}(...)")
         if call.method == "score" and call.receiver in model_names:
             return RoleDecision("evaluate", f"calls {call.receiver}.score(...)")

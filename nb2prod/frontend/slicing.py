@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import bisect
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from nb2prod.frontend.computed_metrics import Parts, bound_values, hand_metric, named_values
@@ -160,7 +161,14 @@ def _seeds(facts: NotebookFacts, units: list[_Unit], explicit: set[int], model: 
             or _has_global_effect(unit.statement, facts.aliases)
             or (
                 touches_model
-                and _measures(unit.statement, facts.aliases, notebook_functions, parts, model.name)
+                and _measures(
+                    unit.statement,
+                    facts.aliases,
+                    notebook_functions,
+                    parts,
+                    model.name,
+                    facts.returns_a_metric,
+                )
             )
         ):
             seeds.add(position)
@@ -173,6 +181,7 @@ def _measures(
     notebook_functions: set[str],
     parts: Parts,
     model: str,
+    measuring: Collection[str] = (),  # notebook functions that return a metric's value
 ) -> bool:
     """Whether the statement assigns a metric, as the plan reads metrics (`acc = f1(...)`, or
     by hand: `acc = (pred == y_test).mean()`).
@@ -194,8 +203,10 @@ def _measures(
         if callee is not None:
             qualified = aliases.resolve(callee)
             last = qualified.rsplit(".", 1)[-1]
-            if qualified in CV_FUNCTIONS or is_metric_function(
-                qualified, last in notebook_functions
+            if (
+                qualified in CV_FUNCTIONS
+                or qualified in measuring
+                or is_metric_function(qualified, last in notebook_functions)
             ):
                 return True
         if isinstance(call.func, ast.Attribute) and call.func.attr == "score":
