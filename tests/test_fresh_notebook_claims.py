@@ -387,3 +387,34 @@ def test_a_notebook_function_that_returns_a_metric_measures_whatever_its_name(
         False,
     )
     assert plan.honesty.primary_metric == "val_rmse"
+
+
+@pytest.mark.parametrize(
+    ("target", "back"),
+    [
+        ("np.log1p(y_train)", "np.expm1(model.predict(X_valid))"),
+        ("np.log(y_train)", "np.exp(model.predict(X_valid))"),
+    ],
+)
+def test_predictions_the_notebook_turns_back_from_a_log_scale_are_said_to_be_served_on_it(
+    write_notebook: Callable[..., Path], target: str, back: str
+) -> None:
+    """`y = np.log1p(price)` fitted, `np.expm1(model.predict(X))` measured: the service
+    answers what the model predicts, on the log scale, and the plan says so at the line that
+    turns it back (it said nothing: callers got log-prices)."""
+    imports = DIABETES[0] + "\nfrom sklearn.metrics import mean_absolute_error"
+    fit = (
+        "model = RandomForestRegressor(n_estimators=20, random_state=0)\n"
+        f"model.fit(X_train, {target})\n"
+        f"predicted = {back}\n"
+        "mae = mean_absolute_error(y_valid, predicted)"
+    )
+    plan = build_plan(write_notebook([imports, DIABETES[1], fit]))
+    (said,) = [f for f in plan.findings if f.code == "target-transform-not-served"]
+    function = back.split("(")[0]
+    assert (said.cell, said.line, said.severity) == (3, 3, "warning")
+    assert said.message.startswith(
+        f"the notebook turns model's predictions back with {function}(...); the service answers "
+        "what model.predict returns, before it"
+    )
+    assert "TransformedTargetRegressor" in (said.hint or "")

@@ -47,6 +47,7 @@ from nb2prod.frontend.roles import RoleDecision, assign_roles, is_literal
 from nb2prod.frontend.secrets import Secret, find_secrets, scrub, secrets_in_dropped_lines
 from nb2prod.frontend.slicing import slice_notebook
 from nb2prod.frontend.split_order import ordered_split
+from nb2prod.frontend.target_scale import back_transform_findings
 from nb2prod.frontend.trackers import refuse_reads_from_trackers, tracker_findings
 from nb2prod.frontend.training_loops import (
     answers_with_distribution,
@@ -157,6 +158,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     networks = frozenset({model.name} if is_keras_model(facts, model.estimator) else ())
     findings += randomness_findings(facts, kept, drawing, networks)
     findings += dropped_draw_findings(facts, kept)
+    findings += back_transform_findings(facts, kept, model.name)
     findings += absolute_path_findings(facts, kept)
     findings += _secret_findings(facts, secrets)
     findings += _dropped_syntax_findings(facts)
