@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from nb2prod.frontend.computed_metrics import bound_values
 from nb2prod.frontend.devices import run_on_cpu
 from nb2prod.frontend.display import PLOTTING_MODULES, DisplayTracker
 from nb2prod.frontend.magics import NormalisedCell, normalise
@@ -238,22 +239,18 @@ def _functions_returning_a_metric(
             if not isinstance(statement, ast.FunctionDef):
                 continue
             body = [node for inner in statement.body for node in nodes_run_now(inner)]
-            bound = {
-                node.targets[0].id: node.value
-                for node in body
-                if isinstance(node, ast.Assign)
-                and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name)
-            }
+            bound = bound_values(statement.body)
             values = [node.value for node in body if isinstance(node, ast.Return)]
             if values and all(_a_metric(value, bound, aliases) for value in values):
                 names.add(statement.name)
     return names
 
 
-def _a_metric(value: ast.expr | None, bound: dict[str, ast.expr], aliases: Aliases) -> bool:
-    if isinstance(value, ast.Name):
-        value = bound.get(value.id)
+def _a_metric(
+    value: ast.expr | None, bound: dict[str, tuple[ast.expr, ...]], aliases: Aliases
+) -> bool:
+    if isinstance(value, ast.Name):  # the name's last binding in the function
+        value = bound.get(value.id, (None,))[-1]
     if value is None:
         return False
     core = numeric_core(value, aliases)

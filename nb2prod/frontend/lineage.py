@@ -137,20 +137,12 @@ def measured_models(
     for cell in facts.cells:
         if cell.number not in kept:
             continue
-        looped = {
-            id(inner)
-            for statement in cell.kept_statements
-            for loop in ast.walk(statement)
-            if isinstance(loop, ast.For | ast.AsyncFor | ast.While)
-            for inner in ast.walk(loop)
-            if inner is not loop
-        }
-        for statement, maybe in _in_order(cell.kept_statements, False):
+        for statement, maybe, looped in _in_order(cell.kept_statements, False):
             lineage.fit(statement)
             for node in _walk_here(statement):
                 if id(node) in metrics:
                     origins[id(node)] = lineage.origin(node)
-            _bind(lineage, statement, maybe, id(statement) in looped)
+            _bind(lineage, statement, maybe, looped)
     binding, fits = lineage.version.get(served, (0, 0))
     aliases = lineage.sources.get(served, frozenset())
     found = {}
@@ -204,23 +196,26 @@ def _bind(lineage: _Lineage, statement: ast.stmt, maybe: bool, each: bool = Fals
             lineage.bind([node.target], node.value, False, maybe)
 
 
-def _in_order(statements: list[ast.stmt], maybe: bool) -> Iterator[tuple[ast.stmt, bool]]:
+def _in_order(
+    statements: list[ast.stmt], maybe: bool, looped: bool = False
+) -> Iterator[tuple[ast.stmt, bool, bool]]:
     """Statements in the order they run, those inside loops, branches and `with` blocks
     included (once), those inside function and class definitions not; each with whether it
-    may not run (in a branch of `if`, `try` or `match`)."""
+    may not run (in a branch of `if`, `try` or `match`) and whether it runs in a loop."""
     for statement in statements:
         if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             continue
-        yield statement, maybe
+        yield statement, maybe, looped
         branches = isinstance(statement, ast.If | ast.Try | ast.TryStar | ast.Match)
         body_maybe = maybe or isinstance(statement, ast.If)
-        yield from _in_order(getattr(statement, "body", []) or [], body_maybe)
-        yield from _in_order(getattr(statement, "orelse", []) or [], maybe or branches)
-        yield from _in_order(getattr(statement, "finalbody", []) or [], maybe)
+        body_looped = looped or isinstance(statement, ast.For | ast.AsyncFor | ast.While)
+        yield from _in_order(getattr(statement, "body", []) or [], body_maybe, body_looped)
+        yield from _in_order(getattr(statement, "orelse", []) or [], maybe or branches, looped)
+        yield from _in_order(getattr(statement, "finalbody", []) or [], maybe, looped)
         for handler in getattr(statement, "handlers", []) or []:
-            yield from _in_order(handler.body, True)
+            yield from _in_order(handler.body, True, looped)
         for case in getattr(statement, "cases", []) or []:
-            yield from _in_order(case.body, True)
+            yield from _in_order(case.body, True, looped)
 
 
 def _walk_here(statement: ast.stmt) -> Iterator[ast.AST]:

@@ -26,6 +26,7 @@ from nb2prod.frontend.training_loops import (
     answers_with_distribution,
     batch_of_processes,
     loader_tensor,
+    module_class,
     module_output,
     trained_modules,
 )
@@ -323,7 +324,7 @@ def _candidates(facts: NotebookFacts, kept: set[int] | None) -> list[_Candidate]
                 "fitted",
                 cell.number,
                 module.inputs,
-                module.built_as or facts.constructors.get(module.name),
+                module_class(facts, module),
                 module.line,
             )
             for module in modules

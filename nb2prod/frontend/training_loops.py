@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-import copy
 import re
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -51,10 +50,16 @@ class TrainedModule:
     cell: int
     line: int  # the optimizer's step
     inputs: tuple[str, ...]  # the tensor it is trained on, when the loop shows it
-    # for a module a notebook function builds and returns: the class it builds it from and
-    # the call (`net = Net(hidden)` in its body), where the notebook's own name shows neither
-    built_as: str | None = None
+    # for a module a notebook function builds and returns: the call that builds it in the
+    # function's body (`net = Net(hidden)`), where the notebook's own name shows none
     built_by: ast.Call | None = None
+
+
+def module_class(facts: NotebookFacts, module: TrainedModule) -> str | None:
+    """The class a trained module is built from, wherever it is built."""
+    if module.built_by is not None:
+        return _resolved(facts, module.built_by)
+    return facts.constructors.get(module.name)
 
 
 def optimized_modules(facts: NotebookFacts) -> dict[str, frozenset[str]]:
@@ -324,7 +329,6 @@ def _trained_by_calls(
                         cell.number,
                         call.lineno,
                         inputs,
-                        _resolved(facts, builds[module]) if module in builds else None,
                         builds.get(module),
                     )
                     for module, inputs in sorted(fed_data.items())
@@ -345,16 +349,8 @@ def _as_called(trainer: _Trainer, fed: str, given: Mapping[str, str | None]) -> 
     used = names_in(made) & set(trainer.parameters)
     if not all(isinstance(given.get(name), str) for name in used):
         return fed  # a parameter the call leaves to its default, or hands an expression
-    renamed = {name: str(given[name]) for name in used}
-    return ast.unparse(_Renamed(renamed).visit(copy.deepcopy(made)))
-
-
-class _Renamed(ast.NodeTransformer):
-    def __init__(self, names: Mapping[str, str]) -> None:
-        self.names = names
-
-    def visit_Name(self, node: ast.Name) -> ast.Name:
-        return ast.Name(self.names.get(node.id, node.id), node.ctx)
+    arguments: dict[str, ast.expr] = {name: ast.Name(str(given[name])) for name in used}
+    return ast.unparse(_inlined(made, arguments))
 
 
 def _assigned_from(statement: ast.stmt, call: ast.Call, place: int | None) -> str | None:
@@ -576,7 +572,7 @@ def module_output(
                 for inner in ast.walk(loop)
             }
             for node, target, value in _bindings(statement):
-                value = _with_outputs_inlined(_returned(value, predictors), {**raw, **made})
+                value = _inlined(_returned(value, predictors), {**raw, **made})
                 calls = module_calls(value, module, predicts=predicts)
                 uses = _other_modules(facts, value, calls[0], objects) if calls else None
                 if len(calls) != 1 or uses is None or isinstance(node, ast.AugAssign):
@@ -612,7 +608,7 @@ def module_output(
                     return ModuleOutput(ast.unparse(served), target.id, *where, tuple(uses))
             lines = {line for number, line in metric_lines if number == cell.number}
             for argument in [] if distribution else _arguments_on(statement, lines):
-                value = _with_outputs_inlined(argument, {**raw, **made})
+                value = _inlined(argument, {**raw, **made})
                 calls = module_calls(value, module, predicts=predicts)
                 uses = _other_modules(facts, value, calls[0], objects) if calls else None
                 if len(calls) == 1 and uses is not None:
@@ -759,9 +755,11 @@ def _mean_of(value: ast.expr, objects: set[str]) -> ast.expr | None:
     return None
 
 
-def _with_outputs_inlined(value: ast.expr, raw: dict[str, ast.expr]) -> ast.expr:
-    """`outputs.argmax(1)` with `outputs = model(X)` known: `model(X).argmax(1)` (and so on
-    through the names bound to values made from the output alone)."""
+def _inlined(value: ast.expr, raw: dict[str, ast.expr]) -> ast.expr:
+    """The expression with the names `raw` knows read as their values: `outputs.argmax(1)`
+    with `outputs = model(X)` known is `model(X).argmax(1)` (and so on through the names bound
+    to values made from the output alone); a function's `torch.tensor(X)` with its parameter
+    `X` handed `X_train` is `torch.tensor(X_train)`."""
 
     class Inline(ast.NodeTransformer):
         def visit_Name(self, node: ast.Name) -> ast.AST:
@@ -852,7 +850,7 @@ def drawing_initial_weights(
         name = module.name
         built = module.built_by or facts.constructor_calls.get(name)
         trees: list[ast.AST] = [built] if built is not None else []
-        built_as = module.built_as or facts.constructors.get(name)
+        built_as = module_class(facts, module)
         if built_as in classes:
             trees.append(classes[built_as])
         called = {
