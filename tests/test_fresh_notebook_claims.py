@@ -207,35 +207,6 @@ def test_verify_compares_a_model_fitted_on_narrow_integer_columns(
     assert "predictions: the same on all 20 rows" in done.stdout
 
 
-@pytest.mark.parametrize("column", ["reviews['review']", "reviews['review'].to_numpy()"])
-def test_verify_compares_a_model_fitted_on_one_text_column(
-    write_notebook: Callable[..., Path], tmp_path: Path, column: str
-) -> None:
-    """A text pipeline fitted on a Series (or its array) takes records of that one column: the
-    rows verify sends are handed to it as that column ("not compared": pandas read a Series
-    back as a frame and refused it)."""
-    cells = [
-        "import pandas as pd\n"
-        "from sklearn.feature_extraction.text import TfidfVectorizer\n"
-        "from sklearn.linear_model import LogisticRegression\n"
-        "from sklearn.metrics import accuracy_score\n"
-        "from sklearn.model_selection import train_test_split\n"
-        "from sklearn.pipeline import make_pipeline",
-        "reviews = pd.DataFrame({'review': ['good movie', 'bad movie', 'great film',"
-        " 'awful film', 'nice plot', 'terrible plot'] * 20, 'liked': [1, 0, 1, 0, 1, 0] * 20})\n"
-        f"X_train, X_test, y_train, y_test = train_test_split({column}, reviews['liked'],"
-        " random_state=0)",
-        "model = make_pipeline(TfidfVectorizer(), LogisticRegression())\n"
-        "model.fit(X_train, y_train)\n"
-        "acc = accuracy_score(y_test, model.predict(X_test))",
-    ]
-    source = write_notebook(cells, name="reviews.ipynb")
-    package = convert(source, tmp_path / "pkg").target
-    done = run_cli("verify", source, package, timeout=600)
-    assert done.code == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "predictions: the same on all 20 rows" in done.stdout, done.stdout[-2000:]
-
-
 def test_a_function_named_for_a_score_that_returns_a_table_keeps_nothing_alive(
     write_notebook: Callable[..., Path], tmp_path: Path
 ) -> None:
