@@ -12,6 +12,7 @@ import pytest
 from conftest import run_cli
 from pytorch_notebooks import (
     GAUSSIAN_PROCESS,
+    GP_CLASSIFIER,
     IMPORTS,
     IRIS_BATCHES,
     NET,
@@ -602,3 +603,33 @@ def test_a_module_a_function_trains_by_its_parameter_on_slices_of_a_batch_takes_
     )
     plan = build_plan(write_notebook([*IRIS_BATCHES[:2], training, IRIS_BATCHES[3]]))
     assert (plan.model.name, plan.model.fit_inputs) == ("net", ("features",))
+
+
+@pytest.mark.parametrize(
+    "batches",
+    [
+        "    batches = tqdm.tqdm(train_loader, leave=False)\n    for x_batch, y_batch in batches:",
+        "    for step, (x_batch, y_batch) in enumerate(tqdm.tqdm(train_loader)):",
+    ],
+    ids=["progress-bar-bound-in-the-loop", "enumerated"],
+)
+def test_a_gaussian_process_stepped_by_gpytorchs_own_optimizers_is_the_model(
+    write_notebook: Callable[..., Path], batches: str
+) -> None:
+    """NGD over `model.variational_parameters()` and Adam over `model.hyperparameters()` and
+    the likelihood step the GP: it is the model (it was the likelihood, refused as a
+    distribution no cell predicts from), trained on the tensor the loader draws from through a
+    progress bar. Its accuracy counts the classes the likelihood's probabilities give, so the
+    service answers with those classes; printing the count measures nothing again."""
+    pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
+    cells = [*GP_CLASSIFIER]
+    cells[3] = cells[3].replace(
+        "    batches = tqdm.tqdm(train_loader, leave=False)\n    for x_batch, y_batch in batches:",
+        batches,
+    )
+    plan = build_plan(write_notebook(cells))
+    assert (plan.model.name, plan.model.estimator) == ("model", "GPClassifier")
+    assert plan.model.fit_inputs == ("train_x",)
+    assert plan.model.served_output == "likelihood(model(inputs)).probs.gt(0.5)"
+    assert plan.model.served_with == ("likelihood",)
+    assert [metric.name for metric in plan.metrics] == ["acc"]

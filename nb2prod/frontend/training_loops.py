@@ -31,7 +31,8 @@ from nb2prod.frontend.pysyntax import (
     root_name,
 )
 
-OPTIMIZER_MODULES = ("torch.optim.",)
+# torch's optimizers, and GPyTorch's natural gradient ones (`gpytorch.optim.NGD`)
+OPTIMIZER_MODULES = ("torch.optim.", "gpytorch.optim.")
 # what changes the modules an optimizer holds: torch's and Pyro's step, TensorFlow's
 # apply_gradients and minimize (which name the network's variables where they are called)
 STEP_METHODS = frozenset({"step", "apply_gradients", "minimize"})
@@ -397,9 +398,21 @@ def module_calls(statement: ast.AST, module: str, *, predicts: bool = False) -> 
     ]
 
 
+_PARAMETER_METHODS = frozenset(
+    {
+        "parameters",
+        "named_parameters",
+        "hyperparameters",
+        "named_hyperparameters",
+        "variational_parameters",
+    }
+)
+
+
 def _parameter_owners(given: ast.expr | None) -> set[str]:
     """`model.parameters()`, `list(a.parameters()) + list(b.parameters())`,
-    `[{"params": model.parameters()}]`: the names whose parameters are handed over."""
+    `[{"params": model.parameters()}]`, GPyTorch's groups of them (`model.hyperparameters()`,
+    `model.variational_parameters()`): the names whose parameters are handed over."""
     if given is None:
         return set()
     return {
@@ -407,7 +420,7 @@ def _parameter_owners(given: ast.expr | None) -> set[str]:
         for node in ast.walk(given)
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
-        and node.func.attr in ("parameters", "named_parameters")
+        and node.func.attr in _PARAMETER_METHODS
         and isinstance(node.func.value, ast.Name)
     }
 
@@ -451,14 +464,33 @@ def _batched_from(
     """`for xb, yb in loader:` over `DataLoader(TensorDataset(X_t, y_t), ...)`: the tensor a
     batch variable is drawn from (the first of the dataset's tensors for the first target);
     `bound`: a function's parameters, as the call binds them."""
+    # `minibatch_iter = tqdm(train_loader)` in the loop's own body, before the inner loop
+    local = {
+        node.targets[0].id: node.value
+        for node in ast.walk(loop)
+        if isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Call)
+    }
     for node in ast.walk(loop):
         if not isinstance(node, ast.For | ast.comprehension):
             continue
         targets = node.target.elts if isinstance(node.target, ast.Tuple) else [node.target]
         positions = [i for i, t in enumerate(targets) if isinstance(t, ast.Name) and t.id == name]
+        iterable = node.iter
+        if isinstance(iterable, ast.Name) and iterable.id in local:
+            iterable = local[iterable.id]
+        if not positions and _enumerated(facts, iterable) and len(targets) == 2:
+            # `for i, (xb, yb) in enumerate(loader)`: the batch is the second item
+            inner = targets[1]
+            targets = inner.elts if isinstance(inner, ast.Tuple) else [inner]
+            positions = [
+                i for i, t in enumerate(targets) if isinstance(t, ast.Name) and t.id == name
+            ]
+            iterable = _enumerated(facts, iterable)
         if not positions:
             continue
-        iterable = node.iter
         if bound and isinstance(iterable, ast.Name) and iterable.id in bound:
             iterable = ast.Name(bound[iterable.id], ast.Load())
         tensors = _dataset_of(facts, iterable)
@@ -475,8 +507,36 @@ def loader_tensor(facts: NotebookFacts, value: ast.expr) -> ast.expr | None:
     return tensors[0] if tensors else None
 
 
+def _enumerated(facts: NotebookFacts, iterable: ast.expr) -> ast.expr | None:
+    """What `enumerate(loader)` numbers, seen through a progress bar."""
+    built = _passed_through(facts, iterable)
+    if isinstance(built, ast.Call) and _resolved(facts, built) == "enumerate" and built.args:
+        return built.args[0]
+    return None
+
+
+def _passed_through(facts: NotebookFacts, iterable: ast.expr) -> ast.expr:
+    """The iterable a progress bar or `iter()` wraps (`tqdm(train_loader, desc=...)`, also
+    bound to a name first): it yields the same batches."""
+    seen: set[int] = set()
+    built = _built(facts, iterable)
+    while built is not None and id(built) not in seen and built.args:
+        seen.add(id(built))
+        if not _PASSING_THROUGH.match(_resolved(facts, built)):
+            break
+        iterable = built.args[0]
+        built = _built(facts, iterable)
+    return iterable
+
+
+_PASSING_THROUGH = re.compile(
+    r"^(iter|tqdm(\.(auto|autonotebook|notebook|std|rich))?\.(tqdm|tqdm_notebook))$"
+)
+
+
 def _dataset_of(facts: NotebookFacts, iterable: ast.expr) -> list[ast.expr] | None:
     """The tensors a loop's batches are drawn from, in the order a batch holds them."""
+    iterable = _passed_through(facts, iterable)
     sliced = _tensor_slices(facts, iterable)
     if sliced is not None:
         return sliced
@@ -579,7 +639,9 @@ def module_output(
                     raw.pop(target.id, None)
                     made.pop(target.id, None)
                     compared = None
-                    if target.id in measured and not distribution:
+                    # a distribution's prediction, metric or not: `(likelihood(model(x)).probs
+                    # > 0.5) == y` answers with the classes it compares
+                    if target.id in measured or distribution:
                         compared = _compared(facts, value, module, made, objects, predicts)
                     if compared is not None:
                         side, served, uses = compared
