@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nb2prod.frontend.computed_metrics import bound_values, hand_metric
+from nb2prod.frontend.computed_metrics import Parts, bound_values, hand_metric
 from nb2prod.frontend.pysyntax import Aliases, construct, dotted_name, fresh_name, root_name
 from nb2prod.frontend.vocabulary import CV_FUNCTIONS, FIT_METHODS, is_metric_function
 
@@ -96,15 +96,35 @@ def _printed_accuracy(value: ast.expr, statements: list[ast.stmt]) -> ast.expr |
     for node in ast.walk(value):
         if not isinstance(node, ast.BinOp | ast.Call) or node is value:
             continue
-        if isinstance(node, ast.BinOp) and _is_formatting(node):
+        if _is_formatting(node) or _shows_a_kept_accuracy(node, parts):
             continue
         if hand_metric("accuracy", node, parts, None):
             return node
     return None
 
 
-def _is_formatting(node: ast.BinOp) -> bool:
-    """`"%d %%" % value`: a string formatted, not a number computed."""
+def _shows_a_kept_accuracy(node: ast.BinOp | ast.Call, parts: Parts) -> bool:
+    """`acc.mean()` with `acc = (predicted == y).float().mean()` above it: the accuracy is
+    already measured under its own name, and printing it measures nothing again."""
+    return any(
+        hand_metric(name.id, bound, parts, None)
+        for name in ast.walk(node)
+        if isinstance(name, ast.Name)
+        for bound in parts.get(name.id, ())
+    )
+
+
+def _is_formatting(node: ast.BinOp | ast.Call) -> bool:
+    """`"%d %%" % value` or `"{:.4f}".format(value)`: a string formatted, not a number
+    computed."""
+    if isinstance(node, ast.Call):
+        text = node.func.value if isinstance(node.func, ast.Attribute) else None
+        return (
+            isinstance(node.func, ast.Attribute)
+            and node.func.attr == "format"
+            and isinstance(text, ast.Constant)
+            and isinstance(text.value, str)
+        )
     return (
         isinstance(node.op, ast.Mod)
         and isinstance(node.left, ast.Constant)
