@@ -22,6 +22,7 @@ from conftest import (
 from pytorch_notebooks import (
     GAUSSIAN_PROCESS,
     GAUSSIAN_PROCESS_BY_FUNCTIONS,
+    GP_CLASSIFIER,
     IMPORTS,
     NET,
     PYRO_GP,
@@ -314,3 +315,19 @@ def test_a_module_without_an_answer_per_row_fails_training_in_one_line(
         "request's records would not get one prediction each; serve a model whose output has "
         "a row per input row"
     )
+
+
+def test_a_gaussian_process_classifier_answers_the_classes_its_accuracy_counts(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The notebook counts its accuracy on `likelihood(model(x)).probs.gt(0.5)`: the service
+    answers with those classes, and verify reads the notebook's accuracy, a torch tensor, as
+    the number it holds (it was missing, and the mismatch blamed on unseeded draws)."""
+    pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
+    source = write_notebook(GP_CLASSIFIER, name="gp_classifier.ipynb")
+    package = convert(source, tmp_path / "pkg").target
+    done = run_cli("verify", source, package, timeout=600)
+    assert done.code == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (row,) = [line.split() for line in done.stdout.splitlines() if line.startswith("acc ")]
+    assert row[1] == row[2] and row[-1] == "yes"
+    assert "predictions: the same on all 20 rows" in done.stdout

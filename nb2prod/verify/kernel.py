@@ -37,22 +37,29 @@ ALLOWED_TO_RAISE = "raises-exception"  # nbclient runs on past an error in a cel
 _FAILING_LINE = re.compile(r"Cell In\[\d+\], line (\d+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _SETUP = """\
-def _nb2prod_capture(*names):
+def _nb2prod_number(value):
+    # a number, or the mean of an array of them: a torch or TensorFlow tensor read as numpy's
     import numpy
 
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    elif hasattr(value, "numpy") and not isinstance(value, numpy.ndarray):
+        value = value.numpy()
+    return float(numpy.mean(value))
+
+
+def _nb2prod_capture(*names):
     for name in names:
         try:
-            _nb2prod_seen[name] = float(numpy.mean(globals()[name]))
+            _nb2prod_seen[name] = _nb2prod_number(globals()[name])
         except Exception:
             _nb2prod_seen[name] = None
 
 
 def _nb2prod_evaluate(computations):
-    import numpy
-
     for name, compute in computations.items():
         try:
-            _nb2prod_seen[name] = float(numpy.mean(compute()))
+            _nb2prod_seen[name] = _nb2prod_number(compute())
         except Exception:
             _nb2prod_seen[name] = None
 
