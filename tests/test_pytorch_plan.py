@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 from pytorch_notebooks import (
+    BEST_EPOCH_RESTORED,
     GAUSSIAN_PROCESS,
     GP_CLASSIFIER,
     IMPORTS,
@@ -633,3 +634,45 @@ def test_a_gaussian_process_stepped_by_gpytorchs_own_optimizers_is_the_model(
     assert plan.model.served_output == "likelihood(model(inputs)).probs.gt(0.5)"
     assert plan.model.served_with == ("likelihood",)
     assert [metric.name for metric in plan.metrics] == ["acc"]
+
+
+@pytest.mark.parametrize(
+    ("kept", "put_back"),
+    [
+        ("best_state = copy.deepcopy(model.state_dict())", "model.load_state_dict(best_state)"),
+        (
+            "torch.save(model.state_dict(), 'best.pt')",
+            "model.load_state_dict(torch.load('best.pt'))",
+        ),
+    ],
+    ids=["kept-in-a-variable", "kept-in-a-file"],
+)
+def test_a_best_epoch_put_back_after_the_loop_is_claimed_at_its_own_accuracy(
+    write_notebook: Callable[..., Path], kept: str, put_back: str
+) -> None:
+    """The loop's last `val_acc` measured the last epoch's weights, which the restore replaced:
+    not logged, said why. `best_acc`, kept beside the weights put back, is the claim."""
+    loop = BEST_EPOCH_RESTORED.replace(
+        "best_state = copy.deepcopy(model.state_dict())", kept
+    ).replace("model.load_state_dict(best_state)", put_back)
+    plan = build_plan(write_notebook(["import copy\n" + IMPORTS, TUMOR_DATA, NET, loop]))
+    assert [metric.name for metric in plan.metrics] == ["best_acc"]
+    assert plan.honesty.primary_metric == "best_acc"
+    (other,) = [f for f in plan.findings if f.code == "metric-of-another-model"]
+    assert (other.cell, other.line) == (4, 14)
+    assert "weights put back over the ones it measured" in other.message
+
+
+def test_weights_saved_and_loaded_again_after_the_loop_are_the_ones_it_measured_last(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """A save and reload once training is over puts back the last epoch's weights: the
+    loop's last measurement still measures them."""
+    loop = (
+        BEST_EPOCH_RESTORED.replace("model.load_state_dict(best_state)", "")
+        + "torch.save(model.state_dict(), 'final.pt')\n"
+        "model.load_state_dict(torch.load('final.pt'))"
+    )
+    plan = build_plan(write_notebook(["import copy\n" + IMPORTS, TUMOR_DATA, NET, loop]))
+    assert plan.honesty.primary_metric == "val_acc"
+    assert not [f for f in plan.findings if f.code == "metric-of-another-model"]

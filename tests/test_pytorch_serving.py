@@ -20,6 +20,7 @@ from conftest import (
     train_package,
 )
 from pytorch_notebooks import (
+    BEST_EPOCH_RESTORED,
     GAUSSIAN_PROCESS,
     GAUSSIAN_PROCESS_BY_FUNCTIONS,
     GP_CLASSIFIER,
@@ -139,11 +140,11 @@ def test_a_notebook_written_for_a_gpu_trains_and_serves_on_the_cpu(
 
 
 def _train_and_serve_held_out_rows(
-    target: Path, name: str, tmp_path: Path
+    target: Path, name: str, tmp_path: Path, metric: str = "accuracy"
 ) -> tuple[float, dict[str, Any], list[int]]:
     """Train the package, then post the tumor notebook's held-out rows to its service: the
-    accuracy its run claims, the service's answer and the rows' labels. The run holds a
-    reference profile, so the service measures drift."""
+    accuracy its run claims (`metric`), the service's answer and the rows' labels. The run
+    holds a reference profile, so the service measures drift."""
     environment = {"PYTHONPATH": str(target), "MLFLOW_TRACKING_URI": ""}
     trained = run_module(f"{name}.train", cwd=tmp_path, env=environment)
     assert trained.returncode == 0, trained.stderr[-3000:]
@@ -165,7 +166,7 @@ def _train_and_serve_held_out_rows(
         env={**environment, "MODEL_URI": f"models:/{name}/{version.version}"},
     )
     assert served.returncode == 0, served.stderr[-3000:]
-    return logged.data.metrics["accuracy"], last_json_line(served.stdout), labels
+    return logged.data.metrics[metric], last_json_line(served.stdout), labels
 
 
 def test_a_module_torch_export_cannot_trace_is_pickled_and_the_run_says_why(
@@ -331,3 +332,19 @@ def test_a_gaussian_process_classifier_answers_the_classes_its_accuracy_counts(
     (row,) = [line.split() for line in done.stdout.splitlines() if line.startswith("acc ")]
     assert row[1] == row[2] and row[-1] == "yes"
     assert "predictions: the same on all 20 rows" in done.stdout
+
+
+def test_a_best_epoch_put_back_answers_at_the_accuracy_it_claims(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The loop keeps its best epoch's weights and puts them back: the service answers with
+    them, and its answers for the held-out rows score the claimed `best_acc` (the run claimed
+    the last epoch's `val_acc`, 0.951, for a model that scores 0.972)."""
+    cells = ["import copy\n" + IMPORTS, TUMOR_DATA, NET, BEST_EPOCH_RESTORED]
+    package = convert(write_notebook(cells, name="best_epoch.ipynb"), tmp_path / "pkg")
+    claimed, answer, labels = _train_and_serve_held_out_rows(
+        package.target, "best_epoch", tmp_path, metric="best_acc"
+    )
+    hits = sum(int(p == y) for p, y in zip(answer["predictions"], labels, strict=True))
+    assert hits / len(labels) == pytest.approx(claimed)
+    assert answer["accuracy_claim"].startswith(f"{claimed:.3f} best_acc")

@@ -2,7 +2,8 @@
 
 A notebook often measures several models before it settles on one, under different names
 (`baseline`, `model`) or under the same name bound again (`clf = KNN(3)`, measured, then
-`clf = KNN(30)`, measured). Only a metric computed from the served model as the package holds
+`clf = KNN(30)`, measured), or under weights put back after a loop measured others (a best
+epoch's, see checkpoints). Only a metric computed from the served model as the package holds
 it, the name's last binding, may be quoted as its accuracy. Each name is followed through the
 kept code in notebook order with the models it was computed from: a model name at a given
 binding and fit (`y_pred = clf.predict(X_test)` comes from clf's current one), what an
@@ -15,6 +16,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Iterator
 
+from nb2prod.frontend.checkpoints import beside_snapshots, restore, snapshot
 from nb2prod.frontend.facts import NotebookFacts
 from nb2prod.frontend.pysyntax import names_in, root_name, target_names
 from nb2prod.frontend.vocabulary import FIT_METHODS
@@ -64,6 +66,14 @@ class _Lineage:
             ):
                 binding, fits = self.version.get(node.func.value.id, (0, 0))
                 self.version[node.func.value.id] = (binding, fits + 1)
+
+    def restored(self, name: str) -> Version:
+        """The model's weights put back to a best epoch's: what it holds now is no longer
+        what the loop measured last, as if bound again."""
+        binding, _ = self.version.get(name, (0, 0))
+        self.version[name] = (binding + 1, 0)
+        self.sources[name] = frozenset()
+        return (name, binding + 1, 0)
 
     def bind(
         self,
@@ -134,14 +144,26 @@ def measured_models(
     call node; `metrics` tells, for each, whether it is cross-validation."""
     lineage = _Lineage(models | {served})
     origins: dict[int, frozenset[Version]] = {}
+    in_loops: set[str] = set()  # the keys of weights a loop kept (a best epoch's)
+    kept_with: dict[str, list[int]] = {}  # such a key -> the metrics bound beside it
     for cell in facts.cells:
         if cell.number not in kept:
             continue
+        beside = beside_snapshots(cell.kept_statements, lineage.models)
         for statement, maybe, looped in _in_order(cell.kept_statements, False):
             lineage.fit(statement)
+            put_back = restore(statement, lineage.models)
+            if put_back is not None and put_back[1] in in_loops:
+                version = lineage.restored(put_back[0])
+                origins |= {key: frozenset({version}) for key in kept_with.get(put_back[1], [])}
             for node in _walk_here(statement):
                 if id(node) in metrics:
                     origins[id(node)] = lineage.origin(node)
+                    if id(statement) in beside:
+                        kept_with.setdefault(beside[id(statement)], []).append(id(node))
+            taken = snapshot(statement, lineage.models)
+            if taken is not None and looped:
+                in_loops.add(taken[1])
             _bind(lineage, statement, maybe, looped)
     binding, fits = lineage.version.get(served, (0, 0))
     aliases = lineage.sources.get(served, frozenset())

@@ -211,7 +211,8 @@ def _of_another_model(metric: Metric, model_name: str) -> Finding:
         "metric-of-another-model",
         "info",
         f"{metric.name!r} measures another model than {model_name} as the package serves it "
-        "(another name, or an earlier binding of this one): the run does not log it",
+        "(another name, an earlier binding of this one, or weights put back over the ones it "
+        "measured): the run does not log it",
         metric.cell,
         metric.line,
         None,
