@@ -509,8 +509,8 @@ def loader_tensor(facts: NotebookFacts, value: ast.expr) -> ast.expr | None:
 
 def _enumerated(facts: NotebookFacts, iterable: ast.expr) -> ast.expr | None:
     """What `enumerate(loader)` numbers, seen through a progress bar."""
-    built = _passed_through(facts, iterable)
-    if isinstance(built, ast.Call) and _resolved(facts, built) == "enumerate" and built.args:
+    built = _built(facts, _passed_through(facts, iterable))
+    if built is not None and _resolved(facts, built) == "enumerate" and built.args:
         return built.args[0]
     return None
 
