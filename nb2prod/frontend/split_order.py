@@ -2,9 +2,11 @@
 
 A notebook that splits its rows by date (`train = df[df["date"] < cutoff]` and `test =
 df[df["date"] >= cutoff]`) or without shuffling (`train_test_split(X, y, shuffle=False)`)
-measures the model on the future of its training data. Folds drawn at random would score the
-model on rows between those it learns from, a better number than the notebook's own, so the
-package cross-validates such a model on folds that keep the rows' order.
+measures the model on the future of its training data; so does one that sorts its rows by
+time and cuts them at a position (`df.sort_values("date")`, then `df.iloc[:cut]` and
+`df.iloc[cut:]`). Folds drawn at random would score the model on rows between those it learns
+from, a better number than the notebook's own, so the package cross-validates such a model on
+folds that keep the rows' order.
 """
 
 from __future__ import annotations
@@ -22,25 +24,68 @@ _COMPLEMENTS = {ast.Lt: ast.GtE, ast.LtE: ast.Gt, ast.Gt: ast.LtE, ast.GtE: ast.
 
 def ordered_split(facts: NotebookFacts, kept: set[int]) -> str | None:
     """Why the notebook's held-out rows come after its training rows, or None."""
+    sorted_in: int | None = None  # the cell that put the rows in time order
     for cell in facts.cells:
         if cell.number not in kept:
             continue
         masks: list[tuple[str, ast.Compare]] = []  # (the frame split, the comparison)
+        cuts: list[tuple[str, str, bool]] = []  # (the frame cut, where, the rows before it)
         for statement in cell.kept_statements:
             for node in ast.walk(statement):
                 if isinstance(node, ast.Call) and _unshuffled(facts, node):
                     callee = (dotted_name(node.func) or "").rsplit(".", 1)[-1]
                     return f"cell {cell.number} splits with {callee}(..., shuffle=False)"
-                mask = node.slice if isinstance(node, ast.Subscript) else None
-                if isinstance(mask, ast.Compare) and _by_time(mask):
-                    frame = root_name(node.value) if isinstance(node, ast.Subscript) else None
-                    if frame is not None:
-                        masks.append((frame, mask))
+                if isinstance(node, ast.Call) and _sorts_by_time(node):
+                    sorted_in = cell.number
+                if not isinstance(node, ast.Subscript):
+                    continue
+                mask, frame = node.slice, root_name(node.value)
+                if isinstance(mask, ast.Compare) and _by_time(mask) and frame is not None:
+                    masks.append((frame, mask))
+                if (cut := _positional_cut(mask)) is not None and frame is not None:
+                    cuts.append((frame, *cut))
         for index, (frame, mask) in enumerate(masks):
             for other_frame, other in masks[index + 1 :]:
                 if other_frame == frame and _complementary(mask, other):
                     return f"cell {cell.number} splits its rows by {ast.unparse(mask)}"
+        for frame, where, before in cuts:
+            if sorted_in is not None and (frame, where, not before) in cuts:
+                return (
+                    f"cell {cell.number} cuts its rows at {where}, sorted in time order in "
+                    f"cell {sorted_in}"
+                )
     return None
+
+
+def _positional_cut(given: ast.expr) -> tuple[str, bool] | None:
+    """`[:cut]` or `[cut:]` (on a frame's `.iloc` or an array): where it cuts, and whether it
+    keeps the rows before the cut."""
+    if not isinstance(given, ast.Slice) or given.step is not None:
+        return None
+    if given.lower is None and given.upper is not None:
+        return ast.unparse(given.upper), True
+    if given.upper is None and given.lower is not None:
+        return ast.unparse(given.lower), False
+    return None
+
+
+def _sorts_by_time(call: ast.Call) -> bool:
+    """`df.sort_values("date")`, `df.sort_values(by=["store", "week"])`, `df.sort_index()`:
+    the rows put in time order, so a cut at a position is a cut in time."""
+    if not isinstance(call.func, ast.Attribute):
+        return False
+    if call.func.attr == "sort_index":
+        return True
+    if call.func.attr != "sort_values":
+        return False
+    given = [*call.args[:1], *(k.value for k in call.keywords if k.arg == "by")]
+    return any(
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and _TIME_WORDS.search(node.value)
+        for value in given
+        for node in ast.walk(value)
+    )
 
 
 def _unshuffled(facts: NotebookFacts, call: ast.Call) -> bool:
