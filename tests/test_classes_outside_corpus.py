@@ -22,7 +22,7 @@ from conftest import (
     set_up_by_ci,
 )
 from conftest import train_package as train
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
@@ -910,3 +910,48 @@ def test_a_fit_input_bound_to_a_call_on_itself_is_planned(
     ]
     done = run_cli("plan", write_notebook(cells), timeout=60)
     assert done.code == 0, done.stderr
+
+
+LOG_TARGET_REGRESSOR = [
+    "import numpy as np\n"
+    "from sklearn.compose import ColumnTransformer, TransformedTargetRegressor\n"
+    "from sklearn.datasets import load_diabetes\n"
+    "from sklearn.linear_model import Ridge\n"
+    "from sklearn.metrics import r2_score\n"
+    "from sklearn.model_selection import train_test_split\n"
+    "from sklearn.pipeline import Pipeline\n"
+    "from sklearn.preprocessing import StandardScaler",
+    "X, y = load_diabetes(return_X_y=True, as_frame=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+    "prep = ColumnTransformer([('scale', StandardScaler(), list(X.columns))])\n"
+    "regressor = TransformedTargetRegressor(\n"
+    "    regressor=Pipeline([('prep', prep), ('ridge', Ridge())]),\n"
+    "    func=np.log1p,\n"
+    "    inverse_func=np.expm1,\n"
+    ")\n"
+    "regressor.fit(X_train, y_train)\n"
+    "r2 = r2_score(y_test, regressor.predict(X_test))",
+]
+
+
+def test_a_regressor_on_a_transformed_target_is_the_model_and_answers_on_the_original_scale(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """`TransformedTargetRegressor` lives beside ColumnTransformer in sklearn.compose but
+    predicts: it is the model (it was refused as one that only transforms data, and where a
+    loop fitted other models, one of them was served in its place), and its service answers
+    on the target's own scale, as the claim measures."""
+    source = write_notebook(LOG_TARGET_REGRESSOR, name="log_target.ipynb")
+    plan = build_plan(source)
+    assert (plan.model.name, plan.model.estimator) == (
+        "regressor",
+        "sklearn.compose.TransformedTargetRegressor",
+    )
+    assert plan.honesty.primary_metric == "r2"
+    package = convert(source, tmp_path / "pkg")
+    trained = train(package.target, tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    _, X_test, _, _ = train_test_split(X, y, random_state=0)
+    answer = _served(package.target, tmp_path, "log_target", X_test.head(5).to_dict("records"))
+    assert min(answer["predictions"]) > 20  # disease progression's scale (25 to 346), not log

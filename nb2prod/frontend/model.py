@@ -656,7 +656,7 @@ def _choose(
                     "ambiguous-model",
                     "warning",
                     f"several objects could be the model ({', '.join(names_all)}); chose "
-                    f"{chosen_name!r} because it is {reason}, not {others}",
+                    f"{chosen_name!r} because {_as_clause(reason)}, not {others}",
                     chosen.cell,
                     None,
                     "choose another with --model NAME or a 'nb2prod:model=NAME' cell tag",
@@ -981,3 +981,9 @@ def refuse_a_model_without_input(path: Path, model: Model, facts: NotebookFacts)
         if any(not facts.aliases.is_module_alias(name) for name in read):
             return
     raise without_input(path, model)
+
+
+def _as_clause(reason: str) -> str:
+    """`the only fitted estimator` as `it is the only fitted estimator`; a reason that is a
+    clause already (`its name is ...`, `the notebook picks it ...`) as it is."""
+    return reason if reason.startswith(("its ", "the notebook ")) else f"it is {reason}"

@@ -99,6 +99,7 @@ _TRANSFORMER_NAME = re.compile(
     r"(Scaler|Encoder|Imputer|Vectorizer|Transformer|PCA|SVD|Selector|SelectKBest|"
     r"SelectFromModel|Binarizer|Normalizer|PolynomialFeatures|Discretizer|Tokenizer)$"
 )
+_PREDICTOR_SUFFIXES = ("Regressor", "Classifier")
 _METRIC_SUFFIXES = ("_score", "_error", "_loss", "_deviance")
 _METRIC_EXTRAS = frozenset({"matthews_corrcoef", "log_loss", "hinge_loss", "top_k_accuracy_score"})
 _METRIC_WORDS = re.compile(
@@ -146,6 +147,8 @@ def is_transformer(constructor: str | None) -> bool:
     if not constructor:
         return False
     last = constructor.rsplit(".", 1)[-1]
+    if last.endswith(_PREDICTOR_SUFFIXES):  # `sklearn.compose.TransformedTargetRegressor`
+        return False
     return constructor.startswith(_TRANSFORMER_MODULES) or bool(_TRANSFORMER_NAME.search(last))
 
 
