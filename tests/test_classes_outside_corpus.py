@@ -477,6 +477,32 @@ def test_dropped_display_arguments_are_said(write_notebook: Callable[..., Path])
     ]
 
 
+XGBOOST_QUIET = [
+    "import xgboost as xgb\n" + IRIS,
+    "X, y = load_iris(return_X_y=True, as_frame=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+    "model = xgb.XGBClassifier(n_estimators=20, random_state=0)\n"
+    "model.fit(X_train, y_train, eval_set=[(X_test, y_test)], verbose=False)\n"
+    "dtrain = xgb.DMatrix(X_train, label=y_train)\n"
+    "params = {'objective': 'multi:softmax', 'num_class': 3, 'seed': 0}\n"
+    "booster = xgb.train(params, dtrain, 20, evals=[(dtrain, 'train')], verbose_eval=False)\n"
+    "shown = xgb.train(params, dtrain, 20, evals=[(dtrain, 'train')], verbose_eval=5)\n"
+    "acc = accuracy_score(y_test, model.predict(X_test))",
+]
+
+
+def test_a_display_argument_that_silences_training_is_kept_where_the_library_takes_it(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`verbose_eval=False` dropped brings back xgboost's default, a line for every round of
+    training: kept, like `verbose=False` in a fit that takes it; one that shows is dropped."""
+    plan = build_plan(write_notebook(XGBOOST_QUIET))
+    said = [(f.cell, f.line, f.message) for f in plan.findings if f.code == "display-argument"]
+    assert said == [
+        (3, 6, "verbose_eval=5 dropped from xgb.train(): it only changes what training shows")
+    ]
+
+
 def test_a_fit_keyword_the_installed_class_no_longer_takes_is_refused_at_plan(
     write_notebook: Callable[..., Path],
 ) -> None:

@@ -30,7 +30,10 @@ from nb2prod.resources import user_cache_dir
 # Decorators whose wrapper hands every argument to the function it wraps: a keyword the
 # wrapped signature lacks fails there. Other decorators may accept an old keyword (pandas'
 # and statsmodels' deprecate_kwarg), so their wrapped signature is not trusted.
-STRICT_WRAPPERS = ("sklearn/utils/_param_validation.py",)
+STRICT_WRAPPERS = (
+    "sklearn/utils/_param_validation.py",
+    "xgboost/core.py",  # _deprecate_positional_args: positional arguments made keywords
+)
 
 HEAVY = frozenset({"tensorflow", "keras", "torch", "pyspark", "jax"})
 MISSING = object()  # the library imports, and has no such name
@@ -234,7 +237,7 @@ class _SignatureStore:
             return None
         stat = os.stat(spec.origin)
         where = f"{spec.origin}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()
-        key = f"{top}-{hashlib.sha256(where).hexdigest()[:16]}-v2"  # v2: which defaults are None
+        key = f"{top}-{hashlib.sha256(where).hexdigest()[:16]}-v3"  # v3: xgboost's wrapper
         folder = user_cache_dir()
         return cls(folder / f"signatures-{key}.json" if folder else None)
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 import ast
 import functools
 import importlib.metadata
+import inspect
 from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
+from nb2prod.frontend.installed import installed_signature
 from nb2prod.frontend.pysyntax import Aliases, dotted_name
 from nb2prod.frontend.vocabulary import FIT_METHODS, TRAIN_FUNCTIONS
 
@@ -120,13 +122,14 @@ def migrate_calls(
     edits: list[tuple[int, int, str]] = []
     done: list[Migration] = []
     offsets = Offsets(source)
+    built = _built_in(statements, aliases)
     for statement in statements:
         for node in ast.walk(statement):
             if not isinstance(node, ast.Call):
                 continue
             callee = dotted_name(node.func)
             qualified = aliases.imported(callee) if callee else None
-            for item in _display_arguments(node, qualified):
+            for item in _display_arguments(node, qualified, built):
                 edits.append(_without(node, item, offsets))
                 shown = f"{item.arg}={ast.unparse(item.value)}"
                 what = f"{callee}()" if callee else "the fit"
@@ -150,13 +153,56 @@ def apply_edits(source: str, edits: list[tuple[int, int, str]]) -> str:
     return source
 
 
-def _display_arguments(call: ast.Call, qualified: str | None) -> list[ast.keyword]:
-    """The display-only keywords of a fit (`model.fit(..., verbose=False)`) or a booster's
-    train function (`xgb.train(..., verbose_eval=10)`)."""
+def _display_arguments(
+    call: ast.Call, qualified: str | None, built: dict[str, str]
+) -> list[ast.keyword]:
+    """The display-only keywords of a fit (`model.fit(..., verbose=100)`) or a booster's
+    train function (`xgb.train(..., verbose_eval=10)`) to drop: all but those that silence
+    the call where the installed callable takes them."""
     fits = isinstance(call.func, ast.Attribute) and call.func.attr in FIT_METHODS
     if not fits and qualified not in TRAIN_FUNCTIONS:
         return []
-    return [item for item in call.keywords if item.arg in DISPLAY_ARGUMENTS]
+    callee = qualified
+    if isinstance(call.func, ast.Attribute) and fits:
+        receiver = call.func.value
+        owner = built.get(receiver.id) if isinstance(receiver, ast.Name) else None
+        callee = f"{owner}.{call.func.attr}" if owner else None
+    return [
+        item
+        for item in call.keywords
+        if item.arg in DISPLAY_ARGUMENTS and not _keeps_quiet(item, callee)
+    ]
+
+
+def _keeps_quiet(item: ast.keyword, callee: str | None) -> bool:
+    """`verbose_eval=False`, `verbose=0`, `verbose=-1`: a keyword that silences the call,
+    which the installed callable takes. Dropped, the library's default would print every
+    round of training."""
+    value = _literal(item.value)
+    quiet = (
+        value is None
+        or value is False
+        or (isinstance(value, int) and not isinstance(value, bool) and value <= 0)
+    )
+    if not quiet or callee is None:
+        return False
+    signature = installed_signature(callee)
+    return isinstance(signature, inspect.Signature) and item.arg in signature.parameters
+
+
+def _built_in(statements: list[ast.stmt], aliases: Aliases) -> dict[str, str]:
+    """`model = xgb.XGBClassifier(...)` in the cell: each name, with the class it is built
+    from, so that its fit's installed signature can be asked."""
+    found: dict[str, str] = {}
+    for statement in statements:
+        if not (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call)):
+            continue
+        callee = dotted_name(statement.value.func)
+        qualified = aliases.imported(callee) if callee else None
+        for target in statement.targets:
+            if isinstance(target, ast.Name) and qualified:
+                found[target.id] = qualified
+    return found
 
 
 def _rewrite(
