@@ -254,6 +254,26 @@ def test_a_function_named_for_a_score_that_returns_a_table_keeps_nothing_alive(
     convert(notebook, tmp_path / "pkg")
 
 
+def test_printed_flags_of_a_notebook_error_function_are_no_metric(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`print(reconstruction_error(model, X[:5]) > threshold)` shows five True/False flags:
+    the plan lifted the error function's call out of the comparison and logged its mean as a
+    metric "on holdout" that the notebook never computed."""
+    helper = (
+        "def reconstruction_error(model, rows):\n"
+        "    return np.abs(model.predict(rows) - rows[:, 0])"
+    )
+    fit = (
+        "model = RandomForestRegressor(n_estimators=10, random_state=0)\n"
+        "model.fit(X_train, X_train[:, 0])\n"
+        "threshold = 0.05\n"
+        "print(reconstruction_error(model, X_valid[:5]) > threshold)"
+    )
+    plan = build_plan(write_notebook([DIABETES[0], DIABETES[1], helper, fit]))
+    assert "reconstruction_error_value" not in {metric.name for metric in plan.metrics}
+
+
 @pytest.mark.parametrize(
     "printed",
     [

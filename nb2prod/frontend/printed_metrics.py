@@ -148,8 +148,8 @@ def _metric_calls(
         node = stack.pop()
         if isinstance(node, ast.Lambda | ast.ListComp | ast.SetComp | ast.GeneratorExp):
             continue
-        if isinstance(node, ast.DictComp):
-            continue
+        if isinstance(node, ast.DictComp | ast.Compare):
+            continue  # `errors(model, X) > threshold` shows flags, not the metric
         rooted = _rooted(node, aliases) if isinstance(node, ast.Call | ast.BinOp) else None
         if rooted is not None and _is_metric(rooted, aliases, notebook_functions):
             if not {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} & local:
