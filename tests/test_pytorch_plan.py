@@ -676,3 +676,16 @@ def test_weights_saved_and_loaded_again_after_the_loop_are_the_ones_it_measured_
     plan = build_plan(write_notebook(["import copy\n" + IMPORTS, TUMOR_DATA, NET, loop]))
     assert plan.honesty.primary_metric == "val_acc"
     assert not [f for f in plan.findings if f.code == "metric-of-another-model"]
+
+
+def test_a_module_checked_on_validation_rows_each_epoch_was_trained_on_its_batches(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`val_logits = net(X_val)` after the batch loop, in the epoch loop: the model was
+    trained on what the loader draws from, not on the validation tensor (whose rows became
+    the drift profile and the input example)."""
+    cells = [*IRIS_BATCHES]
+    cells[1] += "\nX_val = torch.tensor(X_test, dtype=torch.float32)"
+    cells[2] += "\n    with torch.no_grad():\n        val_logits = net(X_val)"
+    plan = build_plan(write_notebook(cells))
+    assert (plan.model.name, plan.model.fit_inputs) == ("net", ("features",))

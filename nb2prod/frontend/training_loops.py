@@ -435,8 +435,13 @@ def _called_on(
     """What the loop feeds the module: its call's first argument (`model(x)`, or the tensor a
     batch is sliced from: `model(X[idx])`), or else what the stepper hands the module's model
     (`svi.step(x, y)`). In a function's loop, `bound` maps its parameters to what the call
-    hands them (`loader` -> the notebook's `train_loader`)."""
-    fed = [call.args[0] for call in module_calls(loop, module)]
+    hands them (`loader` -> the notebook's `train_loader`). The module's calls in the loop
+    that steps the optimizer come first: the batches it learns from, not the validation
+    tensor an outer loop checks it on (`val_logits = net(X_val)` after the batch loop)."""
+    stepping = _loop_stepping(loop, stepper)
+    calls = module_calls(stepping, module)
+    calls += [call for call in module_calls(loop, module) if call not in calls]
+    fed = [call.args[0] for call in calls]
     fed += [
         node.args[0]
         for node in ast.walk(loop)
@@ -456,6 +461,27 @@ def _called_on(
             return (batch_source or given.id,)
         return (dotted_name(given) or ast.unparse(given),)
     return ()
+
+
+def _loop_stepping(loop: ast.stmt, stepper: str | None) -> ast.stmt:
+    """The innermost loop in `loop` (or `loop` itself) that calls `stepper.step()`."""
+    if stepper is None:
+        return loop
+    innermost = loop
+    for node in ast.walk(loop):
+        if not isinstance(node, ast.For | ast.While) or node is loop:
+            continue
+        steps = any(
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr in STEP_METHODS
+            and isinstance(call.func.value, ast.Name)
+            and call.func.value.id == stepper
+            for call in ast.walk(node)
+        )
+        if steps:
+            innermost = node  # ast.walk goes outward in: a deeper loop comes later
+    return innermost
 
 
 def _batched_from(
