@@ -689,3 +689,53 @@ def test_a_module_checked_on_validation_rows_each_epoch_was_trained_on_its_batch
     cells[2] += "\n    with torch.no_grad():\n        val_logits = net(X_val)"
     plan = build_plan(write_notebook(cells))
     assert (plan.model.name, plan.model.fit_inputs) == ("net", ("features",))
+
+
+def test_batches_from_a_loader_a_notebook_function_makes_come_from_its_tensors(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`loader = make_loader(features, labels)` over `def make_loader(X, y): ds =
+    TensorDataset(X, y); return DataLoader(ds, ...)`: the model takes what `features` holds
+    (convert refused it: "training needs xb", a name only the function's loop binds)."""
+    cells = [*IRIS_BATCHES]
+    cells[1] = cells[1].replace(
+        "loader = DataLoader(TensorDataset(features, labels), batch_size=16, shuffle=True)",
+        "def make_loader(X, y, batch_size=16, shuffle=False):\n"
+        "    ds = TensorDataset(X, y)\n"
+        "    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle)\n"
+        "\n\n"
+        "loader = make_loader(features, labels, shuffle=True)",
+    )
+    plan = build_plan(write_notebook(cells))
+    assert (plan.model.name, plan.model.fit_inputs) == ("net", ("features",))
+
+
+def test_a_module_fitted_on_a_name_only_a_function_binds_is_refused_at_plan(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """Batches a notebook generator yields to a training function: nothing a cell binds says
+    what the model takes. Refused at plan in one true line (convert refused it with advice
+    to tag the cell that defines `xb`, which no cell does)."""
+    cells = [
+        *IRIS_BATCHES[:2],
+        "def batches(X, y, size=16):\n"
+        "    for start in range(0, len(X), size):\n"
+        "        yield X[start : start + size], y[start : start + size]\n"
+        "\n\n"
+        "def train(net, opt, epochs=5):\n"
+        "    for epoch in range(epochs):\n"
+        "        for xb, yb in batches(features, labels):\n"
+        "            opt.zero_grad()\n"
+        "            nn.functional.cross_entropy(net(xb), yb).backward()\n"
+        "            opt.step()\n"
+        "\n\n"
+        "net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))\n"
+        "opt = torch.optim.SGD(net.parameters(), lr=0.1)\n"
+        "train(net, opt)",
+    ]
+    with pytest.raises(InputError) as refused:
+        build_plan(write_notebook(cells))
+    assert refused.value.message == (
+        "the model net is fitted on xb, a name only a notebook function binds, so the package "
+        "cannot tell which of the notebook's data it takes"
+    )

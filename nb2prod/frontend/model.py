@@ -973,14 +973,41 @@ def refuse_a_model_without_input(path: Path, model: Model, facts: NotebookFacts)
     it is fitted on or predicts on reads a notebook variable (`net(torch.zeros(4, 2))`)."""
     if model.kind != "fitted" or is_time_series_model(model.estimator):
         return  # a forecaster answers a stretch of its series, not rows
+    defined = {name for cell in facts.cells for name in cell.names.defines}
+    only_in_functions = _function_locals(facts) - defined
     for text in [*model.fit_inputs[:1], *model.predict_inputs[:1]]:
         try:
             read = names_in(ast.parse(text, mode="eval").body) - set(dir(builtins))
         except SyntaxError:
             continue
-        if any(not facts.aliases.is_module_alias(name) for name in read):
+        if any(not facts.aliases.is_module_alias(n) for n in read - only_in_functions):
             return
+        if read & only_in_functions:
+            raise InputError(
+                path,
+                f"the model {model.name} is fitted on {text}, a name only a notebook "
+                "function binds, so the package cannot tell which of the notebook's data "
+                "it takes",
+                cell=model.defined_in,
+                hint="build what it is fitted on in a cell (loader = DataLoader("
+                "TensorDataset(X_t, y_t))) and hand it to the function",
+            )
     raise without_input(path, model)
+
+
+def _function_locals(facts: NotebookFacts) -> set[str]:
+    """The names the notebook's functions bind in their bodies (their loop variables
+    included)."""
+    return {
+        name
+        for cell in facts.cells
+        for statement in cell.statements
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef)
+        for node in ast.walk(statement)
+        for name in (
+            [node.id] if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) else []
+        )
+    }
 
 
 def _as_clause(reason: str) -> str:

@@ -567,6 +567,8 @@ def _dataset_of(facts: NotebookFacts, iterable: ast.expr) -> list[ast.expr] | No
     if sliced is not None:
         return sliced
     loader = _built(facts, iterable)
+    if loader is not None and _resolved(facts, loader) not in _DATA_LOADERS:
+        loader = _function_result(facts, loader)  # `make_loader(X_train, y_train)`
     if loader is None or _resolved(facts, loader) not in _DATA_LOADERS:
         return None
     given = loader.args[0] if loader.args else keyword(loader, "dataset")
@@ -574,6 +576,14 @@ def _dataset_of(facts: NotebookFacts, iterable: ast.expr) -> list[ast.expr] | No
     if dataset is None or _resolved(facts, dataset) not in _DATASETS:
         return None
     return list(dataset.args)
+
+
+def _function_result(facts: NotebookFacts, call: ast.Call) -> ast.Call | None:
+    """The call a notebook function returns (`return DataLoader(ds, batch_size=...)`), its
+    local names (`ds = TensorDataset(torch.from_numpy(X), ...)`) and parameters written as
+    this call of it gives them."""
+    made = _returned(call, _returning_functions(facts), with_locals=True)
+    return made if isinstance(made, ast.Call) and made is not call else None
 
 
 def _tensor_slices(facts: NotebookFacts, iterable: ast.expr) -> list[ast.expr] | None:
@@ -783,13 +793,21 @@ def _return_value(function: ast.FunctionDef) -> ast.expr | None:
     return returns[0].value if len(returns) == 1 else None
 
 
-def _returned(value: ast.expr, functions: dict[str, ast.FunctionDef]) -> ast.expr:
+def _returned(
+    value: ast.expr,
+    functions: dict[str, ast.FunctionDef],
+    *,
+    with_locals: bool = False,
+) -> ast.expr:
     """`predict(model, likelihood)` as what it returns, with the call's arguments (or the
-    parameters' defaults) in place of the parameters; any other value as it is."""
+    parameters' defaults) in place of the parameters; with `with_locals`, the function's own
+    names too, as its assignments bind them (`ds = TensorDataset(...)`, then `return
+    DataLoader(ds)`); any other value as it is."""
     if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)):
         return value
     function = functions.get(value.func.id)
-    if function is None:
+    returned = _return_value(function) if function is not None else None
+    if function is None or returned is None:
         return value
     arguments = function.args
     parameters = [a.arg for a in [*arguments.posonlyargs, *arguments.args]]
@@ -798,13 +816,20 @@ def _returned(value: ast.expr, functions: dict[str, ast.FunctionDef]) -> ast.exp
     given |= {k.arg: k.value for k in value.keywords if k.arg}
     if any(name not in given for name in parameters):
         return value
+    if with_locals:
+        local: dict[str, ast.expr] = {}
+        for statement in function.body:
+            if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+                target = statement.targets[0]
+                if isinstance(target, ast.Name) and target.id not in parameters:
+                    local[target.id] = _inlined(statement.value, local)
+        returned = _inlined(returned, local)
 
     class Bind(ast.NodeTransformer):
         def visit_Name(self, node: ast.Name) -> ast.AST:
             return _copy(given[node.id]) if node.id in given else node
 
-    returned = _return_value(function)
-    return Bind().visit(_copy(returned)) if returned is not None else value
+    return Bind().visit(_copy(returned))
 
 
 def _module_objects(facts: NotebookFacts) -> set[str]:
