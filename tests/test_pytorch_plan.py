@@ -88,6 +88,35 @@ def test_output_made_with_a_notebook_value_is_not_served_and_the_plan_says_so(
     assert plan.model.served_output is None
     (said,) = [f for f in plan.findings if f.code == "module-output-served"]
     assert "answers with what model(inputs) returns" in said.message
+    assert said.hint is not None and "argmax(1)" in said.hint
+
+
+def test_a_regression_module_is_not_told_to_take_an_argmax(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """A regressor measured on its output turned back with the notebook's scaler: the hint
+    names a regressor's value, not a classifier's argmax."""
+    cells = [
+        IMPORTS + "\nfrom sklearn.datasets import load_diabetes\n"
+        "from sklearn.metrics import mean_absolute_error",
+        "torch.manual_seed(0)\n"
+        "X, y = load_diabetes(return_X_y=True)\n"
+        "X_t = torch.tensor(X, dtype=torch.float32)\n"
+        "scale = float(y.std())\n"
+        "y_t = torch.tensor(y / scale, dtype=torch.float32)",
+        "model = nn.Linear(10, 1)\n"
+        "optimizer = torch.optim.Adam(model.parameters(), lr=0.05)\n"
+        "for epoch in range(50):\n"
+        "    optimizer.zero_grad()\n"
+        "    nn.functional.mse_loss(model(X_t).squeeze(-1), y_t).backward()\n"
+        "    optimizer.step()",
+        "with torch.no_grad():\n"
+        "    predicted = model(X_t).squeeze(-1).numpy() * scale\n"
+        "mae = mean_absolute_error(y, predicted)",
+    ]
+    plan = build_plan(write_notebook(cells))
+    (said,) = [f for f in plan.findings if f.code == "module-output-served"]
+    assert said.hint is not None and "argmax" not in said.hint
 
 
 GAUSSIAN_LOOP = (

@@ -328,7 +328,7 @@ def _with_served_output(
             f"notebook measures is made from {model.name}'s output alone",
             model.fitted_in,
             None,
-            "measure a value made from the output alone (predicted = model(X).argmax(1)) to "
+            f"measure a value made from the output alone ({_made_alone(model.task)}) to "
             "serve that instead",
         )
     served = replace(model, served_output=output.expression, served_with=output.uses)
@@ -879,6 +879,13 @@ def _honesty(
         threshold=status.min_metric,
         uncertainty=status.uncertainty,
     )
+
+
+def _made_alone(task: str) -> str:
+    """An example of a value made from a module's output alone, for its task."""
+    if task == "classification":
+        return "predicted = model(X).argmax(1)"
+    return "predicted = model(X).squeeze(-1)"
 
 
 def _primary_metric(held_out: list[Metric], measures: dict[str, str]) -> Metric | None:
