@@ -275,6 +275,34 @@ def test_printed_flags_of_a_notebook_error_function_are_no_metric(
 
 
 @pytest.mark.parametrize(
+    "reduced",
+    ["((predicted - rows) ** 2).mean(axis=1)", "np.mean((predicted - rows) ** 2, 1)"],
+)
+def test_a_notebook_error_function_that_answers_per_row_is_no_metric(
+    write_notebook: Callable[..., Path], reduced: str
+) -> None:
+    """An anomaly score per row (`reconstruction_error(model, X)`), named like a metric: its
+    values calibrate a threshold and rank rows, and their mean, logged as a metric measured
+    "on the training data", is a number the notebook never computed."""
+    helper = (
+        "def reconstruction_error(model, rows):\n"
+        "    predicted = model.predict(rows)[:, None]\n"
+        f"    return {reduced}"
+    )
+    fit = (
+        "model = RandomForestRegressor(n_estimators=10, random_state=0)\n"
+        "model.fit(X_train, X_train[:, 0])\n"
+        "train_err = reconstruction_error(model, X_train)\n"
+        "test_err = reconstruction_error(model, X_valid)\n"
+        "threshold = np.percentile(train_err, 95)\n"
+        "flagged = (test_err > threshold).mean()"
+    )
+    plan = build_plan(write_notebook([DIABETES[0], DIABETES[1], helper, fit]))
+    assert not {"train_err", "test_err"} & {metric.name for metric in plan.metrics}
+    assert not [f for f in plan.findings if f.code == "metric-on-training-data"]
+
+
+@pytest.mark.parametrize(
     "printed",
     [
         'print("RMSE:", round(np.sqrt(mean_squared_error(y_valid, predicted)), 2))',

@@ -213,8 +213,9 @@ _NOT_NUMBERS = (ast.Tuple, ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictCo
 def _functions_returning_no_number(
     parsed: list[tuple[CodeCell, NormalisedCell, ast.Module]],
 ) -> set[str]:
-    """Notebook functions every `return` of which is a container or text: whatever their name
-    says (`score_...`, `..._metrics`), what they compute is not one number to claim."""
+    """Notebook functions every `return` of which is a container, text or a value per row
+    (`((recon - X) ** 2).mean(dim=1)`): whatever their name says (`score_...`,
+    `..._metrics`, `reconstruction_error`), what they compute is not one number to claim."""
     names = set()
     for _, _, tree in parsed:
         for statement in tree.body:
@@ -222,10 +223,38 @@ def _functions_returning_no_number(
                 continue
             values = [n.value for n in ast.walk(statement) if isinstance(n, ast.Return)]
             text = [v for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
-            containers = [v for v in values if isinstance(v, _NOT_NUMBERS)]
+            containers = [v for v in values if isinstance(v, _NOT_NUMBERS) or _per_row(v)]
             if values and len(text) + len(containers) == len(values):
                 names.add(statement.name)
     return names
+
+
+_REDUCTIONS = frozenset({"mean", "sum", "std", "var", "norm", "max", "min", "median"})
+_LEAVING = frozenset({"numpy", "cpu", "detach", "tolist"})
+
+
+def _per_row(value: ast.expr | None) -> bool:
+    """`errors.mean(dim=1).numpy()`, `np.mean(errors, axis=1)`: a reduction along an axis,
+    which leaves one value per row, not one number."""
+    while (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Attribute)
+        and value.func.attr in _LEAVING
+        and not value.args
+    ):
+        value = value.func.value
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)):
+        return False
+    if value.func.attr not in _REDUCTIONS:
+        return False
+    along = [k.value for k in value.keywords if k.arg in ("axis", "dim")]
+    if not along and value.args and isinstance(value.func.value, ast.Name | ast.Attribute):
+        # `x.mean(1)` on a tensor or array; `np.mean(x, 1)` names the axis second
+        along = value.args[1:2] if dotted_name(value.func.value) in _NUMPY else value.args[:1]
+    return any(not (isinstance(a, ast.Constant) and a.value is None) for a in along)
+
+
+_NUMPY = frozenset({"np", "numpy", "torch"})
 
 
 def _functions_returning_a_metric(
