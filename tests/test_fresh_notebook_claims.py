@@ -455,3 +455,39 @@ def test_predictions_the_notebook_turns_back_from_a_log_scale_are_said_to_be_ser
         "what model.predict returns, before it"
     )
     assert "TransformedTargetRegressor" in (said.hint or "")
+
+
+def test_a_threshold_the_notebook_decides_at_is_said_not_to_be_served(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """A cut-off tuned for F1 decides the notebook's classes; the service answers predict's,
+    decided at 0.5: said where the notebook decides, not in the loop that tries cut-offs."""
+    cells = [
+        "import numpy as np\n"
+        "from sklearn.datasets import load_breast_cancer\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.metrics import f1_score\n"
+        "from sklearn.model_selection import train_test_split",
+        "X, y = load_breast_cancer(return_X_y=True)\n"
+        "X_train, X_val, y_train, y_val = train_test_split(X, y, random_state=0)\n"
+        "model = LogisticRegression(max_iter=5000).fit(X_train, y_train)",
+        "cuts = np.arange(0.2, 0.8, 0.05)\n"
+        "scores = [f1_score(y_val, model.predict_proba(X_val)[:, 1] > t) for t in cuts]\n"
+        "best_t = cuts[int(np.argmax(scores))]",
+        "proba = model.predict_proba(X_val)[:, 1]\n"
+        "y_pred = (proba >= best_t).astype(int)\n"
+        "f1 = f1_score(y_val, y_pred)",
+    ]
+    plan = build_plan(write_notebook(cells))
+    (said,) = [f for f in plan.findings if f.code == "threshold-not-served"]
+    assert (said.cell, said.line) == (4, 2)
+    assert said.message == (
+        "the notebook decides model's classes at proba >= best_t; the service answers "
+        "model.predict's classes, decided at 0.5"
+    )
+    assert (
+        said.hint is not None and "FixedThresholdClassifier(model, threshold=best_t)" in said.hint
+    )
+    at_half = [cell.replace("best_t)", "0.5)") for cell in cells]
+    plan = build_plan(write_notebook(at_half, name="at_half.ipynb"))
+    assert not [f for f in plan.findings if f.code == "threshold-not-served"]

@@ -15,6 +15,7 @@ from nb2prod.contract import Contract, load_contract
 from nb2prod.errors import InputError, UnservableModel
 from nb2prod.frontend.datafiles import data_file_findings, find_data_files
 from nb2prod.frontend.dataflow import DataFlow, analyse_dataflow
+from nb2prod.frontend.decision_threshold import threshold_findings
 from nb2prod.frontend.devices import CPU_FINDING, refuse_gpu_only_code
 from nb2prod.frontend.endless_loops import refuse_endless_loops
 from nb2prod.frontend.facts import CellFacts, NotebookFacts, gather_facts
@@ -159,6 +160,7 @@ def build_plan(path: Path, status: str | None = None, model_name: str | None = N
     findings += randomness_findings(facts, kept, drawing, networks)
     findings += dropped_draw_findings(facts, kept)
     findings += back_transform_findings(facts, kept, model.name)
+    findings += threshold_findings(facts, model.name)
     findings += absolute_path_findings(facts, kept)
     findings += _secret_findings(facts, secrets)
     findings += _dropped_syntax_findings(facts)
