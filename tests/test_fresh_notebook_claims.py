@@ -491,3 +491,31 @@ def test_a_threshold_the_notebook_decides_at_is_said_not_to_be_served(
     at_half = [cell.replace("best_t)", "0.5)") for cell in cells]
     plan = build_plan(write_notebook(at_half, name="at_half.ipynb"))
     assert not [f for f in plan.findings if f.code == "threshold-not-served"]
+
+
+def test_a_model_fitted_on_data_its_training_step_keeps_says_so(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """`model.fit(X_full, y_full)` on frames the training cell concatenates: the note said the
+    model was "fitted without labels", as if it learned without any."""
+    cells = [
+        "import pandas as pd\n"
+        "from sklearn.datasets import load_breast_cancer\n"
+        "from sklearn.ensemble import RandomForestClassifier\n"
+        "from sklearn.metrics import accuracy_score\n"
+        "from sklearn.model_selection import train_test_split",
+        "X, y = load_breast_cancer(return_X_y=True, as_frame=True)\n"
+        "X_rest, X_test, y_rest, y_test = train_test_split(X, y, random_state=0)\n"
+        "X_train, X_val, y_train, y_val = train_test_split(X_rest, y_rest, random_state=0)",
+        "model = RandomForestClassifier(n_estimators=20, random_state=0)\n"
+        "X_full = pd.concat([X_train, X_val])\n"
+        "y_full = pd.concat([y_train, y_val])\n"
+        "model.fit(X_full, y_full)\n"
+        "acc = accuracy_score(y_test, model.predict(X_test))",
+    ]
+    package = convert(write_notebook(cells, name="full.ipynb"), tmp_path / "pkg").target
+    honesty = json.loads((package / "full" / "honesty.json").read_text())
+    assert honesty["cross_validation_note"] == (
+        "what the model is fitted on (X_full, y_full, cell 3) stays inside the training step, "
+        "which does not hand it back, so the model cannot be refitted on folds"
+    )

@@ -353,7 +353,12 @@ def how_training_measures(plan: Plan, code: GeneratedCode) -> dict[str, Any]:
             why += ", and the notebook never compares their output with labels"
         return {"cross_validation": None, "cross_validation_note": why}
     if not code.has_fit_data:
-        why = "the model is fitted without labels run() holds, so it cannot be refitted on folds"
+        fitted_on = ", ".join(plan.model.fit_inputs) or "data the notebook hands it elsewhere"
+        why = (
+            f"what the model is fitted on ({fitted_on}, cell {plan.model.fitted_in}) stays "
+            "inside the training step, which does not hand it back, so the model cannot be "
+            "refitted on folds"
+        )
         return {"cross_validation": None, "cross_validation_note": why}
     if plan.model.backend and plan.model.library in (None, "keras"):  # not a wrapper's
         why = "a Keras network is not a scikit-learn estimator that can be refitted on folds"
