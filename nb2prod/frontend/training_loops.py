@@ -491,14 +491,7 @@ def _batched_from(
     batch variable is drawn from (the first of the dataset's tensors for the first target);
     `bound`: a function's parameters, as the call binds them."""
     # `minibatch_iter = tqdm(train_loader)` in the loop's own body, before the inner loop
-    local = {
-        node.targets[0].id: node.value
-        for node in ast.walk(loop)
-        if isinstance(node, ast.Assign)
-        and len(node.targets) == 1
-        and isinstance(node.targets[0], ast.Name)
-        and isinstance(node.value, ast.Call)
-    }
+    local = calls_bound_in(loop)
     for node in ast.walk(loop):
         if not isinstance(node, ast.For | ast.comprehension):
             continue
