@@ -131,6 +131,9 @@ class Model:
     # an XGBoost booster's: the trees the notebook predicts with, as an expression of it
     # (`bst[0 : bst.best_iteration + 1]`); None: every tree
     served_trees: str | None = None
+    # a batch of Gaussian processes: every process answers at each row of the inputs, so the
+    # service answers a value per process for each row (its inputs as rows of their features)
+    batch_of_processes: bool = False
 
 
 @dataclass(frozen=True)

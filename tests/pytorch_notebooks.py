@@ -132,6 +132,18 @@ GAUSSIAN_PROCESS = [
     "    observed_pred = likelihood(model(test_x))",
 ]
 
+# two processes batched by `batch_shape=`, each trained on its own copy of one input (as
+# GPyTorch's batch-mode regression tutorial writes it): a row's answer is a mean per process
+BATCH_OF_PROCESSES = [
+    *GAUSSIAN_PROCESS[:1],
+    GAUSSIAN_PROCESS[1] + "\n"
+    "train_x = train_x.view(1, -1, 1).repeat(2, 1, 1)\n"
+    "train_y = torch.stack([train_y, -train_y])",
+    GAUSSIAN_PROCESS[2].replace("ConstantMean()", "ConstantMean(batch_shape=torch.Size([2]))"),
+    GAUSSIAN_PROCESS[3].replace("train_y)\n", "train_y).sum()\n"),
+    *GAUSSIAN_PROCESS[4:],
+]
+
 # the same process trained and predicted through the notebook's own functions, each handed the
 # model and its likelihood (as GPyTorch's kernel tutorials write it)
 GAUSSIAN_PROCESS_BY_FUNCTIONS = [

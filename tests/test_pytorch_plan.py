@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 from pytorch_notebooks import (
+    BATCH_OF_PROCESSES,
     BEST_EPOCH_RESTORED,
     GAUSSIAN_PROCESS,
     GP_CLASSIFIER,
@@ -479,24 +480,58 @@ def test_a_gaussian_process_predicted_from_without_its_likelihood_answers_its_ow
     assert (found.cell, found.line) == (5, 4)
 
 
-def test_a_batch_of_gaussian_processes_is_refused_naming_its_batch_shape(
+@pytest.mark.parametrize(
+    ("inputs", "prediction", "served"),
+    [
+        (
+            "repeat(2, 1, 1)",
+            "observed_pred = likelihood(model(test_x))",
+            "likelihood(model(inputs)).mean.transpose(-1, -2)",
+        ),
+        (
+            "view(-1, 1)",
+            "test_dist = model(test_x)\n    pred_means = test_dist.loc",
+            "model(inputs).mean.transpose(-1, -2)",
+        ),
+    ],
+    ids=["copies-of-one-input-through-the-likelihood", "one-input-read-bare"],
+)
+def test_a_batch_of_gaussian_processes_answers_a_mean_per_process_for_each_row(
+    write_notebook: Callable[..., Path], inputs: str, prediction: str, served: str
+) -> None:
+    """Processes batched by `batch_shape=` answer (processes, rows): the service answers each
+    row with every process's mean at it, and says so; it was refused (GPyTorch's batch-mode
+    regression and Dirichlet classification tutorials)."""
+    pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
+    cells = [cell.replace("repeat(2, 1, 1)", inputs) for cell in BATCH_OF_PROCESSES]
+    cells[4] = cells[4].replace("observed_pred = likelihood(model(test_x))", prediction)
+    plan = build_plan(write_notebook(cells))
+    assert plan.model.served_output == served
+    assert plan.model.batch_of_processes
+    found = next(f for f in plan.findings if f.code == "module-output-served")
+    assert "a value per process of the batch for each row" in found.message
+
+
+def test_a_batch_read_as_something_else_than_its_mean_is_refused_naming_its_batch_shape(
     write_notebook: Callable[..., Path],
 ) -> None:
-    """Four processes over one input answer four values for each row: plan says so, rather
-    than training failing on 'answers 4 rows for 1 row of its input'."""
+    """What the notebook makes of a batch's prediction has no known shape per row: plan says
+    so, rather than training failing on 'answers 1 rows for 11 rows of its input'."""
     pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
-    batched = GAUSSIAN_PROCESS[2].replace(
-        "ConstantMean()", "ConstantMean(batch_shape=torch.Size([2]))"
+    cells = list(BATCH_OF_PROCESSES)
+    cells[4] = cells[4].replace(
+        "observed_pred = likelihood(model(test_x))",
+        "test_y = torch.zeros(11)\n"
+        "    accuracy = (likelihood(model(test_x)).mean.argmax(0) == test_y).float().mean()",
     )
-    cells = [*GAUSSIAN_PROCESS[:2], batched, *GAUSSIAN_PROCESS[3:]]
-    cells[1] += "\ntrain_x = train_x.view(1, -1, 1).repeat(2, 1, 1)\n"
-    cells[1] += "train_y = torch.stack([train_y, -train_y])"
+    cells.append("print(accuracy)")
     with pytest.raises(UnservableModel) as refused:
         build_plan(write_notebook(cells))
     assert (refused.value.cell, refused.value.line) == (3, 4)
-    assert refused.value.message.startswith(
-        "ExactGPModel is a batch of Gaussian processes (batch_shape=torch.Size([2])): it "
-        "answers once per process for each input row"
+    assert refused.value.message == (
+        "ExactGPModel is a batch of Gaussian processes (batch_shape=torch.Size([2])), and the "
+        "notebook reads its prediction as likelihood(model(inputs)).mean.argmax(0), not as the "
+        "mean each process answers at a row"
     )
 
 

@@ -20,6 +20,7 @@ from conftest import (
     train_package,
 )
 from pytorch_notebooks import (
+    BATCH_OF_PROCESSES,
     BEST_EPOCH_RESTORED,
     GAUSSIAN_PROCESS,
     GAUSSIAN_PROCESS_BY_FUNCTIONS,
@@ -348,3 +349,18 @@ def test_a_best_epoch_put_back_answers_at_the_accuracy_it_claims(
     hits = sum(int(p == y) for p, y in zip(answer["predictions"], labels, strict=True))
     assert hits / len(labels) == pytest.approx(claimed)
     assert answer["accuracy_claim"].startswith(f"{claimed:.3f} best_acc")
+
+
+def test_a_batch_of_gaussian_processes_answers_each_row_with_a_mean_per_process(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Two processes over copies of one input answer (processes, rows): the package takes
+    rows of the input's features and answers each with both processes' means, as the
+    notebook's model answers at the same rows. Training had refused to log it ('answers 2
+    rows for 60 rows of its input')."""
+    pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
+    source = write_notebook(BATCH_OF_PROCESSES, name="batch_gp.ipynb")
+    package = convert(source, tmp_path / "pkg").target
+    done = run_cli("verify", source, package, timeout=600)
+    assert done.code == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "predictions: the same on all 20 rows" in done.stdout

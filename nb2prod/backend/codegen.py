@@ -721,6 +721,13 @@ def _run_body(
             model_input = "input_at_fit"
     if model_input is None:
         raise without_input(Path(plan.notebook.path), plan.model)
+    if plan.model.batch_of_processes:
+        rows = fresh_name("input_rows", taken)
+        lines.append(
+            "# every process of the batch answers at each row: the inputs as rows of features\n"
+            f"{rows} = {model_input}.reshape(-1, {model_input}.shape[-1])"
+        )
+        model_input = rows
     fit_data = _fit_data_expression(plan, at_fit[1] if at_fit else set(), modules)
     if fit_data is not None and at_fit is not None:
         lines.insert(at_fit[0], f"data_at_fit = {fit_data}")

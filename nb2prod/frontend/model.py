@@ -177,13 +177,16 @@ def _refuse_unservable(facts: NotebookFacts, kept: set[int], model: Model) -> No
             hint=f"add a cell that predicts, as observed = likelihood({model.name}(test_x))",
         )
     batch = distribution and batch_of_processes(facts, model.estimator)
-    if batch:
+    # a batch answers a row's value per process: its mean can be turned to a row each, what
+    # the notebook makes of it otherwise (`probs > 0.5` compared to labels) may not be
+    if batch and predicted and not predicted.expression.endswith(".mean"):
         cell, line, keyword = batch
         raise UnservableModel(
             facts.notebook.path,
             model.name,
-            f"{short} is a batch of Gaussian processes ({keyword}): it answers once per "
-            "process for each input row, and the service answers once per row",
+            f"{short} is a batch of Gaussian processes ({keyword}), and the notebook reads "
+            f"its prediction as {predicted.expression}, not as the mean each process answers "
+            "at a row",
             cell=cell,
             line=line,
             hint="return MultitaskMultivariateNormal.from_batch_mvn(...) from forward to serve "

@@ -52,6 +52,7 @@ from nb2prod.frontend.target_scale import back_transform_findings
 from nb2prod.frontend.trackers import refuse_reads_from_trackers, tracker_findings
 from nb2prod.frontend.training_loops import (
     answers_with_distribution,
+    batch_of_processes,
     drawing_initial_weights,
     is_trained_module,
     module_output,
@@ -333,12 +334,18 @@ def _with_served_output(
             f"measure a value made from the output alone ({_made_alone(model.task)}) to "
             "serve that instead",
         )
-    served = replace(model, served_output=output.expression, served_with=output.uses)
+    # a batch's mean is (processes, rows): a row's answer is a value per process
+    batched = distribution and batch_of_processes(facts, model.estimator) is not None
+    expression = f"{output.expression}.transpose(-1, -2)" if batched else output.expression
+    served = replace(
+        model, served_output=expression, served_with=output.uses, batch_of_processes=batched
+    )
+    per_process = ", a value per process of the batch for each row" if batched else ""
     return served, Finding(
         "module-output-served",
         "info",
         f"the service answers with {output.name} as the notebook makes it from "
-        f"{model.name}'s output: {output.expression}",
+        f"{model.name}'s output{per_process}: {expression}",
         output.cell,
         output.line,
         None,

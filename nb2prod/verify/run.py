@@ -232,9 +232,12 @@ def _predicting(plan: Plan) -> ModelProbe | str:
     made_in = next(
         (f.cell for f in plan.findings if f.code == "module-output-served" and f.line), None
     )
+    rows = model.fit_inputs[0]
+    if model.batch_of_processes:  # the rows the package serves: each process answers at each
+        rows = f"({rows}).reshape(-1, ({rows}).shape[-1])"
     return ModelProbe(
         model.name,
-        model.fit_inputs[0],
+        rows,
         model.served_output,
         model.served_with,
         made_in,
