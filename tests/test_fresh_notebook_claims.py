@@ -274,6 +274,26 @@ def test_printed_flags_of_a_notebook_error_function_are_no_metric(
     assert "reconstruction_error_value" not in {metric.name for metric in plan.metrics}
 
 
+def test_a_plotting_function_named_like_a_loss_is_no_metric(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`def plot_loss(history): plt.plot(...)` then `plot_loss(history)` (TensorFlow's
+    regression tutorial) draws and returns nothing: it was lifted as a metric
+    `plot_loss_value`, None on both sides, and verify failed on it."""
+    helper = (
+        "import matplotlib.pyplot as plt\n"
+        "def plot_loss(errors):\n"
+        "    plt.plot(errors, label='loss')\n"
+        "    plt.legend()"
+    )
+    fit = (
+        "model = RandomForestRegressor(n_estimators=10, random_state=0).fit(X_train, y_train)\n"
+        "plot_loss(model.predict(X_train) - y_train)"
+    )
+    plan = build_plan(write_notebook([DIABETES[0], DIABETES[1], helper, fit]))
+    assert not any(metric.name.startswith("plot_loss") for metric in plan.metrics)
+
+
 @pytest.mark.parametrize(
     "reduced",
     ["((predicted - rows) ** 2).mean(axis=1)", "np.mean((predicted - rows) ** 2, 1)"],

@@ -149,13 +149,15 @@ FLAVOURS = {
             "r2 = r2_score(y_test, model.predict(X_test))",
         ],
     ),
-    "formula_on_columns": (  # fitted on a dict of columns that holds the target too
+    # fitted on a dict of columns that holds the target too, an id and the target's log
+    "formula_on_columns": (
         "statsmodels",
         "statsmodels",
         [
             "import numpy as np\nimport statsmodels.formula.api as smf",
             "rng = np.random.default_rng(0)\nx1 = np.linspace(0, 20, 50)\n"
-            "y = 1 + 0.5 * x1 + rng.normal(size=50)\ndata = {'x1': x1, 'y': y}",
+            "y = 1 + 0.5 * x1 + rng.normal(size=50)\n"
+            "data = {'id': np.arange(50), 'x1': x1, 'y': y, 'log_y': np.log(np.abs(y) + 1)}",
             "res = smf.ols('y ~ x1 + np.sin(x1)', data=data).fit()",
         ],
     ),
@@ -244,7 +246,8 @@ def test_each_training_api_is_logged_with_its_flavour_and_served(tmp_path: Path,
         assert result["params"]["search.best.C"] in ("0.1", "1.0")
         assert "search_best_score" in result["metrics"]
         assert result["served"] == "LogisticRegression"
-    if name == "formula_on_columns":  # callers are not asked for the value it predicts
+    # callers are asked for what the formula reads: not the value it predicts, nor the rest
+    if name == "formula_on_columns":
         assert result["inputs"] == ["x1"]
     if name == "intercept_only":
         assert "model_input=np.ones(len(eff))" in (package / name / "pipeline.py").read_text()

@@ -139,6 +139,7 @@ def gather_facts(notebook: Notebook) -> NotebookFacts:
     notebook_functions = {
         s.name for _, _, tree in parsed for s in tree.body if isinstance(s, ast.FunctionDef)
     }
+    returning_no_number = _functions_returning_no_number(parsed)
     taken = {
         node.id for _, _, tree in parsed for node in ast.walk(tree) if isinstance(node, ast.Name)
     } | notebook_functions
@@ -163,7 +164,12 @@ def gather_facts(notebook: Notebook) -> NotebookFacts:
             normalised = dataclasses.replace(normalised, source=source)
             tree = parse_cell(source, notebook.path, cell.number)
         source, lifted = lift_printed_metrics(
-            normalised.source, tree.body, tracker.is_display, aliases, notebook_functions, taken
+            normalised.source,
+            tree.body,
+            tracker.is_display,
+            aliases,
+            notebook_functions - returning_no_number,
+            taken,
         )
         if lifted:
             normalised = dataclasses.replace(normalised, source=source)
@@ -202,7 +208,7 @@ def gather_facts(notebook: Notebook) -> NotebookFacts:
         constructors,
         constructor_calls,
         tracker.figure_names,
-        _functions_returning_no_number(parsed),
+        returning_no_number,
         _functions_returning_a_metric(parsed, aliases),
     )
 
@@ -214,8 +220,9 @@ def _functions_returning_no_number(
     parsed: list[tuple[CodeCell, NormalisedCell, ast.Module]],
 ) -> set[str]:
     """Notebook functions every `return` of which is a container, text or a value per row
-    (`((recon - X) ** 2).mean(dim=1)`): whatever their name says (`score_...`,
-    `..._metrics`, `reconstruction_error`), what they compute is not one number to claim."""
+    (`((recon - X) ** 2).mean(dim=1)`), or that return nothing (`def plot_loss(history):`
+    draws): whatever their name says (`score_...`, `..._metrics`, `reconstruction_error`,
+    `..._loss`), what they compute is not one number to claim."""
     names = set()
     for _, _, tree in parsed:
         for statement in tree.body:
@@ -224,9 +231,14 @@ def _functions_returning_no_number(
             values = [n.value for n in ast.walk(statement) if isinstance(n, ast.Return)]
             text = [v for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
             containers = [v for v in values if isinstance(v, _NOT_NUMBERS) or _per_row(v)]
-            if values and len(text) + len(containers) == len(values):
+            nothing = [v for v in values if v is None or _is_none(v)]
+            if len(text) + len(containers) + len(nothing) == len(values):
                 names.add(statement.name)
     return names
+
+
+def _is_none(value: ast.expr) -> bool:
+    return isinstance(value, ast.Constant) and value.value is None
 
 
 _REDUCTIONS = frozenset({"mean", "sum", "std", "var", "norm", "max", "min", "median"})

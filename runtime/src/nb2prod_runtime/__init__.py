@@ -4,4 +4,4 @@ A generated package keeps what a reader must see (the notebook's code, the hones
 the routes, the gate, the counters) and calls this library for the rest.
 """
 
-__version__ = "0.10.1"
+__version__ = "0.10.2"

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -75,6 +76,9 @@ TRUSTED_CONTAINERS = ("collections.OrderedDict", "collections.defaultdict")
 TRUSTED_BUILTIN_TYPES = tuple(
     f"builtins.{name}" for name in ("object", "int", "float", "complex", "bool", "str", "bytes")
 )
+# A partial calls only the function it wraps, which skops lists and is vetted on its own
+# (scikit-learn's HistGradientBoosting on category columns keeps `partial(check_array, ...)`).
+TRUSTED_WRAPPERS = ("functools.partial",)
 TRUSTED_TYPES_VARIABLE = "NB2PROD_TRUSTED_TYPES"
 NATIVE_FLAVOURS = ("xgboost", "lightgbm", "statsmodels")
 FORECAST_EXAMPLE_STEPS = 12  # how far ahead the logged example of a forecaster reaches
@@ -118,7 +122,7 @@ def log_model(
         if is_forecaster(model):
             example = forecast_request(model, FORECAST_EXAMPLE_STEPS)
         else:
-            example = _without_formula_target(model, first_rows(model_input, 5))
+            example = _formula_inputs(model, first_rows(model_input, 5))
         predicted = predict(model, example)
         if not is_forecaster(model):
             _one_answer_per_row(example, predicted)
@@ -309,7 +313,7 @@ def skops_trusted_types(
         name
         for name in untrusted
         if not name.startswith(trusted_modules)
-        and name not in (*TRUSTED_CONTAINERS, *TRUSTED_BUILTIN_TYPES)
+        and name not in (*TRUSTED_CONTAINERS, *TRUSTED_BUILTIN_TYPES, *TRUSTED_WRAPPERS)
     ]
     unnamed = [name for name in foreign if name not in named]
     if unnamed:
@@ -360,15 +364,25 @@ def example_frame(values: Any, column: str) -> Any:
     return pandas.DataFrame({column: list(values)})
 
 
-def _without_formula_target(model: Any, example: Any) -> Any:
-    """A statsmodels formula is fitted on a frame that holds its target too; serving must
-    not ask callers for the value it predicts."""
+def _formula_inputs(model: Any, example: Any) -> Any:
+    """A statsmodels formula is fitted on a frame that holds its target, and often more (an
+    id, the log of the target): serving asks callers only for the columns the formula's right
+    side names, never for the value it predicts."""
     formula_model = getattr(model, "model", None)
-    target = getattr(formula_model, "endog_names", None)
     formula = getattr(formula_model, "formula", None)
-    if formula and isinstance(target, str) and target in getattr(example, "columns", ()):
-        return example.drop(columns=[target])
-    return example
+    columns = list(getattr(example, "columns", ()))
+    if not (isinstance(formula, str) and "~" in formula and columns):
+        return example
+    target = getattr(formula_model, "endog_names", None)
+    without_target = example.drop(columns=[target]) if target in columns else example
+    right = formula.split("~", 1)[1]
+    named = {*re.findall(r"[A-Za-z_]\w*", right), *re.findall(r"Q\(\s*[\"'](.+?)[\"']", right)}
+    read = [column for column in columns if str(column) in named and column != target]
+    try:
+        model.predict(example[read])
+    except Exception:  # a name the formula reads that the pattern missed: ask for them all
+        return without_target
+    return example[read]
 
 
 def first_rows(value: Any, rows: int) -> Any:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 # The nb2prod-runtime this package was generated with (vendor/ holds its wheel); train, promote
 # and serve refuse to start on a runtime of another minor version.
-RUNTIME_VERSION = "0.10.1"
+RUNTIME_VERSION = "0.10.2"
 
 if importlib.util.find_spec("nb2prod_runtime") is None:  # one line, not an ImportError's trace
     print(
