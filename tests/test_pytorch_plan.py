@@ -803,3 +803,60 @@ def test_a_module_fitted_on_a_name_only_a_function_binds_is_refused_at_plan(
         "the model net is fitted on xb, a name only a notebook function binds, so the package "
         "cannot tell which of the notebook's data it takes"
     )
+
+
+# a validation split watched every few epochs through the notebook's own predict helper, and a
+# test split measured through it after training (a helper agent's wine notebook, in small)
+WATCHED_BY_A_PREDICT_HELPER = [
+    IMPORTS,
+    "torch.manual_seed(0)\n"
+    "X, y = load_iris(return_X_y=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=1)\n"
+    "X_train, X_val, y_train, y_val = train_test_split(X_train, y_train, test_size=0.2,"
+    " random_state=1)\n"
+    "X_train = torch.tensor(X_train, dtype=torch.float32)\n"
+    "X_val = torch.tensor(X_val, dtype=torch.float32)\n"
+    "X_test = torch.tensor(X_test, dtype=torch.float32)\n"
+    "y_train = torch.tensor(y_train, dtype=torch.long)",
+    "def predict(model, X):\n"
+    "    model.eval()\n"
+    "    with torch.no_grad():\n"
+    "        return model(X).argmax(1)",
+    "model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))\n"
+    "optimizer = torch.optim.Adam(model.parameters(), lr=0.01)\n"
+    "loss_fn = nn.CrossEntropyLoss()\n"
+    "for epoch in range(1, 41):\n"
+    "    model.train()\n"
+    "    optimizer.zero_grad()\n"
+    "    out = model(X_train)\n"
+    "    loss = loss_fn(out, y_train)\n"
+    "    loss.backward()\n"
+    "    optimizer.step()\n"
+    "    if epoch % 10 == 0:\n"
+    "        val_acc = accuracy_score(y_val, predict(model, X_val))\n"
+    "        print(epoch, val_acc)",
+    "y_pred = predict(model, X_test).numpy()\n"
+    "acc = accuracy_score(y_test, y_pred)\n"
+    "print(f'Test accuracy: {acc:.4f}')",
+]
+
+
+def test_a_module_measured_through_a_predict_helper_answers_what_the_helper_returns(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`y_pred = predict(model, X_test).numpy()` with `predict` returning
+    `model(X).argmax(1)`: the service answers with the classes, not the logits. The epoch
+    loop's `out = model(X_train)` shares a statement with `val_acc` (the loop): it was served
+    instead, logits and all, under a claim measured on classes."""
+    plan = build_plan(write_notebook(WATCHED_BY_A_PREDICT_HELPER))
+    assert plan.model.served_output == "model(inputs).argmax(1)"
+
+
+def test_the_claim_is_measured_after_training_not_during_it(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """The validation accuracy printed every ten epochs measures the module while it trains;
+    the test accuracy after the loop measures it as it is served, and is the claim."""
+    plan = build_plan(write_notebook(WATCHED_BY_A_PREDICT_HELPER))
+    assert {m.name for m in plan.metrics} == {"val_acc", "acc"}
+    assert plan.honesty.primary_metric == "acc"

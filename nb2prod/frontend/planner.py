@@ -306,7 +306,8 @@ def _with_served_output(
     service returns. The value may be made in any cell that `predicts`; the other modules it
     reads must be `kept`. What the claim's metric reads comes first, then what any does."""
     distribution = answers_with_distribution(facts, model.estimator) is not None
-    primary = _primary_metric([m for m in measurement.metrics if m.held_out], measurement.measures)
+    held_out = [m for m in measurement.metrics if m.held_out]
+    primary = _primary_metric(facts, model, held_out, measurement.measures)
     output = None
     for metrics in ([primary] if primary else [], measurement.metrics):
         measured = _read_by_metrics(facts, metrics)
@@ -353,15 +354,25 @@ def _with_served_output(
 
 
 def _read_by_metrics(facts: NotebookFacts, metrics: Iterable[Metric]) -> set[str]:
-    """The names the statements computing `metrics` read or bind."""
+    """The names the statements computing `metrics` read or bind: the innermost statement on
+    the metric's line, not the whole training loop it may sit in (whose `out = model(X)`
+    the metric does not read)."""
     return {
         node.id
         for metric in metrics
         for statement in facts.cell(metric.cell).kept_statements
         if statement.lineno <= metric.line <= (statement.end_lineno or statement.lineno)
-        for node in ast.walk(statement)
+        for node in ast.walk(_innermost(statement, metric.line))
         if isinstance(node, ast.Name)
     }
+
+
+def _innermost(statement: ast.stmt, line: int) -> ast.stmt:
+    """The smallest statement within `statement` that spans `line`."""
+    for inner in ast.iter_child_nodes(statement):
+        if isinstance(inner, ast.stmt) and inner.lineno <= line <= (inner.end_lineno or line):
+            return _innermost(inner, line)
+    return statement
 
 
 def _with_keras_backend(facts: NotebookFacts, model: Model) -> tuple[Model, Finding]:
@@ -834,7 +845,7 @@ def _honesty(
     override: str | None,
 ) -> Honesty:
     held_out = [m for m in measurement.metrics if m.held_out]
-    primary = _primary_metric(held_out, measurement.measures)
+    primary = _primary_metric(facts, model, held_out, measurement.measures)
     of_others = list(dict.fromkeys(m.name for m in measurement.others if m.held_out))
     declared = _declared_status(facts, override)
     if declared is not None:
@@ -897,14 +908,18 @@ def _made_alone(task: str) -> str:
     return "predicted = model(X).squeeze(-1)"
 
 
-def _primary_metric(held_out: list[Metric], measures: dict[str, str]) -> Metric | None:
+def _primary_metric(
+    facts: NotebookFacts, model: Model, held_out: list[Metric], measures: dict[str, str]
+) -> Metric | None:
     """The metric a claim is made from, among those of the served model (the metrics of another
-    model are not in the Plan): the served model after its last fit first, then
-    higher-is-better, cross-validation preferred."""
+    model are not in the Plan): the served model after its last fit first, then one measured
+    after its training over one measured while it trained (an epoch's validation accuracy,
+    on rows that may steer the training), then higher-is-better, cross-validation preferred."""
     ranked = sorted(
         held_out,
         key=lambda m: (
             RANK[measures.get(m.name, UNKNOWN)],
+            _inside_training_loop(facts, model, m),
             not m.greater_is_better,
             m.validation != "cross-validation",
             m.cell,
@@ -912,6 +927,18 @@ def _primary_metric(held_out: list[Metric], measures: dict[str, str]) -> Metric 
         ),
     )
     return ranked[0] if ranked else None
+
+
+def _inside_training_loop(facts: NotebookFacts, model: Model, metric: Metric) -> bool:
+    """The metric is computed inside a loop of the cell that fits the model (epochs, folds):
+    it measures the model while it trains, not as the loop leaves it."""
+    if metric.cell != model.fitted_in:
+        return False
+    return any(
+        isinstance(statement, ast.For | ast.While)
+        and statement.lineno < metric.line <= (statement.end_lineno or statement.lineno)
+        for statement in facts.cell(metric.cell).statements
+    )
 
 
 def _declared_status(facts: NotebookFacts, override: str | None) -> tuple[str, str] | None:

@@ -661,7 +661,7 @@ def module_output(
                 for inner in ast.walk(loop)
             }
             for node, target, value in _bindings(statement):
-                value = _inlined(_returned(value, predictors), {**raw, **made})
+                value = _inlined(_calls_returned(value, predictors), {**raw, **made})
                 calls = module_calls(value, module, predicts=predicts)
                 uses = _other_modules(facts, value, calls[0], objects) if calls else None
                 if len(calls) != 1 or uses is None or isinstance(node, ast.AugAssign):
@@ -823,6 +823,18 @@ def _returned(
             return _copy(given[node.id]) if node.id in given else node
 
     return Bind().visit(_copy(returned))
+
+
+def _calls_returned(value: ast.expr, functions: dict[str, ast.FunctionDef]) -> ast.expr:
+    """`predict(model, X_test).numpy()` as `model(X_test).argmax(1).numpy()`: each call of a
+    notebook function within the value read as what it returns (see _returned)."""
+
+    class Returned(ast.NodeTransformer):
+        def visit_Call(self, node: ast.Call) -> ast.AST:
+            self.generic_visit(node)
+            return _returned(node, functions)
+
+    return Returned().visit(_copy(value))
 
 
 def _module_objects(facts: NotebookFacts) -> set[str]:
