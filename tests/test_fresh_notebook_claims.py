@@ -539,3 +539,49 @@ def test_a_model_fitted_on_data_its_training_step_keeps_says_so(
         "what the model is fitted on (X_full, y_full, cell 3) stays inside the training step, "
         "which does not hand it back, so the model cannot be refitted on folds"
     )
+
+
+def test_the_model_refitted_on_all_rows_after_a_fold_loop_is_served(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`for train, valid in kf.split(X): model = ...; model.fit(...)` scores fold models, then
+    `final.fit(X, y)` fits the one to serve. The conventional name won: the package served
+    the last fold's model, fitted on four fifths of the rows, and claimed that fold's score
+    as a holdout."""
+    imports = DIABETES[0] + "\nfrom sklearn.model_selection import KFold"
+    folds = (
+        "kf = KFold(n_splits=4, shuffle=True, random_state=0)\n"
+        "errors = []\n"
+        "for fold, (tr, va) in enumerate(kf.split(X)):\n"
+        "    model = RandomForestRegressor(n_estimators=10, random_state=0)\n"
+        "    model.fit(X[tr], y[tr])\n"
+        "    errors.append(mean_squared_log_error(y[va], model.predict(X[va])))"
+    )
+    final = "final = RandomForestRegressor(n_estimators=10, random_state=0)\nfinal.fit(X, y)"
+    plan = build_plan(write_notebook([imports, DIABETES[1], folds, final]))
+    assert (plan.model.name, plan.model.fit_inputs) == ("final", ("X", "y"))
+    assert plan.honesty.primary_metric is None
+
+
+@pytest.mark.parametrize(
+    "read", ["scores['test_neg_mean_squared_error'].mean()", "np.mean(scores['test_r2'])"]
+)
+def test_a_score_read_from_cross_validate_is_a_cross_validated_metric(
+    write_notebook: Callable[..., Path], read: str
+) -> None:
+    """`scores = cross_validate(model, X, y, scoring=[...])` then `score =
+    scores["test_r2"].mean()`: the notebook measured the model on folds. The plan said
+    nothing measures it, and the claim was "never evaluated"."""
+    fit = (
+        "model = RandomForestRegressor(n_estimators=10, random_state=0)\n"
+        "scores = cross_validate(model, X, y, cv=4, "
+        "scoring=['neg_mean_squared_error', 'r2'])\n"
+        f"score = {read}\n"
+        "print(score)\n"
+        "model.fit(X, y)"
+    )
+    plan = build_plan(write_notebook([DIABETES[0], DIABETES[1], fit]))
+    (metric,) = plan.metrics
+    assert (metric.name, metric.validation, metric.folds) == ("score", "cross-validation", 4)
+    assert metric.greater_is_better
+    assert plan.honesty.primary_metric == "score"

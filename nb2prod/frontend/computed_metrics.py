@@ -152,3 +152,26 @@ def _reduces(node: ast.AST) -> bool:
         name = function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", "")
         return name in _REDUCTIONS
     return False
+
+
+def cross_validation_score(value: ast.expr) -> tuple[str, str] | None:
+    """`scores["test_roc_auc"].mean()` or `np.mean(scores["test_f1"])`: the mean over the
+    folds of one scorer of a `cross_validate(...)` result, as the name holding the result
+    and the scorer's name."""
+    if not isinstance(value, ast.Call):
+        return None
+    if isinstance(value.func, ast.Attribute) and value.func.attr == "mean" and not value.args:
+        read = value.func.value
+    elif ast.unparse(value.func) in ("np.mean", "numpy.mean") and len(value.args) == 1:
+        read = value.args[0]
+    else:
+        return None
+    if not (
+        isinstance(read, ast.Subscript)
+        and isinstance(read.value, ast.Name)
+        and isinstance(read.slice, ast.Constant)
+        and isinstance(read.slice.value, str)
+        and read.slice.value.startswith("test_")
+    ):
+        return None
+    return read.value.id, read.slice.value.removeprefix("test_")

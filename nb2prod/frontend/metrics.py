@@ -13,7 +13,13 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from nb2prod.frontend.computed_metrics import bound_values, data_read, hand_metric, named_values
+from nb2prod.frontend.computed_metrics import (
+    bound_values,
+    cross_validation_score,
+    data_read,
+    hand_metric,
+    named_values,
+)
 from nb2prod.frontend.facts import CallSite, NotebookFacts
 from nb2prod.frontend.lineage import OTHER, measured_models
 from nb2prod.frontend.pysyntax import (
@@ -79,6 +85,7 @@ def find_metrics(
     findings: list[Finding] = []
     calls: list[int] = []  # the id of each metric's call node, in the order of `metrics`
     cross_validated: dict[int, bool] = {}
+    cv_results: dict[str, ast.Call] = {}  # names bound to `cross_validate(...)`'s dict
     parts = bound_values(s for c in facts.cells if c.number in kept for s in c.kept_statements)
     for cell in facts.cells:
         if cell.number not in kept:
@@ -102,7 +109,9 @@ def find_metrics(
             ):
                 continue
             if qualified == CROSS_VALIDATE and call.assigned_whole:
-                continue  # a dict of arrays per scorer: what the notebook reads from it is
+                # a dict of arrays per scorer: what the notebook reads from it is the metric
+                cv_results[call.assigned_to[0]] = call.node
+                continue
             data = names_in(call.node)
             if qualified in CV_FUNCTIONS:
                 validation, folds = "cross-validation", _folds(call.node, defaults)
@@ -132,6 +141,27 @@ def find_metrics(
                 findings.append(_on_training_data(name, cell.number, call.line))
         called = {(metric.name, metric.line) for metric in metrics[by_call:]}
         for target, value in _by_hand(cell.kept_statements):
+            read = cross_validation_score(value)
+            if read is not None and read[0] in cv_results:
+                results, scorer = read
+                call_node = cv_results[results]
+                metrics.append(
+                    Metric(
+                        name=target,
+                        function=scorer,
+                        cell=cell.number,
+                        line=value.lineno,
+                        held_out=True,
+                        validation="cross-validation",
+                        folds=_folds(call_node, defaults),
+                        greater_is_better=scorer.startswith("neg_")
+                        or not LOWER_IS_BETTER.search(scorer),
+                        expression=ast.unparse(value),
+                    )
+                )
+                calls.append(id(value))
+                cross_validated[id(value)] = True
+                continue
             quantity = hand_metric(target, value, parts, (model_name, *models))
             if quantity is None or (target, value.lineno) in called:
                 continue

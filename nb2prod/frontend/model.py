@@ -632,10 +632,23 @@ def _choose(
         names = list(dict.fromkeys(c.name for c in pool))
         if not names:
             continue
+        # `for train, valid in kf.split(X): model = ...; model.fit(...)` then `final.fit(X, y)`:
+        # the fold models are scored, the one fitted on all the rows is the model
+        folded = {n for n in names if all(_in_fold_loop(facts, c) for c in pool if c.name == n)}
+        after_folds = bool(folded) and len(folded) < len(names) and kind == "fitted"
+        if after_folds:
+            names = [n for n in names if n not in folded]
+            pool = [c for c in pool if c.name not in folded]
         conventional = [n for n in names if n in CONVENTIONAL_MODEL_NAMES]
         if kind == "chosen":
             chosen_name = names[-1]
             reason = f"the notebook picks it as its best model (cell {pool[-1].cell})"
+        elif after_folds and len(names) == 1:
+            chosen_name = names[0]
+            reason = (
+                f"the only estimator fitted outside a loop over cross-validation folds "
+                f"(fitted in cell {pool[-1].cell})"
+            )
         elif len(names) == 1:
             chosen_name = names[0]
             reason = (
@@ -669,6 +682,26 @@ def _choose(
             chosen = dataclasses.replace(chosen, kind="fitted", fit_inputs=_inputs_of(candidates))
         return chosen, reason
     raise _no_model(facts)
+
+
+def _in_fold_loop(facts: NotebookFacts, candidate: _Candidate) -> bool:
+    """The candidate is fitted inside a loop over a splitter's folds (`for train, valid in
+    kf.split(X)`, `enumerate(skf.split(X, y))`), so each fit sees part of the rows."""
+    for statement in facts.cell(candidate.cell).statements:
+        if not statement.lineno <= candidate.line <= (statement.end_lineno or statement.lineno):
+            continue
+        return any(
+            isinstance(loop, ast.For)
+            and loop.lineno < candidate.line <= (loop.end_lineno or loop.lineno)
+            and any(
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Attribute)
+                and call.func.attr == "split"
+                for call in ast.walk(loop.iter)
+            )
+            for loop in ast.walk(statement)
+        )
+    return False
 
 
 def _inputs_of(candidates: list[_Candidate]) -> tuple[str, ...]:

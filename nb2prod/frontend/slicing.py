@@ -22,7 +22,13 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from nb2prod.frontend.computed_metrics import Parts, bound_values, hand_metric, named_values
+from nb2prod.frontend.computed_metrics import (
+    Parts,
+    bound_values,
+    cross_validation_score,
+    hand_metric,
+    named_values,
+)
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
 from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import (
@@ -192,7 +198,10 @@ def _measures(
     for node in nodes_run_now(statement):
         if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call | ast.BinOp)):
             continue
-        if any(hand_metric(name, value, parts, [model]) for name, value in named_values(node)):
+        if any(
+            hand_metric(name, value, parts, [model]) or cross_validation_score(value)
+            for name, value in named_values(node)
+        ):
             return True
         if not all(isinstance(target, ast.Name | ast.Tuple) for target in node.targets):
             continue
