@@ -79,6 +79,41 @@ IRIS_BATCHES = [
 ]
 
 
+# the same batches drawn from the notebook's own Dataset class, whose rows are dicts, through a
+# training function (as PyTorch tabular tutorials write it)
+IRIS_ROWS_OF_A_DATASET_CLASS = [
+    IRIS_BATCHES[0].replace("TensorDataset", "Dataset"),
+    "torch.manual_seed(0)\n"
+    "X, y = load_iris(return_X_y=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+    "class IrisRows(Dataset):\n"
+    "    def __init__(self, X, y):\n"
+    "        self.X = torch.tensor(X, dtype=torch.float32)\n"
+    "        self.y = torch.tensor(y)\n"
+    "\n"
+    "    def __len__(self):\n"
+    "        return len(self.X)\n"
+    "\n"
+    "    def __getitem__(self, idx):\n"
+    "        return {'features': self.X[idx], 'label': self.y[idx]}\n"
+    "\n\n"
+    "loader = DataLoader(IrisRows(X_train, y_train), batch_size=16, shuffle=True)",
+    "def train_epoch(net, loader, opt):\n"
+    "    for batch in loader:\n"
+    "        xb = batch['features'].to('cpu')\n"
+    "        yb = batch['label']\n"
+    "        opt.zero_grad()\n"
+    "        nn.functional.cross_entropy(net(xb), yb).backward()\n"
+    "        opt.step()\n"
+    "\n\n"
+    "net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))\n"
+    "opt = torch.optim.SGD(net.parameters(), lr=0.1)\n"
+    "for epoch in range(20):\n"
+    "    train_epoch(net, loader, opt)",
+    IRIS_BATCHES[3],
+]
+
+
 SKORCH_IRIS = [
     "import numpy as np\n" + IMPORTS + "\nfrom skorch import NeuralNetClassifier",
     "torch.manual_seed(0)\n"

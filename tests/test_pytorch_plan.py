@@ -17,6 +17,7 @@ from pytorch_notebooks import (
     GP_CLASSIFIER,
     IMPORTS,
     IRIS_BATCHES,
+    IRIS_ROWS_OF_A_DATASET_CLASS,
     NET,
     PYRO_GP,
     TUMOR_DATA,
@@ -860,3 +861,34 @@ def test_the_claim_is_measured_after_training_not_during_it(
     plan = build_plan(write_notebook(WATCHED_BY_A_PREDICT_HELPER))
     assert {m.name for m in plan.metrics} == {"val_acc", "acc"}
     assert plan.honesty.primary_metric == "acc"
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        "{'features': self.X[idx], 'label': self.y[idx]}",
+        "self.X[idx], self.y[idx]",
+        "torch.as_tensor(self.X[idx]), self.y[idx]",
+    ],
+    ids=["dict-through-a-function", "tuple", "tuple-converted"],
+)
+def test_batches_from_a_notebook_dataset_class_come_from_the_tensors_it_holds(
+    write_notebook: Callable[..., Path], rows: str
+) -> None:
+    """`DataLoader(IrisRows(X_train, y_train))` over a Dataset whose `__getitem__` returns
+    `self.X[idx]` (alone, in a tuple or a dict), with `self.X = torch.tensor(X)`: the model
+    takes `torch.tensor(X_train, ...)`. It was refused with advice to build a
+    DataLoader(TensorDataset(...)) in a cell, which the notebook already did."""
+    cells = [*IRIS_ROWS_OF_A_DATASET_CLASS]
+    cells[2] = cells[2].replace("{'features': self.X[idx], 'label': self.y[idx]}", rows)
+    if "{" not in rows:
+        cells[3] = cells[3].replace(
+            "    for batch in loader:\n        xb = batch['features'].to('cpu')\n"
+            "        yb = batch['label']\n",
+            "    for xb, yb in loader:\n",
+        )
+    plan = build_plan(write_notebook(cells))
+    expected = "torch.tensor(X_train, dtype=torch.float32)"
+    if "as_tensor" in rows:
+        expected = f"torch.as_tensor({expected})"
+    assert (plan.model.name, plan.model.fit_inputs) == ("net", (expected,))

@@ -26,6 +26,7 @@ from pytorch_notebooks import (
     GAUSSIAN_PROCESS_BY_FUNCTIONS,
     GP_CLASSIFIER,
     IMPORTS,
+    IRIS_ROWS_OF_A_DATASET_CLASS,
     NET,
     PYRO_GP,
     SKORCH_IRIS,
@@ -360,6 +361,19 @@ def test_a_batch_of_gaussian_processes_answers_each_row_with_a_mean_per_process(
     rows for 60 rows of its input')."""
     pytest.importorskip("gpytorch", reason="the corpus requirements install gpytorch")
     source = write_notebook(BATCH_OF_PROCESSES, name="batch_gp.ipynb")
+    package = convert(source, tmp_path / "pkg").target
+    done = run_cli("verify", source, package, timeout=600)
+    assert done.code == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "predictions: the same on all 20 rows" in done.stdout
+
+
+def test_a_module_trained_on_rows_of_a_notebook_dataset_class_trains_and_agrees(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Batches drawn as dicts from the notebook's own Dataset class, through a training
+    function: the package trains on the tensor the class holds, and verify finds its model
+    answering and scoring as the notebook's (plan refused it)."""
+    source = write_notebook(IRIS_ROWS_OF_A_DATASET_CLASS, name="iris_rows.ipynb")
     package = convert(source, tmp_path / "pkg").target
     done = run_cli("verify", source, package, timeout=600)
     assert done.code == 0, done.stdout[-3000:] + done.stderr[-3000:]

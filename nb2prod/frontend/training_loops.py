@@ -492,6 +492,20 @@ def _batched_from(
     `bound`: a function's parameters, as the call binds them."""
     # `minibatch_iter = tqdm(train_loader)` in the loop's own body, before the inner loop
     local = calls_bound_in(loop)
+    field = _field_read(local.get(name))
+    if field is not None:  # `xb = batch["features"].to(device)`, rows of a Dataset's dicts
+        for node in ast.walk(loop):
+            if (
+                isinstance(node, ast.For)
+                and isinstance(node.target, ast.Name)
+                and node.target.id == field[0]
+            ):
+                iterable = node.iter
+                if bound and isinstance(iterable, ast.Name) and iterable.id in bound:
+                    iterable = ast.Name(bound[iterable.id], ast.Load())
+                fields = _dataset_fields(facts, iterable)
+                if fields is not None and field[1] in fields:
+                    return ast.unparse(fields[field[1]])
     for node in ast.walk(loop):
         if not isinstance(node, ast.For | ast.comprehension):
             continue
@@ -566,9 +580,128 @@ def _dataset_of(facts: NotebookFacts, iterable: ast.expr) -> list[ast.expr] | No
         return None
     given = loader.args[0] if loader.args else keyword(loader, "dataset")
     dataset = _built(facts, given) if given is not None else None
-    if dataset is None or _resolved(facts, dataset) not in _DATASETS:
+    if dataset is None:
         return None
-    return list(dataset.args)
+    if _resolved(facts, dataset) in _DATASETS:
+        return list(dataset.args)
+    rows = _rows_of_dataset_class(facts, dataset)
+    return rows if isinstance(rows, list) else None
+
+
+def _dataset_fields(facts: NotebookFacts, iterable: ast.expr) -> dict[str, ast.expr] | None:
+    """The tensors behind each field of a batch drawn from a notebook Dataset whose rows are
+    dicts (`return {"features": self.X[i], "target": self.y[i]}`)."""
+    loader = _built(facts, _passed_through(facts, iterable))
+    if loader is None or _resolved(facts, loader) not in _DATA_LOADERS:
+        return None
+    given = loader.args[0] if loader.args else keyword(loader, "dataset")
+    dataset = _built(facts, given) if given is not None else None
+    rows = _rows_of_dataset_class(facts, dataset) if dataset is not None else None
+    return rows if isinstance(rows, dict) else None
+
+
+def _field_read(value: ast.expr | None) -> tuple[str, str] | None:
+    """`batch["features"].to(device)`, `batch["x"].float()`: the batch's name and the field."""
+    while (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Attribute)
+        and value.func.attr in _MOVES
+    ):
+        value = value.func.value
+    if (
+        isinstance(value, ast.Subscript)
+        and isinstance(value.value, ast.Name)
+        and isinstance(value.slice, ast.Constant)
+        and isinstance(value.slice.value, str)
+    ):
+        return value.value.id, value.slice.value
+    return None
+
+
+_MOVES = frozenset({"to", "float", "cuda", "cpu", "double", "long"})
+
+
+def _rows_of_dataset_class(
+    facts: NotebookFacts, dataset: ast.Call
+) -> list[ast.expr] | dict[str, ast.expr] | None:
+    """`DS(X_train, y_train)` of a notebook Dataset class whose `__getitem__` returns
+    `self.X[i], self.y[i]` (perhaps as `torch.tensor(self.X[i])`, or as a dict of them), with
+    `self.X = torch.tensor(X)` set in `__init__`: the tensors a batch is drawn from, as the
+    call's arguments make them. Anything else a row is made by (a reshape, a file read) is
+    not followed."""
+    if not isinstance(dataset.func, ast.Name):
+        return None
+    definition = next(
+        (
+            statement
+            for cell in facts.cells
+            for statement in cell.statements
+            if isinstance(statement, ast.ClassDef) and statement.name == dataset.func.id
+        ),
+        None,
+    )
+    if definition is None:
+        return None
+    methods = {m.name: m for m in definition.body if isinstance(m, ast.FunctionDef)}
+    init, get_item = methods.get("__init__"), methods.get("__getitem__")
+    if init is None or get_item is None or len(get_item.args.args) != 2:
+        return None
+    index = get_item.args.args[1].arg
+    returned = _return_value(get_item)
+    items: list[ast.expr] | None = None
+    keys: list[str] | None = None
+    if isinstance(returned, ast.Tuple):
+        items = returned.elts
+    elif isinstance(returned, ast.Dict) and all(
+        isinstance(k, ast.Constant) and isinstance(k.value, str) for k in returned.keys
+    ):
+        items = returned.values
+        keys = [k.value for k in returned.keys]  # type: ignore[union-attr]
+    parameters = [a.arg for a in init.args.args[1:]]
+    given = dict(zip(parameters, dataset.args, strict=False))
+    given |= {k.arg: k.value for k in dataset.keywords if k.arg}
+    if items is None or any(name not in given for name in parameters):
+        return None
+    attributes: dict[str, ast.expr] = {}  # `self.X = torch.tensor(X)`, with the call's values
+    for statement in ast.walk(init):
+        if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+            target = statement.targets[0]
+            if isinstance(target, ast.Attribute) and dotted_name(target.value) == "self":
+                attributes[target.attr] = _inlined(statement.value, given)
+    rows = [_whole_column(item, index, attributes) for item in items]
+    if any(row is None for row in rows):
+        return None
+    whole = [row for row in rows if row is not None]
+    return dict(zip(keys, whole, strict=True)) if keys is not None else whole
+
+
+_ROW_CONVERSIONS = frozenset({"tensor", "as_tensor", "from_numpy", "FloatTensor", "float"})
+
+
+def _whole_column(item: ast.expr, index: str, attributes: dict[str, ast.expr]) -> ast.expr | None:
+    """`self.X[i]` (or `torch.tensor(self.X[i], dtype=...)`, `self.X[i].float()`) as the whole
+    of what `self.X` holds, converted the same way: a conversion of each row is one of the
+    whole."""
+    if (
+        isinstance(item, ast.Subscript)
+        and isinstance(item.slice, ast.Name)
+        and item.slice.id == index
+        and isinstance(item.value, ast.Attribute)
+        and dotted_name(item.value.value) == "self"
+    ):
+        return attributes.get(item.value.attr)
+    if not (isinstance(item, ast.Call) and isinstance(item.func, ast.Name | ast.Attribute)):
+        return None
+    name = item.func.id if isinstance(item.func, ast.Name) else item.func.attr
+    if name not in _ROW_CONVERSIONS:
+        return None
+    if isinstance(item.func, ast.Attribute) and not item.args and name == "float":
+        inner = _whole_column(item.func.value, index, attributes)  # `self.X[i].float()`
+        return None if inner is None else ast.Call(ast.Attribute(inner, "float"), [], [])
+    if len(item.args) != 1:
+        return None
+    inner = _whole_column(item.args[0], index, attributes)
+    return None if inner is None else ast.Call(item.func, [inner], item.keywords)
 
 
 def _function_result(facts: NotebookFacts, call: ast.Call) -> ast.Call | None:
