@@ -309,6 +309,26 @@ def test_a_model_split_twice_takes_records_before_the_first_split(
     assert function.endswith("return df") and "train_test_split" not in function
 
 
+def test_a_model_refitted_on_all_the_rows_the_split_divided_takes_records(
+    write_notebook: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Scored on a holdout, then `model.fit(X, y)` on every row: the route serves the feature
+    code up to X. Convert said X was "computed after the split", which it is not."""
+    path = write_notebook(
+        [
+            *TABLE_CELLS,
+            "df['ratio'] = df['a'] / df['b']\nX = df[['a', 'ratio']]\ny = df['y']\n"
+            "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+            "model = LogisticRegression().fit(X_train, y_train)\n"
+            "score = model.score(X_test, y_test)\n"
+            "model.fit(X, y)",
+        ],
+        name="refit.ipynb",
+    )
+    assert main(["convert", str(path), "-o", str(tmp_path / "refit")]) == 0
+    assert "POST /predict/raw  records of df as cell 2 loads it" in capsys.readouterr().out
+
+
 def test_a_fill_from_the_whole_column_is_found_on_the_rows_it_fills() -> None:
     """Two of forty widths are missing and filled with the column's median: a random sample
     would rarely hold them, so the check takes rows where each column is missing too."""

@@ -141,6 +141,9 @@ def _split_of(plan: Plan, statements: list[_Statement]) -> tuple[int, str] | str
         return f"a forecaster is asked for a horizon, not for records ({where})"
     fitted_on = _fitted_on(plan)
     split = next((i for i in splits if fitted_on in _assigned(statements[i].node)), None)
+    whole = next((i for i in splits if _split_input(statements[i].node) == fitted_on), None)
+    if split is None and whole is not None:  # refitted on all the rows the split divided
+        return whole, fitted_on
     if split is None:
         return (
             f"the model is fitted on {fitted_on}, computed after the split in {where}; only code "
