@@ -892,3 +892,19 @@ def test_batches_from_a_notebook_dataset_class_come_from_the_tensors_it_holds(
     if "as_tensor" in rows:
         expected = f"torch.as_tensor({expected})"
     assert (plan.model.name, plan.model.fit_inputs) == ("net", (expected,))
+
+
+def test_a_dataset_class_whose_rows_nb2prod_cannot_follow_is_refused_with_advice_about_it(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """A row made by a reshape is not the tensor's row: plan refuses, and its advice is about
+    the class, not to build a DataLoader the notebook already builds."""
+    cells = [*IRIS_ROWS_OF_A_DATASET_CLASS]
+    cells[2] = cells[2].replace("self.X[idx]", "self.X[idx].reshape(2, 2)")
+    with pytest.raises(InputError) as refused:
+        build_plan(write_notebook(cells))
+    assert refused.value.message.startswith("the model net is fitted on xb, a name only")
+    assert refused.value.hint == (
+        "make IrisRows.__getitem__ return rows of tensors its __init__ holds (return "
+        "self.X[idx], self.y[idx]), or draw the batches from DataLoader(TensorDataset(X_t, y_t))"
+    )

@@ -1019,16 +1019,40 @@ def refuse_a_model_without_input(path: Path, model: Model, facts: NotebookFacts)
         if any(not facts.aliases.is_module_alias(n) for n in read - only_in_functions):
             return
         if read & only_in_functions:
+            named = "the model" if model.name == "model" else f"the model {model.name}"
+            datasets = _dataset_classes(facts)
+            hint = (
+                "build what it is fitted on in a cell (loader = DataLoader("
+                "TensorDataset(X_t, y_t))) and hand it to the function"
+            )
+            if datasets:  # the loader is built, over rows nb2prod cannot follow
+                hint = (
+                    f"make {datasets[0]}.__getitem__ return rows of tensors its __init__ "
+                    "holds (return self.X[idx], self.y[idx]), or draw the batches from "
+                    "DataLoader(TensorDataset(X_t, y_t))"
+                )
             raise InputError(
                 path,
-                f"the model {model.name} is fitted on {text}, a name only a notebook "
-                "function binds, so the package cannot tell which of the notebook's data "
-                "it takes",
+                f"{named} is fitted on {text}, a name only a notebook function binds, so the "
+                "package cannot tell which of the notebook's data it takes",
                 cell=model.defined_in,
-                hint="build what it is fitted on in a cell (loader = DataLoader("
-                "TensorDataset(X_t, y_t))) and hand it to the function",
+                hint=hint,
             )
     raise without_input(path, model)
+
+
+def _dataset_classes(facts: NotebookFacts) -> list[str]:
+    """The notebook's own torch Dataset classes, in order."""
+    return [
+        statement.name
+        for cell in facts.cells
+        for statement in cell.statements
+        if isinstance(statement, ast.ClassDef)
+        and any(
+            facts.aliases.resolve(dotted_name(base) or "").startswith("torch.utils.data")
+            for base in statement.bases
+        )
+    ]
 
 
 def _function_locals(facts: NotebookFacts) -> set[str]:
