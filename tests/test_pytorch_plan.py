@@ -908,3 +908,53 @@ def test_a_dataset_class_whose_rows_nb2prod_cannot_follow_is_refused_with_advice
         "make IrisRows.__getitem__ return rows of tensors its __init__ holds (return "
         "self.X[idx], self.y[idx]), or draw the batches from DataLoader(TensorDataset(X_t, y_t))"
     )
+
+
+def test_a_prediction_a_metric_reads_through_another_name_is_served(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`rmse` reads `error = predicted - y_test_t`, which reads `predicted =
+    model(X_test_t).squeeze(-1)`: the service answers with `predicted` (it said no value the
+    notebook measures is made from the output alone, and answered as the module does)."""
+    cells = [
+        IMPORTS + "\nfrom sklearn.datasets import load_diabetes",
+        "torch.manual_seed(0)\n"
+        "X, y = load_diabetes(return_X_y=True)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+        "X_train_t = torch.tensor(X_train, dtype=torch.float32)\n"
+        "X_test_t = torch.tensor(X_test, dtype=torch.float32)\n"
+        "y_train_t = torch.tensor(y_train, dtype=torch.float32)\n"
+        "y_test_t = torch.tensor(y_test, dtype=torch.float32)",
+        "model = nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 1))\n"
+        "optimizer = torch.optim.Adam(model.parameters(), lr=0.05)\n"
+        "for epoch in range(50):\n"
+        "    optimizer.zero_grad()\n"
+        "    loss = ((model(X_train_t).squeeze(-1) - y_train_t) ** 2).mean()\n"
+        "    loss.backward()\n"
+        "    optimizer.step()",
+        "with torch.no_grad():\n"
+        "    predicted = model(X_test_t).squeeze(-1)\n"
+        "error = predicted - y_test_t\n"
+        "rmse = torch.sqrt((error ** 2).mean()).item()",
+    ]
+    plan = build_plan(write_notebook(cells))
+    assert "rmse" in {metric.name for metric in plan.metrics}
+    assert plan.model.served_output == "model(inputs).squeeze(-1)"
+
+
+def test_the_value_a_metric_reads_is_served_before_what_it_was_made_from(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`proba = torch.sigmoid(model(X))`, `predicted = (proba > 0.5).int()`, then accuracy
+    on `predicted`: the service answers with the classes the accuracy counts, not with the
+    probabilities they were made from."""
+    cells = [*TUMOR_NET]
+    cells[4] = (
+        "model.eval()\n"
+        "with torch.no_grad():\n"
+        "    proba = torch.sigmoid(model(X_test_t))\n"
+        "predicted = (proba > 0.5).int()\n"
+        "print('accuracy', accuracy_score(y_test, predicted))"
+    )
+    plan = build_plan(write_notebook(cells))
+    assert plan.model.served_output == "(torch.sigmoid(model(inputs)) > 0.5).int()"

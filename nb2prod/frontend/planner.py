@@ -41,7 +41,7 @@ from nb2prod.frontend.model import (
     refuse_a_model_without_input,
     trees_predicted_with,
 )
-from nb2prod.frontend.pysyntax import construct, names_in
+from nb2prod.frontend.pysyntax import construct, names_in, target_names
 from nb2prod.frontend.reader import Notebook, read_notebook
 from nb2prod.frontend.requirements import resolve_requirements
 from nb2prod.frontend.roles import RoleDecision, assign_roles, is_literal
@@ -309,8 +309,12 @@ def _with_served_output(
     held_out = [m for m in measurement.metrics if m.held_out]
     primary = _primary_metric(facts, model, held_out, measurement.measures)
     output = None
-    for metrics in ([primary] if primary else [], measurement.metrics):
-        measured = _read_by_metrics(facts, metrics)
+    for metrics, through in [
+        (metrics, through)
+        for metrics in ([primary] if primary else [], measurement.metrics)
+        for through in (False, True)  # what a metric reads, then what that was made from
+    ]:
+        measured = _read_by_metrics(facts, metrics, through=through)
         output = output or module_output(
             facts,
             predicting,
@@ -353,11 +357,14 @@ def _with_served_output(
     )
 
 
-def _read_by_metrics(facts: NotebookFacts, metrics: Iterable[Metric]) -> set[str]:
-    """The names the statements computing `metrics` read or bind: the innermost statement on
-    the metric's line, not the whole training loop it may sit in (whose `out = model(X)`
-    the metric does not read)."""
-    return {
+def _read_by_metrics(
+    facts: NotebookFacts, metrics: Iterable[Metric], *, through: bool = False
+) -> set[str]:
+    """The names the statements computing `metrics` read or bind (the innermost statement on
+    the metric's line, not the whole training loop it may sit in, whose `out = model(X)` the
+    metric does not read); `through`: the names those were computed from too (`rmse` reads
+    `error = predicted - y_test`, which reads `predicted`)."""
+    read = {
         node.id
         for metric in metrics
         for statement in facts.cell(metric.cell).kept_statements
@@ -365,6 +372,25 @@ def _read_by_metrics(facts: NotebookFacts, metrics: Iterable[Metric]) -> set[str
         for node in ast.walk(_innermost(statement, metric.line))
         if isinstance(node, ast.Name)
     }
+    if not through:
+        return read
+    assignments = [
+        (targets, names_in(node.value))
+        for cell in facts.cells
+        for statement in cell.kept_statements
+        if not isinstance(statement, ast.For | ast.While)  # a training loop's own values
+        for node in ast.walk(statement)
+        if isinstance(node, ast.Assign)
+        for targets in [{n for t in node.targets for n in target_names(t)}]
+    ]
+    grown = True
+    while grown:
+        grown = False
+        for targets, values in assignments:
+            if targets & read and not values <= read:
+                read |= values
+                grown = True
+    return read
 
 
 def _innermost(statement: ast.stmt, line: int) -> ast.stmt:
