@@ -27,7 +27,8 @@ def with_definitions_hoisted(plan: Plan, import_names: set[str]) -> Plan:
     step it came from."""
     helpers, _ = split_helpers(plan.steps, import_names)
     allowed = import_names | set(dir(builtins)) | _defined_by_helpers(helpers)
-    defined_once = _defined_once(plan.steps)
+    # a parameter is set by the run, so a definition reading one stays beside it
+    defined_once = _defined_once(plan.steps) - {p.name for p in plan.parameters}
     moved_names: set[str] = set()
     steps: list[Step] = []
     for step in plan.steps:
@@ -105,16 +106,26 @@ def _split(
     lines = block.source.split("\n")
     cuts: list[tuple[int, int]] = []  # 0-based [start, end) line ranges of hoisted statements
     known = set(allowed)
+    # `rooms_ix, households_ix = 3, 6` before a class that reads them: constants it can take
+    constants: dict[str, ast.Assign] = {}
     for statement in tree.body:
+        bound = _constant_names(statement)
+        if bound and bound <= defined_once:
+            constants |= dict.fromkeys(bound, statement)  # type: ignore[arg-type]
         if not isinstance(statement, _DEFINITIONS) or statement.name not in defined_once:
             continue
         names = scan_names([statement])
         free = {use.name for use in names.uses if not use.optional} - set(names.defines)
-        if not free <= known | {statement.name}:
+        missing = free - known - {statement.name}
+        if not missing <= constants.keys():
             continue
+        for needed in dict.fromkeys(constants[name] for name in sorted(missing)):
+            cuts.append((needed.lineno - 1, needed.end_lineno or needed.lineno))
+            known |= _constant_names(needed)
         start = min([statement.lineno, *(d.lineno for d in statement.decorator_list)]) - 1
         cuts.append((start, statement.end_lineno or statement.lineno))
         known.add(statement.name)
+    cuts = sorted(set(cuts))
     if not cuts:
         return [], [block]
     moved, kept, position = [], [], 0
@@ -124,6 +135,21 @@ def _split(
         position = end
     kept.append(_part(block, lines, position, len(lines)))
     return [b for b in moved if b is not None], [b for b in kept if b is not None]
+
+
+def _constant_names(statement: ast.stmt) -> set[str]:
+    """The names `NAME = 3` or `a, b = 3, 4` binds to literals; empty for anything else."""
+    if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1):
+        return set()
+    target = statement.targets[0]
+    targets = target.elts if isinstance(target, ast.Tuple) else [target]
+    if not all(isinstance(t, ast.Name) for t in targets):
+        return set()
+    try:
+        ast.literal_eval(statement.value)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return set()
+    return {t.id for t in targets if isinstance(t, ast.Name)}
 
 
 def _part(block: Block, lines: list[str], start: int, end: int) -> Block | None:

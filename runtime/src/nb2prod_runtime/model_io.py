@@ -191,6 +191,16 @@ def _log_estimator(
             f"{_first_line(error)})",
         )
         return mlflow.sklearn.log_model(model, serialization_format="cloudpickle", **common)
+    try:  # this process made it: loading it back here trusts nothing it did not run
+        skops_io = import_skops_io()
+        skops_io.loads(saved, trusted=skops_io.get_untrusted_types(data=saved))
+    except Exception as error:  # a class defined inside a step (it reads the step's values)
+        mlflow.set_tag(
+            "model_format",
+            f"cloudpickle: skops cannot load the model back by name, as a class defined inside "
+            f"a pipeline step ({type(error).__name__}: {_first_line(error)})",
+        )
+        return mlflow.sklearn.log_model(model, serialization_format="cloudpickle", **common)
     trusted = skops_trusted_types(model, package.trusted_modules, trusted_types, saved)
     return mlflow.sklearn.log_model(
         model, serialization_format="skops", skops_trusted_types=trusted or None, **common
