@@ -585,3 +585,26 @@ def test_a_score_read_from_cross_validate_is_a_cross_validated_metric(
     assert (metric.name, metric.validation, metric.folds) == ("score", "cross-validation", 4)
     assert metric.greater_is_better
     assert plan.honesty.primary_metric == "score"
+
+
+def test_a_dict_of_scores_a_notebook_function_fills_is_no_metric(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`out = {}`, `out[name] = mean_squared_log_error(...)` in a loop, `return out`: a dict of
+    scores is not one number. It was the claim's metric, which training could not log ("not
+    a number") and verify called a mismatch with no known cause."""
+    helper = (
+        "def evaluate(model, X, y):\n"
+        "    out = {}\n"
+        "    for name, rows in [('all', slice(None)), ('head', slice(0, 20))]:\n"
+        "        out[name] = mean_squared_log_error(y[rows], model.predict(X[rows]))\n"
+        "    return out"
+    )
+    fit = (
+        "model = RandomForestRegressor(n_estimators=10, random_state=0).fit(X_train, y_train)\n"
+        "scores = evaluate(model, X_valid, y_valid)\n"
+        "msle = mean_squared_log_error(y_valid, model.predict(X_valid))"
+    )
+    plan = build_plan(write_notebook([DIABETES[0], DIABETES[1], helper, fit]))
+    assert {metric.name for metric in plan.metrics} == {"msle"}
+    assert plan.honesty.primary_metric == "msle"

@@ -958,3 +958,38 @@ def test_the_value_a_metric_reads_is_served_before_what_it_was_made_from(
     )
     plan = build_plan(write_notebook(cells))
     assert plan.model.served_output == "(torch.sigmoid(model(inputs)) > 0.5).int()"
+
+
+def test_a_network_called_on_several_tensors_is_refused_at_plan(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`net(x_num, x_cat)` (numbers beside an embedding's ids): a request is one table's
+    records, one tensor. Convert passed it, and train failed on `forward() missing 1
+    required positional argument`."""
+    cells = [*IRIS_BATCHES]
+    cells[2] = (
+        "class TwoInputs(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.linear = nn.Linear(4, 3)\n"
+        "\n"
+        "    def forward(self, x, scale):\n"
+        "        return self.linear(x) * scale\n"
+        "\n\n"
+        "net = TwoInputs()\n"
+        "opt = torch.optim.SGD(net.parameters(), lr=0.1)\n"
+        "for epoch in range(5):\n"
+        "    for xb, yb in loader:\n"
+        "        opt.zero_grad()\n"
+        "        nn.functional.cross_entropy(net(xb, torch.ones(1)), yb).backward()\n"
+        "        opt.step()"
+    )
+    cells[3] = cells[3].replace("net(torch.tensor(X_test, dtype=torch.float32))", "net(X_t, 1.0)")
+    cells[3] = "X_t = torch.tensor(X_test, dtype=torch.float32)\n" + cells[3]
+    with pytest.raises(UnservableModel) as refused:
+        build_plan(write_notebook(cells))
+    assert (refused.value.cell, refused.value.line) == (3, 15)
+    assert refused.value.message == (
+        "net is called on several tensors (net(xb, torch.ones(1))), and the service "
+        "answers records of one table, one tensor"
+    )

@@ -209,7 +209,7 @@ def gather_facts(notebook: Notebook) -> NotebookFacts:
         constructor_calls,
         tracker.figure_names,
         returning_no_number,
-        _functions_returning_a_metric(parsed, aliases),
+        _functions_returning_a_metric(parsed, aliases) - returning_no_number,
     )
 
 
@@ -230,11 +230,36 @@ def _functions_returning_no_number(
                 continue
             values = [n.value for n in ast.walk(statement) if isinstance(n, ast.Return)]
             text = [v for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
-            containers = [v for v in values if isinstance(v, _NOT_NUMBERS) or _per_row(v)]
+            # `out = {}`, then `out[name] = mean_absolute_error(...)`, then `return out`
+            built = _containers_bound_in(statement)
+            containers = [
+                v
+                for v in values
+                if isinstance(v, _NOT_NUMBERS)
+                or _per_row(v)
+                or (isinstance(v, ast.Name) and v.id in built)
+            ]
             nothing = [v for v in values if v is None or _is_none(v)]
             if len(text) + len(containers) + len(nothing) == len(values):
                 names.add(statement.name)
     return names
+
+
+def _containers_bound_in(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """Names the function binds only to containers (`out = {}`, `rows = list()`)."""
+    bound: dict[str, bool] = {}
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    value = node.value
+                    container = isinstance(value, _NOT_NUMBERS) or (
+                        isinstance(value, ast.Call)
+                        and isinstance(value.func, ast.Name)
+                        and value.func.id in ("dict", "list", "set", "tuple")
+                    )
+                    bound[target.id] = bound.get(target.id, True) and container
+    return {name for name, container in bound.items() if container}
 
 
 def _is_none(value: ast.expr) -> bool:

@@ -25,6 +25,7 @@ from nb2prod.frontend.pysyntax import dotted_name, keyword, names_in
 from nb2prod.frontend.training_loops import (
     answers_with_distribution,
     batch_of_processes,
+    called_on_several_inputs,
     loader_tensor,
     module_class,
     module_output,
@@ -163,6 +164,19 @@ def _refuse_unservable(facts: NotebookFacts, kept: set[int], model: Model) -> No
             cell=where,
             hint="give the network one input (concatenate the arrays, or split one array "
             "inside the network), or serve it yourself",
+        )
+    several = called_on_several_inputs(facts, kept, model.name)
+    if several:
+        cell, line, call = several
+        raise UnservableModel(
+            facts.notebook.path,
+            model.name,
+            f"{model.name} is called on several tensors ({call}), and the service "
+            "answers records of one table, one tensor",
+            cell=cell,
+            line=line,
+            hint="give the network one input (concatenate the tensors, and split them inside "
+            "forward), or serve it yourself",
         )
     distribution = answers_with_distribution(facts, model.estimator)
     predicted = distribution and module_output(facts, kept, model.name, set(), distribution=True)

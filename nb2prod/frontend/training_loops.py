@@ -398,6 +398,21 @@ def module_calls(statement: ast.AST, module: str, *, predicts: bool = False) -> 
     ]
 
 
+def called_on_several_inputs(
+    facts: NotebookFacts, kept: set[int], module: str
+) -> tuple[int, int, str] | None:
+    """Where the kept code calls the module on more than one tensor (`net(x_num, x_cat)`):
+    the cell, the line and the call. A request is one table's records, one tensor."""
+    for cell in facts.cells:
+        if cell.number not in kept:
+            continue
+        for statement in cell.statements:
+            for call in module_calls(statement, module):
+                if len(call.args) > 1 and not any(isinstance(a, ast.Starred) for a in call.args):
+                    return cell.number, call.lineno, ast.unparse(call)
+    return None
+
+
 _PARAMETER_METHODS = frozenset(
     {
         "parameters",
