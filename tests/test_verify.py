@@ -335,3 +335,21 @@ def test_ctrl_c_stops_verify_and_its_kernel(write_notebook, tmp_path: Path) -> N
     assert verify.returncode == 130
     assert stderr.strip() == "nb2prod verify: interrupted"
     assert not kernels_in(tmp_path), "the kernel was left running"
+
+
+def test_a_value_that_is_a_number_on_neither_side_is_no_mismatch() -> None:
+    """A "metric" that holds no number in the notebook nor in the package (a dict of scores,
+    a plotting function's None) is said and not compared; one side missing is a mismatch."""
+    from nb2prod.verify.compare import Row, numbers_only
+
+    compared, none = numbers_only(
+        [
+            Row("scores", None, None),
+            Row("plot_loss_value", None, float("nan")),
+            Row("rmse", 2.3, 2.3),
+            Row("auc", None, 0.9),
+        ]
+    )
+    assert [row.metric for row in compared] == ["rmse", "auc"]
+    assert none == ["scores", "plot_loss_value"]
+    assert not compared[1].agrees(1e-6, 1e-9)

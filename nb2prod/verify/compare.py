@@ -32,6 +32,17 @@ def rows(plan: Plan, notebook: dict[str, float | None], package: dict[str, float
     return [Row(m.name, notebook.get(m.name), package.get(m.name)) for m in plan.metrics]
 
 
+def numbers_only(compared: list[Row]) -> tuple[list[Row], list[str]]:
+    """The rows that hold a number on at least one side, and the names of those that hold
+    none on either (a value that is not a number is no metric, so no mismatch)."""
+    kept = [row for row in compared if _holds_number(row.notebook) or _holds_number(row.package)]
+    return kept, [row.metric for row in compared if row not in kept]
+
+
+def _holds_number(value: float | None) -> bool:
+    return value is not None and not math.isnan(value)
+
+
 def causes(plan: Plan) -> list[str]:
     """What the Plan found that can make a re-run differ: each named with its cell and line."""
     found = []

@@ -14,7 +14,15 @@ from nb2prod.frontend.planner import build_plan
 from nb2prod.frontend.pysyntax import parsed_blocks
 from nb2prod.lifecycle.record import has_record, read_record
 from nb2prod.plan import DISPLAY_REASON, Plan
-from nb2prod.verify.compare import Predictions, Row, causes, compare_predictions, rows, table
+from nb2prod.verify.compare import (
+    Predictions,
+    Row,
+    causes,
+    compare_predictions,
+    numbers_only,
+    rows,
+    table,
+)
 from nb2prod.verify.kernel import DisplayCode, ModelProbe, NotebookRun, run_notebook
 from nb2prod.verify.package_run import PackageRun, PredictionFailed, Training, require_package
 from nb2prod.verify.seeds import DEFAULT_SEED, described, seeded_libraries, seeding_source
@@ -73,7 +81,7 @@ def verify(
                 {cell: [line for line, _ in lines] for cell, lines in installs.items()},
             )
             trained = training.result()
-            compared = rows(plan, ran.metrics, trained.metrics)
+            compared, no_numbers = numbers_only(rows(plan, ran.metrics, trained.metrics))
             predictions, not_compared = (
                 _predictions(training, trained, ran, rtol, atol)
                 if model is not None
@@ -126,6 +134,10 @@ def verify(
         lines.append("parity: nothing to compare (no metric, no prediction on rows)")
         lines += [f"  note: {cause}" for cause in known]
     lines += [f"  note: {note}" for note in ran.notes]
+    lines += [
+        f"  note: {name} holds no number on either side, so it is no metric and not compared"
+        for name in no_numbers
+    ]
     lines += [
         f"  note: cell {cell} line {line}: its {construct} line did not run: both sides run on "
         "the libraries installed here, and verify does not change them"
