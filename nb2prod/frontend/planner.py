@@ -378,7 +378,6 @@ def _read_by_metrics(
         (targets, names_in(node.value))
         for cell in facts.cells
         for statement in cell.kept_statements
-        if not isinstance(statement, ast.For | ast.While)  # a training loop's own values
         for node in ast.walk(statement)
         if isinstance(node, ast.Assign)
         for targets in [{n for t in node.targets for n in target_names(t)}]
