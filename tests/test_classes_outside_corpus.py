@@ -74,50 +74,42 @@ TORCH_IRIS_MEASURED = (
     "predicted = net(to_tensor(X_test)).argmax(dim=1)\naccuracy = accuracy_score(y_test, predicted)"
 )
 
+RATIO_ADDER = [
+    "import numpy as np\n"
+    "from sklearn.base import BaseEstimator, TransformerMixin\n"
+    "from sklearn.datasets import load_iris\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.model_selection import train_test_split\n"
+    "from sklearn.pipeline import make_pipeline",
+    "petal_ix, sepal_ix = 2, 0\n"
+    "class RatioAdder(BaseEstimator, TransformerMixin):\n"
+    "    def fit(self, X, y=None):\n"
+    "        return self\n"
+    "\n"
+    "    def transform(self, X):\n"
+    "        return np.c_[X, X[:, petal_ix] / X[:, sepal_ix]]\n"
+    "X, y = load_iris(return_X_y=True)\n"
+    "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
+    "model = make_pipeline(RatioAdder(), LogisticRegression(max_iter=1000))\n"
+    "model.fit(X_train, y_train)\n"
+    "accuracy = model.score(X_test, y_test)",
+]
+
 NOTEBOOKS = {
     # a transformer reading column indexes its cell sets (Hands-On ML's housing notebook):
     # left local to the step, the fitted pipeline could not be saved (train failed)
+    "a_transformer_reading_constants_of_its_cell": RATIO_ADDER,
     # the same transformer reading values its cell computes stays inside the step: the
     # model is logged as a cloudpickle, which names the class (skops cannot load it by name)
     "a_transformer_reading_values_of_its_step": [
-        "import numpy as np\n"
-        "from sklearn.base import BaseEstimator, TransformerMixin\n"
-        "from sklearn.datasets import load_iris\n"
-        "from sklearn.linear_model import LogisticRegression\n"
-        "from sklearn.model_selection import train_test_split\n"
-        "from sklearn.pipeline import make_pipeline",
-        "X, y = load_iris(return_X_y=True)\n"
-        "petal_ix, sepal_ix = int(np.argmax(X.std(axis=0))), 0\n"
-        "class RatioAdder(BaseEstimator, TransformerMixin):\n"
-        "    def fit(self, X, y=None):\n"
-        "        return self\n"
-        "\n"
-        "    def transform(self, X):\n"
-        "        return np.c_[X, X[:, petal_ix] / X[:, sepal_ix]]\n"
-        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
-        "model = make_pipeline(RatioAdder(), LogisticRegression(max_iter=1000))\n"
-        "model.fit(X_train, y_train)\n"
-        "accuracy = model.score(X_test, y_test)",
-    ],
-    "a_transformer_reading_constants_of_its_cell": [
-        "import numpy as np\n"
-        "from sklearn.base import BaseEstimator, TransformerMixin\n"
-        "from sklearn.datasets import load_iris\n"
-        "from sklearn.linear_model import LogisticRegression\n"
-        "from sklearn.model_selection import train_test_split\n"
-        "from sklearn.pipeline import make_pipeline",
-        "petal_ix, sepal_ix = 2, 0\n"
-        "class RatioAdder(BaseEstimator, TransformerMixin):\n"
-        "    def fit(self, X, y=None):\n"
-        "        return self\n"
-        "\n"
-        "    def transform(self, X):\n"
-        "        return np.c_[X, X[:, petal_ix] / X[:, sepal_ix]]\n"
-        "X, y = load_iris(return_X_y=True)\n"
-        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
-        "model = make_pipeline(RatioAdder(), LogisticRegression(max_iter=1000))\n"
-        "model.fit(X_train, y_train)\n"
-        "accuracy = model.score(X_test, y_test)",
+        RATIO_ADDER[0],
+        RATIO_ADDER[1]
+        .replace(
+            "petal_ix, sepal_ix = 2, 0\n",
+            "X, y = load_iris(return_X_y=True)\n"
+            "petal_ix, sepal_ix = int(np.argmax(X.std(axis=0))), 0\n",
+        )
+        .replace("X, y = load_iris(return_X_y=True)\nX_train", "X_train"),
     ],
     # the notebook's own evaluate(...), the name of a pipeline step, called by the step
     "a_notebook_function_named_as_a_pipeline_step": [

@@ -28,6 +28,7 @@ from nb2prod.errors import InputError
 from nb2prod.frontend.model import is_time_series_model, without_input
 from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import fresh_name, lines_inside_strings, root_name, target_names
+from nb2prod.frontend.training_loops import batch_rows
 from nb2prod.frontend.vocabulary import enables
 from nb2prod.plan import Parameter, Plan, Step
 
@@ -725,7 +726,7 @@ def _run_body(
         rows = fresh_name("input_rows", taken)
         lines.append(
             "# every process of the batch answers at each row: the inputs as rows of features\n"
-            f"{rows} = {model_input}.reshape(-1, {model_input}.shape[-1])"
+            f"{rows} = {batch_rows(model_input)}"
         )
         model_input = rows
     fit_data = _fit_data_expression(plan, at_fit[1] if at_fit else set(), modules)

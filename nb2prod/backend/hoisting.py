@@ -107,11 +107,11 @@ def _split(
     cuts: list[tuple[int, int]] = []  # 0-based [start, end) line ranges of hoisted statements
     known = set(allowed)
     # `rooms_ix, households_ix = 3, 6` before a class that reads them: constants it can take
-    constants: dict[str, ast.Assign] = {}
+    constants: dict[str, ast.stmt] = {}
     for statement in tree.body:
         bound = _constant_names(statement)
         if bound and bound <= defined_once:
-            constants |= dict.fromkeys(bound, statement)  # type: ignore[arg-type]
+            constants |= dict.fromkeys(bound, statement)
         if not isinstance(statement, _DEFINITIONS) or statement.name not in defined_once:
             continue
         names = scan_names([statement])

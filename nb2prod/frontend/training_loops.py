@@ -588,13 +588,7 @@ def _dataset_of(facts: NotebookFacts, iterable: ast.expr) -> list[ast.expr] | No
     sliced = _tensor_slices(facts, iterable)
     if sliced is not None:
         return sliced
-    loader = _built(facts, iterable)
-    if loader is not None and _resolved(facts, loader) not in _DATA_LOADERS:
-        loader = _function_result(facts, loader)  # `make_loader(X_train, y_train)`
-    if loader is None or _resolved(facts, loader) not in _DATA_LOADERS:
-        return None
-    given = loader.args[0] if loader.args else keyword(loader, "dataset")
-    dataset = _built(facts, given) if given is not None else None
+    dataset = _dataset_call(facts, iterable)
     if dataset is None:
         return None
     if _resolved(facts, dataset) in _DATASETS:
@@ -603,14 +597,22 @@ def _dataset_of(facts: NotebookFacts, iterable: ast.expr) -> list[ast.expr] | No
     return rows if isinstance(rows, list) else None
 
 
-def _dataset_fields(facts: NotebookFacts, iterable: ast.expr) -> dict[str, ast.expr] | None:
-    """The tensors behind each field of a batch drawn from a notebook Dataset whose rows are
-    dicts (`return {"features": self.X[i], "target": self.y[i]}`)."""
+def _dataset_call(facts: NotebookFacts, iterable: ast.expr) -> ast.Call | None:
+    """`TensorDataset(X_t, y_t)` or `DS(X, y)` in the DataLoader a loop draws from (built in
+    a cell or returned by a notebook function: `make_loader(X_train, y_train)`)."""
     loader = _built(facts, _passed_through(facts, iterable))
+    if loader is not None and _resolved(facts, loader) not in _DATA_LOADERS:
+        loader = _function_result(facts, loader)
     if loader is None or _resolved(facts, loader) not in _DATA_LOADERS:
         return None
     given = loader.args[0] if loader.args else keyword(loader, "dataset")
-    dataset = _built(facts, given) if given is not None else None
+    return _built(facts, given) if given is not None else None
+
+
+def _dataset_fields(facts: NotebookFacts, iterable: ast.expr) -> dict[str, ast.expr] | None:
+    """The tensors behind each field of a batch drawn from a notebook Dataset whose rows are
+    dicts (`return {"features": self.X[i], "target": self.y[i]}`)."""
+    dataset = _dataset_call(facts, iterable)
     rows = _rows_of_dataset_class(facts, dataset) if dataset is not None else None
     return rows if isinstance(rows, dict) else None
 
@@ -644,16 +646,8 @@ def _rows_of_dataset_class(
     `self.X = torch.tensor(X)` set in `__init__`: the tensors a batch is drawn from, as the
     call's arguments make them. Anything else a row is made by (a reshape, a file read) is
     not followed."""
-    if not isinstance(dataset.func, ast.Name):
-        return None
-    definition = next(
-        (
-            statement
-            for cell in facts.cells
-            for statement in cell.statements
-            if isinstance(statement, ast.ClassDef) and statement.name == dataset.func.id
-        ),
-        None,
+    definition = (
+        _class_named(facts, dataset.func.id) if isinstance(dataset.func, ast.Name) else None
     )
     if definition is None:
         return None
@@ -1152,11 +1146,33 @@ def answers_with_distribution(facts: NotebookFacts, qualified: str) -> str | Non
     or built on one of GPyTorch's models), which no tensor-serving flavour can answer with."""
     if qualified.startswith("gpytorch."):
         return "it is one of GPyTorch's models or likelihoods"
-    for cell in facts.cells:
-        for statement in cell.statements:
-            if isinstance(statement, ast.ClassDef) and statement.name == qualified:
-                return _distribution_of_class(facts, statement)
-    return None
+    definition = _class_named(facts, qualified)
+    return _distribution_of_class(facts, definition) if definition is not None else None
+
+
+def _class_named(facts: NotebookFacts, name: str) -> ast.ClassDef | None:
+    """The notebook's first definition of class `name`."""
+    return next(
+        (
+            statement
+            for cell in facts.cells
+            for statement in cell.statements
+            if isinstance(statement, ast.ClassDef) and statement.name == name
+        ),
+        None,
+    )
+
+
+def batch_rows(expression: str) -> str:
+    """A batch of processes' inputs (`train_x` of (processes, rows, features), or one
+    (rows, features) shared) as rows of their features: each process answers at every row."""
+    node = ast.parse(expression, mode="eval").body
+    held = (
+        expression
+        if isinstance(node, ast.Name | ast.Attribute | ast.Subscript)
+        else f"({expression})"
+    )
+    return f"{held}.reshape(-1, {held}.shape[-1])"
 
 
 def batch_of_processes(facts: NotebookFacts, qualified: str) -> tuple[int, int, str] | None:

@@ -12,6 +12,7 @@ from nb2prod.frontend.magics import PACKAGE_MANAGER_REASONS
 from nb2prod.frontend.model import is_time_series_model
 from nb2prod.frontend.planner import build_plan
 from nb2prod.frontend.pysyntax import parsed_blocks
+from nb2prod.frontend.training_loops import batch_rows
 from nb2prod.lifecycle.record import has_record, read_record
 from nb2prod.plan import DISPLAY_REASON, Plan
 from nb2prod.verify.compare import (
@@ -244,9 +245,8 @@ def _predicting(plan: Plan) -> ModelProbe | str:
     made_in = next(
         (f.cell for f in plan.findings if f.code == "module-output-served" and f.line), None
     )
-    rows = model.fit_inputs[0]
-    if model.batch_of_processes:  # the rows the package serves: each process answers at each
-        rows = f"({rows}).reshape(-1, ({rows}).shape[-1])"
+    # a batch of processes: the rows the package serves, at each of which every process answers
+    rows = batch_rows(model.fit_inputs[0]) if model.batch_of_processes else model.fit_inputs[0]
     return ModelProbe(
         model.name,
         rows,

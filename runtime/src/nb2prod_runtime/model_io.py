@@ -182,8 +182,9 @@ def _log_estimator(
     """With skops, which loads no code it cannot vouch for; a model skops cannot save at all
     (a notebook transformer keeping a pandas Series as fitted state) as a cloudpickle, which
     the run's model_format tag says, with why: loading it runs that pickle."""
+    skops_io = import_skops_io()
     try:
-        saved = import_skops_io().dumps(model)
+        saved = skops_io.dumps(model)
     except Exception as error:  # skops raises what the object it cannot save raises
         mlflow.set_tag(
             "model_format",
@@ -192,7 +193,6 @@ def _log_estimator(
         )
         return mlflow.sklearn.log_model(model, serialization_format="cloudpickle", **common)
     try:  # this process made it: loading it back here trusts nothing it did not run
-        skops_io = import_skops_io()
         skops_io.loads(saved, trusted=skops_io.get_untrusted_types(data=saved))
     except Exception as error:  # a class defined inside a step (it reads the step's values)
         mlflow.set_tag(
