@@ -244,7 +244,7 @@ def parity_stage(nb: Path, pkg_dir: Path, work: Path, env: dict[str, str]) -> St
     causes verify names. (The notebook runs in its own folder in the cache, as verify does.)"""
     parity, out = run_stage(
         "parity",
-        nb2prod_cmd("verify", str(nb), str(pkg_dir), "--cell-timeout", "300"),
+        nb2prod_cmd("verify", str(nb), str(pkg_dir)),  # verify's own cell timeout, as users get
         work,
         env,
         TIMEOUTS["parity"],

@@ -214,8 +214,25 @@ def test_display_code_that_fails_here_is_passed_with_a_note(write_notebook, tmp_
     assert done.code == 0, done.stdout + done.stderr
     assert "parity: every metric and prediction agrees" in done.stdout
     assert (
-        "note: cell 5 line 4: display code the package leaves out raised ValueError: "
-        in done.stdout
+        "note: cell 5 line 4: code the package leaves out (only displays or plots) raised "
+        "ValueError: " in done.stdout
+    )
+
+
+def test_a_statistic_the_package_leaves_out_that_fails_here_is_passed_with_a_note(
+    write_notebook, tmp_path
+) -> None:
+    """A statistic nothing reads (a test a newer library no longer computes, here a singular
+    matrix) raises when the notebook runs: the package leaves it out, so verify notes the
+    error and compares what the notebook computed, as it does for a failing plot."""
+    statistic = "import numpy as np\n\nspread = np.linalg.inv(np.zeros((2, 2)))"
+    notebook, package = converted(write_notebook, tmp_path, [*REGRESSION, statistic])
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 0, done.stdout + done.stderr
+    assert "parity: every metric and prediction agrees" in done.stdout
+    assert (
+        "note: cell 5 line 3: code the package leaves out (computes spread, which nothing the "
+        "model, its metrics or its input reads) raised LinAlgError: Singular matrix" in done.stdout
     )
 
 

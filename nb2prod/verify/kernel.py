@@ -10,9 +10,10 @@ kernel
 is shut down whatever happens (nbclient's context), and a failing cell is reported with its
 number and its error's last line.
 
-Display code the package leaves out (a plot written for an older matplotlib, say) may fail
-without stopping the run: its error is a note, as long as no code the package keeps comes at or
-after the failing line in that cell (it would not have run). Any other error stops the run.
+Code the package leaves out (a plot written for an older matplotlib, a statistic a newer
+library no longer computes) may fail without stopping the run: its error is a note, as long as
+no code the package keeps comes at or after the failing line in that cell (it would not have
+run). Any other error stops the run.
 """
 
 from __future__ import annotations
@@ -193,22 +194,22 @@ class Sample:
 
 
 @dataclass(frozen=True)
-class DisplayCode:
-    """A cell's display code, which the package leaves out: an error raised there cannot
-    change what the package computes, unless code the package keeps was still to run."""
+class LeftOutCode:
+    """A cell's code the package leaves out (display code, a statistic nothing reads): an error
+    raised there cannot change what the package computes, unless code the package keeps was
+    still to run in that cell (the run went no further)."""
 
-    whole_cell: bool
-    statements: tuple[tuple[int, bool], ...]  # each statement left out: first line, display?
+    whole_cell: str | None  # why the whole cell is left out; None when some of it is kept
+    statements: tuple[tuple[int, str], ...]  # each statement left out: first line, why
     last_kept: int  # the cell's last line the package keeps; 0 for none
 
-    def covers(self, line: int | None) -> bool:
-        """Whether an error on `line` is in display code with no kept code after it."""
+    def why(self, line: int | None) -> str | None:
+        """Why the statement an error on `line` raised in is left out; None when code the
+        package keeps is at or after that line, or the line is not known."""
         if line is None or self.last_kept >= line:
-            return False
-        if self.whole_cell:
-            return True
-        started = [display for first, display in self.statements if first <= line]
-        return bool(started) and started[-1]
+            return None
+        started = [reason for first, reason in self.statements if first <= line]
+        return started[-1] if started else self.whole_cell
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,7 @@ def run_notebook(
     metrics: Iterable[tuple[str, int]],
     cell_timeout: int,
     model: ModelProbe | None = None,
-    display: Mapping[int, DisplayCode] | None = None,
+    left_out_code: Mapping[int, LeftOutCode] | None = None,
     expressions: Mapping[str, tuple[str, int]] | None = None,
     dropped: Iterable[int] = (),
     seeding: str = "",
@@ -234,10 +235,11 @@ def run_notebook(
 ) -> NotebookRun:
     """Execute `path` with a probe after each (metric name, code cell number); at the end,
     the notebook's `model` predicts on the first rows of its input (a forecaster forecasts
-    the stretch around the end of its series). An error in `display` code (by code cell
-    number) is a note; any other error stops the run. A metric the notebook's cell does not
-    bind is computed from its `expressions` (the package's name for a printed metric -> its
-    expression, and the line of its cell that prints it). Around each cell the package
+    the stretch around the end of its series). An error in code the package leaves out
+    (`left_out_code`, by code cell number) is a note; any other error stops the run. A
+    metric the notebook's cell does not bind is computed from its `expressions` (the
+    package's name for a printed metric -> its expression, and the line of its cell that
+    prints it). Around each cell the package
     leaves out (`dropped`), the global random generators' state is read: the run says which
     of them drew. `seeding` runs before the notebook's first cell. The lines in `left_out` (by
     code cell number) do not run: package managers' lines, which would change the environment
@@ -247,12 +249,12 @@ def run_notebook(
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     notebook = nbformat.read(path, as_version=4)
-    display = display or {}
+    left_out_code = left_out_code or {}
     probed, origin = _with_probes(
         notebook,
         list(metrics),
         model,
-        set(display),
+        set(left_out_code),
         dict(expressions or {}),
         set(dropped),
         seeding,
@@ -299,7 +301,7 @@ def run_notebook(
             hint="install ipykernel into it (pip install 'nb2prod[verify]')",
         ) from None
     seconds = time.perf_counter() - started
-    notes = _errors_passed(path, probed, origin, display)
+    notes = _errors_passed(path, probed, origin, left_out_code)
     found = _read_probe(probed)
     sample = found.get("sample", {})
     if "stretch" in sample:
@@ -316,10 +318,11 @@ def _errors_passed(
     path: Path,
     notebook: nbformat.NotebookNode,
     origin: dict[int, int],
-    display: Mapping[int, DisplayCode],
+    left_out_code: Mapping[int, LeftOutCode],
 ) -> list[str]:
-    """The errors in display code the run went past, as notes; an InputError for the first
-    error anywhere else (cells with display code run on past an error, the others stop)."""
+    """The errors in code the package leaves out that the run went past, as notes; an
+    InputError for the first error anywhere else (cells with code the package leaves out run
+    on past an error, the others stop)."""
     notes = []
     for index, cell in enumerate(notebook.cells):
         error = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
@@ -328,12 +331,13 @@ def _errors_passed(
         number = origin.get(index)
         found = _FAILING_LINE.search(_ANSI.sub("", "\n".join(error.get("traceback", []))))
         line = int(found.group(1)) + _leading_blank_lines(cell.source) if found else None
-        where = display.get(number or 0)
-        if where is None or not where.covers(line):
+        where = left_out_code.get(number or 0)
+        why = where.why(line) if where is not None else None
+        if why is None:
             raise _cell_failed(path, number, line, error.get("ename"), error.get("evalue", ""))
         last = _last_line(error.get("evalue", ""))
         notes.append(
-            f"cell {number} line {line}: display code the package leaves out raised "
+            f"cell {number} line {line}: code the package leaves out ({why}) raised "
             f"{error.get('ename')}: {last}; the run went on past it"
         )
     return notes

@@ -14,7 +14,7 @@ from nb2prod.frontend.planner import build_plan
 from nb2prod.frontend.pysyntax import parsed_blocks
 from nb2prod.frontend.training_loops import batch_rows
 from nb2prod.lifecycle.record import has_record, read_record
-from nb2prod.plan import DISPLAY_REASON, Plan
+from nb2prod.plan import Plan
 from nb2prod.verify.compare import (
     Predictions,
     Row,
@@ -24,7 +24,7 @@ from nb2prod.verify.compare import (
     rows,
     table,
 )
-from nb2prod.verify.kernel import DisplayCode, ModelProbe, NotebookRun, run_notebook
+from nb2prod.verify.kernel import LeftOutCode, ModelProbe, NotebookRun, run_notebook
 from nb2prod.verify.package_run import PackageRun, PredictionFailed, Training, require_package
 from nb2prod.verify.seeds import DEFAULT_SEED, described, seeded_libraries, seeding_source
 
@@ -75,7 +75,7 @@ def verify(
                 metrics,
                 cell_timeout,
                 model,
-                display_code(plan),
+                left_out_code(plan),
                 metric_expressions(plan),
                 dropped,
                 seeding,
@@ -215,20 +215,18 @@ def package_manager_lines(plan: Plan) -> dict[int, list[tuple[int, str]]]:
     return found
 
 
-def display_code(plan: Plan) -> dict[int, DisplayCode]:
-    """The display code of each cell that has some, from the Plan's decisions."""
+def left_out_code(plan: Plan) -> dict[int, LeftOutCode]:
+    """The code the package leaves out, by cell, with why (the Plan's decisions)."""
     last_kept: dict[int, int] = {}
     for step in plan.steps:
         for block in step.blocks:
             last_kept[block.cell] = max(last_kept.get(block.cell, 0), block.last_line)
     found = {}
     for cell in plan.cells:
-        whole = not cell.kept and cell.reason.startswith(DISPLAY_REASON)
-        statements = tuple(
-            sorted((d.line, d.reason.startswith(DISPLAY_REASON)) for d in cell.dropped)
-        )
-        if whole or any(display for _, display in statements):
-            found[cell.cell] = DisplayCode(whole, statements, last_kept.get(cell.cell, 0))
+        whole = None if cell.kept else cell.reason
+        statements = tuple(sorted((d.line, d.reason) for d in cell.dropped))
+        if whole is not None or statements:
+            found[cell.cell] = LeftOutCode(whole, statements, last_kept.get(cell.cell, 0))
     return found
 
 
