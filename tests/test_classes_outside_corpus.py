@@ -257,6 +257,19 @@ NOTEBOOKS = {
         "X_train, X_test, y_train, _ = train_test_split(x, y, random_state=0)\n"
         "other = LogisticRegression().fit(X_train, y_train)",
     ],
+    # the same, with the later example in a cell of its own that loads data: the loaded table
+    # is then kept as loaded, which moved where run() looked for the steps after the fit
+    # (train failed: "X has 5 features, but LogisticRegression is expecting 4")
+    "input_rebound_by_a_later_cell_that_loads_data": [
+        IRIS + "from sklearn.datasets import make_classification\n"
+        "from sklearn.linear_model import LogisticRegression",
+        "X, y = load_iris(return_X_y=True, as_frame=True)",
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+        "model = LogisticRegression(max_iter=500).fit(X_train, y_train)\n"
+        "print(accuracy_score(y_test, model.predict(X_test)))",
+        "X, y = make_classification(n_features=5, random_state=0)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)",
+    ],
     # a notebook class wrapping the module, fitted on a DataLoader and predicting on arrays:
     # the model's input is the tensor the loader draws from (train failed: DataLoader rows)
     "trainer_class_fitted_on_a_loader": [

@@ -141,6 +141,24 @@ def test_a_dropped_cell_that_mattered_is_a_mismatch_without_a_known_cause(
     assert "run 'nb2prod update recorded'" in done.stdout
 
 
+def test_rows_a_later_cell_binds_to_other_data_are_probed_as_the_model_saw_them(
+    write_notebook, tmp_path
+) -> None:
+    """A tutorial fits its model, then shows another idea on other data under the same names
+    (`X_train` of five columns): the model's rows are read once its fitting cell has run, not
+    once the notebook has, so the predictions are compared."""
+    second_example = (
+        "from sklearn.datasets import make_classification\n\n"
+        "X, y = make_classification(n_features=5, random_state=42)\n"
+        "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=42)\n"
+        "print(X_train.shape)"
+    )
+    notebook, package = converted(write_notebook, tmp_path, [*REGRESSION, second_example])
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 0, done.stdout + done.stderr
+    assert "predictions: the same on all 20 rows" in done.stdout
+
+
 @pytest.mark.parametrize(
     ("cell", "options", "says"),
     [

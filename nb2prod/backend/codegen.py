@@ -674,7 +674,9 @@ def _run_body(
     available: set[str] = set()
     as_loaded: dict[str, str] = {}  # a loaded name a later step reads -> its kept name
     taken = {n for f in functions for n in (*f.inputs, *f.outputs)} | modules
-    at_fit: tuple[int, set[str]] | None = None  # where the model is last fitted, what exists
+    # where the model is last fitted: the line of run() after it, the step after it, and what
+    # exists there
+    at_fit: tuple[int, int, set[str]] | None = None
     routed = False  # the model's inputs went through the feature store
     for index, function in enumerate(functions):
         arguments = [*function.inputs, *(f"{k}=params.{k}" for k in function.keywords)]
@@ -703,7 +705,7 @@ def _run_body(
                 as_loaded[name] = fresh_name(f"{name}_as_loaded", taken)
                 lines.append(f"{as_loaded[name]} = {keeper}({name})")
         if plan.model.name in function.outputs:
-            at_fit = (len(lines), set(available))
+            at_fit = (len(lines), index + 1, set(available))
     absent = sorted(n for n in needed if n not in available)
     if absent:
         raise InputError(
@@ -711,9 +713,9 @@ def _run_body(
             f"training needs {', '.join(absent)}, but no pipeline step produces it",
             hint="tag the cell that defines it with its role (e.g. 'nb2prod:train')",
         )
-    model_input = _model_input_expression(plan, at_fit[1] if at_fit else available, modules)
+    model_input = _model_input_expression(plan, at_fit[2] if at_fit else available, modules)
     if model_input is not None and at_fit is not None:
-        later = {n for f in functions[at_fit[0] :] for n in f.outputs}
+        later = {n for f in functions[at_fit[1] :] for n in f.outputs}
         read = {
             n.id for n in ast.walk(ast.parse(model_input, mode="eval")) if isinstance(n, ast.Name)
         }
@@ -729,7 +731,7 @@ def _run_body(
             f"{rows} = {batch_rows(model_input)}"
         )
         model_input = rows
-    fit_data = _fit_data_expression(plan, at_fit[1] if at_fit else set(), modules)
+    fit_data = _fit_data_expression(plan, at_fit[2] if at_fit else set(), modules)
     if fit_data is not None and at_fit is not None:
         lines.insert(at_fit[0], f"data_at_fit = {fit_data}")
         fit_data = "data_at_fit"

@@ -95,6 +95,24 @@ def _nb2prod_sample(model, rows, count, answer=None):
         return {"error": f"{type(error).__name__}: {error}"}
 
 
+def _nb2prod_head(rows, count):
+    # The first rows as they are once the model is fitted on them: a later cell may bind the
+    # name to other data (a second example in the same notebook) or change it in place.
+    import copy
+
+    try:
+        rows = rows()
+        if hasattr(rows, "iloc"):
+            return rows.iloc[:count].copy()
+        if isinstance(rows, dict):  # a formula's data given as columns
+            return copy.deepcopy(rows)
+        if hasattr(rows, "clone"):  # a torch tensor
+            return rows[:count].clone()
+        return copy.deepcopy(rows[:count])
+    except Exception:
+        return None
+
+
 def _nb2prod_module_sample(module, rows, count, answer):
     # A PyTorch module answers for float rows as the package serves it: no gradients, and
     # what the notebook makes of its output when the package serves that (`answer`).
@@ -157,6 +175,7 @@ def _nb2prod_stream(cell):
 
 
 _nb2prod_seen = {}
+_nb2prod_rows = None
 _nb2prod_streams = {}
 _nb2prod_answer_reads = {}
 """
@@ -178,6 +197,9 @@ class ModelProbe:
     # the model as the package serves it, as an expression of the notebook's (a booster cut
     # to the trees the notebook predicts with); None: the model by its name
     served: str | None = None
+    # the code cell that fits the model: its rows are read once that cell has run, as the
+    # model saw them; None: once the notebook has run
+    fitted_in: int | None = None
 
 
 @dataclass(frozen=True)
@@ -393,6 +415,10 @@ def _with_probes(
         if model is not None and model.answer_reads and number == model.answer_cell:
             held = ", ".join(f"{name!r}: {name}" for name in model.answer_reads)
             cells.append(probe(f"_nb2prod_answer_reads = {{{held}}}"))
+        if model is not None and model.rows is not None and number == model.fitted_in:
+            cells.append(
+                probe(f"_nb2prod_rows = _nb2prod_head(lambda: {model.rows}, {SAMPLE_ROWS})")
+            )
         if names:
             cells.append(probe(f"_nb2prod_capture(*{names!r})"))
         if computed:
@@ -402,8 +428,9 @@ def _with_probes(
         sample = f"_nb2prod_forecast(lambda: {model.name}, {SAMPLE_ROWS})"
     elif model is not None:
         answer = _answer(model)
+        rows = f"_nb2prod_rows if _nb2prod_rows is not None else ({model.rows})"
         sample = (
-            f"_nb2prod_sample(lambda: {model.served or model.name}, lambda: {model.rows}, "
+            f"_nb2prod_sample(lambda: {model.served or model.name}, lambda: {rows}, "
             f"{SAMPLE_ROWS}, {answer})"
         )
     cells.append(

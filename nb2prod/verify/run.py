@@ -252,6 +252,7 @@ def _predicting(plan: Plan) -> ModelProbe | str:
         model.served_with,
         made_in,
         model.served_trees,
+        model.fitted_in,
     )
 
 
