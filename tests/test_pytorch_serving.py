@@ -115,23 +115,26 @@ def test_a_module_a_function_builds_and_returns_trains_and_answers_what_it_claim
     assert claimed > 0.9
 
 
+# the tumor network written for a GPU: every device move there is
+ON_GPU = [
+    TUMOR_NET[0],
+    TUMOR_NET[1] + "\ndevice = 'cuda'\nX_train_t, y_train_t = X_train_t.to(device), "
+    "y_train_t.cuda()",
+    TUMOR_NET[2],
+    TUMOR_NET[3].replace("model = Net(X_train_t.shape[1])", "model = Net(30).cuda()"),
+    TUMOR_NET[4]
+    .replace("model(X_test_t)", "model(X_test_t.to('cuda:0'))")
+    .replace(".int().numpy()", ".int().cpu().numpy()"),
+]
+
+
 def test_a_notebook_written_for_a_gpu_trains_and_serves_on_the_cpu(
     write_notebook: Callable[..., Path], tmp_path: Path
 ) -> None:
     """Every device move of a notebook written for a GPU becomes a move to the CPU, where the
     package runs (a CPU build of torch here raises "Torch not compiled with CUDA enabled"):
     it trains, and its service answers the held-out rows as its claim says."""
-    on_gpu = [
-        TUMOR_NET[0],
-        TUMOR_NET[1] + "\ndevice = 'cuda'\nX_train_t, y_train_t = X_train_t.to(device), "
-        "y_train_t.cuda()",
-        TUMOR_NET[2],
-        TUMOR_NET[3].replace("model = Net(X_train_t.shape[1])", "model = Net(30).cuda()"),
-        TUMOR_NET[4]
-        .replace("model(X_test_t)", "model(X_test_t.to('cuda:0'))")
-        .replace(".int().numpy()", ".int().cpu().numpy()"),
-    ]
-    notebook = write_notebook(on_gpu, name="gpu_net.ipynb")
+    notebook = write_notebook(ON_GPU, name="gpu_net.ipynb")
     moved = [f for f in build_plan(notebook).findings if f.code == "device-cpu"]
     assert [(f.cell, f.line) for f in moved] == [(2, 8), (2, 9), (4, 1), (5, 3)]
     assert "y_train_t.cuda()" in moved[1].message
@@ -139,6 +142,23 @@ def test_a_notebook_written_for_a_gpu_trains_and_serves_on_the_cpu(
     claimed, answer, labels = _train_and_serve_held_out_rows(package.target, "gpu_net", tmp_path)
     hits = sum(int(p == y) for p, y in zip(answer["predictions"], labels, strict=True))
     assert hits / len(labels) == pytest.approx(claimed)
+
+
+def test_verify_runs_a_notebook_written_for_a_gpu_on_the_cpu_as_its_package_does(
+    write_notebook: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Run as written here, the notebook fails at its first `.cuda()`, and verify compared
+    nothing; its moves stay on the CPU in verify's kernel, also in a cell the package leaves
+    out (a grid moved to the GPU to be printed), and both sides agree."""
+    cells = [*ON_GPU, "grid = torch.zeros(2, 30).cuda()\nprint(model(grid))"]
+    notebook = write_notebook(cells, name="gpu_net.ipynb")
+    package = convert(notebook, tmp_path / "pkg").target
+    done = run_cli("verify", notebook, package, timeout=600)
+    assert done.code == 0, done.stdout + done.stderr[-3000:]
+    assert "devices: the notebook's moves to a GPU ran on the CPU, as the package's do" in (
+        done.stdout
+    )
+    assert "parity: every metric and prediction agrees" in done.stdout
 
 
 def _train_and_serve_held_out_rows(

@@ -8,6 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from nb2prod.frontend.devices import CPU_FINDING
 from nb2prod.frontend.magics import PACKAGE_MANAGER_REASONS
 from nb2prod.frontend.model import is_time_series_model
 from nb2prod.frontend.planner import build_plan
@@ -24,6 +25,7 @@ from nb2prod.verify.compare import (
     rows,
     table,
 )
+from nb2prod.verify.devices import cpu_source
 from nb2prod.verify.kernel import LeftOutCode, ModelProbe, NotebookRun, run_notebook
 from nb2prod.verify.package_run import PackageRun, PredictionFailed, Training, require_package
 from nb2prod.verify.seeds import DEFAULT_SEED, described, seeded_libraries, seeding_source
@@ -78,7 +80,7 @@ def verify(
                 left_out_code(plan),
                 metric_expressions(plan),
                 dropped,
-                seeding,
+                seeding + cpu_source(plan),
                 {cell: [line for line, _ in lines] for cell, lines in installs.items()},
             )
             trained = training.result()
@@ -101,6 +103,7 @@ def verify(
         f"verify {notebook.name} against {package_dir.name}/ "
         f"(notebook {ran.seconds:.1f} s, package training {trained.seconds:.1f} s)",
         f"seed: {described(seed, libraries)}",
+        *_devices_line(plan),
         "",
     ]
     if compared:
@@ -201,6 +204,13 @@ def _dropped_draws(plan: Plan, ran: NotebookRun) -> list[str]:
         for cell, generators in sorted(ran.drew.items())
         if cell not in named and cell < last_kept
     ]
+
+
+def _devices_line(plan: Plan) -> list[str]:
+    """What the report says when the notebook was written for a GPU."""
+    if not any(f.code == CPU_FINDING for f in plan.findings):
+        return []
+    return ["devices: the notebook's moves to a GPU ran on the CPU, as the package's do"]
 
 
 def package_manager_lines(plan: Plan) -> dict[int, list[tuple[int, str]]]:
