@@ -353,16 +353,17 @@ SEEDED_DRAWS = [
     "import numpy as np\nfrom sklearn.linear_model import LinearRegression",
     "np.random.seed(0)",
     "def noisy(n):\n    return np.random.normal(size=n)",
-    "demo = noisy(5)\nprint(demo)",
+    "print(noisy(5))",
     "X = np.random.rand(50, 2)\ny = X @ [1.0, 2.0] + noisy(50)",
     "model = LinearRegression().fit(X, y)",
 ]
 
 
 def test_a_dropped_draw_from_the_seeded_stream_is_named(write_notebook) -> None:
-    """A cell the package drops draws from numpy's seeded generator (through the notebook's
-    own function) before the training data is drawn from it: the package's data are other
-    numbers than the notebook's. Seeding again before the kept draws puts them back."""
+    """A cell the package drops (it only shows a draw) draws from numpy's seeded generator
+    (through the notebook's own function) before the training data is drawn from it: the
+    package's data are other numbers than the notebook's. Seeding again before the kept draws
+    puts them back."""
     result = plan(write_notebook, SEEDED_DRAWS)
     assert not next(c for c in result.cells if c.cell == 4).kept
     found = [
@@ -380,6 +381,18 @@ def test_a_dropped_draw_from_the_seeded_stream_is_named(write_notebook) -> None:
     cells = [*SEEDED_DRAWS]
     cells[4] = "np.random.seed(1)\n" + cells[4]
     assert "dropped-random-draw" not in [c for c, _ in codes(plan(write_notebook, cells))]
+
+
+def test_a_draw_nothing_reads_before_a_kept_draw_is_kept(write_notebook) -> None:
+    """A draw bound to a name only shown (`demo = noisy(5)`) in a cell the package keeps: the
+    seeded generator is state the training data's draw reads, so the draw is kept, its print
+    is not, and the package's data are the notebook's (nothing to name)."""
+    cells = [*SEEDED_DRAWS]
+    cells[3] = "demo = noisy(5)\nprint(demo)"
+    result = plan(write_notebook, cells)
+    demo = next(c for c in result.cells if c.cell == 4)
+    assert demo.kept and [d.line for d in demo.dropped] == [2]
+    assert "dropped-random-draw" not in [c for c, _ in codes(result)]
 
 
 def test_seeded_randomness_is_quiet(write_notebook) -> None:

@@ -91,7 +91,7 @@ def test_a_dropped_draw_from_the_seeded_stream_is_named_as_the_cause(write_noteb
         "import numpy as np\nfrom sklearn.linear_model import LinearRegression\n"
         "from sklearn.metrics import r2_score",
         "np.random.seed(0)",
-        "demo = np.random.normal(size=5)\nprint(demo)",
+        "print(np.random.normal(size=5))",
         "X = np.random.rand(60, 2)\ny = X @ [1.0, 2.0] + np.random.normal(size=60)\n"
         "model = LinearRegression().fit(X[:40], y[:40])\n"
         "r2 = r2_score(y[40:], model.predict(X[40:]))",
@@ -102,6 +102,26 @@ def test_a_dropped_draw_from_the_seeded_stream_is_named_as_the_cause(write_noteb
     assert done.code == 1, done.stdout + done.stderr
     assert "cause: dropped-random-draw (cell 3, line 1)" in done.stdout
     assert "(cell 5)" not in done.stdout
+
+
+def test_a_draw_nothing_reads_before_a_kept_unseeded_draw_is_kept(write_notebook, tmp_path):
+    """The notebook shuffles row numbers to show a few rows, then splits without a seed: both
+    draw from numpy's global generator. The package keeps the shuffle (and what it reads), so
+    from verify's seed its split is the notebook's, and both sides agree."""
+    cells = [
+        REGRESSION[0] + "\nimport numpy as np",
+        "X, y = load_diabetes(return_X_y=True, as_frame=True)\n"
+        "order = np.arange(len(y))\n"
+        "np.random.shuffle(order)\n"
+        "print(y.iloc[order[:5]])",
+        "X_train, X_test, y_train, y_test = train_test_split(X, y)",
+        REGRESSION[3],
+    ]
+    notebook, package = converted(write_notebook, tmp_path, cells)
+    assert "np.random.shuffle(order)" in (package / "nb" / "pipeline.py").read_text()
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 0, done.stdout + done.stderr
+    assert "parity: every metric and prediction agrees" in done.stdout
 
 
 def test_the_run_sees_a_dropped_cell_draw_from_torchs_generator(write_notebook) -> None:

@@ -203,14 +203,14 @@ def dropped_draw_findings(facts: NotebookFacts, kept: set[int]) -> list[Finding]
     draws from it again: the notebook's later draws come further down the seeded stream than
     the package's, so the package's data or model differ from the notebook's (a data set
     generated only to be shown, then the training data from the same seed)."""
-    drawing = _drawing_functions(facts)
+    drawing = drawing_functions(facts)
     seeded: dict[str, int] = {}  # generator -> the cell that seeded it, in kept code
     skipped: dict[str, list[tuple[int, int, str]]] = {}  # dropped draws since: cell, line, what
     findings = []
     for cell in facts.cells:
         for index, statement in enumerate(cell.statements):
             keeps = cell.number in kept and not cell.display[index] and index not in cell.sliced
-            for generator, what, line in _draws(statement, facts, drawing):
+            for generator, what, line in global_draws(statement, facts, drawing):
                 if what == "seed":
                     if keeps:
                         seeded[generator], skipped[generator] = cell.number, []
@@ -238,7 +238,7 @@ def dropped_draw_findings(facts: NotebookFacts, kept: set[int]) -> list[Finding]
     return findings
 
 
-def _draws(statement: ast.stmt, facts: NotebookFacts, drawing: dict[str, str]):
+def global_draws(statement: ast.stmt, facts: NotebookFacts, drawing: dict[str, str]):
     """(generator, what, line) for each call the statement runs now that seeds or draws from
     a global generator; `what` is "seed" for a seeding."""
     if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -266,7 +266,7 @@ def _generator(node: ast.Call, qualified: str) -> str | None:
     return None
 
 
-def _drawing_functions(facts: NotebookFacts) -> dict[str, str]:
+def drawing_functions(facts: NotebookFacts) -> dict[str, str]:
     """The notebook's own functions that draw from a global generator when called, directly
     or through another of them: name -> generator."""
     bodies = {

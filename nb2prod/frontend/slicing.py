@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import ast
 import bisect
+import builtins
+import inspect
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ from nb2prod.frontend.computed_metrics import (
     named_values,
 )
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
+from nb2prod.frontend.findings import drawing_functions, global_draws
+from nb2prod.frontend.installed import installed_object
 from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import (
     Aliases,
@@ -136,12 +140,73 @@ def slice_notebook(
         unit = units[found]
         if found < position and not (name in unit.defines and unit.strong):
             work.append((found, name))  # it may only change the object: look further back
+    needed |= _draws_before_kept_draws(facts, units, needed, by_name)
     dropped: dict[int, dict[int, str]] = {}
     for position, unit in enumerate(units):
         if position in needed or isinstance(unit.statement, ast.Import | ast.ImportFrom):
             continue
         dropped.setdefault(unit.cell, {})[unit.index] = _reason(unit, facts.aliases)
     return dropped
+
+
+def _draws_before_kept_draws(
+    facts: NotebookFacts, units: list[_Unit], needed: set[int], by_name: dict[str, list[int]]
+) -> set[int]:
+    """Draws from a global random generator that nothing reads, before a kept draw from the
+    same generator (since the last seeding), with what they read: the global generator is
+    state the kept draw reads. Left out, they would move the kept draw along the stream (a
+    shuffle of indices for a plot, then the training split unseeded), so the package's data
+    would differ from the notebook's from the same seed. A draw whose own reads the slice
+    cannot find (a name from a cell the package leaves out) stays out, as before."""
+    drawing = drawing_functions(facts)
+    pending: dict[str, list[int]] = {}  # generator -> draws left out since its last seeding
+    added: set[int] = set()
+    for position, unit in enumerate(units):
+        for generator, what, _ in global_draws(unit.statement, facts, drawing):
+            if what == "seed":
+                pending[generator] = []
+            elif position in needed or position in added:
+                for earlier in pending.pop(generator, []):
+                    reached = _slice_from(earlier, units, by_name)
+                    if reached is not None:
+                        added |= reached
+            elif not _draws_only_when_fitted(what) and position not in pending.get(generator, []):
+                pending.setdefault(generator, []).append(position)
+    return added - needed
+
+
+def _draws_only_when_fitted(what: str) -> bool:
+    """`RandomForestClassifier(...)`: a class left with no random_state draws when fitted,
+    not when made."""
+    return inspect.isclass(installed_object(what.removesuffix("(...)")))
+
+
+def _slice_from(start: int, units: list[_Unit], by_name: dict[str, list[int]]) -> set[int] | None:
+    """The statement at `start` and every statement it depends on; None when one of them
+    reads a name no statement of the slice binds (nor Python does)."""
+    reached = {start}
+    work = _reads(start, units[start])
+    seen: set[tuple[int, str]] = set()
+    while work:
+        position, name = work.pop()
+        if (position, name) in seen:
+            continue
+        seen.add((position, name))
+        found = _reaching(by_name.get(name, []), units, position, name)
+        if found is None:
+            if name in _BUILTINS:
+                continue
+            return None
+        if found not in reached:
+            reached.add(found)
+            work += _reads(found, units[found])
+        unit = units[found]
+        if found < position and not (name in unit.defines and unit.strong):
+            work.append((found, name))
+    return reached
+
+
+_BUILTINS = frozenset(dir(builtins))
 
 
 def _reads(position: int, unit: _Unit) -> list[tuple[int, str]]:
