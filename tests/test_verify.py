@@ -182,7 +182,7 @@ def test_rows_a_later_cell_binds_to_other_data_are_probed_as_the_model_saw_them(
 @pytest.mark.parametrize(
     ("cell", "options", "says"),
     [
-        ("raise ValueError('bad input\\nfrom the data')", (), "cell 3: fails when the notebook"),
+        ("raise ValueError('bad input\\nfrom the data')", (), "cell 3, line 1: fails when the"),
         ("import time\ntime.sleep(60)", ("--cell-timeout", "5"), "cell 1: ran longer than 5 s"),
     ],
 )

@@ -37,6 +37,7 @@ MARKER = "NB2PROD_PARITY "
 ALLOWED_TO_RAISE = "raises-exception"  # nbclient runs on past an error in a cell so tagged
 _FAILING_LINE = re.compile(r"Cell In\[\d+\], line (\d+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RAISE_OR_ASSERT = re.compile(r"(raise|assert)\b")
 _SETUP = """\
 def _nb2prod_number(value):
     # a number, or the mean of an array of them: a torch or TensorFlow tensor read as numpy's
@@ -344,7 +345,8 @@ def _errors_passed(
 ) -> list[str]:
     """The errors in code the package leaves out that the run went past, as notes; an
     InputError for the first error anywhere else (cells with code the package leaves out run
-    on past an error, the others stop)."""
+    on past an error, the others stop). The notebook's own `raise` or `assert` failing says
+    the notebook must stop there, wherever it is: that stops the run too."""
     notes = []
     for index, cell in enumerate(notebook.cells):
         error = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
@@ -355,7 +357,7 @@ def _errors_passed(
         line = int(found.group(1)) + _leading_blank_lines(cell.source) if found else None
         where = left_out_code.get(number or 0)
         why = where.why(line) if where is not None else None
-        if why is None:
+        if why is None or _stops_on_purpose(cell.source, line):
             raise _cell_failed(path, number, line, error.get("ename"), error.get("evalue", ""))
         last = _last_line(error.get("evalue", ""))
         notes.append(
@@ -363,6 +365,14 @@ def _errors_passed(
             f"{error.get('ename')}: {last}; the run went on past it"
         )
     return notes
+
+
+def _stops_on_purpose(source: str, line: int | None) -> bool:
+    """Whether the cell's failing line is the notebook's own `raise` or `assert`."""
+    lines = source.split("\n")
+    if line is None or not 0 < line <= len(lines):
+        return False
+    return _RAISE_OR_ASSERT.match(lines[line - 1].lstrip()) is not None
 
 
 def _with_probes(
