@@ -125,21 +125,7 @@ def slice_notebook(
     work = [(len(units), name) for name in end_uses]
     for position in needed:
         work += _reads(position, units[position])
-    seen: set[tuple[int, str]] = set()
-    while work:
-        position, name = work.pop()
-        if (position, name) in seen:
-            continue
-        seen.add((position, name))
-        found = _reaching(by_name.get(name, []), units, position, name)
-        if found is None:
-            continue
-        if found not in needed:
-            needed.add(found)
-            work += _reads(found, units[found])
-        unit = units[found]
-        if found < position and not (name in unit.defines and unit.strong):
-            work.append((found, name))  # it may only change the object: look further back
+    _walk_back(work, units, by_name, needed)
     needed |= _draws_before_kept_draws(facts, units, needed, by_name)
     dropped: dict[int, dict[int, str]] = {}
     for position, unit in enumerate(units):
@@ -185,7 +171,16 @@ def _slice_from(start: int, units: list[_Unit], by_name: dict[str, list[int]]) -
     """The statement at `start` and every statement it depends on; None when one of them
     reads a name no statement of the slice binds (nor Python does)."""
     reached = {start}
-    work = _reads(start, units[start])
+    unbound = _walk_back(_reads(start, units[start]), units, by_name, reached)
+    return None if unbound - _BUILTINS else reached
+
+
+def _walk_back(
+    work: list[tuple[int, str]], units: list[_Unit], by_name: dict[str, list[int]], kept: set[int]
+) -> set[str]:
+    """Add to `kept` every statement the (position, name) reads in `work` reach, and what
+    those read in turn; the names no statement before binds."""
+    unbound: set[str] = set()
     seen: set[tuple[int, str]] = set()
     while work:
         position, name = work.pop()
@@ -194,16 +189,15 @@ def _slice_from(start: int, units: list[_Unit], by_name: dict[str, list[int]]) -
         seen.add((position, name))
         found = _reaching(by_name.get(name, []), units, position, name)
         if found is None:
-            if name in _BUILTINS:
-                continue
-            return None
-        if found not in reached:
-            reached.add(found)
+            unbound.add(name)
+            continue
+        if found not in kept:
+            kept.add(found)
             work += _reads(found, units[found])
         unit = units[found]
         if found < position and not (name in unit.defines and unit.strong):
-            work.append((found, name))
-    return reached
+            work.append((found, name))  # it may only change the object: look further back
+    return unbound
 
 
 _BUILTINS = frozenset(dir(builtins))
