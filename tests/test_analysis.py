@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import TRAINING_CELLS
 
-from nb2prod.frontend.planner import build_plan
+from nb2prod.frontend.planner import KEPT_DRAW_REASON, build_plan
 from nb2prod.plan import Plan
 
 
@@ -353,17 +353,17 @@ SEEDED_DRAWS = [
     "import numpy as np\nfrom sklearn.linear_model import LinearRegression",
     "np.random.seed(0)",
     "def noisy(n):\n    return np.random.normal(size=n)",
-    "print(noisy(5))",
+    "for size in (2, 3):\n    print(noisy(size))",
     "X = np.random.rand(50, 2)\ny = X @ [1.0, 2.0] + noisy(50)",
     "model = LinearRegression().fit(X, y)",
 ]
 
 
 def test_a_dropped_draw_from_the_seeded_stream_is_named(write_notebook) -> None:
-    """A cell the package drops (it only shows a draw) draws from numpy's seeded generator
-    (through the notebook's own function) before the training data is drawn from it: the
-    package's data are other numbers than the notebook's. Seeding again before the kept draws
-    puts them back."""
+    """A cell the package drops (it only shows draws, in a loop no single statement can stand
+    for) draws from numpy's seeded generator (through the notebook's own function) before the
+    training data is drawn from it: the package's data are other numbers than the notebook's.
+    Seeding again before the kept draws puts them back."""
     result = plan(write_notebook, SEEDED_DRAWS)
     assert not next(c for c in result.cells if c.cell == 4).kept
     found = [
@@ -372,7 +372,7 @@ def test_a_dropped_draw_from_the_seeded_stream_is_named(write_notebook) -> None:
     assert found == [
         (
             4,
-            1,
+            2,
             "noisy(...) draws from numpy's global generator, seeded in cell 2, and the package "
             "drops it: numpy.random.rand(...) in cell 5 then draws other numbers than in the "
             "notebook",
@@ -381,6 +381,40 @@ def test_a_dropped_draw_from_the_seeded_stream_is_named(write_notebook) -> None:
     cells = [*SEEDED_DRAWS]
     cells[4] = "np.random.seed(1)\n" + cells[4]
     assert "dropped-random-draw" not in [c for c, _ in codes(plan(write_notebook, cells))]
+
+
+@pytest.mark.parametrize(
+    ("shown", "kept"),
+    [
+        ("print(noisy(5))", "noisy(5)"),  # the notebook's own drawing function
+        ("plt.plot(np.random.normal(size=5), 'o')", "np.random.normal(size=5)"),
+        # a library method that draws from numpy's generator, as its installed source reads
+        (
+            "plt.plot(ArmaProcess([1, -0.5], [1]).generate_sample(nsample=50))",
+            "ArmaProcess([1, -0.5], [1]).generate_sample(nsample=50)",
+        ),
+        ("table.sample(3)", "table.sample(3)"),  # pandas, random_state left unset
+    ],
+)
+def test_a_draw_only_shown_before_kept_draws_is_kept_without_its_display(
+    write_notebook, shown: str, kept: str
+) -> None:
+    """A cell that only shows a draw from the seeded generator, before the training data is
+    drawn from it: the package runs the draw alone, so its data are the notebook's numbers."""
+    cells = [*SEEDED_DRAWS]
+    cells[0] += (
+        "\nimport matplotlib.pyplot as plt\nimport pandas as pd\n"
+        "from statsmodels.tsa.arima_process import ArmaProcess"
+    )
+    cells[2] += "\n\ntable = pd.DataFrame({'a': range(10)})"
+    cells[3] = shown
+    result = plan(write_notebook, cells)
+    assert "dropped-random-draw" not in [c for c, _ in codes(result)]
+    cell = next(c for c in result.cells if c.cell == 4)
+    assert cell.kept and cell.role != "explore"
+    block = next(b for step in result.steps for b in step.blocks if b.cell == 4)
+    assert block.source.split("  #")[0] == kept
+    assert [d.reason for d in cell.dropped] == [KEPT_DRAW_REASON]
 
 
 def test_a_draw_nothing_reads_before_a_kept_draw_is_kept(write_notebook) -> None:

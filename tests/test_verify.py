@@ -83,15 +83,39 @@ def test_an_unseeded_notebook_agrees_from_one_seed_and_differs_as_written(write_
     assert "cause: unseeded-random (cell 3, line 1)" in done.stdout
 
 
+SHOWN_DRAW = [
+    "import numpy as np\nfrom sklearn.linear_model import LinearRegression\n"
+    "from sklearn.metrics import r2_score",
+    "np.random.seed(0)",
+    "print(np.random.normal(size=5))",
+    "X = np.random.rand(60, 2)\ny = X @ [1.0, 2.0] + np.random.normal(size=60)\n"
+    "model = LinearRegression().fit(X[:40], y[:40])\n"
+    "r2 = r2_score(y[40:], model.predict(X[40:]))",
+]
+
+
+def test_a_draw_only_shown_before_the_training_data_is_kept_and_both_sides_agree(
+    write_notebook, tmp_path
+):
+    """The notebook shows a demo sample from the seeded generator, then draws the training
+    data: the package draws the demo too (without showing it), so its data are the notebook's."""
+    notebook, package = converted(write_notebook, tmp_path, SHOWN_DRAW)
+    code = (package / "nb" / "features.py").read_text()
+    assert "np.random.normal(size=5)  # drawn to be shown" in code
+    done = nb2prod("verify", notebook, package)
+    assert done.code == 0, done.stdout + done.stderr
+    assert "parity: every metric and prediction agrees" in done.stdout
+
+
 def test_a_dropped_draw_from_the_seeded_stream_is_named_as_the_cause(write_notebook, tmp_path):
-    """The notebook draws a demo sample from the seeded generator, then the training data: the
-    package drops the demo, so its data come from earlier in the stream. A draw after the last
-    code the package keeps is not a cause."""
+    """The notebook draws demo samples in a loop, then the training data: the package drops
+    the loop (no statement of its own stands for its draws), so its data come from earlier in
+    the stream. A draw after the last code the package keeps is not a cause."""
     cells = [
         "import numpy as np\nfrom sklearn.linear_model import LinearRegression\n"
         "from sklearn.metrics import r2_score",
         "np.random.seed(0)",
-        "print(np.random.normal(size=5))",
+        "for size in (2, 3):\n    print(np.random.normal(size=size))",
         "X = np.random.rand(60, 2)\ny = X @ [1.0, 2.0] + np.random.normal(size=60)\n"
         "model = LinearRegression().fit(X[:40], y[:40])\n"
         "r2 = r2_score(y[40:], model.predict(X[40:]))",
@@ -100,7 +124,7 @@ def test_a_dropped_draw_from_the_seeded_stream_is_named_as_the_cause(write_noteb
     notebook, package = converted(write_notebook, tmp_path, cells)
     done = nb2prod("verify", notebook, package)
     assert done.code == 1, done.stdout + done.stderr
-    assert "cause: dropped-random-draw (cell 3, line 1)" in done.stdout
+    assert "cause: dropped-random-draw (cell 3, line 2)" in done.stdout
     assert "(cell 5)" not in done.stdout
 
 

@@ -22,6 +22,7 @@ from nb2prod.frontend.printed_metrics import LiftedMetric, lift_printed_metrics
 from nb2prod.frontend.pruning import NestedDrop, prune_nested_display
 from nb2prod.frontend.pysyntax import (
     Aliases,
+    construct,
     dotted_name,
     fresh_name,
     nodes_run_now,
@@ -38,6 +39,7 @@ from nb2prod.frontend.vocabulary import is_metric_function
 _SAME_OBJECT_METHODS = frozenset(
     {"fit", "fit_transform", "partial_fit", "to", "cuda", "cpu", "double", "float", "half"}
 )
+_KEPT_DRAW_COMMENT = "# drawn to be shown; the seeded draws after it depend on it"
 _DIRECTIVE = re.compile(r"^\s*#\s*nb2prod\s*:\s*(?P<body>.+?)\s*$")
 
 
@@ -70,6 +72,8 @@ class CellFacts:
     nested_drops: list[NestedDrop] = field(default_factory=list)  # display inside kept code
     migrated: list[Migration] = field(default_factory=list)  # calls rewritten for the library
     sliced: dict[int, str] = field(default_factory=dict)  # statement index -> why it goes
+    # display statements whose draws from a seeded generator are kept: (line, construct)
+    kept_draws: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def number(self) -> int:
@@ -94,6 +98,24 @@ class CellFacts:
             else call
             for call in self.calls
         ]
+
+    def keep_statement(self, index: int, statement: ast.stmt) -> None:
+        """Keep a statement the package would leave out; a display statement runs as
+        `statement` instead, its draws without the display (`ax.plot(arma.generate_sample(50))`
+        runs `arma.generate_sample(50)`), on its own first line so lines still match."""
+        if self.display[index]:
+            shown = self.statements[index]
+            lines = self.normalised.source.split("\n")
+            for line in range(shown.lineno, (shown.end_lineno or shown.lineno) + 1):
+                lines[line - 1] = ""
+            lines[shown.lineno - 1] = f"{ast.unparse(statement)}  {_KEPT_DRAW_COMMENT}"
+            self.normalised = dataclasses.replace(self.normalised, source="\n".join(lines))
+            self.kept_draws.append((shown.lineno, construct(shown)))
+            self.statements[index] = statement
+            self.display[index] = False
+        self.sliced.pop(index, None)
+        self.__dict__.pop("kept_statements", None)
+        self.names = scan_names(self.kept_statements)
 
     @property
     def is_empty(self) -> bool:

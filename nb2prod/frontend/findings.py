@@ -13,7 +13,11 @@ import inspect
 import re
 
 from nb2prod.frontend.facts import CallSite, NotebookFacts
-from nb2prod.frontend.installed import installed_signature
+from nb2prod.frontend.installed import (
+    installed_draws_from_numpy,
+    installed_has,
+    installed_signature,
+)
 from nb2prod.frontend.pysyntax import dotted_name, keyword, nodes_run_now
 from nb2prod.frontend.vocabulary import (
     NUMPY_GLOBAL_RANDOM,
@@ -244,15 +248,24 @@ def global_draws(statement: ast.stmt, facts: NotebookFacts, drawing: dict[str, s
     if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
         return  # runs when called
     for node in nodes_run_now(statement):
-        if not isinstance(node, ast.Call) or (callee := dotted_name(node.func)) is None:
-            continue
-        qualified = facts.aliases.resolve(callee)
-        if qualified in ("numpy.random.seed", "random.seed"):
-            yield ("numpy" if qualified.startswith("numpy") else "python"), "seed", node.lineno
-        elif callee in drawing:
-            yield drawing[callee], f"{callee}(...)", node.lineno
-        elif generator := _generator(node, qualified):
-            yield generator, f"{qualified}(...)", node.lineno
+        if isinstance(node, ast.Call) and (found := call_draws(node, facts, drawing)):
+            yield *found, node.lineno
+
+
+def call_draws(
+    node: ast.Call, facts: NotebookFacts, drawing: dict[str, str]
+) -> tuple[str, str] | None:
+    """(generator, what) when the call itself seeds or draws from a global generator."""
+    if (callee := dotted_name(node.func)) is None:
+        return _drawn_from_new_object(node, facts)
+    qualified = typed_callee(callee, facts)
+    if qualified in ("numpy.random.seed", "random.seed"):
+        return ("numpy" if qualified.startswith("numpy") else "python"), "seed"
+    if callee in drawing:
+        return drawing[callee], f"{callee}(...)"
+    if generator := _generator(node, qualified):
+        return generator, f"{qualified}(...)"
+    return None
 
 
 def _generator(node: ast.Call, qualified: str) -> str | None:
@@ -263,7 +276,53 @@ def _generator(node: ast.Call, qualified: str) -> str | None:
     has_state = _seeded_by_keyword(node)
     if not has_state and _random_state_left_unset(qualified, node):
         return "numpy"
+    if (
+        not has_state
+        and _MAY_DRAW.search(qualified.rpartition(".")[2])
+        and installed_draws_from_numpy(qualified)
+    ):
+        return "numpy"
     return None
+
+
+# Names of library calls worth reading the source of: one that draws says so in its name.
+_MAY_DRAW = re.compile(r"sampl|rvs|simulat|random|noise|shuffl|permut|bootstrap|draw|jitter", re.I)
+
+
+def _drawn_from_new_object(node: ast.Call, facts: NotebookFacts) -> tuple[str, str] | None:
+    """`ArmaProcess(ar, ma).generate_sample(50)`: a method named like a draw, called on the
+    object just built."""
+    func = node.func
+    if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call)):
+        return None
+    built = dotted_name(func.value.func)
+    if built is None or not _MAY_DRAW.search(func.attr):
+        return None
+    qualified = facts.aliases.resolve(built)
+    if not installed_has(qualified, func.attr):
+        return None
+    method = f"{qualified}.{func.attr}"
+    generator = _generator(node, method)
+    return (generator, f"{method}(...)") if generator else None
+
+
+def typed_callee(callee: str, facts: NotebookFacts) -> str:
+    """The callee with imports resolved; a method named like a draw on a variable, named by
+    the class the variable was built with (`arma.generate_sample` with `arma =
+    ArmaProcess(...)`), or by pandas' DataFrame for a table pandas made (`df.sample(5)` after
+    `df = pd.read_csv(...)`)."""
+    qualified = facts.aliases.resolve(callee)
+    receiver, dot, method = callee.partition(".")
+    if not dot or "." in method or not _MAY_DRAW.search(method):
+        return qualified
+    built = facts.constructors.get(receiver)
+    if built is None:
+        return qualified
+    if installed_has(built, method):
+        return f"{built}.{method}"
+    if built.startswith("pandas."):
+        return f"pandas.DataFrame.{method}"
+    return qualified
 
 
 def drawing_functions(facts: NotebookFacts) -> dict[str, str]:
@@ -286,7 +345,7 @@ def drawing_functions(facts: NotebookFacts) -> dict[str, str]:
                 if not isinstance(node, ast.Call) or (callee := dotted_name(node.func)) is None:
                     continue
                 generator = drawing.get(callee) or (
-                    None if callee in bodies else _generator(node, facts.aliases.resolve(callee))
+                    None if callee in bodies else _generator(node, typed_callee(callee, facts))
                 )
                 if generator:
                     drawing[name], changed = generator, True

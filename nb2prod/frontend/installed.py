@@ -252,6 +252,56 @@ class _SignatureStore:
             partial.replace(self.file)  # whole or not at all, even beside another plan
 
 
+def installed_draws_from_numpy(qualified: str) -> bool:
+    """Whether the installed function or method `qualified` draws from numpy's global
+    generator by itself, as its source reads (statsmodels' `generate_sample` hands
+    `numpy.random.standard_normal` on when no `distrvs` is given), directly or through a
+    function of its own library it calls. A function that takes a `random_state` says so in
+    its signature and is not asked here. Kept in the library's store, like signatures."""
+    store = _SignatureStore.of(qualified.partition(".")[0])
+    if store is None:
+        return False
+    key = f"{qualified}#draws"
+    if key not in store.entries:
+        found = installed_object(qualified)
+        store.remember(key, found is not MISSING and _source_draws(found, depth=2))
+    return bool(store.entries[key])
+
+
+_NUMPY_GLOBAL_DRAW = re.compile(
+    r"\b(?:np|numpy)\.random\.(?!seed\b|default_rng\b|RandomState\b|Generator\b|"
+    r"get_state\b|set_state\b|SeedSequence\b|PCG64\b|mtrand\b|bit_generator\b)[a-z_]+\b"
+)
+_CALLED = re.compile(r"\b([A-Za-z_]\w*)\(")
+_OWN_GENERATOR = ("random_state", "rng", "seed", "random_seed", "generator")
+
+
+def _source_draws(found: object, depth: int) -> bool:
+    function = inspect.unwrap(found) if callable(found) else found  # type: ignore[arg-type]
+    if not inspect.isfunction(function):
+        return False
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    if any(name in _OWN_GENERATOR for name in parameters):
+        return False  # drawn from the generator it is given, or the global one by default
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return False
+    if _NUMPY_GLOBAL_DRAW.search(source):
+        return True
+    library = function.__module__.partition(".")[0]
+    return depth > 0 and any(
+        inspect.isfunction(inner := function.__globals__.get(name))
+        and inner is not function
+        and inner.__module__.partition(".")[0] == library
+        and _source_draws(inner, depth - 1)
+        for name in set(_CALLED.findall(source))
+    )
+
+
 def installed_version(qualified: str) -> str | None:
     """The version of the distribution that provides `qualified`'s top-level module."""
     names = _distributions().get(qualified.partition(".")[0])

@@ -459,13 +459,35 @@ def _without_secrets(plan: Plan, facts: NotebookFacts, secrets: list[Secret]) ->
     return Plan.from_json(scrub(plan.to_json(indent=None), values))
 
 
+# A cell kept for its draws takes the role of the kept step before it, so it runs in that step.
+_STEP_ROLES = frozenset({"load", "features", "train", "evaluate", "inference"})
+REVIVED_REASON = (
+    "draws from a global random generator that kept code seeds and draws from again later: "
+    "kept, so those draws get the notebook's numbers"
+)
+KEPT_DRAW_REASON = (
+    "showing dropped; its draw from the seeded global random generator is kept, so later "
+    "kept draws get the notebook's numbers"
+)
+
+
 def _slice(
     facts: NotebookFacts, roles: list[RoleDecision], kept: set[int], model: Model
 ) -> tuple[list[RoleDecision], set[int]]:
     """Leave out what the model, its metrics and its input do not depend on (see slicing)."""
     explicit = {cell.number for cell, role in zip(facts.cells, roles, strict=True) if role.explicit}
     roles, kept = list(roles), set(kept)
-    for number, reasons in slice_notebook(facts, kept, explicit, model).items():
+    sliced = slice_notebook(facts, kept, explicit, model)
+    for number, statements in sliced.revived.items():
+        cell = facts.cell(number)
+        for index, statement in statements.items():
+            cell.keep_statement(index, statement)
+        if number not in kept:
+            before = [roles[n - 1].role for n in sorted(kept) if n < number]
+            role = before[-1] if before and before[-1] in _STEP_ROLES else "load"
+            roles[number - 1] = RoleDecision(role, REVIVED_REASON)
+            kept.add(number)
+    for number, reasons in sliced.dropped.items():
         cell = facts.cell(number)
         cell.drop_statements(reasons)
         if not cell.kept_statements:
@@ -761,6 +783,8 @@ def _decisions(
                     else "showing dropped; the fit it shows is kept",
                 )
             )
+        for line, shown in cell.kept_draws:
+            dropped.append(DroppedCode(line, shown, KEPT_DRAW_REASON))
         for unwrapped in cell.unwrapped:
             dropped.append(
                 DroppedCode(

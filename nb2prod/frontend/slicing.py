@@ -22,7 +22,7 @@ import builtins
 import inspect
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nb2prod.frontend.computed_metrics import (
     Parts,
@@ -32,7 +32,7 @@ from nb2prod.frontend.computed_metrics import (
     named_values,
 )
 from nb2prod.frontend.facts import CellFacts, NotebookFacts
-from nb2prod.frontend.findings import drawing_functions, global_draws
+from nb2prod.frontend.findings import call_draws, drawing_functions, global_draws
 from nb2prod.frontend.installed import installed_object
 from nb2prod.frontend.names import scan_names
 from nb2prod.frontend.pysyntax import (
@@ -103,60 +103,164 @@ class _Unit:
     deferred: frozenset[str]  # read only when a function it defines runs
     mutates: frozenset[str]
     statement: ast.stmt
+    # in a kept cell and not display: what the slice chooses from. A display statement's
+    # draws, without the display, are there only to be revived (_draws_before_kept_draws).
+    in_scope: bool = True
+
+
+@dataclass(frozen=True)
+class Sliced:
+    """What the slice leaves out of kept cells, and what it revives from code the package
+    would leave out: cell -> statement index -> why it goes, or what runs instead."""
+
+    dropped: dict[int, dict[int, str]]
+    revived: dict[int, dict[int, ast.stmt]]
 
 
 def slice_notebook(
     facts: NotebookFacts, kept: set[int], explicit: set[int], model: Model
-) -> dict[int, dict[int, str]]:
-    """For each kept cell, the statements nothing needed reads, with the reason."""
+) -> Sliced:
+    """For each kept cell, the statements nothing needed reads, with the reason; and the
+    draws from a seeded global generator, outside what is kept, that kept draws depend on."""
     containers = _containers(facts, kept)
     stepped = optimized_modules(facts)
     function_effects = _function_effects(facts, kept, containers)
-    units = [
-        _unit(cell, index, statement, facts.aliases, function_effects, containers, stepped)
-        for cell in facts.cells
-        if cell.number in kept
-        for index, statement in enumerate(cell.statements)
-        if not cell.display[index]
-    ]
+    drawing = drawing_functions(facts)
+    units = []
+    for cell in facts.cells:
+        if cell.number in explicit and cell.number not in kept:
+            continue  # the user left it out
+        occupied = _lines_per_statement(cell.statements)
+        for index, statement in enumerate(cell.statements):
+            if cell.display[index]:  # only its draws count, and only for the draws after it
+                draws = _shown_draws(statement, facts, drawing, occupied)
+                if draws is None:
+                    continue
+                unit = _unit(
+                    cell, index, draws, facts.aliases, function_effects, containers, stepped
+                )
+                units.append(replace(unit, in_scope=False))
+            elif cell.number in kept:
+                units.append(
+                    _unit(
+                        cell, index, statement, facts.aliases, function_effects, containers, stepped
+                    )
+                )
+    scope = [position for position, unit in enumerate(units) if unit.in_scope]
     needed = _seeds(facts, units, explicit, model)
     end_uses = {model.name, *_roots(model.fit_inputs[:1]), *_roots(model.predict_inputs[:1])}
-    by_name = _positions(units)
+    by_name = _positions(units, scope)
     work = [(len(units), name) for name in end_uses]
     for position in needed:
         work += _reads(position, units[position])
     _walk_back(work, units, by_name, needed)
-    needed |= _draws_before_kept_draws(facts, units, needed, by_name)
+    drawn = _draws_before_kept_draws(facts, units, needed, drawing)
+    needed |= {position for position in drawn if units[position].in_scope}
+    revived: dict[int, dict[int, ast.stmt]] = {}
+    for position in sorted(drawn - set(scope)):
+        unit = units[position]
+        revived.setdefault(unit.cell, {})[unit.index] = unit.statement
     dropped: dict[int, dict[int, str]] = {}
     for position, unit in enumerate(units):
-        if position in needed or isinstance(unit.statement, ast.Import | ast.ImportFrom):
+        if position in needed or not unit.in_scope:
+            continue
+        if isinstance(unit.statement, ast.Import | ast.ImportFrom):
             continue
         dropped.setdefault(unit.cell, {})[unit.index] = _reason(unit, facts.aliases)
-    return dropped
+    return Sliced(dropped, revived)
+
+
+def _shown_draws(
+    statement: ast.stmt, facts: NotebookFacts, drawing: dict[str, str], occupied: dict[int, int]
+) -> ast.stmt | None:
+    """The draws a display statement makes, as a statement of their own:
+    `ax.plot(arma.generate_sample(nsample=50))` -> `arma.generate_sample(nsample=50)`. None
+    when it draws nothing, or draws where taking the call out would change how often it runs
+    (in a loop, a comprehension, a branch) or shares its lines with another statement."""
+    if not isinstance(statement, ast.Expr | ast.Assign):
+        return None
+    first, last = statement.lineno, statement.end_lineno or statement.lineno
+    if any(occupied.get(line, 0) > 1 for line in range(first, last + 1)):
+        return None
+    calls: list[ast.expr] = []
+
+    def visit(node: ast.AST) -> bool:
+        if isinstance(node, ast.Call) and _draws(node, facts, drawing):
+            calls.append(node)
+            return True
+        if isinstance(node, _CONDITIONAL):
+            return not any(
+                isinstance(inner, ast.Call) and _draws(inner, facts, drawing)
+                for inner in ast.walk(node)
+            )
+        return all(visit(child) for child in ast.iter_child_nodes(node))
+
+    if not visit(statement.value) or not calls:
+        return None
+    value = calls[0] if len(calls) == 1 else ast.Tuple(elts=calls, ctx=ast.Load())
+    return ast.fix_missing_locations(ast.copy_location(ast.Expr(value=value), statement))
+
+
+# Where a call may run other than once: loops in comprehensions, branches, deferred bodies.
+_CONDITIONAL = (
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+    ast.IfExp,
+    ast.BoolOp,
+    ast.Lambda,
+    ast.NamedExpr,
+)
+
+
+def _draws(call: ast.Call, facts: NotebookFacts, drawing: dict[str, str]) -> bool:
+    found = call_draws(call, facts, drawing)
+    return found is not None and found[1] != "seed"
+
+
+def _lines_per_statement(statements: list[ast.stmt]) -> dict[int, int]:
+    """How many statements each line holds (`a = 1; print(a)` holds two)."""
+    occupied: dict[int, int] = {}
+    for statement in statements:
+        for line in range(statement.lineno, (statement.end_lineno or statement.lineno) + 1):
+            occupied[line] = occupied.get(line, 0) + 1
+    return occupied
 
 
 def _draws_before_kept_draws(
-    facts: NotebookFacts, units: list[_Unit], needed: set[int], by_name: dict[str, list[int]]
+    facts: NotebookFacts, units: list[_Unit], needed: set[int], drawing: dict[str, str]
 ) -> set[int]:
     """Draws from a global random generator that nothing reads, before a kept draw from the
     same generator (since the last seeding), with what they read: the global generator is
     state the kept draw reads. Left out, they would move the kept draw along the stream (a
     shuffle of indices for a plot, then the training split unseeded), so the package's data
-    would differ from the notebook's from the same seed. A draw whose own reads the slice
-    cannot find (a name from a cell the package leaves out) stays out, as before."""
-    drawing = drawing_functions(facts)
+    would differ from the notebook's from the same seed.
+
+    Draws the package would leave out as display count too, once kept code has seeded the
+    generator: `ax.plot(arma.generate_sample(50))` gets its draw alone revived, in a cell
+    left out whole or not. A draw stays out when what it reads cannot be found (a name only
+    display code binds)."""
+    by_name = _positions(units, range(len(units)))
     pending: dict[str, list[int]] = {}  # generator -> draws left out since its last seeding
+    seeded: set[str] = set()  # generators kept code seeds
     added: set[int] = set()
     for position, unit in enumerate(units):
         for generator, what, _ in global_draws(unit.statement, facts, drawing):
             if what == "seed":
-                pending[generator] = []
+                if unit.in_scope:
+                    pending[generator] = []
+                    seeded.add(generator)
             elif position in needed or position in added:
                 for earlier in pending.pop(generator, []):
                     reached = _slice_from(earlier, units, by_name)
                     if reached is not None:
                         added |= reached
-            elif not _draws_only_when_fitted(what) and position not in pending.get(generator, []):
+            elif (
+                (unit.in_scope or generator in seeded)
+                and not _draws_only_when_fitted(what)
+                and position not in pending.get(generator, [])
+            ):
                 pending.setdefault(generator, []).append(position)
     return added - needed
 
@@ -215,8 +319,10 @@ def _seeds(facts: NotebookFacts, units: list[_Unit], explicit: set[int], model: 
     # a function named for a score that returns a table or text measures nothing (as metrics)
     notebook_functions = {name for cell in facts.cells for name in cell.functions}
     notebook_functions -= facts.returns_no_number
-    parts = bound_values(unit.statement for unit in units)
+    parts = bound_values(unit.statement for unit in units if unit.in_scope)
     for position, unit in enumerate(units):
+        if not unit.in_scope:
+            continue
         reads = set(unit.uses) | unit.mutates
         touches_model = bool(reads & derived)
         if touches_model:
@@ -504,9 +610,10 @@ def _function_effects(
     return effects
 
 
-def _positions(units: list[_Unit]) -> dict[str, list[int]]:
+def _positions(units: list[_Unit], among: Collection[int]) -> dict[str, list[int]]:
     by_name: dict[str, list[int]] = {}
-    for position, unit in enumerate(units):
+    for position in among:
+        unit = units[position]
         for name in unit.defines | unit.mutates:
             by_name.setdefault(name, []).append(position)
     return by_name
