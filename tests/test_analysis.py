@@ -417,6 +417,30 @@ def test_a_draw_only_shown_before_kept_draws_is_kept_without_its_display(
     assert [d.reason for d in cell.dropped] == [KEPT_DRAW_REASON]
 
 
+@pytest.mark.parametrize(
+    "shown",
+    [
+        "print([noisy(2) for _ in range(3)])",  # runs three times: no one statement stands for it
+        "print(noisy(2) if len(table) > 5 else None)",  # may not run at all
+        "fig = plt.figure()\nfig.gca().plot(noisy(len(fig.axes) + 2))",  # reads a figure
+        "a = 1; print(noisy(2))",  # shares its line with another statement
+    ],
+)
+def test_a_shown_draw_no_statement_of_its_own_can_stand_for_stays_out_and_is_named(
+    write_notebook, shown: str
+) -> None:
+    cells = [*SEEDED_DRAWS]
+    cells[0] += "\nimport matplotlib.pyplot as plt\nimport pandas as pd"
+    cells[2] += "\n\ntable = pd.DataFrame({'a': range(10)})"
+    cells[3] = shown
+    result = plan(write_notebook, cells)
+    assert [(f.cell, f.code) for f in result.findings if f.code == "dropped-random-draw"] == [
+        (4, "dropped-random-draw")
+    ]
+    block = [b for step in result.steps for b in step.blocks if b.cell == 4]
+    assert "noisy" not in "".join(b.source for b in block)
+
+
 def test_a_draw_nothing_reads_before_a_kept_draw_is_kept(write_notebook) -> None:
     """A draw bound to a name only shown (`demo = noisy(5)`) in a cell the package keeps: the
     seeded generator is state the training data's draw reads, so the draw is kept, its print
