@@ -149,11 +149,92 @@ def _split_of(plan: Plan, statements: list[_Statement]) -> tuple[int, str] | str
             f"the model is fitted on {fitted_on}, computed after the split in {where}; only code "
             "before the split runs on a record"
         )
+    changed = _changed_after_split(plan, statements, split, fitted_on)
+    if changed is not None:
+        return (
+            f"the model is fitted on {fitted_on} as cell {changed} changes it after the split "
+            f"in {where}; only code before the split runs on a record"
+        )
     features = _split_input(statements[split].node) or ""
     for earlier in reversed([i for i in splits if i < split]):
         if features in _assigned(statements[earlier].node):
             split, features = earlier, _split_input(statements[earlier].node) or ""
     return split, features
+
+
+def _changed_after_split(
+    plan: Plan, statements: list[_Statement], split: int, fitted_on: str
+) -> int | None:
+    """The cell that changes the split's output before the model is fitted on it (`X_train =
+    scaler.fit_transform(X_train)`), which a record sent to /predict/raw would skip: the
+    model would get other columns than it was fitted on. Converting the same rows to an array
+    or tensor changes nothing a record needs."""
+    cell = statements[split].cell
+    after = statements[split + 1 :] + [
+        statement for step in plan.steps for statement in _statements(step) if statement.cell > cell
+    ]
+    for statement in after:
+        if _fits_on(statement.node, fitted_on):
+            return None
+        if _changes(statement.node, fitted_on):
+            return statement.cell
+    return None
+
+
+def _fits_on(node: ast.stmt, name: str) -> bool:
+    return any(
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr in FIT_METHODS
+        and any(root_name(argument) == name for argument in call.args)
+        for call in ast.walk(node)
+    )
+
+
+def _changes(node: ast.stmt, name: str) -> bool:
+    """Binds `name` to other values, or changes its object in place."""
+    if isinstance(node, ast.Assign) and name in {
+        n for target in node.targets for n in target_names(target)
+    }:
+        return not _same_rows(node.value, name)
+    for child in ast.walk(node):
+        if isinstance(child, ast.Subscript | ast.Attribute) and isinstance(child.ctx, ast.Store):
+            if root_name(child) == name:
+                return True
+        elif isinstance(child, ast.AugAssign) and name in target_names(child.target):
+            return True
+        elif isinstance(child, ast.Expr) and isinstance(child.value, ast.Call):
+            func = child.value.func
+            if isinstance(func, ast.Attribute) and root_name(func.value) == name:
+                return True  # `X_train.fillna(0, inplace=True)`
+    return False
+
+
+# `X_train.values`, `X_train.to_numpy()`, `X_train.astype("float32")`, `np.asarray(X_train)`,
+# `torch.tensor(X_train.values, dtype=...)`: the same rows, handed over as another type.
+_CONVERSIONS = frozenset({"values", "to_numpy", "astype", "copy", "array", "asarray", "tensor"})
+_CONVERSIONS |= {"from_numpy", "as_tensor", "FloatTensor", "float", "double", "convert_to_tensor"}
+
+
+def _same_rows(value: ast.expr, name: str) -> bool:
+    node = value
+    while True:
+        if isinstance(node, ast.Name):
+            return node.id == name
+        if isinstance(node, ast.Attribute) and node.attr in _CONVERSIONS:
+            node = node.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute | ast.Name):
+            callee = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+            if callee not in _CONVERSIONS:
+                return False
+            if isinstance(node.func, ast.Attribute) and root_name(node.func.value) == name:
+                node = node.func.value
+            elif node.args:
+                node = node.args[0]
+            else:
+                return False
+        else:
+            return False
 
 
 def loaded_values(steps: tuple[Step, ...]) -> set[str]:
