@@ -323,6 +323,23 @@ def test_unseeded_randomness(write_notebook) -> None:
     ]
 
 
+def test_scikit_learn_drawing_from_numpys_seeded_generator_is_not_unseeded(write_notebook) -> None:
+    """`np.random.seed(42)` at the top, then a split, folds and a forest left without
+    random_state: scikit-learn draws them from numpy's global generator, which the notebook
+    seeded, so a re-run gives the same model (it said "each run trains a different model")."""
+    cells = [
+        TRAINING_CELLS[0]
+        + "\nimport numpy as np\nfrom sklearn.ensemble import RandomForestClassifier"
+        "\nfrom sklearn.model_selection import KFold, cross_val_score",
+        "np.random.seed(42)",
+        "X, y = load_iris(return_X_y=True)",
+        "X_train, X_test, y_train, y_test = train_test_split(X, y)",
+        "model = RandomForestClassifier(n_estimators=10)\nmodel.fit(X_train, y_train)\n"
+        "scores = cross_val_score(model, X, y, cv=KFold(5, shuffle=True))",
+    ]
+    assert "unseeded-random" not in [c for c, _ in codes(plan(write_notebook, cells))]
+
+
 def test_a_library_call_drawing_its_random_state_from_numpy_is_unseeded(write_notebook) -> None:
     """Any installed library's call whose random_state defaults to None draws it from numpy's
     global generator: a data generator, a third-party model. A random_state the library's docs
@@ -413,7 +430,7 @@ def test_a_draw_only_shown_before_kept_draws_is_kept_without_its_display(
     cell = next(c for c in result.cells if c.cell == 4)
     assert cell.kept and cell.role != "explore"
     block = next(b for step in result.steps for b in step.blocks if b.cell == 4)
-    assert block.source.split("  #")[0] == kept
+    assert block.source.split("  #")[0] == f"_ = {kept}"
     assert [d.reason for d in cell.dropped] == [KEPT_DRAW_REASON]
 
 

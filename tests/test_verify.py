@@ -101,10 +101,39 @@ def test_a_draw_only_shown_before_the_training_data_is_kept_and_both_sides_agree
     data: the package draws the demo too (without showing it), so its data are the notebook's."""
     notebook, package = converted(write_notebook, tmp_path, SHOWN_DRAW)
     code = (package / "nb" / "features.py").read_text()
-    assert "np.random.normal(size=5)  # drawn to be shown" in code
+    assert "_ = np.random.normal(size=5)  # drawn to be shown" in code
     done = nb2prod("verify", notebook, package)
     assert done.code == 0, done.stdout + done.stderr
     assert "parity: every metric and prediction agrees" in done.stdout
+
+
+def test_the_rows_the_notebook_sends_reach_the_package_with_every_digit() -> None:
+    """A rolling mean rounded to pandas' default 10 decimals crossed a gradient-boosting
+    threshold: 4 of 20 predictions differed with no cause known, though both models were
+    the same. The rows must arrive as the notebook had them."""
+    import numpy as np
+    import pandas as pd
+
+    from nb2prod.verify.kernel import _SETUP
+    from nb2prod.verify.package_side import rows_sent
+
+    kernel: dict = {}
+    exec(_SETUP, kernel)  # the code verify runs in the notebook's kernel
+    rows = pd.DataFrame(
+        {
+            "roll_mean": np.arange(1, 21) / 7 + 123.0,
+            "tiny": np.arange(1, 21) / 3e7,
+            "store": ["S1", "S2"] * 10,
+        }
+    )
+
+    class Model:
+        def predict(self, given: pd.DataFrame) -> np.ndarray:
+            return np.zeros(len(given))
+
+    sent = kernel["_nb2prod_sample"](lambda: Model(), lambda: rows, 20)
+    received = rows_sent(sent["frame"], sent["exact"])
+    pd.testing.assert_frame_equal(received, rows, check_exact=True)
 
 
 def test_a_dropped_draw_from_the_seeded_stream_is_named_as_the_cause(write_notebook, tmp_path):

@@ -102,7 +102,7 @@ class CellFacts:
     def keep_statement(self, index: int, statement: ast.stmt) -> None:
         """Keep a statement the package would leave out; a display statement runs as
         `statement` instead, its draws without the display (`ax.plot(arma.generate_sample(50))`
-        runs `arma.generate_sample(50)`), on its own first line so lines still match."""
+        runs `_ = arma.generate_sample(50)`), on its own first line so lines still match."""
         if self.display[index]:
             shown = self.statements[index]
             lines = self.normalised.source.split("\n")

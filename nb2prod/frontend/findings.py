@@ -124,7 +124,9 @@ def _unseeded(
     node: ast.Call, qualified: str, numpy_seeded: bool, python_seeded: bool
 ) -> str | None:
     name = qualified.rsplit(".", 1)[-1]
-    has_state = _seeded_by_keyword(node)
+    # numpy's global generator, seeded before: a re-run draws the same (scikit-learn's
+    # random_state=None is that generator)
+    has_state = _seeded_by_keyword(node) or (numpy_seeded and qualified.startswith("sklearn."))
     if qualified in SPLIT_FUNCTIONS:
         shuffle = keyword(node, "shuffle")
         if not has_state and not (isinstance(shuffle, ast.Constant) and shuffle.value is False):

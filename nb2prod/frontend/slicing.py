@@ -174,7 +174,7 @@ def _shown_draws(
     statement: ast.stmt, facts: NotebookFacts, drawing: dict[str, str], occupied: dict[int, int]
 ) -> ast.stmt | None:
     """The draws a display statement makes, as a statement of their own:
-    `ax.plot(arma.generate_sample(nsample=50))` -> `arma.generate_sample(nsample=50)`. None
+    `ax.plot(arma.generate_sample(nsample=50))` -> `_ = arma.generate_sample(nsample=50)`. None
     when it draws nothing, or draws where taking the call out would change how often it runs
     (in a loop, a comprehension, a branch) or shares its lines with another statement."""
     if not isinstance(statement, ast.Expr | ast.Assign):
@@ -198,7 +198,10 @@ def _shown_draws(
     if not visit(statement.value) or not calls:
         return None
     value = calls[0] if len(calls) == 1 else ast.Tuple(elts=calls, ctx=ast.Load())
-    return ast.fix_missing_locations(ast.copy_location(ast.Expr(value=value), statement))
+    # bound to `_`, as Python discards a value: a bare method call reads as a change to its
+    # object (`table.sample(3)` to `table`), which code that follows the table would take in
+    discarded = ast.Assign(targets=[ast.Name("_", ast.Store())], value=value)
+    return ast.fix_missing_locations(ast.copy_location(discarded, statement))
 
 
 # Where a call may run other than once: loops in comprehensions, branches, deferred bodies.

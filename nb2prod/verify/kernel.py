@@ -90,7 +90,14 @@ def _nb2prod_sample(model, rows, count, answer=None):
         if hasattr(rows, "to_frame") and getattr(rows, "ndim", 2) == 1:
             rows = rows.to_frame()  # one column (a text Series): sent as a frame of it
         if hasattr(rows, "to_json"):
-            return {"frame": rows.to_json(orient="split"), "predictions": predicted}
+            # floats also as hex, every bit: JSON's decimals rounded a rolling mean across a
+            # tree's threshold, and the package was asked about other rows than the notebook's
+            exact = [
+                [position, [float(value).hex() for value in rows.iloc[:, position]]]
+                for position, kind in enumerate(rows.dtypes)
+                if getattr(kind, "kind", "") == "f"
+            ]
+            return {"frame": rows.to_json(orient="split"), "exact": exact, "predictions": predicted}
         return {"array": rows.tolist(), "predictions": predicted}
     except Exception as error:
         return {"error": f"{type(error).__name__}: {error}"}

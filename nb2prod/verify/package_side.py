@@ -70,7 +70,7 @@ def _predictions(tracking_uri: str, request: dict[str, Any]) -> dict[str, Any]:
             model, _ = answering_model(uri, info)
             column = (info.metadata or {}).get(ONE_COLUMN)
             if request.get("frame") is not None:
-                rows = pd.read_json(io.StringIO(request["frame"]), orient="split", dtype=False)
+                rows = rows_sent(request["frame"], request.get("exact", []))
             elif column is not None:  # the values of the one column it was fitted on
                 rows = pd.DataFrame({column: list(request["array"])})
             else:
@@ -79,6 +79,17 @@ def _predictions(tracking_uri: str, request: dict[str, Any]) -> dict[str, Any]:
     # one entry per row, as the notebook's side gives them (a row of class probabilities)
     flat = answers.reshape(len(answers), -1).tolist() if answers.ndim > 1 else answers.tolist()
     return {"predictions": flat}
+
+
+def rows_sent(frame: str, exact: list[list[Any]]) -> Any:
+    """The notebook's rows as its kernel sent them, the float columns to the bit (`exact`:
+    position and the values as `float.hex`)."""
+    import pandas as pd
+
+    rows = pd.read_json(io.StringIO(frame), orient="split", dtype=False)
+    for position, values in exact:
+        rows.isetitem(position, [float.fromhex(value) for value in values])
+    return rows
 
 
 def _as_signature_tensor(info: Any, rows: Any) -> Any:
