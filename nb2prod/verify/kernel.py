@@ -217,6 +217,7 @@ class Sample:
     and what it answered (or why it could not)."""
 
     frame: str | None = None  # pandas' split JSON
+    exact: list | None = None  # its float columns to the bit: [position, [float.hex, ...]]
     array: list | None = None
     stretch: tuple[int, int] | None = None  # start, end: positions in the fitted series
     predictions: list | None = None

@@ -113,6 +113,7 @@ class Training:
             name=self.name,
             version=run.version,
             frame=sample.frame,
+            exact=sample.exact,
             array=sample.array,
             stretch=sample.stretch,
         )

@@ -70,7 +70,7 @@ def _predictions(tracking_uri: str, request: dict[str, Any]) -> dict[str, Any]:
             model, _ = answering_model(uri, info)
             column = (info.metadata or {}).get(ONE_COLUMN)
             if request.get("frame") is not None:
-                rows = rows_sent(request["frame"], request.get("exact", []))
+                rows = rows_sent(request["frame"], request.get("exact") or [])
             elif column is not None:  # the values of the one column it was fitted on
                 rows = pd.DataFrame({column: list(request["array"])})
             else:
