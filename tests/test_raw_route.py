@@ -592,3 +592,42 @@ def test_a_split_output_changed_before_the_fit_has_no_raw_route(
     out = capsys.readouterr().out
     line = next(line for line in out.splitlines() if "/predict/raw" in line)
     assert said in line, line
+
+
+@pytest.mark.parametrize("columns", ["df[['a', 'ratio']]", "df.drop(columns='y')"])
+@pytest.mark.parametrize(
+    ("cells", "said"),
+    [
+        (  # the feature code in the cell that splits: it is cut there
+            ["df['ratio'] = df['a'] / df['b']\n{split}"],
+            "POST /predict/raw  records of df as cell 2 loads it, through the feature code of "
+            "cell 3",
+        ),
+        (  # changed in place in a cell of its own: said so, not "not split off"
+            ["df['ratio'] = df['a'] / df['b']", "{split}"],
+            "no /predict/raw: the model's input is taken from df as cell 3 changes it in place, "
+            "in a step of its own",
+        ),
+    ],
+)
+def test_columns_taken_from_the_table_in_the_split_call_are_split_off_it(
+    write_notebook: Any,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    columns: str,
+    cells: list[str],
+    said: str,
+) -> None:
+    """`train_test_split(df[features], df[target])`: the model's input is split off the table
+    in the call itself. Convert said it was "not split off (train_test_split) from a table the
+    notebook loads"."""
+    split = (
+        f"X_train, X_test, y_train, y_test = train_test_split({columns}, df['y'], "
+        "random_state=0)\nmodel = LogisticRegression().fit(X_train, y_train)\n"
+        "score = model.score(X_test, y_test)"
+    )
+    path = write_notebook([*TABLE_CELLS, *(cell.format(split=split) for cell in cells)])
+    assert main(["convert", str(path), "-o", str(tmp_path / "pkg")]) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if "/predict/raw" in line)
+    assert said in line, line

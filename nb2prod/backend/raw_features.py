@@ -73,6 +73,12 @@ def find_cut(
     before = statements[:split]
     included = _backward_slice(before, features)
     if not included and features in loaded:
+        changed = _changed_in_place(plan, step, features)
+        if changed is not None:
+            return (
+                f"the model's input is taken from {features} as cell {changed} changes it in "
+                "place, in a step of its own; send the model's input to /predict"
+            )
         return f"the model takes {features} as the notebook loads it: /predict takes its records"
     if not included:
         return f"the model's input {features} comes from an earlier step, not from {where}"
@@ -112,6 +118,24 @@ def find_cut(
     return RawCut(_rewritten(step, prefix, returns, table), body, table, returns, copies)
 
 
+def _changed_in_place(plan: Plan, step: Step, name: str, after: Step | None = None) -> int | None:
+    """The cell of an earlier step (after `after`, when given), not the one loading it, that
+    changes `name` in place."""
+    started = after is None
+    for earlier in plan.steps:
+        if earlier.name == step.name:
+            break
+        if not started:
+            started = earlier.name == after.name
+            continue
+        if earlier.role == "load" or name not in earlier.inputs:
+            continue
+        for statement in _statements(earlier):
+            if name in _defines(statement.node):
+                return statement.cell
+    return None
+
+
 def split_in_later_step(plan: Plan, steps: list[Step]) -> tuple[str, str] | None:
     """(the step, the name) when a step splits the model's input off a value an earlier step
     computes: that earlier step holds the feature code (a notebook that splits in its training
@@ -125,7 +149,9 @@ def split_in_later_step(plan: Plan, steps: list[Step]) -> tuple[str, str] | None
         if any(features in _defines(s.node) for s in statements[:split]):
             return None
         earlier = [s for s in steps[:index] if features in s.outputs]
-        return (earlier[-1].name, features) if earlier else None
+        if not earlier or _changed_in_place(plan, step, features, after=earlier[-1]):
+            return None  # the step that splits says why it cannot be cut
+        return earlier[-1].name, features
     return None
 
 
@@ -288,16 +314,27 @@ def _statements(step: Step) -> list[_Statement]:
 
 
 def _split_input(node: ast.stmt) -> str | None:
-    """`X` in `X_train, X_test, ... = train_test_split(X, y, ...)`."""
+    """`X` in `X_train, X_test, ... = train_test_split(X, y, ...)`; the table `df` when the
+    columns are taken from it in the call (`df[features]`, `df.drop(columns="y")`): the route
+    takes the model's columns from the table the feature code returns."""
     if not isinstance(node, ast.Assign) or not isinstance(node.value, ast.Call):
         return None
     call = node.value
     callee = (
         call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
     )
-    if callee not in _SPLITTERS or not call.args or not isinstance(call.args[0], ast.Name):
+    if callee not in _SPLITTERS or not call.args:
         return None
-    return call.args[0].id
+    first = call.args[0]
+    if isinstance(first, ast.Subscript):
+        first = first.value
+    elif (
+        isinstance(first, ast.Call)
+        and isinstance(first.func, ast.Attribute)
+        and first.func.attr == "drop"
+    ):
+        first = first.func.value
+    return first.id if isinstance(first, ast.Name) else None
 
 
 def _assigned(node: ast.stmt) -> set[str]:
