@@ -513,6 +513,29 @@ def test_a_threshold_the_notebook_decides_at_is_said_not_to_be_served(
     assert not [f for f in plan.findings if f.code == "threshold-not-served"]
 
 
+def test_a_threshold_applied_to_a_renamed_probability_is_said_not_to_be_served(
+    write_notebook: Callable[..., Path],
+) -> None:
+    """`proba = proba_rf`, then `proba >= best_t`: the same probabilities under another name
+    (the notebook compared two models, then took the better one's). Nothing was said."""
+    cells = [
+        "import numpy as np\n"
+        "from sklearn.datasets import load_breast_cancer\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.metrics import f1_score\n"
+        "from sklearn.model_selection import train_test_split",
+        "X, y = load_breast_cancer(return_X_y=True)\n"
+        "X_train, X_val, y_train, y_val = train_test_split(X, y, random_state=0)\n"
+        "model = LogisticRegression(max_iter=5000).fit(X_train, y_train)\n"
+        "proba_lr = model.predict_proba(X_val)[:, 1]",
+        "proba = proba_lr\nbest_t = 0.35\n"
+        "y_pred = (proba >= best_t).astype(int)\nf1 = f1_score(y_val, y_pred)",
+    ]
+    plan = build_plan(write_notebook(cells))
+    (said,) = [f for f in plan.findings if f.code == "threshold-not-served"]
+    assert (said.cell, said.line) == (3, 3)
+
+
 def test_a_model_fitted_on_data_its_training_step_keeps_says_so(
     write_notebook: Callable[..., Path], tmp_path: Path
 ) -> None:

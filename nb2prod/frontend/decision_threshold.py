@@ -21,12 +21,9 @@ _CUTS = (ast.Gt, ast.GtE, ast.Lt, ast.LtE)
 def threshold_findings(facts: NotebookFacts, model: str) -> list[Finding]:
     """The first place the notebook decides `model`'s classes at a threshold of its own (not
     in a loop that tries thresholds one by one)."""
-    columns = {
-        name
-        for cell in facts.cells
-        for statement in cell.statements
-        for name in _probability_names(statement, model)
-    }
+    statements = [statement for cell in facts.cells for statement in cell.statements]
+    columns = {name for statement in statements for name in _probability_names(statement, model)}
+    columns |= _renamed(statements, columns)
     for cell in facts.cells:
         for statement in cell.statements:
             tried = {
@@ -53,6 +50,24 @@ def threshold_findings(facts: NotebookFacts, model: str) -> list[Finding]:
                     )
                 ]
     return []
+
+
+def _renamed(statements: list[ast.stmt], names: set[str]) -> set[str]:
+    """Other names the notebook gives the same values (`proba = proba_rf`)."""
+    renamed: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for node in (n for statement in statements for n in ast.walk(statement)):
+            if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Name)):
+                continue
+            if node.value.id not in names | renamed:
+                continue
+            for target in node.targets:
+                if isinstance(target, ast.Name) and target.id not in names | renamed:
+                    renamed.add(target.id)
+                    changed = True
+    return renamed
 
 
 def _decides(node: ast.Compare, model: str, columns: set[str], tried: set[str]) -> bool:
