@@ -57,6 +57,8 @@ def test_a_fitted_network_is_the_model_on_the_backend_the_notebook_chose(
     found = {f.code: f for f in plan.findings}
     assert found["keras-backend"].message.startswith("the notebook runs Keras on torch")
     assert "unseeded-random" not in found  # keras.utils.set_random_seed seeds its weights
+    # verbose=0 silences the fit: dropped, training printed a progress bar for every epoch
+    assert "display-argument" not in found
 
 
 def test_a_network_a_notebook_function_builds_is_a_network(
