@@ -17,7 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from nb2prod.frontend.computed_metrics import Parts, bound_values, hand_metric
-from nb2prod.frontend.pysyntax import Aliases, construct, dotted_name, fresh_name, root_name
+from nb2prod.frontend.pysyntax import (
+    Aliases,
+    construct,
+    dotted_name,
+    fresh_name,
+    lines_per_statement,
+    root_name,
+)
 from nb2prod.frontend.vocabulary import CV_FUNCTIONS, FIT_METHODS, is_metric_function
 
 
@@ -39,7 +46,7 @@ def lift_printed_metrics(
     """The cell's source with printed metrics assigned to new names (added to `taken`)."""
     lines = source.split("\n")
     lifted: list[LiftedMetric] = []
-    occupied = _lines_per_statement(statements)
+    occupied = lines_per_statement(statements)
     for statement in statements:  # in notebook order: the first score printed is `accuracy`
         if not isinstance(statement, ast.Expr):
             continue
@@ -233,11 +240,3 @@ def _base_name(call: ast.expr, aliases: Aliases) -> str:
     if last.endswith("_score") and len(last) > len("_score"):
         return last.removesuffix("_score")
     return f"{last}_value"
-
-
-def _lines_per_statement(statements: list[ast.stmt]) -> dict[int, int]:
-    counts: dict[int, int] = {}
-    for statement in statements:
-        for line in range(statement.lineno, (statement.end_lineno or statement.lineno) + 1):
-            counts[line] = counts.get(line, 0) + 1
-    return counts

@@ -210,6 +210,16 @@ def nodes_run_now(statement: ast.stmt):
         )
 
 
+def lines_per_statement(statements: list[ast.stmt]) -> dict[int, int]:
+    """How many statements each line holds (`a = 1; print(a)` holds two): a statement sharing
+    a line cannot be rewritten on its own lines."""
+    counts: dict[int, int] = {}
+    for statement in statements:
+        for line in range(statement.lineno, (statement.end_lineno or statement.lineno) + 1):
+            counts[line] = counts.get(line, 0) + 1
+    return counts
+
+
 def fresh_name(base: str, taken: set[str]) -> str:
     """`base`, or `base_2`, `base_3`... whichever the notebook does not use yet."""
     name, suffix = base, 2

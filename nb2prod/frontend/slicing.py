@@ -39,6 +39,7 @@ from nb2prod.frontend.pysyntax import (
     Aliases,
     dotted_name,
     keyword,
+    lines_per_statement,
     nodes_run_now,
     numeric_core,
     root_name,
@@ -130,7 +131,7 @@ def slice_notebook(
     for cell in facts.cells:
         if cell.number in explicit and cell.number not in kept:
             continue  # the user left it out
-        occupied = _lines_per_statement(cell.statements)
+        occupied = lines_per_statement(cell.statements)
         for index, statement in enumerate(cell.statements):
             if cell.display[index]:  # only its draws count, and only for the draws after it
                 draws = _shown_draws(statement, facts, drawing, occupied)
@@ -220,15 +221,6 @@ _CONDITIONAL = (
 def _draws(call: ast.Call, facts: NotebookFacts, drawing: dict[str, str]) -> bool:
     found = call_draws(call, facts, drawing)
     return found is not None and found[1] != "seed"
-
-
-def _lines_per_statement(statements: list[ast.stmt]) -> dict[int, int]:
-    """How many statements each line holds (`a = 1; print(a)` holds two)."""
-    occupied: dict[int, int] = {}
-    for statement in statements:
-        for line in range(statement.lineno, (statement.end_lineno or statement.lineno) + 1):
-            occupied[line] = occupied.get(line, 0) + 1
-    return occupied
 
 
 def _draws_before_kept_draws(
