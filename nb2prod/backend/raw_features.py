@@ -196,7 +196,7 @@ def _changed_after_split(
     model would get other columns than it was fitted on. Converting the same rows to an array
     or tensor changes nothing a record needs."""
     cell = statements[split].cell
-    after = statements[split + 1 :] + [
+    after = [statement for statement in statements[split + 1 :] if statement.cell == cell] + [
         statement for step in plan.steps for statement in _statements(step) if statement.cell > cell
     ]
     for statement in after:

@@ -258,9 +258,12 @@ def call_draws(
     node: ast.Call, facts: NotebookFacts, drawing: dict[str, str]
 ) -> tuple[str, str] | None:
     """(generator, what) when the call itself seeds or draws from a global generator."""
-    if (callee := dotted_name(node.func)) is None:
-        return _drawn_from_new_object(node, facts)
-    qualified = typed_callee(callee, facts)
+    callee = dotted_name(node.func)
+    qualified = _drawing_method(node.func, facts) or (
+        facts.aliases.resolve(callee) if callee is not None else None
+    )
+    if qualified is None:
+        return None
     if qualified in ("numpy.random.seed", "random.seed"):
         return ("numpy" if qualified.startswith("numpy") else "python"), "seed"
     if callee in drawing:
@@ -291,40 +294,27 @@ def _generator(node: ast.Call, qualified: str) -> str | None:
 _MAY_DRAW = re.compile(r"sampl|rvs|simulat|random|noise|shuffl|permut|bootstrap|draw|jitter", re.I)
 
 
-def _drawn_from_new_object(node: ast.Call, facts: NotebookFacts) -> tuple[str, str] | None:
-    """`ArmaProcess(ar, ma).generate_sample(50)`: a method named like a draw, called on the
-    object just built."""
-    func = node.func
-    if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call)):
+def _drawing_method(func: ast.expr, facts: NotebookFacts) -> str | None:
+    """A method named like a draw, named by the class its object was built with: on a
+    variable (`arma.generate_sample` after `arma = ArmaProcess(...)`), on the object just
+    built (`ArmaProcess(ar, ma).generate_sample(50)`), or pandas' DataFrame's on a table
+    pandas made (`df.sample(5)` after `df = pd.read_csv(...)`)."""
+    if not isinstance(func, ast.Attribute) or not _MAY_DRAW.search(func.attr):
         return None
-    built = dotted_name(func.value.func)
-    if built is None or not _MAY_DRAW.search(func.attr):
+    receiver = func.value
+    if isinstance(receiver, ast.Name):
+        built = facts.constructors.get(receiver.id)
+    elif isinstance(receiver, ast.Call) and (made := dotted_name(receiver.func)) is not None:
+        built = facts.aliases.resolve(made)
+    else:
         return None
-    qualified = facts.aliases.resolve(built)
-    if not installed_has(qualified, func.attr):
-        return None
-    method = f"{qualified}.{func.attr}"
-    generator = _generator(node, method)
-    return (generator, f"{method}(...)") if generator else None
-
-
-def typed_callee(callee: str, facts: NotebookFacts) -> str:
-    """The callee with imports resolved; a method named like a draw on a variable, named by
-    the class the variable was built with (`arma.generate_sample` with `arma =
-    ArmaProcess(...)`), or by pandas' DataFrame for a table pandas made (`df.sample(5)` after
-    `df = pd.read_csv(...)`)."""
-    qualified = facts.aliases.resolve(callee)
-    receiver, dot, method = callee.partition(".")
-    if not dot or "." in method or not _MAY_DRAW.search(method):
-        return qualified
-    built = facts.constructors.get(receiver)
     if built is None:
-        return qualified
-    if installed_has(built, method):
-        return f"{built}.{method}"
-    if built.startswith("pandas."):
-        return f"pandas.DataFrame.{method}"
-    return qualified
+        return None
+    if installed_has(built, func.attr):
+        return f"{built}.{func.attr}"
+    if built.startswith("pandas.") and isinstance(receiver, ast.Name):
+        return f"pandas.DataFrame.{func.attr}"
+    return None
 
 
 def drawing_functions(facts: NotebookFacts) -> dict[str, str]:
@@ -346,8 +336,9 @@ def drawing_functions(facts: NotebookFacts) -> dict[str, str]:
             for node in ast.walk(body):
                 if not isinstance(node, ast.Call) or (callee := dotted_name(node.func)) is None:
                     continue
+                qualified = _drawing_method(node.func, facts) or facts.aliases.resolve(callee)
                 generator = drawing.get(callee) or (
-                    None if callee in bodies else _generator(node, typed_callee(callee, facts))
+                    None if callee in bodies else _generator(node, qualified)
                 )
                 if generator:
                     drawing[name], changed = generator, True

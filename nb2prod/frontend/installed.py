@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,14 +125,11 @@ def present_after_imports(qualified: str, imported: list[str]) -> bool:
 def installed_has(qualified: str, method: str) -> bool | None:
     """Whether the installed class `qualified` has `method`; None when it cannot be told.
     Kept in the library's store, so scikit-learn is imported once, not on every plan."""
-    store = _SignatureStore.of(qualified.partition(".")[0])
-    if store is None:
-        return None
-    key = f"{qualified}#{method}"
-    if key not in store.entries:
-        found = installed_object(qualified)
-        store.remember(key, hasattr(found, method) if isinstance(found, type) else None)
-    return store.entries[key]
+    return _asked(
+        qualified,
+        f"{qualified}#{method}",
+        lambda found: hasattr(found, method) if isinstance(found, type) else None,
+    )
 
 
 def installed_signature(qualified: str) -> inspect.Signature | object | None:
@@ -258,14 +256,25 @@ def installed_draws_from_numpy(qualified: str) -> bool:
     `numpy.random.standard_normal` on when no `distrvs` is given), directly or through a
     function of its own library it calls. A function that takes a `random_state` says so in
     its signature and is not asked here. Kept in the library's store, like signatures."""
+    return bool(
+        _asked(
+            qualified,
+            f"{qualified}#draws",
+            lambda found: found is not MISSING and _source_draws(found, depth=2),
+        )
+    )
+
+
+def _asked(qualified: str, key: str, answer: Callable[[object], Any]) -> Any:
+    """What `answer` says of the installed object `qualified`, kept in its library's store
+    under `key`: the library is imported once, not on every plan. None when there is no
+    store (a deep-learning framework, a module not installed)."""
     store = _SignatureStore.of(qualified.partition(".")[0])
     if store is None:
-        return False
-    key = f"{qualified}#draws"
+        return None
     if key not in store.entries:
-        found = installed_object(qualified)
-        store.remember(key, found is not MISSING and _source_draws(found, depth=2))
-    return bool(store.entries[key])
+        store.remember(key, answer(installed_object(qualified)))
+    return store.entries[key]
 
 
 _NUMPY_GLOBAL_DRAW = re.compile(
