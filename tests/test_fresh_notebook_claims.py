@@ -477,20 +477,26 @@ def test_predictions_the_notebook_turns_back_from_a_log_scale_are_said_to_be_ser
     assert "TransformedTargetRegressor" in (said.hint or "")
 
 
+# A classifier fitted on one split of the breast cancer data, its validation rows kept.
+CLASSIFIER_FITTED = [
+    "import numpy as np\n"
+    "from sklearn.datasets import load_breast_cancer\n"
+    "from sklearn.linear_model import LogisticRegression\n"
+    "from sklearn.metrics import f1_score\n"
+    "from sklearn.model_selection import train_test_split",
+    "X, y = load_breast_cancer(return_X_y=True)\n"
+    "X_train, X_val, y_train, y_val = train_test_split(X, y, random_state=0)\n"
+    "model = LogisticRegression(max_iter=5000).fit(X_train, y_train)",
+]
+
+
 def test_a_threshold_the_notebook_decides_at_is_said_not_to_be_served(
     write_notebook: Callable[..., Path],
 ) -> None:
     """A cut-off tuned for F1 decides the notebook's classes; the service answers predict's,
     decided at 0.5: said where the notebook decides, not in the loop that tries cut-offs."""
     cells = [
-        "import numpy as np\n"
-        "from sklearn.datasets import load_breast_cancer\n"
-        "from sklearn.linear_model import LogisticRegression\n"
-        "from sklearn.metrics import f1_score\n"
-        "from sklearn.model_selection import train_test_split",
-        "X, y = load_breast_cancer(return_X_y=True)\n"
-        "X_train, X_val, y_train, y_val = train_test_split(X, y, random_state=0)\n"
-        "model = LogisticRegression(max_iter=5000).fit(X_train, y_train)",
+        *CLASSIFIER_FITTED,
         "cuts = np.arange(0.2, 0.8, 0.05)\n"
         "scores = [f1_score(y_val, model.predict_proba(X_val)[:, 1] > t) for t in cuts]\n"
         "best_t = cuts[int(np.argmax(scores))]",
@@ -519,15 +525,8 @@ def test_a_threshold_applied_to_a_renamed_probability_is_said_not_to_be_served(
     """`proba = proba_rf`, then `proba >= best_t`: the same probabilities under another name
     (the notebook compared two models, then took the better one's). Nothing was said."""
     cells = [
-        "import numpy as np\n"
-        "from sklearn.datasets import load_breast_cancer\n"
-        "from sklearn.linear_model import LogisticRegression\n"
-        "from sklearn.metrics import f1_score\n"
-        "from sklearn.model_selection import train_test_split",
-        "X, y = load_breast_cancer(return_X_y=True)\n"
-        "X_train, X_val, y_train, y_val = train_test_split(X, y, random_state=0)\n"
-        "model = LogisticRegression(max_iter=5000).fit(X_train, y_train)\n"
-        "proba_lr = model.predict_proba(X_val)[:, 1]",
+        CLASSIFIER_FITTED[0],
+        CLASSIFIER_FITTED[1] + "\nproba_lr = model.predict_proba(X_val)[:, 1]",
         "proba = proba_lr\nbest_t = 0.35\n"
         "y_pred = (proba >= best_t).astype(int)\nf1 = f1_score(y_val, y_pred)",
     ]

@@ -575,12 +575,8 @@ def test_a_split_output_changed_before_the_fit_has_no_raw_route(
     an array keep the route."""
     path = write_notebook(
         [
-            "import numpy as np\nimport pandas as pd\n"
-            "from sklearn.linear_model import LogisticRegression\n"
-            "from sklearn.model_selection import train_test_split\n"
-            "from sklearn.preprocessing import StandardScaler",
-            "df = pd.DataFrame({'a': [1.0, 2, 3, 4] * 5, 'b': [0.5, 1, 2, 3] * 5, "
-            "'y': [0, 1] * 10})",
+            TABLE_CELLS[0] + "\nfrom sklearn.preprocessing import StandardScaler",
+            TABLE_CELLS[1],
             "X = df[['a', 'b']]\ny = df['y']\n"
             "X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)\n"
             + after_split,

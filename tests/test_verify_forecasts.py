@@ -44,22 +44,28 @@ def test_a_forecaster_is_compared_over_a_stretch_of_its_series(
     assert "parity: every prediction agrees" in done.stdout
 
 
+# A sample drawn only to be plotted, then the series a forecaster is fitted on, both from
+# numpy's seeded global generator.
+SHOWN_SAMPLE = [
+    "import numpy as np\nimport matplotlib.pyplot as plt\n"
+    "from statsmodels.tsa.arima.model import ARIMA\n"
+    "from statsmodels.tsa.arima_process import ArmaProcess",
+    "np.random.seed(0)\nprocess = ArmaProcess(np.array([1, -0.5]), np.array([1]))",
+    "plt.plot(process.generate_sample(nsample=50))",
+    "series = process.generate_sample(nsample=200)",
+    "res = ARIMA(series, order=(1, 0, 0)).fit()",
+]
+
+
 def test_a_dropped_cell_seen_drawing_from_the_seeded_stream_is_named_as_the_cause(
     write_notebook, tmp_path
 ) -> None:
     """A plot of a sample draws from numpy's seeded global stream through a name the notebook
     gives a library method, which no static rule follows (the method called by its own name is
     known, and its draw kept); the notebook's run shows it, and verify names that cell."""
-    cells = [
-        "import numpy as np\nimport matplotlib.pyplot as plt\n"
-        "from statsmodels.tsa.arima.model import ARIMA\n"
-        "from statsmodels.tsa.arima_process import ArmaProcess",
-        "np.random.seed(0)\nprocess = ArmaProcess(np.array([1, -0.5]), np.array([1]))\n"
-        "make_sample = process.generate_sample",
-        "plt.plot(make_sample(nsample=50))",
-        "series = process.generate_sample(nsample=200)",
-        "res = ARIMA(series, order=(1, 0, 0)).fit()",
-    ]
+    cells = [*SHOWN_SAMPLE]
+    cells[1] += "\nmake_sample = process.generate_sample"
+    cells[2] = "plt.plot(make_sample(nsample=50))"
     notebook, package = converted(write_notebook, tmp_path, cells)
     done = nb2prod("verify", notebook, package)
     assert done.code == 1, done.stdout + done.stderr
@@ -76,16 +82,7 @@ def test_a_shown_draw_through_a_library_method_is_kept_and_the_forecast_agrees(
     """statsmodels' `generate_sample` draws from numpy's global generator (its installed source
     says so): the package draws the plotted sample too, without the plot, so the series it
     fits is the notebook's (20 of 20 steps differed)."""
-    cells = [
-        "import numpy as np\nimport matplotlib.pyplot as plt\n"
-        "from statsmodels.tsa.arima.model import ARIMA\n"
-        "from statsmodels.tsa.arima_process import ArmaProcess",
-        "np.random.seed(0)\nprocess = ArmaProcess(np.array([1, -0.5]), np.array([1]))",
-        "plt.plot(process.generate_sample(nsample=50))",
-        "series = process.generate_sample(nsample=200)",
-        "res = ARIMA(series, order=(1, 0, 0)).fit()",
-    ]
-    notebook, package = converted(write_notebook, tmp_path, cells)
+    notebook, package = converted(write_notebook, tmp_path, SHOWN_SAMPLE)
     done = nb2prod("verify", notebook, package)
     assert done.code == 0, done.stdout + done.stderr
     assert "forecast: the same at all 20 steps" in done.stdout
